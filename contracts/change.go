@@ -1,0 +1,161 @@
+// Package contracts holds Rosetta's public wire vocabulary: the change event
+// published on JetStream, the subject layout, and the config events. Programs
+// outside Rosetta may import this package alone to tap the change stream; it
+// has no dependency on the rest of the module.
+//
+// The JSON Schema for the change event is change-event.schema.json beside this
+// file; tests validate real captured events against it.
+package contracts
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// EnvelopeVersion is the version of the change envelope written in "v".
+// It changes only when a field changes meaning or disappears; new optional
+// fields do not bump it.
+const EnvelopeVersion = 1
+
+// Op is the kind of change.
+type Op string
+
+const (
+	OpCreate   Op = "c" // row inserted
+	OpUpdate   Op = "u" // row updated (possibly including its key)
+	OpDelete   Op = "d" // row deleted
+	OpTruncate Op = "t" // table truncated; no key, before or after
+	OpRead     Op = "r" // row read by a snapshot or backfill
+)
+
+// Valid reports whether o is one of the defined ops.
+func (o Op) Valid() bool {
+	switch o {
+	case OpCreate, OpUpdate, OpDelete, OpTruncate, OpRead:
+		return true
+	}
+	return false
+}
+
+// Change is one row change, the body of every message on
+// rosetta.cdc.<source_id>.<schema>.<table>.<partition>.
+//
+// Values in Key, Before and After are JSON: null for SQL NULL, a JSON number
+// for smallint/integer/bigint, a JSON boolean for boolean, and for every other
+// type a JSON string holding PostgreSQL's own text output for the value
+// (numeric, float, bytea as \x…, timestamps, json, arrays, ranges …), so
+// nothing is lost to a JSON number's precision. Columns gives each column's
+// declared type and order.
+type Change struct {
+	V       int      `json:"v"`
+	Op      Op       `json:"op"`
+	Source  Source   `json:"source"`
+	Columns []Column `json:"columns,omitempty"`
+	// Key holds the primary-key (replica identity) columns of the row the
+	// change applies to; for an update that changes the key, the new key
+	// (the old one is in Before).
+	Key Row `json:"key,omitempty"`
+	// Before is the old row when the replica identity provides it: the old
+	// key columns when an update changed the key or on delete under
+	// REPLICA IDENTITY DEFAULT, every column under REPLICA IDENTITY FULL.
+	Before Row `json:"before,omitempty"`
+	// After is the new row for c, u and r.
+	After Row `json:"after,omitempty"`
+	// Unchanged lists columns of After whose value PostgreSQL did not send
+	// because it was TOASTed and unchanged by the update. They are absent
+	// from After (never null); a consumer keeps the value it already has.
+	Unchanged []string `json:"unchanged,omitempty"`
+}
+
+// Row maps column names to JSON values (see Change).
+type Row map[string]json.RawMessage
+
+// Source says where and when a change happened.
+type Source struct {
+	SourceID int64  `json:"source_id"`
+	Database string `json:"db"`
+	Schema   string `json:"schema"`
+	Table    string `json:"table"`
+	// LSN is the WAL position of this change's record ("16/B374D848").
+	LSN string `json:"lsn"`
+	// CommitLSN is the LSN of the commit record of the change's transaction.
+	// Together with Seq it orders every change of a source totally; it is
+	// the version a destination keeps to apply changes idempotently.
+	CommitLSN string `json:"commit_lsn"`
+	// Seq is the 1-based position of the change inside its transaction.
+	Seq        int64     `json:"seq"`
+	TxID       uint32    `json:"txid,omitempty"`
+	CommitTime time.Time `json:"commit_time"`
+	// Snapshot is true for rows read by a snapshot or backfill (op "r").
+	Snapshot bool `json:"snapshot,omitempty"`
+}
+
+// Column describes one column of the changed table.
+type Column struct {
+	Name string `json:"name"`
+	// Type is the source's declared type as format_type prints it,
+	// e.g. "numeric(10,2)", "character varying(20)[]", "public.mood".
+	Type string `json:"type"`
+	// BaseType is the built-in PostgreSQL type the value's text form
+	// belongs to: Type itself for built-in types, the base type for a
+	// domain, and "text" for enums and extension types (citext, hstore…)
+	// whose text form destinations store as text.
+	BaseType string `json:"base_type"`
+	// Key marks primary-key (replica identity) columns.
+	Key bool `json:"key,omitempty"`
+}
+
+// Version is the total order of changes within one source: commit LSN,
+// then position inside the transaction.
+type Version struct {
+	LSN uint64
+	Seq int64
+}
+
+// Less reports whether v is older than w.
+func (v Version) Less(w Version) bool {
+	if v.LSN != w.LSN {
+		return v.LSN < w.LSN
+	}
+	return v.Seq < w.Seq
+}
+
+// Version returns the change's version parsed from Source.
+func (c *Change) Version() (Version, error) {
+	lsn, err := ParseLSN(c.Source.CommitLSN)
+	if err != nil {
+		return Version{}, fmt.Errorf("change commit_lsn: %w", err)
+	}
+	return Version{LSN: lsn, Seq: c.Source.Seq}, nil
+}
+
+// ParseLSN parses PostgreSQL's "XXX/XXX" LSN text form.
+func ParseLSN(s string) (uint64, error) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, fmt.Errorf("parse lsn %q: want XXX/XXX", s)
+	}
+	h, err := strconv.ParseUint(hi, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("parse lsn %q: %w", s, err)
+	}
+	l, err := strconv.ParseUint(lo, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("parse lsn %q: %w", s, err)
+	}
+	return h<<32 | l, nil
+}
+
+// FormatLSN prints an LSN in PostgreSQL's "XXX/XXX" form.
+func FormatLSN(lsn uint64) string {
+	return fmt.Sprintf("%X/%X", uint32(lsn>>32), uint32(lsn))
+}
+
+// MsgID is the deterministic Nats-Msg-Id of a change: publishing the same
+// change twice (after a capture crash) is deduplicated by JetStream.
+func MsgID(sourceID int64, commitLSN string, seq int64) string {
+	return strconv.FormatInt(sourceID, 10) + ":" + commitLSN + ":" + strconv.FormatInt(seq, 10)
+}

@@ -1,0 +1,103 @@
+// Package configstore holds Rosetta's configuration (sources, destinations,
+// pipelines) and the status the services report, in the config PostgreSQL
+// database. Secrets are stored encrypted and only come back decrypted through
+// the methods services use, never through the API's views.
+package configstore
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// PipelineStatus is what an admin asked a pipeline to do.
+type PipelineStatus string
+
+const (
+	StatusStart PipelineStatus = "START"
+	StatusPause PipelineStatus = "PAUSE"
+)
+
+// Health of one pipeline destination as reported by its sink.
+type Health string
+
+const (
+	HealthUnknown Health = "UNKNOWN"
+	HealthHealthy Health = "HEALTHY"
+	HealthLagging Health = "LAGGING"
+	HealthError   Health = "ERROR"
+	HealthPaused  Health = "PAUSED"
+)
+
+// Source is a PostgreSQL database changes are captured from.
+type Source struct {
+	ID          int64     `json:"id"`
+	Name        string    `json:"name"`
+	Host        string    `json:"host"`
+	Port        int       `json:"port"`
+	Database    string    `json:"database"`
+	User        string    `json:"user"`
+	Password    string    `json:"-"` // decrypted; only filled for services
+	Publication string    `json:"publication"`
+	Slot        string    `json:"slot"`
+	SSLMode     string    `json:"sslmode"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Destination is a place changes are applied to. Config holds the
+// type-specific settings without secret fields; Secrets holds the secret
+// fields (password, private_key, private_key_passphrase) decrypted, and is
+// only filled for services.
+type Destination struct {
+	ID        int64             `json:"id"`
+	Name      string            `json:"name"`
+	Type      string            `json:"type"`
+	Config    map[string]any    `json:"config"`
+	Secrets   map[string]string `json:"-"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+}
+
+// ConfigWithSecrets returns the full driver config: Config merged with
+// Secrets, as JSON, for a driver to decode into its typed config.
+func (d Destination) ConfigWithSecrets() (json.RawMessage, error) {
+	m := make(map[string]any, len(d.Config)+len(d.Secrets))
+	for k, v := range d.Config {
+		m[k] = v
+	}
+	for k, v := range d.Secrets {
+		m[k] = v
+	}
+	return json.Marshal(m)
+}
+
+// Pipeline replicates tables of one source to one or more destinations.
+type Pipeline struct {
+	ID             int64          `json:"id"`
+	Name           string         `json:"name"`
+	SourceID       int64          `json:"source_id"`
+	DestinationIDs []int64        `json:"destination_ids"`
+	Tables         []string       `json:"tables"` // "schema.table"
+	Status         PipelineStatus `json:"status"`
+	CreatedAt      time.Time      `json:"created_at"`
+	UpdatedAt      time.Time      `json:"updated_at"`
+}
+
+// DestinationState is the sink's report for one (pipeline, destination).
+type DestinationState struct {
+	PipelineID    int64     `json:"pipeline_id"`
+	DestinationID int64     `json:"destination_id"`
+	Health        Health    `json:"health"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastAppliedAt time.Time `json:"last_applied_at,omitzero"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// SourceState is the capture's report for one source.
+type SourceState struct {
+	SourceID     int64     `json:"source_id"`
+	State        string    `json:"state"` // RUNNING, STOPPED, ERROR
+	LastError    string    `json:"last_error,omitempty"`
+	ConfirmedLSN string    `json:"confirmed_lsn,omitempty"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}

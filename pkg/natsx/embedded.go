@@ -1,0 +1,136 @@
+// Package natsx holds Rosetta's use of NATS: the embedded server, the
+// provisioning of streams and consumers, and config events.
+package natsx
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// EmbeddedConfig configures the in-process NATS server of `rosetta dev`.
+type EmbeddedConfig struct {
+	// Dir holds JetStream's file storage; it survives restarts.
+	Dir string
+	// Host and Port to listen on. Port -1 picks a free port; 0 means the
+	// NATS default 4222, which Rosetta never uses implicitly.
+	Host string
+	Port int
+	// SyncInterval is how often JetStream fsyncs; 0 keeps the server default.
+	SyncInterval time.Duration
+}
+
+// Embedded is a running in-process NATS server with JetStream.
+type Embedded struct {
+	srv *server.Server
+}
+
+// StartEmbedded starts a NATS server with file-backed JetStream in cfg.Dir
+// and waits until it accepts connections.
+func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("start embedded nats: storage dir is empty")
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("start embedded nats: %w", err)
+	}
+	host := cfg.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	port := cfg.Port
+	if port == 0 {
+		port = -1
+	}
+	opts := &server.Options{
+		ServerName:         "rosetta-embedded",
+		Host:               host,
+		Port:               port,
+		JetStream:          true,
+		StoreDir:           filepath.Clean(cfg.Dir),
+		NoSigs:             true,
+		MaxPayload:         8 << 20,
+		SyncInterval:       cfg.SyncInterval,
+		JetStreamMaxMemory: 256 << 20,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded nats: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("start embedded nats: not ready after 30s (storage %s)", cfg.Dir)
+	}
+	if log != nil {
+		log.Info("embedded nats started", "url", srv.ClientURL(), "store", cfg.Dir)
+	}
+	return &Embedded{srv: srv}, nil
+}
+
+// ClientURL is the URL clients connect to.
+func (e *Embedded) ClientURL() string { return e.srv.ClientURL() }
+
+// Server exposes the server for tests that restart it.
+func (e *Embedded) Server() *server.Server { return e.srv }
+
+// Shutdown stops the server and waits for it to finish.
+func (e *Embedded) Shutdown() {
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+}
+
+// Connect opens a connection that reconnects forever (services outlive NATS
+// restarts) and returns it with its JetStream context.
+func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.PingInterval(10 * time.Second),
+		nats.MaxPingsOutstanding(3),
+	}
+	if log != nil {
+		opts = append(opts,
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				if err != nil {
+					log.Warn("nats disconnected", "error", err)
+				}
+			}),
+			nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+		)
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect nats %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream on %s: %w", url, err)
+	}
+	// RetryOnFailedConnect returns before the first connect; wait for it so
+	// callers fail fast with a clear error when the URL is wrong.
+	deadline := time.Now().Add(10 * time.Second)
+	for !nc.IsConnected() {
+		if time.Now().After(deadline) {
+			nc.Close()
+			return nil, nil, fmt.Errorf("connect nats %s: not connected after 10s", url)
+		}
+		select {
+		case <-ctx.Done():
+			nc.Close()
+			return nil, nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nc, js, nil
+}

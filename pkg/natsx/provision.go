@@ -1,0 +1,201 @@
+package natsx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rosettacdc/rosetta/contracts"
+)
+
+// StreamLimits bounds a source's change stream.
+type StreamLimits struct {
+	// MaxBytes is the stream's size limit. The stream discards nothing:
+	// publishes beyond it are refused, so capture stops confirming WAL.
+	MaxBytes int64
+	// Duplicates is the dedup window for Nats-Msg-Id; it must outlast the
+	// time between a publish and capture's restart after a crash.
+	Duplicates time.Duration
+	// Replicas is 1 on one server, 3 in a production cluster.
+	Replicas int
+}
+
+// DefaultStreamLimits are used when a field of StreamLimits is zero.
+func DefaultStreamLimits() StreamLimits {
+	return StreamLimits{MaxBytes: 1 << 30, Duplicates: 10 * time.Minute, Replicas: 1}
+}
+
+func (l StreamLimits) withDefaults() StreamLimits {
+	d := DefaultStreamLimits()
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = d.MaxBytes
+	}
+	if l.Duplicates <= 0 {
+		l.Duplicates = d.Duplicates
+	}
+	if l.Replicas <= 0 {
+		l.Replicas = d.Replicas
+	}
+	return l
+}
+
+// SourceStreamConfig is the stream of one source. Interest retention keeps a
+// change until every pipeline consumer has acked it, and DiscardNew refuses
+// new changes rather than dropping unconsumed ones when the stream is full.
+func SourceStreamConfig(sourceID int64, lim StreamLimits) jetstream.StreamConfig {
+	lim = lim.withDefaults()
+	return jetstream.StreamConfig{
+		Name:        contracts.StreamName(sourceID),
+		Description: fmt.Sprintf("Rosetta change events of source %d", sourceID),
+		Subjects:    []string{contracts.SourceFilter(sourceID)},
+		Retention:   jetstream.InterestPolicy,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    lim.MaxBytes,
+		Storage:     jetstream.FileStorage,
+		Replicas:    lim.Replicas,
+		Duplicates:  lim.Duplicates,
+	}
+}
+
+// EnsureSourceStream creates or updates the stream of one source.
+func EnsureSourceStream(ctx context.Context, js jetstream.JetStream, sourceID int64, lim StreamLimits) (jetstream.Stream, error) {
+	cfg := SourceStreamConfig(sourceID, lim)
+	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+// DeleteSourceStream removes a source's stream; a missing stream is fine.
+func DeleteSourceStream(ctx context.Context, js jetstream.JetStream, sourceID int64) error {
+	err := js.DeleteStream(ctx, contracts.StreamName(sourceID))
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("delete stream %s: %w", contracts.StreamName(sourceID), err)
+	}
+	return nil
+}
+
+// Table names a source table.
+type Table struct {
+	Schema string
+	Name   string
+}
+
+// ConsumerAckWait is how long a fetched, unacked change stays with one sink
+// before JetStream redelivers it. Sinks extend it while a batch is retried.
+const ConsumerAckWait = 60 * time.Second
+
+// PipelineConsumerConfig is the durable consumer of one pipeline destination,
+// filtered to the pipeline's tables. It starts at new messages: it is created
+// before the tables are added to the source's publication, so it sees every
+// change captured for them. MaxDeliver is unlimited: a change is never given
+// up on by JetStream; sinks dead-letter what a destination rejects.
+func PipelineConsumerConfig(sourceID, pipelineID, destinationID int64, tables []Table) jetstream.ConsumerConfig {
+	filters := make([]string, 0, len(tables))
+	for _, t := range tables {
+		filters = append(filters, contracts.TableFilter(sourceID, t.Schema, t.Name))
+	}
+	return jetstream.ConsumerConfig{
+		Durable:        contracts.ConsumerName(pipelineID, destinationID),
+		Description:    fmt.Sprintf("Rosetta pipeline %d to destination %d", pipelineID, destinationID),
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        ConsumerAckWait,
+		MaxDeliver:     -1,
+		MaxAckPending:  50000,
+		FilterSubjects: filters,
+		MaxWaiting:     64,
+	}
+}
+
+// EnsurePipelineConsumer creates or updates the durable consumer of one
+// pipeline destination (its filter follows the pipeline's tables). The
+// source's stream must exist.
+func EnsurePipelineConsumer(ctx context.Context, js jetstream.JetStream, sourceID, pipelineID, destinationID int64, tables []Table) (jetstream.Consumer, error) {
+	if len(tables) == 0 {
+		return nil, fmt.Errorf("ensure consumer of pipeline %d destination %d: no tables", pipelineID, destinationID)
+	}
+	cfg := PipelineConsumerConfig(sourceID, pipelineID, destinationID, tables)
+	c, err := js.CreateOrUpdateConsumer(ctx, contracts.StreamName(sourceID), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, contracts.StreamName(sourceID), err)
+	}
+	return c, nil
+}
+
+// DeletePipelineConsumer removes the consumer of a pipeline destination; a
+// missing consumer or stream is fine.
+func DeletePipelineConsumer(ctx context.Context, js jetstream.JetStream, sourceID, pipelineID, destinationID int64) error {
+	name := contracts.ConsumerName(pipelineID, destinationID)
+	err := js.DeleteConsumer(ctx, contracts.StreamName(sourceID), name)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("delete consumer %s: %w", name, err)
+	}
+	return nil
+}
+
+// EnsureConfigStream creates the stream of config events (kept a day; they
+// are notifications, the config DB is the state).
+func EnsureConfigStream(ctx context.Context, js jetstream.JetStream) error {
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        contracts.ConfigStreamName,
+		Description: "Rosetta config change events",
+		Subjects:    []string{contracts.ConfigPrefix + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      24 * time.Hour,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("ensure stream %s: %w", contracts.ConfigStreamName, err)
+	}
+	return nil
+}
+
+// PublishConfigEvent publishes ev and waits for JetStream's ack.
+func PublishConfigEvent(ctx context.Context, js jetstream.JetStream, ev contracts.ConfigEvent) error {
+	if ev.At.IsZero() {
+		ev.At = time.Now().UTC()
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode config event: %w", err)
+	}
+	if _, err := js.Publish(ctx, ev.Subject(), body); err != nil {
+		return fmt.Errorf("publish config event %s: %w", ev.Subject(), err)
+	}
+	return nil
+}
+
+// WatchConfig calls fn for every config event published from now on, until
+// ctx ends. Events are hints to reconcile; a missed one is caught by the
+// caller's periodic reconcile.
+func WatchConfig(ctx context.Context, js jetstream.JetStream, fn func(contracts.ConfigEvent)) error {
+	if err := EnsureConfigStream(ctx, js); err != nil {
+		return err
+	}
+	cons, err := js.OrderedConsumer(ctx, contracts.ConfigStreamName, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("watch config events: %w", err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		var ev contracts.ConfigEvent
+		if err := json.Unmarshal(m.Data(), &ev); err == nil {
+			fn(ev)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("watch config events: %w", err)
+	}
+	go func() {
+		<-ctx.Done()
+		cc.Stop()
+	}()
+	return nil
+}

@@ -1,0 +1,167 @@
+// Package settings is the one place Rosetta's environment variables are
+// named, defaulted and validated. Every service takes a *Settings; flags on
+// the command line may override fields after Load.
+package settings
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Environment variable names.
+const (
+	EnvConfigDSN   = "ROSETTA_CONFIG_DSN"
+	EnvHTTPAddr    = "ROSETTA_HTTP_ADDR"
+	EnvNATSURL     = "ROSETTA_NATS_URL"
+	EnvRedisURL    = "ROSETTA_REDIS_URL"
+	EnvDataDir     = "ROSETTA_DATA_DIR"
+	EnvSecretKey   = "ROSETTA_SECRET_KEY"
+	EnvLogLevel    = "ROSETTA_LOG_LEVEL"
+	EnvLogFormat   = "ROSETTA_LOG_FORMAT"
+	EnvReconcile   = "ROSETTA_RECONCILE_INTERVAL"
+	EnvStreamBytes = "ROSETTA_STREAM_MAX_BYTES"
+	EnvBatchSize   = "ROSETTA_SINK_BATCH_SIZE"
+	EnvBatchWait   = "ROSETTA_SINK_BATCH_WAIT"
+)
+
+// DevSecretKey encrypts secrets under `rosetta dev` when ROSETTA_SECRET_KEY
+// is unset. It is public, so anything it encrypted is readable by anyone
+// with the config DB; services other than dev refuse to start without a key.
+const DevSecretKey = "rosetta-dev-insecure-key-change-me"
+
+// Settings configures every Rosetta service.
+type Settings struct {
+	// ConfigDSN is the config database (PostgreSQL).
+	ConfigDSN string
+	// HTTPAddr is where the REST API listens.
+	HTTPAddr string
+	// NATSURL is the NATS server; empty runs an embedded server with
+	// JetStream stored under DataDir/nats.
+	NATSURL string
+	// RedisURL is the Redis holding dead-letter queues; empty disables them.
+	RedisURL string
+	// DataDir holds embedded NATS storage and local destination files.
+	DataDir string
+	// SecretKey encrypts stored passwords and keys (AES-256-GCM, key derived
+	// with SHA-256 from this string). At least 16 characters.
+	SecretKey string
+	// Dev is set by `rosetta dev`: allows the dev secret key, with a warning.
+	Dev bool
+	// LogLevel is debug, info, warn or error; LogFormat is text or json.
+	LogLevel  string
+	LogFormat string
+	// ReconcileInterval is how often services re-read the config DB even
+	// without a config event.
+	ReconcileInterval time.Duration
+	// StreamMaxBytes bounds each source's stream. When full, capture stops
+	// confirming WAL to the source instead of JetStream discarding changes.
+	StreamMaxBytes int64
+	// SinkBatchSize and SinkBatchWait bound one applied batch.
+	SinkBatchSize int
+	SinkBatchWait time.Duration
+}
+
+// Default returns the settings used when nothing is set: everything on
+// localhost, data under ./.rosetta.
+func Default() Settings {
+	return Settings{
+		ConfigDSN:         "postgres://postgres@127.0.0.1:5432/rosetta?sslmode=disable",
+		HTTPAddr:          "127.0.0.1:8080",
+		DataDir:           ".rosetta",
+		LogLevel:          "info",
+		LogFormat:         "json",
+		ReconcileInterval: 30 * time.Second,
+		StreamMaxBytes:    1 << 30,
+		SinkBatchSize:     1000,
+		SinkBatchWait:     200 * time.Millisecond,
+	}
+}
+
+// Load reads the environment over Default.
+func Load() (Settings, error) {
+	s := Default()
+	str := func(name string, dst *string) {
+		if v, ok := os.LookupEnv(name); ok {
+			*dst = v
+		}
+	}
+	str(EnvConfigDSN, &s.ConfigDSN)
+	str(EnvHTTPAddr, &s.HTTPAddr)
+	str(EnvNATSURL, &s.NATSURL)
+	str(EnvRedisURL, &s.RedisURL)
+	str(EnvDataDir, &s.DataDir)
+	str(EnvSecretKey, &s.SecretKey)
+	str(EnvLogLevel, &s.LogLevel)
+	str(EnvLogFormat, &s.LogFormat)
+	var errs []error
+	if v := os.Getenv(EnvReconcile); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want a duration like 30s: %w", EnvReconcile, v, err))
+		}
+		s.ReconcileInterval = d
+	}
+	if v := os.Getenv(EnvStreamBytes); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want a byte count: %w", EnvStreamBytes, v, err))
+		}
+		s.StreamMaxBytes = n
+	}
+	if v := os.Getenv(EnvBatchSize); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want a row count: %w", EnvBatchSize, v, err))
+		}
+		s.SinkBatchSize = n
+	}
+	if v := os.Getenv(EnvBatchWait); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want a duration like 200ms: %w", EnvBatchWait, v, err))
+		}
+		s.SinkBatchWait = d
+	}
+	return s, errors.Join(errs...)
+}
+
+// Validate checks the settings a service needs; it applies the dev secret
+// key under Dev and reports whether it did (the caller logs a warning).
+func (s *Settings) Validate() (usedDevKey bool, err error) {
+	var errs []error
+	if s.ConfigDSN == "" {
+		errs = append(errs, fmt.Errorf("%s is empty: set it to the config database URL", EnvConfigDSN))
+	}
+	if s.SecretKey == "" && s.Dev {
+		s.SecretKey = DevSecretKey
+		usedDevKey = true
+	}
+	if s.SecretKey == "" {
+		errs = append(errs, fmt.Errorf("%s is empty: set it to a random string of at least 16 characters (e.g. `openssl rand -hex 32`)", EnvSecretKey))
+	} else if len(s.SecretKey) < 16 {
+		errs = append(errs, fmt.Errorf("%s is too short (%d characters): use at least 16", EnvSecretKey, len(s.SecretKey)))
+	}
+	if s.ReconcileInterval <= 0 {
+		errs = append(errs, fmt.Errorf("%s must be positive", EnvReconcile))
+	}
+	if s.StreamMaxBytes <= 0 {
+		errs = append(errs, fmt.Errorf("%s must be positive", EnvStreamBytes))
+	}
+	if s.SinkBatchSize <= 0 || s.SinkBatchSize > 100000 {
+		errs = append(errs, fmt.Errorf("%s must be between 1 and 100000", EnvBatchSize))
+	}
+	if s.SinkBatchWait <= 0 {
+		errs = append(errs, fmt.Errorf("%s must be positive", EnvBatchWait))
+	}
+	if s.DataDir != "" {
+		abs, err := filepath.Abs(s.DataDir)
+		if err == nil {
+			s.DataDir = abs
+		}
+	}
+	return usedDevKey, errors.Join(errs...)
+}
