@@ -26,6 +26,7 @@ const (
 	EnvStreamBytes = "ROSETTA_STREAM_MAX_BYTES"
 	EnvBatchSize   = "ROSETTA_SINK_BATCH_SIZE"
 	EnvBatchWait   = "ROSETTA_SINK_BATCH_WAIT"
+	EnvNATSListen  = "ROSETTA_EMBEDDED_NATS_ADDR"
 )
 
 // DevSecretKey encrypts secrets under `rosetta dev` when ROSETTA_SECRET_KEY
@@ -42,6 +43,10 @@ type Settings struct {
 	// NATSURL is the NATS server; empty runs an embedded server with
 	// JetStream stored under DataDir/nats.
 	NATSURL string
+	// EmbeddedNATSAddr is where the embedded NATS server listens, so that
+	// `rosetta tail` and other programs can tap the stream. Port 0 picks a
+	// free port. The default avoids 4222, where a system NATS often runs.
+	EmbeddedNATSAddr string
 	// RedisURL is the Redis holding dead-letter queues; empty disables them.
 	RedisURL string
 	// DataDir holds embedded NATS storage and local destination files.
@@ -71,6 +76,7 @@ func Default() Settings {
 	return Settings{
 		ConfigDSN:         "postgres://postgres@127.0.0.1:5432/rosetta?sslmode=disable",
 		HTTPAddr:          "127.0.0.1:8080",
+		EmbeddedNATSAddr:  "127.0.0.1:4223",
 		DataDir:           ".rosetta",
 		LogLevel:          "info",
 		LogFormat:         "json",
@@ -93,6 +99,7 @@ func Load() (Settings, error) {
 	str(EnvHTTPAddr, &s.HTTPAddr)
 	str(EnvNATSURL, &s.NATSURL)
 	str(EnvRedisURL, &s.RedisURL)
+	str(EnvNATSListen, &s.EmbeddedNATSAddr)
 	str(EnvDataDir, &s.DataDir)
 	str(EnvSecretKey, &s.SecretKey)
 	str(EnvLogLevel, &s.LogLevel)

@@ -1,0 +1,36 @@
+# Rosetta. `make demo` shows it working; `make test` runs every test.
+SHELL := /bin/bash
+GO ?= go
+export GOTOOLCHAIN ?= auto
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+TEST_FLAGS ?= -race -count=1 -timeout 30m
+
+.PHONY: all build deps test test-short demo lint fmt vet clean
+
+all: build
+
+deps:
+	@./scripts/ensure-deps.sh
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/rosetta ./services/rosetta
+
+# Every test, against real PostgreSQL, Redis and NATS servers the tests start
+# themselves. Prints one closing line: "N passed, N failed, N skipped".
+test: deps
+	@set -o pipefail; $(GO) test $(TEST_FLAGS) -json ./... | $(GO) run ./scripts/testsummary
+
+demo: deps build
+	@./scripts/demo.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+lint: vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+clean:
+	rm -rf bin .rosetta/demo

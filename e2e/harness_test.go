@@ -1,0 +1,334 @@
+// Package e2e drives the real rosetta binary through its REST API against
+// real PostgreSQL servers and asserts that destinations equal sources.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rosettacdc/rosetta/pkg/testkit"
+)
+
+var rosettaBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rosetta-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	rosettaBin = filepath.Join(dir, "rosetta")
+	build := exec.Command("go", "build", "-race", "-o", rosettaBin, "../services/rosetta")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build rosetta:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one test's world: a PostgreSQL cluster holding the config, source
+// and destination databases, and a rosetta dev process.
+type env struct {
+	t        *testing.T
+	pg       *testkit.Postgres
+	configDB string
+	sourceDB string
+	destDB   string
+	dataDir  string
+	httpAddr string
+	natsAddr string
+	proc     *exec.Cmd
+	exited   chan error
+	logBuf   *syncBuffer
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	pg := testkit.StartPostgres(t)
+	e := &env{
+		t:        t,
+		pg:       pg,
+		configDB: pg.CreateDatabase(t, "config"),
+		sourceDB: pg.CreateDatabase(t, "source"),
+		destDB:   pg.CreateDatabase(t, "dest"),
+		dataDir:  t.TempDir(),
+		httpAddr: "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)),
+		natsAddr: "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)),
+	}
+	t.Cleanup(func() {
+		e.stop(syscall.SIGKILL)
+		if t.Failed() && e.logBuf != nil {
+			t.Logf("rosetta log (tail):\n%s", tail(e.logBuf.String(), 6000))
+		}
+	})
+	return e
+}
+
+// start runs `rosetta dev` and waits until its API answers.
+func (e *env) start() {
+	e.t.Helper()
+	cmd := exec.Command(rosettaBin, "dev")
+	cmd.Env = append(os.Environ(),
+		"ROSETTA_CONFIG_DSN="+e.pg.DSN(e.configDB),
+		"ROSETTA_HTTP_ADDR="+e.httpAddr,
+		"ROSETTA_EMBEDDED_NATS_ADDR="+e.natsAddr,
+		"ROSETTA_NATS_URL=",
+		"ROSETTA_DATA_DIR="+e.dataDir,
+		"ROSETTA_SECRET_KEY=e2e-test-secret-key-0123456789",
+		"ROSETTA_RECONCILE_INTERVAL=2s",
+		"ROSETTA_LOG_LEVEL=debug",
+		"ROSETTA_LOG_FORMAT=text",
+	)
+	if e.logBuf == nil {
+		e.logBuf = &syncBuffer{}
+	}
+	cmd.Stdout, cmd.Stderr = e.logBuf, e.logBuf
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start rosetta: %v", err)
+	}
+	e.proc = cmd
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			e.proc = nil
+			e.t.Fatalf("rosetta dev exited during start: %v\n%s", err, tail(e.logBuf.String(), 4000))
+		default:
+		}
+		if e.healthy() {
+			break
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("rosetta dev not healthy after 90s\n%s", tail(e.logBuf.String(), 4000))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	e.exited = exited
+}
+
+func (e *env) healthy() bool {
+	resp, err := http.Get("http://" + e.httpAddr + "/api/v1/health")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// stop sends sig and waits for the process to exit.
+func (e *env) stop(sig syscall.Signal) {
+	if e.proc == nil {
+		return
+	}
+	p := e.proc
+	e.proc = nil
+	syscall.Kill(p.Process.Pid, sig)
+	select {
+	case <-e.exited:
+	case <-time.After(60 * time.Second):
+		syscall.Kill(p.Process.Pid, syscall.SIGKILL)
+		<-e.exited
+	}
+}
+
+// api calls the REST API and decodes the JSON answer into out (may be nil).
+func (e *env) api(method, path string, body any, out any) int {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://"+e.httpAddr+"/api/v1"+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			e.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// mustAPI is api that fails the test on a non-2xx answer.
+func (e *env) mustAPI(method, path string, body any, out any) {
+	e.t.Helper()
+	var raw json.RawMessage
+	code := e.api(method, path, body, &raw)
+	if code >= 300 {
+		e.t.Fatalf("%s %s: HTTP %d: %s", method, path, code, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			e.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
+		}
+	}
+}
+
+type idOnly struct {
+	ID int64 `json:"id"`
+}
+
+// createPipeline registers the source and destination databases and a
+// pipeline over tables, and starts it. It returns the pipeline id.
+func (e *env) createPipeline(tables ...string) int64 {
+	e.t.Helper()
+	var src, dst, pipe idOnly
+	e.mustAPI("POST", "/sources", map[string]any{
+		"name": "src", "host": "127.0.0.1", "port": e.pg.Port, "database": e.sourceDB,
+		"user": "postgres", "password": "source-secret-pw", "sslmode": "disable",
+	}, &src)
+	e.mustAPI("POST", "/destinations", map[string]any{
+		"name": "dst", "type": "postgres", "config": map[string]any{
+			"host": "127.0.0.1", "port": e.pg.Port, "database": e.destDB, "user": "postgres",
+			"password": "dest-secret-pw", "schema": "public", "sslmode": "disable",
+		},
+	}, &dst)
+	e.mustAPI("POST", "/pipelines", map[string]any{
+		"name": "p", "source_id": src.ID, "destination_ids": []int64{dst.ID}, "tables": tables,
+	}, &pipe)
+	e.mustAPI("POST", fmt.Sprintf("/pipelines/%d/start", pipe.ID), nil, nil)
+	return pipe.ID
+}
+
+// tableRows returns every row of table as the text of each source column,
+// ordered by the first column, so that source and destination compare equal
+// exactly when they hold the same values.
+func tableRows(t *testing.T, conn *pgx.Conn, table string, cols []string) ([]string, error) {
+	t.Helper()
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = "coalesce(" + pgx.Identifier{c}.Sanitize() + "::text, '<NULL>')"
+	}
+	q := "SELECT concat_ws('|', " + strings.Join(quoted, ", ") + ") FROM " + pgx.Identifier{table}.Sanitize() +
+		" ORDER BY " + pgx.Identifier{cols[0]}.Sanitize()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rows, err := conn.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// waitConverged waits until every table's rows at the destination equal the
+// source's, and fails with the first difference otherwise.
+func (e *env) waitConverged(timeout time.Duration, tables map[string][]string) {
+	e.t.Helper()
+	src := e.pg.Connect(e.t, e.sourceDB)
+	dst := e.pg.Connect(e.t, e.destDB)
+	deadline := time.Now().Add(timeout)
+	var diff string
+	for {
+		diff = ""
+		for table, cols := range tables {
+			want, err := tableRows(e.t, src, table, cols)
+			if err != nil {
+				e.t.Fatalf("read source %s: %v", table, err)
+			}
+			got, err := tableRows(e.t, dst, table, cols)
+			if err != nil {
+				diff = fmt.Sprintf("read destination %s: %v", table, err)
+				break
+			}
+			if !slices.Equal(want, got) {
+				diff = describeDiff(table, want, got)
+				break
+			}
+		}
+		if diff == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("destination did not converge in %s: %s", timeout, diff)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+func describeDiff(table string, want, got []string) string {
+	w := map[string]int{}
+	for _, r := range want {
+		w[r]++
+	}
+	g := map[string]int{}
+	for _, r := range got {
+		g[r]++
+	}
+	var missing, extra []string
+	for r, n := range w {
+		if g[r] < n {
+			missing = append(missing, r)
+		}
+	}
+	for r, n := range g {
+		if w[r] < n {
+			extra = append(extra, r)
+		}
+	}
+	slices.Sort(missing)
+	slices.Sort(extra)
+	clip := func(s []string) []string {
+		for i := range s {
+			if len(s[i]) > 120 {
+				s[i] = s[i][:120] + "…"
+			}
+		}
+		if len(s) > 5 {
+			return append(s[:5], fmt.Sprintf("… %d more", len(s)-5))
+		}
+		return s
+	}
+	return fmt.Sprintf("%s: source %d rows, destination %d rows; missing or stale at destination %q; extra or stale at destination %q",
+		table, len(want), len(got), clip(missing), clip(extra))
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}

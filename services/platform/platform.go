@@ -1,0 +1,146 @@
+// Package platform is the fx module every Rosetta service stands on: the
+// logger, the config store (migrated on start), the NATS connection (to
+// ROSETTA_NATS_URL, or to an embedded server when it is empty) and, when
+// configured, the Redis client.
+package platform
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/fx"
+
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
+	"github.com/rosettacdc/rosetta/pkg/secrets"
+	"github.com/rosettacdc/rosetta/pkg/settings"
+)
+
+// Module provides *slog.Logger is supplied by the caller (see NewLogger);
+// this module provides the store, NATS and, optionally, Redis.
+func Module(s *settings.Settings) fx.Option {
+	opts := []fx.Option{
+		fx.Supply(s),
+		fx.Provide(newStore, newNATS),
+	}
+	if s.RedisURL != "" {
+		opts = append(opts, fx.Provide(newRedis))
+	}
+	return fx.Module("platform", opts...)
+}
+
+// NewLogger builds the process logger from settings: JSON for production,
+// text for `rosetta dev` unless ROSETTA_LOG_FORMAT says otherwise.
+func NewLogger(s *settings.Settings) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(s.LogFormat, "text") {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+func newStore(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (*configstore.Store, error) {
+	box, err := secrets.New(s.SecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := configstore.Open(ctx, s.ConfigDSN, box)
+	if err != nil {
+		return nil, fmt.Errorf("open config db (%s): %w", settings.EnvConfigDSN, err)
+	}
+	// Migrations are applied on every start; they are idempotent and
+	// serialized by an advisory lock, so several services may start at once.
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("migrate config db: %w", err)
+	}
+	log.Debug("config db ready")
+	lc.Append(fx.StopHook(st.Close))
+	return st, nil
+}
+
+// NATSResult carries the connection and its JetStream context.
+type NATSResult struct {
+	fx.Out
+	Conn *nats.Conn
+	JS   jetstream.JetStream
+}
+
+func newNATS(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (NATSResult, error) {
+	url := s.NATSURL
+	var emb *natsx.Embedded
+	if url == "" {
+		host, port, err := splitAddr(s.EmbeddedNATSAddr)
+		if err != nil {
+			return NATSResult{}, fmt.Errorf("%s: %w", settings.EnvNATSListen, err)
+		}
+		emb, err = natsx.StartEmbedded(natsx.EmbeddedConfig{
+			Dir: filepath.Join(s.DataDir, "nats"), Host: host, Port: port,
+		}, log)
+		if err != nil {
+			return NATSResult{}, fmt.Errorf("embedded nats on %s (set %s to another address, or %s to use a NATS server): %w",
+				s.EmbeddedNATSAddr, settings.EnvNATSListen, settings.EnvNATSURL, err)
+		}
+		url = emb.ClientURL()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc, js, err := natsx.Connect(ctx, url, "rosetta", log)
+	if err != nil {
+		if emb != nil {
+			emb.Shutdown()
+		}
+		return NATSResult{}, err
+	}
+	// Registered before any service's hooks, so it stops after them: the
+	// services drain (acks, final confirmations) while NATS is still up.
+	lc.Append(fx.StopHook(func() {
+		_ = nc.Drain()
+		nc.Close()
+		if emb != nil {
+			emb.Shutdown()
+		}
+	}))
+	return NATSResult{Conn: nc, JS: js}, nil
+}
+
+func newRedis(lc fx.Lifecycle, s *settings.Settings) (*redis.Client, error) {
+	opt, err := redis.ParseURL(s.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", settings.EnvRedisURL, err)
+	}
+	c := redis.NewClient(opt)
+	lc.Append(fx.StopHook(c.Close))
+	return c, nil
+}
+
+func splitAddr(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("address %q: want host:port: %w", addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("address %q: bad port: %w", addr, err)
+	}
+	if port == 0 {
+		port = -1
+	}
+	return host, port, nil
+}

@@ -1,0 +1,181 @@
+// Command rosetta runs Rosetta's services. Each subcommand runs one service
+// (api, capture, sink); `rosetta dev` runs all of them in one process with an
+// embedded NATS server. They are the same fx modules either way.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/secrets"
+	"github.com/rosettacdc/rosetta/pkg/settings"
+	"github.com/rosettacdc/rosetta/services/api"
+	"github.com/rosettacdc/rosetta/services/capture"
+	"github.com/rosettacdc/rosetta/services/platform"
+	"github.com/rosettacdc/rosetta/services/sink"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `rosetta — real-time PostgreSQL change data capture
+
+Usage:
+  rosetta dev        run api, capture and sink in one process, embedded NATS
+  rosetta api        run the REST API
+  rosetta capture    run capture (PostgreSQL -> JetStream)
+  rosetta sink       run sinks (JetStream -> destinations)
+  rosetta migrate    apply config DB migrations and exit
+  rosetta version    print the version
+
+Configuration comes from the environment (flags override):
+  ROSETTA_CONFIG_DSN          config database URL
+  ROSETTA_HTTP_ADDR           API listen address (default 127.0.0.1:8080)
+  ROSETTA_NATS_URL            NATS server; empty runs an embedded one
+  ROSETTA_EMBEDDED_NATS_ADDR  embedded NATS listen address (default 127.0.0.1:4223)
+  ROSETTA_REDIS_URL           Redis for dead-letter queues (optional)
+  ROSETTA_DATA_DIR            data directory (default ./.rosetta)
+  ROSETTA_SECRET_KEY          key encrypting stored secrets (required, except dev)
+  ROSETTA_LOG_LEVEL           debug, info, warn, error
+  ROSETTA_LOG_FORMAT          json or text
+Run 'rosetta <command> -h' for the flags of a command.
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "rosetta:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "version":
+		fmt.Fprintln(stdout, "rosetta", version)
+		return nil
+	case "dev", "api", "capture", "sink", "migrate":
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+
+	s, err := settings.Load()
+	if err != nil {
+		return err
+	}
+	if cmd == "dev" {
+		s.Dev = true
+		if os.Getenv(settings.EnvLogFormat) == "" {
+			s.LogFormat = "text"
+		}
+	}
+	fs := flag.NewFlagSet("rosetta "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&s.ConfigDSN, "config-dsn", s.ConfigDSN, "config database URL ("+settings.EnvConfigDSN+")")
+	fs.StringVar(&s.HTTPAddr, "http-addr", s.HTTPAddr, "API listen address ("+settings.EnvHTTPAddr+")")
+	fs.StringVar(&s.NATSURL, "nats-url", s.NATSURL, "NATS URL, empty for embedded ("+settings.EnvNATSURL+")")
+	fs.StringVar(&s.RedisURL, "redis-url", s.RedisURL, "Redis URL ("+settings.EnvRedisURL+")")
+	fs.StringVar(&s.DataDir, "data-dir", s.DataDir, "data directory ("+settings.EnvDataDir+")")
+	fs.StringVar(&s.LogLevel, "log-level", s.LogLevel, "log level ("+settings.EnvLogLevel+")")
+	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	usedDevKey, err := s.Validate()
+	if err != nil {
+		return err
+	}
+	log := platform.NewLogger(&s)
+	if usedDevKey {
+		log.Warn("ROSETTA_SECRET_KEY is not set: using the public development key; secrets in this config DB are NOT protected. Set ROSETTA_SECRET_KEY outside development.")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	if cmd == "migrate" {
+		return migrate(ctx, &s, log)
+	}
+
+	opts := []fx.Option{
+		fx.Supply(log),
+		platform.Module(&s),
+		fx.Provide(
+			fx.Annotate(asStore, fx.As(new(capture.ConfigStore))),
+			fx.Annotate(asStore, fx.As(new(sink.ConfigStore))),
+		),
+		fx.WithLogger(func() fxevent.Logger {
+			if s.LogLevel == "debug" {
+				return &fxevent.SlogLogger{Logger: log}
+			}
+			return fxevent.NopLogger
+		}),
+	}
+	switch cmd {
+	case "dev":
+		opts = append(opts, api.Module, capture.Module, sink.Module)
+	case "api":
+		opts = append(opts, api.Module)
+	case "capture":
+		opts = append(opts, capture.Module)
+	case "sink":
+		opts = append(opts, sink.Module)
+	}
+	app := fx.New(opts...)
+	if err := app.Err(); err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := app.Start(startCtx); err != nil {
+		return fmt.Errorf("start %s: %w", cmd, err)
+	}
+	log.Info("rosetta running", "command", cmd, "api", s.HTTPAddr, "version", version)
+	<-ctx.Done()
+	log.Info("shutting down: draining in-flight work")
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelStop()
+	if err := app.Stop(stopCtx); err != nil {
+		return fmt.Errorf("stop %s: %w", cmd, err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func asStore(s *configstore.Store) *configstore.Store { return s }
+
+func migrate(ctx context.Context, s *settings.Settings, log *slog.Logger) error {
+	box, err := secrets.New(s.SecretKey)
+	if err != nil {
+		return err
+	}
+	st, err := configstore.Open(ctx, s.ConfigDSN, box)
+	if err != nil {
+		return fmt.Errorf("open config db: %w", err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	log.Info("config db migrated")
+	return nil
+}
