@@ -164,7 +164,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 func asStore(s *configstore.Store) *configstore.Store { return s }
 
 func migrate(ctx context.Context, s *settings.Settings, log *slog.Logger) error {
-	box, err := secrets.New(s.SecretKey)
+	box, err := secrets.NewBox(s.SecretKey)
 	if err != nil {
 		return err
 	}
