@@ -1,0 +1,439 @@
+// Package cdc is the pure core of the sink side: it turns the change events of
+// one fetched batch (contracts.Change) into the per-table, per-key final
+// states a destination driver applies in one transaction. It does no I/O.
+//
+// Collapsing is what lets a driver apply a batch with a handful of set-based
+// statements: after Collapse every key of a table appears at most once, with
+// the newest version seen in the batch. Drivers still guard every write with
+// that version, because the same change can arrive again in a later batch
+// (at-least-once delivery) and must then change nothing.
+package cdc
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/rosettacdc/rosetta/contracts"
+)
+
+// TableRef names a source table.
+type TableRef struct {
+	Schema string
+	Table  string
+}
+
+// String is schema.table, for logs and errors (not for SQL).
+func (t TableRef) String() string { return t.Schema + "." + t.Table }
+
+// Value is one column value in PostgreSQL's text form, ready to be sent
+// through COPY or bound as text.
+type Value struct {
+	Text string
+	Null bool
+}
+
+// ValueFromJSON converts an envelope value to its PostgreSQL text form: a
+// JSON string becomes its content, a number its literal, a boolean
+// "true"/"false", null (or an absent value) SQL NULL. Objects and arrays,
+// which the contract does not produce, are kept as their JSON text.
+func ValueFromJSON(raw json.RawMessage) (Value, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return Value{Null: true}, nil
+	}
+	switch raw[0] {
+	case 'n':
+		if string(raw) == "null" {
+			return Value{Null: true}, nil
+		}
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return Value{}, fmt.Errorf("decode json string value: %w", err)
+		}
+		return Value{Text: s}, nil
+	case 't':
+		if string(raw) == "true" {
+			return Value{Text: "true"}, nil
+		}
+	case 'f':
+		if string(raw) == "false" {
+			return Value{Text: "false"}, nil
+		}
+	case '{', '[':
+		if !json.Valid(raw) {
+			return Value{}, fmt.Errorf("decode json value %.40q: invalid json", raw)
+		}
+		return Value{Text: string(raw)}, nil
+	default:
+		if raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9' {
+			var n json.Number
+			if err := json.Unmarshal(raw, &n); err != nil {
+				return Value{}, fmt.Errorf("decode json number value: %w", err)
+			}
+			return Value{Text: n.String()}, nil
+		}
+	}
+	return Value{}, fmt.Errorf("decode json value %.40q: not a json value", raw)
+}
+
+// RowChange is the final state of one key of a table after a batch.
+type RowChange struct {
+	// Delete is true when the key's final state is "absent".
+	Delete bool
+	// Key holds the key columns' values in TableBatch.KeyColumns order.
+	Key []Value
+	// Values holds the row's columns for an upsert. A column of
+	// TableBatch.Columns absent from both Values and Unchanged is NULL.
+	Values map[string]Value
+	// Unchanged lists columns whose value the destination must keep from
+	// the row it already stores (unchanged TOASTed values PostgreSQL did
+	// not send): from the row at FallbackKey when it is set, else from the
+	// row at Key.
+	Unchanged []string
+	// FallbackKey is set when the key changed within the batch (or the
+	// change itself was an update of the key) and columns are Unchanged:
+	// their value is the one stored at this old key before the batch.
+	FallbackKey []Value
+	// Version is the version of the newest change folded into this state.
+	Version contracts.Version
+}
+
+// TableBatch is everything one batch does to one table.
+type TableBatch struct {
+	Table TableRef
+	// Columns is the union of the columns seen in the batch, each as last
+	// seen, in the order of the newest change that lists them (columns only
+	// seen in older changes follow).
+	Columns []contracts.Column
+	// Truncate is the version of the newest truncate in the batch. A
+	// driver applies it before Rows: Rows only holds changes that came
+	// after it.
+	Truncate *contracts.Version
+	// Rows holds one final state per key, in the order the keys first
+	// appeared in the batch.
+	Rows []RowChange
+}
+
+// KeyColumns names the key columns in the order Columns lists them; the
+// order of RowChange.Key and RowChange.FallbackKey.
+func (b TableBatch) KeyColumns() []string {
+	var ks []string
+	for _, c := range b.Columns {
+		if c.Key {
+			ks = append(ks, c.Name)
+		}
+	}
+	return ks
+}
+
+// Check validates one change on its own, so that a consumer can set aside a
+// malformed message before collapsing a batch: a known op, a parseable
+// version, a table, a key for row changes and a row for inserts/updates.
+// Collapse never fails on a batch of checked changes.
+func Check(c *contracts.Change) error {
+	if !c.Op.Valid() {
+		return fmt.Errorf("unknown op %q", c.Op)
+	}
+	if _, err := c.Version(); err != nil {
+		return err
+	}
+	if c.Source.Table == "" {
+		return fmt.Errorf("change without source table")
+	}
+	if c.Op == contracts.OpTruncate {
+		return nil
+	}
+	if len(c.Key) == 0 {
+		return fmt.Errorf("%s change of %s.%s without key", c.Op, c.Source.Schema, c.Source.Table)
+	}
+	if c.Op != contracts.OpDelete && c.After == nil {
+		return fmt.Errorf("%s change of %s.%s without after", c.Op, c.Source.Schema, c.Source.Table)
+	}
+	for _, raw := range []contracts.Row{c.Key, c.Before, c.After} {
+		for col, v := range raw {
+			if _, err := ValueFromJSON(v); err != nil {
+				return fmt.Errorf("column %s: %w", col, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Decode parses and checks one message body.
+func Decode(data []byte) (contracts.Change, error) {
+	var c contracts.Change
+	if err := json.Unmarshal(data, &c); err != nil {
+		return contracts.Change{}, fmt.Errorf("decode change: %w", err)
+	}
+	if err := Check(&c); err != nil {
+		return contracts.Change{}, fmt.Errorf("check change: %w", err)
+	}
+	return c, nil
+}
+
+// Collapse folds changes, in message order, into one TableBatch per table
+// (in the order tables first appear) holding one final state per key:
+//
+//   - insert, update, snapshot read: the key's state becomes an upsert of
+//     the row; columns the change lists as Unchanged take the value of the
+//     key's earlier state in the batch when it has one (or the old row in
+//     Before under REPLICA IDENTITY FULL), and otherwise stay Unchanged.
+//   - update that changes the key (Before holds a different key): the old
+//     key's state becomes a delete and the new key an upsert whose
+//     FallbackKey points at the old key for columns still Unchanged.
+//   - delete: the key's state becomes a delete.
+//   - truncate: every earlier state of the table is dropped and the batch
+//     records the truncate's version; later changes apply after it.
+//
+// It fails only on changes Check rejects, or when a change lacks a value
+// for a key column of its table.
+func Collapse(changes []contracts.Change) ([]TableBatch, error) {
+	var (
+		order  []TableRef
+		tables = map[TableRef]*tableState{}
+	)
+	// First pass: the column set per table, so that every change of a
+	// table is keyed by the same key columns (those of the newest change).
+	for i := range changes {
+		c := &changes[i]
+		ref := TableRef{Schema: c.Source.Schema, Table: c.Source.Table}
+		ts, ok := tables[ref]
+		if !ok {
+			ts = &tableState{ref: ref, rows: map[string]int{}}
+			tables[ref] = ts
+			order = append(order, ref)
+		}
+		ts.seeColumns(c.Columns)
+	}
+	for _, ts := range tables {
+		ts.finishColumns(changes)
+	}
+	for i := range changes {
+		c := &changes[i]
+		if err := Check(c); err != nil {
+			return nil, fmt.Errorf("collapse change %d: %w", i, err)
+		}
+		ts := tables[TableRef{Schema: c.Source.Schema, Table: c.Source.Table}]
+		if err := ts.apply(c); err != nil {
+			return nil, fmt.Errorf("collapse change %d of %s: %w", i, ts.ref, err)
+		}
+	}
+	out := make([]TableBatch, 0, len(order))
+	for _, ref := range order {
+		out = append(out, tables[ref].batch())
+	}
+	return out, nil
+}
+
+type tableState struct {
+	ref      TableRef
+	columns  []contracts.Column // newest change's columns first
+	keyCols  []string
+	truncate *contracts.Version
+	states   []RowChange
+	rows     map[string]int // key identity -> index in states
+}
+
+// seeColumns is called in message order; newer lists win.
+func (ts *tableState) seeColumns(cols []contracts.Column) {
+	if len(cols) == 0 {
+		return
+	}
+	merged := make([]contracts.Column, 0, len(cols)+len(ts.columns))
+	seen := make(map[string]bool, len(cols))
+	for _, c := range cols {
+		if !seen[c.Name] {
+			seen[c.Name] = true
+			merged = append(merged, c)
+		}
+	}
+	for _, c := range ts.columns {
+		if !seen[c.Name] {
+			seen[c.Name] = true
+			c.Key = false // the newest change decides the key
+			merged = append(merged, c)
+		}
+	}
+	ts.columns = merged
+}
+
+// finishColumns settles the key columns. Without column descriptions (a
+// producer that omits them) the key is the sorted names of the first
+// change's Key.
+func (ts *tableState) finishColumns(changes []contracts.Change) {
+	for _, c := range ts.columns {
+		if c.Key {
+			ts.keyCols = append(ts.keyCols, c.Name)
+		}
+	}
+	if len(ts.keyCols) > 0 {
+		return
+	}
+	for i := range changes {
+		c := &changes[i]
+		if c.Source.Schema != ts.ref.Schema || c.Source.Table != ts.ref.Table || len(c.Key) == 0 {
+			continue
+		}
+		for name := range c.Key {
+			ts.keyCols = append(ts.keyCols, name)
+		}
+		slices.Sort(ts.keyCols)
+		break
+	}
+	known := map[string]bool{}
+	for _, c := range ts.columns {
+		known[c.Name] = true
+	}
+	for i := range ts.columns {
+		for _, k := range ts.keyCols {
+			if ts.columns[i].Name == k {
+				ts.columns[i].Key = true
+			}
+		}
+	}
+	for _, k := range ts.keyCols {
+		if !known[k] {
+			ts.columns = append(ts.columns, contracts.Column{Name: k, Type: "text", BaseType: "text", Key: true})
+		}
+	}
+}
+
+func (ts *tableState) batch() TableBatch {
+	b := TableBatch{Table: ts.ref, Columns: ts.columns, Truncate: ts.truncate}
+	b.Rows = ts.states
+	return b
+}
+
+// keyOf reads the key columns from the first row that has them all.
+func (ts *tableState) keyOf(rows ...contracts.Row) ([]Value, bool) {
+	for _, r := range rows {
+		if r == nil {
+			continue
+		}
+		key := make([]Value, 0, len(ts.keyCols))
+		for _, k := range ts.keyCols {
+			raw, ok := r[k]
+			if !ok {
+				break
+			}
+			v, _ := ValueFromJSON(raw) // checked by Check
+			key = append(key, v)
+		}
+		if len(key) == len(ts.keyCols) {
+			return key, true
+		}
+	}
+	return nil, false
+}
+
+func (ts *tableState) apply(c *contracts.Change) error {
+	ver, _ := c.Version() // checked by Check
+	switch c.Op {
+	case contracts.OpTruncate:
+		// Everything earlier in the batch happened before the truncate
+		// and is gone at the source; keep only the truncate itself.
+		ts.truncate = &ver
+		ts.states = nil
+		ts.rows = map[string]int{}
+		return nil
+	case contracts.OpDelete:
+		key, ok := ts.keyOf(c.Key, c.Before)
+		if !ok {
+			return fmt.Errorf("delete without values for key columns %v", ts.keyCols)
+		}
+		ts.set(key, RowChange{Delete: true, Key: key, Version: ver})
+		return nil
+	}
+	key, ok := ts.keyOf(c.Key, c.After)
+	if !ok {
+		return fmt.Errorf("%s without values for key columns %v", c.Op, ts.keyCols)
+	}
+	next := RowChange{Key: key, Values: make(map[string]Value, len(c.After)), Version: ver}
+	for col, raw := range c.After {
+		v, _ := ValueFromJSON(raw) // checked by Check
+		next.Values[col] = v
+	}
+	// The state this row's unchanged columns come from: the same key,
+	// or the old key when this update moved the row.
+	prevKey := key
+	if c.Op == contracts.OpUpdate {
+		if old, ok := ts.keyOf(c.Before); ok && identity(old) != identity(key) {
+			prevKey = old
+		}
+	}
+	var prev *RowChange
+	if i, ok := ts.rows[identity(prevKey)]; ok && !ts.states[i].Delete {
+		prev = &ts.states[i]
+	}
+	for _, col := range c.Unchanged {
+		if _, sent := next.Values[col]; sent {
+			continue
+		}
+		if raw, ok := c.Before[col]; ok {
+			// REPLICA IDENTITY FULL sends the old row whole; an
+			// unchanged column's value is the old one.
+			v, _ := ValueFromJSON(raw)
+			next.Values[col] = v
+			continue
+		}
+		if prev != nil {
+			if v, ok := prev.Values[col]; ok {
+				next.Values[col] = v
+				continue
+			}
+		}
+		next.Unchanged = append(next.Unchanged, col)
+	}
+	if len(next.Unchanged) > 0 {
+		switch {
+		case prev != nil && prev.FallbackKey != nil:
+			// The earlier state itself still waits for values from a
+			// row stored before the batch; so does this one.
+			next.FallbackKey = prev.FallbackKey
+		case prev != nil && identity(prevKey) == identity(key):
+			// Same key, values kept from the stored row at Key.
+		case identity(prevKey) != identity(key):
+			next.FallbackKey = prevKey
+		}
+	}
+	if identity(prevKey) != identity(key) {
+		// The row moved: its old key no longer exists.
+		ts.set(prevKey, RowChange{Delete: true, Key: prevKey, Version: ver})
+	}
+	ts.set(key, next)
+	return nil
+}
+
+// set replaces the state of key, keeping the position where the key first
+// appeared.
+func (ts *tableState) set(key []Value, st RowChange) {
+	id := identity(key)
+	if i, ok := ts.rows[id]; ok {
+		ts.states[i] = st
+		return
+	}
+	ts.rows[id] = len(ts.states)
+	ts.states = append(ts.states, st)
+}
+
+// identity is an unambiguous string for a key: each value length-prefixed,
+// NULL distinct from every text.
+func identity(key []Value) string {
+	var b strings.Builder
+	for _, v := range key {
+		if v.Null {
+			b.WriteString("N;")
+			continue
+		}
+		b.WriteString(strconv.Itoa(len(v.Text)))
+		b.WriteByte(':')
+		b.WriteString(v.Text)
+		b.WriteByte(';')
+	}
+	return b.String()
+}
