@@ -1,0 +1,135 @@
+package pgrepl
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// firstNormalOID is PostgreSQL's FirstNormalObjectId: types with a lower
+// OID are built in; anything at or above it was created by a user or an
+// extension.
+const firstNormalOID = 16384
+
+// CatalogResolver resolves relations through the source's catalog over a
+// normal (non-replication) connection. It is used by one goroutine at a
+// time, like the connection it holds.
+type CatalogResolver struct {
+	conn *pgx.Conn
+}
+
+var _ Resolver = (*CatalogResolver)(nil)
+
+// NewCatalogResolver returns a resolver querying conn.
+func NewCatalogResolver(conn *pgx.Conn) *CatalogResolver { return &CatalogResolver{conn: conn} }
+
+// Type names are resolved from the (type OID, typmod) pgoutput sent for
+// each column, not from the table's current attributes, so a column dropped
+// since the change was written still resolves. format_type runs with
+// search_path = pg_catalog so that non-built-in types print schema-qualified
+// ("public.mood") whatever the role's search_path is. A domain is followed
+// down to its base type, keeping the innermost typmod that was set.
+const columnTypesSQL = `
+WITH RECURSIVE cols(ord, typid, typmod) AS (
+    SELECT u.ord, u.typid, u.typmod FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY AS u(typid, typmod, ord)
+), base(ord, typid, typmod, depth) AS (
+    SELECT ord, typid, typmod, 0 FROM cols
+    UNION ALL
+    SELECT b.ord, t.typbasetype, CASE WHEN t.typtypmod <> -1 THEN t.typtypmod ELSE b.typmod END, b.depth + 1
+    FROM base b JOIN pg_type t ON t.oid = b.typid
+    WHERE t.typtype = 'd' AND b.depth < 32
+)
+SELECT c.ord, format_type(c.typid, c.typmod), bb.typid, format_type(bb.typid, bb.typmod)
+FROM cols c
+JOIN LATERAL (SELECT typid, typmod FROM base WHERE base.ord = c.ord ORDER BY depth DESC LIMIT 1) bb ON true
+ORDER BY c.ord`
+
+const primaryKeySQL = `
+SELECT a.attname
+FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+WHERE i.indrelid = $1 AND i.indisprimary`
+
+// ResolveRelation implements Resolver. Key columns are the table's primary
+// key; without one, every column under REPLICA IDENTITY FULL, or the
+// replica identity index's columns under REPLICA IDENTITY USING INDEX.
+func (r *CatalogResolver) ResolveRelation(ctx context.Context, rel *pglogrepl.RelationMessage) ([]Column, error) {
+	oids := make([]uint32, len(rel.Columns))
+	mods := make([]int32, len(rel.Columns))
+	for i, c := range rel.Columns {
+		oids[i] = c.DataType
+		mods[i] = c.TypeModifier
+	}
+	cols := make([]Column, len(rel.Columns))
+	pk := make(map[string]bool)
+	err := pgx.BeginTxFunc(ctx, r.conn, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL search_path TO pg_catalog"); err != nil {
+			return fmt.Errorf("set search_path: %w", err)
+		}
+		rows, err := tx.Query(ctx, columnTypesSQL, oids, mods)
+		if err != nil {
+			return fmt.Errorf("query column types: %w", err)
+		}
+		n := 0
+		for rows.Next() {
+			var (
+				ord           int64
+				typ, baseType string
+				baseOID       uint32
+			)
+			if err := rows.Scan(&ord, &typ, &baseOID, &baseType); err != nil {
+				rows.Close()
+				return fmt.Errorf("scan column types: %w", err)
+			}
+			if ord < 1 || int(ord) > len(cols) {
+				rows.Close()
+				return fmt.Errorf("column types: ordinal %d out of range", ord)
+			}
+			c := &cols[ord-1]
+			c.Column.Type = typ
+			if baseOID >= firstNormalOID {
+				// Enums, extension types (citext, hstore…), composites and
+				// arrays of them: destinations store their text form as text.
+				c.Column.BaseType, c.ValueOID = "text", pgtype.TextOID
+			} else {
+				c.Column.BaseType, c.ValueOID = baseType, baseOID
+			}
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("query column types: %w", err)
+		}
+		if n != len(cols) {
+			return fmt.Errorf("column types: got %d rows for %d columns", n, len(cols))
+		}
+		pkRows, err := tx.Query(ctx, primaryKeySQL, rel.RelationID)
+		if err != nil {
+			return fmt.Errorf("query primary key: %w", err)
+		}
+		names, err := pgx.CollectRows(pkRows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("query primary key: %w", err)
+		}
+		for _, n := range names {
+			pk[n] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s.%s (oid %d): %w", rel.Namespace, rel.RelationName, rel.RelationID, err)
+	}
+	for i, c := range rel.Columns {
+		cols[i].Column.Name = c.Name
+		switch {
+		case len(pk) > 0:
+			cols[i].Key = pk[c.Name]
+		case rel.ReplicaIdentity == 'f':
+			cols[i].Key = true
+		default:
+			cols[i].Key = c.Flags&1 != 0
+		}
+	}
+	return cols, nil
+}

@@ -1,0 +1,358 @@
+package pgrepl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/rosettacdc/rosetta/contracts"
+)
+
+// Column is one column of a relation as the decoder needs it: the
+// contract's description plus the OID that picks the JSON form of values.
+type Column struct {
+	contracts.Column
+	// ValueOID is the built-in type whose text form the column's values
+	// have: the column's type, a domain's base type, or pgtype.TextOID for
+	// enums and non-built-in types. int2/int4/int8 values become JSON
+	// numbers, bool values JSON booleans, everything else JSON strings.
+	ValueOID uint32
+}
+
+// Resolver supplies what a pgoutput RelationMessage does not carry: the
+// declared and base type names of each column and which columns form the
+// primary key. The decoder calls it once per RelationMessage, which
+// PostgreSQL sends before the first change of a relation in a session and
+// again after the relation's schema changed (e.g. ADD COLUMN).
+//
+// It returns one Column per rel.Columns entry, in the same order.
+type Resolver interface {
+	ResolveRelation(ctx context.Context, rel *pglogrepl.RelationMessage) ([]Column, error)
+}
+
+// Decoder turns pgoutput messages (protocol version 1, text mode) into
+// changes. It is not safe for concurrent use; one decoder follows one
+// replication stream, in order. Its only I/O is through the Resolver.
+type Decoder struct {
+	sourceID  int64
+	database  string
+	resolver  Resolver
+	types     *pgtype.Map
+	relations map[uint32]*relation
+	tx        *txState
+}
+
+type relation struct {
+	schema, table string
+	identity      byte
+	columns       []contracts.Column // shared by every change of the relation
+	valueOIDs     []uint32
+	inIdentity    []bool // part of the replica identity (pgoutput column flag 1)
+	isKey         []bool
+}
+
+type txState struct {
+	xid        uint32
+	commitLSN  string
+	commitTime time.Time
+	seq        int64
+}
+
+// NewDecoder returns a decoder for the changes of one source database.
+func NewDecoder(sourceID int64, database string, r Resolver) *Decoder {
+	return &Decoder{
+		sourceID:  sourceID,
+		database:  database,
+		resolver:  r,
+		types:     pgtype.NewMap(),
+		relations: make(map[uint32]*relation),
+	}
+}
+
+// InTransaction reports whether a Begin has been decoded and its Commit not
+// yet.
+func (d *Decoder) InTransaction() bool { return d.tx != nil }
+
+// Decode consumes one pgoutput message. walStart is the WALStart of the
+// XLogData that carried it; it becomes the LSN of the changes. Insert,
+// Update and Delete yield one change, Truncate one change per truncated
+// relation, every other message none.
+//
+// The Columns slice of a change is shared by all changes of its relation
+// until the relation is described again; callers must not modify it.
+func (d *Decoder) Decode(ctx context.Context, walStart pglogrepl.LSN, msg pglogrepl.Message) ([]contracts.Change, error) {
+	switch m := msg.(type) {
+	case *pglogrepl.RelationMessage:
+		return nil, d.relation(ctx, m)
+	case *pglogrepl.BeginMessage:
+		if d.tx != nil {
+			return nil, fmt.Errorf("decode begin of xid %d: transaction %d not committed", m.Xid, d.tx.xid)
+		}
+		d.tx = &txState{xid: m.Xid, commitLSN: contracts.FormatLSN(uint64(m.FinalLSN)), commitTime: m.CommitTime.UTC()}
+		return nil, nil
+	case *pglogrepl.CommitMessage:
+		if d.tx == nil {
+			return nil, fmt.Errorf("decode commit at %s: no transaction began", m.CommitLSN)
+		}
+		d.tx = nil
+		return nil, nil
+	case *pglogrepl.InsertMessage:
+		c, err := d.insert(walStart, m)
+		if err != nil {
+			return nil, err
+		}
+		return []contracts.Change{c}, nil
+	case *pglogrepl.UpdateMessage:
+		c, err := d.update(walStart, m)
+		if err != nil {
+			return nil, err
+		}
+		return []contracts.Change{c}, nil
+	case *pglogrepl.DeleteMessage:
+		c, err := d.delete(walStart, m)
+		if err != nil {
+			return nil, err
+		}
+		return []contracts.Change{c}, nil
+	case *pglogrepl.TruncateMessage:
+		out := make([]contracts.Change, 0, len(m.RelationIDs))
+		for _, id := range m.RelationIDs {
+			rel, err := d.rel(id, "truncate")
+			if err != nil {
+				return nil, err
+			}
+			c, err := d.change(contracts.OpTruncate, walStart, rel)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, c)
+		}
+		return out, nil
+	default:
+		// Type messages (custom type names; the Resolver gives the names),
+		// Origin and logical decoding messages carry no row change.
+		return nil, nil
+	}
+}
+
+func (d *Decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
+	cols, err := d.resolver.ResolveRelation(ctx, m)
+	if err != nil {
+		return fmt.Errorf("resolve relation %s.%s: %w", m.Namespace, m.RelationName, err)
+	}
+	if len(cols) != len(m.Columns) {
+		return fmt.Errorf("resolve relation %s.%s: resolver returned %d columns, relation has %d",
+			m.Namespace, m.RelationName, len(cols), len(m.Columns))
+	}
+	r := &relation{
+		schema:     m.Namespace,
+		table:      m.RelationName,
+		identity:   m.ReplicaIdentity,
+		columns:    make([]contracts.Column, len(cols)),
+		valueOIDs:  make([]uint32, len(cols)),
+		inIdentity: make([]bool, len(cols)),
+		isKey:      make([]bool, len(cols)),
+	}
+	for i, c := range cols {
+		c.Column.Name = m.Columns[i].Name
+		r.columns[i] = c.Column
+		r.valueOIDs[i] = c.ValueOID
+		r.inIdentity[i] = m.Columns[i].Flags&1 != 0
+		r.isKey[i] = c.Key
+	}
+	d.relations[m.RelationID] = r
+	return nil
+}
+
+func (d *Decoder) rel(id uint32, what string) (*relation, error) {
+	r, ok := d.relations[id]
+	if !ok {
+		return nil, fmt.Errorf("decode %s: relation %d was not described by a relation message", what, id)
+	}
+	return r, nil
+}
+
+// change starts a change of rel in the current transaction, numbering it.
+func (d *Decoder) change(op contracts.Op, walStart pglogrepl.LSN, r *relation) (contracts.Change, error) {
+	if d.tx == nil {
+		return contracts.Change{}, fmt.Errorf("decode %s on %s.%s at %s: outside a transaction", op, r.schema, r.table, walStart)
+	}
+	d.tx.seq++
+	return contracts.Change{
+		V:  contracts.EnvelopeVersion,
+		Op: op,
+		Source: contracts.Source{
+			SourceID:   d.sourceID,
+			Database:   d.database,
+			Schema:     r.schema,
+			Table:      r.table,
+			LSN:        contracts.FormatLSN(uint64(walStart)),
+			CommitLSN:  d.tx.commitLSN,
+			Seq:        d.tx.seq,
+			TxID:       d.tx.xid,
+			CommitTime: d.tx.commitTime,
+		},
+		Columns: r.columns,
+	}, nil
+}
+
+func (d *Decoder) insert(walStart pglogrepl.LSN, m *pglogrepl.InsertMessage) (contracts.Change, error) {
+	r, err := d.rel(m.RelationID, "insert")
+	if err != nil {
+		return contracts.Change{}, err
+	}
+	c, err := d.change(contracts.OpCreate, walStart, r)
+	if err != nil {
+		return c, err
+	}
+	if c.After, c.Unchanged, err = d.newRow(r, m.Tuple, nil); err != nil {
+		return c, fmt.Errorf("decode insert on %s.%s: %w", r.schema, r.table, err)
+	}
+	c.Key = keyOf(r, c.After, nil)
+	return c, nil
+}
+
+func (d *Decoder) update(walStart pglogrepl.LSN, m *pglogrepl.UpdateMessage) (contracts.Change, error) {
+	r, err := d.rel(m.RelationID, "update")
+	if err != nil {
+		return contracts.Change{}, err
+	}
+	c, err := d.change(contracts.OpUpdate, walStart, r)
+	if err != nil {
+		return c, err
+	}
+	// The old tuple is 'K' (replica identity columns, sent when the key
+	// changed) or 'O' (the whole old row under REPLICA IDENTITY FULL).
+	var full *pglogrepl.TupleData
+	if m.OldTuple != nil {
+		if c.Before, err = d.oldRow(r, m.OldTupleType, m.OldTuple); err != nil {
+			return c, fmt.Errorf("decode update on %s.%s: old tuple: %w", r.schema, r.table, err)
+		}
+		if m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld {
+			full = m.OldTuple
+		}
+	}
+	if m.NewTuple == nil {
+		return c, fmt.Errorf("decode update on %s.%s: no new tuple", r.schema, r.table)
+	}
+	if c.After, c.Unchanged, err = d.newRow(r, m.NewTuple, full); err != nil {
+		return c, fmt.Errorf("decode update on %s.%s: %w", r.schema, r.table, err)
+	}
+	c.Key = keyOf(r, c.After, c.Before)
+	return c, nil
+}
+
+func (d *Decoder) delete(walStart pglogrepl.LSN, m *pglogrepl.DeleteMessage) (contracts.Change, error) {
+	r, err := d.rel(m.RelationID, "delete")
+	if err != nil {
+		return contracts.Change{}, err
+	}
+	c, err := d.change(contracts.OpDelete, walStart, r)
+	if err != nil {
+		return c, err
+	}
+	if m.OldTuple == nil {
+		return c, fmt.Errorf("decode delete on %s.%s: no old tuple", r.schema, r.table)
+	}
+	if c.Before, err = d.oldRow(r, m.OldTupleType, m.OldTuple); err != nil {
+		return c, fmt.Errorf("decode delete on %s.%s: %w", r.schema, r.table, err)
+	}
+	c.Key = keyOf(r, c.Before, nil)
+	return c, nil
+}
+
+// newRow decodes a new tuple. An unchanged TOASTed column ('u') is taken
+// from the full old tuple when REPLICA IDENTITY FULL sent one with the
+// value; otherwise it is listed in unchanged and left out of the row.
+func (d *Decoder) newRow(r *relation, t *pglogrepl.TupleData, full *pglogrepl.TupleData) (contracts.Row, []string, error) {
+	if len(t.Columns) != len(r.columns) {
+		return nil, nil, fmt.Errorf("tuple has %d columns, relation has %d", len(t.Columns), len(r.columns))
+	}
+	if full != nil && len(full.Columns) != len(r.columns) {
+		full = nil
+	}
+	row := make(contracts.Row, len(t.Columns))
+	var unchanged []string
+	for i, tc := range t.Columns {
+		if tc.DataType == pglogrepl.TupleDataTypeToast {
+			if full != nil && full.Columns[i].DataType != pglogrepl.TupleDataTypeToast {
+				tc = full.Columns[i]
+			} else {
+				unchanged = append(unchanged, r.columns[i].Name)
+				continue
+			}
+		}
+		v, err := d.value(r, i, tc)
+		if err != nil {
+			return nil, nil, err
+		}
+		row[r.columns[i].Name] = v
+	}
+	return row, unchanged, nil
+}
+
+// oldRow decodes an old tuple: under 'K' only the replica identity columns
+// (pgoutput sends the others as null placeholders), under 'O' every column
+// that has a value.
+func (d *Decoder) oldRow(r *relation, kind uint8, t *pglogrepl.TupleData) (contracts.Row, error) {
+	if len(t.Columns) != len(r.columns) {
+		return nil, fmt.Errorf("old tuple has %d columns, relation has %d", len(t.Columns), len(r.columns))
+	}
+	row := make(contracts.Row, len(t.Columns))
+	for i, tc := range t.Columns {
+		if kind == pglogrepl.UpdateMessageTupleTypeKey && !r.inIdentity[i] {
+			continue
+		}
+		if tc.DataType == pglogrepl.TupleDataTypeToast {
+			continue
+		}
+		v, err := d.value(r, i, tc)
+		if err != nil {
+			return nil, err
+		}
+		row[r.columns[i].Name] = v
+	}
+	return row, nil
+}
+
+// keyOf picks the key columns from row, falling back to alt for a key
+// column row lacks (a TOASTed key column the update did not change).
+func keyOf(r *relation, row, alt contracts.Row) contracts.Row {
+	var key contracts.Row
+	for i, c := range r.columns {
+		if !r.isKey[i] {
+			continue
+		}
+		v, ok := row[c.Name]
+		if !ok {
+			v, ok = alt[c.Name]
+		}
+		if !ok {
+			continue
+		}
+		if key == nil {
+			key = make(contracts.Row, 4)
+		}
+		key[c.Name] = v
+	}
+	return key
+}
+
+func (d *Decoder) value(r *relation, i int, tc *pglogrepl.TupleDataColumn) (json.RawMessage, error) {
+	switch tc.DataType {
+	case pglogrepl.TupleDataTypeNull:
+		return json.RawMessage("null"), nil
+	case pglogrepl.TupleDataTypeText:
+		v, err := textValue(d.types, r.valueOIDs[i], tc.Data)
+		if err != nil {
+			return nil, fmt.Errorf("column %s (%s): %w", r.columns[i].Name, r.columns[i].Type, err)
+		}
+		return v, nil
+	default:
+		return nil, fmt.Errorf("column %s: tuple data kind %q not supported (pgoutput must run in text mode)", r.columns[i].Name, tc.DataType)
+	}
+}

@@ -1,0 +1,110 @@
+package pgrepl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// StartReplication puts conn, a replication connection
+// (replication=database), into streaming mode on a pgoutput slot with
+// protocol version 1 (whole transactions, sent after they commit) for
+// publication. start is where to resume; PostgreSQL never goes back before
+// the slot's confirmed position, and 0 means "from there".
+func StartReplication(ctx context.Context, conn *pgconn.PgConn, slot, publication string, start pglogrepl.LSN) error {
+	if err := ValidateSlotName(slot); err != nil {
+		return err
+	}
+	// pgoutput splits publication_names like an identifier list, so the
+	// name goes in quoted as an identifier, inside a string literal.
+	pubs := "'" + strings.ReplaceAll(pgx.Identifier{publication}.Sanitize(), "'", "''") + "'"
+	err := pglogrepl.StartReplication(ctx, conn, slot, start, pglogrepl.StartReplicationOptions{
+		Mode:       pglogrepl.LogicalReplication,
+		PluginArgs: []string{"proto_version '1'", "publication_names " + pubs},
+	})
+	if err != nil {
+		return fmt.Errorf("start replication on slot %s from %s: %w", slot, start, err)
+	}
+	return nil
+}
+
+// StreamMessage is one message of a replication stream: exactly one of
+// XLogData and Keepalive is set.
+type StreamMessage struct {
+	XLogData  *pglogrepl.XLogData
+	Keepalive *pglogrepl.PrimaryKeepaliveMessage
+}
+
+// ErrStreamEnded means the server ended the copy-both stream.
+var ErrStreamEnded = errors.New("replication stream ended by the server")
+
+// ReceiveMessage waits until deadline for the next message of a streaming
+// replication connection. ok is false when the deadline passed first; the
+// connection then stays usable. XLogData.WALData is only valid until the
+// next call: decode it (pglogrepl.Parse copies what it keeps) before that.
+func ReceiveMessage(ctx context.Context, conn *pgconn.PgConn, deadline time.Time) (m StreamMessage, ok bool, err error) {
+	for {
+		rctx, cancel := context.WithDeadline(ctx, deadline)
+		raw, err := conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && pgconn.Timeout(err) {
+				return StreamMessage{}, false, nil
+			}
+			if ctx.Err() != nil {
+				return StreamMessage{}, false, ctx.Err()
+			}
+			return StreamMessage{}, false, fmt.Errorf("receive replication message: %w", err)
+		}
+		switch raw := raw.(type) {
+		case *pgproto3.CopyData:
+			if len(raw.Data) == 0 {
+				continue
+			}
+			switch raw.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				k, err := pglogrepl.ParsePrimaryKeepaliveMessage(raw.Data[1:])
+				if err != nil {
+					return StreamMessage{}, false, fmt.Errorf("parse keepalive: %w", err)
+				}
+				return StreamMessage{Keepalive: &k}, true, nil
+			case pglogrepl.XLogDataByteID:
+				x, err := pglogrepl.ParseXLogData(raw.Data[1:])
+				if err != nil {
+					return StreamMessage{}, false, fmt.Errorf("parse xlog data: %w", err)
+				}
+				return StreamMessage{XLogData: &x}, true, nil
+			}
+		case *pgproto3.ErrorResponse:
+			return StreamMessage{}, false, fmt.Errorf("replication stream: %w", pgconn.ErrorResponseToPgError(raw))
+		case *pgproto3.CopyDone:
+			return StreamMessage{}, false, ErrStreamEnded
+		}
+		// Notices and parameter statuses carry nothing for us.
+	}
+}
+
+// SendStatus tells the server that everything before lsn is durably taken
+// care of (written, flushed, applied): the slot may release WAL up to it
+// and will not send transactions that committed before it again. Callers
+// pass only positions whose changes are durable downstream.
+func SendStatus(ctx context.Context, conn *pgconn.PgConn, lsn pglogrepl.LSN, replyRequested bool) error {
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: lsn,
+		WALFlushPosition: lsn,
+		WALApplyPosition: lsn,
+		ClientTime:       time.Now(),
+		ReplyRequested:   replyRequested,
+	})
+	if err != nil {
+		return fmt.Errorf("send standby status %s: %w", lsn, err)
+	}
+	return nil
+}

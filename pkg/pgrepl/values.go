@@ -1,0 +1,79 @@
+package pgrepl
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// textValue turns PostgreSQL's text output of a value whose built-in type
+// is oid into its JSON form (see contracts.Change): a number for
+// int2/int4/int8, a boolean for bool, otherwise a string holding the text
+// unchanged. Integers and booleans are decoded through pgx's type map so
+// that what reaches JSON is what PostgreSQL meant, not a re-spelling.
+func textValue(m *pgtype.Map, oid uint32, text []byte) (json.RawMessage, error) {
+	switch oid {
+	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.BoolOID:
+		t, ok := m.TypeForOID(oid)
+		if !ok {
+			return nil, fmt.Errorf("type %d missing from pgx's type map", oid)
+		}
+		v, err := t.Codec.DecodeValue(m, oid, pgtype.TextFormatCode, text)
+		if err != nil {
+			return nil, fmt.Errorf("decode %q: %w", text, err)
+		}
+		switch v := v.(type) {
+		case int16:
+			return strconv.AppendInt(nil, int64(v), 10), nil
+		case int32:
+			return strconv.AppendInt(nil, int64(v), 10), nil
+		case int64:
+			return strconv.AppendInt(nil, v, 10), nil
+		case bool:
+			return strconv.AppendBool(nil, v), nil
+		default:
+			return nil, fmt.Errorf("decode %q: unexpected %T", text, v)
+		}
+	}
+	return appendJSONString(make([]byte, 0, len(text)+2), text), nil
+}
+
+// appendJSONString appends s as a JSON string. Unlike encoding/json it does
+// not escape <, > and &, so values stay readable; bytes that are not valid
+// UTF-8 become U+FFFD (JSON text must be Unicode).
+func appendJSONString(dst, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c == '\n':
+				dst = append(dst, '\\', 'n')
+			case c == '\r':
+				dst = append(dst, '\\', 'r')
+			case c == '\t':
+				dst = append(dst, '\\', 't')
+			case c < 0x20:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else {
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst, '"')
+}
