@@ -30,13 +30,16 @@ const (
 
 // Source is a PostgreSQL database changes are captured from.
 type Source struct {
-	ID          int64     `json:"id"`
-	Name        string    `json:"name"`
-	Host        string    `json:"host"`
-	Port        int       `json:"port"`
-	Database    string    `json:"database"`
-	User        string    `json:"user"`
-	Password    string    `json:"-"` // decrypted; only filled for services
+	ID       int64  `json:"id"`
+	Name     string `json:"name"`
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	Database string `json:"database"`
+	User     string `json:"user"`
+	Password string `json:"-"` // decrypted; only filled for services
+	// PasswordSet says whether a password is stored, for views that must
+	// not show it.
+	PasswordSet bool      `json:"password_set"`
 	Publication string    `json:"publication"`
 	Slot        string    `json:"slot"`
 	SSLMode     string    `json:"sslmode"`
@@ -49,13 +52,16 @@ type Source struct {
 // fields (password, private_key, private_key_passphrase) decrypted, and is
 // only filled for services.
 type Destination struct {
-	ID        int64             `json:"id"`
-	Name      string            `json:"name"`
-	Type      string            `json:"type"`
-	Config    map[string]any    `json:"config"`
-	Secrets   map[string]string `json:"-"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
+	ID      int64             `json:"id"`
+	Name    string            `json:"name"`
+	Type    string            `json:"type"`
+	Config  map[string]any    `json:"config"`
+	Secrets map[string]string `json:"-"`
+	// SecretKeys names the secret fields stored (not their values), for
+	// views that must not show them.
+	SecretKeys []string  `json:"secrets_set"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // ConfigWithSecrets returns the full driver config: Config merged with

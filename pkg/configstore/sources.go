@@ -1,0 +1,269 @@
+package configstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SourceInput is what an admin sets on a source.
+type SourceInput struct {
+	Name     string
+	Host     string
+	Port     int
+	Database string
+	User     string
+	// Password nil keeps the stored password on update (none on create);
+	// "" removes it.
+	Password *string
+	// Publication and Slot "" derive a name on create (DerivedName) and
+	// keep the stored one on update.
+	Publication string
+	Slot        string
+	// SSLMode "" means "prefer" on create and keeps the stored one on update.
+	SSLMode string
+}
+
+const sourceColumns = `id, name, host, port, database, username, password_enc, publication, slot, sslmode, created_at, updated_at`
+
+// scanSource reads one row of sourceColumns; it decrypts the password only
+// when withSecret is set.
+func (s *Store) scanSource(row pgx.Row, withSecret bool) (Source, error) {
+	var src Source
+	var enc []byte
+	if err := row.Scan(&src.ID, &src.Name, &src.Host, &src.Port, &src.Database, &src.User, &enc,
+		&src.Publication, &src.Slot, &src.SSLMode, &src.CreatedAt, &src.UpdatedAt); err != nil {
+		return Source{}, err
+	}
+	src.PasswordSet = enc != nil
+	if withSecret && enc != nil {
+		pw, err := s.box.OpenString(enc)
+		if err != nil {
+			return Source{}, fmt.Errorf("decrypt password of source %d: %w", src.ID, err)
+		}
+		src.Password = pw
+	}
+	return src, nil
+}
+
+func (s *Store) sealPassword(pw *string) ([]byte, error) {
+	if pw == nil || *pw == "" {
+		return nil, nil
+	}
+	enc, err := s.box.SealString(*pw)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt password: %w", err)
+	}
+	return enc, nil
+}
+
+// CreateSource stores a new source, deriving its publication and slot
+// names when they are empty.
+func (s *Store) CreateSource(ctx context.Context, in SourceInput) (Source, error) {
+	enc, err := s.sealPassword(in.Password)
+	if err != nil {
+		return Source{}, fmt.Errorf("create source %s: %w", in.Name, err)
+	}
+	if in.SSLMode == "" {
+		in.SSLMode = "prefer"
+	}
+	var out Source
+	err = s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		// The id is taken first because the derived names contain it.
+		var id int64
+		var inst string
+		if err := tx.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('sources', 'id')), (SELECT id FROM installation)`).Scan(&id, &inst); err != nil {
+			return err
+		}
+		pub, slot := in.Publication, in.Slot
+		if pub == "" {
+			pub = DerivedName(inst, id)
+		}
+		if slot == "" {
+			slot = DerivedName(inst, id)
+		}
+		row := tx.QueryRow(ctx, `INSERT INTO sources (id, name, host, port, database, username, password_enc, publication, slot, sslmode)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING `+sourceColumns,
+			id, in.Name, in.Host, in.Port, in.Database, in.User, enc, pub, slot, in.SSLMode)
+		var err error
+		out, err = s.scanSource(row, false)
+		return err
+	})
+	if err != nil {
+		return Source{}, fmt.Errorf("create source %s: %w", in.Name, sourceWriteError(in, err))
+	}
+	return out, nil
+}
+
+// UpdateSource replaces a source's settings; see SourceInput for the fields
+// an empty value keeps.
+func (s *Store) UpdateSource(ctx context.Context, id int64, in SourceInput) (Source, error) {
+	enc, err := s.sealPassword(in.Password)
+	if err != nil {
+		return Source{}, fmt.Errorf("update source %d: %w", id, err)
+	}
+	row := s.pool.QueryRow(ctx, `UPDATE sources SET
+			name = $2, host = $3, port = $4, database = $5, username = $6,
+			password_enc = CASE WHEN $7 THEN $8 ELSE password_enc END,
+			publication = COALESCE(NULLIF($9, ''), publication),
+			slot = COALESCE(NULLIF($10, ''), slot),
+			sslmode = COALESCE(NULLIF($11, ''), sslmode),
+			updated_at = now()
+		WHERE id = $1 RETURNING `+sourceColumns,
+		id, in.Name, in.Host, in.Port, in.Database, in.User, in.Password != nil, enc, in.Publication, in.Slot, in.SSLMode)
+	out, err := s.scanSource(row, false)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Source{}, fmt.Errorf("update source %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Source{}, fmt.Errorf("update source %d: %w", id, sourceWriteError(in, err))
+	}
+	return out, nil
+}
+
+func sourceWriteError(in SourceInput, err error) error {
+	pe, ok := pgErr(err)
+	if !ok || pe.Code != codeUniqueViolation {
+		return err
+	}
+	switch pe.ConstraintName {
+	case "sources_name_key":
+		return &ConflictError{Field: "name", Msg: fmt.Sprintf("a source named %q already exists", in.Name)}
+	case "sources_slot_key":
+		return &ConflictError{Field: "slot", Msg: fmt.Sprintf("another source on %s:%d already uses this replication slot: choose another slot", in.Host, in.Port)}
+	case "sources_publication_key":
+		return &ConflictError{Field: "publication", Msg: fmt.Sprintf("another source on database %s at %s:%d already uses this publication: choose another publication", in.Database, in.Host, in.Port)}
+	}
+	return err
+}
+
+// GetSource returns a source without its password.
+func (s *Store) GetSource(ctx context.Context, id int64) (Source, error) {
+	return s.getSource(ctx, id, false)
+}
+
+// SourceWithSecrets returns a source with its password decrypted.
+func (s *Store) SourceWithSecrets(ctx context.Context, id int64) (Source, error) {
+	return s.getSource(ctx, id, true)
+}
+
+func (s *Store) getSource(ctx context.Context, id int64, withSecret bool) (Source, error) {
+	src, err := s.scanSource(s.pool.QueryRow(ctx, `SELECT `+sourceColumns+` FROM sources WHERE id = $1`, id), withSecret)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Source{}, fmt.Errorf("source %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Source{}, fmt.Errorf("read source %d: %w", id, err)
+	}
+	return src, nil
+}
+
+// ListSources returns a page of sources ordered by id, without passwords,
+// and the number of sources.
+func (s *Store) ListSources(ctx context.Context, p Page) ([]Source, int64, error) {
+	p = p.normalized()
+	var out []Source
+	var total int64
+	err := s.inTx(ctx, readTx(), func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM sources`).Scan(&total); err != nil {
+			return err
+		}
+		var err error
+		out, err = s.querySources(ctx, tx, false, `SELECT `+sourceColumns+` FROM sources ORDER BY id LIMIT $1 OFFSET $2`, p.Limit, p.Offset)
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list sources: %w", err)
+	}
+	return out, total, nil
+}
+
+// ListAllSources returns every source with its password decrypted, for
+// services that connect to them.
+func (s *Store) ListAllSources(ctx context.Context) ([]Source, error) {
+	out, err := s.querySources(ctx, s.pool, true, `SELECT `+sourceColumns+` FROM sources ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list sources: %w", err)
+	}
+	return out, nil
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func (s *Store) querySources(ctx context.Context, q querier, withSecret bool, sql string, args ...any) ([]Source, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Source{}
+	for rows.Next() {
+		src, err := s.scanSource(rows, withSecret)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, src)
+	}
+	return out, rows.Err()
+}
+
+// DeleteSource removes a source and its reported state. A source used by a
+// pipeline is refused with a *ConflictError naming the pipelines.
+func (s *Store) DeleteSource(ctx context.Context, id int64) error {
+	err := s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		users, err := collectNames(ctx, tx, `SELECT name FROM pipelines WHERE source_id = $1 ORDER BY name`, id)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return inUse("source", id, users, "delete those pipelines first")
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM sources WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if pe, ok := pgErr(err); ok && pe.Code == codeForeignKeyViolation {
+		// A pipeline was created between the check and the delete.
+		err = &ConflictError{Msg: fmt.Sprintf("source %d is used by a pipeline: delete or change the pipeline first", id)}
+	}
+	if err != nil {
+		return fmt.Errorf("delete source %d: %w", id, err)
+	}
+	return nil
+}
+
+func collectNames(ctx context.Context, q querier, sql string, args ...any) ([]string, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	return names, nil
+}
+
+func inUse(kind string, id int64, pipelines []string, fix string) *ConflictError {
+	what := "pipeline"
+	if len(pipelines) > 1 {
+		what = "pipelines"
+	}
+	quoted := ""
+	for i, p := range pipelines {
+		if i > 0 {
+			quoted += ", "
+		}
+		quoted += fmt.Sprintf("%q", p)
+	}
+	return &ConflictError{Msg: fmt.Sprintf("%s %d is used by %s %s: %s", kind, id, what, quoted, fix)}
+}
