@@ -1,0 +1,322 @@
+package sinkrunner_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/pkg/testkit"
+)
+
+// recordingDriver is a destination that keeps applied rows in memory and
+// fails while failing is set. It stands in for a destination, not for
+// NATS: the runner talks to a real JetStream.
+type recordingDriver struct {
+	mu      sync.Mutex
+	failing error
+	calls   int
+	rows    map[string]cdc.Value // key -> name, last applied
+	applied []int                // rows per successful Apply
+}
+
+func (d *recordingDriver) Apply(_ context.Context, batches []cdc.TableBatch) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls++
+	if d.failing != nil {
+		return d.failing
+	}
+	n := 0
+	for _, b := range batches {
+		for _, r := range b.Rows {
+			n++
+			if r.Delete {
+				delete(d.rows, r.Key[0].Text)
+				continue
+			}
+			d.rows[r.Key[0].Text] = r.Values["name"]
+		}
+	}
+	d.applied = append(d.applied, n)
+	return nil
+}
+
+func (d *recordingDriver) Close() error { return nil }
+
+func (d *recordingDriver) setFailing(err error) {
+	d.mu.Lock()
+	d.failing = err
+	d.mu.Unlock()
+}
+
+func (d *recordingDriver) snapshot() (map[string]string, int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range d.rows {
+		out[k] = v.Text
+	}
+	return out, d.calls
+}
+
+type recordingReporter struct {
+	mu     sync.Mutex
+	states []configstore.DestinationState
+}
+
+func (r *recordingReporter) SetDestinationState(_ context.Context, st configstore.DestinationState) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.states = append(r.states, st)
+	return nil
+}
+
+func (r *recordingReporter) last() configstore.DestinationState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.states) == 0 {
+		return configstore.DestinationState{}
+	}
+	return r.states[len(r.states)-1]
+}
+
+func (r *recordingReporter) seen(h configstore.Health, text string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, st := range r.states {
+		if st.Health == h && strings.Contains(st.LastError, text) {
+			return true
+		}
+	}
+	return false
+}
+
+type fixture struct {
+	js       jetstream.JetStream
+	cons     jetstream.Consumer
+	sourceID int64
+	drv      *recordingDriver
+	rep      *recordingReporter
+	runner   *sinkrunner.Runner
+}
+
+var nextSource struct {
+	sync.Mutex
+	n int64
+}
+
+// newFixture provisions a stream and consumer with a short ack wait (so a
+// missing keep-alive would show as redeliveries) and a runner on them.
+func newFixture(t *testing.T, n *testkit.NATS) *fixture {
+	t.Helper()
+	_, js := n.Connect(t)
+	ctx := context.Background()
+	nextSource.Lock()
+	nextSource.n++
+	src := nextSource.n
+	nextSource.Unlock()
+	if _, err := natsx.EnsureSourceStream(ctx, js, src, natsx.StreamLimits{MaxBytes: 64 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := natsx.PipelineConsumerConfig(src, 1, 1, []natsx.Table{{Schema: "public", Name: "t"}})
+	cfg.AckWait = time.Second
+	cons, err := js.CreateOrUpdateConsumer(ctx, contracts.StreamName(src), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{js: js, cons: cons, sourceID: src, drv: &recordingDriver{rows: map[string]cdc.Value{}}, rep: &recordingReporter{}}
+	f.runner = sinkrunner.New(sinkrunner.Config{
+		PipelineID:     1,
+		DestinationID:  1,
+		BatchSize:      100,
+		BatchWait:      50 * time.Millisecond,
+		MinBackoff:     50 * time.Millisecond,
+		MaxBackoff:     200 * time.Millisecond,
+		KeepAliveEvery: 200 * time.Millisecond,
+		ReportEvery:    10 * time.Millisecond,
+	}, cons, f.drv, f.rep, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return f
+}
+
+func (f *fixture) run(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.runner.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+func (f *fixture) publish(t *testing.T, body []byte) {
+	t.Helper()
+	if _, err := f.js.Publish(context.Background(), contracts.ChangeSubject(f.sourceID, "public", "t", 0), body); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) publishChange(t *testing.T, seq int64, op contracts.Op, id int, name string) {
+	t.Helper()
+	c := contracts.Change{
+		V:       contracts.EnvelopeVersion,
+		Op:      op,
+		Source:  contracts.Source{SourceID: f.sourceID, Schema: "public", Table: "t", CommitLSN: "0/10", Seq: seq},
+		Columns: []contracts.Column{{Name: "id", Type: "integer", BaseType: "integer", Key: true}, {Name: "name", Type: "text", BaseType: "text"}},
+		Key:     contracts.Row{"id": json.RawMessage(fmt.Sprint(id))},
+	}
+	if op != contracts.OpDelete {
+		c.After = contracts.Row{"id": json.RawMessage(fmt.Sprint(id)), "name": json.RawMessage(fmt.Sprintf("%q", name))}
+	}
+	body, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.publish(t, body)
+}
+
+func (f *fixture) info(t *testing.T) *jetstream.ConsumerInfo {
+	t.Helper()
+	info, err := f.cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRunner(t *testing.T) {
+	t.Parallel()
+	n := testkit.StartNATS(t)
+
+	t.Run("applies, acks and terminates undecodable messages", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, n)
+		f.publishChange(t, 1, contracts.OpCreate, 1, "a")
+		f.publishChange(t, 2, contracts.OpCreate, 2, "b")
+		f.publish(t, []byte(`{not json`))
+		f.publishChange(t, 3, contracts.OpUpdate, 1, "a2")
+		f.publishChange(t, 4, contracts.OpDelete, 2, "")
+		f.run(t)
+		eventually(t, "all messages acked", func() bool {
+			info := f.info(t)
+			return info.AckFloor.Stream == 5 && info.NumAckPending == 0
+		})
+		rows, _ := f.drv.snapshot()
+		if len(rows) != 1 || rows["1"] != "a2" {
+			t.Errorf("rows = %v, want only 1=a2", rows)
+		}
+		st := f.runner.Stats()
+		if st.Applied != 4 || st.Terminated != 1 {
+			t.Errorf("stats = %+v, want 4 applied and 1 terminated", st)
+		}
+		eventually(t, "healthy report", func() bool {
+			last := f.rep.last()
+			return last.Health == configstore.HealthHealthy && !last.LastAppliedAt.IsZero() &&
+				strings.Contains(last.LastError, "1 undecodable")
+		})
+		if last := f.rep.last(); last.PipelineID != 1 || last.DestinationID != 1 {
+			t.Errorf("reported state for %d/%d, want 1/1", last.PipelineID, last.DestinationID)
+		}
+	})
+
+	t.Run("acks nothing while apply fails and keeps the batch in progress", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, n)
+		f.drv.setFailing(errors.New("destination is down"))
+		for i := 1; i <= 3; i++ {
+			f.publishChange(t, int64(i), contracts.OpCreate, i, "v")
+		}
+		f.run(t)
+		eventually(t, "error reported", func() bool { return f.rep.seen(configstore.HealthError, "destination is down") })
+		// Several retries and more than the 1s ack wait pass while failing.
+		eventually(t, "retries", func() bool { _, calls := f.drv.snapshot(); return calls >= 4 })
+		time.Sleep(1500 * time.Millisecond)
+		info := f.info(t)
+		if info.AckFloor.Stream != 0 || info.NumAckPending != 3 {
+			t.Fatalf("while failing: ack floor %d, ack pending %d; want 0 and 3", info.AckFloor.Stream, info.NumAckPending)
+		}
+		// A second puller on the same consumer gets whatever JetStream
+		// would redeliver; the in-progress marks must hold every message.
+		b, err := f.cons.Fetch(10, jetstream.FetchMaxWait(300*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stolen := 0
+		for m := range b.Messages() {
+			stolen++
+			_ = m.Nak()
+		}
+		if stolen != 0 {
+			t.Errorf("while failing: %d messages redelivered past the ack wait; in-progress marks should hold them", stolen)
+		}
+		if rows, _ := f.drv.snapshot(); len(rows) != 0 {
+			t.Fatalf("rows applied while failing: %v", rows)
+		}
+		f.drv.setFailing(nil)
+		eventually(t, "acked after recovery", func() bool {
+			info := f.info(t)
+			return info.AckFloor.Stream == 3 && info.NumAckPending == 0
+		})
+		rows, _ := f.drv.snapshot()
+		if len(rows) != 3 {
+			t.Errorf("rows = %v, want 3", rows)
+		}
+		eventually(t, "healthy again", func() bool { return f.rep.last().Health == configstore.HealthHealthy })
+		if st := f.runner.Stats(); st.Batches != 1 || st.Failures < 3 {
+			t.Errorf("stats = %+v, want the one batch applied after >= 3 failures", st)
+		}
+	})
+
+	t.Run("permanent errors are reported as such", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, n)
+		f.drv.setFailing(sinkrunner.Permanent(errors.New("invalid input syntax")))
+		f.publishChange(t, 1, contracts.OpCreate, 1, "v")
+		f.run(t)
+		eventually(t, "permanent error reported", func() bool {
+			return f.rep.seen(configstore.HealthError, "permanent: invalid input syntax")
+		})
+		if info := f.info(t); info.AckFloor.Stream != 0 {
+			t.Errorf("ack floor %d, want 0: a failed batch is never acked", info.AckFloor.Stream)
+		}
+	})
+}
+
+func TestPermanent(t *testing.T) {
+	t.Parallel()
+	base := errors.New("boom")
+	err := fmt.Errorf("apply batch to public.t: %w", sinkrunner.Permanent(base))
+	if !sinkrunner.IsPermanent(err) || !errors.Is(err, base) {
+		t.Errorf("IsPermanent/Is on wrapped permanent error: false")
+	}
+	if sinkrunner.IsPermanent(base) || sinkrunner.Permanent(nil) != nil {
+		t.Errorf("plain errors must not be permanent; Permanent(nil) must be nil")
+	}
+}
