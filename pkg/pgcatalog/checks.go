@@ -1,0 +1,185 @@
+package pgcatalog
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// CheckSource checks that the database conn is connected to can be a
+// source: wal_level is logical, and the connected user may use logical
+// replication (superuser, the REPLICATION attribute, or membership in the
+// managed-service roles that grant it).
+func CheckSource(ctx context.Context, conn *pgx.Conn) error {
+	var level string
+	if err := conn.QueryRow(ctx, `SHOW wal_level`).Scan(&level); err != nil {
+		return fmt.Errorf("read wal_level: %w", err)
+	}
+	if level != "logical" {
+		return &Problem{Msg: fmt.Sprintf("the source has wal_level=%s, but change capture needs wal_level=logical: "+
+			"run ALTER SYSTEM SET wal_level = logical and restart PostgreSQL "+
+			"(on a managed service set its parameter, e.g. rds.logical_replication = 1 on RDS)", level)}
+	}
+	var user string
+	var ok bool
+	err := conn.QueryRow(ctx, `SELECT current_user::text, r.rolsuper OR r.rolreplication OR EXISTS (
+			SELECT 1 FROM pg_roles m WHERE m.rolname IN ('rds_replication', 'rds_superuser', 'azure_pg_admin')
+			AND pg_has_role(r.oid, m.oid, 'member'))
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&user, &ok)
+	if err != nil {
+		return fmt.Errorf("read replication privilege: %w", err)
+	}
+	if !ok {
+		return &Problem{Field: "user", Msg: fmt.Sprintf("user %s may not use logical replication: run ALTER ROLE %s REPLICATION (or grant the managed service's replication role)",
+			user, pgx.Identifier{user}.Sanitize())}
+	}
+	return nil
+}
+
+// Table is a schema-qualified table name, case-sensitive as in the catalog.
+type Table struct {
+	Schema string
+	Name   string
+}
+
+// String is "schema.name".
+func (t Table) String() string { return t.Schema + "." + t.Name }
+
+// quoted is the table as SQL, for the fixes messages suggest.
+func (t Table) quoted() string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
+
+// ParseTable parses "schema.table". Names are taken as written (no case
+// folding), as the catalog stores them.
+func ParseTable(s string) (Table, error) {
+	schema, name, ok := strings.Cut(s, ".")
+	switch {
+	case !ok || schema == "" || name == "":
+		return Table{}, fmt.Errorf("%q is not a schema-qualified table name: write it as schema.table, e.g. public.orders", s)
+	case strings.Contains(name, "."):
+		return Table{}, fmt.Errorf("%q has more than one dot: write it as schema.table", s)
+	case strings.TrimSpace(s) != s:
+		return Table{}, fmt.Errorf("%q has leading or trailing spaces", s)
+	}
+	return Table{Schema: schema, Name: name}, nil
+}
+
+// ParseTables parses a pipeline's table list. It refuses an empty list,
+// a table listed twice, and two tables with the same name in different
+// schemas: destinations name tables by table name alone, so both would be
+// written to one destination table. Problems have Field "tables".
+func ParseTables(names []string) ([]Table, error) {
+	if len(names) == 0 {
+		return nil, &Problem{Field: "tables", Msg: "tables is empty: list at least one schema.table"}
+	}
+	out := make([]Table, 0, len(names))
+	seen := map[Table]bool{}
+	byName := map[string]Table{}
+	for i, n := range names {
+		t, err := ParseTable(n)
+		if err != nil {
+			return nil, &Problem{Field: "tables", Msg: fmt.Sprintf("tables[%d]: %v", i, err)}
+		}
+		if seen[t] {
+			return nil, &Problem{Field: "tables", Msg: fmt.Sprintf("tables lists %s twice", t)}
+		}
+		if other, ok := byName[t.Name]; ok {
+			return nil, &Problem{Field: "tables", Msg: fmt.Sprintf("tables %s and %s have the same table name in different schemas; destinations name tables by table name, "+
+				"so one pipeline cannot hold both: put them in separate pipelines with separate destinations", other, t)}
+		}
+		seen[t] = true
+		byName[t.Name] = t
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// CheckTables checks that each table exists in the database conn is
+// connected to, is a table, has a primary key or a replica identity that
+// identifies rows (FULL or USING INDEX), and is readable by the connected
+// user (backfills read it). All failures are reported in one *Problem with
+// Field "tables", each saying how to fix it.
+func CheckTables(ctx context.Context, conn *pgx.Conn, tables []Table) error {
+	schemas := make([]string, len(tables))
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		schemas[i], names[i] = t.Schema, t.Name
+	}
+	rows, err := conn.Query(ctx, `SELECT t.schema, t.name, c.relkind::text, c.relreplident::text,
+			COALESCE(EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), false),
+			CASE WHEN c.oid IS NULL THEN false ELSE has_table_privilege(c.oid, 'SELECT') END
+		FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(schema, name, ord)
+		LEFT JOIN pg_namespace n ON n.nspname = t.schema
+		LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.name
+		ORDER BY t.ord`, schemas, names)
+	if err != nil {
+		return fmt.Errorf("read tables from the source catalog: %w", err)
+	}
+	type info struct {
+		t                Table
+		kind, ident      *string
+		hasPK, canSelect bool
+	}
+	var infos []info
+	for rows.Next() {
+		var in info
+		if err := rows.Scan(&in.t.Schema, &in.t.Name, &in.kind, &in.ident, &in.hasPK, &in.canSelect); err != nil {
+			rows.Close()
+			return fmt.Errorf("read tables from the source catalog: %w", err)
+		}
+		infos = append(infos, in)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read tables from the source catalog: %w", err)
+	}
+	var problems []string
+	for _, in := range infos {
+		t := in.t
+		switch {
+		case in.kind == nil:
+			msg := fmt.Sprintf("table %s does not exist in the source database", t)
+			var alt Table
+			err := conn.QueryRow(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+				WHERE lower(n.nspname) = lower($1) AND lower(c.relname) = lower($2) AND c.relkind IN ('r', 'p') LIMIT 1`,
+				t.Schema, t.Name).Scan(&alt.Schema, &alt.Name)
+			if err == nil {
+				msg += fmt.Sprintf(" (names are case-sensitive: did you mean %s?)", alt)
+			}
+			problems = append(problems, msg)
+		case *in.kind != "r" && *in.kind != "p":
+			problems = append(problems, fmt.Sprintf("%s is a %s, not a table: only tables can be replicated", t, relkindName(*in.kind)))
+		case *in.ident == "n":
+			problems = append(problems, fmt.Sprintf("%s has REPLICA IDENTITY NOTHING, so its updates and deletes cannot be captured: run ALTER TABLE %s REPLICA IDENTITY FULL, or REPLICA IDENTITY DEFAULT if it has a primary key", t, t.quoted()))
+		case *in.ident == "d" && !in.hasPK:
+			problems = append(problems, fmt.Sprintf("%s has no primary key: add one, or run ALTER TABLE %s REPLICA IDENTITY FULL", t, t.quoted()))
+		case !in.canSelect:
+			problems = append(problems, fmt.Sprintf("the source user cannot read %s: run GRANT SELECT ON %s TO the source user", t, t.quoted()))
+		}
+	}
+	if len(problems) > 0 {
+		return &Problem{Field: "tables", Msg: strings.Join(problems, "; ")}
+	}
+	return nil
+}
+
+func relkindName(k string) string {
+	switch k {
+	case "v":
+		return "view"
+	case "m":
+		return "materialized view"
+	case "f":
+		return "foreign table"
+	case "S":
+		return "sequence"
+	case "i", "I":
+		return "index"
+	case "c":
+		return "composite type"
+	case "t":
+		return "TOAST table"
+	}
+	return "relation of kind " + k
+}
