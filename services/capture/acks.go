@@ -1,0 +1,187 @@
+package capture
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ackFuture is the part of jetstream.PubAckFuture the tracker waits on.
+type ackFuture interface {
+	Ok() <-chan *jetstream.PubAck
+	Err() <-chan error
+}
+
+// ackTracker decides how far the slot may be confirmed. It keeps, in
+// replication order, the transactions whose changes were published and the
+// publishes JetStream has not acknowledged yet. The confirmed position
+// moves to a transaction's commit end LSN only once that transaction is
+// committed and every publish of it and of all earlier transactions was
+// acknowledged: JetStream then holds every change before that position,
+// so PostgreSQL may release the WAL and never send those transactions
+// again.
+//
+// It is owned by one goroutine (the worker's replication loop).
+type ackTracker struct {
+	confirmed pglogrepl.LSN
+	txs       []*trackedTx // oldest first; the last one may be open
+	queue     []pendingPub // unresolved publishes, oldest first
+	head      int          // queue[:head] are resolved
+}
+
+type trackedTx struct {
+	end         pglogrepl.LSN // commit end LSN; 0 while open
+	committed   bool
+	outstanding int
+}
+
+type pendingPub struct {
+	f    ackFuture
+	tx   *trackedTx
+	at   time.Time
+	what string // subject and msg id, for errors
+}
+
+func newAckTracker(confirmed pglogrepl.LSN) *ackTracker {
+	return &ackTracker{confirmed: confirmed}
+}
+
+// begin opens a transaction; publishes until commit belong to it.
+func (a *ackTracker) begin() {
+	a.txs = append(a.txs, &trackedTx{})
+}
+
+// add records a publish of the open transaction.
+func (a *ackTracker) add(f ackFuture, at time.Time, what string) error {
+	tx := a.open()
+	if tx == nil {
+		return fmt.Errorf("track publish of %s: no open transaction", what)
+	}
+	tx.outstanding++
+	a.queue = append(a.queue, pendingPub{f: f, tx: tx, at: at, what: what})
+	return nil
+}
+
+// commit closes the open transaction at its commit end LSN.
+func (a *ackTracker) commit(end pglogrepl.LSN) error {
+	tx := a.open()
+	if tx == nil {
+		return fmt.Errorf("track commit at %s: no open transaction", end)
+	}
+	tx.end, tx.committed = end, true
+	a.advance()
+	return nil
+}
+
+func (a *ackTracker) open() *trackedTx {
+	if n := len(a.txs); n > 0 && !a.txs[n-1].committed {
+		return a.txs[n-1]
+	}
+	return nil
+}
+
+// inFlight is the number of publishes not yet acknowledged.
+func (a *ackTracker) inFlight() int { return len(a.queue) - a.head }
+
+// idle reports whether nothing is in flight: no open transaction and no
+// transaction waiting for acks.
+func (a *ackTracker) idle() bool { return len(a.txs) == 0 }
+
+// observeIdle moves the confirmed position to lsn, a keepalive's server WAL
+// end, when nothing is in flight: every transaction PostgreSQL sent before
+// that keepalive is acknowledged, and a transaction still running on the
+// source commits after lsn, so it will still be sent. Idle tables thus do
+// not hold WAL on the source.
+func (a *ackTracker) observeIdle(lsn pglogrepl.LSN) {
+	if a.idle() && lsn > a.confirmed {
+		a.confirmed = lsn
+	}
+}
+
+// poll takes in every acknowledgement that has arrived, oldest first, and
+// advances the confirmed position. It returns the first publish error, or
+// an error when the oldest publish has waited longer than timeout. After
+// an error the tracker must not be used again: the session restarts from
+// the confirmed position.
+func (a *ackTracker) poll(now time.Time, timeout time.Duration) error {
+	for a.head < len(a.queue) {
+		p := &a.queue[a.head]
+		select {
+		case <-p.f.Ok():
+		case err := <-p.f.Err():
+			return fmt.Errorf("publish %s: %w", p.what, err)
+		default:
+			if now.Sub(p.at) > timeout {
+				return fmt.Errorf("publish %s: no acknowledgement from JetStream after %s", p.what, timeout)
+			}
+			a.advance()
+			return nil
+		}
+		a.resolve()
+	}
+	a.advance()
+	return nil
+}
+
+// waitOldest blocks until the oldest unacknowledged publish is resolved,
+// then polls. It returns the publish error, ctx's error, or a timeout.
+func (a *ackTracker) waitOldest(ctx context.Context, timeout time.Duration) error {
+	if a.head == len(a.queue) {
+		return nil
+	}
+	p := &a.queue[a.head]
+	wait := time.NewTimer(max(timeout-time.Since(p.at), 0))
+	defer wait.Stop()
+	select {
+	case <-p.f.Ok():
+		a.resolve()
+	case err := <-p.f.Err():
+		return fmt.Errorf("publish %s: %w", p.what, err)
+	case <-wait.C:
+		return fmt.Errorf("publish %s: no acknowledgement from JetStream after %s", p.what, timeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return a.poll(time.Now(), timeout)
+}
+
+func (a *ackTracker) resolve() {
+	p := &a.queue[a.head]
+	p.tx.outstanding--
+	*p = pendingPub{}
+	a.head++
+	// Drop the resolved prefix once it is most of the slice, so a long
+	// transaction does not keep every resolved future alive.
+	if a.head == len(a.queue) {
+		a.queue, a.head = a.queue[:0], 0
+	} else if a.head >= 1024 && a.head*2 >= len(a.queue) {
+		n := copy(a.queue, a.queue[a.head:])
+		clear(a.queue[n:])
+		a.queue, a.head = a.queue[:n], 0
+	}
+}
+
+// advance pops fully acknowledged, committed transactions from the front.
+// This is the only place the confirmed position moves past published
+// changes: to a transaction's commit end LSN once it and every earlier
+// transaction are fully acknowledged by JetStream.
+func (a *ackTracker) advance() {
+	i := 0
+	for ; i < len(a.txs); i++ {
+		tx := a.txs[i]
+		if !tx.committed || tx.outstanding > 0 {
+			break
+		}
+		if tx.end > a.confirmed {
+			a.confirmed = tx.end
+		}
+	}
+	if i > 0 {
+		n := copy(a.txs, a.txs[i:])
+		clear(a.txs[n:])
+		a.txs = a.txs[:n]
+	}
+}

@@ -1,0 +1,114 @@
+// Package capture is Rosetta's capture service: one logical replication
+// connection per source, publishing every row change to the source's
+// JetStream stream and confirming WAL to PostgreSQL only once JetStream has
+// acknowledged it.
+//
+// A Manager reconciles the set of running Workers with the config store
+// (at start, on every config event and on a timer). A source has a worker
+// while at least one of its pipelines has status START; the worker of a
+// source without one stops, and its slot keeps its position, so a later
+// start resumes with nothing lost.
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
+)
+
+// ConfigStore is what capture needs from the config store. Implementations
+// must be safe for concurrent use: every worker reports its own state.
+type ConfigStore interface {
+	// ListAllSources returns every source with its password decrypted.
+	ListAllSources(ctx context.Context) ([]configstore.Source, error)
+	ListAllPipelines(ctx context.Context) ([]configstore.Pipeline, error)
+	SetSourceState(ctx context.Context, st configstore.SourceState) error
+}
+
+// Source states capture reports.
+const (
+	StateRunning = "RUNNING"
+	StateStopped = "STOPPED"
+	StateError   = "ERROR"
+)
+
+// Config configures the capture service.
+type Config struct {
+	// StreamLimits bound each source's stream (see natsx.StreamLimits).
+	StreamLimits natsx.StreamLimits
+	// ReconcileInterval is how often the manager re-reads the config store
+	// without a config event. Default 30s.
+	ReconcileInterval time.Duration
+	// StatusInterval is how often a running worker reports its state and
+	// confirmed LSN to the config store. Default 10s.
+	StatusInterval time.Duration
+	// StandbyInterval is the longest time between two status updates sent
+	// to PostgreSQL; it must stay below the source's wal_sender_timeout
+	// (60s by default). Default 10s.
+	StandbyInterval time.Duration
+	// ConfirmInterval is the shortest time between two status updates sent
+	// because the confirmed LSN advanced. Default 1s.
+	ConfirmInterval time.Duration
+	// PublishWindow is the number of changes published and not yet
+	// acknowledged by JetStream a worker allows before it waits. Default 4096.
+	PublishWindow int
+	// AckTimeout is how long a published change may stay unacknowledged
+	// before the worker gives up on the session and restarts from the
+	// confirmed position. Default 30s.
+	AckTimeout time.Duration
+	// DrainTimeout is how long a stopping worker waits for outstanding acks
+	// before its final status update. Default 10s.
+	DrainTimeout time.Duration
+	// BackoffMin and BackoffMax bound the wait before reconnecting after an
+	// error; it doubles from min to max. Defaults 1s and 30s.
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+	// ConnectTimeout bounds connecting to a source. Default 10s.
+	ConnectTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		StreamLimits:      natsx.DefaultStreamLimits(),
+		ReconcileInterval: 30 * time.Second,
+		StatusInterval:    10 * time.Second,
+		StandbyInterval:   10 * time.Second,
+		ConfirmInterval:   time.Second,
+		PublishWindow:     4096,
+		AckTimeout:        30 * time.Second,
+		DrainTimeout:      10 * time.Second,
+		BackoffMin:        time.Second,
+		BackoffMax:        30 * time.Second,
+		ConnectTimeout:    10 * time.Second,
+	}
+}
+
+// Validate reports every field out of range.
+func (c Config) Validate() error {
+	var errs []error
+	pos := func(name string, d time.Duration) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("capture config: %s must be positive", name))
+		}
+	}
+	pos("ReconcileInterval", c.ReconcileInterval)
+	pos("StatusInterval", c.StatusInterval)
+	pos("StandbyInterval", c.StandbyInterval)
+	pos("ConfirmInterval", c.ConfirmInterval)
+	pos("AckTimeout", c.AckTimeout)
+	pos("DrainTimeout", c.DrainTimeout)
+	pos("BackoffMin", c.BackoffMin)
+	pos("ConnectTimeout", c.ConnectTimeout)
+	if c.BackoffMax < c.BackoffMin {
+		errs = append(errs, fmt.Errorf("capture config: BackoffMax %s is below BackoffMin %s", c.BackoffMax, c.BackoffMin))
+	}
+	if c.PublishWindow <= 0 {
+		errs = append(errs, fmt.Errorf("capture config: PublishWindow must be positive"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,203 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/pgrepl"
+)
+
+// stream is one replication session's loop: receive, decode, publish,
+// track acks, confirm. Everything in it runs on the worker's goroutine.
+type stream struct {
+	w          *worker
+	conn       *pgx.Conn      // catalog lookups, publication changes
+	rconn      *pgconn.PgConn // replication
+	pub        jetstream.JetStream
+	maxPayload int64
+	dec        *pgrepl.Decoder
+	acks       *ackTracker
+	applied    sourceSpec
+
+	sentLSN    pglogrepl.LSN // last position sent to PostgreSQL
+	lastStatus time.Time     // when it was sent
+	lastReport time.Time     // last state report to the config store
+	buf        bytes.Buffer
+}
+
+// run streams until an error or ctx's end; on ctx's end it drains and
+// returns nil.
+func (s *stream) run(ctx context.Context) error {
+	s.w.report(StateRunning, "")
+	s.lastReport = time.Now()
+	for {
+		err := s.step(ctx)
+		if ctx.Err() != nil {
+			s.drain()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (s *stream) step(ctx context.Context) error {
+	select {
+	case <-s.w.changed:
+		if err := s.applyChangedTables(ctx); err != nil {
+			return err
+		}
+	default:
+	}
+	now := time.Now()
+	if err := s.acks.poll(now, s.w.cfg.AckTimeout); err != nil {
+		return err
+	}
+	s.w.confirmed = s.acks.confirmed
+	if err := s.sendStatus(now, false); err != nil {
+		return err
+	}
+	if now.Sub(s.lastReport) >= s.w.cfg.StatusInterval {
+		s.w.report(StateRunning, "")
+		s.lastReport = now
+	}
+
+	// Wake up soon while acks are outstanding, to confirm promptly.
+	wait := time.Second
+	if s.acks.inFlight() > 0 {
+		wait = 100 * time.Millisecond
+	}
+	m, ok, err := pgrepl.ReceiveMessage(ctx, s.rconn, now.Add(wait))
+	if err != nil || !ok {
+		return err
+	}
+	if k := m.Keepalive; k != nil {
+		s.acks.observeIdle(k.ServerWALEnd)
+		s.w.confirmed = s.acks.confirmed
+		if k.ReplyRequested {
+			return s.sendStatus(time.Now(), true)
+		}
+		return nil
+	}
+	return s.handle(ctx, m.XLogData)
+}
+
+func (s *stream) handle(ctx context.Context, x *pglogrepl.XLogData) error {
+	msg, err := pglogrepl.Parse(x.WALData)
+	if err != nil {
+		return fmt.Errorf("parse pgoutput message at %s: %w", x.WALStart, err)
+	}
+	if _, ok := msg.(*pglogrepl.BeginMessage); ok {
+		s.acks.begin()
+	}
+	changes, err := s.dec.Decode(ctx, x.WALStart, msg)
+	if err != nil {
+		return err
+	}
+	for i := range changes {
+		if err := s.publish(ctx, &changes[i]); err != nil {
+			return err
+		}
+	}
+	if c, ok := msg.(*pglogrepl.CommitMessage); ok {
+		// The transaction's end becomes confirmable once all its publishes
+		// (and all earlier ones) are acknowledged; see ackTracker.advance.
+		if err := s.acks.commit(c.TransactionEndLSN); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish sends one change with its deterministic Nats-Msg-Id, so that a
+// change published again after a restart is dropped by JetStream's
+// duplicate window (and, past it, by the sinks' version guard).
+func (s *stream) publish(ctx context.Context, c *contracts.Change) error {
+	for s.acks.inFlight() >= s.w.cfg.PublishWindow {
+		if err := s.acks.waitOldest(ctx, s.w.cfg.AckTimeout); err != nil {
+			return err
+		}
+	}
+	s.buf.Reset()
+	enc := json.NewEncoder(&s.buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(c); err != nil {
+		return fmt.Errorf("encode change of %s.%s at %s: %w", c.Source.Schema, c.Source.Table, c.Source.LSN, err)
+	}
+	body := bytes.Clone(bytes.TrimSuffix(s.buf.Bytes(), []byte{'\n'}))
+	subject := contracts.ChangeSubject(c.Source.SourceID, c.Source.Schema, c.Source.Table, 0)
+	id := contracts.MsgID(c.Source.SourceID, c.Source.CommitLSN, c.Source.Seq)
+	if s.maxPayload > 0 && int64(len(body))+256 > s.maxPayload {
+		return fmt.Errorf("change of %s.%s at %s is %d bytes, more than the NATS server's max_payload (%d): raise max_payload",
+			c.Source.Schema, c.Source.Table, c.Source.LSN, len(body), s.maxPayload)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = body
+	msg.Header.Set(jetstream.MsgIDHeader, id)
+	f, err := s.pub.PublishMsgAsync(msg)
+	if err != nil {
+		return fmt.Errorf("publish %s %s: %w", subject, id, err)
+	}
+	return s.acks.add(f, time.Now(), subject+" "+id)
+}
+
+// sendStatus confirms s.acks.confirmed to PostgreSQL when one is due: at
+// least every StandbyInterval, after the position advanced (at most every
+// ConfirmInterval), or when forced (a keepalive asked for a reply).
+func (s *stream) sendStatus(now time.Time, force bool) error {
+	c := s.acks.confirmed
+	since := now.Sub(s.lastStatus)
+	due := since >= s.w.cfg.StandbyInterval || (c > s.sentLSN && since >= s.w.cfg.ConfirmInterval)
+	if !force && !due {
+		return nil
+	}
+	// Only acknowledged positions get here: c comes from the ack tracker.
+	if err := pgrepl.SendStatus(context.Background(), s.rconn, c, false); err != nil {
+		return err
+	}
+	s.sentLSN, s.lastStatus = c, now
+	return nil
+}
+
+func (s *stream) applyChangedTables(ctx context.Context) error {
+	spec := s.w.currentSpec()
+	if sameTables(spec, s.applied) {
+		return nil
+	}
+	if err := s.w.applyTables(ctx, s.conn, spec); err != nil {
+		return err
+	}
+	s.applied = spec
+	s.w.log.Info("capture tables changed", "tables", len(spec.Tables), "consumers", len(spec.Consumers))
+	return nil
+}
+
+// drain runs when the worker stops: no more reading; wait up to
+// DrainTimeout for the outstanding acks, then tell PostgreSQL what was
+// acknowledged.
+func (s *stream) drain() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.w.cfg.DrainTimeout)
+	defer cancel()
+	for s.acks.inFlight() > 0 {
+		if err := s.acks.waitOldest(ctx, s.w.cfg.AckTimeout); err != nil {
+			s.w.log.Warn("stopping with unacknowledged changes; they will be sent again", "error", err,
+				"in_flight", s.acks.inFlight())
+			break
+		}
+	}
+	s.w.confirmed = s.acks.confirmed
+	if err := s.sendStatus(time.Now(), true); err != nil {
+		s.w.log.Warn("final status update", "error", err)
+	}
+}

@@ -1,0 +1,254 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
+)
+
+// future is an ackFuture the test resolves by hand; JetStream's own
+// futures are exercised by the tests against a real server.
+type future struct {
+	ok  chan *jetstream.PubAck
+	err chan error
+}
+
+func newFuture() *future {
+	return &future{ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
+}
+func (f *future) Ok() <-chan *jetstream.PubAck { return f.ok }
+func (f *future) Err() <-chan error            { return f.err }
+func (f *future) ack()                         { f.ok <- &jetstream.PubAck{} }
+func (f *future) fail(err error)               { f.err <- err }
+
+func TestAckTrackerConfirmsOnlyAcknowledgedCommittedTransactions(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	a := newAckTracker(100)
+	poll := func() {
+		t.Helper()
+		if err := a.poll(now, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// tx1: two publishes, commit at 200. tx2: one publish, commit at 300.
+	a.begin()
+	f1, f2 := newFuture(), newFuture()
+	a.add(f1, now, "1")
+	a.add(f2, now, "2")
+	a.commit(200)
+	a.begin()
+	f3 := newFuture()
+	a.add(f3, now, "3")
+	a.commit(300)
+	// tx3 is still open.
+	a.begin()
+	f4 := newFuture()
+	a.add(f4, now, "4")
+
+	steps := []struct {
+		do   func()
+		want pglogrepl.LSN
+	}{
+		{func() {}, 100},
+		{f3.ack, 100}, // a later transaction's ack alone confirms nothing
+		{f1.ack, 100}, // tx1 half acknowledged
+		{f2.ack, 300}, // tx1 and tx2 fully acknowledged
+		{f4.ack, 300}, // tx3 acknowledged but not committed
+		{func() { a.commit(400) }, 400},
+	}
+	for i, s := range steps {
+		s.do()
+		poll()
+		if a.confirmed != s.want {
+			t.Fatalf("step %d: confirmed = %s, want %s", i, a.confirmed, pglogrepl.LSN(s.want))
+		}
+	}
+	if !a.idle() || a.inFlight() != 0 {
+		t.Fatalf("idle=%v inFlight=%d after everything acknowledged", a.idle(), a.inFlight())
+	}
+	// Idle: a keepalive's WAL end may be confirmed; not while in flight.
+	a.observeIdle(500)
+	if a.confirmed != 500 {
+		t.Fatalf("idle keepalive: confirmed = %s", a.confirmed)
+	}
+	a.begin()
+	a.observeIdle(600)
+	if a.confirmed != 500 {
+		t.Fatalf("keepalive during an open transaction moved confirmed to %s", a.confirmed)
+	}
+	a.commit(550) // an empty transaction
+	a.observeIdle(450)
+	if a.confirmed != 550 {
+		t.Fatalf("confirmed = %s, want 550 (never backwards)", a.confirmed)
+	}
+}
+
+func TestAckTrackerErrors(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+
+	a := newAckTracker(10)
+	a.begin()
+	f1, f2 := newFuture(), newFuture()
+	a.add(f1, now, "one")
+	a.add(f2, now, "two")
+	a.commit(20)
+	f1.ack()
+	f2.fail(errors.New("nats: maximum bytes exceeded"))
+	err := a.poll(now, time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "maximum bytes") || !strings.Contains(err.Error(), "two") {
+		t.Fatalf("poll error = %v", err)
+	}
+	if a.confirmed != 10 {
+		t.Fatalf("a failed publish advanced confirmed to %s", a.confirmed)
+	}
+
+	b := newAckTracker(10)
+	b.begin()
+	b.add(newFuture(), now.Add(-2*time.Minute), "slow")
+	if err := b.poll(now, time.Minute); err == nil || !strings.Contains(err.Error(), "no acknowledgement") {
+		t.Fatalf("timeout error = %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := b.waitOldest(ctx, time.Hour); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waitOldest = %v, want deadline exceeded", err)
+	}
+	if err := b.add(newFuture(), now, "x"); err != nil {
+		t.Fatal(err)
+	}
+	c := newAckTracker(0)
+	if err := c.add(newFuture(), now, "x"); err == nil {
+		t.Fatal("publish outside a transaction accepted")
+	}
+	if err := c.commit(5); err == nil {
+		t.Fatal("commit outside a transaction accepted")
+	}
+}
+
+func TestAckTrackerLongTransaction(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	a := newAckTracker(1)
+	a.begin()
+	var fs []*future
+	for i := 0; i < 5000; i++ {
+		f := newFuture()
+		fs = append(fs, f)
+		if err := a.add(f, now, "x"); err != nil {
+			t.Fatal(err)
+		}
+		// Acknowledge with a lag, as JetStream would.
+		if i >= 100 {
+			fs[i-100].ack()
+			if err := a.poll(now, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if a.inFlight() != 100 || len(a.queue) > 2200 {
+		t.Fatalf("inFlight = %d, queue len = %d", a.inFlight(), len(a.queue))
+	}
+	a.commit(99)
+	for _, f := range fs[4900:] {
+		f.ack()
+	}
+	ctx := context.Background()
+	for a.inFlight() > 0 {
+		if err := a.waitOldest(ctx, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.confirmed != 99 {
+		t.Fatalf("confirmed = %s", a.confirmed)
+	}
+}
+
+func TestDesiredSources(t *testing.T) {
+	t.Parallel()
+	src := func(id int64) configstore.Source {
+		return configstore.Source{ID: id, Name: "s", Host: "h", Port: 5432, Slot: "slot", Publication: "pub"}
+	}
+	pl := func(id, source int64, status configstore.PipelineStatus, dests []int64, tables ...string) configstore.Pipeline {
+		return configstore.Pipeline{ID: id, SourceID: source, Status: status, DestinationIDs: dests, Tables: tables}
+	}
+	sources := []configstore.Source{src(1), src(2), src(3)}
+	pipelines := []configstore.Pipeline{
+		pl(10, 1, configstore.StatusStart, []int64{7, 5}, "public.b", "public.a"),
+		pl(11, 1, configstore.StatusPause, []int64{5}, "sales.orders", "public.a", "bad"),
+		pl(12, 2, configstore.StatusPause, []int64{5}, "public.x"),
+		pl(13, 9, configstore.StatusStart, []int64{5}, "public.y"), // unknown source
+	}
+	got, problems := desiredSources(sources, pipelines)
+	if len(got) != 1 {
+		t.Fatalf("desired sources = %v, want only source 1", got)
+	}
+	s1 := got[1]
+	a, b, o := natsx.Table{Schema: "public", Name: "a"}, natsx.Table{Schema: "public", Name: "b"}, natsx.Table{Schema: "sales", Name: "orders"}
+	if !slices.Equal(s1.Tables, []natsx.Table{a, b, o}) {
+		t.Errorf("tables = %v", s1.Tables)
+	}
+	want := []consumerSpec{
+		{PipelineID: 10, DestinationID: 5, Tables: []natsx.Table{a, b}},
+		{PipelineID: 10, DestinationID: 7, Tables: []natsx.Table{a, b}},
+		{PipelineID: 11, DestinationID: 5, Tables: []natsx.Table{a, o}},
+	}
+	if !sameTables(s1, sourceSpec{Tables: []natsx.Table{a, b, o}, Consumers: want}) {
+		t.Errorf("consumers = %+v", s1.Consumers)
+	}
+	if len(problems) != 1 || !strings.Contains(problems[0].Error(), `"bad"`) {
+		t.Errorf("problems = %v", problems)
+	}
+
+	changed := src(1)
+	changed.Password = "new"
+	if sameConnection(src(1), changed) {
+		t.Error("a password change keeps the connection")
+	}
+	renamed := src(1)
+	renamed.Name = "other"
+	if !sameConnection(src(1), renamed) {
+		t.Error("a rename restarts the worker")
+	}
+}
+
+func TestConnectionConfig(t *testing.T) {
+	t.Parallel()
+	s := configstore.Source{ID: 1, Host: "db.example", Port: 6543, Database: "my db/x", User: "u@x",
+		Password: "p@ss:w/rd?&=", SSLMode: "require"}
+	q, err := queryConfig(s, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Host != "db.example" || q.Port != 6543 || q.Database != "my db/x" || q.User != "u@x" ||
+		q.Password != s.Password || q.ConnectTimeout != 3*time.Second || q.TLSConfig == nil {
+		t.Fatalf("query config = host %s port %d db %q user %q timeout %s tls %v", q.Host, q.Port, q.Database, q.User,
+			q.ConnectTimeout, q.TLSConfig != nil)
+	}
+	r, err := replicationConfig(s, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.RuntimeParams["replication"] != "database" || r.RuntimeParams["TimeZone"] != "UTC" || r.Password != s.Password {
+		t.Fatalf("replication params = %v", r.RuntimeParams)
+	}
+	if _, err := queryConfig(configstore.Source{Host: "h", Port: 1, SSLMode: "bogus", Password: "secret-pw"}, time.Second); err == nil ||
+		strings.Contains(err.Error(), "secret-pw") {
+		t.Fatalf("bad sslmode: err = %v", err)
+	}
+	msg := redact("password authentication failed: p@ss:w/rd?&= / p%40ss%3Aw%2Frd%3F%26%3D", s.Password)
+	if strings.Contains(msg, "p@ss") || strings.Contains(msg, "p%40ss") {
+		t.Fatalf("redact left the password: %s", msg)
+	}
+}

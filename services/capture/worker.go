@@ -1,0 +1,226 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
+	"github.com/rosettacdc/rosetta/pkg/pgrepl"
+)
+
+// worker captures one source. Its run method owns everything it starts;
+// it returns when its context ends, after a final status update.
+type worker struct {
+	cfg   Config
+	store ConfigStore
+	js    jetstream.JetStream
+	log   *slog.Logger
+	id    int64
+
+	mu      sync.Mutex
+	spec    sourceSpec
+	changed chan struct{} // one pending "spec changed" signal
+
+	// confirmed is the position confirmed to PostgreSQL (or about to be):
+	// every change before it is acknowledged by JetStream. Owned by run's
+	// goroutine; it survives reconnects.
+	confirmed pglogrepl.LSN
+}
+
+func newWorker(cfg Config, store ConfigStore, js jetstream.JetStream, log *slog.Logger, spec sourceSpec) *worker {
+	return &worker{
+		cfg:     cfg,
+		store:   store,
+		js:      js,
+		log:     log.With("source", spec.Source.ID, "source_name", spec.Source.Name),
+		id:      spec.Source.ID,
+		spec:    spec,
+		changed: make(chan struct{}, 1),
+	}
+}
+
+// update hands the worker a new spec with the same connection; the running
+// session applies its tables without restarting.
+func (w *worker) update(spec sourceSpec) {
+	w.mu.Lock()
+	w.spec = spec
+	w.mu.Unlock()
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) currentSpec() sourceSpec {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.spec
+}
+
+// run captures until ctx ends, reconnecting after errors with a backoff
+// that doubles from BackoffMin to BackoffMax and starts over once a session
+// made progress.
+func (w *worker) run(ctx context.Context) {
+	backoff := w.cfg.BackoffMin
+	for {
+		before := w.confirmed
+		err := w.session(ctx)
+		if ctx.Err() != nil {
+			w.report(StateStopped, "")
+			w.log.Info("capture stopped", "confirmed_lsn", w.confirmed)
+			return
+		}
+		if err == nil {
+			err = errors.New("replication session ended")
+		}
+		if w.confirmed > before {
+			backoff = w.cfg.BackoffMin
+		}
+		msg := redact(err.Error(), w.currentSpec().Source.Password)
+		w.log.Error("capture failed, reconnecting", "error", msg, "retry_in", backoff)
+		w.report(StateError, msg)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			w.report(StateStopped, "")
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, w.cfg.BackoffMax)
+	}
+}
+
+// report writes the worker's state to the config store; a failure is
+// logged, not fatal (the next report repeats it).
+func (w *worker) report(state, lastErr string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st := configstore.SourceState{SourceID: w.id, State: state, LastError: lastErr, UpdatedAt: time.Now().UTC()}
+	if w.confirmed != 0 {
+		st.ConfirmedLSN = contracts.FormatLSN(uint64(w.confirmed))
+	}
+	if err := w.store.SetSourceState(ctx, st); err != nil {
+		w.log.Warn("report source state", "state", state, "error", err)
+	}
+}
+
+// session connects, provisions and streams until an error or ctx's end.
+func (w *worker) session(ctx context.Context) error {
+	spec := w.currentSpec()
+	src := spec.Source
+	if src.Slot == "" || src.Publication == "" {
+		return fmt.Errorf("source %d has no slot or publication name", src.ID)
+	}
+
+	qcfg, err := queryConfig(src, w.cfg.ConnectTimeout)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.ConnectTimeout)
+	conn, err := pgx.ConnectConfig(cctx, qcfg)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connect to source %s: %w", src.Name, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}()
+	if err := pgrepl.CheckWALLevel(ctx, conn); err != nil {
+		return err
+	}
+	if _, err := natsx.EnsureSourceStream(ctx, w.js, src.ID, w.cfg.StreamLimits); err != nil {
+		return err
+	}
+	if err := w.applyTables(ctx, conn, spec); err != nil {
+		return err
+	}
+	if err := pgrepl.EnsureSlot(ctx, conn, src.Slot); err != nil {
+		return err
+	}
+	slot, found, err := pgrepl.ReadSlot(ctx, conn, src.Slot)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("replication slot %s disappeared", src.Slot)
+	}
+	// The slot never moves past what this worker confirmed; it may be
+	// ahead of w.confirmed on the first session (or behind it after a
+	// source crash lost an unflushed slot update: changes between the two
+	// are in JetStream already, so resuming from w.confirmed is right).
+	w.confirmed = max(w.confirmed, slot.ConfirmedFlushLSN)
+
+	rcfg, err := replicationConfig(src, w.cfg.ConnectTimeout)
+	if err != nil {
+		return err
+	}
+	cctx, cancel = context.WithTimeout(ctx, w.cfg.ConnectTimeout)
+	rconn, err := pgconn.ConnectConfig(cctx, rcfg)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("open replication connection to source %s: %w", src.Name, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rconn.Close(cctx)
+	}()
+	if err := pgrepl.StartReplication(ctx, rconn, src.Slot, src.Publication, w.confirmed); err != nil {
+		return err
+	}
+
+	// A publisher of its own bounds this worker's unacknowledged publishes
+	// and is cleaned up with the session (pending futures fail, so nothing
+	// waits on them). Publishing needs no API prefix or domain, so the
+	// underlying connection is all it takes.
+	pub, err := jetstream.New(w.js.Conn(), jetstream.WithPublishAsyncMaxPending(w.cfg.PublishWindow))
+	if err != nil {
+		return fmt.Errorf("jetstream publisher: %w", err)
+	}
+	defer pub.CleanupPublisher()
+
+	s := &stream{
+		w:          w,
+		conn:       conn,
+		rconn:      rconn,
+		pub:        pub,
+		maxPayload: w.js.Conn().MaxPayload(),
+		dec:        pgrepl.NewDecoder(src.ID, src.Database, pgrepl.NewCatalogResolver(conn)),
+		acks:       newAckTracker(w.confirmed),
+		applied:    spec,
+		sentLSN:    w.confirmed,
+	}
+	w.log.Info("capture streaming", "slot", src.Slot, "publication", src.Publication, "start_lsn", w.confirmed,
+		"tables", len(spec.Tables))
+	return s.run(ctx)
+}
+
+// applyTables brings the consumers and the publication to spec. Consumers
+// come first: each starts at new messages, so it must exist before its
+// tables' changes can be published. Both steps are idempotent.
+func (w *worker) applyTables(ctx context.Context, conn *pgx.Conn, spec sourceSpec) error {
+	src := spec.Source
+	for _, c := range spec.Consumers {
+		if _, err := natsx.EnsurePipelineConsumer(ctx, w.js, src.ID, c.PipelineID, c.DestinationID, c.Tables); err != nil {
+			return err
+		}
+	}
+	if err := pgrepl.EnsurePublication(ctx, conn, src.Publication, spec.Tables); err != nil {
+		return err
+	}
+	return nil
+}
