@@ -1,0 +1,147 @@
+// Package postgres is the sink driver that applies changes to a PostgreSQL
+// destination: one transaction per fetched batch, staged with COPY and
+// applied with a handful of set-based, version-guarded statements per table.
+//
+// Destination layout:
+//   - each source table becomes <schema>.<table> (the source table's name in
+//     the configured schema), created on first use with the source's key as
+//     primary key and two version columns, _rosetta_lsn and _rosetta_seq
+//     (commit LSN and position in the transaction of the last change applied
+//     to the row);
+//   - schema _rosetta holds the bookkeeping that makes redelivery safe:
+//     _rosetta.tables (one row per destination table: its truncate
+//     watermark and the name of its tombstone table) and one tombstone table
+//     per destination table (key and version of deleted rows).
+package postgres
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Config is a postgres destination's configuration, the JSON of
+// configstore.Destination.ConfigWithSecrets.
+type Config struct {
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	Database string `json:"database"`
+	User     string `json:"user"`
+	Password string `json:"password"`
+	// Schema receives the destination tables ("public").
+	Schema string `json:"schema"`
+	// SSLMode is libpq's sslmode: disable, allow, prefer (default),
+	// require, verify-ca or verify-full.
+	SSLMode string `json:"sslmode"`
+	// ConnectTimeout bounds connecting (10s); not part of the JSON.
+	ConnectTimeout time.Duration `json:"-"`
+}
+
+// DefaultConfig holds the defaults applied to empty fields.
+func DefaultConfig() Config {
+	return Config{Port: 5432, Schema: "public", SSLMode: "prefer", ConnectTimeout: 10 * time.Second}
+}
+
+// ParseConfig decodes a destination's JSON config over DefaultConfig and
+// validates it. "port" may be a number or a numeric string. Unknown fields
+// are ignored. Errors never contain the password.
+func ParseConfig(raw json.RawMessage) (Config, error) {
+	var wire struct {
+		Host     string          `json:"host"`
+		Port     json.RawMessage `json:"port"`
+		Database string          `json:"database"`
+		User     string          `json:"user"`
+		Password string          `json:"password"`
+		Schema   string          `json:"schema"`
+		SSLMode  string          `json:"sslmode"`
+	}
+	if err := json.Unmarshal(raw, &wire); err != nil {
+		// json errors quote offsets and types, not values.
+		return Config{}, fmt.Errorf("decode postgres destination config: %w", err)
+	}
+	c := DefaultConfig()
+	c.Host, c.Database, c.User, c.Password = wire.Host, wire.Database, wire.User, wire.Password
+	if port := strings.Trim(string(wire.Port), `" `); port != "" && port != "null" {
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return Config{}, fmt.Errorf("postgres destination config: port %.20q is not an integer", port)
+		}
+		c.Port = p
+	}
+	if wire.Schema != "" {
+		c.Schema = wire.Schema
+	}
+	if wire.SSLMode != "" {
+		c.SSLMode = wire.SSLMode
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate reports every missing or invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Host == "" {
+		errs = append(errs, errors.New("host is empty"))
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("port %d is out of range 1-65535", c.Port))
+	}
+	if c.Database == "" {
+		errs = append(errs, errors.New("database is empty"))
+	}
+	if c.User == "" {
+		errs = append(errs, errors.New("user is empty"))
+	}
+	if c.Schema == "" {
+		errs = append(errs, errors.New("schema is empty"))
+	} else if c.Schema == bookkeepingSchema {
+		errs = append(errs, fmt.Errorf("schema %q is reserved for Rosetta's bookkeeping", c.Schema))
+	}
+	switch c.SSLMode {
+	case "disable", "allow", "prefer", "require", "verify-ca", "verify-full":
+	default:
+		errs = append(errs, fmt.Errorf("sslmode %q is not one of disable, allow, prefer, require, verify-ca, verify-full", c.SSLMode))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("postgres destination config: %w", err)
+	}
+	return nil
+}
+
+// LogValue keeps the password out of logs.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("host", c.Host), slog.Int("port", c.Port), slog.String("database", c.Database),
+		slog.String("user", c.User), slog.String("schema", c.Schema), slog.String("sslmode", c.SSLMode),
+	)
+}
+
+// connConfig builds the pgx connection config. The password is set on the
+// parsed config, never put into a connection string, so that no parse or
+// connect error can echo it.
+func (c Config) connConfig() (*pgx.ConnConfig, error) {
+	q := func(s string) string {
+		return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+	}
+	timeout := c.ConnectTimeout
+	if timeout <= 0 {
+		timeout = DefaultConfig().ConnectTimeout
+	}
+	dsn := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s connect_timeout=%d application_name=rosetta-sink",
+		q(c.Host), c.Port, q(c.Database), q(c.User), q(c.SSLMode), max(1, int(timeout.Seconds())))
+	cc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres destination %s:%d/%s: %w", c.Host, c.Port, c.Database, err)
+	}
+	cc.Password = c.Password
+	return cc, nil
+}

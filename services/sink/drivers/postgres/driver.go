@@ -1,0 +1,464 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+)
+
+var _ sinkrunner.Driver = (*Driver)(nil)
+
+// ddlLockKey is the advisory lock every Rosetta sink takes (for the rest of
+// its transaction) before creating or altering anything in a destination
+// database, so that sinks of several pipelines sharing one destination do
+// not race on CREATE ... IF NOT EXISTS.
+const ddlLockKey int64 = 0x526f7365747461 // "Rosetta"
+
+// Driver applies batches to one PostgreSQL destination over one connection,
+// opened on first use and reopened after it breaks. Safe for use by one
+// runner; Apply calls are serialized.
+type Driver struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex
+	conn   *pgx.Conn
+	tables map[string]*tableShape // by destination table name
+	stages map[string]*stagePlan  // by shape signature; temp tables of conn
+	nextID int
+}
+
+// tableShape is what the driver knows of a destination table: its columns
+// and their types. It is a cache: any failed Apply drops it, and a batch
+// with a column it does not list reloads it from the catalog.
+type tableShape struct {
+	target  string            // quoted schema.table
+	tomb    string            // quoted _rosetta.tomb_…
+	hasTomb bool              // the tombstone table exists (the key is known)
+	types   map[string]string // column -> type as format_type prints it
+}
+
+// stagePlan is a staging table on the current connection and the SQL that
+// applies it to its destination table.
+type stagePlan struct {
+	cols    []stageColumn
+	sql     statements
+	hasTomb bool
+}
+
+// New returns a driver for cfg; it connects on the first Apply, so a
+// destination that is down shows up as a retried Apply error.
+func New(cfg Config, log *slog.Logger) *Driver {
+	return &Driver{cfg: cfg, log: log, tables: map[string]*tableShape{}, stages: map[string]*stagePlan{}}
+}
+
+// Factory builds a driver from a destination's JSON config
+// (configstore.Destination.ConfigWithSecrets). It does not connect.
+func Factory(_ context.Context, config json.RawMessage, log *slog.Logger) (sinkrunner.Driver, error) {
+	cfg, err := ParseConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg, log), nil
+}
+
+// Close closes the connection.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := d.conn.Close(ctx)
+	d.conn = nil
+	if err != nil {
+		return fmt.Errorf("close postgres destination connection: %w", err)
+	}
+	return nil
+}
+
+// Apply applies batches in one transaction: per table, COPY into a staging
+// table, then (a) fill unchanged columns of moved rows, (b) truncate,
+// (c) deletes and tombstones, (d) updates, (e) inserts, all sent in one
+// round trip. Every write is guarded by the row's version, so applying a
+// batch again, or an older batch after a newer one, changes nothing.
+// Errors from data the destination rejects (SQLSTATE classes 22 and 23) are
+// sinkrunner.Permanent; everything else is transient.
+func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var work []cdc.TableBatch
+	for _, b := range batches {
+		if len(b.Rows) > 0 || b.Truncate != nil {
+			work = append(work, b)
+		}
+	}
+	if len(work) == 0 {
+		return nil
+	}
+	defer func() {
+		if err != nil {
+			d.afterError(err)
+			err = classify(err)
+		}
+	}()
+	conn, err := d.connect(ctx)
+	if err != nil {
+		return err
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin transaction on postgres destination: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = tx.Rollback(rctx)
+		}
+	}()
+
+	var (
+		queue pgx.Batch
+		owner []string // table and step of each queued statement, for errors
+		buf   bytes.Buffer
+	)
+	enqueue := func(table, step, sql string, args ...any) {
+		queue.Queue(sql, args...)
+		owner = append(owner, step+" of "+table)
+	}
+	for _, b := range work {
+		table := d.cfg.Schema + "." + b.Table.Table
+		plan, err := d.prepare(ctx, tx, b)
+		if err != nil {
+			return fmt.Errorf("apply batch to %s: %w", table, err)
+		}
+		if plan == nil {
+			// A truncate of a table that was never created here:
+			// nothing to remove.
+			continue
+		}
+		var hasDelete, hasUpsert, hasFallback bool
+		for _, r := range b.Rows {
+			if r.Delete {
+				hasDelete = true
+				continue
+			}
+			hasUpsert = true
+			if r.FallbackKey != nil && len(r.Unchanged) > 0 {
+				hasFallback = true
+			}
+		}
+		if len(b.Rows) > 0 {
+			buf.Reset()
+			encodeRows(&buf, plan.cols, b.Rows)
+			if _, err := tx.Conn().PgConn().CopyFrom(ctx, &buf, plan.sql.copy); err != nil {
+				return fmt.Errorf("apply batch to %s: copy %d rows to staging: %w", table, len(b.Rows), err)
+			}
+		}
+		// (a) Before anything is deleted: a row whose key changed in
+		// this batch takes its unchanged (TOASTed, not sent) values
+		// from the row stored at its old key.
+		if hasFallback && plan.sql.fill != "" {
+			enqueue(table, "fill unchanged columns", plan.sql.fill)
+		}
+		if t := b.Truncate; t != nil {
+			// (b) Only rows older than the truncate go: a truncate
+			// redelivered after newer rows were applied must not
+			// remove them. The watermark keeps rows older than the
+			// truncate from being inserted again later (step e), and
+			// tombstones older than it are covered by it.
+			lsn, seq := int64(t.LSN), t.Seq
+			enqueue(table, "truncate", plan.sql.truncateRows, lsn, seq)
+			enqueue(table, "record truncate", plan.sql.truncateMark, lsn, seq, d.cfg.Schema, b.Table.Table)
+			if plan.hasTomb {
+				enqueue(table, "drop tombstones before truncate", plan.sql.truncateTombs, lsn, seq)
+			}
+		}
+		if hasDelete {
+			// (c) A delete only removes an older row (an older delete
+			// redelivered must not remove a row inserted after it),
+			// and leaves a tombstone so that an older insert or
+			// update of the key arriving later is not resurrected.
+			enqueue(table, "delete", plan.sql.deleteRows)
+			enqueue(table, "record tombstones", plan.sql.tombstone)
+		}
+		if hasUpsert {
+			// (d) Only an older row is overwritten, keeping the stored
+			// value of columns the change did not send.
+			enqueue(table, "update", plan.sql.update)
+			// (e) A missing row is inserted unless a newer delete
+			// (tombstone) or truncate of it was already applied.
+			enqueue(table, "insert", plan.sql.insert, d.cfg.Schema, b.Table.Table)
+			// The row now carries a newer version than its old
+			// tombstone; the row's own guard takes over.
+			enqueue(table, "drop superseded tombstones", plan.sql.untomb)
+		}
+	}
+	if queue.Len() > 0 {
+		br := tx.SendBatch(ctx, &queue)
+		for i := range owner {
+			if _, err := br.Exec(); err != nil {
+				br.Close()
+				return fmt.Errorf("apply batch: %s: %w", owner[i], err)
+			}
+		}
+		if err := br.Close(); err != nil {
+			return fmt.Errorf("apply batch: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit batch to postgres destination: %w", err)
+	}
+	return nil
+}
+
+// connect returns the open connection, opening one if needed. A new
+// connection has no staging tables yet.
+func (d *Driver) connect(ctx context.Context) (*pgx.Conn, error) {
+	if d.conn != nil && !d.conn.IsClosed() {
+		return d.conn, nil
+	}
+	cc, err := d.cfg.connConfig()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return nil, fmt.Errorf("connect to postgres destination %s:%d/%s: %w", d.cfg.Host, d.cfg.Port, d.cfg.Database, err)
+	}
+	d.conn = conn
+	d.stages = map[string]*stagePlan{}
+	return conn, nil
+}
+
+// afterError forgets everything a failed transaction may have made stale:
+// table shapes (the destination may have changed under us) and staging
+// tables (their creation may have been rolled back). A connection that is
+// not known to be healthy is closed and reopened on the next Apply.
+func (d *Driver) afterError(err error) {
+	d.tables = map[string]*tableShape{}
+	d.stages = map[string]*stagePlan{}
+	var pgErr *pgconn.PgError
+	if d.conn != nil && (d.conn.IsClosed() || !errors.As(err, &pgErr)) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = d.conn.Close(ctx)
+		d.conn = nil
+	}
+}
+
+// prepare makes sure the destination table, its tombstone table and a
+// staging table for the batch's shape exist, and returns the shape's SQL.
+// It returns nil for a batch that only truncates a table that does not
+// exist.
+func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*stagePlan, error) {
+	if len(b.KeyColumns()) == 0 && len(b.Rows) > 0 {
+		return nil, sinkrunner.Permanent(errors.New("the change events name no key columns; rows cannot be matched"))
+	}
+	for _, c := range b.Columns {
+		if strings.HasPrefix(c.Name, reservedPrefix) {
+			return nil, sinkrunner.Permanent(fmt.Errorf("column %q uses the prefix %s Rosetta reserves", c.Name, reservedPrefix))
+		}
+	}
+	shape, err := d.shape(ctx, tx, b)
+	if err != nil || shape == nil {
+		return nil, err
+	}
+	cols := make([]stageColumn, len(b.Columns))
+	var sig strings.Builder
+	sig.WriteString(shape.target)
+	for i, c := range b.Columns {
+		cols[i] = stageColumn{Name: c.Name, Type: shape.types[c.Name], Key: c.Key}
+		sig.WriteString("\x00" + c.Name + "\x01" + cols[i].Type + "\x01" + strconv.FormatBool(c.Key))
+	}
+	if plan, ok := d.stages[sig.String()]; ok {
+		return plan, nil
+	}
+	d.nextID++
+	stage := "_rosetta_stage_" + strconv.Itoa(d.nextID)
+	plan := &stagePlan{cols: cols, sql: buildStatements(shape.target, shape.tomb, stage, cols), hasTomb: shape.hasTomb}
+	if len(b.Rows) == 0 {
+		// Truncate only: no staging needed; not cached, as the batch
+		// may lack the columns a staging table needs.
+		return plan, nil
+	}
+	if _, err := tx.Exec(ctx, plan.sql.createStage); err != nil {
+		return nil, fmt.Errorf("create staging table: %w", err)
+	}
+	d.stages[sig.String()] = plan
+	return plan, nil
+}
+
+// shape returns the destination table's shape, creating the table, adding
+// missing columns, and creating its bookkeeping when the cache does not
+// already show everything the batch needs. It returns nil when the batch
+// has no columns (a lone truncate) and the table does not exist.
+func (d *Driver) shape(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*tableShape, error) {
+	if s, ok := d.tables[b.Table.Table]; ok && s.covers(b.Columns) {
+		return s, nil
+	}
+	target := ident(d.cfg.Schema, b.Table.Table)
+	tombName := tombstoneTableName(d.cfg.Schema, b.Table.Table)
+	s := &tableShape{target: target, tomb: ident(bookkeepingSchema, tombName)}
+	// Take the DDL lock before reading, so that what is read is still
+	// true when the DDL below runs.
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
+		return nil, fmt.Errorf("lock for ddl: %w", err)
+	}
+	types, err := loadColumns(ctx, tx, target)
+	if err != nil {
+		return nil, err
+	}
+	keys := b.KeyColumns()
+	var ddl []string
+	created := false
+	switch {
+	case len(types) == 0 && len(b.Columns) == 0:
+		return nil, nil
+	case len(types) == 0:
+		cols := make([]stageColumn, len(b.Columns))
+		for i, c := range b.Columns {
+			cols[i] = stageColumn{Name: c.Name, Type: columnType(c.BaseType), Key: c.Key}
+		}
+		ddl = append(ddl, "CREATE SCHEMA IF NOT EXISTS "+ident(d.cfg.Schema), createTableSQL(target, cols))
+		created = true
+	default:
+		for _, c := range b.Columns {
+			if _, ok := types[c.Name]; !ok {
+				ddl = append(ddl, addColumnSQL(target, stageColumn{Name: c.Name, Type: columnType(c.BaseType)}))
+				d.log.Info("adding column to destination table", "table", d.cfg.Schema+"."+b.Table.Table, "column", c.Name)
+			}
+		}
+		for _, v := range []string{lsnCol, seqCol} {
+			if _, ok := types[v]; !ok {
+				ddl = append(ddl, addVersionSQL(target, v))
+			}
+		}
+		if len(keys) == 0 {
+			// A lone truncate names no columns: the stored primary key
+			// keys the tombstone table.
+			if keys, err = loadPrimaryKey(ctx, tx, target); err != nil {
+				return nil, err
+			}
+		}
+	}
+	ddl = append(ddl, bookkeepingDDL...)
+	for _, q := range ddl {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return nil, fmt.Errorf("prepare destination table: %w", err)
+		}
+	}
+	if s.types, err = loadColumns(ctx, tx, target); err != nil {
+		return nil, err
+	}
+	if created {
+		d.log.Info("created destination table", "table", d.cfg.Schema+"."+b.Table.Table)
+	}
+	if len(keys) > 0 {
+		keyCols := make([]stageColumn, len(keys))
+		for i, k := range keys {
+			keyCols[i] = stageColumn{Name: k, Type: s.types[k], Key: true}
+		}
+		if _, err := tx.Exec(ctx, createTombstoneSQL(s.tomb, keyCols)); err != nil {
+			return nil, fmt.Errorf("create tombstone table: %w", err)
+		}
+		s.hasTomb = true
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO "+ident(bookkeepingSchema, registryTable)+
+		" (schema_name, table_name, tombstone_table) VALUES ($1, $2, $3) ON CONFLICT (schema_name, table_name) DO NOTHING",
+		d.cfg.Schema, b.Table.Table, tombName); err != nil {
+		return nil, fmt.Errorf("register destination table: %w", err)
+	}
+	if !s.covers(b.Columns) {
+		return nil, fmt.Errorf("destination table %s lacks columns after adding them", target)
+	}
+	if s.hasTomb {
+		d.tables[b.Table.Table] = s
+	}
+	return s, nil
+}
+
+// loadColumns reads a table's columns and types; none when it is missing.
+func loadColumns(ctx context.Context, tx pgx.Tx, target string) (map[string]string, error) {
+	rows, err := tx.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, target)
+	if err != nil {
+		return nil, fmt.Errorf("read columns of %s: %w", target, err)
+	}
+	types := map[string]string{}
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read columns of %s: %w", target, err)
+		}
+		types[name] = typ
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read columns of %s: %w", target, err)
+	}
+	return types, nil
+}
+
+// loadPrimaryKey reads a table's primary key columns in key order.
+func loadPrimaryKey(ctx context.Context, tx pgx.Tx, target string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT a.attname FROM pg_index i
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+		WHERE i.indrelid = to_regclass($1) AND i.indisprimary
+		ORDER BY array_position(i.indkey::int2[], a.attnum)`, target)
+	if err != nil {
+		return nil, fmt.Errorf("read primary key of %s: %w", target, err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read primary key of %s: %w", target, err)
+	}
+	return keys, nil
+}
+
+func (s *tableShape) covers(cols []contracts.Column) bool {
+	for _, c := range cols {
+		if _, ok := s.types[c.Name]; !ok {
+			return false
+		}
+	}
+	_, lsn := s.types[lsnCol]
+	_, seq := s.types[seqCol]
+	return lsn && seq
+}
+
+// classify marks errors the same batch will always hit as permanent: data
+// the destination rejects (class 22, data exception; class 23, integrity
+// constraint violation). Connection errors, timeouts, serialization
+// failures, deadlocks and the rest are transient and retried.
+func classify(err error) error {
+	if err == nil || sinkrunner.IsPermanent(err) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && len(pgErr.Code) == 5 {
+		switch pgErr.Code[:2] {
+		case "22", "23":
+			return sinkrunner.Permanent(err)
+		}
+	}
+	return err
+}

@@ -1,0 +1,231 @@
+package postgres
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Names Rosetta reserves in a destination. Source columns may not start
+// with reservedPrefix: the version columns and the staging table's
+// bookkeeping columns use it.
+const (
+	bookkeepingSchema = "_rosetta"
+	registryTable     = "tables"
+	reservedPrefix    = "_rosetta_"
+	lsnCol            = "_rosetta_lsn"
+	seqCol            = "_rosetta_seq"
+	// Staging-only columns.
+	delCol       = "_rosetta_del"       // boolean: the key's final state is deleted
+	unchangedCol = "_rosetta_unchanged" // int[]: 1-based positions of columns to keep
+	fbFlagCol    = "_rosetta_fb"        // boolean: fill unchanged columns from the fallback key
+	fbColPrefix  = "_rosetta_fb_"       // _rosetta_fb_1..n: the fallback key, in key order
+)
+
+// ident quotes a (possibly qualified) identifier. Every identifier in
+// generated SQL goes through it.
+func ident(parts ...string) string { return pgx.Identifier(parts).Sanitize() }
+
+// typePattern accepts the type names format_type prints for built-in
+// types: "char", or lower-case words with an optional modifier list,
+// optional trailing words and array brackets, e.g. "numeric(10,2)",
+// "timestamp(3) with time zone", "character varying(20)[]". Nothing else
+// reaches DDL: other type names become text.
+var typePattern = regexp.MustCompile(`^("char"|[a-z][a-z0-9_ ]*(\([0-9, ]+\))?[a-z ]*)(\[\])*$`)
+
+// columnType is the destination type for a source column's base type.
+func columnType(baseType string) string {
+	if len(baseType) <= 100 && typePattern.MatchString(baseType) {
+		return baseType
+	}
+	return "text"
+}
+
+// tombstoneTableName names the tombstone table of one destination table
+// inside _rosetta: a readable prefix of the table name plus a hash of the
+// schema-qualified name, so two destination tables never share one and the
+// name stays under PostgreSQL's 63-byte limit.
+func tombstoneTableName(schema, table string) string {
+	sum := sha256.Sum256([]byte(schema + "\x00" + table))
+	prefix := table
+	for len(prefix) > 40 {
+		_, size := utf8.DecodeLastRuneInString(prefix)
+		prefix = prefix[:len(prefix)-size]
+	}
+	return "tomb_" + prefix + "_" + hex.EncodeToString(sum[:6])
+}
+
+// stageColumn is one data column of a staging table.
+type stageColumn struct {
+	Name string
+	Type string // the destination column's type, as the catalog prints it
+	Key  bool
+}
+
+// statements is the SQL of one table shape: the staging table and every
+// statement Apply runs against it. Values are bound ($1, $2 …) or copied,
+// never spliced in.
+type statements struct {
+	createStage string
+	copy        string
+	// fill sets unchanged columns of rows whose key changed from the row
+	// stored at their fallback key.
+	fill string
+	// truncate* take $1 = truncate LSN, $2 = seq; truncateMark also
+	// $3 = schema, $4 = table.
+	truncateRows, truncateMark, truncateTombs string
+	// deleteRows removes rows older than a staged delete; tombstone records
+	// staged deletes whose key has no newer row left.
+	deleteRows, tombstone string
+	// update rewrites existing older rows; insert adds the rest ($1 =
+	// schema, $2 = table for the truncate watermark); untomb drops
+	// tombstones older than a staged upsert.
+	update, insert, untomb string
+}
+
+// buildStatements generates the SQL of one shape: target and tomb are the
+// destination and tombstone tables, stage the temporary staging table, cols
+// the batch's columns (key columns flagged) in staging order.
+func buildStatements(target, tomb, stage string, cols []stageColumn) statements {
+	var keys []stageColumn
+	for _, c := range cols {
+		if c.Key {
+			keys = append(keys, c)
+		}
+	}
+	match := func(l, r string, fallback bool) string {
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			rc := ident(k.Name)
+			if fallback {
+				rc = ident(fbColPrefix + strconv.Itoa(i+1))
+			}
+			parts[i] = l + "." + ident(k.Name) + " = " + r + "." + rc
+		}
+		return strings.Join(parts, " AND ")
+	}
+	version := func(a string) string { return "(" + a + "." + ident(lsnCol) + ", " + a + "." + ident(seqCol) + ")" }
+	// keep picks, per row, the stored value for a column listed as
+	// unchanged and the staged value otherwise.
+	keep := func(pos int, name string) string {
+		return ident(name) + " = CASE WHEN " + strconv.Itoa(pos) + " = ANY(s." + ident(unchangedCol) + ") THEN t." +
+			ident(name) + " ELSE s." + ident(name) + " END"
+	}
+
+	var st statements
+	var defs, names, sel, keepSet []string
+	for i, c := range cols {
+		defs = append(defs, ident(c.Name)+" "+c.Type)
+		names = append(names, ident(c.Name))
+		sel = append(sel, "s."+ident(c.Name))
+		if !c.Key {
+			keepSet = append(keepSet, keep(i+1, c.Name))
+		}
+	}
+	meta := []string{ident(delCol), ident(lsnCol), ident(seqCol), ident(unchangedCol), ident(fbFlagCol)}
+	defs = append(defs, ident(delCol)+" boolean NOT NULL", ident(lsnCol)+" bigint NOT NULL", ident(seqCol)+" bigint NOT NULL",
+		ident(unchangedCol)+" int[]", ident(fbFlagCol)+" boolean NOT NULL")
+	for i, k := range keys {
+		n := fbColPrefix + strconv.Itoa(i+1)
+		defs = append(defs, ident(n)+" "+k.Type)
+		meta = append(meta, ident(n))
+	}
+	// ON COMMIT DELETE ROWS: the staging table is empty at the start of
+	// every transaction, committed or rolled back.
+	st.createStage = "CREATE TEMPORARY TABLE " + ident(stage) + " (" + strings.Join(defs, ", ") + ") ON COMMIT DELETE ROWS"
+	st.copy = "COPY " + ident(stage) + " (" + strings.Join(append(append([]string{}, names...), meta...), ", ") + ") FROM STDIN"
+
+	if len(keepSet) > 0 {
+		st.fill = "UPDATE " + ident(stage) + " AS s SET " + strings.Join(keepSet, ", ") + ", " + ident(unchangedCol) + " = NULL" +
+			" FROM " + target + " AS t WHERE s." + ident(fbFlagCol) + " AND " + match("t", "s", true)
+	}
+
+	st.truncateRows = "DELETE FROM " + target + " AS t WHERE " + version("t") + " < ($1, $2)"
+	st.truncateMark = "UPDATE " + ident(bookkeepingSchema, registryTable) + " AS w SET truncate_lsn = $1, truncate_seq = $2" +
+		" WHERE w.schema_name = $3 AND w.table_name = $4 AND (w.truncate_lsn, w.truncate_seq) < ($1, $2)"
+	st.truncateTombs = "DELETE FROM " + tomb + " AS x WHERE " + version("x") + " < ($1, $2)"
+
+	st.deleteRows = "DELETE FROM " + target + " AS t USING " + ident(stage) + " AS s WHERE s." + ident(delCol) +
+		" AND " + match("t", "s", false) + " AND " + version("t") + " < " + version("s")
+	var keyNames, keySel []string
+	for _, k := range keys {
+		keyNames = append(keyNames, ident(k.Name))
+		keySel = append(keySel, "s."+ident(k.Name))
+	}
+	st.tombstone = "INSERT INTO " + tomb + " AS x (" + strings.Join(keyNames, ", ") + ", " + ident(lsnCol) + ", " + ident(seqCol) + ")" +
+		" SELECT " + strings.Join(keySel, ", ") + ", s." + ident(lsnCol) + ", s." + ident(seqCol) + " FROM " + ident(stage) + " AS s" +
+		" WHERE s." + ident(delCol) + " AND NOT EXISTS (SELECT 1 FROM " + target + " AS t WHERE " + match("t", "s", false) + ")" +
+		" ON CONFLICT (" + strings.Join(keyNames, ", ") + ") DO UPDATE SET " + ident(lsnCol) + " = EXCLUDED." + ident(lsnCol) +
+		", " + ident(seqCol) + " = EXCLUDED." + ident(seqCol) + " WHERE " + version("x") + " < " + version("EXCLUDED")
+
+	set := append(append([]string{}, keepSet...), ident(lsnCol)+" = s."+ident(lsnCol), ident(seqCol)+" = s."+ident(seqCol))
+	st.update = "UPDATE " + target + " AS t SET " + strings.Join(set, ", ") + " FROM " + ident(stage) + " AS s" +
+		" WHERE NOT s." + ident(delCol) + " AND " + match("t", "s", false) + " AND " + version("t") + " < " + version("s")
+	st.insert = "INSERT INTO " + target + " (" + strings.Join(names, ", ") + ", " + ident(lsnCol) + ", " + ident(seqCol) + ")" +
+		" SELECT " + strings.Join(sel, ", ") + ", s." + ident(lsnCol) + ", s." + ident(seqCol) + " FROM " + ident(stage) + " AS s" +
+		" WHERE NOT s." + ident(delCol) +
+		" AND NOT EXISTS (SELECT 1 FROM " + target + " AS t WHERE " + match("t", "s", false) + ")" +
+		" AND NOT EXISTS (SELECT 1 FROM " + tomb + " AS x WHERE " + match("x", "s", false) + " AND " + version("x") + " >= " + version("s") + ")" +
+		" AND " + version("s") + " > (SELECT w.truncate_lsn, w.truncate_seq FROM " + ident(bookkeepingSchema, registryTable) +
+		" AS w WHERE w.schema_name = $1 AND w.table_name = $2)"
+	st.untomb = "DELETE FROM " + tomb + " AS x USING " + ident(stage) + " AS s WHERE NOT s." + ident(delCol) +
+		" AND " + match("x", "s", false) + " AND " + version("x") + " < " + version("s")
+	return st
+}
+
+// DDL of the bookkeeping schema, run under the DDL lock.
+var bookkeepingDDL = []string{
+	"CREATE SCHEMA IF NOT EXISTS " + ident(bookkeepingSchema),
+	"CREATE TABLE IF NOT EXISTS " + ident(bookkeepingSchema, registryTable) + ` (
+	schema_name text NOT NULL,
+	table_name text NOT NULL,
+	tombstone_table text NOT NULL UNIQUE,
+	truncate_lsn bigint NOT NULL DEFAULT 0,
+	truncate_seq bigint NOT NULL DEFAULT 0,
+	PRIMARY KEY (schema_name, table_name))`,
+}
+
+// createTableSQL creates a destination table with the version columns and
+// the key as primary key.
+func createTableSQL(target string, cols []stageColumn) string {
+	var defs, keys []string
+	for _, c := range cols {
+		defs = append(defs, ident(c.Name)+" "+c.Type)
+		if c.Key {
+			keys = append(keys, ident(c.Name))
+		}
+	}
+	defs = append(defs, ident(lsnCol)+" bigint NOT NULL", ident(seqCol)+" bigint NOT NULL")
+	if len(keys) > 0 {
+		defs = append(defs, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
+	}
+	return "CREATE TABLE IF NOT EXISTS " + target + " (" + strings.Join(defs, ", ") + ")"
+}
+
+// createTombstoneSQL creates a tombstone table keyed like its destination.
+func createTombstoneSQL(tomb string, keys []stageColumn) string {
+	var defs, names []string
+	for _, k := range keys {
+		defs = append(defs, ident(k.Name)+" "+k.Type)
+		names = append(names, ident(k.Name))
+	}
+	defs = append(defs, ident(lsnCol)+" bigint NOT NULL", ident(seqCol)+" bigint NOT NULL",
+		"PRIMARY KEY ("+strings.Join(names, ", ")+")")
+	return "CREATE TABLE IF NOT EXISTS " + tomb + " (" + strings.Join(defs, ", ") + ")"
+}
+
+func addColumnSQL(target string, c stageColumn) string {
+	return "ALTER TABLE " + target + " ADD COLUMN IF NOT EXISTS " + ident(c.Name) + " " + c.Type
+}
+
+// addVersionSQL adopts a table that exists without version columns: its
+// rows count as older than any change.
+func addVersionSQL(target, col string) string {
+	return fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s bigint NOT NULL DEFAULT 0", target, ident(col))
+}
