@@ -1,0 +1,165 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/pkg/testkit"
+)
+
+type states struct {
+	mu  sync.Mutex
+	all []configstore.DestinationState
+}
+
+func (s *states) SetDestinationState(_ context.Context, st configstore.DestinationState) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.all = append(s.all, st)
+	return nil
+}
+
+func (s *states) last() configstore.DestinationState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.all) == 0 {
+		return configstore.DestinationState{}
+	}
+	return s.all[len(s.all)-1]
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRunnerWithPostgres runs the sink loop end to end: change events
+// published to JetStream reach a real PostgreSQL; while the destination is
+// down nothing is acked, and everything arrives once it is back.
+func TestRunnerWithPostgres(t *testing.T) {
+	t.Parallel()
+	pg := testkit.StartPostgres(t)
+	n := testkit.StartNATS(t)
+	_, js := n.Connect(t)
+	ctx := context.Background()
+	const source, pipeline, dest = 7, 3, 4
+	if _, err := natsx.EnsureSourceStream(ctx, js, source, natsx.StreamLimits{MaxBytes: 64 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := natsx.EnsurePipelineConsumer(ctx, js, source, pipeline, dest, []natsx.Table{{Schema: "app", Name: "items"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, pg, "sink")
+	rep := &states{}
+	runner := sinkrunner.New(sinkrunner.Config{
+		PipelineID: pipeline, DestinationID: dest,
+		BatchSize: 50, BatchWait: 50 * time.Millisecond,
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+		ReportEvery: 10 * time.Millisecond,
+	}, cons, e.drv, rep, quietLog())
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); runner.Run(rctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	it := ev{table: "items", cols: itemCols}
+	publish := func(changes ...contracts.Change) {
+		t.Helper()
+		for _, c := range changes {
+			c.Source.SourceID = source
+			body, err := json.Marshal(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := js.Publish(ctx, contracts.ChangeSubject(source, "app", "items", 0), body); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	count := func() int {
+		var n int
+		if err := pg.Connect(t, e.db).QueryRow(ctx, `SELECT count(*) FROM sink.items`).Scan(&n); err != nil {
+			return -1
+		}
+		return n
+	}
+	ackFloor := func() (uint64, int) {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.AckFloor.Stream, info.NumAckPending
+	}
+
+	// 200 inserts, then updates and deletes, in several batches.
+	var changes []contracts.Change
+	for i := 1; i <= 200; i++ {
+		changes = append(changes, it.ins(uint64(10+i), i, fmt.Sprintf("row %d", i)))
+	}
+	for i := 1; i <= 200; i += 2 {
+		changes = append(changes, it.upd(uint64(1000+i), i, fmt.Sprintf("odd %d", i)))
+	}
+	for i := 2; i <= 200; i += 4 {
+		changes = append(changes, it.del(uint64(2000+i), i))
+	}
+	publish(changes...)
+	waitFor(t, "all changes acked", 20*time.Second, func() bool { f, p := ackFloor(); return f == uint64(len(changes)) && p == 0 })
+	e.expect(`SELECT count(*), count(*) FILTER (WHERE name LIKE 'odd %'), count(*) FILTER (WHERE id % 4 = 2) FROM sink.items`, "150|100|0")
+	waitFor(t, "healthy report", 5*time.Second, func() bool { return rep.last().Health == configstore.HealthHealthy })
+
+	// Destination down: nothing is acked, health says why.
+	if err := pg.Stop("fast"); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	t.Cleanup(func() {
+		if stopped {
+			pg.Start()
+		}
+	})
+	floor, _ := ackFloor()
+	publish(it.ins(5000, 500, "while down"), it.ins(5000, 501, "while down"), it.upd(5001, 1, "while down"))
+	waitFor(t, "error report", 10*time.Second, func() bool {
+		st := rep.last()
+		return st.Health == configstore.HealthError && st.LastError != ""
+	})
+	time.Sleep(time.Second) // several retries
+	if f, p := ackFloor(); f != floor || p != 3 {
+		t.Fatalf("while the destination is down: ack floor %d (was %d), %d pending; want nothing acked and 3 pending", f, floor, p)
+	}
+	t.Logf("reported while down: %s", rep.last().LastError)
+	if st := rep.last(); strings.Contains(st.LastError, "password") {
+		t.Errorf("error report mentions a password: %q", st.LastError)
+	}
+
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	waitFor(t, "changes applied after the destination is back", 30*time.Second, func() bool {
+		f, p := ackFloor()
+		return f == floor+3 && p == 0
+	})
+	e.conn = pg.Connect(t, e.db) // the old one died with the server
+	if got := count(); got != 152 {
+		t.Errorf("rows = %d, want 152", got)
+	}
+	e.expect(`SELECT id, name FROM sink.items WHERE name = 'while down' ORDER BY id`, "1|while down", "500|while down", "501|while down")
+	waitFor(t, "healthy again", 5*time.Second, func() bool { return rep.last().Health == configstore.HealthHealthy })
+}
