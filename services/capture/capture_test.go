@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
@@ -208,10 +209,15 @@ func (e *env) slot() (pgrepl.Slot, int32) {
 	if !found {
 		return pgrepl.Slot{}, 0
 	}
+	// Only a walsender counts as using the slot: while
+	// pg_create_logical_replication_slot runs, the creating backend holds it.
 	var pid *int32
-	if err := conn.QueryRow(ctx, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", e.src.Slot).Scan(&pid); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT r.active_pid FROM pg_replication_slots r
+		JOIN pg_stat_activity a ON a.pid = r.active_pid AND a.backend_type = 'walsender'
+		WHERE r.slot_name = $1`, e.src.Slot).Scan(&pid); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		e.t.Fatal(err)
 	}
+	s.Active = pid != nil
 	if pid == nil {
 		return s, 0
 	}
