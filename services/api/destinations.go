@@ -1,0 +1,399 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/pgcatalog"
+)
+
+// destinationRequest is the body of POST and PUT /destinations.
+type destinationRequest struct {
+	Name *string `json:"name"`
+	Type *string `json:"type"`
+	// Config is checked field by field against the type's fields.
+	Config map[string]json.RawMessage `json:"config"`
+}
+
+// destinationView shows a destination without its secret fields; for
+// each secret field its type has, <field>_set says whether it is stored.
+type destinationView struct {
+	ID                      int64          `json:"id"`
+	Name                    string         `json:"name"`
+	Type                    string         `json:"type"`
+	Config                  map[string]any `json:"config"`
+	PasswordSet             *bool          `json:"password_set,omitempty"`
+	PrivateKeySet           *bool          `json:"private_key_set,omitempty"`
+	PrivateKeyPassphraseSet *bool          `json:"private_key_passphrase_set,omitempty"`
+	CreatedAt               time.Time      `json:"created_at"`
+	UpdatedAt               time.Time      `json:"updated_at"`
+}
+
+func viewDestination(d configstore.Destination) destinationView {
+	v := destinationView{ID: d.ID, Name: d.Name, Type: d.Type, Config: map[string]any{}, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+	for k, val := range d.Config {
+		// The store never keeps secrets in Config; this guards the view
+		// against a future mistake.
+		if !configstore.IsSecretField(k) {
+			v.Config[k] = val
+		}
+	}
+	set := map[string]bool{}
+	for _, k := range d.SecretKeys {
+		set[k] = true
+	}
+	for _, f := range destinationFields(d.Type) {
+		if !f.secret {
+			continue
+		}
+		b := set[f.name]
+		switch f.name {
+		case "password":
+			v.PasswordSet = &b
+		case "private_key":
+			v.PrivateKeySet = &b
+		case "private_key_passphrase":
+			v.PrivateKeyPassphraseSet = &b
+		}
+	}
+	return v
+}
+
+type fieldKind int
+
+const (
+	kindString fieldKind = iota
+	kindPort
+)
+
+// fieldSpec is one config field of a destination type.
+type fieldSpec struct {
+	name     string
+	kind     fieldKind
+	required bool
+	secret   bool // stored encrypted, never shown (configstore.IsSecretField)
+	def      any  // stored when the field is omitted; nil for none
+	oneOf    []string
+}
+
+// destinationTypes lists the accepted types, for messages.
+const destinationTypes = "postgres, snowflake or duckdb"
+
+// destinationFields is the config a destination type accepts. Drivers
+// decode the stored config (with secrets) into their own typed config.
+func destinationFields(typ string) []fieldSpec {
+	sslmodes := []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+	switch typ {
+	case "postgres":
+		return []fieldSpec{
+			{name: "host", required: true},
+			{name: "port", kind: kindPort, def: 5432},
+			{name: "database", required: true},
+			{name: "user", required: true},
+			{name: "password", secret: true},
+			{name: "schema", def: "public"},
+			{name: "sslmode", def: "prefer", oneOf: sslmodes},
+		}
+	case "snowflake":
+		return []fieldSpec{
+			{name: "account", required: true},
+			{name: "user", required: true},
+			{name: "database", required: true},
+			{name: "schema", required: true},
+			{name: "warehouse"},
+			{name: "role"},
+			{name: "private_key", secret: true},
+			{name: "private_key_path"},
+			{name: "private_key_passphrase", secret: true},
+		}
+	case "duckdb":
+		return []fieldSpec{
+			{name: "path", required: true},
+			{name: "schema", def: "main"},
+		}
+	}
+	return nil
+}
+
+// destinationInput validates a request. stored names the secret fields
+// already stored (on PUT), which count as present.
+func (r destinationRequest) input(stored []string) (configstore.DestinationInput, error) {
+	var in configstore.DestinationInput
+	var err error
+	if in.Name, err = requiredString("name", r.Name, maxNameLen); err != nil {
+		return in, err
+	}
+	if r.Type == nil {
+		return in, invalid("type", "type is required: one of %s", destinationTypes)
+	}
+	in.Type = *r.Type
+	specs := destinationFields(in.Type)
+	if specs == nil {
+		return in, invalid("type", "type %q is not supported: use %s", in.Type, destinationTypes)
+	}
+	if r.Config == nil {
+		return in, invalid("config", "config is required: an object with the %s settings", in.Type)
+	}
+	known := map[string]fieldSpec{}
+	for _, f := range specs {
+		known[f.name] = f
+	}
+	// Unknown fields first, in a stable order.
+	keys := make([]string, 0, len(r.Config))
+	for k := range r.Config {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if _, ok := known[k]; !ok {
+			names := make([]string, len(specs))
+			for i, f := range specs {
+				names[i] = f.name
+			}
+			return in, badRequest("config."+k, "unknown field config.%s for a %s destination: it accepts %s", k, in.Type, strings.Join(names, ", "))
+		}
+	}
+	storedSet := map[string]bool{}
+	for _, k := range stored {
+		storedSet[k] = true
+	}
+	in.Config = map[string]any{}
+	for _, f := range specs {
+		path := "config." + f.name
+		raw, present := r.Config[f.name]
+		if present && bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+			present = false
+		}
+		if !present {
+			switch {
+			case f.secret:
+				// Omitted: the stored value (if any) is kept.
+			case f.required:
+				return in, invalid(path, "%s is required for a %s destination", path, in.Type)
+			case f.def != nil:
+				in.Config[f.name] = f.def
+			}
+			continue
+		}
+		v, err := decodeField(path, f, raw)
+		if err != nil {
+			return in, err
+		}
+		if f.secret {
+			in.Config[f.name] = v // "" removes the stored value
+			continue
+		}
+		if s, ok := v.(string); ok && s == "" {
+			if f.required {
+				return in, invalid(path, "%s must not be empty", path)
+			}
+			if f.def != nil {
+				in.Config[f.name] = f.def
+			}
+			continue
+		}
+		in.Config[f.name] = v
+	}
+	// A secret the type does not have (left from a former type) is removed.
+	for _, k := range stored {
+		if f, ok := known[k]; !ok || !f.secret {
+			in.Config[k] = ""
+		}
+	}
+	if in.Type == "snowflake" {
+		key, _ := in.Config["private_key"].(string)
+		path, _ := in.Config["private_key_path"].(string)
+		_, keySent := in.Config["private_key"]
+		hasKey := key != "" || (!keySent && storedSet["private_key"])
+		if !hasKey && path == "" {
+			return in, invalid("config.private_key", "a snowflake destination needs config.private_key (the PEM text) or config.private_key_path (a file on the sink's host)")
+		}
+	}
+	return in, nil
+}
+
+func decodeField(path string, f fieldSpec, raw json.RawMessage) (any, error) {
+	switch f.kind {
+	case kindPort:
+		var n int
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return nil, invalid(path, "%s must be an integer", path)
+		}
+		if n < 1 || n > 65535 {
+			return nil, invalid(path, "%s must be from 1 to 65535", path)
+		}
+		return n, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, invalid(path, "%s must be a string", path)
+	}
+	max := 1024
+	if f.secret {
+		max = 64 << 10 // PEM keys
+	}
+	if len(s) > max {
+		return nil, invalid(path, "%s is too long: at most %d bytes", path, max)
+	}
+	if len(f.oneOf) > 0 && s != "" {
+		ok := false
+		for _, o := range f.oneOf {
+			ok = ok || s == o
+		}
+		if !ok {
+			return nil, invalid(path, "%s must be one of %s", path, strings.Join(f.oneOf, ", "))
+		}
+	}
+	return s, nil
+}
+
+// checkDestination connects to a postgres destination. Other types are
+// not checked here: their drivers report problems through the pipeline's
+// destination health.
+func (s *Server) checkDestination(ctx context.Context, in configstore.DestinationInput, password string) error {
+	if in.Type != "postgres" {
+		return nil
+	}
+	str := func(k string) string { v, _ := in.Config[k].(string); return v }
+	port, _ := in.Config["port"].(int)
+	e := pgcatalog.Endpoint{Host: str("host"), Port: port, Database: str("database"), User: str("user"), Password: password, SSLMode: str("sslmode")}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CheckTimeout)
+	defer cancel()
+	conn, err := pgcatalog.Connect(ctx, e)
+	if err != nil {
+		return checkError(err, "config.", "", password)
+	}
+	conn.Close(context.WithoutCancel(ctx))
+	return nil
+}
+
+func (s *Server) createDestination(c *fiber.Ctx) error {
+	var req destinationRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	in, err := req.input(nil)
+	if err != nil {
+		return err
+	}
+	pw, _ := in.Config["password"].(string)
+	if err := s.checkDestination(c.UserContext(), in, pw); err != nil {
+		return err
+	}
+	d, err := s.store.CreateDestination(c.UserContext(), in)
+	if err != nil {
+		return fromStore(err)
+	}
+	s.publish(c, contracts.KindDestination, d.ID, contracts.ActionCreated)
+	c.Location("/api/v1/destinations/" + strconv.FormatInt(d.ID, 10))
+	return c.Status(fiber.StatusCreated).JSON(viewDestination(d))
+}
+
+func (s *Server) listDestinations(c *fiber.Ctx) error {
+	p, err := page(c)
+	if err != nil {
+		return err
+	}
+	ds, total, err := s.store.ListDestinations(c.UserContext(), p)
+	if err != nil {
+		return err
+	}
+	items := make([]destinationView, len(ds))
+	for i, d := range ds {
+		items[i] = viewDestination(d)
+	}
+	return c.JSON(listBody[destinationView]{Items: items, Total: total, Limit: p.Limit, Offset: p.Offset})
+}
+
+func (s *Server) getDestination(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	d, err := s.store.GetDestination(c.UserContext(), id)
+	if errors.Is(err, configstore.ErrNotFound) {
+		return notFound("destination %d does not exist", id)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(viewDestination(d))
+}
+
+func (s *Server) updateDestination(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	var req destinationRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	old, err := s.store.DestinationWithSecrets(c.UserContext(), id)
+	if errors.Is(err, configstore.ErrNotFound) {
+		return notFound("destination %d does not exist", id)
+	}
+	if err != nil {
+		return err
+	}
+	in, err := req.input(old.SecretKeys)
+	if err != nil {
+		return err
+	}
+	pw := old.Secrets["password"]
+	if v, ok := in.Config["password"].(string); ok {
+		pw = v
+	}
+	if in.Type == "postgres" && (old.Type != in.Type || pw != old.Secrets["password"] || connectionChanged(old.Config, in.Config)) {
+		if err := s.checkDestination(c.UserContext(), in, pw); err != nil {
+			return err
+		}
+	}
+	d, err := s.store.UpdateDestination(c.UserContext(), id, in)
+	if errors.Is(err, configstore.ErrNotFound) {
+		return notFound("destination %d does not exist", id)
+	}
+	if err != nil {
+		return fromStore(err)
+	}
+	s.publish(c, contracts.KindDestination, d.ID, contracts.ActionUpdated)
+	return c.JSON(viewDestination(d))
+}
+
+// connectionChanged reports whether a postgres destination's connection
+// settings differ (stored numbers come back from jsonb as float64).
+func connectionChanged(old, new map[string]any) bool {
+	for _, k := range []string{"host", "port", "database", "user", "sslmode"} {
+		if fmt.Sprint(old[k]) != fmt.Sprint(new[k]) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) deleteDestination(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	err = s.store.DeleteDestination(c.UserContext(), id)
+	if errors.Is(err, configstore.ErrNotFound) {
+		return notFound("destination %d does not exist", id)
+	}
+	if err != nil {
+		return fromStore(err)
+	}
+	s.publish(c, contracts.KindDestination, id, contracts.ActionDeleted)
+	return c.SendStatus(fiber.StatusNoContent)
+}

@@ -1,0 +1,49 @@
+package api
+
+import (
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/fx"
+
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/settings"
+)
+
+// Module runs the API: it listens on Settings.HTTPAddr when the app starts
+// (failing the start if the address is taken) and shuts down gracefully
+// when it stops.
+var Module = fx.Module("api",
+	fx.Provide(NewFromParams),
+	// Asking for the server makes fx build it, which registers its hooks.
+	fx.Invoke(func(*Server) {}),
+)
+
+// Params are the API's dependencies under fx.
+type Params struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Settings  *settings.Settings
+	Store     *configstore.Store
+	JS        jetstream.JetStream
+	Log       *slog.Logger
+	Redis     *redis.Client `optional:"true"`
+}
+
+// NewFromParams builds the server from fx parameters and ties it to the
+// app's lifecycle.
+func NewFromParams(p Params) (*Server, error) {
+	cfg := DefaultConfig()
+	cfg.Addr = p.Settings.HTTPAddr
+	var pinger Pinger
+	if p.Redis != nil {
+		pinger = RedisPinger(p.Redis)
+	}
+	s, err := New(cfg, p.Store, p.JS, pinger, p.Log.With("service", "api"))
+	if err != nil {
+		return nil, err
+	}
+	p.Lifecycle.Append(fx.Hook{OnStart: s.Listen, OnStop: s.Shutdown})
+	return s, nil
+}

@@ -1,0 +1,310 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/pgcatalog"
+)
+
+// pipelineRequest is the body of POST and PUT /pipelines.
+type pipelineRequest struct {
+	Name           *string  `json:"name"`
+	SourceID       *int64   `json:"source_id"`
+	DestinationIDs []int64  `json:"destination_ids"`
+	Tables         []string `json:"tables"`
+}
+
+type pipelineView struct {
+	ID             int64     `json:"id"`
+	Name           string    `json:"name"`
+	SourceID       int64     `json:"source_id"`
+	DestinationIDs []int64   `json:"destination_ids"`
+	Tables         []string  `json:"tables"`
+	Status         string    `json:"status"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// pipelineDetail is GET /pipelines/{id}: the pipeline with what capture
+// and each sink last reported.
+type pipelineDetail struct {
+	pipelineView
+	SourceState  sourceStateView        `json:"source_state"`
+	Destinations []destinationStateView `json:"destinations"`
+}
+
+type sourceStateView struct {
+	State        string     `json:"state"` // UNKNOWN until capture reports
+	LastError    string     `json:"last_error"`
+	ConfirmedLSN string     `json:"confirmed_lsn"`
+	UpdatedAt    *time.Time `json:"updated_at"`
+}
+
+type destinationStateView struct {
+	DestinationID int64      `json:"destination_id"`
+	Name          string     `json:"name"`
+	Type          string     `json:"type"`
+	Health        string     `json:"health"`
+	LastError     string     `json:"last_error"`
+	LastAppliedAt *time.Time `json:"last_applied_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+}
+
+func viewPipeline(p configstore.Pipeline) pipelineView {
+	ids := p.DestinationIDs
+	if ids == nil {
+		ids = []int64{}
+	}
+	return pipelineView{ID: p.ID, Name: p.Name, SourceID: p.SourceID, DestinationIDs: ids, Tables: p.Tables,
+		Status: string(p.Status), CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
+}
+
+// input validates the request alone; references and tables are checked
+// by checkPipeline.
+func (r pipelineRequest) input() (configstore.PipelineInput, error) {
+	var in configstore.PipelineInput
+	var err error
+	if in.Name, err = requiredString("name", r.Name, maxNameLen); err != nil {
+		return in, err
+	}
+	if r.SourceID == nil {
+		return in, invalid("source_id", "source_id is required")
+	}
+	if *r.SourceID <= 0 {
+		return in, invalid("source_id", "source_id must be a positive integer")
+	}
+	in.SourceID = *r.SourceID
+	if len(r.DestinationIDs) == 0 {
+		return in, invalid("destination_ids", "destination_ids must list at least one destination id")
+	}
+	seen := map[int64]bool{}
+	for _, id := range r.DestinationIDs {
+		if id <= 0 {
+			return in, invalid("destination_ids", "destination_ids must hold positive integers")
+		}
+		if seen[id] {
+			return in, invalid("destination_ids", "destination_ids lists %d twice", id)
+		}
+		seen[id] = true
+	}
+	in.DestinationIDs = r.DestinationIDs
+	tables, err := pgcatalog.ParseTables(r.Tables)
+	if err != nil {
+		var p *pgcatalog.Problem
+		if errors.As(err, &p) {
+			return in, fromProblem(p, "", "tables")
+		}
+		return in, err
+	}
+	for _, t := range tables {
+		in.Tables = append(in.Tables, t.String())
+	}
+	return in, nil
+}
+
+// checkPipeline checks that the source and destinations exist, that the
+// source can be reached and captured from, and that every table can be
+// replicated.
+func (s *Server) checkPipeline(ctx context.Context, in configstore.PipelineInput) error {
+	for _, id := range in.DestinationIDs {
+		if _, err := s.store.GetDestination(ctx, id); errors.Is(err, configstore.ErrNotFound) {
+			return invalid("destination_ids", "destination %d does not exist", id)
+		} else if err != nil {
+			return err
+		}
+	}
+	src, err := s.store.SourceWithSecrets(ctx, in.SourceID)
+	if errors.Is(err, configstore.ErrNotFound) {
+		return invalid("source_id", "source %d does not exist", in.SourceID)
+	}
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CheckTimeout)
+	defer cancel()
+	e := pgcatalog.Endpoint{Host: src.Host, Port: src.Port, Database: src.Database, User: src.User, Password: src.Password, SSLMode: src.SSLMode}
+	conn, err := pgcatalog.Connect(ctx, e)
+	if err != nil {
+		var p *pgcatalog.Problem
+		if errors.As(err, &p) {
+			return invalid("source_id", "source %q cannot be reached to check the tables: %s (fix the source with PUT /api/v1/sources/%d)", src.Name, p.Msg, src.ID)
+		}
+		return checkError(err, "", "source_id", src.Password)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := pgcatalog.CheckSource(ctx, conn); err != nil {
+		return checkError(err, "", "source_id", src.Password)
+	}
+	tables := make([]pgcatalog.Table, 0, len(in.Tables))
+	for _, name := range in.Tables {
+		t, err := pgcatalog.ParseTable(name)
+		if err != nil {
+			return invalid("tables", "%v", err)
+		}
+		tables = append(tables, t)
+	}
+	if err := pgcatalog.CheckTables(ctx, conn, tables); err != nil {
+		return checkError(err, "", "tables", src.Password)
+	}
+	return nil
+}
+
+func (s *Server) createPipeline(c *fiber.Ctx) error {
+	var req pipelineRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	in, err := req.input()
+	if err != nil {
+		return err
+	}
+	if err := s.checkPipeline(c.UserContext(), in); err != nil {
+		return err
+	}
+	p, err := s.store.CreatePipeline(c.UserContext(), in)
+	if err != nil {
+		return fromStore(err)
+	}
+	s.publish(c, contracts.KindPipeline, p.ID, contracts.ActionCreated)
+	c.Location("/api/v1/pipelines/" + strconv.FormatInt(p.ID, 10))
+	return c.Status(fiber.StatusCreated).JSON(viewPipeline(p))
+}
+
+func (s *Server) listPipelines(c *fiber.Ctx) error {
+	pg, err := page(c)
+	if err != nil {
+		return err
+	}
+	ps, total, err := s.store.ListPipelines(c.UserContext(), pg)
+	if err != nil {
+		return err
+	}
+	items := make([]pipelineView, len(ps))
+	for i, p := range ps {
+		items[i] = viewPipeline(p)
+	}
+	return c.JSON(listBody[pipelineView]{Items: items, Total: total, Limit: pg.Limit, Offset: pg.Offset})
+}
+
+func (s *Server) getPipeline(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	p, err := s.store.GetPipeline(ctx, id)
+	if errors.Is(err, configstore.ErrNotFound) {
+		return notFound("pipeline %d does not exist", id)
+	}
+	if err != nil {
+		return err
+	}
+	out := pipelineDetail{pipelineView: viewPipeline(p), SourceState: sourceStateView{State: "UNKNOWN"}, Destinations: []destinationStateView{}}
+	ss, err := s.store.SourceStateOf(ctx, p.SourceID)
+	switch {
+	case err == nil:
+		t := ss.UpdatedAt
+		out.SourceState = sourceStateView{State: ss.State, LastError: ss.LastError, ConfirmedLSN: ss.ConfirmedLSN, UpdatedAt: &t}
+	case !errors.Is(err, configstore.ErrNotFound):
+		return err
+	}
+	states, err := s.store.DestinationStates(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, st := range states {
+		v := destinationStateView{DestinationID: st.DestinationID, Health: string(st.Health), LastError: st.LastError, UpdatedAt: st.UpdatedAt}
+		if !st.LastAppliedAt.IsZero() {
+			t := st.LastAppliedAt
+			v.LastAppliedAt = &t
+		}
+		if d, err := s.store.GetDestination(ctx, st.DestinationID); err == nil {
+			v.Name, v.Type = d.Name, d.Type
+		} else if !errors.Is(err, configstore.ErrNotFound) {
+			return err
+		}
+		out.Destinations = append(out.Destinations, v)
+	}
+	return c.JSON(out)
+}
+
+func (s *Server) updatePipeline(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	var req pipelineRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	in, err := req.input()
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.GetPipeline(c.UserContext(), id); errors.Is(err, configstore.ErrNotFound) {
+		return notFound("pipeline %d does not exist", id)
+	} else if err != nil {
+		return err
+	}
+	if err := s.checkPipeline(c.UserContext(), in); err != nil {
+		return err
+	}
+	p, err := s.store.UpdatePipeline(c.UserContext(), id, in)
+	if errors.Is(err, configstore.ErrNotFound) {
+		return notFound("pipeline %d does not exist", id)
+	}
+	if err != nil {
+		return fromStore(err)
+	}
+	s.publish(c, contracts.KindPipeline, p.ID, contracts.ActionUpdated)
+	return c.JSON(viewPipeline(p))
+}
+
+func (s *Server) deletePipeline(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	err = s.store.DeletePipeline(c.UserContext(), id)
+	if errors.Is(err, configstore.ErrNotFound) {
+		return notFound("pipeline %d does not exist", id)
+	}
+	if err != nil {
+		return err
+	}
+	s.publish(c, contracts.KindPipeline, id, contracts.ActionDeleted)
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (s *Server) startPipeline(c *fiber.Ctx) error {
+	return s.setStatus(c, configstore.StatusStart, contracts.ActionStarted)
+}
+
+func (s *Server) pausePipeline(c *fiber.Ctx) error {
+	return s.setStatus(c, configstore.StatusPause, contracts.ActionPaused)
+}
+
+// setStatus records START or PAUSE. Repeating it is harmless: the event is
+// published again and services converge to the same state.
+func (s *Server) setStatus(c *fiber.Ctx, status configstore.PipelineStatus, action contracts.ConfigAction) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	p, err := s.store.SetPipelineStatus(c.UserContext(), id, status)
+	if errors.Is(err, configstore.ErrNotFound) {
+		return notFound("pipeline %d does not exist", id)
+	}
+	if err != nil {
+		return err
+	}
+	s.publish(c, contracts.KindPipeline, p.ID, action)
+	return c.JSON(viewPipeline(p))
+}

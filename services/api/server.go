@@ -1,0 +1,256 @@
+// Package api is Rosetta's REST API (Fiber, JSON, under /api/v1): CRUD for
+// sources, destinations and pipelines, pipeline start/pause and status, and
+// health. It writes the config database through configstore and publishes a
+// contracts.ConfigEvent after every committed change.
+//
+// Passwords and keys are write-only: requests may set them, responses only
+// say whether they are set ("password_set"), and request bodies are never
+// logged.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
+)
+
+// Config configures the API server.
+type Config struct {
+	// Addr is where Listen listens (host:port; port 0 picks a free one).
+	Addr string
+	// RequestTimeout bounds the work of one request (database calls,
+	// connection checks).
+	RequestTimeout time.Duration
+	// CheckTimeout bounds each connection attempt to a source or destination
+	// made to validate a request.
+	CheckTimeout time.Duration
+	// PublishTimeout bounds waiting for JetStream to ack a config event.
+	PublishTimeout time.Duration
+	// HealthTimeout bounds each dependency check of GET /health.
+	HealthTimeout time.Duration
+	// BodyLimit is the largest request body accepted, in bytes.
+	BodyLimit int
+}
+
+// DefaultConfig returns the defaults: 127.0.0.1:8080, 30s per request,
+// 10s per connection check, 5s per publish, 2s per health check, 1 MiB
+// bodies.
+func DefaultConfig() Config {
+	return Config{
+		Addr:           "127.0.0.1:8080",
+		RequestTimeout: 30 * time.Second,
+		CheckTimeout:   10 * time.Second,
+		PublishTimeout: 5 * time.Second,
+		HealthTimeout:  2 * time.Second,
+		BodyLimit:      1 << 20,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Addr == "" {
+		c.Addr = d.Addr
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.CheckTimeout <= 0 {
+		c.CheckTimeout = d.CheckTimeout
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = d.PublishTimeout
+	}
+	if c.HealthTimeout <= 0 {
+		c.HealthTimeout = d.HealthTimeout
+	}
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = d.BodyLimit
+	}
+	return c
+}
+
+// Pinger is a dependency GET /health checks, such as Redis (see
+// RedisPinger).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Server is the API: a Fiber app and, once Listen is called, its listener.
+type Server struct {
+	cfg   Config
+	store *configstore.Store
+	js    jetstream.JetStream
+	redis Pinger
+	log   *slog.Logger
+	app   *fiber.App
+
+	mu    sync.Mutex
+	ln    net.Listener
+	serve chan struct{} // closed when the serving goroutine returns
+}
+
+// New builds the server. redis may be nil when no Redis is configured.
+// Nothing listens until Listen; App serves requests without a listener
+// (app.Test).
+func New(cfg Config, store *configstore.Store, js jetstream.JetStream, redis Pinger, log *slog.Logger) (*Server, error) {
+	if store == nil || js == nil || log == nil {
+		return nil, errors.New("new api server: store, jetstream and logger are required")
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, store: store, js: js, redis: redis, log: log}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "rosetta",
+		DisableStartupMessage: true,
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           cfg.RequestTimeout,
+		WriteTimeout:          cfg.RequestTimeout,
+		IdleTimeout:           2 * time.Minute,
+		ErrorHandler:          s.handleError,
+	})
+	s.routes()
+	return s, nil
+}
+
+// App is the Fiber app, for tests (App().Test) or for mounting elsewhere.
+func (s *Server) App() *fiber.App { return s.app }
+
+func (s *Server) routes() {
+	s.app.Use(s.recoverPanic, s.logRequests, s.withTimeout)
+	v1 := s.app.Group("/api/v1")
+	v1.Get("/health", s.health)
+
+	v1.Post("/sources", s.createSource)
+	v1.Get("/sources", s.listSources)
+	v1.Get("/sources/:id", s.getSource)
+	v1.Put("/sources/:id", s.updateSource)
+	v1.Delete("/sources/:id", s.deleteSource)
+
+	v1.Post("/destinations", s.createDestination)
+	v1.Get("/destinations", s.listDestinations)
+	v1.Get("/destinations/:id", s.getDestination)
+	v1.Put("/destinations/:id", s.updateDestination)
+	v1.Delete("/destinations/:id", s.deleteDestination)
+
+	v1.Post("/pipelines", s.createPipeline)
+	v1.Get("/pipelines", s.listPipelines)
+	v1.Get("/pipelines/:id", s.getPipeline)
+	v1.Put("/pipelines/:id", s.updatePipeline)
+	v1.Delete("/pipelines/:id", s.deletePipeline)
+	v1.Post("/pipelines/:id/start", s.startPipeline)
+	v1.Post("/pipelines/:id/pause", s.pausePipeline)
+}
+
+// Listen binds cfg.Addr and serves in the background until Shutdown. A
+// bind failure (port taken) is returned, so a service fails to start with
+// a clear error. It also makes sure the config event stream exists; if
+// NATS is unavailable that is logged, not fatal (publishing retries it).
+func (s *Server) Listen(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return errors.New("api: already listening")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("api: listen on %s (is another process using this port? set ROSETTA_HTTP_ADDR or --http-addr): %w", s.cfg.Addr, err)
+	}
+	if err := natsx.EnsureConfigStream(ctx, s.js); err != nil {
+		s.log.Warn("config event stream not ready; events will be retried on publish", "error", err)
+	}
+	s.ln = ln
+	s.serve = make(chan struct{})
+	go func() {
+		defer close(s.serve)
+		if err := s.app.Listener(ln); err != nil {
+			s.log.Error("api server stopped", "error", err)
+		}
+	}()
+	s.log.Info("api listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr is the address Listen bound, or nil before Listen.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Shutdown stops accepting connections, waits for in-flight requests until
+// ctx ends, and waits for the serving goroutine to return.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	serve := s.serve
+	s.mu.Unlock()
+	err := s.app.ShutdownWithContext(ctx)
+	if serve != nil {
+		select {
+		case <-serve:
+		case <-ctx.Done():
+			return fmt.Errorf("api: shutdown: %w", ctx.Err())
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("api: shutdown: %w", err)
+	}
+	return nil
+}
+
+// withTimeout gives each request a context bounded by RequestTimeout.
+func (s *Server) withTimeout(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+	defer cancel()
+	c.SetUserContext(ctx)
+	return c.Next()
+}
+
+// logRequests logs method, path, status and duration — never bodies or
+// query strings, which may hold secrets.
+func (s *Server) logRequests(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	status := c.Response().StatusCode()
+	if err != nil {
+		var fe *fiber.Error
+		var ae *apiError
+		switch {
+		case errors.As(err, &ae):
+			status = ae.status
+		case errors.As(err, &fe):
+			status = fe.Code
+		default:
+			status = fiber.StatusInternalServerError
+		}
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.Log(c.UserContext(), level, "http request", "method", c.Method(), "path", c.Path(), "status", status,
+		"duration_ms", time.Since(start).Milliseconds())
+	return err
+}
+
+func (s *Server) recoverPanic(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic serving request", "method", c.Method(), "path", c.Path(), "panic", fmt.Sprint(r))
+			err = &apiError{status: fiber.StatusInternalServerError, msg: "internal error"}
+		}
+	}()
+	return c.Next()
+}
