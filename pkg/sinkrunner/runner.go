@@ -250,7 +250,11 @@ func (r *Runner) applyUntilDone(ctx context.Context, msgs []jetstream.Msg, chang
 			return
 		}
 		if ctx.Err() != nil {
-			// Shutting down mid-batch: leave it unacked; it is redelivered.
+			// Shutting down mid-batch: never ack. Nak so that the next
+			// runner of this consumer (a restart after a config change)
+			// gets the batch at once rather than after the ack wait;
+			// if the Nak is lost it is redelivered after the ack wait.
+			r.nak(msgs)
 			return
 		}
 		r.mu.Lock()
@@ -261,6 +265,7 @@ func (r *Runner) applyUntilDone(ctx context.Context, msgs []jetstream.Msg, chang
 			"permanent", IsPermanent(err), "retry_in", backoff, "error", err)
 		r.reportError(ctx, err)
 		if !r.waitInProgress(ctx, msgs, backoff, true) {
+			r.nak(msgs)
 			return
 		}
 		backoff = min(2*backoff, r.cfg.MaxBackoff)
@@ -311,6 +316,17 @@ func (r *Runner) waitInProgress(ctx context.Context, msgs []jetstream.Msg, d tim
 			return true
 		case <-tick.C:
 			mark()
+		}
+	}
+}
+
+// nak hands the messages of an unapplied batch back to JetStream for
+// redelivery. Best effort: an unacked message is redelivered anyway.
+func (r *Runner) nak(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		if err := m.Nak(); err != nil {
+			r.log.Debug("nak unapplied message", "subject", m.Subject(), "error", err)
+			return
 		}
 	}
 }

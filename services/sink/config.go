@@ -1,0 +1,75 @@
+// Package sink is the sink service: for every pipeline destination it keeps
+// a durable JetStream consumer and, while the pipeline is started, a
+// sinkrunner.Runner applying the consumer's changes through the driver of
+// the destination's type. It converges on the config store's state, which
+// it re-reads on start, on every config event and on a timer.
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+)
+
+// ConfigStore is what the sink reads and reports; *configstore.Store
+// implements it.
+type ConfigStore interface {
+	ListAllPipelines(ctx context.Context) ([]configstore.Pipeline, error)
+	// DestinationWithSecrets returns a destination with its secrets
+	// decrypted; an error wrapping configstore.ErrNotFound means it is gone.
+	DestinationWithSecrets(ctx context.Context, id int64) (configstore.Destination, error)
+	SetDestinationState(ctx context.Context, st configstore.DestinationState) error
+}
+
+// DriverFactory builds the driver of one destination from its JSON config
+// (configstore.Destination.ConfigWithSecrets). It should not connect: a
+// destination that is down is reported by the runner's failing Apply, with
+// retries. Its errors are reported as the destination's health, so they
+// must not contain secrets.
+type DriverFactory func(ctx context.Context, config json.RawMessage, log *slog.Logger) (sinkrunner.Driver, error)
+
+// Drivers maps a destination type ("postgres") to its factory.
+type Drivers map[string]DriverFactory
+
+// Config tunes the sink service.
+type Config struct {
+	// Runner is the template of every runner's config (batch size and
+	// wait, backoff); its PipelineID and DestinationID are set per runner.
+	Runner sinkrunner.Config
+	// ReconcileInterval is how often the config store is re-read without
+	// a config event (30s).
+	ReconcileInterval time.Duration
+	// StreamLimits are used when the sink creates a source's stream (the
+	// capture service creates it too, with the same limits).
+	StreamLimits natsx.StreamLimits
+	// Drivers are the destination types this build supports; nil means
+	// BuiltinDrivers().
+	Drivers Drivers
+}
+
+// DefaultConfig holds the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Runner:            sinkrunner.DefaultConfig(),
+		ReconcileInterval: 30 * time.Second,
+		StreamLimits:      natsx.DefaultStreamLimits(),
+	}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ReconcileInterval <= 0 {
+		errs = append(errs, errors.New("sink: reconcile interval must be positive"))
+	}
+	if c.Runner.BatchSize < 0 || c.Runner.BatchSize > 100000 {
+		errs = append(errs, errors.New("sink: batch size must be between 1 and 100000"))
+	}
+	return errors.Join(errs...)
+}

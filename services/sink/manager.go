@@ -1,0 +1,348 @@
+package sink
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+)
+
+// Manager runs one sinkrunner.Runner per started pipeline destination and
+// converges on the config store: on start, on every config event and every
+// ReconcileInterval. Only Run's goroutine touches its state.
+type Manager struct {
+	cfg   Config
+	store ConfigStore
+	js    jetstream.JetStream
+	log   *slog.Logger
+	wake  chan struct{}
+
+	watching bool
+	sinks    map[pairKey]*pairState
+}
+
+// pairKey names one pipeline destination.
+type pairKey struct {
+	PipelineID    int64
+	DestinationID int64
+}
+
+// pairState is what the manager knows of one pipeline destination.
+type pairState struct {
+	sourceID int64
+	// fingerprint of the config the runner was started with: destination
+	// type and config (with secrets, hashed), source and tables. A change
+	// restarts the runner.
+	fingerprint string
+	run         *running
+	// What the manager itself last reported (PAUSED, or ERROR when no
+	// runner could start); empty while a runner reports.
+	health  configstore.Health
+	lastErr string
+}
+
+type running struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewManager returns a manager; Run starts it. cfg.Drivers nil means
+// BuiltinDrivers().
+func NewManager(cfg Config, store ConfigStore, js jetstream.JetStream, log *slog.Logger) *Manager {
+	d := DefaultConfig()
+	if cfg.ReconcileInterval <= 0 {
+		cfg.ReconcileInterval = d.ReconcileInterval
+	}
+	if cfg.Drivers == nil {
+		cfg.Drivers = BuiltinDrivers()
+	}
+	return &Manager{
+		cfg:   cfg,
+		store: store,
+		js:    js,
+		log:   log,
+		wake:  make(chan struct{}, 1),
+		sinks: map[pairKey]*pairState{},
+	}
+}
+
+// Run reconciles until ctx ends, then stops every runner (a runner stopping
+// mid-batch does not ack it; it is redelivered) and returns nil.
+func (m *Manager) Run(ctx context.Context) error {
+	defer m.stopAll()
+	m.watch(ctx)
+	m.reconcile(ctx)
+	tick := time.NewTicker(m.cfg.ReconcileInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-m.wake:
+		case <-tick.C:
+			if !m.watching {
+				m.watch(ctx)
+			}
+		}
+		m.reconcile(ctx)
+	}
+}
+
+// watch subscribes to config events; each one wakes a reconcile. A failure
+// is retried on the next tick; the timer reconciles meanwhile.
+func (m *Manager) watch(ctx context.Context) {
+	err := natsx.WatchConfig(ctx, m.js, func(ev contracts.ConfigEvent) {
+		switch ev.Kind {
+		case contracts.KindPipeline, contracts.KindDestination, contracts.KindSource:
+			select {
+			case m.wake <- struct{}{}:
+			default: // a reconcile is already pending
+			}
+		}
+	})
+	if err != nil {
+		m.log.Warn("watch config events; relying on the reconcile timer", "error", err)
+		return
+	}
+	m.watching = true
+}
+
+// reconcile makes the running runners match the store.
+func (m *Manager) reconcile(ctx context.Context) {
+	pipelines, err := m.store.ListAllPipelines(ctx)
+	if err != nil {
+		// Keep everything as it is: the store being unreachable says
+		// nothing about what should run.
+		if ctx.Err() == nil {
+			m.log.Warn("list pipelines; keeping current sinks", "error", err)
+		}
+		return
+	}
+	dests := map[int64]destLookup{}
+	desired := map[pairKey]bool{}
+	for _, p := range pipelines {
+		tables, terr := parseTables(p.Tables)
+		for _, destID := range p.DestinationIDs {
+			key := pairKey{PipelineID: p.ID, DestinationID: destID}
+			desired[key] = true
+			m.reconcilePair(ctx, key, p, tables, terr, dests)
+		}
+	}
+	for key, st := range m.sinks {
+		if desired[key] {
+			continue
+		}
+		// The pipeline, or this destination of it, is gone: stop, and
+		// remove its consumer so the stream (interest retention) stops
+		// keeping changes for it.
+		m.stop(key, st)
+		if err := natsx.DeletePipelineConsumer(ctx, m.js, st.sourceID, key.PipelineID, key.DestinationID); err != nil {
+			m.log.Warn("delete consumer of removed pipeline destination", "pipeline", key.PipelineID, "destination", key.DestinationID, "error", err)
+			continue // retried on the next reconcile
+		}
+		m.log.Info("pipeline destination removed", "pipeline", key.PipelineID, "destination", key.DestinationID)
+		delete(m.sinks, key)
+	}
+}
+
+type destLookup struct {
+	dest configstore.Destination
+	err  error
+}
+
+func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.Pipeline, tables []natsx.Table, tablesErr error, dests map[int64]destLookup) {
+	log := m.log.With("pipeline", key.PipelineID, "destination", key.DestinationID, "source", p.SourceID)
+	st, ok := m.sinks[key]
+	if !ok {
+		st = &pairState{sourceID: p.SourceID}
+		m.sinks[key] = st
+	}
+	if st.sourceID != p.SourceID {
+		// The pipeline now reads another source: its old consumer is on
+		// the old source's stream.
+		m.stop(key, st)
+		if err := natsx.DeletePipelineConsumer(ctx, m.js, st.sourceID, key.PipelineID, key.DestinationID); err != nil {
+			log.Warn("delete consumer on the previous source", "error", err)
+		}
+		st.sourceID = p.SourceID
+	}
+	if tablesErr != nil {
+		m.stop(key, st)
+		m.setHealth(ctx, key, st, configstore.HealthError, tablesErr.Error())
+		return
+	}
+	// The consumer exists whether the pipeline runs or not: while paused
+	// the stream keeps its changes for it. Idempotent; capture does the
+	// same.
+	if _, err := natsx.EnsureSourceStream(ctx, m.js, p.SourceID, m.cfg.StreamLimits); err != nil {
+		m.provisionFailed(ctx, log, key, st, err)
+		return
+	}
+	cons, err := natsx.EnsurePipelineConsumer(ctx, m.js, p.SourceID, p.ID, key.DestinationID, tables)
+	if err != nil {
+		m.provisionFailed(ctx, log, key, st, err)
+		return
+	}
+	if p.Status != configstore.StatusStart {
+		if st.run != nil {
+			log.Info("pipeline paused; stopping its sink")
+		}
+		m.stop(key, st)
+		m.setHealth(ctx, key, st, configstore.HealthPaused, "")
+		return
+	}
+	dl, ok := dests[key.DestinationID]
+	if !ok {
+		dl.dest, dl.err = m.store.DestinationWithSecrets(ctx, key.DestinationID)
+		dests[key.DestinationID] = dl
+	}
+	if dl.err != nil {
+		if errors.Is(dl.err, configstore.ErrNotFound) {
+			m.stop(key, st)
+			m.setHealth(ctx, key, st, configstore.HealthError, fmt.Sprintf("destination %d does not exist", key.DestinationID))
+			return
+		}
+		// The store is flaky: keep a running sink as it is.
+		log.Warn("read destination", "error", dl.err)
+		if st.run == nil {
+			m.setHealth(ctx, key, st, configstore.HealthError, "read destination config: "+dl.err.Error())
+		}
+		return
+	}
+	dest := dl.dest
+	factory, ok := m.cfg.Drivers[dest.Type]
+	if !ok {
+		m.stop(key, st)
+		m.setHealth(ctx, key, st, configstore.HealthError,
+			fmt.Sprintf("destination type %s is not supported by this build yet", dest.Type))
+		return
+	}
+	raw, err := dest.ConfigWithSecrets()
+	if err != nil {
+		m.stop(key, st)
+		m.setHealth(ctx, key, st, configstore.HealthError, "encode destination config: "+err.Error())
+		return
+	}
+	fp := fingerprint(dest.Type, raw, p.SourceID, tables)
+	if st.run != nil && st.fingerprint == fp {
+		return
+	}
+	if st.run != nil {
+		log.Info("destination or pipeline config changed; restarting its sink")
+		m.stop(key, st)
+	}
+	rlog := log.With("destination_type", dest.Type)
+	drv, err := factory(ctx, raw, rlog)
+	if err != nil {
+		m.setHealth(ctx, key, st, configstore.HealthError, err.Error())
+		return
+	}
+	rcfg := m.cfg.Runner
+	rcfg.PipelineID, rcfg.DestinationID = key.PipelineID, key.DestinationID
+	runner := sinkrunner.New(rcfg, cons, drv, m.store, rlog)
+	rctx, cancel := context.WithCancel(ctx)
+	run := &running{cancel: cancel, done: make(chan struct{})}
+	// Owned by the manager: stop() cancels it and waits for done.
+	go func() {
+		defer close(run.done)
+		defer func() {
+			if err := drv.Close(); err != nil {
+				rlog.Warn("close destination driver", "error", err)
+			}
+		}()
+		if err := runner.Run(rctx); err != nil {
+			rlog.Error("sink runner stopped", "error", err)
+		}
+	}()
+	st.run = run
+	st.fingerprint = fp
+	st.health, st.lastErr = "", "" // the runner reports from now on
+	log.Info("sink started", "destination_type", dest.Type, "tables", len(tables))
+}
+
+// provisionFailed handles a NATS error while ensuring the stream or
+// consumer: a running sink keeps running (its consumer existed); one that
+// is not running says why.
+func (m *Manager) provisionFailed(ctx context.Context, log *slog.Logger, key pairKey, st *pairState, err error) {
+	log.Warn("provision stream and consumer", "error", err)
+	if st.run == nil && ctx.Err() == nil {
+		m.setHealth(ctx, key, st, configstore.HealthError, err.Error())
+	}
+}
+
+// setHealth reports a state the manager decided, once per change.
+func (m *Manager) setHealth(ctx context.Context, key pairKey, st *pairState, h configstore.Health, text string) {
+	if st.health == h && st.lastErr == text {
+		return
+	}
+	err := m.store.SetDestinationState(ctx, configstore.DestinationState{
+		PipelineID: key.PipelineID, DestinationID: key.DestinationID,
+		Health: h, LastError: text, UpdatedAt: time.Now().UTC(),
+	})
+	if err != nil {
+		m.log.Warn("report destination state", "pipeline", key.PipelineID, "destination", key.DestinationID, "health", h, "error", err)
+		return // retried on the next reconcile
+	}
+	st.health, st.lastErr = h, text
+}
+
+// stop stops a pair's runner, if any, and waits for it (its driver is
+// closed when it returns).
+func (m *Manager) stop(_ pairKey, st *pairState) {
+	if st.run == nil {
+		return
+	}
+	st.run.cancel()
+	<-st.run.done
+	st.run = nil
+	st.fingerprint = ""
+}
+
+func (m *Manager) stopAll() {
+	for key, st := range m.sinks {
+		m.stop(key, st)
+	}
+}
+
+// parseTables splits a pipeline's "schema.table" names at the first dot,
+// the rule the API validates them with (schema names hold no dots).
+func parseTables(names []string) ([]natsx.Table, error) {
+	if len(names) == 0 {
+		return nil, errors.New("the pipeline has no tables")
+	}
+	out := make([]natsx.Table, 0, len(names))
+	for _, n := range names {
+		schema, table, ok := strings.Cut(n, ".")
+		if !ok || schema == "" || table == "" {
+			return nil, fmt.Errorf("pipeline table %q is not schema.table", n)
+		}
+		out = append(out, natsx.Table{Schema: schema, Name: table})
+	}
+	return out, nil
+}
+
+// fingerprint identifies what a runner was started with. It hashes the
+// config, which holds secrets, and is only kept in memory.
+func fingerprint(destType string, config json.RawMessage, sourceID int64, tables []natsx.Table) string {
+	h := sha256.New()
+	body, _ := json.Marshal(struct {
+		Type     string
+		Config   json.RawMessage
+		SourceID int64
+		Tables   []natsx.Table
+	}{destType, config, sourceID, tables})
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}

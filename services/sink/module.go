@@ -1,0 +1,73 @@
+package sink
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/fx"
+
+	"github.com/rosettacdc/rosetta/pkg/settings"
+)
+
+// Module runs the sink service inside an fx application. It needs a
+// *settings.Settings, a ConfigStore, a jetstream.JetStream and a
+// *slog.Logger.
+var Module = fx.Module("sink", fx.Provide(newFromFx), fx.Invoke(runWithLifecycle))
+
+// Params are the sink module's dependencies.
+type Params struct {
+	fx.In
+	Settings *settings.Settings
+	Store    ConfigStore
+	JS       jetstream.JetStream
+	Log      *slog.Logger
+}
+
+func newFromFx(p Params) (*Manager, error) {
+	cfg := DefaultConfig()
+	if p.Settings.SinkBatchSize > 0 {
+		cfg.Runner.BatchSize = p.Settings.SinkBatchSize
+	}
+	if p.Settings.SinkBatchWait > 0 {
+		cfg.Runner.BatchWait = p.Settings.SinkBatchWait
+	}
+	if p.Settings.ReconcileInterval > 0 {
+		cfg.ReconcileInterval = p.Settings.ReconcileInterval
+	}
+	if p.Settings.StreamMaxBytes > 0 {
+		cfg.StreamLimits.MaxBytes = p.Settings.StreamMaxBytes
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return NewManager(cfg, p.Store, p.JS, p.Log.With("service", "sink")), nil
+}
+
+// runWithLifecycle runs the manager from OnStart with its own context; OnStop
+// cancels it and waits until every runner stopped (or the stop deadline). A
+// sink stopping mid-batch does not ack it, which is safe: it is redelivered.
+func runWithLifecycle(lc fx.Lifecycle, m *Manager) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			go func() {
+				defer close(done)
+				if err := m.Run(ctx); err != nil {
+					m.log.Error("sink stopped with an error", "error", err)
+				}
+			}()
+			return nil
+		},
+		OnStop: func(stop context.Context) error {
+			cancel()
+			select {
+			case <-done:
+				return nil
+			case <-stop.Done():
+				return stop.Err()
+			}
+		},
+	})
+}
