@@ -352,6 +352,20 @@ func TestDriver(t *testing.T) {
 		}
 	})
 
+	t.Run("a failed first batch leaves nothing behind", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, pg, "sink")
+		bad := it.change(contracts.OpCreate, 10, 2, `{"id":"x"}`, ``, `{"id":"x"}`)
+		for range 2 {
+			if err := e.apply(it.ins(10, 1, "a"), bad); !sinkrunner.IsPermanent(err) {
+				t.Fatalf("apply of invalid integer: %v; want a permanent error", err)
+			}
+		}
+		e.expect(`SELECT to_regclass('sink.items') IS NULL, to_regclass('_rosetta.tables') IS NULL`, "t|t")
+		e.mustApply(it.ins(10, 1, "a"))
+		e.expect(items, "1|a|<null>")
+	})
+
 	t.Run("tables in several schemas and tables of one batch", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, pg, "Other Schema")
