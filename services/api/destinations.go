@@ -116,6 +116,11 @@ func destinationFields(typ string) []fieldSpec {
 			{name: "private_key", secret: true},
 			{name: "private_key_path"},
 			{name: "private_key_passphrase", secret: true},
+			// host, port and protocol override the endpoint derived from
+			// account (private link, or a test double).
+			{name: "host"},
+			{name: "port", kind: kindPort},
+			{name: "protocol", oneOf: []string{"https", "http"}},
 		}
 	case "duckdb":
 		return []fieldSpec{

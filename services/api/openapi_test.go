@@ -1,0 +1,152 @@
+package api
+
+import (
+	"bufio"
+	"log/slog"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/testkit"
+)
+
+// readSpec reads contracts/openapi.yaml as lines. The checks below parse
+// it by indentation, which the file keeps regular (two spaces a level).
+func readSpec(t *testing.T) []string {
+	t.Helper()
+	f, err := os.Open("../../contracts/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	return lines
+}
+
+// specOperations returns "METHOD /path" for every operation in paths.
+func specOperations(lines []string) []string {
+	pathRe := regexp.MustCompile(`^  (/\S*):$`)
+	methodRe := regexp.MustCompile(`^    (get|post|put|delete|patch):$`)
+	var out []string
+	in, cur := false, ""
+	for _, l := range lines {
+		switch {
+		case l == "paths:":
+			in = true
+		case in && len(l) > 0 && l[0] != ' ':
+			in = false
+		case in && pathRe.MatchString(l):
+			cur = pathRe.FindStringSubmatch(l)[1]
+		case in && methodRe.MatchString(l):
+			out = append(out, strings.ToUpper(methodRe.FindStringSubmatch(l)[1])+" "+cur)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// schemaProperties returns the property names of components.schemas.<name>.
+func schemaProperties(t *testing.T, lines []string, name string) []string {
+	t.Helper()
+	var out []string
+	in, props := false, false
+	for _, l := range lines {
+		indent := len(l) - len(strings.TrimLeft(l, " "))
+		switch {
+		case l == "    "+name+":":
+			in = true
+		case in && strings.TrimSpace(l) != "" && indent <= 4:
+			in = false
+		case in && l == "      properties:":
+			props = true
+		case in && props && indent == 8 && strings.Contains(l, ":"):
+			out = append(out, strings.TrimSpace(strings.SplitN(l, ":", 2)[0]))
+		case in && props && indent <= 6:
+			props = false
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("openapi.yaml: schema %s has no properties", name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func jsonFields(v any) []string {
+	var out []string
+	rt := reflect.TypeOf(v)
+	for i := 0; i < rt.NumField(); i++ {
+		tag := strings.Split(rt.Field(i).Tag.Get("json"), ",")[0]
+		if tag != "" && tag != "-" {
+			out = append(out, tag)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	t.Parallel()
+	// The routes only: the store is never called.
+	_, js := testkit.StartNATS(t).Connect(t)
+	srv, err := New(Config{}, &configstore.Store{}, js, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes []string
+	seen := map[string]bool{}
+	for _, r := range srv.App().GetRoutes(true) {
+		if r.Method == "HEAD" || !strings.HasPrefix(r.Path, "/api/v1/") {
+			continue
+		}
+		p := regexp.MustCompile(`:(\w+)`).ReplaceAllString(strings.TrimPrefix(r.Path, "/api/v1"), "{$1}")
+		op := r.Method + " " + p
+		if !seen[op] {
+			seen[op] = true
+			routes = append(routes, op)
+		}
+	}
+	sort.Strings(routes)
+	spec := readSpec(t)
+	if got := specOperations(spec); strings.Join(got, "\n") != strings.Join(routes, "\n") {
+		t.Fatalf("contracts/openapi.yaml operations:\n%s\n\nserver routes:\n%s", strings.Join(got, "\n"), strings.Join(routes, "\n"))
+	}
+
+	checks := []struct {
+		schema string
+		want   []string
+	}{
+		{"SourceRequest", jsonFields(sourceRequest{})},
+		{"Source", jsonFields(sourceView{})},
+		{"DestinationRequest", jsonFields(destinationRequest{})},
+		{"Destination", jsonFields(destinationView{})},
+		{"PipelineRequest", jsonFields(pipelineRequest{})},
+		{"Pipeline", jsonFields(pipelineView{})},
+		{"Error", jsonFields(errorBody{})},
+		{"Health", jsonFields(healthBody{})},
+	}
+	for typ, schema := range map[string]string{"postgres": "PostgresDestinationConfig", "snowflake": "SnowflakeDestinationConfig", "duckdb": "DuckDBDestinationConfig"} {
+		var names []string
+		for _, f := range destinationFields(typ) {
+			names = append(names, f.name)
+		}
+		sort.Strings(names)
+		checks = append(checks, struct {
+			schema string
+			want   []string
+		}{schema, names})
+	}
+	for _, c := range checks {
+		if got := schemaProperties(t, spec, c.schema); strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("openapi.yaml %s properties = %v, code has %v", c.schema, got, c.want)
+		}
+	}
+}
