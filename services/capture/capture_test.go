@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
@@ -248,6 +249,26 @@ func (e *env) waitConfirmedPast(lsn string) {
 	})
 }
 
+// changeSchema compiles the change event's JSON Schema; every captured
+// message the tests read is validated against it.
+func changeSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(contracts.ChangeEventSchema))
+	if err != nil {
+		t.Fatalf("parse schema: %v", err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource("change-event.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile("change-event.schema.json")
+	if err != nil {
+		t.Fatalf("compile schema: %v", err)
+	}
+	return sch
+}
+
 type storedMsg struct {
 	subject string
 	msgID   string
@@ -267,6 +288,7 @@ func (e *env) streamMsgs() []storedMsg {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	sch := changeSchema(e.t)
 	var out []storedMsg
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
 		m, err := st.GetMsg(ctx, seq)
@@ -279,6 +301,13 @@ func (e *env) streamMsgs() []storedMsg {
 		var c contracts.Change
 		if err := json.Unmarshal(m.Data, &c); err != nil {
 			e.t.Fatalf("message %d is not a change: %v\n%s", seq, err, m.Data)
+		}
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(m.Data))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if err := sch.Validate(inst); err != nil {
+			e.t.Errorf("message %d does not match the change event schema: %v\n%.500s", seq, err, m.Data)
 		}
 		out = append(out, storedMsg{subject: m.Subject, msgID: m.Header.Get(jetstream.MsgIDHeader), change: c})
 	}
