@@ -115,7 +115,6 @@ type Runner struct {
 	stats Stats
 
 	// Last report, for throttling; only touched by Run's goroutine.
-	reported       bool
 	lastHealth     configstore.Health
 	lastReportText string
 	lastReportAt   time.Time
@@ -165,8 +164,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		if err != nil {
 			r.log.Warn("fetch ended early; applying what arrived", "error", err, "messages", len(msgs))
 		}
-		if !r.reported {
-			// The consumer answers: say so even before the first change.
+		if r.lastHealth != configstore.HealthHealthy {
+			// The consumer answers (again): say so even before the next
+			// change arrives.
 			r.reportHealthy(ctx, true)
 		}
 		if len(msgs) == 0 {
@@ -391,7 +391,6 @@ func (r *Runner) report(ctx context.Context, st configstore.DestinationState) {
 	st.PipelineID = r.cfg.PipelineID
 	st.DestinationID = r.cfg.DestinationID
 	st.UpdatedAt = time.Now().UTC()
-	r.reported = true
 	r.lastHealth = st.Health
 	r.lastReportText = st.LastError
 	r.lastReportAt = st.UpdatedAt
