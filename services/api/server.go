@@ -165,8 +165,13 @@ func (s *Server) Listen(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("api: listen on %s (is another process using this port? set ROSETTA_HTTP_ADDR or --http-addr): %w", s.cfg.Addr, err)
 	}
-	if err := natsx.EnsureConfigStream(ctx, s.js); err != nil {
-		s.log.Warn("config event stream not ready; events will be retried on publish", "error", err)
+	// Bounded: a NATS that is down must not hold up the start (the
+	// caller's ctx may allow minutes).
+	ectx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	err = natsx.EnsureConfigStream(ectx, s.js)
+	cancel()
+	if err != nil {
+		s.log.Warn("config event stream not ready; publishing will create it", "error", err)
 	}
 	s.ln = ln
 	s.serve = make(chan struct{})
