@@ -479,6 +479,62 @@ COMMIT;`)
 		got, err := contracts.ParseLSN(st.ConfirmedLSN)
 		return st.State == StateRunning && err == nil && got > lastLSN && st.SourceID == e.src.ID, fmt.Sprintf("%+v", st)
 	})
+
+	// Writes to tables outside the publication publish nothing, yet the
+	// slot follows them (keepalives while idle), so they do not hold WAL.
+	conn := e.pg.Connect(t, e.db)
+	var after string
+	if err := conn.QueryRow(context.Background(),
+		"WITH i AS (INSERT INTO ignored SELECT generate_series(2, 100) RETURNING 1) SELECT count(*)::text FROM i").Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(context.Background(), "SELECT pg_current_wal_insert_lsn()::text").Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	afterLSN, _ := pglogrepl.ParseLSN(after)
+	eventually(t, 40*time.Second, "slot confirmed past writes to an unpublished table", func() (bool, string) {
+		s, _ := e.slot()
+		return s.ConfirmedFlushLSN >= afterLSN, fmt.Sprintf("%s < %s", s.ConfirmedFlushLSN, afterLSN)
+	})
+	if n := len(e.streamMsgs()); n != 8 {
+		t.Errorf("stream has %d messages after writes to an unpublished table, want 8", n)
+	}
+}
+
+// TestSourceRestart has a cluster of its own, which it stops and starts.
+func TestSourceRestart(t *testing.T) {
+	t.Parallel()
+	pg := testkit.StartPostgres(t)
+	n := testkit.StartNATS(t)
+	_, js := n.Connect(t)
+	e := newEnv(t, pg, js, 2001, `CREATE TABLE r (id int PRIMARY KEY)`)
+	e.store.setPipeline(configstore.Pipeline{ID: 1, SourceID: e.src.ID, DestinationIDs: []int64{1},
+		Tables: []string{"public.r"}, Status: configstore.StatusStart})
+	e.start(testConfig())
+	e.waitActive(true)
+	e.exec("INSERT INTO r VALUES (1)")
+	e.waitMsgs(1)
+
+	if err := pg.Stop("fast"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "ERROR state while the source is down", func() (bool, string) {
+		st := e.store.state()
+		return st.State == StateError && st.LastError != "", fmt.Sprintf("%+v", st)
+	})
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitActive(true)
+	e.exec("INSERT INTO r VALUES (2)")
+	msgs := e.waitMsgs(2)
+	if k := rowJSON(msgs[1].change.Key); k != `{"id":2}` {
+		t.Fatalf("second change key = %s", k)
+	}
+	eventually(t, 10*time.Second, "RUNNING again", func() (bool, string) {
+		st := e.store.state()
+		return st.State == StateRunning, fmt.Sprintf("%+v", st)
+	})
 }
 
 func testPublishFailure(t *testing.T, pg *testkit.Postgres, js jetstream.JetStream) {
