@@ -1,0 +1,99 @@
+// Package fakesnowflake is a fake Snowflake endpoint for tests: the real
+// gosnowflake driver logs in to it with key-pair (SNOWFLAKE_JWT) authentication and
+// runs statements that execute on embedded DuckDB. It lets Rosetta's Snowflake
+// destination be tested on a machine that cannot reach Snowflake.
+//
+// # Protocol
+//
+// The server answers POST /session/v1/login-request (RS256 JWT verified against
+// the user's registered public keys: signature, iss fingerprint, sub, exp),
+// /session/token-request (renewal with the master token; session tokens expire
+// after Config.SessionTTL and the client renews them on code 390112),
+// /session?delete=true, /session/heartbeat, /queries/v1/query-request,
+// /queries/v1/abort-request (cancels the running DuckDB statement) and
+// /telemetry/send (no-op). Queries need the session token. Results are always
+// queryResultFormat "json"; cells are encoded as Snowflake does (fixed and real as
+// decimal text, boolean "1"/"0", date as days since the epoch, time and
+// timestamp_ntz as "seconds.nanoseconds", timestamp_tz with " <offset+1440>",
+// binary as hex, variant as indented JSON with sorted keys).
+//
+// Configure the client with Protocol "http", DisableTelemetry true and the
+// environment SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true and SF_DISABLE_MINICORE=true.
+//
+// # Sessions, databases, stages
+//
+// Each session has its own DuckDB connection, so temporary tables and
+// transactions are per session. Each Snowflake database is a DuckDB database
+// ATTACHed under its name (in memory, or <DataDir>/<NAME>.duckdb) with a PUBLIC
+// schema. Internal stages (@%table, @~, named stages from CREATE STAGE) are
+// directories under Config.StageDir; PUT answers with a LOCAL_FS upload command,
+// so the driver's own upload code (including its compression) is exercised.
+//
+// # Supported SQL
+//
+//   - SELECT / WITH / VALUES, INSERT, UPDATE, DELETE, MERGE (counts per action via
+//     RETURNING merge_action), TRUNCATE.
+//   - BEGIN / START TRANSACTION, COMMIT, ROLLBACK. BEGIN inside a transaction and
+//     COMMIT/ROLLBACK outside one are no-ops, as in Snowflake. DDL first commits an
+//     open transaction, as in Snowflake.
+//   - CREATE [OR REPLACE] [TEMPORARY|TRANSIENT] TABLE [IF NOT EXISTS] with columns,
+//     AS SELECT or LIKE; CREATE/DROP SCHEMA, DATABASE, STAGE, VIEW; DROP TABLE;
+//     ALTER TABLE ADD [COLUMN] (several columns), ALTER COLUMN ... TYPE, DROP
+//     COLUMN, RENAME; USE DATABASE/SCHEMA/WAREHOUSE/ROLE; ALTER SESSION (no-op);
+//     GRANT/REVOKE/COMMENT (no-op).
+//   - PUT file://... @stage[/path] [AUTO_COMPRESS, OVERWRITE, PARALLEL,
+//     SOURCE_COMPRESSION]; LIST and REMOVE @stage [PATTERN].
+//   - COPY INTO table [(cols)] FROM @stage[/path] [FILES, PATTERN]
+//     FILE_FORMAT=(TYPE=CSV|PARQUET, FIELD_DELIMITER, SKIP_HEADER,
+//     FIELD_OPTIONALLY_ENCLOSED_BY, ESCAPE, NULL_IF, EMPTY_FIELD_AS_NULL,
+//     COMPRESSION, PARSE_HEADER) [MATCH_BY_COLUMN_NAME] [PURGE] [FORCE]
+//     [ON_ERROR=ABORT_STATEMENT]. Each file becomes an INSERT from read_csv or
+//     read_parquet, all in one transaction; the result has Snowflake's per-file
+//     rows. Files already loaded into the table with identical content are
+//     skipped unless FORCE=TRUE, like Snowflake's load metadata.
+//
+// Anything else (multi-statement requests, async queries, stage array binding,
+// GET, external stages, COPY transformations, ON_ERROR other than
+// ABORT_STATEMENT, AUTOINCREMENT, ...) fails with code 002040 and a message naming
+// the construct, rather than doing something subtly different.
+//
+// # Rewrites
+//
+// Statements are tokenized (Snowflake string literals with backslash escapes, "quoted"
+// identifiers, ? and :N bind markers) and re-rendered for DuckDB:
+//
+//   - Unquoted identifiers are upper-cased, as Snowflake stores them, so result
+//     column names come back upper-case. Quoted identifiers keep their case.
+//     Approximation: DuckDB resolves names case-insensitively, so "id" and ID are
+//     the same column here while Snowflake keeps them apart.
+//   - Types (in CREATE TABLE, ALTER TABLE, CAST and ::): NUMBER/DECIMAL/NUMERIC(p,s)
+//     -> DECIMAL(min(p,38),s); INT/INTEGER/BIGINT/SMALLINT/TINYINT/BYTEINT ->
+//     DECIMAL(38,0) (they are NUMBER(38,0) in Snowflake); FLOAT/DOUBLE/REAL ->
+//     DOUBLE; VARCHAR/STRING/TEXT/CHAR -> VARCHAR (length not enforced);
+//     BINARY/VARBINARY -> BLOB; TIMESTAMP/TIMESTAMP_NTZ/DATETIME -> TIMESTAMP;
+//     TIMESTAMP_TZ/TIMESTAMP_LTZ -> TIMESTAMPTZ; VARIANT/OBJECT/ARRAY -> JSON;
+//     DATE, TIME, BOOLEAN unchanged. GEOGRAPHY, VECTOR, DECFLOAT are rejected.
+//   - PRIMARY KEY, UNIQUE and FOREIGN KEY constraints are dropped: Snowflake does
+//     not enforce them (only NOT NULL), so the fake must not reject duplicates.
+//     TRANSIENT, CLUSTER BY, COPY GRANTS and KEY=value table options are dropped.
+//   - Qualified references to a session's temporary tables are pointed at DuckDB's
+//     temp catalog. IFF, NVL, PARSE_JSON, OBJECT_CONSTRUCT, ARRAY_CONSTRUCT and
+//     SYSDATE are renamed to DuckDB equivalents.
+//
+// # Known differences from Snowflake
+//
+//   - Timestamps keep microseconds (DuckDB), not nanoseconds; TIMESTAMP_TZ values
+//     come back at UTC offset 0 (the instant is right, the original offset is
+//     lost); TIMESTAMP_LTZ is reported as timestamp_tz.
+//   - A failed statement inside a transaction aborts the whole DuckDB transaction,
+//     whereas Snowflake rolls back only that statement. The fake then fails the
+//     COMMIT with an explanatory error instead of silently losing the earlier
+//     statements.
+//   - Snowflake's nondeterministic-MERGE check is DuckDB's: a target row matched
+//     by several source rows fails the MERGE.
+//   - CSV loading uses DuckDB's reader: backslash escapes in unenclosed fields
+//     (ESCAPE_UNENCLOSED_FIELD) are not interpreted; BINARY columns are read as hex.
+//   - Error codes are Snowflake's for the common cases (100072 NULL into NOT NULL,
+//     002003 missing object, 000904 invalid identifier, 001003 syntax error,
+//     100038 conversion, 100046 out of range); messages carry DuckDB's text.
+package fakesnowflake
