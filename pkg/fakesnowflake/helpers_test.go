@@ -22,6 +22,10 @@ func TestMain(m *testing.M) {
 	// Keep the driver offline: no cloud metadata probing, no native minicore.
 	os.Setenv("SNOWFLAKE_DISABLE_PLATFORM_DETECTION", "true")
 	os.Setenv("SF_DISABLE_MINICORE", "true")
+	// The driver logs every failed statement at error level; the tests expect failures.
+	if err := sf.GetLogger().SetLogLevel("fatal"); err != nil {
+		panic(err)
+	}
 	os.Exit(m.Run())
 }
 

@@ -46,8 +46,9 @@ func classify(ct *sql.ColumnType) (column, wrapKind) {
 		c.Type, c.Precision = "fixed", 38
 	case strings.HasPrefix(name, "DECIMAL"):
 		c.Type = "fixed"
-		if p, s, ok := ct.DecimalSize(); ok {
-			c.Precision, c.Scale = p, s
+		// duckdb-go reports the size only in the type name: DECIMAL(p,s).
+		if _, err := fmt.Sscanf(name, "DECIMAL(%d,%d)", &c.Precision, &c.Scale); err != nil {
+			c.Precision, c.Scale = 38, 0
 		}
 	case name == "FLOAT", name == "DOUBLE":
 		c.Type = "real"
