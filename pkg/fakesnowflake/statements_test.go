@@ -1,0 +1,95 @@
+package fakesnowflake
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMergeRejectsDuplicateSourceRows(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := conn(t, openDB(t, srv, testUser, testKeys()[0]))
+	mustExec(t, c, "CREATE TABLE T (ID INT, V TEXT)")
+	mustExec(t, c, "INSERT INTO T VALUES (1, 'a')")
+	mustExec(t, c, "CREATE TEMP TABLE S (ID INT, V TEXT)")
+	mustExec(t, c, "INSERT INTO S VALUES (1, 'x'), (1, 'y')")
+	// Snowflake rejects a MERGE whose source matches one target row twice
+	// (ERROR_ON_NONDETERMINISTIC_MERGE); a driver that forgets to de-duplicate
+	// must fail here as it would there.
+	_, err := c.ExecContext(testContext(t), "MERGE INTO T USING S ON T.ID = S.ID WHEN MATCHED THEN UPDATE SET V = S.V")
+	if se := snowflakeError(t, err); se.Number != 100090 {
+		t.Fatalf("nondeterministic MERGE = %d %q, want 100090", se.Number, se.Message)
+	}
+	if got := queryStrings(t, c, "SELECT V FROM T"); got[0][0] != "a" {
+		t.Fatalf("failed MERGE changed the target: %v", got)
+	}
+	// Insert-only MERGEs are deterministic whatever the duplicates.
+	res := mustExec(t, c, "MERGE INTO T t USING (SELECT ID + 1 AS ID, V FROM S) s ON t.ID = s.ID WHEN NOT MATCHED THEN INSERT (ID, V) VALUES (s.ID, s.V)")
+	if n, _ := res.RowsAffected(); n != 2 {
+		t.Fatalf("insert-only MERGE affected %d rows, want 2", n)
+	}
+}
+
+func TestAlterTableAndSnowflakeSyntax(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := conn(t, openDB(t, srv, testUser, testKeys()[0]))
+	mustExec(t, c, "CREATE TABLE T (ID INT)")
+	mustExec(t, c, "INSERT INTO T VALUES (1)")
+	// Snowflake adds several columns in one statement; DuckDB needs one each.
+	mustExec(t, c, "ALTER TABLE T ADD COLUMN A NUMBER(5,1) DEFAULT 1.5, B VARIANT")
+	mustExec(t, c, "ALTER TABLE IF EXISTS T ADD C TIMESTAMP_TZ")
+	got := queryStrings(t, c, "SELECT ID, A, B, C FROM T")
+	if strings.Join(got[0], "|") != "1|1.5|NULL|NULL" {
+		t.Fatalf("after ADD COLUMN: %v", got)
+	}
+	got = queryStrings(t, c, `SELECT IFF(1 = 1, 'y', 'n'), NVL(NULL, 2), 'a\tb\\c', $$it's$$, '2024-01-01 10:00:00'::TIMESTAMP_NTZ::VARCHAR,
+		CAST('7' AS NUMBER(3,0)) + 1, PARSE_JSON('{"b":1,"a":[true]}')`)
+	want := []string{"y", "2", "a\tb\\c", "it's", "2024-01-01 10:00:00", "8", "{\n  \"a\": [\n    true\n  ],\n  \"b\": 1\n}"}
+	for i, w := range want {
+		if got[0][i] != w {
+			t.Errorf("column %d = %q, want %q", i, got[0][i], w)
+		}
+	}
+	mustExec(t, c, "ALTER SESSION SET TIMEZONE = 'UTC'")
+	mustExec(t, c, "USE WAREHOUSE OTHER_WH")
+	mustExec(t, c, "CREATE DATABASE IF NOT EXISTS SECOND")
+	got = queryStrings(t, c, "SELECT CURRENT_DATABASE(), CURRENT_SCHEMA()")
+	if got[0][0] != "SECOND" || got[0][1] != "PUBLIC" {
+		t.Fatalf("after CREATE DATABASE the session is in %v, want SECOND.PUBLIC", got)
+	}
+	mustExec(t, c, "USE SCHEMA ROSETTA.PUBLIC")
+	if got := queryStrings(t, c, "SELECT COUNT(*) FROM T"); got[0][0] != "1" {
+		t.Fatalf("USE SCHEMA did not switch back: %v", got)
+	}
+	_, err := c.ExecContext(testContext(t), "SELECT 1; SELECT 2")
+	if se := snowflakeError(t, err); se.Number != 2040 {
+		t.Fatalf("multi-statement = %d %q, want 002040", se.Number, se.Message)
+	}
+}
+
+func TestCancelAbortsRunningStatement(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	db := openDB(t, srv, testUser, testKeys()[0])
+	ctx, cancel := context.WithTimeout(testContext(t), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := db.ExecContext(ctx, "SELECT COUNT(*) FROM range(1000000000000) a")
+	if err == nil {
+		t.Fatal("endless query finished")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Logf("cancel error: %v", err)
+	}
+	if time.Since(start) > 20*time.Second {
+		t.Fatalf("cancel took %v", time.Since(start))
+	}
+	// The server keeps working for new statements.
+	if err := db.PingContext(testContext(t)); err != nil {
+		t.Fatalf("ping after cancel: %v", err)
+	}
+}
