@@ -248,6 +248,12 @@ func (s *Server) SetUser(u User) {
 // closes DuckDB.
 func (s *Server) Close() error {
 	var errs []error
+	// Interrupt running statements so handlers, and with them Shutdown, finish promptly.
+	s.mu.Lock()
+	for _, cancel := range s.running {
+		cancel()
+	}
+	s.mu.Unlock()
 	if s.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := s.httpSrv.Shutdown(ctx); err != nil {
@@ -422,12 +428,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if schemaName == "" {
 		schemaName = "PUBLIC"
 	}
-	ss, err := s.openSession(r.Context(), user, dbName, schemaName)
+	ss, err := s.openSession(r.Context(), user, dbName, schemaName, normalizeName(q.Get("warehouse")), normalizeName(q.Get("roleName")))
 	if err != nil {
 		s.writeFailure(w, "390189", err.Error(), nil)
 		return
 	}
-	ss.warehouse, ss.role = normalizeName(q.Get("warehouse")), normalizeName(q.Get("roleName"))
 	s.log.Info("fakesnowflake: login", "user", user, "session", ss.id)
 	s.writeJSON(w, reply{Success: true, Data: map[string]any{
 		"token":                   ss.token,
@@ -456,7 +461,7 @@ func normalizeName(n string) string {
 	return strings.ToUpper(n)
 }
 
-func (s *Server) openSession(ctx context.Context, user, dbName, schemaName string) (*session, error) {
+func (s *Server) openSession(ctx context.Context, user, dbName, schemaName, warehouse, role string) (*session, error) {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open duckdb connection: %w", err)
@@ -474,6 +479,8 @@ func (s *Server) openSession(ctx context.Context, user, dbName, schemaName strin
 		conn:        conn,
 		database:    dbName,
 		schema:      schemaName,
+		warehouse:   warehouse,
+		role:        role,
 		temps:       map[string]tempTable{},
 	}
 	ss.setExpiry(time.Now().Add(s.cfg.SessionTTL))
