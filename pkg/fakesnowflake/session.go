@@ -21,10 +21,8 @@ const (
 	stmtDelete   int64 = 0x3300
 	stmtMerge    int64 = 0x3400
 	stmtCopy     int64 = 0x3600
-	stmtSCL      int64 = 0x4000
 	stmtAltSess  int64 = 0x4100
 	stmtUse      int64 = 0x4300
-	stmtShow     int64 = 0x4400
 	stmtList     int64 = 0x4701
 	stmtBegin    int64 = 0x5100
 	stmtCommit   int64 = 0x5200
