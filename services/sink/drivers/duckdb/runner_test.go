@@ -1,0 +1,142 @@
+package duckdb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/pkg/testkit"
+)
+
+type states struct {
+	mu  sync.Mutex
+	all []configstore.DestinationState
+}
+
+func (s *states) SetDestinationState(_ context.Context, st configstore.DestinationState) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.all = append(s.all, st)
+	return nil
+}
+
+func (s *states) last() configstore.DestinationState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.all) == 0 {
+		return configstore.DestinationState{}
+	}
+	return s.all[len(s.all)-1]
+}
+
+// TestRunnerWithDuckDB runs the sink loop end to end: change events
+// published to JetStream reach a DuckDB file, which a read-only process can
+// open once the driver is idle; while another process holds the file
+// nothing is acked, and everything arrives once it lets go.
+func TestRunnerWithDuckDB(t *testing.T) {
+	t.Parallel()
+	n := testkit.StartNATS(t)
+	_, js := n.Connect(t)
+	ctx := context.Background()
+	const source, pipeline, dest = 7, 3, 4
+	if _, err := natsx.EnsureSourceStream(ctx, js, source, natsx.StreamLimits{MaxBytes: 64 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := natsx.EnsurePipelineConsumer(ctx, js, source, pipeline, dest, []natsx.Table{{Schema: "app", Name: "items"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, map[string]any{"release_after": "100ms", "lock_timeout": "100ms"})
+	drv, err := Factory(ctx, json.RawMessage(fmt.Sprintf(`{"path":%q,"schema":"sink","release_after":"100ms","lock_timeout":"100ms"}`, e.path)), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &states{}
+	runner := sinkrunner.New(sinkrunner.Config{
+		PipelineID: pipeline, DestinationID: dest,
+		BatchSize: 50, BatchWait: 50 * time.Millisecond,
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+		ReportEvery: 10 * time.Millisecond,
+	}, cons, drv, rep, quietLog())
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); runner.Run(rctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if err := drv.Close(); err != nil {
+			t.Errorf("close driver: %v", err)
+		}
+	})
+
+	it := ev{table: "items", cols: itemCols}
+	publish := func(changes ...contracts.Change) {
+		t.Helper()
+		for _, c := range changes {
+			c.Source.SourceID = source
+			body, err := json.Marshal(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := js.Publish(ctx, contracts.ChangeSubject(source, "app", "items", 0), body); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ackFloor := func() (uint64, int) {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.AckFloor.Stream, info.NumAckPending
+	}
+
+	// 200 inserts, then updates and deletes, in several batches.
+	var changes []contracts.Change
+	for i := 1; i <= 200; i++ {
+		changes = append(changes, it.ins(uint64(10+i), i, fmt.Sprintf("row %d", i)))
+	}
+	for i := 1; i <= 200; i += 2 {
+		changes = append(changes, it.upd(uint64(1000+i), i, fmt.Sprintf("odd %d", i)))
+	}
+	for i := 2; i <= 200; i += 4 {
+		changes = append(changes, it.del(uint64(2000+i), i))
+	}
+	publish(changes...)
+	waitFor(t, "all changes acked", 30*time.Second, func() bool { f, p := ackFloor(); return f == uint64(len(changes)) && p == 0 })
+	waitFor(t, "healthy report", 5*time.Second, func() bool { return rep.last().Health == configstore.HealthHealthy })
+	// The driver is idle: another process reads the file.
+	waitFor(t, "the file readable by another process", 20*time.Second, func() bool {
+		n, err := readOnce(t, e.path)
+		return err == nil && n == 150
+	})
+	e.expect(`SELECT count(*), count(*) FILTER (WHERE name LIKE 'odd %'), count(*) FILTER (WHERE id % 4 = 2) FROM sink.items`, "150|100|0")
+
+	// Another process holds the file: nothing is acked, health says why.
+	wait := holdFile(t, e.path, 3*time.Second)
+	floor, _ := ackFloor()
+	publish(it.ins(5000, 500, "while held"), it.ins(5000, 501, "while held"), it.upd(5001, 1, "while held"))
+	waitFor(t, "error report", 10*time.Second, func() bool {
+		st := rep.last()
+		return st.Health == configstore.HealthError && st.LastError != ""
+	})
+	if f, p := ackFloor(); f != floor {
+		t.Fatalf("while another process holds the file: ack floor %d (was %d), %d pending; want nothing acked", f, floor, p)
+	}
+	t.Logf("reported while held: %s", rep.last().LastError)
+
+	wait()
+	waitFor(t, "changes applied after the file is free", 30*time.Second, func() bool {
+		f, p := ackFloor()
+		return f == floor+3 && p == 0
+	})
+	e.expect(`SELECT id, name FROM sink.items WHERE name = 'while held' ORDER BY id`, "1|while held", "500|while held", "501|while held")
+	waitFor(t, "healthy again", 5*time.Second, func() bool { return rep.last().Health == configstore.HealthHealthy })
+}
