@@ -23,7 +23,14 @@ type EmbeddedConfig struct {
 	// NATS default 4222, which Rosetta never uses implicitly.
 	Host string
 	Port int
-	// SyncInterval is how often JetStream fsyncs; 0 keeps the server default.
+	// SyncAlways makes JetStream write and fsync every message before it
+	// acknowledges it. Without it, a SIGKILL of the process can lose
+	// messages JetStream already acknowledged (measured: e2e
+	// TestConvergesAfterSIGKILL loses updates), and capture confirms WAL to
+	// the source on those acks, so the change would be gone for good.
+	SyncAlways bool
+	// SyncInterval is how often JetStream fsyncs when SyncAlways is off;
+	// 0 keeps the server default (2 minutes).
 	SyncInterval time.Duration
 }
 
@@ -58,6 +65,7 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 		NoSigs:             true,
 		MaxPayload:         8 << 20,
 		SyncInterval:       cfg.SyncInterval,
+		SyncAlways:         cfg.SyncAlways,
 		JetStreamMaxMemory: 256 << 20,
 	}
 	srv, err := server.NewServer(opts)

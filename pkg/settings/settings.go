@@ -27,6 +27,7 @@ const (
 	EnvBatchSize   = "ROSETTA_SINK_BATCH_SIZE"
 	EnvBatchWait   = "ROSETTA_SINK_BATCH_WAIT"
 	EnvNATSListen  = "ROSETTA_EMBEDDED_NATS_ADDR"
+	EnvNATSSync    = "ROSETTA_EMBEDDED_NATS_SYNC"
 )
 
 // DevSecretKey encrypts secrets under `rosetta dev` when ROSETTA_SECRET_KEY
@@ -47,6 +48,11 @@ type Settings struct {
 	// `rosetta tail` and other programs can tap the stream. Port 0 picks a
 	// free port. The default avoids 4222, where a system NATS often runs.
 	EmbeddedNATSAddr string
+	// EmbeddedNATSSync is "always" (fsync every message before JetStream
+	// acknowledges it; the default, and what the delivery guarantee needs
+	// when the process can be killed) or a duration between fsyncs, which is
+	// faster but can lose acknowledged changes if the process dies.
+	EmbeddedNATSSync string
 	// RedisURL is the Redis holding dead-letter queues; empty disables them.
 	RedisURL string
 	// DataDir holds embedded NATS storage and local destination files.
@@ -77,6 +83,7 @@ func Default() Settings {
 		ConfigDSN:         "postgres://postgres@127.0.0.1:5432/rosetta?sslmode=disable",
 		HTTPAddr:          "127.0.0.1:8080",
 		EmbeddedNATSAddr:  "127.0.0.1:4223",
+		EmbeddedNATSSync:  "always",
 		DataDir:           ".rosetta",
 		LogLevel:          "info",
 		LogFormat:         "json",
@@ -100,6 +107,7 @@ func Load() (Settings, error) {
 	str(EnvNATSURL, &s.NATSURL)
 	str(EnvRedisURL, &s.RedisURL)
 	str(EnvNATSListen, &s.EmbeddedNATSAddr)
+	str(EnvNATSSync, &s.EmbeddedNATSSync)
 	str(EnvDataDir, &s.DataDir)
 	str(EnvSecretKey, &s.SecretKey)
 	str(EnvLogLevel, &s.LogLevel)
@@ -163,6 +171,11 @@ func (s *Settings) Validate() (usedDevKey bool, err error) {
 	}
 	if s.SinkBatchWait <= 0 {
 		errs = append(errs, fmt.Errorf("%s must be positive", EnvBatchWait))
+	}
+	if s.EmbeddedNATSSync != "always" {
+		if _, err := time.ParseDuration(s.EmbeddedNATSSync); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want \"always\" or a duration like 1s", EnvNATSSync, s.EmbeddedNATSSync))
+		}
 	}
 	if s.DataDir != "" {
 		abs, err := filepath.Abs(s.DataDir)

@@ -90,9 +90,15 @@ func newNATS(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (NATSResul
 		if err != nil {
 			return NATSResult{}, fmt.Errorf("%s: %w", settings.EnvNATSListen, err)
 		}
-		emb, err = natsx.StartEmbedded(natsx.EmbeddedConfig{
-			Dir: filepath.Join(s.DataDir, "nats"), Host: host, Port: port,
-		}, log)
+		ecfg := natsx.EmbeddedConfig{Dir: filepath.Join(s.DataDir, "nats"), Host: host, Port: port}
+		if s.EmbeddedNATSSync == "always" {
+			ecfg.SyncAlways = true
+		} else {
+			ecfg.SyncInterval, _ = time.ParseDuration(s.EmbeddedNATSSync) // checked by Validate
+			log.Warn("embedded NATS fsyncs on an interval: a crash of this process can lose changes JetStream acknowledged",
+				"interval", ecfg.SyncInterval, "setting", settings.EnvNATSSync)
+		}
+		emb, err = natsx.StartEmbedded(ecfg, log)
 		if err != nil {
 			return NATSResult{}, fmt.Errorf("embedded nats on %s (set %s to another address, or %s to use a NATS server): %w",
 				s.EmbeddedNATSAddr, settings.EnvNATSListen, settings.EnvNATSURL, err)
