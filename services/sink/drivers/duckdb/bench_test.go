@@ -151,14 +151,17 @@ func BenchmarkStage(b *testing.B) {
 	}
 }
 
-// BenchmarkApply measures a whole 1000-row Apply (updates of existing rows)
-// with the file kept open between batches, and released (checkpointed and
-// closed) after every batch, which is what readers pay for.
+// BenchmarkApply measures a whole Apply of 1000 or 10 rows (updates of
+// existing rows) with the file kept open between batches, and released
+// (checkpointed and closed) after every batch, which is what readers pay
+// for.
 func BenchmarkApply(b *testing.B) {
 	for _, tc := range []struct {
 		name    string
+		rows    int
 		release time.Duration
-	}{{"held", time.Hour}, {"release-each-batch", 0}} {
+	}{{"1000-rows/held", 1000, time.Hour}, {"1000-rows/release-each-batch", 1000, 0},
+		{"10-rows/held", 10, time.Hour}, {"10-rows/release-each-batch", 10, 0}} {
 		b.Run(tc.name, func(b *testing.B) {
 			ctx := context.Background()
 			cfg := DefaultConfig()
@@ -180,7 +183,7 @@ func BenchmarkApply(b *testing.B) {
 			lsn := uint64(1000)
 			for b.Loop() {
 				lsn++
-				batches, _ := cdc.Collapse(benchChanges(1000, lsn))
+				batches, _ := cdc.Collapse(benchChanges(tc.rows, lsn))
 				if err := d.Apply(ctx, batches); err != nil {
 					b.Fatal(err)
 				}

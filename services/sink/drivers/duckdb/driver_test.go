@@ -536,6 +536,7 @@ func TestUnrepresentableValues(t *testing.T) {
 		if !strings.Contains(err.Error(), "app.odd") || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: error %q does not name table app.odd and say %q", tt.after, err, tt.want)
 		}
+		t.Log(err)
 	}
 	e.expect(`SELECT id, price, "at", "span" FROM sink.odd`, "1|1.00|2024-01-01 00:00:00|1 day")
 }
