@@ -57,6 +57,7 @@ type env struct {
 	httpAddr string
 	natsAddr string
 	natsURL  string // empty: rosetta dev embeds NATS
+	audit    *audit
 	proc     *exec.Cmd
 	exited   chan error
 	logBuf   *syncBuffer
@@ -268,6 +269,11 @@ func (e *env) waitConverged(timeout time.Duration, tables map[string][]string) {
 			return
 		}
 		if time.Now().After(deadline) {
+			if e.audit != nil {
+				for _, id := range []string{"1000", "1001", "1163"} {
+					e.t.Logf("published changes of key %s:\n%s", id, e.audit.dump("customers", id))
+				}
+			}
 			e.t.Fatalf("destination did not converge in %s: %s", timeout, diff)
 		}
 		time.Sleep(300 * time.Millisecond)

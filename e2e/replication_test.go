@@ -52,8 +52,18 @@ func (e *env) waitCapturing() {
 func TestReplicatesEveryKindOfChange(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	if os.Getenv("E2E_EXTERNAL_NATS") != "" {
+		e.natsURL = testkit.StartNATS(t).URL
+	}
 	e.pg.Exec(t, e.sourceDB, schemaSQL)
 	e.start()
+	if os.Getenv("E2E_AUDIT") != "" {
+		url := e.natsURL
+		if url == "" {
+			url = "nats://" + e.natsAddr
+		}
+		e.audit = startAudit(t, url, 1)
+	}
 	e.createPipeline("public.customers", "public.order_items", "public.events")
 	e.waitCapturing()
 

@@ -1,0 +1,69 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
+)
+
+// audit keeps every change of a source in the stream (an unacked durable
+// consumer holds interest) so that a failing test can show what was
+// published for the rows that differ.
+type audit struct {
+	js       jetstream.JetStream
+	sourceID int64
+}
+
+func startAudit(t *testing.T, url string, sourceID int64) *audit {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, js, err := natsx.Connect(ctx, url, "audit", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsx.EnsureSourceStream(ctx, js, sourceID, natsx.StreamLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = js.CreateOrUpdateConsumer(ctx, contracts.StreamName(sourceID), jetstream.ConsumerConfig{
+		Durable: "audit", AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &audit{js: js, sourceID: sourceID}
+}
+
+// dump returns the stored changes of table whose key JSON contains keyText.
+func (a *audit) dump(table, keyText string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := a.js.Stream(ctx, contracts.StreamName(a.sourceID))
+	if err != nil {
+		return err.Error()
+	}
+	info, _ := s.Info(ctx)
+	var b strings.Builder
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		var c contracts.Change
+		json.Unmarshal(m.Data, &c)
+		k, _ := json.Marshal(c.Key)
+		if c.Source.Table == table && strings.Contains(string(k), keyText) {
+			fmt.Fprintf(&b, "seq=%d id=%s op=%s key=%s after=%s\n", seq, m.Header.Get(jetstream.MsgIDHeader), c.Op, k, mustJSON(c.After))
+		}
+	}
+	return b.String()
+}
+
+func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
