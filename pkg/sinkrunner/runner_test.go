@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,9 +29,12 @@ import (
 type recordingDriver struct {
 	mu      sync.Mutex
 	failing error
-	calls   int
-	rows    map[string]cdc.Value // key -> name, last applied
-	applied []int                // rows per successful Apply
+	// rejected, when set, fails the whole Apply permanently if any row
+	// has this name, the way a destination constraint would.
+	rejected string
+	calls    int
+	rows     map[string]cdc.Value // key -> name, last applied
+	applied  []int                // rows per successful Apply
 }
 
 func (d *recordingDriver) Apply(_ context.Context, batches []cdc.TableBatch) error {
@@ -39,6 +43,13 @@ func (d *recordingDriver) Apply(_ context.Context, batches []cdc.TableBatch) err
 	d.calls++
 	if d.failing != nil {
 		return d.failing
+	}
+	for _, b := range batches {
+		for _, r := range b.Rows {
+			if d.rejected != "" && !r.Delete && r.Values["name"].Text == d.rejected {
+				return sinkrunner.Permanent(sqlStateError{code: "23514", msg: "new row violates check constraint"})
+			}
+		}
 	}
 	n := 0
 	for _, b := range batches {
@@ -123,6 +134,12 @@ var nextSource struct {
 // missing keep-alive would show as redeliveries) and a runner on them.
 func newFixture(t *testing.T, n *testkit.NATS) *fixture {
 	t.Helper()
+	return newFixtureWith(t, n, nil)
+}
+
+// newFixtureWith is newFixture with a dead-letter queue (nil: none).
+func newFixtureWith(t *testing.T, n *testkit.NATS, dl sinkrunner.DeadLetterQueue) *fixture {
+	t.Helper()
 	_, js := n.Connect(t)
 	ctx := context.Background()
 	nextSource.Lock()
@@ -139,7 +156,8 @@ func newFixture(t *testing.T, n *testkit.NATS) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{js: js, cons: cons, sourceID: src, drv: &recordingDriver{rows: map[string]cdc.Value{}}, rep: &recordingReporter{}}
-	f.runner = sinkrunner.New(sinkrunner.Config{
+	f.runner = sinkrunner.NewWithDeadLetters(sinkrunner.Config{
+		SourceID:       src,
 		PipelineID:     1,
 		DestinationID:  1,
 		BatchSize:      100,
@@ -148,7 +166,7 @@ func newFixture(t *testing.T, n *testkit.NATS) *fixture {
 		MaxBackoff:     200 * time.Millisecond,
 		KeepAliveEvery: 200 * time.Millisecond,
 		ReportEvery:    10 * time.Millisecond,
-	}, cons, f.drv, f.rep, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}, cons, f.drv, f.rep, dl, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return f
 }
 
@@ -318,5 +336,224 @@ func TestPermanent(t *testing.T) {
 	}
 	if sinkrunner.IsPermanent(base) || sinkrunner.Permanent(nil) != nil {
 		t.Errorf("plain errors must not be permanent; Permanent(nil) must be nil")
+	}
+}
+
+// sqlStateError stands in for a driver error carrying an SQLSTATE, like
+// pgx's *pgconn.PgError.
+type sqlStateError struct{ code, msg string }
+
+func (e sqlStateError) Error() string    { return e.msg + " (SQLSTATE " + e.code + ")" }
+func (e sqlStateError) SQLState() string { return e.code }
+
+// memDLQ is a dead-letter queue in memory that fails while down is set.
+// It deduplicates by MsgID like the real one.
+type memDLQ struct {
+	mu      sync.Mutex
+	down    error
+	tries   int
+	letters map[string]sinkrunner.DeadLetter
+}
+
+func newMemDLQ() *memDLQ { return &memDLQ{letters: map[string]sinkrunner.DeadLetter{}} }
+
+func (q *memDLQ) Add(_ context.Context, l sinkrunner.DeadLetter) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.tries++
+	if q.down != nil {
+		return q.down
+	}
+	if _, ok := q.letters[l.MsgID]; !ok {
+		q.letters[l.MsgID] = l
+	}
+	return nil
+}
+
+func (q *memDLQ) setDown(err error) {
+	q.mu.Lock()
+	q.down = err
+	q.mu.Unlock()
+}
+
+func (q *memDLQ) snapshot() ([]sinkrunner.DeadLetter, int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []sinkrunner.DeadLetter
+	for _, l := range q.letters {
+		out = append(out, l)
+	}
+	return out, q.tries
+}
+
+func letterIDs(t *testing.T, ls []sinkrunner.DeadLetter) string {
+	t.Helper()
+	var ids []string
+	for _, l := range ls {
+		if l.Change == nil {
+			ids = append(ids, "undecodable")
+			continue
+		}
+		ids = append(ids, string(l.Change.Key["id"]))
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, ",")
+}
+
+func TestRunnerDeadLetters(t *testing.T) {
+	t.Parallel()
+	n := testkit.StartNATS(t)
+
+	t.Run("bisects a rejected batch, applies the rest and dead-letters only the rejected changes", func(t *testing.T) {
+		t.Parallel()
+		dl := newMemDLQ()
+		f := newFixtureWith(t, n, dl)
+		f.drv.rejected = "bad"
+		for i := 1; i <= 10; i++ {
+			name := fmt.Sprintf("v%d", i)
+			if i == 3 || i == 7 {
+				name = "bad"
+			}
+			f.publishChange(t, int64(i), contracts.OpCreate, i, name)
+		}
+		// Collapse: key 5 is good, then rejected in the same batch; its
+		// good version is applied, the rejected one dead-lettered.
+		f.publishChange(t, 11, contracts.OpUpdate, 5, "bad")
+		f.run(t)
+		eventually(t, "every message acked", func() bool {
+			info := f.info(t)
+			return info.AckFloor.Stream == 11 && info.NumAckPending == 0
+		})
+		letters, _ := dl.snapshot()
+		if got := letterIDs(t, letters); got != "3,5,7" {
+			t.Fatalf("dead-lettered ids %s, want 3,5,7", got)
+		}
+		for _, l := range letters {
+			if l.Class != sinkrunner.ClassConstraint || !sinkrunner.IsPermanent(l.Err) || l.Table != "public.t" ||
+				l.SourceID != f.sourceID || l.PipelineID != 1 || l.DestinationID != 1 || l.StreamSeq == 0 ||
+				l.Stream != contracts.StreamName(f.sourceID) || l.Subject != contracts.ChangeSubject(f.sourceID, "public", "t", 0) ||
+				l.MsgID != contracts.MsgID(f.sourceID, "0/10", l.Change.Source.Seq) || len(l.Body) == 0 {
+				t.Errorf("letter = %+v", l)
+			}
+		}
+		rows, _ := f.drv.snapshot()
+		if len(rows) != 8 || rows["5"] != "v5" || rows["3"] != "" {
+			t.Errorf("rows = %v, want the 8 good ones with 5=v5", rows)
+		}
+		if st := f.runner.Stats(); st.Applied != 8 || st.DeadLettered != 3 {
+			t.Errorf("stats = %+v, want 8 applied, 3 dead-lettered", st)
+		}
+		eventually(t, "healthy report naming the dead letters", func() bool {
+			last := f.rep.last()
+			return last.Health == configstore.HealthHealthy && strings.Contains(last.LastError, "3 changes the destination rejected")
+		})
+	})
+
+	t.Run("a dead-letter queue that is down keeps the change unacked until it is stored", func(t *testing.T) {
+		t.Parallel()
+		dl := newMemDLQ()
+		dl.setDown(errors.New("connection refused"))
+		f := newFixtureWith(t, n, dl)
+		f.drv.rejected = "bad"
+		f.publishChange(t, 1, contracts.OpCreate, 1, "good")
+		f.publishChange(t, 2, contracts.OpCreate, 2, "bad")
+		f.run(t)
+		eventually(t, "the good change applied", func() bool { rows, _ := f.drv.snapshot(); return rows["1"] == "good" })
+		eventually(t, "the queue's failure reported", func() bool {
+			return f.rep.seen(configstore.HealthError, "dead-letter queue (it stays unacked and is retried): connection refused")
+		})
+		// Longer than the 1s ack wait: the rejected change stays with us.
+		eventually(t, "retries", func() bool { _, tries := dl.snapshot(); return tries >= 3 })
+		time.Sleep(1500 * time.Millisecond)
+		if info := f.info(t); info.NumAckPending != 1 || info.NumRedelivered != 0 {
+			t.Fatalf("while the queue is down: %d pending, %d redelivered; want the rejected change pending, never redelivered",
+				info.NumAckPending, info.NumRedelivered)
+		}
+		dl.setDown(nil)
+		eventually(t, "acked once stored", func() bool {
+			info := f.info(t)
+			return info.AckFloor.Stream == 2 && info.NumAckPending == 0
+		})
+		if letters, _ := dl.snapshot(); letterIDs(t, letters) != "2" {
+			t.Fatalf("letters = %v", letterIDs(t, letters))
+		}
+	})
+
+	t.Run("undecodable messages are dead-lettered", func(t *testing.T) {
+		t.Parallel()
+		dl := newMemDLQ()
+		f := newFixtureWith(t, n, dl)
+		f.publish(t, []byte(`{not json`))
+		f.publishChange(t, 1, contracts.OpCreate, 1, "a")
+		f.run(t)
+		eventually(t, "acked", func() bool { return f.info(t).AckFloor.Stream == 2 })
+		letters, _ := dl.snapshot()
+		if len(letters) != 1 || letters[0].Class != sinkrunner.ClassUndecodable || letters[0].Table != "public.t" ||
+			string(letters[0].Body) != "{not json" || !strings.HasPrefix(letters[0].MsgID, "undecodable:") {
+			t.Fatalf("letters = %+v", letters)
+		}
+		if st := f.runner.Stats(); st.Terminated != 0 || st.DeadLettered != 1 || st.Applied != 1 {
+			t.Errorf("stats = %+v", st)
+		}
+	})
+
+	t.Run("replay applies through the running runner and isolates what still fails", func(t *testing.T) {
+		t.Parallel()
+		f := newFixtureWith(t, n, newMemDLQ())
+		f.drv.rejected = "bad"
+		mk := func(seq int64, id int, name string) contracts.Change {
+			return contracts.Change{V: 1, Op: contracts.OpCreate,
+				Source:  contracts.Source{SourceID: f.sourceID, Schema: "public", Table: "t", CommitLSN: "0/20", Seq: seq},
+				Columns: []contracts.Column{{Name: "id", Type: "integer", BaseType: "integer", Key: true}, {Name: "name", Type: "text", BaseType: "text"}},
+				Key:     contracts.Row{"id": json.RawMessage(fmt.Sprint(id))},
+				After:   contracts.Row{"id": json.RawMessage(fmt.Sprint(id)), "name": json.RawMessage(fmt.Sprintf("%q", name))}}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = f.runner.Run(ctx) }()
+		failed, err := f.runner.Replay(context.Background(), []contracts.Change{mk(1, 1, "a"), mk(2, 2, "bad"), mk(3, 3, "c")})
+		if err != nil || len(failed) != 3 || failed[0] != nil || failed[2] != nil || !sinkrunner.IsPermanent(failed[1]) {
+			t.Fatalf("replay = %v, %v", failed, err)
+		}
+		if rows, _ := f.drv.snapshot(); len(rows) != 2 || rows["1"] != "a" || rows["3"] != "c" {
+			t.Fatalf("rows = %v", rows)
+		}
+		f.drv.setFailing(errors.New("connection reset"))
+		if _, err := f.runner.Replay(context.Background(), []contracts.Change{mk(4, 4, "d")}); err == nil ||
+			!strings.Contains(err.Error(), "connection reset") || sinkrunner.IsPermanent(err) {
+			t.Fatalf("replay while the destination is down = %v, want the transient error", err)
+		}
+		cancel()
+		<-done
+		if _, err := f.runner.Replay(context.Background(), []contracts.Change{mk(5, 5, "e")}); !errors.Is(err, sinkrunner.ErrStopped) {
+			t.Fatalf("replay on a stopped runner = %v, want ErrStopped", err)
+		}
+	})
+}
+
+func TestErrorClass(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{sinkrunner.Permanent(sqlStateError{code: "23514"}), sinkrunner.ClassConstraint},
+		{fmt.Errorf("apply: %w", sinkrunner.Permanent(sqlStateError{code: "23505"})), sinkrunner.ClassConstraint},
+		{sinkrunner.Permanent(sqlStateError{code: "22001"}), sinkrunner.ClassTooLong},
+		{sinkrunner.Permanent(sqlStateError{code: "22003"}), sinkrunner.ClassOutOfRange},
+		{sinkrunner.Permanent(sqlStateError{code: "22021"}), sinkrunner.ClassEncoding},
+		{sinkrunner.Permanent(sqlStateError{code: "22P02"}), sinkrunner.ClassInvalidValue},
+		{sinkrunner.Permanent(errors.New("no key")), sinkrunner.ClassPermanent},
+		{sinkrunner.PermanentClass("type_mismatch", sqlStateError{code: "22003"}), "type_mismatch"},
+		{sqlStateError{code: "40001"}, sinkrunner.ClassTransient},
+		{errors.New("connection refused"), sinkrunner.ClassTransient},
+	}
+	for _, tt := range tests {
+		if got := sinkrunner.ErrorClass(tt.err); got != tt.want {
+			t.Errorf("ErrorClass(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+	if sinkrunner.PermanentClass("x", nil) != nil {
+		t.Error("PermanentClass(nil) must be nil")
 	}
 }
