@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"github.com/rosettacdc/rosetta/services/sink/drivers/duckdb"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/postgres"
 )
 
@@ -10,5 +11,6 @@ import (
 func BuiltinDrivers() Drivers {
 	return Drivers{
 		"postgres": postgres.Factory,
+		"duckdb":   duckdb.Factory,
 	}
 }
