@@ -1,0 +1,282 @@
+// Package snowflake is the sink driver that applies changes to a Snowflake
+// destination through gosnowflake with key-pair (SNOWFLAKE_JWT)
+// authentication: per fetched batch and table, the collapsed rows are
+// written to a gzip-compressed CSV file, PUT to the table stage of a
+// temporary staging table, COPY'd into it, and applied to the destination
+// table with one version-guarded MERGE, all tables in one transaction.
+//
+// Destination layout, in the configured database and schema:
+//   - each source table becomes a table named by destName, created on first
+//     use with the source's key as (informational) primary key and the
+//     version columns _ROSETTA_LSN and _ROSETTA_SEQ, plus _ROSETTA_DELETED
+//     when soft_delete is on;
+//   - _ROSETTA_TABLES holds the truncate watermark of each table;
+//   - _ROSETTA_TOMB_<table> holds the key and version of hard-deleted rows
+//     (not used with soft_delete, where the deleted row is the tombstone).
+//
+// docs/snowflake.md describes the statements, the type mapping and the
+// naming rules.
+package snowflake
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	sf "github.com/snowflakedb/gosnowflake"
+	"github.com/youmark/pkcs8"
+)
+
+// Config is a snowflake destination's configuration, the JSON of
+// configstore.Destination.ConfigWithSecrets. The field names are those the
+// API accepts (services/api destinationFields).
+type Config struct {
+	// Account is the account identifier ("myorg-myaccount", or a legacy
+	// locator such as "xy12345.eu-west-1").
+	Account string `json:"account"`
+	User    string `json:"user"`
+	// Role and Warehouse are optional: empty uses the user's defaults.
+	Role      string `json:"role"`
+	Warehouse string `json:"warehouse"`
+	// Database and Schema receive the destination tables. Both must exist.
+	// A plain identifier is case-insensitive (stored upper-cased); a name in
+	// double quotes is taken exactly (see configName).
+	Database string `json:"database"`
+	Schema   string `json:"schema"`
+	// PrivateKey is the PEM text of the user's RSA private key (PKCS#8,
+	// encrypted or not, or PKCS#1); PrivateKeyPath names a PEM file on the
+	// sink's host instead, read at every login so a rotated file is picked
+	// up. Exactly one is set. PrivateKeyPassphrase decrypts an ENCRYPTED
+	// PRIVATE KEY.
+	PrivateKey           string `json:"private_key"`
+	PrivateKeyPath       string `json:"private_key_path"`
+	PrivateKeyPassphrase string `json:"private_key_passphrase"`
+	// Host, Port and Protocol override the endpoint gosnowflake derives from
+	// Account (private link, or a test double). Protocol is https (default)
+	// or http.
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol"`
+	// SoftDelete keeps deleted rows, flagged _ROSETTA_DELETED = TRUE, instead
+	// of deleting them.
+	SoftDelete bool `json:"soft_delete"`
+
+	// LoginTimeout bounds a login, retries included (60s); not in the JSON.
+	LoginTimeout time.Duration `json:"-"`
+	// MaxRetryCount is gosnowflake's HTTP retry count (0: its default, 7);
+	// not in the JSON.
+	MaxRetryCount int `json:"-"`
+
+	// database and schema are Database and Schema resolved by configName.
+	database, schema string
+}
+
+// DefaultConfig holds the defaults applied to empty fields.
+func DefaultConfig() Config {
+	return Config{Protocol: "https", LoginTimeout: 60 * time.Second}
+}
+
+// ParseConfig decodes a destination's JSON config over DefaultConfig and
+// validates it. "port" may be a number or a numeric string and
+// "soft_delete" a boolean or "true"/"false". Unknown fields are ignored. It
+// checks that the private key can be read and decrypted, so that a wrong
+// passphrase is reported when the destination is configured rather than at
+// the first batch. Errors never contain the key or the passphrase.
+func ParseConfig(raw json.RawMessage) (Config, error) {
+	var wire struct {
+		Account              string          `json:"account"`
+		User                 string          `json:"user"`
+		Role                 string          `json:"role"`
+		Warehouse            string          `json:"warehouse"`
+		Database             string          `json:"database"`
+		Schema               string          `json:"schema"`
+		PrivateKey           string          `json:"private_key"`
+		PrivateKeyPath       string          `json:"private_key_path"`
+		PrivateKeyPassphrase string          `json:"private_key_passphrase"`
+		Host                 string          `json:"host"`
+		Port                 json.RawMessage `json:"port"`
+		Protocol             string          `json:"protocol"`
+		SoftDelete           json.RawMessage `json:"soft_delete"`
+	}
+	if err := json.Unmarshal(raw, &wire); err != nil {
+		// json errors quote offsets and types, not values.
+		return Config{}, fmt.Errorf("decode snowflake destination config: %w", err)
+	}
+	c := DefaultConfig()
+	c.Account, c.User, c.Role, c.Warehouse = wire.Account, wire.User, wire.Role, wire.Warehouse
+	c.Database, c.Schema, c.Host = wire.Database, wire.Schema, wire.Host
+	c.PrivateKey, c.PrivateKeyPath, c.PrivateKeyPassphrase = wire.PrivateKey, wire.PrivateKeyPath, wire.PrivateKeyPassphrase
+	if wire.Protocol != "" {
+		c.Protocol = wire.Protocol
+	}
+	if port := strings.Trim(string(wire.Port), `" `); port != "" && port != "null" {
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return Config{}, fmt.Errorf("snowflake destination config: port %.20q is not an integer", port)
+		}
+		c.Port = p
+	}
+	switch v := strings.Trim(string(wire.SoftDelete), `" `); v {
+	case "", "null", "false":
+	case "true":
+		c.SoftDelete = true
+	default:
+		return Config{}, fmt.Errorf("snowflake destination config: soft_delete %.20q is not true or false", v)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	if _, err := c.privateKey(); err != nil {
+		return Config{}, fmt.Errorf("snowflake destination config: %w", err)
+	}
+	return c, nil
+}
+
+// Validate reports every missing or invalid field (without reading the
+// key) and resolves the database and schema names.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, f := range []struct{ name, v string }{{"account", c.Account}, {"user", c.User}} {
+		if strings.TrimSpace(f.v) == "" {
+			errs = append(errs, fmt.Errorf("%s is empty", f.name))
+		}
+	}
+	var err error
+	if c.database, err = configName("database", c.Database); err != nil {
+		errs = append(errs, err)
+	}
+	if c.schema, err = configName("schema", c.Schema); err != nil {
+		errs = append(errs, err)
+	}
+	switch {
+	case c.PrivateKey == "" && c.PrivateKeyPath == "":
+		errs = append(errs, errors.New("private_key (the PEM text) or private_key_path (a PEM file on the sink's host) is required for key-pair authentication"))
+	case c.PrivateKey != "" && c.PrivateKeyPath != "":
+		errs = append(errs, errors.New("set private_key or private_key_path, not both"))
+	}
+	if c.Port != 0 && (c.Port < 1 || c.Port > 65535) {
+		errs = append(errs, fmt.Errorf("port %d is out of range 1-65535", c.Port))
+	}
+	if c.Protocol != "https" && c.Protocol != "http" {
+		errs = append(errs, fmt.Errorf("protocol %q is not https or http", c.Protocol))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("snowflake destination config: %w", err)
+	}
+	return nil
+}
+
+// LogValue keeps the key and passphrase out of logs.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("account", c.Account), slog.String("user", c.User), slog.String("role", c.Role),
+		slog.String("warehouse", c.Warehouse), slog.String("database", c.Database), slog.String("schema", c.Schema),
+		slog.Bool("private_key_set", c.PrivateKey != ""), slog.String("private_key_path", c.PrivateKeyPath),
+		slog.Bool("private_key_passphrase_set", c.PrivateKeyPassphrase != ""),
+		slog.String("host", c.Host), slog.Int("port", c.Port), slog.String("protocol", c.Protocol),
+		slog.Bool("soft_delete", c.SoftDelete),
+	)
+}
+
+// privateKey reads and decodes the configured key. Its errors say which
+// field to fix and never contain key material.
+func (c Config) privateKey() (*rsa.PrivateKey, error) {
+	text, field := []byte(c.PrivateKey), "private_key"
+	if c.PrivateKeyPath != "" {
+		b, err := os.ReadFile(c.PrivateKeyPath)
+		if err != nil {
+			return nil, fmt.Errorf("read private_key_path: %w", err)
+		}
+		text, field = b, "private_key_path "+c.PrivateKeyPath
+	}
+	return parsePrivateKey(text, []byte(c.PrivateKeyPassphrase), field)
+}
+
+// minKeyBits is the smallest RSA key Snowflake accepts for key-pair auth.
+const minKeyBits = 2048
+
+// parsePrivateKey decodes a PEM RSA private key: PKCS#8 ("PRIVATE KEY"),
+// encrypted PKCS#8 ("ENCRYPTED PRIVATE KEY", what Snowflake's guide
+// generates with openssl pkcs8 -topk8 -v2) or PKCS#1 ("RSA PRIVATE KEY").
+// field names the config field in messages.
+func parsePrivateKey(text, passphrase []byte, field string) (*rsa.PrivateKey, error) {
+	block, _ := pem.Decode(text)
+	if block == nil {
+		return nil, fmt.Errorf("%s is not a PEM private key: expected a -----BEGIN PRIVATE KEY----- or -----BEGIN ENCRYPTED PRIVATE KEY----- block", field)
+	}
+	var (
+		key any
+		err error
+	)
+	switch block.Type {
+	case "ENCRYPTED PRIVATE KEY":
+		if len(passphrase) == 0 {
+			return nil, fmt.Errorf("%s is encrypted: set private_key_passphrase", field)
+		}
+		rsaKey, perr := pkcs8.ParsePKCS8PrivateKeyRSA(block.Bytes, passphrase)
+		if perr != nil {
+			return nil, fmt.Errorf("private_key_passphrase does not decrypt %s, or it is not an RSA key: %w", field, perr)
+		}
+		key = rsaKey
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		if _, ok := block.Headers["DEK-Info"]; ok {
+			return nil, fmt.Errorf("%s uses legacy OpenSSL PEM encryption, which is not supported: convert it to encrypted PKCS#8 "+
+				"(openssl pkcs8 -topk8 -v2 aes-256-cbc -in old.pem -out rsa_key.p8)", field)
+		}
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("%s holds a PEM %q block; expected PRIVATE KEY, ENCRYPTED PRIVATE KEY or RSA PRIVATE KEY", field, block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: parse private key: %w", field, err)
+	}
+	rsaKey, ok := key.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s is a %T; Snowflake key-pair authentication needs an RSA key", field, key)
+	}
+	if bits := rsaKey.N.BitLen(); bits < minKeyBits {
+		return nil, fmt.Errorf("%s is a %d-bit RSA key; Snowflake needs at least %d bits", field, bits, minKeyBits)
+	}
+	return rsaKey, nil
+}
+
+// driverConfig is the gosnowflake configuration for one login with key.
+func (c Config) driverConfig(key *rsa.PrivateKey) *sf.Config {
+	yes, tag := "true", "rosetta-sink"
+	return &sf.Config{
+		Account:       c.Account,
+		User:          c.User,
+		Role:          c.Role,
+		Warehouse:     c.Warehouse,
+		Database:      c.Database,
+		Schema:        c.Schema,
+		Authenticator: sf.AuthTypeJwt,
+		PrivateKey:    key,
+		Host:          c.Host,
+		Port:          c.Port,
+		Protocol:      c.Protocol,
+		Application:   "Rosetta",
+		// Client telemetry is not needed and is one less outbound call.
+		DisableTelemetry: true,
+		LoginTimeout:     c.LoginTimeout,
+		MaxRetryCount:    c.MaxRetryCount,
+		Params: map[string]*string{
+			// The session holds the temporary staging tables: keep it alive
+			// between sparse batches rather than lose them to expiry.
+			"client_session_keep_alive": &yes,
+			// Lets users find (and attribute warehouse credits to) Rosetta's
+			// statements in QUERY_HISTORY.
+			"query_tag": &tag,
+		},
+	}
+}

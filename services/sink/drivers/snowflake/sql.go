@@ -1,0 +1,325 @@
+package snowflake
+
+import (
+	"strconv"
+	"strings"
+)
+
+// versionType holds a commit LSN (an unsigned 64-bit integer) or a position
+// in a transaction.
+const versionType = "NUMBER(20,0)"
+
+// objects names, quoted and qualified, what one destination table uses.
+type objects struct {
+	target   string // the destination table
+	tomb     string // its tombstone table
+	stage    string // the session's staging table for one batch shape
+	stageAt  string // the staging table's table stage: @db.schema.%stage
+	registry string // the schema's _ROSETTA_TABLES
+}
+
+func newObjects(db, schema, table, stageName string) objects {
+	return objects{
+		target:   qualified(db, schema, table),
+		tomb:     qualified(db, schema, tombPrefix+table),
+		stage:    qualified(db, schema, stageName),
+		stageAt:  "@" + ident(db) + "." + ident(schema) + ".%" + ident(stageName),
+		registry: qualified(db, schema, registryTable),
+	}
+}
+
+// newer is the version order: (aL, aS) is newer than (bL, bS).
+func newer(aL, aS, bL, bS string) string {
+	return "(" + aL + " > " + bL + " OR (" + aL + " = " + bL + " AND " + aS + " > " + bS + "))"
+}
+
+// col is alias.column, quoted.
+func col(alias, name string) string { return alias + "." + ident(name) }
+
+// createTableSQL creates a destination table. The primary key is
+// informational in Snowflake (not enforced) but documents the key for
+// users and tools.
+func createTableSQL(target string, cols []stageColumn, soft bool) string {
+	var defs, keys []string
+	for _, c := range cols {
+		defs = append(defs, ident(c.name)+" "+c.typ.sql())
+		if c.key {
+			keys = append(keys, ident(c.name))
+		}
+	}
+	defs = append(defs, ident(lsnCol)+" "+versionType+" NOT NULL", ident(seqCol)+" "+versionType+" NOT NULL")
+	if soft {
+		defs = append(defs, ident(deletedCol)+" BOOLEAN DEFAULT FALSE NOT NULL")
+	}
+	if len(keys) > 0 {
+		defs = append(defs, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
+	}
+	return "CREATE TABLE IF NOT EXISTS " + target + " (" + strings.Join(defs, ", ") + ")"
+}
+
+func addColumnSQL(target string, c stageColumn) string {
+	return "ALTER TABLE " + target + " ADD COLUMN IF NOT EXISTS " + ident(c.name) + " " + c.typ.sql()
+}
+
+// addBookkeepingColumnSQL adopts a table that exists without one of
+// Rosetta's columns: existing rows count as older than any change (version
+// 0) and as not deleted.
+func addBookkeepingColumnSQL(target, name string) string {
+	typ := versionType + " DEFAULT 0"
+	if name == deletedCol {
+		typ = "BOOLEAN DEFAULT FALSE"
+	}
+	return "ALTER TABLE " + target + " ADD COLUMN IF NOT EXISTS " + ident(name) + " " + typ
+}
+
+func createTombSQL(tomb string, keys []stageColumn) string {
+	var defs, names []string
+	for _, k := range keys {
+		defs = append(defs, ident(k.name)+" "+k.typ.sql())
+		names = append(names, ident(k.name))
+	}
+	defs = append(defs, ident(lsnCol)+" "+versionType+" NOT NULL", ident(seqCol)+" "+versionType+" NOT NULL",
+		"PRIMARY KEY ("+strings.Join(names, ", ")+")")
+	return "CREATE TABLE IF NOT EXISTS " + tomb + " (" + strings.Join(defs, ", ") + ")"
+}
+
+func createRegistrySQL(registry string) string {
+	return "CREATE TABLE IF NOT EXISTS " + registry + " (" + ident("TABLE_NAME") + " VARCHAR NOT NULL, " +
+		ident("TRUNCATE_LSN") + " " + versionType + " NOT NULL, " + ident("TRUNCATE_SEQ") + " " + versionType + " NOT NULL, " +
+		"PRIMARY KEY (" + ident("TABLE_NAME") + "))"
+}
+
+// readRegistrySQL reads every truncate watermark of the schema; duplicates
+// (two sinks registering one table at once) are harmless: the newest wins.
+func readRegistrySQL(registry string) string {
+	return "SELECT " + ident("TABLE_NAME") + ", " + ident("TRUNCATE_LSN") + ", " + ident("TRUNCATE_SEQ") + " FROM " + registry
+}
+
+// markTruncateSQL raises a table's watermark: binds table, lsn, seq.
+func markTruncateSQL(registry string) string {
+	return "MERGE INTO " + registry + " AS r USING (SELECT ? AS " + ident("TABLE_NAME") + ", ? AS " + ident("TRUNCATE_LSN") +
+		", ? AS " + ident("TRUNCATE_SEQ") + ") AS s ON " + col("r", "TABLE_NAME") + " = " + col("s", "TABLE_NAME") +
+		" WHEN MATCHED AND " + newer(col("s", "TRUNCATE_LSN"), col("s", "TRUNCATE_SEQ"), col("r", "TRUNCATE_LSN"), col("r", "TRUNCATE_SEQ")) +
+		" THEN UPDATE SET " + ident("TRUNCATE_LSN") + " = " + col("s", "TRUNCATE_LSN") + ", " + ident("TRUNCATE_SEQ") + " = " + col("s", "TRUNCATE_SEQ") +
+		" WHEN NOT MATCHED THEN INSERT (" + ident("TABLE_NAME") + ", " + ident("TRUNCATE_LSN") + ", " + ident("TRUNCATE_SEQ") +
+		") VALUES (" + col("s", "TABLE_NAME") + ", " + col("s", "TRUNCATE_LSN") + ", " + col("s", "TRUNCATE_SEQ") + ")"
+}
+
+// olderThanBound is "the row at alias is older than the bound version":
+// binds lsn, lsn, seq.
+func olderThanBound(alias string) string {
+	return "(" + col(alias, lsnCol) + " < ? OR (" + col(alias, lsnCol) + " = ? AND " + col(alias, seqCol) + " < ?))"
+}
+
+// truncateRowsSQL removes rows older than a truncate (binds lsn, lsn, seq).
+// With soft delete they are flagged deleted and take the truncate's version
+// instead, so that an older change redelivered later cannot revive them.
+// (binds lsn, seq, lsn, lsn, seq).
+func truncateRowsSQL(target string, soft bool) string {
+	if soft {
+		return "UPDATE " + target + " AS t SET " + ident(deletedCol) + " = TRUE, " + ident(lsnCol) + " = ?, " + ident(seqCol) +
+			" = ? WHERE " + olderThanBound("t")
+	}
+	return "DELETE FROM " + target + " AS t WHERE " + olderThanBound("t")
+}
+
+// truncateTombsSQL drops tombstones the watermark now covers (binds lsn,
+// lsn, seq).
+func truncateTombsSQL(tomb string) string {
+	return "DELETE FROM " + tomb + " AS x WHERE " + olderThanBound("x")
+}
+
+// stageColumnNames lists the staging table's columns in file order.
+func stageColumnNames(s shape) []string {
+	var names []string
+	for _, c := range s.cols {
+		names = append(names, ident(c.name))
+	}
+	names = append(names, ident(delCol), ident(lsnCol), ident(seqCol), ident(unchangedCol), ident(fbCol))
+	for i := range s.keys {
+		names = append(names, ident(fbKeyPrefix+strconv.Itoa(i+1)))
+	}
+	return names
+}
+
+// createStageSQL (re)creates a session's staging table. TEMPORARY: it
+// lives and dies with the session, costs no Fail-safe storage, and its
+// name never clashes with another session's.
+func createStageSQL(stage string, s shape) string {
+	var defs []string
+	for _, c := range s.cols {
+		defs = append(defs, ident(c.name)+" "+c.typ.stageSQL())
+	}
+	defs = append(defs, ident(delCol)+" BOOLEAN NOT NULL", ident(lsnCol)+" "+versionType+" NOT NULL",
+		ident(seqCol)+" "+versionType+" NOT NULL", ident(unchangedCol)+" VARCHAR", ident(fbCol)+" BOOLEAN NOT NULL")
+	for i, k := range s.keyCols() {
+		defs = append(defs, ident(fbKeyPrefix+strconv.Itoa(i+1))+" "+k.typ.stageSQL())
+	}
+	return "CREATE OR REPLACE TEMPORARY TABLE " + stage + " (" + strings.Join(defs, ", ") + ")"
+}
+
+// putSQL uploads a local file, already gzipped, to the staging table's
+// stage, under a directory of its own.
+func putSQL(o objects, path, dir string) string {
+	return "PUT " + stringLiteral("file://"+path) + " " + o.stageAt + "/" + dir +
+		" AUTO_COMPRESS = FALSE SOURCE_COMPRESSION = GZIP OVERWRITE = TRUE"
+}
+
+// stringLiteral quotes a Snowflake string literal. It is used only for the
+// local path in PUT, which cannot be bound.
+func stringLiteral(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// csvFormat reads what writeStageCSV writes (see there).
+const csvFormat = "FILE_FORMAT = (TYPE = CSV COMPRESSION = GZIP FIELD_DELIMITER = ',' SKIP_HEADER = 0" +
+	" FIELD_OPTIONALLY_ENCLOSED_BY = '\"' ESCAPE = NONE ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = ()" +
+	" EMPTY_FIELD_AS_NULL = TRUE BINARY_FORMAT = HEX ERROR_ON_COLUMN_COUNT_MISMATCH = TRUE)"
+
+// copySQL loads the batch's file into the staging table. FORCE = TRUE:
+// Snowflake's load history must never skip a file (a redelivered batch is
+// new data to this table even when identical); PURGE = TRUE removes the
+// file once loaded.
+func copySQL(o objects, s shape, dir string) string {
+	return "COPY INTO " + o.stage + " (" + strings.Join(stageColumnNames(s), ", ") + ") FROM " + o.stageAt + "/" + dir + "/ " +
+		csvFormat + " ON_ERROR = ABORT_STATEMENT PURGE = TRUE FORCE = TRUE"
+}
+
+func removeSQL(o objects, dir string) string { return "REMOVE " + o.stageAt + "/" + dir + "/" }
+
+func clearStageSQL(stage string) string { return "DELETE FROM " + stage }
+
+// mergeOptions select the variant of the MERGE.
+type mergeOptions struct {
+	soft bool
+	// clearDeleted: the target has _ROSETTA_DELETED although soft delete is
+	// off (it was on before); upserts reset it.
+	clearDeleted bool
+	// fallback: some row of the batch takes unchanged values from the row at
+	// its old key, so the source joins the target at the fallback key. Off
+	// otherwise, sparing a second scan of the target.
+	fallback bool
+}
+
+// mergeSQL is the one statement that applies a staged batch to the target
+// (binds: the truncate watermark's lsn, lsn, seq):
+//
+//   - a staged delete removes (or, soft, flags) a row only if it is newer;
+//   - a staged upsert updates a row only if it is newer; an unchanged
+//     column keeps the stored value, or takes the value of the row at the
+//     fallback key when the key changed;
+//   - a missing row is inserted only if the change is newer than the
+//     table's truncate watermark and than the key's tombstone (hard
+//     delete), so an older change arriving late does not resurrect it. With
+//     soft delete a staged delete of a missing row inserts a deleted row: it
+//     is the tombstone.
+func mergeSQL(o objects, s shape, opt mergeOptions) string {
+	var b strings.Builder
+	b.WriteString("MERGE INTO " + o.target + " AS t USING (SELECT s.*")
+	if opt.fallback {
+		b.WriteString(", " + col("f", lsnCol) + " IS NOT NULL AS " + ident(fbFoundCol))
+		for i, c := range s.cols {
+			if !c.key {
+				b.WriteString(", " + col("f", c.name) + " AS " + ident(fbValPrefix+strconv.Itoa(i+1)))
+			}
+		}
+	}
+	if !opt.soft {
+		b.WriteString(", " + col("x", lsnCol) + " AS " + ident(tombLSNCol) + ", " + col("x", seqCol) + " AS " + ident(tombSeqCol))
+	}
+	b.WriteString(" FROM " + o.stage + " AS s")
+	if opt.fallback {
+		var on []string
+		for i, k := range s.keyCols() {
+			on = append(on, col("f", k.name)+" = "+col("s", fbKeyPrefix+strconv.Itoa(i+1)))
+		}
+		b.WriteString(" LEFT JOIN " + o.target + " AS f ON " + col("s", fbCol) + " AND " + strings.Join(on, " AND "))
+	}
+	if !opt.soft {
+		b.WriteString(" LEFT JOIN " + o.tomb + " AS x ON " + keyMatch("x", "s", s))
+	}
+	b.WriteString(") AS s ON " + keyMatch("t", "s", s))
+
+	isNewer := newer(col("s", lsnCol), col("s", seqCol), col("t", lsnCol), col("t", seqCol))
+	var set, insCols, insVals []string
+	for i, c := range s.cols {
+		insCols = append(insCols, ident(c.name))
+		if c.key {
+			insVals = append(insVals, col("s", c.name))
+			continue
+		}
+		staged := col("s", c.name)
+		switch c.typ.variant {
+		case "VARIANT":
+			staged = "PARSE_JSON(" + staged + ")"
+		case "OBJECT", "ARRAY":
+			staged = "PARSE_JSON(" + staged + ")::" + c.typ.variant
+		}
+		unchanged := "SUBSTR(" + col("s", unchangedCol) + ", " + strconv.Itoa(i+1) + ", 1) = '1'"
+		stored, fresh := col("t", c.name), staged
+		if opt.fallback {
+			fb := col("s", fbValPrefix+strconv.Itoa(i+1))
+			stored = "CASE WHEN " + col("s", fbFoundCol) + " THEN " + fb + " ELSE " + stored + " END"
+			// A new row's unchanged value can only come from the old key
+			// (NULL when there is none: the value was never seen).
+			fresh = "CASE WHEN " + unchanged + " THEN " + fb + " ELSE " + staged + " END"
+		}
+		set = append(set, ident(c.name)+" = CASE WHEN "+unchanged+" THEN "+stored+" ELSE "+staged+" END")
+		insVals = append(insVals, fresh)
+	}
+	version := []string{ident(lsnCol) + " = " + col("s", lsnCol), ident(seqCol) + " = " + col("s", seqCol)}
+	insCols = append(insCols, ident(lsnCol), ident(seqCol))
+	insVals = append(insVals, col("s", lsnCol), col("s", seqCol))
+	watermark := "(" + col("s", lsnCol) + " > ? OR (" + col("s", lsnCol) + " = ? AND " + col("s", seqCol) + " > ?))"
+	del := col("s", delCol)
+
+	if opt.soft {
+		b.WriteString(" WHEN MATCHED AND " + del + " AND " + isNewer + " THEN UPDATE SET " + ident(deletedCol) + " = TRUE, " + strings.Join(version, ", "))
+		b.WriteString(" WHEN MATCHED AND NOT " + del + " AND " + isNewer + " THEN UPDATE SET " +
+			strings.Join(append(append(set, ident(deletedCol)+" = FALSE"), version...), ", "))
+		b.WriteString(" WHEN NOT MATCHED AND " + watermark + " THEN INSERT (" + strings.Join(append(insCols, ident(deletedCol)), ", ") +
+			") VALUES (" + strings.Join(append(insVals, del), ", ") + ")")
+		return b.String()
+	}
+	if opt.clearDeleted {
+		set = append(set, ident(deletedCol)+" = FALSE")
+		insCols = append(insCols, ident(deletedCol))
+		insVals = append(insVals, "FALSE")
+	}
+	b.WriteString(" WHEN MATCHED AND " + del + " AND " + isNewer + " THEN DELETE")
+	b.WriteString(" WHEN MATCHED AND NOT " + del + " AND " + isNewer + " THEN UPDATE SET " + strings.Join(append(set, version...), ", "))
+	b.WriteString(" WHEN NOT MATCHED AND NOT " + del + " AND (" + col("s", tombLSNCol) + " IS NULL OR " +
+		newer(col("s", lsnCol), col("s", seqCol), col("s", tombLSNCol), col("s", tombSeqCol)) + ") AND " + watermark +
+		" THEN INSERT (" + strings.Join(insCols, ", ") + ") VALUES (" + strings.Join(insVals, ", ") + ")")
+	return b.String()
+}
+
+// tombSQL maintains the tombstones after mergeSQL (hard delete): a staged
+// delete records or advances its key's tombstone; a staged upsert newer
+// than the tombstone supersedes it (the row's own version guards the key
+// from then on). A tombstone recorded for a delete that lost to a newer
+// stored row is harmless: it is older than the row.
+func tombSQL(o objects, s shape) string {
+	var keyNames, keyVals []string
+	for _, k := range s.keyCols() {
+		keyNames = append(keyNames, ident(k.name))
+		keyVals = append(keyVals, col("s", k.name))
+	}
+	isNewer := newer(col("s", lsnCol), col("s", seqCol), col("x", lsnCol), col("x", seqCol))
+	del := col("s", delCol)
+	return "MERGE INTO " + o.tomb + " AS x USING " + o.stage + " AS s ON " + keyMatch("x", "s", s) +
+		" WHEN MATCHED AND NOT " + del + " AND " + isNewer + " THEN DELETE" +
+		" WHEN MATCHED AND " + del + " AND " + isNewer + " THEN UPDATE SET " + ident(lsnCol) + " = " + col("s", lsnCol) + ", " +
+		ident(seqCol) + " = " + col("s", seqCol) +
+		" WHEN NOT MATCHED AND " + del + " THEN INSERT (" + strings.Join(append(keyNames, ident(lsnCol), ident(seqCol)), ", ") +
+		") VALUES (" + strings.Join(append(keyVals, col("s", lsnCol), col("s", seqCol)), ", ") + ")"
+}
+
+// keyMatch joins two aliases on the key columns.
+func keyMatch(a, b string, s shape) string {
+	var parts []string
+	for _, k := range s.keyCols() {
+		parts = append(parts, col(a, k.name)+" = "+col(b, k.name))
+	}
+	return strings.Join(parts, " AND ")
+}
