@@ -75,6 +75,7 @@ type fieldKind int
 const (
 	kindString fieldKind = iota
 	kindPort
+	kindDuration // a Go duration string such as "1s" or "500ms", >= 0
 )
 
 // fieldSpec is one config field of a destination type.
@@ -126,6 +127,11 @@ func destinationFields(typ string) []fieldSpec {
 		return []fieldSpec{
 			{name: "path", required: true},
 			{name: "schema", def: "main"},
+			// How the driver shares the file with readers (docs/duckdb.md).
+			{name: "release_after", kind: kindDuration},
+			{name: "max_hold", kind: kindDuration},
+			{name: "reader_window", kind: kindDuration},
+			{name: "lock_timeout", kind: kindDuration},
 		}
 	}
 	return nil
@@ -239,6 +245,16 @@ func decodeField(path string, f fieldSpec, raw json.RawMessage) (any, error) {
 			return nil, invalid(path, "%s must be from 1 to 65535", path)
 		}
 		return n, nil
+	case kindDuration:
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, invalid(path, "%s must be a duration string such as \"1s\" or \"500ms\"", path)
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return nil, invalid(path, "%s must be a duration string such as \"1s\" or \"500ms\", not %q", path, s)
+		}
+		return s, nil
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
