@@ -14,6 +14,7 @@ deps:
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/rosetta ./services/rosetta
+	$(GO) build -o bin/duckquery ./scripts/duckquery
 
 # Every test, against real PostgreSQL, Redis and NATS servers the tests start
 # themselves. Prints one closing line: "N passed, N failed, N skipped".
