@@ -149,7 +149,7 @@ func TestManager(t *testing.T) {
 	store.dests[pgDest] = configstore.Destination{ID: pgDest, Name: "warehouse", Type: "postgres",
 		Config:  map[string]any{"host": pg.Host(), "port": pg.Port, "database": db, "user": "postgres", "schema": "one", "sslmode": "disable"},
 		Secrets: map[string]string{"password": "unused-by-trust-auth"}}
-	store.dests[sfDest] = configstore.Destination{ID: sfDest, Name: "snow", Type: "snowflake", Config: map[string]any{"account": "x"}}
+	store.dests[sfDest] = configstore.Destination{ID: sfDest, Name: "other", Type: "oracle", Config: map[string]any{"host": "x"}}
 	store.pipelines[pipeline] = configstore.Pipeline{ID: pipeline, Name: "p", SourceID: source,
 		DestinationIDs: []int64{pgDest, sfDest}, Tables: []string{"app.items"}, Status: configstore.StatusStart}
 
@@ -207,14 +207,14 @@ func TestManager(t *testing.T) {
 		return err == nil
 	}
 
-	// Started: both consumers exist, postgres applies, snowflake says why not.
+	// Started: both consumers exist, postgres applies, the unsupported type says why not.
 	waitFor(t, "consumers", func() bool { return consumerExists(pipeline, pgDest) && consumerExists(pipeline, sfDest) })
 	publish(change(contracts.OpCreate, source, "items", 10, 1, "a"), change(contracts.OpCreate, source, "items", 11, 2, "b"))
 	waitFor(t, "rows in one.items", func() bool { return rows(`SELECT id, name FROM one.items ORDER BY id`) == "1=a,2=b" })
 	waitFor(t, "healthy", func() bool { return store.state(pipeline, pgDest).Health == configstore.HealthHealthy })
 	if st := store.state(pipeline, sfDest); st.Health != configstore.HealthError ||
-		st.LastError != "destination type snowflake is not supported by this build yet" {
-		t.Errorf("snowflake destination state = %+v", st)
+		st.LastError != "destination type oracle is not supported by this build yet" {
+		t.Errorf("unsupported destination state = %+v", st)
 	}
 
 	// Paused: the runner stops, changes wait in the stream.
@@ -226,7 +226,7 @@ func TestManager(t *testing.T) {
 	notify(contracts.KindPipeline, pipeline)
 	waitFor(t, "paused", func() bool { return store.state(pipeline, pgDest).Health == configstore.HealthPaused })
 	if st := store.state(pipeline, sfDest); st.Health != configstore.HealthPaused {
-		t.Errorf("snowflake destination of a paused pipeline: %+v, want PAUSED", st)
+		t.Errorf("unsupported destination of a paused pipeline: %+v, want PAUSED", st)
 	}
 	waitFor(t, "driver closed", func() bool { return counts.closed.Load() == 1 })
 	publish(change(contracts.OpUpdate, source, "items", 20, 1, "a while paused"))
@@ -280,7 +280,7 @@ func TestManager(t *testing.T) {
 		s.pipelines[pipeline] = p
 	})
 	notify(contracts.KindPipeline, pipeline)
-	waitFor(t, "snowflake consumer deleted", func() bool { return !consumerExists(pipeline, sfDest) })
+	waitFor(t, "unsupported destination consumer deleted", func() bool { return !consumerExists(pipeline, sfDest) })
 	store.update(func(s *memStore) { delete(s.pipelines, pipeline) })
 	notify(contracts.KindPipeline, pipeline)
 	waitFor(t, "postgres consumer deleted", func() bool { return !consumerExists(pipeline, pgDest) })
@@ -325,7 +325,7 @@ func TestModule(t *testing.T) {
 	n := testkit.StartNATS(t)
 	_, js := n.Connect(t)
 	store := newMemStore()
-	store.dests[1] = configstore.Destination{ID: 1, Type: "duckdb"}
+	store.dests[1] = configstore.Destination{ID: 1, Type: "oracle"}
 	store.pipelines[1] = configstore.Pipeline{ID: 1, SourceID: 41, DestinationIDs: []int64{1}, Tables: []string{"app.t"}, Status: configstore.StatusStart}
 	s := settings.Default()
 	app := fx.New(
@@ -340,7 +340,7 @@ func TestModule(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the module to reconcile", func() bool {
-		return store.state(1, 1).LastError == "destination type duckdb is not supported by this build yet"
+		return store.state(1, 1).LastError == "destination type oracle is not supported by this build yet"
 	})
 	if err := app.Stop(ctx); err != nil {
 		t.Fatal(err)
