@@ -88,7 +88,38 @@ func newEnv(t *testing.T) *env {
 // start runs `rosetta dev` and waits until its API answers.
 func (e *env) start() {
 	e.t.Helper()
-	cmd := exec.Command(rosettaBin, "dev")
+	cmd := e.command("dev")
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start rosetta: %v", err)
+	}
+	e.proc = cmd
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	e.waitHealthy(exited)
+	e.exited = exited
+}
+
+// spawn runs one service (`rosetta api`, `capture` or `sink`) as its own
+// process until the test ends.
+func (e *env) spawn(service string) {
+	e.t.Helper()
+	cmd := e.command(service)
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start rosetta %s: %v", service, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	e.t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	if service == "api" {
+		e.waitHealthy(exited)
+	}
+}
+
+func (e *env) command(service string) *exec.Cmd {
+	cmd := exec.Command(rosettaBin, service)
 	cmd.Env = append(os.Environ(),
 		"ROSETTA_CONFIG_DSN="+e.pg.DSN(e.configDB),
 		"ROSETTA_HTTP_ADDR="+e.httpAddr,
@@ -104,29 +135,28 @@ func (e *env) start() {
 		e.logBuf = &syncBuffer{}
 	}
 	cmd.Stdout, cmd.Stderr = e.logBuf, e.logBuf
-	if err := cmd.Start(); err != nil {
-		e.t.Fatalf("start rosetta: %v", err)
-	}
-	e.proc = cmd
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	return cmd
+}
+
+// waitHealthy waits until the API answers /health with 200.
+func (e *env) waitHealthy(exited chan error) {
+	e.t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		select {
 		case err := <-exited:
 			e.proc = nil
-			e.t.Fatalf("rosetta dev exited during start: %v\n%s", err, tail(e.logBuf.String(), 4000))
+			e.t.Fatalf("rosetta exited during start: %v\n%s", err, tail(e.logBuf.String(), 4000))
 		default:
 		}
 		if e.healthy() {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("rosetta dev not healthy after 90s\n%s", tail(e.logBuf.String(), 4000))
+			e.t.Fatalf("rosetta not healthy after 90s\n%s", tail(e.logBuf.String(), 4000))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	e.exited = exited
 }
 
 func (e *env) healthy() bool {

@@ -226,3 +226,24 @@ func TestConvergesAfterSIGKILL(t *testing.T) {
 		"order_items": tableCols["order_items"],
 	})
 }
+
+// TestServicesAsSeparateProcesses runs api, capture and sink as three
+// processes sharing one NATS server and one config DB, as in production.
+func TestServicesAsSeparateProcesses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.natsURL = testkit.StartNATS(t).URL
+	e.pg.Exec(t, e.sourceDB, schemaSQL)
+	e.spawn("api")
+	e.spawn("capture")
+	e.spawn("sink")
+	e.createPipeline("public.customers", "public.order_items")
+	e.waitCapturing()
+	e.pg.Exec(t, e.sourceDB, `INSERT INTO customers (id, name, balance) SELECT g, 'c' || g, g FROM generate_series(1, 500) g;
+		INSERT INTO order_items (order_id, line, sku) SELECT g, 1, 's' || g FROM generate_series(1, 200) g;
+		UPDATE customers SET name = 'changed' WHERE id % 3 = 0; DELETE FROM order_items WHERE order_id > 150;`)
+	e.waitConverged(60*time.Second, map[string][]string{
+		"customers":   tableCols["customers"],
+		"order_items": tableCols["order_items"],
+	})
+}
