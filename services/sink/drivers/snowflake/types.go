@@ -519,9 +519,13 @@ func checkJSONNumber(n string) error {
 		}
 		return nil
 	}
-	digits := strings.TrimLeft(strings.NewReplacer("-", "", ".", "").Replace(n), "0")
-	if len(digits) > maxNumberDigits {
-		return fmt.Errorf("a JSON number has %d significant digits; Snowflake's VARIANT keeps %d exactly and rounds longer ones to a double", len(digits), maxNumberDigits)
+	intPart, frac, _ := strings.Cut(strings.TrimPrefix(n, "-"), ".")
+	intDigits, fracDigits := len(strings.TrimLeft(intPart, "0")), len(strings.TrimRight(frac, "0"))
+	// A VARIANT keeps a decimal exactly as NUMBER(38, s) with s <= 37;
+	// anything wider becomes a double.
+	if intDigits+fracDigits > maxNumberDigits || fracDigits > 37 {
+		return fmt.Errorf("a JSON number needs %d digits (%d after the point); Snowflake's VARIANT keeps 38 (37) exactly and rounds wider ones to a double",
+			intDigits+fracDigits, fracDigits)
 	}
 	return nil
 }

@@ -1,0 +1,102 @@
+package snowflake
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/cdc"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// goldenShape is a table with a composite key, a name needing quotes and a
+// VARIANT column.
+func goldenShape() shape {
+	return shape{cols: []stageColumn{
+		{source: "tenant", name: "TENANT", base: "text", typ: colType{kind: kindText}, key: true},
+		{source: "id", name: "ID", base: "bigint", typ: colType{kind: kindNumber, precision: 19}, key: true},
+		{source: `Odd "name"`, name: `Odd "name"`, base: "numeric(10,2)", typ: colType{kind: kindNumber, precision: 10, scale: 2}},
+		{source: "payload", name: "PAYLOAD", base: "jsonb", typ: colType{kind: kindVariant, variant: "VARIANT"}},
+	}, keys: []int{0, 1}}
+}
+
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (run go test -update after checking):\n%s", path, got)
+	}
+}
+
+// TestStatementsGolden pins every statement the driver generates for one
+// table shape; docs/snowflake.md shows them.
+func TestStatementsGolden(t *testing.T) {
+	t.Parallel()
+	s := goldenShape()
+	o := newObjects("ROSETTA", "CDC", "ORDERS", "_ROSETTA_STAGE_0123456789AB")
+	var b strings.Builder
+	for _, part := range []struct{ name, sql string }{
+		{"create table (once per table; DDL, outside the transaction)", createTableSQL(o.target, s.cols, false)},
+		{"create table, soft_delete", createTableSQL(o.target, s.cols, true)},
+		{"add column (a column the table lacks)", addColumnSQL(o.target, s.cols[3])},
+		{"adopt a table without version columns", addBookkeepingColumnSQL(o.target, lsnCol)},
+		{"create tombstones (hard delete)", createTombSQL(o.tomb, s.keyCols())},
+		{"create registry (once per schema)", createRegistrySQL(o.registry)},
+		{"create staging table (once per session and batch shape)", createStageSQL(o.stage, s)},
+		{"put (per batch and table, before the transaction)", putSQL(o, "/tmp/rosetta-snowflake-1234.csv.gz", "0a1b2c3d4e5f6071")},
+		{"read truncate watermarks (in the transaction)", readRegistrySQL(o.registry)},
+		{"truncate rows: binds lsn, lsn, seq", truncateRowsSQL(o.target, false)},
+		{"truncate rows, soft_delete: binds lsn, seq, lsn, lsn, seq", truncateRowsSQL(o.target, true)},
+		{"truncate tombstones: binds lsn, lsn, seq", truncateTombsSQL(o.tomb)},
+		{"record truncate: binds table, lsn, seq", markTruncateSQL(o.registry)},
+		{"clear staging table", clearStageSQL(o.stage)},
+		{"copy into staging table", copySQL(o, s, "0a1b2c3d4e5f6071")},
+		{"merge: binds watermark lsn, lsn, seq", mergeSQL(o, s, mergeOptions{})},
+		{"merge with a key change keeping unchanged values", mergeSQL(o, s, mergeOptions{fallback: true})},
+		{"merge, soft_delete", mergeSQL(o, s, mergeOptions{soft: true})},
+		{"merge, soft_delete turned off", mergeSQL(o, s, mergeOptions{clearDeleted: true})},
+		{"tombstones (hard delete)", tombSQL(o, s)},
+		{"remove staged files (after a failure)", removeSQL(o, "0a1b2c3d4e5f6071")},
+	} {
+		b.WriteString("-- " + part.name + "\n" + part.sql + ";\n\n")
+	}
+	checkGolden(t, "statements.golden.sql", []byte(b.String()))
+}
+
+// TestStageFileGolden pins the CSV a batch is staged as.
+func TestStageFileGolden(t *testing.T) {
+	t.Parallel()
+	v := func(s string) cdc.Value { return cdc.Value{Text: s} }
+	null := cdc.Value{Null: true}
+	rows := []cdc.RowChange{
+		{Key: []cdc.Value{v("a"), v("1")}, Values: map[string]cdc.Value{"tenant": v("a"), "id": v("1"), `Odd "name"`: v("12.50"),
+			"payload": v(`{"q": "say \"hi\"", "nl": "a\nb"}`)}, Version: contracts.Version{LSN: 0x1_0000_0010, Seq: 1}},
+		{Key: []cdc.Value{v(""), v("2")}, Values: map[string]cdc.Value{"tenant": v(""), "id": v("2"), `Odd "name"`: null,
+			"payload": v("null")}, Version: contracts.Version{LSN: 16, Seq: 2}},
+		{Key: []cdc.Value{v("a"), v("3")}, Values: map[string]cdc.Value{"tenant": v("a"), "id": v("3")},
+			Unchanged: []string{"payload"}, FallbackKey: []cdc.Value{v("a"), v("1")}, Version: contracts.Version{LSN: 17, Seq: 1}},
+		{Key: []cdc.Value{v("b,\"c\""), v("4")}, Delete: true, Version: contracts.Version{LSN: 18, Seq: 1}},
+	}
+	var buf bytes.Buffer
+	if err := writeStageCSV(&buf, cdc.TableRef{Schema: "app", Table: "orders"}, goldenShape(), rows); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "stage.golden.csv", buf.Bytes())
+}
