@@ -76,10 +76,16 @@ func Factory(_ context.Context, config json.RawMessage, log *slog.Logger) (sinkr
 	return New(cfg, log), nil
 }
 
-// ConfigError is a problem with the destination's configuration that no
-// retry of the same batch fixes (a key Snowflake does not accept, an
-// unreadable key): Apply returns it wrapped in sinkrunner.Permanent. Its
-// message says what to change.
+// ConfigError is a problem with the destination's configuration that
+// retrying will not fix until an operator acts: a key Snowflake rejects, an
+// unreadable key file. Its message says what to change.
+//
+// It is deliberately not sinkrunner.Permanent: the runner dead-letters the
+// changes of a batch that fails permanently, and a wrong key would send
+// every change there. Returned as a plain error, it is retried with the
+// runner's backoff (at most one login attempt per MaxBackoff) and shown as
+// the destination's health, and changes wait in JetStream until the key is
+// fixed; the same driver then logs in without a restart.
 type ConfigError struct {
 	Err error
 }
@@ -130,9 +136,9 @@ type job struct {
 // row's version, so applying a batch again, or an older batch after a newer
 // one, changes nothing. docs/snowflake.md lists the statements.
 //
-// Values Snowflake cannot hold exactly (*RowError), data Snowflake rejects
-// (SQLSTATE classes 22 and 23) and login rejections (*ConfigError) are
-// sinkrunner.Permanent; everything else is transient.
+// Values Snowflake cannot hold exactly (*RowError) and data Snowflake
+// rejects (SQLSTATE classes 22 and 23) are sinkrunner.Permanent; a rejected
+// login is a *ConfigError (see there); everything else is transient.
 func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -389,7 +395,7 @@ func (d *Driver) connect(ctx context.Context) (*sql.Conn, error) {
 	}
 	key, err := d.cfg.privateKey()
 	if err != nil {
-		return nil, sinkrunner.Permanent(&ConfigError{Err: fmt.Errorf("snowflake destination: %w", err)})
+		return nil, &ConfigError{Err: fmt.Errorf("snowflake destination: %w", err)}
 	}
 	db := sql.OpenDB(sf.NewConnector(sf.SnowflakeDriver{}, *d.cfg.driverConfig(key)))
 	conn, err := db.Conn(ctx)
@@ -410,11 +416,11 @@ func (d *Driver) loginError(err error, key *rsa.PrivateKey) error {
 	if errors.As(err, &se) {
 		switch se.Number {
 		case 390100, 390101, 390144, 390189, 390201:
-			return sinkrunner.Permanent(&ConfigError{Err: fmt.Errorf(
+			return &ConfigError{Err: fmt.Errorf(
 				"snowflake rejected the key-pair login of user %s on account %s: %w; check account, user and role, and that the "+
 					"public key of the configured private key (fingerprint %s) is registered on the user: "+
 					"ALTER USER … SET RSA_PUBLIC_KEY = '…' (DESC USER shows RSA_PUBLIC_KEY_FP)",
-				d.cfg.User, d.cfg.Account, err, keyFingerprint(key))})
+				d.cfg.User, d.cfg.Account, err, keyFingerprint(key))}
 		}
 	}
 	return fmt.Errorf("log in to snowflake account %s as %s: %w", d.cfg.Account, d.cfg.User, err)
