@@ -402,8 +402,9 @@ func (r *Runner) applyUntilDone(ctx context.Context, f *inFlight, changes []cont
 // the changes that fail on their own, acking each only after the queue
 // stored it.
 func (r *Runner) isolateAndDeadLetter(ctx context.Context, f *inFlight, changes []contracts.Change, all []int, first error) {
-	failed := map[int]error{}
-	err := r.isolate(ctx, changes, all, first, true, func(idx []int) { r.committed(ctx, f, idx) }, failed)
+	iso := &isolation{changes: changes, retry: true, committed: func(idx []int) { r.committed(ctx, f, idx) }, failed: map[int]error{}}
+	err := r.isolate(ctx, iso, all, first)
+	failed := iso.failed
 	if err != nil {
 		// Only ctx ending stops isolate when it retries transient
 		// errors. What committed was acked; the rest is redelivered.
@@ -425,41 +426,63 @@ func (r *Runner) isolateAndDeadLetter(ctx context.Context, f *inFlight, changes 
 	}
 }
 
+// isolation is the state of one isolate call tree.
+type isolation struct {
+	changes []contracts.Change
+	// retry: transient errors are retried with backoff until ctx ends;
+	// otherwise the first one ends the isolation.
+	retry bool
+	// committed, when set, is called with the indexes of every Apply that
+	// committed.
+	committed func([]int)
+	// failed collects the permanent error of each change that fails on
+	// its own.
+	failed map[int]error
+	// failures counts the Applies that failed permanently.
+	failures int
+}
+
 // isolate applies changes[idx] in one Apply or, when that fails
 // permanently, each half in its own Apply, recursively, down to single
 // changes: so every change that can be applied is, in few transactions, and
-// failed collects the permanent error of each change that fails on its own.
-// known, when not nil, is the error applying changes[idx] already returned.
-// committed is called with the indexes of every Apply that committed. With
-// retry, transient errors are retried with backoff until ctx ends (the only
-// error returned then is ctx's); without, the first transient error is
-// returned. Order does not matter: the driver's version guards make the
-// state the same whichever part commits first.
-func (r *Runner) isolate(ctx context.Context, changes []contracts.Change, idx []int, known error, retry bool,
-	committed func([]int), failed map[int]error) error {
+// iso.failed collects the changes that fail on their own. known, when not
+// nil, is the error applying changes[idx] already returned. Order does not
+// matter: the driver's version guards make the state the same whichever
+// part commits first.
+//
+// A change is judged only by an Apply that follows a failed one: drivers
+// drop what they cached about the destination after a failed Apply, so a
+// change that failed against a stale cache (a column widened to fix the
+// cause) is applied again rather than dead-lettered.
+func (r *Runner) isolate(ctx context.Context, iso *isolation, idx []int, known error) error {
 	err := known
 	if err == nil {
-		err = r.applyRetrying(ctx, changes, idx, retry)
+		err = r.applyRetrying(ctx, iso.changes, idx, iso.retry)
 	}
 	switch {
 	case err == nil:
-		if committed != nil {
-			committed(idx)
+		if iso.committed != nil {
+			iso.committed(idx)
 		}
 		return nil
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case !IsPermanent(err):
 		return err
-	case len(idx) == 1:
-		failed[idx[0]] = err
+	}
+	iso.failures++
+	if len(idx) == 1 {
+		if iso.failures == 1 {
+			return r.isolate(ctx, iso, idx, nil)
+		}
+		iso.failed[idx[0]] = err
 		return nil
 	}
 	mid := len(idx) / 2
-	if err := r.isolate(ctx, changes, idx[:mid], nil, retry, committed, failed); err != nil {
+	if err := r.isolate(ctx, iso, idx[:mid], nil); err != nil {
 		return err
 	}
-	return r.isolate(ctx, changes, idx[mid:], nil, retry, committed, failed)
+	return r.isolate(ctx, iso, idx[mid:], nil)
 }
 
 // applyRetrying applies changes[idx]; with retry, transient errors are
@@ -670,15 +693,15 @@ func (r *Runner) serveReplay(ctx context.Context, req replayRequest) replayReply
 	for i := range all {
 		all[i] = i
 	}
-	failed := map[int]error{}
-	if err := r.isolate(rctx, req.changes, all, nil, false, nil, failed); err != nil {
+	iso := &isolation{changes: req.changes, failed: map[int]error{}}
+	if err := r.isolate(rctx, iso, all, nil); err != nil {
 		if ctx.Err() != nil {
 			err = ErrStopped
 		}
 		return replayReply{err: err}
 	}
 	out := make([]error, len(req.changes))
-	for i, err := range failed {
+	for i, err := range iso.failed {
 		out[i] = err
 	}
 	return replayReply{failed: out}

@@ -32,6 +32,8 @@ type recordingDriver struct {
 	// rejected, when set, fails the whole Apply permanently if any row
 	// has this name, the way a destination constraint would.
 	rejected string
+	// failNext fails the next Apply only.
+	failNext error
 	calls    int
 	rows     map[string]cdc.Value // key -> name, last applied
 	applied  []int                // rows per successful Apply
@@ -43,6 +45,10 @@ func (d *recordingDriver) Apply(_ context.Context, batches []cdc.TableBatch) err
 	d.calls++
 	if d.failing != nil {
 		return d.failing
+	}
+	if err := d.failNext; err != nil {
+		d.failNext = nil
+		return err
 	}
 	for _, b := range batches {
 		for _, r := range b.Rows {
@@ -476,6 +482,22 @@ func TestRunnerDeadLetters(t *testing.T) {
 		})
 		if letters, _ := dl.snapshot(); letterIDs(t, letters) != "2" {
 			t.Fatalf("letters = %v", letterIDs(t, letters))
+		}
+	})
+
+	t.Run("a change is dead-lettered only when it fails again on its own", func(t *testing.T) {
+		t.Parallel()
+		dl := newMemDLQ()
+		f := newFixtureWith(t, n, dl)
+		// A driver whose cached view of the destination was stale fails
+		// once; it has refreshed it by the next Apply.
+		f.drv.failNext = sinkrunner.Permanent(sqlStateError{code: "22001", msg: "value too long (stale staging table)"})
+		f.publishChange(t, 1, contracts.OpCreate, 1, "fits now")
+		f.run(t)
+		eventually(t, "applied", func() bool { rows, _ := f.drv.snapshot(); return rows["1"] == "fits now" })
+		eventually(t, "acked", func() bool { return f.info(t).AckFloor.Stream == 1 })
+		if letters, _ := dl.snapshot(); len(letters) != 0 {
+			t.Fatalf("dead-lettered after one stale failure: %+v", letters)
 		}
 	})
 
