@@ -3,6 +3,11 @@
 // sinkrunner.Runner applying the consumer's changes through the driver of
 // the destination's type. It converges on the config store's state, which
 // it re-reads on start, on every config event and on a timer.
+//
+// With a Redis dead-letter queue (pkg/dlq), runners dead-letter the changes
+// a destination rejects for good, and the manager replays recoveries the
+// API records in the config database (dlq_recoveries) through the runner of
+// the pipeline destination (see recover.go and docs/dlq.md).
 package sink
 
 import (
@@ -13,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/dlq"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
@@ -51,6 +57,22 @@ type Config struct {
 	// Drivers are the destination types this build supports; nil means
 	// BuiltinDrivers().
 	Drivers Drivers
+	// DLQ tunes dead-letter queues and their recovery; used only when the
+	// manager has a queue (ROSETTA_REDIS_URL is set).
+	DLQ DLQConfig
+}
+
+// DLQConfig tunes dead-letter queues and the replay of recoveries.
+type DLQConfig struct {
+	// Queue configures the Redis streams (key prefix "dlq").
+	Queue dlq.Config
+	// PollInterval is how often the sink looks for recovery requests in
+	// the config database (2s).
+	PollInterval time.Duration
+	// Lease is how long a sink's claim on a recovery holds without being
+	// renewed (1m); it is renewed every third of it. A sink that dies
+	// mid-replay leaves the recovery to another sink after this.
+	Lease time.Duration
 }
 
 // DefaultConfig holds the defaults.
@@ -59,6 +81,7 @@ func DefaultConfig() Config {
 		Runner:            sinkrunner.DefaultConfig(),
 		ReconcileInterval: 30 * time.Second,
 		StreamLimits:      natsx.DefaultStreamLimits(),
+		DLQ:               DLQConfig{Queue: dlq.DefaultConfig(), PollInterval: 2 * time.Second, Lease: time.Minute},
 	}
 }
 
@@ -70,6 +93,12 @@ func (c Config) Validate() error {
 	}
 	if c.Runner.BatchSize < 0 || c.Runner.BatchSize > 100000 {
 		errs = append(errs, errors.New("sink: batch size must be between 1 and 100000"))
+	}
+	if c.DLQ.PollInterval < 0 || c.DLQ.Lease < 0 {
+		errs = append(errs, errors.New("sink: dlq poll interval and lease must not be negative"))
+	}
+	if err := c.DLQ.Queue.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

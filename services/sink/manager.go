@@ -9,19 +9,22 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/dlq"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
 // Manager runs one sinkrunner.Runner per started pipeline destination and
 // converges on the config store: on start, on every config event and every
-// ReconcileInterval. Only Run's goroutine touches its state.
+// ReconcileInterval. Only Run's goroutine touches its state, except the
+// registry of running runners (rmu), which the recovery goroutine reads.
 type Manager struct {
 	cfg   Config
 	store ConfigStore
@@ -29,8 +32,23 @@ type Manager struct {
 	log   *slog.Logger
 	wake  chan struct{}
 
+	// Dead-letter queue and recoveries; nil without Redis.
+	dlq        *dlq.Queue
+	recoveries RecoveryStore
+	worker     string        // names this instance in recovery claims
+	recoverNow chan struct{} // wakes the recovery loop
+
 	watching bool
 	sinks    map[pairKey]*pairState
+
+	rmu     sync.Mutex
+	runners map[pairKey]runnerRef
+}
+
+// runnerRef is a running runner and the source its consumer reads.
+type runnerRef struct {
+	runner   *sinkrunner.Runner
+	sourceID int64
 }
 
 // pairKey names one pipeline destination.
@@ -58,9 +76,19 @@ type running struct {
 	done   chan struct{}
 }
 
-// NewManager returns a manager; Run starts it. cfg.Drivers nil means
-// BuiltinDrivers().
+// NewManager returns a manager without a dead-letter queue: a change a
+// destination rejects for good is retried, with the error in the
+// destination's health, until the cause is fixed. Run starts it.
+// cfg.Drivers nil means BuiltinDrivers().
 func NewManager(cfg Config, store ConfigStore, js jetstream.JetStream, log *slog.Logger) *Manager {
+	return NewManagerWithDLQ(cfg, store, js, nil, nil, log)
+}
+
+// NewManagerWithDLQ returns a manager whose runners dead-letter the changes
+// a destination rejects for good into q and that replays the recoveries it
+// claims from recoveries. q nil is NewManager; recoveries nil dead-letters
+// without ever replaying.
+func NewManagerWithDLQ(cfg Config, store ConfigStore, js jetstream.JetStream, q *dlq.Queue, recoveries RecoveryStore, log *slog.Logger) *Manager {
 	d := DefaultConfig()
 	if cfg.ReconcileInterval <= 0 {
 		cfg.ReconcileInterval = d.ReconcileInterval
@@ -68,13 +96,27 @@ func NewManager(cfg Config, store ConfigStore, js jetstream.JetStream, log *slog
 	if cfg.Drivers == nil {
 		cfg.Drivers = BuiltinDrivers()
 	}
+	if cfg.DLQ.PollInterval <= 0 {
+		cfg.DLQ.PollInterval = d.DLQ.PollInterval
+	}
+	if cfg.DLQ.Lease <= 0 {
+		cfg.DLQ.Lease = d.DLQ.Lease
+	}
+	if q == nil {
+		recoveries = nil
+	}
 	return &Manager{
-		cfg:   cfg,
-		store: store,
-		js:    js,
-		log:   log,
-		wake:  make(chan struct{}, 1),
-		sinks: map[pairKey]*pairState{},
+		cfg:        cfg,
+		store:      store,
+		js:         js,
+		log:        log,
+		wake:       make(chan struct{}, 1),
+		dlq:        q,
+		recoveries: recoveries,
+		worker:     workerName(),
+		recoverNow: make(chan struct{}, 1),
+		sinks:      map[pairKey]*pairState{},
+		runners:    map[pairKey]runnerRef{},
 	}
 }
 
@@ -82,6 +124,16 @@ func NewManager(cfg Config, store ConfigStore, js jetstream.JetStream, log *slog
 // mid-batch does not ack it; it is redelivered) and returns nil.
 func (m *Manager) Run(ctx context.Context) error {
 	defer m.stopAll()
+	if m.recoveries != nil {
+		done := make(chan struct{})
+		// Owned by Run: it ends with ctx and Run waits for it before
+		// stopping the runners it replays through.
+		go func() {
+			defer close(done)
+			m.runRecoveries(ctx)
+		}()
+		defer func() { <-done }()
+	}
 	m.watch(ctx)
 	m.reconcile(ctx)
 	tick := time.NewTicker(m.cfg.ReconcileInterval)
@@ -110,6 +162,8 @@ func (m *Manager) watch(ctx context.Context) {
 			case m.wake <- struct{}{}:
 			default: // a reconcile is already pending
 			}
+			// A started pipeline may have recoveries waiting for it.
+			m.wakeRecoveries()
 		}
 	})
 	if err != nil {
@@ -250,8 +304,12 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 		return
 	}
 	rcfg := m.cfg.Runner
-	rcfg.PipelineID, rcfg.DestinationID = key.PipelineID, key.DestinationID
-	runner := sinkrunner.New(rcfg, cons, drv, m.store, rlog)
+	rcfg.PipelineID, rcfg.DestinationID, rcfg.SourceID = key.PipelineID, key.DestinationID, p.SourceID
+	var letters sinkrunner.DeadLetterQueue // a nil interface, not a nil *dlq.Queue inside one
+	if m.dlq != nil {
+		letters = deadLetters{q: m.dlq}
+	}
+	runner := sinkrunner.NewWithDeadLetters(rcfg, cons, drv, m.store, letters, rlog)
 	rctx, cancel := context.WithCancel(ctx)
 	run := &running{cancel: cancel, done: make(chan struct{})}
 	// Owned by the manager: stop() cancels it and waits for done.
@@ -269,7 +327,11 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 	st.run = run
 	st.fingerprint = fp
 	st.health, st.lastErr = "", "" // the runner reports from now on
-	log.Info("sink started", "destination_type", dest.Type, "tables", len(tables))
+	m.rmu.Lock()
+	m.runners[key] = runnerRef{runner: runner, sourceID: p.SourceID}
+	m.rmu.Unlock()
+	m.wakeRecoveries()
+	log.Info("sink started", "destination_type", dest.Type, "tables", len(tables), "dead_letters", letters != nil)
 }
 
 // provisionFailed handles a NATS error while ensuring the stream or
@@ -300,10 +362,13 @@ func (m *Manager) setHealth(ctx context.Context, key pairKey, st *pairState, h c
 
 // stop stops a pair's runner, if any, and waits for it (its driver is
 // closed when it returns).
-func (m *Manager) stop(_ pairKey, st *pairState) {
+func (m *Manager) stop(key pairKey, st *pairState) {
 	if st.run == nil {
 		return
 	}
+	m.rmu.Lock()
+	delete(m.runners, key)
+	m.rmu.Unlock()
 	st.run.cancel()
 	<-st.run.done
 	st.run = nil

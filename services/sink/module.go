@@ -2,17 +2,25 @@ package sink
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 
+	"github.com/rosettacdc/rosetta/pkg/dlq"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 )
 
 // Module runs the sink service inside an fx application. It needs a
 // *settings.Settings, a ConfigStore, a jetstream.JetStream and a
-// *slog.Logger.
+// *slog.Logger, and uses a *redis.Client when one is provided (platform
+// provides it when ROSETTA_REDIS_URL is set): runners then dead-letter the
+// changes a destination rejects, and recoveries are replayed when the
+// ConfigStore is also a RecoveryStore (*configstore.Store is). Without
+// Redis, rejected changes are retried with the error in the destination's
+// health.
 var Module = fx.Module("sink", fx.Provide(newFromFx), fx.Invoke(runWithLifecycle))
 
 // Params are the sink module's dependencies.
@@ -22,6 +30,7 @@ type Params struct {
 	Store    ConfigStore
 	JS       jetstream.JetStream
 	Log      *slog.Logger
+	Redis    *redis.Client `optional:"true"`
 }
 
 func newFromFx(p Params) (*Manager, error) {
@@ -41,7 +50,20 @@ func newFromFx(p Params) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return NewManager(cfg, p.Store, p.JS, p.Log.With("service", "sink")), nil
+	log := p.Log.With("service", "sink")
+	if p.Redis == nil {
+		log.Info("dead-letter queue disabled: set ROSETTA_REDIS_URL to dead-letter the changes a destination rejects; until then they are retried")
+		return NewManager(cfg, p.Store, p.JS, log), nil
+	}
+	q, err := dlq.New(p.Redis, cfg.DLQ.Queue)
+	if err != nil {
+		return nil, fmt.Errorf("sink: %w", err)
+	}
+	rs, ok := p.Store.(RecoveryStore)
+	if !ok {
+		log.Warn("the config store cannot hold dlq recoveries; dead letters are kept but never replayed")
+	}
+	return NewManagerWithDLQ(cfg, p.Store, p.JS, q, rs, log), nil
 }
 
 // runWithLifecycle runs the manager from OnStart with its own context; OnStop
