@@ -401,7 +401,9 @@ func TestQueue(t *testing.T) {
 		q, rdb := newQueue(t, r, Config{})
 		add(t, q, entryOf(t, change(1, 100, "v"), "public.items"))
 		_, err := q.Replay(ctx, ReplayOptions{SourceID: 3, DestinationID: 7, Consumer: "x"},
-			func(context.Context, []contracts.Change) ([]error, error) { return nil, errors.New("connection refused") })
+			func(context.Context, []contracts.Change) ([]error, error) {
+				return nil, errors.New("connection refused")
+			})
 		if err == nil || !strings.Contains(err.Error(), "connection refused") {
 			t.Fatalf("replay = %v", err)
 		}

@@ -324,7 +324,9 @@ func (r *replay) batch(ctx context.Context, key string, msgs []redis.XMessage) e
 
 type undecodableError struct{ err error }
 
-func (e *undecodableError) Error() string { return "entry does not hold a valid change: " + e.err.Error() }
+func (e *undecodableError) Error() string {
+	return "entry does not hold a valid change: " + e.err.Error()
+}
 func (e *undecodableError) Unwrap() error { return e.err }
 
 func isNoGroup(err error) bool {
