@@ -168,7 +168,7 @@ func (p *arrayParser) element(out *strings.Builder, text string, null bool) erro
 		}
 		// NaN, Infinity: no JSON number; kept as strings below.
 	case "json", "jsonb":
-		if err := checkJSON(text); err != nil {
+		if err := checkJSON(text, p.elem == "json"); err != nil {
 			return fmt.Errorf("an array element: %w", err)
 		}
 		out.WriteString(text)

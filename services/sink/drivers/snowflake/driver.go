@@ -1,7 +1,6 @@
 package snowflake
 
 import (
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -22,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	sf "github.com/snowflakedb/gosnowflake"
 
 	"github.com/rosettacdc/rosetta/contracts"
@@ -367,8 +367,10 @@ func (d *Driver) stageFile(ctx context.Context, conn *sql.Conn, j *job) error {
 	return nil
 }
 
-// encodeFile writes the gzip CSV staging file of one table's rows. Gzip at
-// BestSpeed: see BenchmarkStageFile and docs/snowflake.md.
+// encodeFile writes the gzip CSV staging file of one table's rows: gzip at
+// BestSpeed, with klauspost/compress's implementation of it (faster, smaller
+// and leaner than the standard library's; BenchmarkStageFile and
+// docs/snowflake.md have the numbers).
 func encodeFile(w io.Writer, table cdc.TableRef, s shape, rows []cdc.RowChange) error {
 	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	if err != nil {

@@ -75,6 +75,7 @@ func (e *RowError) Unwrap() error { return e.Err }
 func writeStageCSV(w io.Writer, table cdc.TableRef, s shape, rows []cdc.RowChange) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	flags := make([]byte, len(s.cols))
+	var scratch []byte
 	for ri := range rows {
 		r := &rows[ri]
 		fail := func(col string, err error) error {
@@ -105,8 +106,14 @@ func writeStageCSV(w io.Writer, table cdc.TableRef, s shape, rows []cdc.RowChang
 			}
 			writeQuoted(bw, text)
 		}
-		bw.WriteString(`,"` + strconv.FormatBool(r.Delete) + `","` + strconv.FormatUint(r.Version.LSN, 10) +
-			`","` + strconv.FormatInt(r.Version.Seq, 10) + `",`)
+		scratch = append(scratch[:0], `,"`...)
+		scratch = strconv.AppendBool(scratch, r.Delete)
+		scratch = append(scratch, `","`...)
+		scratch = strconv.AppendUint(scratch, r.Version.LSN, 10)
+		scratch = append(scratch, `","`...)
+		scratch = strconv.AppendInt(scratch, r.Version.Seq, 10)
+		scratch = append(scratch, `",`...)
+		bw.Write(scratch)
 		if !r.Delete && len(r.Unchanged) > 0 {
 			for i := range flags {
 				flags[i] = '0'
@@ -123,7 +130,11 @@ func writeStageCSV(w io.Writer, table cdc.TableRef, s shape, rows []cdc.RowChang
 			bw.WriteByte('"')
 		}
 		fallback := !r.Delete && r.FallbackKey != nil && len(r.Unchanged) > 0
-		bw.WriteString(`,"` + strconv.FormatBool(fallback) + `"`)
+		if fallback {
+			bw.WriteString(`,"true"`)
+		} else {
+			bw.WriteString(`,"false"`)
+		}
 		for ki, k := range s.keys {
 			bw.WriteByte(',')
 			if !fallback || r.FallbackKey[ki].Null {

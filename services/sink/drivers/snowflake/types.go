@@ -418,7 +418,7 @@ func encodeVariant(baseType, v string) (string, error) {
 	var out string
 	switch {
 	case baseType == "json" || baseType == "jsonb":
-		if err := checkJSON(v); err != nil {
+		if err := checkJSON(v, baseType == "json"); err != nil {
 			return "", err
 		}
 		out = v
@@ -445,37 +445,40 @@ func encodeVariant(baseType, v string) (string, error) {
 }
 
 // checkJSON rejects JSON that Snowflake's VARIANT would not keep exactly:
-// numbers with more than 38 significant digits (stored as a double, so
-// rounded), numbers beyond a double's range, and objects with a duplicate
-// key (PARSE_JSON refuses them; PostgreSQL's json type allows them).
-func checkJSON(v string) error {
+// numbers with more digits than NUMBER(38) holds (stored as a double, so
+// rounded), numbers beyond a double's range, and (with dupKeys, for
+// PostgreSQL's json type; jsonb never has them) objects with a duplicate
+// key, which PARSE_JSON refuses. It runs on every JSON value of a batch, so
+// it scans the text once without decoding it.
+func checkJSON(v string, dupKeys bool) error {
 	if !utf8.ValidString(v) {
 		return fmt.Errorf("the JSON text is not valid UTF-8")
 	}
 	if !json.Valid([]byte(v)) {
 		return fmt.Errorf("the value is not valid JSON")
 	}
-	// Walk the (valid) text: a stack of key sets for open objects, and the
-	// next string at each object level alternating key / value.
-	type frame struct {
-		object bool
-		keys   map[string]bool
-		expect bool // the next string is a key
-	}
-	var stack []frame
+	// In valid JSON, a string that follows '{' or ',' inside an object is
+	// a key. stack holds, per open container, whether it is an object and
+	// the keys seen so far (as raw text between the quotes).
+	var stack []jsonFrame
+	expectKey := false
 	for i := 0; i < len(v); {
 		c := v[i]
 		switch {
 		case c == '{' || c == '[':
-			stack = append(stack, frame{object: c == '{', keys: map[string]bool{}, expect: c == '{'})
+			if dupKeys {
+				stack = append(stack, jsonFrame{object: c == '{'})
+			}
+			expectKey = c == '{'
 			i++
 		case c == '}' || c == ']':
-			stack = stack[:len(stack)-1]
+			if dupKeys {
+				stack = stack[:len(stack)-1]
+			}
+			expectKey = false
 			i++
 		case c == ',':
-			if n := len(stack); n > 0 && stack[n-1].object {
-				stack[n-1].expect = true
-			}
+			expectKey = dupKeys && stack[len(stack)-1].object
 			i++
 		case c == '"':
 			j := i + 1
@@ -485,15 +488,12 @@ func checkJSON(v string) error {
 				}
 				j++
 			}
-			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].expect {
-				var key string
-				_ = json.Unmarshal([]byte(v[i:j+1]), &key) // valid JSON
-				if stack[n-1].keys[key] {
-					return fmt.Errorf("a JSON object has the key %q twice; Snowflake's VARIANT cannot hold duplicate keys", key)
+			if expectKey && dupKeys {
+				if f := &stack[len(stack)-1]; f.seen(unquote(v[i+1 : j])) {
+					return fmt.Errorf("a JSON object has the key %q twice; Snowflake's VARIANT cannot hold duplicate keys", unquote(v[i+1:j]))
 				}
-				stack[n-1].keys[key] = true
-				stack[n-1].expect = false
 			}
+			expectKey = false
 			i = j + 1
 		case c == '-' || c >= '0' && c <= '9':
 			j := i + 1
@@ -509,6 +509,50 @@ func checkJSON(v string) error {
 		}
 	}
 	return nil
+}
+
+// jsonFrame is an open JSON container and, for an object, its keys: a
+// short list while small (most objects), a set beyond.
+type jsonFrame struct {
+	object bool
+	keys   []string
+	set    map[string]bool
+}
+
+func (f *jsonFrame) seen(key string) bool {
+	if f.set != nil {
+		if f.set[key] {
+			return true
+		}
+		f.set[key] = true
+		return false
+	}
+	for _, k := range f.keys {
+		if k == key {
+			return true
+		}
+	}
+	f.keys = append(f.keys, key)
+	if len(f.keys) > 32 {
+		f.set = make(map[string]bool, 64)
+		for _, k := range f.keys {
+			f.set[k] = true
+		}
+	}
+	return false
+}
+
+// unquote decodes the escapes of a JSON string's raw content (without
+// allocating when there are none).
+func unquote(raw string) string {
+	if strings.IndexByte(raw, '\\') < 0 {
+		return raw
+	}
+	var s string
+	if json.Unmarshal([]byte(`"`+raw+`"`), &s) != nil {
+		return raw
+	}
+	return s
 }
 
 func checkJSONNumber(n string) error {

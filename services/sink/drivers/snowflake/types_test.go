@@ -161,7 +161,7 @@ func TestArrayToJSON(t *testing.T) {
 		{"integer", "{1,2", "", "unterminated"},
 		{"integer", "{1,2}x", "", "trailing characters"},
 		{"text", `{"a`, "", "unterminated quoted element"},
-		{"jsonb", `{"{\"a\": 1, \"a\": 2}"}`, "", "twice"},
+		{"json", `{"{\"a\": 1, \"a\": 2}"}`, "", "twice"},
 	}
 	for _, tt := range tests {
 		got, err := arrayToJSON(tt.in, tt.elem)
