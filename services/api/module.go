@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -8,6 +9,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/dlq"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 )
 
@@ -43,6 +45,13 @@ func NewFromParams(p Params) (*Server, error) {
 	s, err := New(cfg, p.Store, p.JS, pinger, p.Log.With("service", "api"))
 	if err != nil {
 		return nil, err
+	}
+	if p.Redis != nil {
+		q, err := dlq.New(p.Redis, dlq.DefaultConfig())
+		if err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
+		s.UseDeadLetters(q)
 	}
 	p.Lifecycle.Append(fx.Hook{OnStart: s.Listen, OnStop: s.Shutdown})
 	return s, nil

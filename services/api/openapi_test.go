@@ -132,6 +132,16 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		{"Pipeline", jsonFields(pipelineView{})},
 		{"Error", jsonFields(errorBody{})},
 		{"Health", jsonFields(healthBody{})},
+		{"DLQTable", jsonFields(dlqTableView{})},
+		{"DLQSummary", jsonFields(dlqSummaryView{})},
+		{"PipelineDLQ", jsonFields(pipelineDLQView{})},
+		{"DLQPosition", jsonFields(dlqPositionView{})},
+		{"DLQEntry", jsonFields(dlqEntryView{})},
+		{"DLQEntryPage", jsonFields(dlqPageView{})},
+		{"RecoverRequest", jsonFields(recoverRequest{})},
+		{"Recovery", jsonFields(recoveryView{})},
+		{"DiscardRequest", jsonFields(discardRequest{})},
+		{"DiscardResult", jsonFields(discardView{})},
 	}
 	for typ, schema := range map[string]string{"postgres": "PostgresDestinationConfig", "snowflake": "SnowflakeDestinationConfig", "duckdb": "DuckDBDestinationConfig"} {
 		var names []string

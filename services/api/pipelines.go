@@ -55,6 +55,9 @@ type destinationStateView struct {
 	LastError     string     `json:"last_error"`
 	LastAppliedAt *time.Time `json:"last_applied_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
+	// DLQ is the destination's dead-letter queue for this pipeline's
+	// source: depth and oldest entry per table.
+	DLQ *dlqSummaryView `json:"dlq"`
 }
 
 func viewPipeline(p configstore.Pipeline) pipelineView {
@@ -219,8 +222,13 @@ func (s *Server) getPipeline(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	dlqs := s.dlqSummaries(ctx, p)
 	for _, st := range states {
-		v := destinationStateView{DestinationID: st.DestinationID, Health: string(st.Health), LastError: st.LastError, UpdatedAt: st.UpdatedAt}
+		v := destinationStateView{DestinationID: st.DestinationID, Health: string(st.Health), LastError: st.LastError, UpdatedAt: st.UpdatedAt,
+			DLQ: dlqs[st.DestinationID]}
+		if v.DLQ == nil {
+			v.DLQ = &dlqSummaryView{Enabled: s.dlq != nil, Tables: []dlqTableView{}}
+		}
 		if !st.LastAppliedAt.IsZero() {
 			t := st.LastAppliedAt
 			v.LastAppliedAt = &t

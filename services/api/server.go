@@ -1,6 +1,6 @@
 // Package api is Rosetta's REST API (Fiber, JSON, under /api/v1): CRUD for
-// sources, destinations and pipelines, pipeline start/pause and status, and
-// health. It writes the config database through configstore and publishes a
+// sources, destinations and pipelines, pipeline start/pause and status,
+// dead-letter queue inspection and recovery (dlq.go), and health. It writes the config database through configstore and publishes a
 // contracts.ConfigEvent after every committed change.
 //
 // Passwords and keys are write-only: requests may set them, responses only
@@ -91,6 +91,7 @@ type Server struct {
 	store *configstore.Store
 	js    jetstream.JetStream
 	redis Pinger
+	dlq   DeadLetters // nil: dead-letter queues disabled
 	log   *slog.Logger
 	app   *fiber.App
 
@@ -148,6 +149,12 @@ func (s *Server) routes() {
 	v1.Delete("/pipelines/:id", s.deletePipeline)
 	v1.Post("/pipelines/:id/start", s.startPipeline)
 	v1.Post("/pipelines/:id/pause", s.pausePipeline)
+
+	v1.Get("/pipelines/:id/dlq", s.getPipelineDLQ)
+	v1.Get("/pipelines/:id/destinations/:destination_id/dlq", s.listDLQ)
+	v1.Post("/pipelines/:id/destinations/:destination_id/recover-dlq", s.recoverDLQ)
+	v1.Get("/pipelines/:id/destinations/:destination_id/dlq/recoveries/:recovery_id", s.getRecovery)
+	v1.Post("/pipelines/:id/destinations/:destination_id/discard-dlq", s.discardDLQ)
 }
 
 // Listen binds cfg.Addr and serves in the background until Shutdown. A
