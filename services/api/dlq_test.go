@@ -30,7 +30,7 @@ func dlqEntry(t *testing.T, src, dest, pipeline int64, table string, seq int64, 
 	}
 	return dlq.Entry{SourceID: src, DestinationID: dest, PipelineID: pipeline, Table: table,
 		MsgID: contracts.MsgID(src, c.Source.CommitLSN, seq), Change: body, ErrorClass: "constraint_violation",
-		Error: `new row for relation "orders" violates check constraint "orders_name_check"`,
+		Error:  `new row for relation "orders" violates check constraint "orders_name_check"`,
 		Stream: contracts.StreamName(src), StreamSeq: uint64(seq), Subject: contracts.ChangeSubject(src, schema, tbl, 0)}
 }
 

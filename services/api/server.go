@@ -1,6 +1,7 @@
 // Package api is Rosetta's REST API (Fiber, JSON, under /api/v1): CRUD for
 // sources, destinations and pipelines, pipeline start/pause and status,
-// dead-letter queue inspection and recovery (dlq.go), and health. It writes the config database through configstore and publishes a
+// dead-letter queue inspection and recovery (dlq.go), and health. It writes
+// the config database through configstore and publishes a
 // contracts.ConfigEvent after every committed change.
 //
 // Passwords and keys are write-only: requests may set them, responses only
