@@ -30,12 +30,22 @@ type ackTracker struct {
 	txs       []*trackedTx // oldest first; the last one may be open
 	queue     []pendingPub // unresolved publishes, oldest first
 	head      int          // queue[:head] are resolved
+
+	// durability is how long after its last acknowledgement a transaction
+	// becomes confirmable. JetStream acknowledges a message once it is
+	// written, and fsyncs on an interval: confirming only what was
+	// acknowledged at least one fsync interval ago means PostgreSQL never
+	// releases WAL whose changes a power loss could still take from
+	// JetStream. Zero when JetStream fsyncs before acknowledging.
+	durability time.Duration
+	now        func() time.Time
 }
 
 type trackedTx struct {
 	end         pglogrepl.LSN // commit end LSN; 0 while open
 	committed   bool
 	outstanding int
+	settledAt   time.Time // when the last publish was acknowledged (or the commit, if later)
 }
 
 type pendingPub struct {
@@ -45,8 +55,8 @@ type pendingPub struct {
 	what string // subject and msg id, for errors
 }
 
-func newAckTracker(confirmed pglogrepl.LSN) *ackTracker {
-	return &ackTracker{confirmed: confirmed}
+func newAckTracker(confirmed pglogrepl.LSN, durability time.Duration) *ackTracker {
+	return &ackTracker{confirmed: confirmed, durability: durability, now: time.Now}
 }
 
 // begin opens a transaction; publishes until commit belong to it.
@@ -72,6 +82,9 @@ func (a *ackTracker) commit(end pglogrepl.LSN) error {
 		return fmt.Errorf("track commit at %s: no open transaction", end)
 	}
 	tx.end, tx.committed = end, true
+	if tx.outstanding == 0 {
+		tx.settledAt = a.now()
+	}
 	a.advance()
 	return nil
 }
@@ -151,6 +164,9 @@ func (a *ackTracker) waitOldest(ctx context.Context, timeout time.Duration) erro
 func (a *ackTracker) resolve() {
 	p := &a.queue[a.head]
 	p.tx.outstanding--
+	if p.tx.outstanding == 0 {
+		p.tx.settledAt = a.now()
+	}
 	*p = pendingPub{}
 	a.head++
 	// Drop the resolved prefix once it is most of the slice, so a long
@@ -167,12 +183,17 @@ func (a *ackTracker) resolve() {
 // advance pops fully acknowledged, committed transactions from the front.
 // This is the only place the confirmed position moves past published
 // changes: to a transaction's commit end LSN once it and every earlier
-// transaction are fully acknowledged by JetStream.
+// transaction are fully acknowledged by JetStream, and (see durability)
+// have stayed so for one fsync interval.
 func (a *ackTracker) advance() {
 	i := 0
+	now := a.now()
 	for ; i < len(a.txs); i++ {
 		tx := a.txs[i]
 		if !tx.committed || tx.outstanding > 0 {
+			break
+		}
+		if a.durability > 0 && now.Sub(tx.settledAt) < a.durability {
 			break
 		}
 		if tx.end > a.confirmed {

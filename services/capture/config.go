@@ -69,6 +69,12 @@ type Config struct {
 	BackoffMax time.Duration
 	// ConnectTimeout bounds connecting to a source. Default 10s.
 	ConnectTimeout time.Duration
+	// ConfirmDelay is how long a transaction must have been acknowledged
+	// by JetStream before its WAL is confirmed to PostgreSQL. Set it to the
+	// NATS server's fsync interval (plus a margin) when JetStream does not
+	// fsync before acknowledging and has no replicas on other machines; 0
+	// confirms as soon as the acknowledgement arrives. Default 0.
+	ConfirmDelay time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.

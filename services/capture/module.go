@@ -32,6 +32,7 @@ func newFromFx(p Params) (*Manager, error) {
 	if p.Settings.StreamMaxBytes > 0 {
 		cfg.StreamLimits.MaxBytes = p.Settings.StreamMaxBytes
 	}
+	cfg.ConfirmDelay = p.Settings.ConfirmDelay()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func (f *future) fail(err error)               { f.err <- err }
 func TestAckTrackerConfirmsOnlyAcknowledgedCommittedTransactions(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
-	a := newAckTracker(100)
+	a := newAckTracker(100, 0)
 	poll := func() {
 		t.Helper()
 		if err := a.poll(now, time.Minute); err != nil {
@@ -98,7 +98,7 @@ func TestAckTrackerErrors(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 
-	a := newAckTracker(10)
+	a := newAckTracker(10, 0)
 	a.begin()
 	f1, f2 := newFuture(), newFuture()
 	a.add(f1, now, "one")
@@ -114,7 +114,7 @@ func TestAckTrackerErrors(t *testing.T) {
 		t.Fatalf("a failed publish advanced confirmed to %s", a.confirmed)
 	}
 
-	b := newAckTracker(10)
+	b := newAckTracker(10, 0)
 	b.begin()
 	b.add(newFuture(), now.Add(-2*time.Minute), "slow")
 	if err := b.poll(now, time.Minute); err == nil || !strings.Contains(err.Error(), "no acknowledgement") {
@@ -128,7 +128,7 @@ func TestAckTrackerErrors(t *testing.T) {
 	if err := b.add(newFuture(), now, "x"); err != nil {
 		t.Fatal(err)
 	}
-	c := newAckTracker(0)
+	c := newAckTracker(0, 0)
 	if err := c.add(newFuture(), now, "x"); err == nil {
 		t.Fatal("publish outside a transaction accepted")
 	}
@@ -140,7 +140,7 @@ func TestAckTrackerErrors(t *testing.T) {
 func TestAckTrackerLongTransaction(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
-	a := newAckTracker(1)
+	a := newAckTracker(1, 0)
 	a.begin()
 	var fs []*future
 	for i := 0; i < 5000; i++ {
@@ -250,5 +250,50 @@ func TestConnectionConfig(t *testing.T) {
 	msg := redact("password authentication failed: p@ss:w/rd?&= / p%40ss%3Aw%2Frd%3F%26%3D", s.Password)
 	if strings.Contains(msg, "p@ss") || strings.Contains(msg, "p%40ss") {
 		t.Fatalf("redact left the password: %s", msg)
+	}
+}
+
+// TestAckTrackerWaitsOneFsyncIntervalBeforeConfirming checks that with a
+// durability delay a transaction is confirmed only once its last ack is
+// that old, and that later transactions wait behind it.
+func TestAckTrackerWaitsOneFsyncIntervalBeforeConfirming(t *testing.T) {
+	t.Parallel()
+	clock := time.Unix(1000, 0)
+	a := newAckTracker(100, 2*time.Second)
+	a.now = func() time.Time { return clock }
+	poll := func() {
+		t.Helper()
+		if err := a.poll(clock, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.begin()
+	f1 := newFuture()
+	a.add(f1, clock, "1")
+	a.commit(200)
+	f1.ack()
+	poll()
+	if a.confirmed != 100 {
+		t.Fatalf("confirmed %d right after the ack, want 100 until the delay passed", a.confirmed)
+	}
+	clock = clock.Add(time.Second)
+	a.begin()
+	a.commit(300) // empty transaction, settled now
+	poll()
+	if a.confirmed != 100 {
+		t.Fatalf("confirmed %d after 1s, want 100", a.confirmed)
+	}
+	if a.idle() {
+		t.Fatal("tracker idle while transactions wait for the delay: a keepalive could confirm past them")
+	}
+	clock = clock.Add(time.Second)
+	poll()
+	if a.confirmed != 200 {
+		t.Fatalf("confirmed %d after 2s, want 200 (the second transaction waits 1s more)", a.confirmed)
+	}
+	clock = clock.Add(time.Second)
+	poll()
+	if a.confirmed != 300 {
+		t.Fatalf("confirmed %d after 3s, want 300", a.confirmed)
 	}
 }

@@ -200,7 +200,7 @@ func (w *worker) session(ctx context.Context) error {
 		pub:        pub,
 		maxPayload: w.js.Conn().MaxPayload(),
 		dec:        pgrepl.NewDecoder(src.ID, src.Database, pgrepl.NewCatalogResolver(conn)),
-		acks:       newAckTracker(w.confirmed),
+		acks:       newAckTracker(w.confirmed, w.cfg.ConfirmDelay),
 		applied:    spec,
 		sentLSN:    w.confirmed,
 	}

@@ -95,8 +95,10 @@ func newNATS(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (NATSResul
 			ecfg.SyncAlways = true
 		} else {
 			ecfg.SyncInterval, _ = time.ParseDuration(s.EmbeddedNATSSync) // checked by Validate
-			log.Warn("embedded NATS fsyncs on an interval: a crash of this process can lose changes JetStream acknowledged",
-				"interval", ecfg.SyncInterval, "setting", settings.EnvNATSSync)
+			if d := s.ConfirmDelay(); d < ecfg.SyncInterval {
+				log.Warn("capture confirms WAL sooner than the embedded NATS fsyncs: a power loss could lose changes the source already released",
+					"fsync_interval", ecfg.SyncInterval, "confirm_delay", d, "settings", settings.EnvNATSSync+", "+settings.EnvConfirm)
+			}
 		}
 		emb, err = natsx.StartEmbedded(ecfg, log)
 		if err != nil {
