@@ -12,12 +12,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/fx"
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/dlq"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/secrets"
+	"github.com/rosettacdc/rosetta/pkg/settings"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
@@ -412,4 +414,38 @@ func TestDeadLetters(t *testing.T) {
 			t.Fatalf("%d entries left", n)
 		}
 	})
+}
+
+// The module dead-letters when a *redis.Client is provided, and replays
+// recoveries when the config store can hold them.
+func TestModuleWithRedis(t *testing.T) {
+	t.Parallel()
+	_, js := testkit.StartNATS(t).Connect(t)
+	r := testkit.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	t.Cleanup(func() { rc.Close() })
+	build := func(store ConfigStore, withRedis bool) *Manager {
+		t.Helper()
+		s := settings.Default()
+		var m *Manager
+		opts := []fx.Option{fx.NopLogger, fx.Supply(&s, quietLog()),
+			fx.Provide(func() ConfigStore { return store }, func() jetstream.JetStream { return js }),
+			fx.Populate(&m), Module}
+		if withRedis {
+			opts = append(opts, fx.Supply(rc))
+		}
+		if err := fx.New(opts...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if m := build(newMemStore(), false); m.dlq != nil || m.recoveries != nil {
+		t.Error("without redis: dead-letter queue enabled")
+	}
+	if m := build(newMemStore(), true); m.dlq == nil || m.recoveries != nil {
+		t.Errorf("redis and a store without recoveries: dlq %v, recoveries %v", m.dlq != nil, m.recoveries != nil)
+	}
+	if m := build(&configstore.Store{}, true); m.dlq == nil || m.recoveries == nil {
+		t.Error("redis and a configstore.Store: want dead letters and recoveries")
+	}
 }
