@@ -304,8 +304,8 @@ func (r *Runner) process(ctx context.Context, msgs []jetstream.Msg) {
 	stop := r.keepInProgress(ctx, msgs)
 	defer stop()
 	f := &inFlight{msgs: msgs, settled: make([]bool, len(msgs))}
-	idx, changes, bad := r.decode(f)
-	if len(bad) > 0 && !r.settleUndecodable(ctx, f, bad) {
+	idx, changes, bad, badErrs := r.decode(f)
+	if len(bad) > 0 && !r.settleUndecodable(ctx, f, bad, badErrs) {
 		r.nakUnsettled(f)
 		return
 	}
@@ -317,8 +317,8 @@ func (r *Runner) process(ctx context.Context, msgs []jetstream.Msg) {
 }
 
 // decode parses every message. It returns the indexes and changes of the
-// good ones and the indexes of those that are not a valid change.
-func (r *Runner) decode(f *inFlight) (idx []int, changes []contracts.Change, bad []int) {
+// good ones, and the indexes and errors of those that are not a valid change.
+func (r *Runner) decode(f *inFlight) (idx []int, changes []contracts.Change, bad []int, badErrs []error) {
 	changes = make([]contracts.Change, 0, len(f.msgs))
 	for i, m := range f.msgs {
 		c, err := cdc.Decode(m.Data())
@@ -330,14 +330,15 @@ func (r *Runner) decode(f *inFlight) (idx []int, changes []contracts.Change, bad
 		seq, _ := position(m)
 		r.log.Error("undecodable change message", "subject", m.Subject(), "stream_seq", seq, "error", err)
 		bad = append(bad, i)
+		badErrs = append(badErrs, err)
 	}
-	return idx, changes, bad
+	return idx, changes, bad, badErrs
 }
 
 // settleUndecodable dead-letters messages that are not a valid change, or,
 // without a dead-letter queue, terminates them so that they stop being
 // redelivered. It returns false when ctx ended before every one was stored.
-func (r *Runner) settleUndecodable(ctx context.Context, f *inFlight, bad []int) bool {
+func (r *Runner) settleUndecodable(ctx context.Context, f *inFlight, bad []int, errs []error) bool {
 	if r.dlq == nil {
 		for _, i := range bad {
 			m := f.msgs[i]
@@ -353,9 +354,7 @@ func (r *Runner) settleUndecodable(ctx context.Context, f *inFlight, bad []int) 
 	}
 	letters := make([]DeadLetter, len(bad))
 	for k, i := range bad {
-		m := f.msgs[i]
-		_, err := cdc.Decode(m.Data())
-		letters[k] = r.letter(m, nil, PermanentClass(ClassUndecodable, err))
+		letters[k] = r.letter(f.msgs[i], nil, PermanentClass(ClassUndecodable, errs[k]))
 	}
 	return r.deadLetter(ctx, f, bad, letters)
 }
