@@ -349,9 +349,9 @@ func checkTime(v string) error {
 	return nil
 }
 
-// encodeTimestamp rewrites PostgreSQL's ISO timestamp output into one form
-// Snowflake's AUTO format detection reads unambiguously:
-// "YYYY-MM-DD HH24:MI:SS.FF6" and, with a zone, "…FF6+HH:MM". PostgreSQL
+// encodeTimestamp rewrites PostgreSQL's ISO timestamp output into ISO 8601,
+// the form Snowflake's AUTO format detection reads without ambiguity:
+// "YYYY-MM-DDTHH24:MI:SS.FF9" and, with a zone, "…FF9+HH:MM". PostgreSQL
 // prints offsets as +HH, +HH:MM or +HH:MM:SS; Snowflake keeps minutes, so a
 // value with an offset in seconds (historical local mean time) is written
 // in UTC: the same instant.
@@ -379,12 +379,12 @@ func encodeTimestamp(v string, withZone bool) (string, error) {
 		return "", fmt.Errorf("%s is not an ISO timestamp between years 1 and 9999", describeValue(v))
 	}
 	if !withZone {
-		return ts.Format("2006-01-02 15:04:05.000000000"), nil
+		return ts.Format("2006-01-02T15:04:05.000000000"), nil
 	}
 	if _, off := ts.Zone(); off%60 != 0 {
 		ts = ts.UTC()
 	}
-	return ts.Format("2006-01-02 15:04:05.000000000-07:00"), nil
+	return ts.Format("2006-01-02T15:04:05.000000000-07:00"), nil
 }
 
 // encodeBinary turns bytea's hex output (\x0a1b) into the bare hex that
