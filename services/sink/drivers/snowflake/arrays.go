@@ -21,7 +21,7 @@ import (
 // it starts.
 func arrayToJSON(v, elem string) (string, error) {
 	if !utf8.ValidString(v) {
-		return "", fmt.Errorf("the array text is not valid UTF-8")
+		return "", badEncoding("the array text is not valid UTF-8")
 	}
 	if strings.HasPrefix(v, "[") {
 		return "", fmt.Errorf("the array has explicit bounds (it does not start at index 1), which a JSON array cannot keep")

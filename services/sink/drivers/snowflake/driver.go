@@ -130,9 +130,9 @@ type job struct {
 // Apply applies batches in one Snowflake transaction. Before it, outside
 // the transaction because DDL commits in Snowflake: create or extend the
 // destination tables, (re)create the session's staging tables, and PUT one
-// gzip CSV file per table. In it: per table, clear and COPY the staging
-// table, apply a truncate, then one MERGE into the target and, with hard
-// deletes, one MERGE into the tombstones. Every write is guarded by the
+// gzip CSV file per table. In it: read the truncate watermarks; per table,
+// apply a truncate, clear and COPY the staging table, then one MERGE into
+// the target and, with hard deletes, one MERGE into the tombstones. Every write is guarded by the
 // row's version, so applying a batch again, or an older batch after a newer
 // one, changes nothing. docs/snowflake.md lists the statements.
 //
@@ -177,10 +177,11 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 		if len(b.Rows) == 0 {
 			continue
 		}
-		j.dir = randomHex(8)
-		if err := d.stageFile(ctx, conn, j); err != nil {
+		dir := randomHex(8) // a directory of its own: see copySQL
+		if err := d.stageFile(ctx, conn, j, dir); err != nil {
 			return fmt.Errorf("apply batch to %s: %w", b.Table, err)
 		}
+		j.dir = dir
 	}
 
 	tx, err := conn.BeginTx(ctx, nil)
@@ -348,7 +349,7 @@ func bindLSN(lsn uint64) (int64, error) {
 // for the PUT: gosnowflake 1.19's upload from an in-memory stream
 // (WithFileStream) measures the stream after draining it and uploads
 // nothing.
-func (d *Driver) stageFile(ctx context.Context, conn *sql.Conn, j *job) error {
+func (d *Driver) stageFile(ctx context.Context, conn *sql.Conn, j *job, dir string) error {
 	f, err := os.CreateTemp("", "rosetta-snowflake-*.csv.gz")
 	if err != nil {
 		return fmt.Errorf("create staging file: %w", err)
@@ -361,7 +362,7 @@ func (d *Driver) stageFile(ctx context.Context, conn *sql.Conn, j *job) error {
 	if err != nil {
 		return err
 	}
-	if _, err := conn.ExecContext(ctx, putSQL(j.o, f.Name(), j.dir)); err != nil {
+	if _, err := conn.ExecContext(ctx, putSQL(j.o, f.Name(), dir)); err != nil {
 		return fmt.Errorf("put %d rows to stage: %w", len(j.b.Rows), err)
 	}
 	return nil
@@ -379,7 +380,7 @@ func encodeFile(w io.Writer, table cdc.TableRef, s shape, rows []cdc.RowChange) 
 	if err := writeStageCSV(zw, table, s, rows); err != nil {
 		var re *RowError
 		if errors.As(err, &re) {
-			return sinkrunner.Permanent(err)
+			return sinkrunner.PermanentClass(re.Class(), err)
 		}
 		return err
 	}
@@ -675,20 +676,28 @@ func (s *tableState) covers(cols []stageColumn, soft bool) bool {
 	return lsn && seq && (!soft || s.hasDeleted)
 }
 
-// classify marks errors the same batch will always hit as permanent: data
-// Snowflake rejects (SQLSTATE class 22, data exception; class 23,
-// integrity constraint violation). Connection errors, timeouts, transaction
+// classify marks errors the same batch will always hit as permanent, with
+// their dead-letter class: data Snowflake rejects (SQLSTATE class 22, data
+// exception; class 23, integrity constraint violation; gosnowflake's error
+// has no SQLState method for sinkrunner.ErrorClass to read). Connection errors, timeouts, transaction
 // conflicts and the rest are transient and retried.
 func classify(err error) error {
 	if err == nil || sinkrunner.IsPermanent(err) {
 		return err
 	}
 	var se *sf.SnowflakeError
-	if errors.As(err, &se) && len(se.SQLState) == 5 {
-		switch se.SQLState[:2] {
-		case "22", "23":
-			return sinkrunner.Permanent(err)
-		}
+	if !errors.As(err, &se) || len(se.SQLState) != 5 {
+		return err
+	}
+	switch {
+	case strings.HasPrefix(se.SQLState, "23"):
+		return sinkrunner.PermanentClass(sinkrunner.ClassConstraint, err)
+	case se.SQLState == "22001":
+		return sinkrunner.PermanentClass(sinkrunner.ClassTooLong, err)
+	case se.SQLState == "22003":
+		return sinkrunner.PermanentClass(sinkrunner.ClassOutOfRange, err)
+	case strings.HasPrefix(se.SQLState, "22"):
+		return sinkrunner.PermanentClass(sinkrunner.ClassInvalidValue, err)
 	}
 	return err
 }

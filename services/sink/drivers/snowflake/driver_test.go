@@ -253,6 +253,9 @@ func TestDriver(t *testing.T) {
 				!strings.Contains(err.Error(), tt.why) {
 				t.Errorf("amount %s: %v; want table app.prices, column amount, version 0/14 seq 1, %q", tt.value, err, tt.why)
 			}
+			if c := sinkrunner.ErrorClass(err); c != sinkrunner.ClassOutOfRange {
+				t.Errorf("amount %s: class %s, want %s", tt.value, c, sinkrunner.ClassOutOfRange)
+			}
 		}
 		e.expect(`SELECT ID, AMOUNT FROM PRICES`, "1|1.50")
 		// The driver recovers: a good batch applies on the same driver.
@@ -273,8 +276,8 @@ func TestDriver(t *testing.T) {
 		// MERGE fails inside the transaction, after the first one's.
 		queryRows(t, e.rd, `ALTER TABLE OTHER ALTER COLUMN NAME SET NOT NULL`)
 		err := e.apply(it.ins(20, 2, "b"), other.change(contracts.OpCreate, 20, 2, `{"id":2}`, ``, `{"id":2,"name":null}`))
-		if !sinkrunner.IsPermanent(err) {
-			t.Fatalf("NULL into a NOT NULL column: %v; want a permanent error", err)
+		if !sinkrunner.IsPermanent(err) || sinkrunner.ErrorClass(err) != sinkrunner.ClassInvalidValue {
+			t.Fatalf("NULL into a NOT NULL column: %v (class %s); want a permanent %s error", err, sinkrunner.ErrorClass(err), sinkrunner.ClassInvalidValue)
 		}
 		e.expect(items, "1|a|<null>")
 		e.expect(`SELECT ID FROM OTHER`, "1")

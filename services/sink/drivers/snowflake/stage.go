@@ -2,6 +2,7 @@ package snowflake
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
 // stageColumn is one data column of a batch: its PostgreSQL name (the key of
@@ -61,6 +63,16 @@ func (e *RowError) Error() string {
 }
 
 func (e *RowError) Unwrap() error { return e.Err }
+
+// Class is the dead-letter class of the reason (a sinkrunner.Class…
+// constant).
+func (e *RowError) Class() string {
+	var ce *classError
+	if errors.As(e.Err, &ce) {
+		return ce.class
+	}
+	return sinkrunner.ClassInvalidValue
+}
 
 // writeStageCSV writes rows as the CSV file COPY loads into the staging
 // table: one record per row with the shape's columns, then _ROSETTA_DEL,

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
 // kind is how a Snowflake column stores values, which decides how a
@@ -239,17 +241,39 @@ func encode(t colType, baseType, v string) (string, error) {
 		return encodeVariant(baseType, v)
 	}
 	if !utf8.ValidString(v) {
-		return "", fmt.Errorf("the text is not valid UTF-8")
+		return "", badEncoding("the text is not valid UTF-8")
 	}
 	if len(v) > maxTextBytes {
-		return "", fmt.Errorf("the text is %d bytes; a Snowflake VARCHAR holds at most %d", len(v), maxTextBytes)
+		return "", tooLong("the text is %d bytes; a Snowflake VARCHAR holds at most %d", len(v), maxTextBytes)
 	}
 	if t.length > 0 {
 		if n := utf8.RuneCountInString(v); n > t.length {
-			return "", fmt.Errorf("the text is %d characters; the column is VARCHAR(%d)", n, t.length)
+			return "", tooLong("the text is %d characters; the column is VARCHAR(%d)", n, t.length)
 		}
 	}
 	return v, nil
+}
+
+// classError is why a value cannot be stored, with the dead-letter class
+// it is reported under (a sinkrunner.Class… constant). Reasons without one
+// are sinkrunner.ClassInvalidValue.
+type classError struct {
+	class string
+	msg   string
+}
+
+func (e *classError) Error() string { return e.msg }
+
+func outOfRange(format string, args ...any) error {
+	return &classError{class: sinkrunner.ClassOutOfRange, msg: fmt.Sprintf(format, args...)}
+}
+
+func tooLong(format string, args ...any) error {
+	return &classError{class: sinkrunner.ClassTooLong, msg: fmt.Sprintf(format, args...)}
+}
+
+func badEncoding(format string, args ...any) error {
+	return &classError{class: sinkrunner.ClassEncoding, msg: fmt.Sprintf(format, args...)}
 }
 
 // describeValue names a special value, or the shape of any other, for error
@@ -270,17 +294,17 @@ func checkNumber(t colType, v string) error {
 	intPart, frac, _ := strings.Cut(s, ".")
 	if intPart == "" || !allDigits(intPart) || !allDigits(frac) {
 		if strings.EqualFold(s, "nan") || strings.EqualFold(s, "infinity") {
-			return fmt.Errorf("%s has no NUMBER(%d,%d) representation", describeValue(v), t.precision, t.scale)
+			return outOfRange("%s has no NUMBER(%d,%d) representation", describeValue(v), t.precision, t.scale)
 		}
 		return fmt.Errorf("%s is not a decimal number", describeValue(v))
 	}
 	intPart = strings.TrimLeft(intPart, "0")
 	frac = strings.TrimRight(frac, "0")
 	if len(intPart) > t.precision-t.scale {
-		return fmt.Errorf("the number has %d integer digits; NUMBER(%d,%d) holds %d", len(intPart), t.precision, t.scale, t.precision-t.scale)
+		return outOfRange("the number has %d integer digits; NUMBER(%d,%d) holds %d", len(intPart), t.precision, t.scale, t.precision-t.scale)
 	}
 	if len(frac) > t.scale {
-		return fmt.Errorf("the number has %d decimal places; NUMBER(%d,%d) would round it to %d", len(frac), t.precision, t.scale, t.scale)
+		return outOfRange("the number has %d decimal places; NUMBER(%d,%d) would round it to %d", len(frac), t.precision, t.scale, t.scale)
 	}
 	return nil
 }
@@ -317,12 +341,12 @@ func encodeFloat(v string) (string, error) {
 func checkYearText(v string) error {
 	switch {
 	case strings.HasSuffix(v, " BC"):
-		return fmt.Errorf("dates before year 1 (BC) are outside Snowflake's range")
+		return outOfRange("dates before year 1 (BC) are outside Snowflake's range")
 	case strings.Contains(v, "infinity"):
-		return fmt.Errorf("%s has no Snowflake representation", describeValue(v))
+		return outOfRange("%s has no Snowflake representation", describeValue(v))
 	}
 	if i := strings.IndexByte(v, '-'); i != 4 {
-		return fmt.Errorf("the year is outside Snowflake's range 1-9999, or %s is not an ISO date", describeValue(v))
+		return outOfRange("the year is outside Snowflake's range 1-9999, or %s is not an ISO date", describeValue(v))
 	}
 	return nil
 }
@@ -341,7 +365,7 @@ func checkDate(v string) error {
 // allows and Snowflake's TIME (ending at 23:59:59.999999999) does not.
 func checkTime(v string) error {
 	if strings.HasPrefix(v, "24:") {
-		return fmt.Errorf("24:00:00 is past Snowflake's last TIME, 23:59:59.999999999")
+		return outOfRange("24:00:00 is past Snowflake's last TIME, 23:59:59.999999999")
 	}
 	if _, err := time.Parse("15:04:05.999999999", v); err != nil {
 		return fmt.Errorf("%s is not a time of day", describeValue(v))
@@ -405,7 +429,7 @@ func encodeBinary(t colType, v string) (string, error) {
 		limit = t.length
 	}
 	if n := len(h) / 2; n > limit {
-		return "", fmt.Errorf("the value is %d bytes; the BINARY column holds at most %d", n, limit)
+		return "", tooLong("the value is %d bytes; the BINARY column holds at most %d", n, limit)
 	}
 	return h, nil
 }
@@ -430,7 +454,7 @@ func encodeVariant(baseType, v string) (string, error) {
 		out = j
 	default:
 		if !utf8.ValidString(v) {
-			return "", fmt.Errorf("the text is not valid UTF-8")
+			return "", badEncoding("the text is not valid UTF-8")
 		}
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -439,7 +463,7 @@ func encodeVariant(baseType, v string) (string, error) {
 		out = string(b)
 	}
 	if len(out) > maxTextBytes {
-		return "", fmt.Errorf("the JSON is %d bytes; a Snowflake VARIANT holds at most %d", len(out), maxTextBytes)
+		return "", tooLong("the JSON is %d bytes; a Snowflake VARIANT holds at most %d", len(out), maxTextBytes)
 	}
 	return out, nil
 }
@@ -452,7 +476,7 @@ func encodeVariant(baseType, v string) (string, error) {
 // it scans the text once without decoding it.
 func checkJSON(v string, dupKeys bool) error {
 	if !utf8.ValidString(v) {
-		return fmt.Errorf("the JSON text is not valid UTF-8")
+		return badEncoding("the JSON text is not valid UTF-8")
 	}
 	if !json.Valid([]byte(v)) {
 		return fmt.Errorf("the value is not valid JSON")
@@ -559,7 +583,7 @@ func checkJSONNumber(n string) error {
 	if strings.ContainsAny(n, "eE") {
 		f, err := strconv.ParseFloat(n, 64)
 		if err != nil || math.IsInf(f, 0) {
-			return fmt.Errorf("a JSON number (%d characters) is beyond the range of Snowflake's VARIANT numbers", len(n))
+			return outOfRange("a JSON number (%d characters) is beyond the range of Snowflake's VARIANT numbers", len(n))
 		}
 		return nil
 	}
@@ -568,7 +592,7 @@ func checkJSONNumber(n string) error {
 	// A VARIANT keeps a decimal exactly as NUMBER(38, s) with s <= 37;
 	// anything wider becomes a double.
 	if intDigits+fracDigits > maxNumberDigits || fracDigits > 37 {
-		return fmt.Errorf("a JSON number needs %d digits (%d after the point); Snowflake's VARIANT keeps 38 (37) exactly and rounds wider ones to a double",
+		return outOfRange("a JSON number needs %d digits (%d after the point); Snowflake's VARIANT keeps 38 (37) exactly and rounds wider ones to a double",
 			intDigits+fracDigits, fracDigits)
 	}
 	return nil
