@@ -598,7 +598,12 @@ func (d *Driver) ensureTable(ctx context.Context, conn *sql.Conn, table string, 
 			return nil, err
 		}
 	}
-	if !st.exists || !st.covers(cols, d.cfg.SoftDelete) {
+	switch {
+	case !st.exists:
+		// Snowflake answers "does not exist or not authorized" alike.
+		return nil, fmt.Errorf("destination table %s is not visible to the role even after CREATE TABLE IF NOT EXISTS: "+
+			"grant the role ownership of it, or SELECT, INSERT, UPDATE and DELETE", target)
+	case !st.covers(cols, d.cfg.SoftDelete):
 		return nil, fmt.Errorf("destination table %s lacks columns after adding them", target)
 	}
 	tomb := qualified(d.cfg.database, d.cfg.schema, tombPrefix+table)
