@@ -1,6 +1,7 @@
 package snowflake
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -13,7 +14,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
+
+// Factory has the shape of sink.DriverFactory (not imported: the sink
+// package imports the drivers).
+var _ func(context.Context, json.RawMessage, *slog.Logger) (sinkrunner.Driver, error) = Factory
 
 func TestParseConfig(t *testing.T) {
 	t.Parallel()

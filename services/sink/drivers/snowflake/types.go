@@ -43,8 +43,9 @@ type colType struct {
 	variant string
 }
 
-// Snowflake's limits, in bytes: the default (and, before 2025, maximum)
-// size of VARCHAR and VARIANT values, and of BINARY values.
+// Snowflake's limits: the default (and, before 2025, maximum) size in
+// bytes of VARCHAR and VARIANT values and of BINARY values, and the digits
+// of a NUMBER.
 const (
 	maxTextBytes    = 16 << 20
 	maxBinaryBytes  = 8 << 20
