@@ -1,0 +1,269 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rosettacdc/rosetta/contracts"
+)
+
+// drainState is what waitDrained looks at.
+type drainState struct {
+	target, confirmed uint64
+	pending           map[string][2]uint64 // consumer: NumPending, NumAckPending
+	dlqDepth          int64
+	err               error
+}
+
+func (d drainState) String() string {
+	return fmt.Sprintf("slot confirmed %s (target %s), consumers (pending, ack pending) %v, DLQ depth %d, last error %v",
+		fmtLSN(d.confirmed), fmtLSN(d.target), d.pending, d.dlqDepth, d.err)
+}
+
+func (d drainState) drained() bool {
+	if d.err != nil || d.confirmed < d.target || d.dlqDepth != 0 || len(d.pending) == 0 {
+		return false
+	}
+	for _, p := range d.pending {
+		if p[0] != 0 || p[1] != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// waitDrained waits until everything written before the call has gone all
+// the way: the slot's confirmed_flush_lsn is at or past the source's WAL
+// position when the call began (so JetStream holds every change), every
+// pipeline consumer has nothing pending and nothing awaiting an ack (so
+// every change was applied and committed), and the dead-letter queue is
+// empty. Then it asserts that every destination table equals its source.
+// The workload must have stopped.
+func (w *world) waitDrained(timeout time.Duration) {
+	w.t.Helper()
+	target, err := w.currentLSN()
+	if err != nil {
+		w.t.Fatalf("read source WAL position: %v", err)
+	}
+	start := time.Now()
+	deadline := start.Add(timeout)
+	var st drainState
+	for {
+		st = w.drainState(target)
+		if st.drained() {
+			break
+		}
+		if time.Now().After(deadline) {
+			w.t.Errorf("not drained within %s: %s", timeout, st)
+			w.assertEqual()
+			w.t.FailNow()
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	w.t.Logf("drained in %s: %s", time.Since(start).Round(100*time.Millisecond), st)
+	w.assertEqual()
+}
+
+func (w *world) drainState(target uint64) drainState {
+	st := drainState{target: target, pending: map[string][2]uint64{}}
+	s, err := w.slot()
+	if err != nil {
+		st.err = fmt.Errorf("read slot: %w", err)
+		return st
+	}
+	st.confirmed = s.confirmed
+	if st.confirmed < target {
+		return st
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := w.js.Stream(ctx, contracts.StreamName(w.sourceID))
+	if err != nil {
+		st.err = fmt.Errorf("stream: %w", err)
+		return st
+	}
+	lister := stream.ListConsumers(ctx)
+	for ci := range lister.Info() {
+		if ci.Name == auditConsumer {
+			continue
+		}
+		st.pending[ci.Name] = [2]uint64{ci.NumPending, uint64(ci.NumAckPending)}
+	}
+	if err := lister.Err(); err != nil {
+		st.err = fmt.Errorf("list consumers: %w", err)
+		return st
+	}
+	var dlq struct {
+		Enabled bool `json:"enabled"`
+		Items   []struct {
+			Depth int64 `json:"depth"`
+		} `json:"items"`
+	}
+	if _, err := w.call("GET", fmt.Sprintf("/pipelines/%d/dlq", w.pipelineID), nil, &dlq); err != nil {
+		st.err = err
+		return st
+	}
+	if !dlq.Enabled {
+		st.err = errors.New("dead-letter queue not enabled")
+	}
+	for _, it := range dlq.Items {
+		st.dlqDepth += it.Depth
+	}
+	return st
+}
+
+// assertEqual fails the test unless every watched table holds the same
+// rows at the destination as at the source: no key missing, none doubled,
+// no stale value.
+func (w *world) assertEqual() {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	src, err := pgx.Connect(ctx, w.srcPG.DSN(w.sourceDB))
+	if err != nil {
+		w.t.Fatalf("connect source: %v", err)
+	}
+	defer src.Close(ctx)
+	dst, err := pgx.Connect(ctx, w.dstPG.DSN(w.destDB))
+	if err != nil {
+		w.t.Fatalf("connect destination: %v", err)
+	}
+	defer dst.Close(ctx)
+	for _, table := range []string{"accounts", "lines"} {
+		cols := watched[table]
+		want, err := rowsOf(ctx, src, table, cols)
+		if err != nil {
+			w.t.Fatalf("read source %s: %v", table, err)
+		}
+		got, err := rowsOf(ctx, dst, table, cols)
+		if err != nil {
+			w.t.Fatalf("read destination %s: %v", table, err)
+		}
+		if d := diff(want, got); d != "" {
+			w.t.Errorf("%s: destination differs from source (%d rows at source, %d at destination): %s", table, len(want), len(got), d)
+		} else {
+			w.t.Logf("%s: destination equals source (%d rows)", table, len(want))
+		}
+	}
+}
+
+// rowsOf returns each row of table as the text of cols, sorted.
+func rowsOf(ctx context.Context, conn *pgx.Conn, table string, cols []string) ([]string, error) {
+	exprs := make([]string, len(cols))
+	for i, c := range cols {
+		exprs[i] = "coalesce(" + pgx.Identifier{c}.Sanitize() + "::text, '∅')"
+	}
+	rows, err := conn.Query(ctx, "SELECT concat_ws('|', "+strings.Join(exprs, ", ")+") FROM "+pgx.Identifier{table}.Sanitize())
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	slices.Sort(out)
+	return out, err
+}
+
+// diff describes how got differs from want as multisets ("" if equal).
+func diff(want, got []string) string {
+	count := map[string]int{}
+	for _, r := range want {
+		count[r]++
+	}
+	for _, r := range got {
+		count[r]--
+	}
+	var missing, extra []string
+	for r, n := range count {
+		for ; n > 0; n-- {
+			missing = append(missing, r)
+		}
+		for ; n < 0; n++ {
+			extra = append(extra, r)
+		}
+	}
+	if len(missing) == 0 && len(extra) == 0 {
+		return ""
+	}
+	slices.Sort(missing)
+	slices.Sort(extra)
+	clip := func(s []string) string {
+		if len(s) > 8 {
+			return fmt.Sprintf("%q … %d more", s[:8], len(s)-8)
+		}
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("missing or stale at destination %d %s; extra or stale at destination %d %s",
+		len(missing), clip(missing), len(extra), clip(extra))
+}
+
+const auditConsumer = "faults_audit"
+
+// startAudit creates the source's stream and a durable consumer that never
+// acks, so the stream (interest retention) keeps every change published.
+// It must run after createSource and before createPipeline.
+func (w *world) startAudit() {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := w.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: contracts.StreamName(w.sourceID), Subjects: []string{contracts.SourceFilter(w.sourceID)},
+		Retention: jetstream.InterestPolicy, Discard: jetstream.DiscardNew, MaxBytes: 1 << 30,
+		Storage: jetstream.FileStorage, Duplicates: 10 * time.Minute,
+	})
+	if err != nil {
+		w.t.Fatalf("create stream: %v", err)
+	}
+	_, err = w.js.CreateOrUpdateConsumer(ctx, contracts.StreamName(w.sourceID), jetstream.ConsumerConfig{
+		Durable: auditConsumer, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		w.t.Fatalf("create audit consumer: %v", err)
+	}
+}
+
+// auditIDs reads every message of the source's stream and returns how many
+// times each Nats-Msg-Id occurs.
+func (w *world) auditIDs() map[string]int {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stream, err := w.js.Stream(ctx, contracts.StreamName(w.sourceID))
+	if err != nil {
+		w.t.Fatalf("audit: %v", err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		w.t.Fatalf("audit: %v", err)
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		w.t.Fatalf("audit: %v", err)
+	}
+	ids := map[string]int{}
+	var seen uint64
+	for seen < info.State.Msgs {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			w.t.Fatalf("audit fetch: %v", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			ids[m.Headers().Get(jetstream.MsgIDHeader)]++
+			n++
+		}
+		if err := batch.Error(); err != nil {
+			w.t.Fatalf("audit fetch: %v", err)
+		}
+		if n == 0 {
+			w.t.Fatalf("audit: stream has %d messages, read %d", info.State.Msgs, seen)
+		}
+		seen += uint64(n)
+	}
+	return ids
+}

@@ -1,0 +1,360 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rosettacdc/rosetta/contracts"
+)
+
+// TestFaults runs every fault against its own deployment, at most three at
+// once (each starts two or three PostgreSQL clusters and five processes).
+func TestFaults(t *testing.T) {
+	sem := make(chan struct{}, 3)
+	run := func(name string, f func(t *testing.T)) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			start := time.Now()
+			defer func() { t.Logf("%s took %s", name, time.Since(start).Round(time.Second)) }()
+			f(t)
+		})
+	}
+	// The longest first, so that it overlaps the others.
+	run("SIGSTOPSinkPastAckWait", testSIGSTOPSinkPastAckWait)
+	run("SIGKILLCaptureMidTransaction", testSIGKILLCaptureMidTransaction)
+	run("SIGTERMEachService", testSIGTERMEachService)
+	run("SIGKILLSinkRepeatedly", testSIGKILLSinkRepeatedly)
+	run("NATSKilledAndRestarted", testNATSKilledAndRestarted)
+	run("SourceCrashImmediate", testSourceCrashImmediate)
+	run("DestinationDown", testDestinationDown)
+	run("IdleWatchedTablesBusyUnwatched", testIdleWatchedTablesBusyUnwatched)
+}
+
+// setup starts a world with a running pipeline and a workload on it.
+func setup(t *testing.T, opt worldOptions, audit bool, seed uint64) (*world, *workload) {
+	t.Helper()
+	w := newWorld(t, opt)
+	w.createSource()
+	if audit {
+		w.startAudit()
+	}
+	w.createPipeline()
+	return w, startWorkload(t, w.srcPG.DSN(w.sourceDB), seed)
+}
+
+func finish(t *testing.T, w *world, wl *workload, drainTimeout time.Duration) {
+	t.Helper()
+	n := wl.stop()
+	t.Logf("workload committed %d transactions (%d failed attempts, last error %v)", n, wl.failed.Load(), wl.lastErr.Load())
+	if n < 50 {
+		t.Errorf("workload committed only %d transactions", n)
+	}
+	w.waitDrained(drainTimeout)
+}
+
+// (a) capture is SIGKILLed while a long transaction is open on the source,
+// and again while it publishes that transaction's 35,000 changes; the
+// stream must hold each change once (JetStream's dedup drops the
+// re-published ones) and the destination must equal the source.
+func testSIGKILLCaptureMidTransaction(t *testing.T) {
+	w, wl := setup(t, worldOptions{}, true, 1)
+	time.Sleep(2 * time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn := w.srcPG.Connect(t, w.sourceDB)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const big = `INSERT INTO accounts SELECT g, 'bulk ' || g, g, 1, true, NULL FROM generate_series(900000000, 900014999) g;
+		INSERT INTO lines SELECT g, 1, 'bulk', 1 FROM generate_series(900000000, 900014999) g`
+	for _, q := range strings.Split(big, ";") {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.capture.kill() // the long transaction is open, the workload's flow in flight
+	time.Sleep(500 * time.Millisecond)
+	w.capture.start()
+	if _, err := tx.Exec(ctx, `UPDATE accounts SET version = 2 WHERE id BETWEEN 900000000 AND 900004999`); err != nil {
+		t.Fatal(err)
+	}
+	before := w.streamLastSeq()
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Kill capture again while it publishes the committed transaction.
+	deadline := time.Now().Add(60 * time.Second)
+	for w.streamLastSeq() < before+8000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("capture did not publish the long transaction within 60s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.capture.kill()
+	t.Logf("capture killed %d messages after the long transaction's commit", w.streamLastSeq()-before)
+	time.Sleep(300 * time.Millisecond)
+	w.capture.start()
+	time.Sleep(4 * time.Second)
+	finish(t, w, wl, 90*time.Second)
+
+	ids := w.auditIDs()
+	seqs := map[string][]int64{} // source:commit LSN -> seqs
+	dups := 0
+	for id, n := range ids {
+		if n > 1 {
+			if dups < 5 {
+				t.Errorf("Nats-Msg-Id %s is %d times in the stream", id, n)
+			}
+			dups++
+		}
+		i := strings.LastIndexByte(id, ':')
+		seq, err := strconv.ParseInt(id[i+1:], 10, 64)
+		if i < 0 || err != nil {
+			t.Fatalf("unexpected Nats-Msg-Id %q", id)
+		}
+		seqs[id[:i]] = append(seqs[id[:i]], seq)
+	}
+	if dups > 0 {
+		t.Errorf("%d message ids are in the stream more than once", dups)
+	}
+	// Every transaction's changes are in the stream without a gap.
+	for tx, s := range seqs {
+		lo, hi := s[0], s[0]
+		for _, v := range s {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+		if hi-lo+1 != int64(len(s)) {
+			t.Errorf("transaction %s: %d changes in the stream, seqs %d..%d", tx, len(s), lo, hi)
+		}
+	}
+	t.Logf("stream holds %d distinct changes of %d transactions, none twice", len(ids), len(seqs))
+}
+
+// (b) each service in turn gets SIGTERM under load: it must exit cleanly
+// (status 0, within 30s), and after its restart the destination converges.
+func testSIGTERMEachService(t *testing.T) {
+	w, wl := setup(t, worldOptions{}, false, 2)
+	for _, p := range []*proc{w.capture, w.sink, w.api} {
+		time.Sleep(2 * time.Second)
+		w.sigtermAndRestart(p)
+	}
+	time.Sleep(2 * time.Second)
+	finish(t, w, wl, 90*time.Second)
+}
+
+// (c) the sink is SIGKILLed six times under load, sometimes between its
+// destination commit and its ack: redelivered batches must be no-ops.
+func testSIGKILLSinkRepeatedly(t *testing.T) {
+	w, wl := setup(t, worldOptions{}, false, 3)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 6 {
+		time.Sleep(time.Duration(700+rng.IntN(1300)) * time.Millisecond)
+		w.sink.kill()
+		time.Sleep(200 * time.Millisecond)
+		w.sink.start()
+	}
+	time.Sleep(2 * time.Second)
+	finish(t, w, wl, 90*time.Second)
+}
+
+// (d) the sink is frozen (SIGSTOP) for longer than the consumer's ack wait
+// (natsx.ConsumerAckWait, 60s) while it may hold a fetched batch, so
+// JetStream redelivers; after SIGCONT the stale batch commits late and the
+// redelivered one comes again: no change applied twice over a newer one, no
+// update lost.
+func testSIGSTOPSinkPastAckWait(t *testing.T) {
+	w, wl := setup(t, worldOptions{}, false, 4)
+	time.Sleep(3 * time.Second)
+	w.sink.signal(syscall.SIGSTOP)
+	time.Sleep(5 * time.Second) // writes continue while the sink is frozen
+	wl.paused.Store(true)
+	time.Sleep(67 * time.Second)
+	w.sink.signal(syscall.SIGCONT)
+	wl.paused.Store(false)
+	time.Sleep(5 * time.Second)
+	finish(t, w, wl, 120*time.Second)
+	w.logConsumers()
+}
+
+// (e) the external nats-server is SIGKILLed under load and restarted on the
+// same port and store directory: capture and sink reconnect by themselves.
+func testNATSKilledAndRestarted(t *testing.T) {
+	w, wl := setup(t, worldOptions{}, false, 5)
+	time.Sleep(3 * time.Second)
+	w.nats.kill()
+	time.Sleep(3 * time.Second)
+	w.nats.restart()
+	time.Sleep(6 * time.Second)
+	finish(t, w, wl, 150*time.Second)
+}
+
+// (f) the source PostgreSQL stops with -m immediate (a crash) under load and
+// comes back: capture reconnects and resumes from its confirmed position.
+func testSourceCrashImmediate(t *testing.T) {
+	w, wl := setup(t, worldOptions{}, false, 6)
+	time.Sleep(3 * time.Second)
+	if err := w.srcPG.Stop("immediate"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if err := w.srcPG.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second)
+	if wl.failed.Load() == 0 {
+		t.Errorf("the workload saw no error: was the source down at all?")
+	}
+	finish(t, w, wl, 120*time.Second)
+}
+
+// (g) the destination's PostgreSQL cluster is down for ~20s while writes
+// continue: the stream buffers, the slot keeps advancing, the pipeline shows
+// the destination in ERROR with a reason, and the sink catches up after.
+func testDestinationDown(t *testing.T) {
+	w, wl := setup(t, worldOptions{ownDestCluster: true}, false, 7)
+	time.Sleep(3 * time.Second)
+	if err := w.dstPG.Stop("fast"); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	time.Sleep(2 * time.Second)
+	mark, err := w.currentLSN()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawError, slotMoved bool
+	var lastHealth string
+	for time.Since(down) < 20*time.Second {
+		if !sawError {
+			h, reason := w.destinationHealth()
+			lastHealth = h + " " + reason
+			if h == "ERROR" && reason != "" {
+				sawError = true
+				t.Logf("destination health while down: %s: %s", h, reason)
+			}
+		}
+		if s, err := w.slot(); err == nil && s.confirmed >= mark {
+			slotMoved = true
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if !sawError {
+		t.Errorf("GET /pipelines/%d never showed the destination in ERROR with a reason while it was down (last: %q)", w.pipelineID, lastHealth)
+	}
+	if !slotMoved {
+		s, _ := w.slot()
+		t.Errorf("slot confirmed_flush_lsn %s did not reach %s (WAL written 2s into the outage) while the destination was down",
+			fmtLSN(s.confirmed), fmtLSN(mark))
+	}
+	if err := w.dstPG.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	finish(t, w, wl, 120*time.Second)
+	if h, reason := w.destinationHealth(); h != "HEALTHY" {
+		t.Errorf("destination health after catching up = %s %q, want HEALTHY", h, reason)
+	}
+}
+
+// (h) the watched tables are idle while an unwatched table takes heavy
+// writes: the slot's confirmed position must still advance, or the source
+// would keep all that WAL.
+func testIdleWatchedTablesBusyUnwatched(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	w.createSource()
+	w.createPipeline()
+	w.srcPG.Exec(t, w.sourceDB, `INSERT INTO accounts VALUES (1, 'a', 1, 1, true, NULL), (2, 'b', 2, 1, NULL, 'x');
+		INSERT INTO lines VALUES (1, 1, 's', 1)`)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		conn := w.srcPG.Connect(t, w.sourceDB)
+		for ctx.Err() == nil {
+			conn.Exec(ctx, `INSERT INTO noise (v) SELECT repeat('x', 200) FROM generate_series(1, 500)`)
+			conn.Exec(ctx, `DELETE FROM noise WHERE id % 3 = 0`)
+		}
+	}()
+	time.Sleep(3 * time.Second)
+	mark, err := w.currentLSN()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(25 * time.Second)
+	for {
+		s, err := w.slot()
+		if err == nil && s.confirmed >= mark {
+			t.Logf("slot confirmed %s, past %s, while only the unwatched table was written", fmtLSN(s.confirmed), fmtLSN(mark))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot confirmed_flush_lsn %s did not reach %s within 25s while only an unwatched table was written",
+				fmtLSN(s.confirmed), fmtLSN(mark))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	w.waitDrained(60 * time.Second)
+}
+
+// streamLastSeq is the last sequence of the source's stream (0 on error).
+func (w *world) streamLastSeq() uint64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := w.js.Stream(ctx, contracts.StreamName(w.sourceID))
+	if err != nil {
+		return 0
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0
+	}
+	return info.State.LastSeq
+}
+
+// destinationHealth is the pipeline's destination health and last error.
+func (w *world) destinationHealth() (string, string) {
+	var p struct {
+		Destinations []struct {
+			Health    string `json:"health"`
+			LastError string `json:"last_error"`
+		} `json:"destinations"`
+	}
+	if _, err := w.call("GET", fmt.Sprintf("/pipelines/%d", w.pipelineID), nil, &p); err != nil {
+		return "?", err.Error()
+	}
+	if len(p.Destinations) != 1 {
+		return "?", fmt.Sprintf("%d destinations", len(p.Destinations))
+	}
+	return p.Destinations[0].Health, p.Destinations[0].LastError
+}
+
+// logConsumers logs the consumers' delivery counters.
+func (w *world) logConsumers() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := w.js.Stream(ctx, contracts.StreamName(w.sourceID))
+	if err != nil {
+		return
+	}
+	l := s.ListConsumers(ctx)
+	for ci := range l.Info() {
+		w.t.Logf("consumer %s: delivered %d, ack floor %d, redelivered %d", ci.Name, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumRedelivered)
+	}
+}
