@@ -67,3 +67,19 @@ func (a *audit) dump(table, keyText string) string {
 }
 
 func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// dumpRows shows the stored changes of the customers rows named at the
+// start of the rows quoted in a diff message ("<id>|…").
+func (a *audit) dumpRows(diff string) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, part := range strings.Split(diff, "\"")[1:] {
+		id, _, ok := strings.Cut(part, "|")
+		if !ok || seen[id] || len(seen) >= 4 {
+			continue
+		}
+		seen[id] = true
+		fmt.Fprintf(&b, "key %s:\n%s", id, a.dump("customers", "{\"id\":"+id+"}"))
+	}
+	return b.String()
+}

@@ -162,6 +162,13 @@ func TestConvergesAfterSIGKILL(t *testing.T) {
 	}
 	e.pg.Exec(t, e.sourceDB, schemaSQL)
 	e.start()
+	if os.Getenv("E2E_AUDIT") != "" {
+		url := e.natsURL
+		if url == "" {
+			url = "nats://" + e.natsAddr
+		}
+		e.audit = startAudit(t, url, 1)
+	}
 	e.createPipeline("public.customers", "public.order_items")
 	e.waitCapturing()
 

@@ -76,6 +76,7 @@ const (
 	kindString fieldKind = iota
 	kindPort
 	kindDuration // a Go duration string such as "1s" or "500ms", >= 0
+	kindBool
 )
 
 // fieldSpec is one config field of a destination type.
@@ -122,6 +123,8 @@ func destinationFields(typ string) []fieldSpec {
 			{name: "host"},
 			{name: "port", kind: kindPort},
 			{name: "protocol", oneOf: []string{"https", "http"}},
+			// Keep deleted rows with _ROSETTA_DELETED = true (docs/snowflake.md).
+			{name: "soft_delete", kind: kindBool, def: false},
 		}
 	case "duckdb":
 		return []fieldSpec{
@@ -245,6 +248,12 @@ func decodeField(path string, f fieldSpec, raw json.RawMessage) (any, error) {
 			return nil, invalid(path, "%s must be from 1 to 65535", path)
 		}
 		return n, nil
+	case kindBool:
+		var b bool
+		if err := json.Unmarshal(raw, &b); err != nil {
+			return nil, invalid(path, "%s must be true or false", path)
+		}
+		return b, nil
 	case kindDuration:
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
