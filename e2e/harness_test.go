@@ -58,6 +58,7 @@ type env struct {
 	natsAddr string
 	natsURL  string // empty: rosetta dev embeds NATS
 	audit    *audit
+	extraEnv []string // added to the rosetta process's environment
 	proc     *exec.Cmd
 	exited   chan error
 	logBuf   *syncBuffer
@@ -131,6 +132,7 @@ func (e *env) command(service string) *exec.Cmd {
 		"ROSETTA_LOG_LEVEL=info",
 		"ROSETTA_LOG_FORMAT=text",
 	)
+	cmd.Env = append(cmd.Env, e.extraEnv...)
 	if e.logBuf == nil {
 		e.logBuf = &syncBuffer{}
 	}

@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"database/sql"
+	"encoding/pem"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	sf "github.com/snowflakedb/gosnowflake"
+
+	"github.com/rosettacdc/rosetta/pkg/fakesnowflake"
+)
+
+// TestSnowflakeDestinationThroughTheAPI replicates through `rosetta dev` into
+// a fake Snowflake that the real gosnowflake driver talks to (key-pair login,
+// PUT, COPY, MERGE on DuckDB), and reads the rows back through gosnowflake.
+func TestSnowflakeDestinationThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fakesnowflake.DefaultConfig("E2EACCT")
+	cfg.Users = []fakesnowflake.User{{Name: "LOADER", PublicKeys: []*rsa.PublicKey{&key.PublicKey}}}
+	cfg.StageDir = t.TempDir()
+	srv, err := fakesnowflake.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+
+	e := newEnv(t)
+	e.extraEnv = []string{"SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true", "SF_DISABLE_MINICORE=true"}
+	e.pg.Exec(t, e.sourceDB, schemaSQL)
+	e.start()
+	var src, dst, pipe idOnly
+	e.mustAPI("POST", "/sources", map[string]any{
+		"name": "src", "host": "127.0.0.1", "port": e.pg.Port, "database": e.sourceDB,
+		"user": "postgres", "password": "pw", "sslmode": "disable",
+	}, &src)
+	var raw map[string]any
+	code := e.api("POST", "/destinations", map[string]any{
+		"name": "snow", "type": "snowflake", "config": map[string]any{
+			"account": "e2eacct", "user": "loader", "database": "ROSETTA", "schema": "PUBLIC",
+			"warehouse": "LOAD_WH", "private_key": pemKey,
+			"host": srv.Host(), "port": srv.Port(), "protocol": "http",
+		},
+	}, &raw)
+	if code != 201 {
+		t.Fatalf("create snowflake destination: HTTP %d %v", code, raw)
+	}
+	if strings.Contains(fmt.Sprint(raw), "PRIVATE KEY") {
+		t.Fatalf("the API returned the private key: %v", raw)
+	}
+	dst.ID = int64(raw["id"].(float64))
+	e.mustAPI("POST", "/pipelines", map[string]any{
+		"name": "p", "source_id": src.ID, "destination_ids": []int64{dst.ID}, "tables": []string{"public.customers"},
+	}, &pipe)
+	e.mustAPI("POST", fmt.Sprintf("/pipelines/%d/start", pipe.ID), nil, nil)
+	e.waitCapturing()
+
+	e.pg.Exec(t, e.sourceDB, `INSERT INTO customers (id, name, balance) SELECT g, 'c' || g, g * 1.5 FROM generate_series(1, 300) g;
+		UPDATE customers SET name = 'changed ' || id WHERE id % 4 = 0;
+		DELETE FROM customers WHERE id % 10 = 0;
+		UPDATE customers SET id = id + 1000 WHERE id = 7;`)
+
+	src2 := e.pg.Connect(t, e.sourceDB)
+	want, err := tableRows(t, src2, "customers", []string{"id", "name"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(sf.NewConnector(sf.SnowflakeDriver{}, sf.Config{
+		Account: "E2EACCT", User: "LOADER", Authenticator: sf.AuthTypeJwt, PrivateKey: key,
+		Host: srv.Host(), Port: srv.Port(), Protocol: "http", DisableTelemetry: true,
+		Database: "ROSETTA", Schema: "PUBLIC", LoginTimeout: 10 * time.Second,
+	}))
+	defer db.Close()
+	deadline := time.Now().Add(90 * time.Second)
+	var got []string
+	for {
+		got = snowflakeRows(db)
+		if slices.Equal(want, got) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("snowflake did not converge: %s\n%s", describeDiff("customers", want, got), tail(e.logBuf.String(), 3000))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// snowflakeRows reads id|name of every customer, sorted like tableRows.
+func snowflakeRows(db *sql.DB) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rows, err := db.QueryContext(ctx, `SELECT "ID", "NAME" FROM CUSTOMERS`)
+	if err != nil {
+		return []string{"query: " + err.Error()}
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id, name sql.NullString
+		if err := rows.Scan(&id, &name); err != nil {
+			return []string{"scan: " + err.Error()}
+		}
+		out = append(out, id.String+"|"+name.String)
+	}
+	slices.Sort(out)
+	return out
+}
