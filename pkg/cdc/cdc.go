@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -192,7 +193,18 @@ func Decode(data []byte) (contracts.Change, error) {
 //
 // It fails only on changes Check rejects, or when a change lacks a value
 // for a key column of its table.
+//
+// Changes are taken in version order (commit LSN, then position in the
+// transaction), not in the order given: JetStream redelivers a message
+// that was not acked (a sink killed mid-batch, an expired ack wait) after
+// newer ones, so one fetched batch can hold an older change behind a newer
+// change of the same key. Collapsing in message order would keep the older
+// one and ack the newer one unapplied.
 func Collapse(changes []contracts.Change) ([]TableBatch, error) {
+	changes, err := inVersionOrder(changes)
+	if err != nil {
+		return nil, err
+	}
 	var (
 		order  []TableRef
 		tables = map[TableRef]*tableState{}
@@ -226,6 +238,37 @@ func Collapse(changes []contracts.Change) ([]TableBatch, error) {
 	out := make([]TableBatch, 0, len(order))
 	for _, ref := range order {
 		out = append(out, tables[ref].batch())
+	}
+	return out, nil
+}
+
+// inVersionOrder returns changes sorted by version, stably (the input is
+// returned as is when already sorted, and never modified: callers map
+// changes back to messages by index).
+func inVersionOrder(changes []contracts.Change) ([]contracts.Change, error) {
+	versions := make([]contracts.Version, len(changes))
+	sorted := true
+	for i := range changes {
+		v, err := changes[i].Version()
+		if err != nil {
+			return nil, fmt.Errorf("collapse change %d: %w", i, err)
+		}
+		versions[i] = v
+		if i > 0 && v.Less(versions[i-1]) {
+			sorted = false
+		}
+	}
+	if sorted {
+		return changes, nil
+	}
+	idx := make([]int, len(changes))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return versions[idx[a]].Less(versions[idx[b]]) })
+	out := make([]contracts.Change, len(changes))
+	for i, j := range idx {
+		out[i] = changes[j]
 	}
 	return out, nil
 }

@@ -83,6 +83,29 @@ func TestCollapse(t *testing.T) {
 			}}},
 		},
 		{
+			// A redelivered message (sink killed before its ack) arrives
+			// after newer ones in the same fetch; the newest version wins.
+			name: "an older change redelivered behind a newer one does not win",
+			changes: []contracts.Change{
+				change(u, "20", 1, `{"id":1}`, ``, `{"id":1,"name":"new","big":"y"}`),
+				change(u, "11", 1, `{"id":1}`, ``, `{"id":1,"name":"old","big":"x"}`),
+				change(c, "10", 1, `{"id":1}`, ``, `{"id":1,"name":"first","big":"x"}`),
+			},
+			want: []TableBatch{{Table: refT, Columns: colsT, Rows: []RowChange{
+				{Key: []Value{txt("1")}, Values: vals("id", "1", "name", "new", "big", "y"), Version: ver(0x20, 1)},
+			}}},
+		},
+		{
+			name: "a redelivered insert behind a delete does not resurrect the row",
+			changes: []contracts.Change{
+				change(d, "30", 1, `{"id":1}`, ``, ``),
+				change(c, "10", 1, `{"id":1}`, ``, `{"id":1,"name":"a","big":"x"}`),
+			},
+			want: []TableBatch{{Table: refT, Columns: colsT, Rows: []RowChange{
+				{Delete: true, Key: []Value{txt("1")}, Version: ver(0x30, 1)},
+			}}},
+		},
+		{
 			name: "insert then delete is a delete",
 			changes: []contracts.Change{
 				change(c, "10", 1, `{"id":1}`, ``, `{"id":1,"name":"a","big":"x"}`),
