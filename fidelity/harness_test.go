@@ -1,0 +1,367 @@
+// Package fidelity checks, against the real rosetta binary and real
+// PostgreSQL, that every value of every built-in type, and every kind of
+// change (TOASTed updates, truncates, added columns), arrives at the
+// PostgreSQL and DuckDB destinations exactly as it was at the source.
+//
+// The harness is a trimmed copy of e2e's: test helpers cannot be shared
+// across _test packages, and e2e/ belongs to its own suite.
+package fidelity
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rosettacdc/rosetta/pkg/testkit"
+)
+
+var rosettaBin string
+
+// TestMain builds the binary once. Without -race: the suite's point is
+// values, not interleavings, and a race build runs several times slower on
+// the 2-core machines the suite's time budget is set for.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rosetta-fidelity-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	rosettaBin = filepath.Join(dir, "rosetta")
+	build := exec.Command("go", "build", "-o", rosettaBin, "../services/rosetta")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build rosetta:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one test's world: one PostgreSQL cluster holding the config,
+// source and destination databases, and one `rosetta dev` process.
+type env struct {
+	t        *testing.T
+	pg       *testkit.Postgres
+	configDB string
+	sourceDB string
+	destDB   string
+	dataDir  string
+	httpAddr string
+	natsAddr string
+	proc     *exec.Cmd
+	exited   chan error
+	logBuf   *syncBuffer
+	sourceID int64
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	pg := testkit.StartPostgres(t)
+	e := &env{
+		t:        t,
+		pg:       pg,
+		configDB: pg.CreateDatabase(t, "config"),
+		sourceDB: pg.CreateDatabase(t, "source"),
+		destDB:   pg.CreateDatabase(t, "dest"),
+		dataDir:  t.TempDir(),
+		httpAddr: "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)),
+		natsAddr: "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)),
+		logBuf:   &syncBuffer{},
+	}
+	t.Cleanup(func() {
+		e.stop()
+		if t.Failed() {
+			t.Logf("rosetta log (tail):\n%s", tail(e.logBuf.String(), 8000))
+		}
+	})
+	return e
+}
+
+// start runs `rosetta dev` and waits until its API answers.
+func (e *env) start() {
+	e.t.Helper()
+	cmd := exec.Command(rosettaBin, "dev")
+	cmd.Env = append(os.Environ(),
+		"ROSETTA_CONFIG_DSN="+e.pg.DSN(e.configDB),
+		"ROSETTA_HTTP_ADDR="+e.httpAddr,
+		"ROSETTA_EMBEDDED_NATS_ADDR="+e.natsAddr,
+		"ROSETTA_NATS_URL=",
+		"ROSETTA_REDIS_URL=",
+		"ROSETTA_DATA_DIR="+e.dataDir,
+		"ROSETTA_SECRET_KEY=fidelity-test-secret-key-0123456789",
+		"ROSETTA_RECONCILE_INTERVAL=2s",
+		"ROSETTA_LOG_LEVEL=info",
+		"ROSETTA_LOG_FORMAT=text",
+	)
+	cmd.Stdout, cmd.Stderr = e.logBuf, e.logBuf
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start rosetta: %v", err)
+	}
+	e.proc = cmd
+	e.exited = make(chan error, 1)
+	go func() { e.exited <- cmd.Wait() }()
+	deadline := time.Now().Add(90 * time.Second)
+	for !e.healthy() {
+		select {
+		case err := <-e.exited:
+			e.proc = nil
+			e.t.Fatalf("rosetta exited during start: %v\n%s", err, tail(e.logBuf.String(), 4000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("rosetta not healthy after 90s\n%s", tail(e.logBuf.String(), 4000))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (e *env) healthy() bool {
+	resp, err := http.Get("http://" + e.httpAddr + "/api/v1/health")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func (e *env) stop() {
+	if e.proc == nil {
+		return
+	}
+	p := e.proc
+	e.proc = nil
+	syscall.Kill(p.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-e.exited:
+	case <-time.After(30 * time.Second):
+		syscall.Kill(p.Process.Pid, syscall.SIGKILL)
+		<-e.exited
+	}
+}
+
+// mustAPI calls the REST API, fails the test on a non-2xx answer and
+// decodes the JSON answer into out (may be nil).
+func (e *env) mustAPI(method, path string, body any, out any) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://"+e.httpAddr+"/api/v1"+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		e.t.Fatalf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			e.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
+		}
+	}
+}
+
+type idOnly struct {
+	ID int64 `json:"id"`
+}
+
+// createSource registers the source database once.
+func (e *env) createSource() int64 {
+	e.t.Helper()
+	if e.sourceID == 0 {
+		var src idOnly
+		e.mustAPI("POST", "/sources", map[string]any{
+			"name": "src", "host": "127.0.0.1", "port": e.pg.Port, "database": e.sourceDB,
+			"user": "postgres", "password": "source-secret-pw", "sslmode": "disable",
+		}, &src)
+		e.sourceID = src.ID
+	}
+	return e.sourceID
+}
+
+func (e *env) createPostgresDestination(name string) int64 {
+	e.t.Helper()
+	var dst idOnly
+	e.mustAPI("POST", "/destinations", map[string]any{
+		"name": name, "type": "postgres", "config": map[string]any{
+			"host": "127.0.0.1", "port": e.pg.Port, "database": e.destDB, "user": "postgres",
+			"password": "dest-secret-pw", "schema": "public", "sslmode": "disable",
+		},
+	}, &dst)
+	return dst.ID
+}
+
+// createDuckDBDestination registers a DuckDB file that Rosetta releases
+// after every batch, so that the test's reads get in quickly.
+func (e *env) createDuckDBDestination(name, path string) int64 {
+	e.t.Helper()
+	var dst idOnly
+	e.mustAPI("POST", "/destinations", map[string]any{
+		"name": name, "type": "duckdb", "config": map[string]any{
+			"path": path, "schema": "main", "release_after": "0s",
+		},
+	}, &dst)
+	return dst.ID
+}
+
+// createPipeline creates and starts a pipeline over tables.
+func (e *env) createPipeline(name string, destIDs []int64, tables ...string) int64 {
+	e.t.Helper()
+	var pipe idOnly
+	e.mustAPI("POST", "/pipelines", map[string]any{
+		"name": name, "source_id": e.createSource(), "destination_ids": destIDs, "tables": tables,
+	}, &pipe)
+	e.mustAPI("POST", fmt.Sprintf("/pipelines/%d/start", pipe.ID), nil, nil)
+	return pipe.ID
+}
+
+type pipelineDetail struct {
+	Destinations []struct {
+		Name      string `json:"name"`
+		Health    string `json:"health"`
+		LastError string `json:"last_error"`
+	} `json:"destinations"`
+}
+
+// waitCapturing waits until the source's replication slot is streaming, so
+// that changes written from now on are captured.
+func (e *env) waitCapturing() {
+	e.t.Helper()
+	conn := e.connect(e.sourceDB)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		var n int
+		err := conn.QueryRow(context.Background(),
+			"SELECT count(*) FROM pg_replication_slots WHERE database = $1 AND active", e.sourceDB).Scan(&n)
+		if err == nil && n > 0 {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	e.t.Fatalf("capture did not start streaming within 60s\n%s", tail(e.logBuf.String(), 4000))
+}
+
+// pinnedSession is what the test's own connections use, whatever the
+// databases' defaults are: the suite sets odd defaults on the source and
+// destination databases (see TestFidelity) so that a component relying on
+// a server default shows up as a difference, while the test itself reads
+// both sides the same way.
+const pinnedSession = `SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC';
+SET extra_float_digits = 1; SET bytea_output = 'hex'`
+
+// connect opens a connection to db with the pinned session settings.
+func (e *env) connect(db string) *pgx.Conn {
+	e.t.Helper()
+	conn := e.pg.Connect(e.t, db)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := conn.PgConn().Exec(ctx, pinnedSession).ReadAll(); err != nil {
+		e.t.Fatalf("pin session settings in %s: %v", db, err)
+	}
+	return conn
+}
+
+// exec runs statements in the source database through a pinned session.
+func (e *env) exec(conn *pgx.Conn, stmts string) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := conn.PgConn().Exec(ctx, stmts).ReadAll(); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Position > 0 && int(pgErr.Position) <= len(stmts) {
+			p := int(pgErr.Position)
+			e.t.Fatalf("exec: %v at …%s", err, stmts[max(0, p-200):min(len(stmts), p+100)])
+		}
+		e.t.Fatalf("exec: %v\n%s", err, tail(stmts, 2000))
+	}
+}
+
+// duckQuery runs fn against the DuckDB file opened read-only. Rosetta holds
+// the file's lock while it applies a batch, so opening retries while the
+// lock is taken (see docs/duckdb.md); the session is kept short.
+func duckQuery(ctx context.Context, path string, fn func(*sql.DB) error) error {
+	for {
+		err := duckOnce(ctx, path, fn)
+		if err == nil {
+			return nil
+		}
+		if !strings.Contains(err.Error(), "lock") && !os.IsNotExist(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("duckdb %s: %w (last error: %v)", path, ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func duckOnce(ctx context.Context, path string, fn func(*sql.DB) error) error {
+	if _, err := os.Stat(path); err != nil {
+		return err
+	}
+	db, err := sql.Open("duckdb", path+"?access_mode=READ_ONLY")
+	if err != nil {
+		return fmt.Errorf("open duckdb %s: %w", path, err)
+	}
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return fmt.Errorf("open duckdb %s: %w", path, err)
+	}
+	return fn(db)
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + fmt.Sprintf("…(%d bytes)", len(s))
+	}
+	return s
+}
