@@ -31,6 +31,8 @@ func typeColumns() []column {
 		{name: "c_numeric_10_2", typ: "numeric(10,2)", duckType: "DECIMAL(10,2)", kind: kDecimal, vals: []string{"'99999999.99'", "'-99999999.99'", "'-0.01'", "0", "'1.5'"}},
 		{name: "c_numeric_38_38", typ: "numeric(38,38)", duckType: "DECIMAL(38,38)", kind: kDecimal, vals: []string{"'0." + strings.Repeat("9", 38) + "'", "'-0." + strings.Repeat("0", 37) + "1'"}},
 		{name: "c_numeric_50_5", typ: "numeric(50,5)", duckType: "VARCHAR", vals: []string{"'" + strings.Repeat("9", 45) + ".99999'", "'NaN'"}},
+		{name: "c_numeric_neg_scale", typ: "numeric(3,-2)", duckType: "VARCHAR", vals: []string{"'99900'", "'-1200'", "0"}},
+		{name: "c_numeric_scale_gt_p", typ: "numeric(2,5)", duckType: "VARCHAR", vals: []string{"'0.00099'", "'-0.00001'"}},
 		{name: "c_real", typ: "real", duckType: "FLOAT", kind: kFloat32, vals: []string{"'NaN'", "'Infinity'", "'-Infinity'", "'-0'", "'3.4028235e+38'", "'1e-45'", "'0.1'"}},
 		{name: "c_double", typ: "double precision", duckType: "DOUBLE", kind: kFloat64, vals: []string{"'NaN'", "'Infinity'", "'-Infinity'", "'-0'",
 			"'1.7976931348623157e+308'", "'5e-324'", "'0.1'"}},
@@ -48,7 +50,7 @@ func typeColumns() []column {
 		{name: "c_time", typ: "time without time zone", duckType: "TIME", vals: []string{"'00:00:00'", "'24:00:00'", "'23:59:59.999999'", "'12:34:56.5'"}},
 		{name: "c_time3", typ: "time(3) without time zone", duckType: "TIME", vals: []string{"'12:34:56.789'", "'01:02:03'"}},
 		{name: "c_timetz", typ: "time with time zone", duckType: "TIME WITH TIME ZONE", vals: []string{"'00:00:00+15:59'", "'24:00:00-15:59'",
-			"'12:34:56.789012+05:30'", "'01:02:03+00'"}},
+			"'12:34:56.789012+05:30'", "'01:02:03+00'", "'12:00:00+00:53:28'"}},
 		{name: "c_ts", typ: "timestamp without time zone", duckType: "TIMESTAMP", kind: kTimestamp, vals: []string{"'infinity'", "'-infinity'",
 			"'4713-01-01 00:00:00 BC'", "'2024-01-02 03:04:05.123456'", "'294246-12-31 23:59:59.999999'", "'1970-01-01 00:00:00'", "'0001-12-31 23:59:59.5 BC'"}},
 		{name: "c_ts0", typ: "timestamp(0) without time zone", duckType: "TIMESTAMP", kind: kTimestamp, vals: []string{"'2024-01-02 03:04:05'"}},
@@ -58,6 +60,7 @@ func typeColumns() []column {
 		{name: "c_interval", typ: "interval", duckType: "INTERVAL", kind: kInterval, vals: []string{"'0'", "'178000000 years'", "'-178000000 years'",
 			"'1 year 2 mons -3 days +04:05:06.789'", "'-2147483648 days'", "'2562047788:00:54.775807'", "'-1 mons +1 day -00:00:00.000001'"}},
 		{name: "c_interval_ym", typ: "interval year to month", duckType: "INTERVAL", kind: kInterval, vals: []string{"'3 years 4 months'"}},
+		{name: "c_interval_ds", typ: "interval day to second(3)", duckType: "INTERVAL", kind: kInterval, vals: []string{"'1 day 00:00:01.123'"}},
 		{name: "c_uuid", typ: "uuid", duckType: "UUID", vals: []string{"'00000000-0000-0000-0000-000000000000'", "'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'",
 			"'ffffffff-ffff-ffff-ffff-ffffffffffff'"}},
 		{name: "c_json", typ: "json", duckType: "JSON", vals: []string{`'{"b": 1,  "a": [1, 2.50, null, 1e400], "a": "dup", "u": "\u00e9 é 🎉"}'`,
@@ -96,6 +99,9 @@ func typeColumns() []column {
 		{name: "c_jsonb_arr", typ: "jsonb[]", duckType: "VARCHAR", vals: []string{`ARRAY['{"a": 1}'::jsonb, NULL, '"x"']`}},
 		{name: "c_bytea_arr", typ: "bytea[]", duckType: "VARCHAR", vals: []string{`ARRAY['\x00'::bytea, NULL, '\x']`}},
 		{name: "c_char_arr", typ: "character(3)[]", duckType: "VARCHAR", vals: []string{"'{a,bc}'"}},
+		{name: "c_bit_arr", typ: "bit(3)[]", duckType: "VARCHAR", vals: []string{"ARRAY[B'101', NULL]"}},
+		{name: "c_float_arr", typ: "real[]", duckType: "VARCHAR", vals: []string{"'{NaN,-0,1.1754944e-38,0.1}'"}},
+		{name: "Mixed \"Case\" ü col", typ: "text", duckType: "VARCHAR", vals: []string{"'odd name'"}},
 		{name: "c_enum", typ: "fid_mood", pgType: "text", duckType: "VARCHAR", vals: []string{"'happy'", "'sad ''quoted'''", "'ünïcode'"}},
 		{name: "c_enum_arr", typ: "fid_mood[]", pgType: "text", duckType: "VARCHAR", vals: []string{"'{happy,NULL,\"sad ''quoted''\"}'"}},
 		{name: "c_dom_int", typ: "fid_posint", pgType: "integer", duckType: "INTEGER", vals: []string{"1", "2147483647"}},
@@ -270,8 +276,11 @@ func TestFidelity(t *testing.T) {
 		e.exec(src, fmt.Sprintf("INSERT INTO %s VALUES (1, %s)", r.table, r.value))
 	}
 
-	e.waitEqual(45*time.Second, duckPath, types, toastDefault, toastFull, parent, child, solo)
+	e.waitEqual(120*time.Second, duckPath, types, toastDefault, toastFull, parent, child, solo)
 	t.Logf("types, TOAST and truncates equal after %s", time.Since(started).Round(time.Millisecond))
+	e.checkAddedDefault(duckPath)
+	// The workaround docs/types.md gives: touching the rows sends them.
+	e.exec(src, "UPDATE fid_alter SET num = num WHERE id IN (2, 3)")
 	e.waitEqual(30*time.Second, duckPath, alter)
 
 	for _, r := range refusals {
@@ -316,5 +325,36 @@ func (e *env) waitRefused(pipeline int64, tbl, want, path string) {
 	}
 	if n != 0 {
 		e.t.Fatalf("%s: %d rows arrived in DuckDB despite the refusal", tbl, n)
+	}
+}
+
+// checkAddedDefault pins down a known limit (docs/types.md): ADD COLUMN …
+// DEFAULT fills the rows that exist at the source without writing a change
+// for them, so pgoutput never sends those values and both destinations
+// hold NULL there until the rows change. It waits for the changes written
+// after the ALTER and checks that the untouched rows 2 and 3 read NULL,
+// so that the day the gap is closed this check says so.
+func (e *env) checkAddedDefault(duckPath string) {
+	e.t.Helper()
+	dst := e.connect(e.destDB)
+	const probe = "SELECT coalesce(string_agg(id::text || '=' || coalesce(num::text, 'NULL'), ',' ORDER BY id), '') FROM fid_alter"
+	want := "1=7.50,2=NULL,3=NULL,4=1.25"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		var pgGot, duckGot string
+		pgErr := dst.QueryRow(ctx, probe).Scan(&pgGot)
+		duckErr := duckQuery(ctx, duckPath, func(db *sql.DB) error {
+			return db.QueryRowContext(ctx, "SELECT coalesce(string_agg(CAST(id AS VARCHAR) || '=' || coalesce(CAST(num AS VARCHAR), 'NULL'), ',' ORDER BY id), '') FROM main.fid_alter").Scan(&duckGot)
+		})
+		cancel()
+		if pgErr == nil && duckErr == nil && pgGot == want && duckGot == want {
+			e.t.Logf("known limit confirmed: rows that existed before ADD COLUMN … DEFAULT read NULL at both destinations until they change (%s)", want)
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("fid_alter after ADD COLUMN … DEFAULT: postgres %q (%v), duckdb %q (%v), want %q at both", pgGot, pgErr, duckGot, duckErr, want)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }

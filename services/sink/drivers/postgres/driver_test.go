@@ -454,6 +454,11 @@ func TestColumnType(t *testing.T) {
 		"int4range":                       "int4range",
 		"USER-DEFINED":                    "text",
 		"numeric(10,2))--":                "text",
+		"numeric(3,-2)":                   "numeric(3,-2)", // PostgreSQL 15: negative scale
+		"numeric(2,5)":                    "numeric(2,5)",  // PostgreSQL 15: scale above precision
+		"numeric(3,-)":                    "text",
+		"numeric(-)":                      "text",
+		"numeric(--3)":                    "text",
 		"x(1)(2)":                         "text",
 		"time(6) with time zone":          "time(6) with time zone",
 		"character varying":               "character varying",

@@ -33,11 +33,13 @@ const (
 func ident(parts ...string) string { return pgx.Identifier(parts).Sanitize() }
 
 // typePattern accepts the type names format_type prints for built-in
-// types: "char", or lower-case words with an optional modifier list,
-// optional trailing words and array brackets, e.g. "numeric(10,2)",
-// "timestamp(3) with time zone", "character varying(20)[]". Nothing else
-// reaches DDL: other type names become text.
-var typePattern = regexp.MustCompile(`^("char"|[a-z][a-z0-9_ ]*(\([0-9, ]+\))?[a-z ]*)(\[\])*$`)
+// types: "char", or lower-case words with an optional list of (possibly
+// negative) integer modifiers, optional trailing words and array brackets,
+// e.g. "numeric(10,2)", "numeric(3,-2)" (PostgreSQL 15 allows a negative
+// scale, and one above the precision), "timestamp(3) with time zone",
+// "character varying(20)[]". Nothing else reaches DDL: other type names
+// become text.
+var typePattern = regexp.MustCompile(`^("char"|[a-z][a-z0-9_ ]*(\(-?[0-9]+(, ?-?[0-9]+)*\))?[a-z ]*)(\[\])*$`)
 
 // columnType is the destination type for a source column's base type.
 func columnType(baseType string) string {
