@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/rosettacdc/rosetta/contracts"
 )
 
@@ -166,20 +169,51 @@ func testSIGKILLSinkRepeatedly(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	finish(t, w, wl, 90*time.Second)
+	w.logConsumers()
 }
 
-// (d) the sink is frozen (SIGSTOP) for longer than the consumer's ack wait
-// (natsx.ConsumerAckWait, 60s) while it may hold a fetched batch, so
-// JetStream redelivers; after SIGCONT the stale batch commits late and the
-// redelivered one comes again: no change applied twice over a newer one, no
-// update lost.
+// (d) one of two sink instances of the destination is frozen (SIGSTOP)
+// while it holds a fetched batch, for longer than the consumer's ack wait
+// (natsx.ConsumerAckWait, 60s): JetStream redelivers the batch to the other
+// instance, which also applies everything newer. After SIGCONT the frozen
+// instance commits its stale batch late: the version guard must keep the
+// newer rows (no lost update) and nothing may be applied twice over a newer
+// version.
 func testSIGSTOPSinkPastAckWait(t *testing.T) {
 	w, wl := setup(t, worldOptions{}, false, 4)
-	time.Sleep(3 * time.Second)
-	w.sink.signal(syscall.SIGSTOP)
-	time.Sleep(5 * time.Second) // writes continue while the sink is frozen
+	time.Sleep(2 * time.Second)
+	sink2 := newProc(t, "sink2", w.env, bins.rosetta, "sink")
+	sink2.start()
+	time.Sleep(2 * time.Second)
+	// Freeze the first sink in the middle of applying a batch: it holds
+	// delivered, unacked changes and an open destination transaction.
+	// Tries are short; a freeze outside an apply is undone at once.
+	held := false
+	for try := 0; try < 60 && !held; try++ {
+		w.sink.signal(syscall.SIGSTOP)
+		time.Sleep(300 * time.Millisecond)
+		ci := w.consumerInfo()
+		open := w.openDestTransactions(250 * time.Millisecond)
+		if ci != nil && ci.NumAckPending > 0 && open > 0 {
+			held = true
+			t.Logf("sink frozen (try %d) holding %d unacked changes and an open destination transaction; %d pending",
+				try+1, ci.NumAckPending, ci.NumPending)
+			break
+		}
+		w.sink.signal(syscall.SIGCONT)
+		time.Sleep(time.Duration(30+try*7) * time.Millisecond)
+	}
+	if !held {
+		t.Fatalf("could not freeze the sink in the middle of an apply in 60 tries")
+	}
+	frozen := time.Now()
+	time.Sleep(10 * time.Second) // writes continue while the sink is frozen
 	wl.paused.Store(true)
-	time.Sleep(67 * time.Second)
+	time.Sleep(70*time.Second - time.Since(frozen))
+	if ci := w.consumerInfo(); ci != nil {
+		t.Logf("after %s frozen: %d unacked, %d of them due for redelivery, %d pending",
+			time.Since(frozen).Round(time.Second), ci.NumAckPending, ci.NumRedelivered, ci.NumPending)
+	}
 	w.sink.signal(syscall.SIGCONT)
 	wl.paused.Store(false)
 	time.Sleep(5 * time.Second)
@@ -233,7 +267,7 @@ func testDestinationDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sawError, slotMoved bool
+	var sawError, slotMoved, buffered bool
 	var lastHealth string
 	for time.Since(down) < 20*time.Second {
 		if !sawError {
@@ -247,7 +281,13 @@ func testDestinationDown(t *testing.T) {
 		if s, err := w.slot(); err == nil && s.confirmed >= mark {
 			slotMoved = true
 		}
+		if ci := w.consumerInfo(); ci != nil && ci.NumPending > 0 {
+			buffered = true
+		}
 		time.Sleep(250 * time.Millisecond)
+	}
+	if !buffered {
+		t.Errorf("the consumer never had pending changes while the destination was down")
 	}
 	if !sawError {
 		t.Errorf("GET /pipelines/%d never showed the destination in ERROR with a reason while it was down (last: %q)", w.pipelineID, lastHealth)
@@ -345,6 +385,39 @@ func (w *world) destinationHealth() (string, string) {
 	return p.Destinations[0].Health, p.Destinations[0].LastError
 }
 
+// openDestTransactions counts destination sessions whose transaction has
+// been open for longer than d.
+func (w *world) openDestTransactions(d time.Duration) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, w.dstPG.DSN(w.destDB))
+	if err != nil {
+		return 0
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()
+		AND xact_start < now() - $2::interval`, w.destDB, d.String()).Scan(&n); err != nil {
+		return 0
+	}
+	return n
+}
+
+// consumerInfo is the pipeline consumer's info (nil on error).
+func (w *world) consumerInfo() *jetstream.ConsumerInfo {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := w.js.Consumer(ctx, contracts.StreamName(w.sourceID), contracts.ConsumerName(w.pipelineID, w.destID))
+	if err != nil {
+		return nil
+	}
+	ci, err := c.Info(ctx)
+	if err != nil {
+		return nil
+	}
+	return ci
+}
+
 // logConsumers logs the consumers' delivery counters.
 func (w *world) logConsumers() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -355,6 +428,9 @@ func (w *world) logConsumers() {
 	}
 	l := s.ListConsumers(ctx)
 	for ci := range l.Info() {
-		w.t.Logf("consumer %s: delivered %d, ack floor %d, redelivered %d", ci.Name, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumRedelivered)
+		// Every message of the stream matches the consumer's filter, so
+		// deliveries beyond the last stream sequence are redeliveries.
+		w.t.Logf("consumer %s: %d deliveries of %d messages (%d redeliveries)", ci.Name,
+			ci.Delivered.Consumer, ci.Delivered.Stream, ci.Delivered.Consumer-ci.Delivered.Stream)
 	}
 }

@@ -38,6 +38,7 @@ type world struct {
 	httpAddr string
 	js       jetstream.JetStream
 
+	env                []string // the services' environment
 	api, capture, sink *proc
 
 	sourceID, pipelineID, destID int64
@@ -84,6 +85,7 @@ func newWorld(t *testing.T, opt worldOptions) *world {
 		"ROSETTA_LOG_LEVEL=info",
 		"ROSETTA_LOG_FORMAT=text",
 	}
+	w.env = env
 	w.api = newProc(t, "api", env, bins.rosetta, "api")
 	w.capture = newProc(t, "capture", env, bins.rosetta, "capture")
 	w.sink = newProc(t, "sink", env, bins.rosetta, "sink")
