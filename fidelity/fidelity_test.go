@@ -197,6 +197,7 @@ func TestFidelity(t *testing.T) {
 		CREATE TABLE fid_solo (id integer PRIMARY KEY, v text);
 		CREATE TABLE fid_alter (id integer PRIMARY KEY, v text);
 		CREATE TABLE fid_xml_decl (id integer PRIMARY KEY, x xml);
+		CREATE TABLE "Fid Odd Tåble *>" (id integer PRIMARY KEY, "Odd ""col"" ü" text, "UPPER" bigint);
 		CREATE TABLE fid_refuse_numeric (id integer PRIMARY KEY, v numeric(10,2));
 		CREATE TABLE fid_refuse_ts (id integer PRIMARY KEY, v timestamp)`)
 
@@ -206,7 +207,7 @@ func TestFidelity(t *testing.T) {
 	duckDest := e.createDuckDBDestination("duck", duckPath)
 	e.createPipeline("fidelity", []int64{pgDest, duckDest}, "public.fid_types", "public.fid_toast_default",
 		"public.fid_toast_full", "public.fid_parent", "public.fid_child", "public.fid_solo", "public.fid_alter",
-		"public.fid_xml_decl")
+		"public.fid_xml_decl", "public.Fid Odd Tåble *>")
 	// Values DuckDB cannot hold, each in its own pipeline and file: a
 	// refused change stops its destination (until the DLQ sets it aside).
 	refusals := []struct {
@@ -271,16 +272,26 @@ func TestFidelity(t *testing.T) {
 		ALTER TABLE fid_alter ADD COLUMN num numeric(6,2) DEFAULT 7.5;
 		INSERT INTO fid_alter VALUES (4, 'd', NULL, 1.25);
 		UPDATE fid_alter SET v = 'a2' WHERE id = 1`)
+	e.exec(src, `ALTER TABLE fid_alter ADD COLUMN mood fid_mood, ADD COLUMN at timestamptz(3), ADD COLUMN tags text[];
+		INSERT INTO fid_alter VALUES (5, 'e', NULL, NULL, 'sad ''quoted''', '2024-01-01 00:00:00.123+05', '{x,NULL}')`)
 	alter := simple("fid_alter", column{name: "plain", typ: "text", duckType: "VARCHAR"},
-		column{name: "num", typ: "numeric(6,2)", duckType: "DECIMAL(6,2)", kind: kDecimal})
+		column{name: "num", typ: "numeric(6,2)", duckType: "DECIMAL(6,2)", kind: kDecimal},
+		column{name: "mood", typ: "fid_mood", pgType: "text", duckType: "VARCHAR"},
+		column{name: "at", typ: "timestamp(3) with time zone", duckType: "TIMESTAMP WITH TIME ZONE", kind: kTimestamp},
+		column{name: "tags", typ: "text[]", duckType: "VARCHAR"})
 
+	// Names that need quoting in SQL and encoding in NATS subjects.
+	odd := table{name: "Fid Odd Tåble *>", cols: []column{{name: "id", typ: "integer", duckType: "INTEGER"},
+		{name: `Odd "col" ü`, typ: "text", duckType: "VARCHAR"}, {name: "UPPER", typ: "bigint", duckType: "BIGINT"}}}
+	e.exec(src, `INSERT INTO "Fid Odd Tåble *>" VALUES (1, 'x', 1), (2, NULL, 2); UPDATE "Fid Odd Tåble *>" SET "UPPER" = 3 WHERE id = 1;
+		DELETE FROM "Fid Odd Tåble *>" WHERE id = 2`)
 	e.exec(src, `INSERT INTO fid_xml_decl VALUES (1, xml(E'<?xml version="1.0"?>\n<r/>'))`)
 
 	for _, r := range refusals {
 		e.exec(src, fmt.Sprintf("INSERT INTO %s VALUES (1, %s)", r.table, r.value))
 	}
 
-	e.waitEqual(120*time.Second, duckPath, types, toastDefault, toastFull, parent, child, solo)
+	e.waitEqual(120*time.Second, duckPath, types, toastDefault, toastFull, parent, child, solo, odd)
 	t.Logf("types, TOAST and truncates equal after %s", time.Since(started).Round(time.Millisecond))
 	e.checkAddedDefault(duckPath)
 	e.checkXMLDeclaration(duckPath)
@@ -343,7 +354,7 @@ func (e *env) checkAddedDefault(duckPath string) {
 	e.t.Helper()
 	dst := e.connect(e.destDB)
 	const probe = "SELECT coalesce(string_agg(id::text || '=' || coalesce(num::text, 'NULL'), ',' ORDER BY id), '') FROM fid_alter"
-	want := "1=7.50,2=NULL,3=NULL,4=1.25"
+	want := "1=7.50,2=NULL,3=NULL,4=1.25,5=NULL"
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
