@@ -102,6 +102,7 @@ type Server struct {
 	running  map[string]context.CancelFunc
 	nextID   int64
 	loads    map[string]map[string]string // COPY load history: table key -> file -> sha256
+	faults   []*fault                     // statements to fail, for tests (FailNext)
 
 	httpSrv  *http.Server
 	listener net.Listener
@@ -242,6 +243,54 @@ func (s *Server) SetUser(u User) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.users[strings.ToUpper(u.Name)] = append([]*rsa.PublicKey(nil), u.PublicKeys...)
+}
+
+// fault is a FailNext request: the next n statements whose text contains
+// pattern fail.
+type fault struct {
+	pattern string
+	n       int
+}
+
+// FailNext makes the next n statements whose SQL text contains pattern
+// (case-insensitive) fail without running, with the error Snowflake gives
+// for an internal, transient failure (code 000603, SQLSTATE XX000): what a
+// client sees when the service fails mid-batch. The session and any open
+// transaction stay as they were, so the client decides whether to roll
+// back. For tests of retries; n <= 0 removes pending faults for pattern.
+func (s *Server) FailNext(pattern string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := strings.ToUpper(pattern)
+	kept := s.faults[:0]
+	for _, f := range s.faults {
+		if f.pattern != p {
+			kept = append(kept, f)
+		}
+	}
+	s.faults = kept
+	if n > 0 {
+		s.faults = append(s.faults, &fault{pattern: p, n: n})
+	}
+}
+
+// injectedFault returns the error for sqlText when a FailNext request
+// matches it, counting it down.
+func (s *Server) injectedFault(sqlText string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	text := strings.ToUpper(sqlText)
+	for i, f := range s.faults {
+		if !strings.Contains(text, f.pattern) {
+			continue
+		}
+		if f.n--; f.n <= 0 {
+			s.faults = append(s.faults[:i], s.faults[i+1:]...)
+		}
+		return &sfError{code: "000603", sqlState: "XX000",
+			msg: "SQL execution internal error: Processing aborted due to error 300005:1 (injected by fakesnowflake FailNext)"}
+	}
+	return nil
 }
 
 // Close stops serving, ends all sessions (rolling back open transactions) and
@@ -652,6 +701,10 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request) {
 			delete(s.running, requestID)
 			s.mu.Unlock()
 		}()
+	}
+	if err := s.injectedFault(req.SQLText); err != nil {
+		fail(err)
+		return
 	}
 	start := time.Now()
 	res, err := ss.execute(ctx, req.SQLText, binds)

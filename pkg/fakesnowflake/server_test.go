@@ -394,3 +394,24 @@ func TestIdentifierCase(t *testing.T) {
 		t.Fatalf("columns = %v, want quoted names kept and unquoted upper-cased", cols)
 	}
 }
+
+func TestFailNext(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	db := openDB(t, srv, testUser, testKeys()[0])
+	ctx := testContext(t)
+	srv.FailNext("select 42", 2)
+	for i := 0; i < 2; i++ {
+		se := snowflakeError(t, db.QueryRowContext(ctx, "SELECT 42").Scan(new(int)))
+		if se.Number != 603 || se.SQLState != "XX000" {
+			t.Fatalf("injected failure %d = %d %s, want 000603 XX000", i, se.Number, se.SQLState)
+		}
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&n); err != nil {
+		t.Fatalf("a statement the pattern does not match: %v", err)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT 42").Scan(&n); err != nil || n != 42 {
+		t.Fatalf("after the injected failures: %d, %v", n, err)
+	}
+}
