@@ -150,7 +150,8 @@ func TestFidelity(t *testing.T) {
 	for _, db := range []string{e.sourceDB, e.destDB} {
 		e.pg.Exec(t, "postgres", fmt.Sprintf(`ALTER DATABASE %s SET DateStyle = 'SQL, DMY';
 			ALTER DATABASE %[1]s SET IntervalStyle = 'sql_standard'; ALTER DATABASE %[1]s SET TimeZone = 'Asia/Kathmandu';
-			ALTER DATABASE %[1]s SET extra_float_digits = -3; ALTER DATABASE %[1]s SET bytea_output = 'escape'`, q(db)))
+			ALTER DATABASE %[1]s SET extra_float_digits = -3; ALTER DATABASE %[1]s SET bytea_output = 'escape';
+			ALTER DATABASE %[1]s SET xmloption = 'document'`, q(db)))
 	}
 	src := e.connect(e.sourceDB)
 	e.exec(src, typesDDL)

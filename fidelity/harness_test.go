@@ -271,7 +271,7 @@ func (e *env) waitCapturing() {
 // a server default shows up as a difference, while the test itself reads
 // both sides the same way.
 const pinnedSession = `SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC';
-SET extra_float_digits = 1; SET bytea_output = 'hex'`
+SET extra_float_digits = 1; SET bytea_output = 'hex'; SET xmloption = content`
 
 // connect opens a connection to db with the pinned session settings.
 func (e *env) connect(db string) *pgx.Conn {

@@ -24,7 +24,11 @@ var sessionParams = map[string]string{
 	"IntervalStyle":      "postgres",
 	"extra_float_digits": "1",
 	"bytea_output":       "hex",
-	"application_name":   "rosetta-capture",
+	// money's text (symbol, separators, fraction digits) follows
+	// lc_monetary; C makes it the same whatever the source's locale, and
+	// the PostgreSQL destination reads it under C too.
+	"lc_monetary":      "C",
+	"application_name": "rosetta-capture",
 }
 
 // sourceURL is the connection URL of a source. It holds the password: it

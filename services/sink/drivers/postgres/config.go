@@ -143,5 +143,13 @@ func (c Config) connConfig() (*pgx.ConnConfig, error) {
 		return nil, fmt.Errorf("postgres destination %s:%d/%s: %w", c.Host, c.Port, c.Database, err)
 	}
 	cc.Password = c.Password
+	// Values arrive as the source's text output and are read by the
+	// column types' input functions, so the settings those depend on are
+	// pinned rather than taken from the destination's defaults: with
+	// xmloption = document, xml content that is not one document (text,
+	// several elements, '') fails to load; lc_monetary decides how money
+	// text is read, and capture prints it under C.
+	cc.RuntimeParams["xmloption"] = "content"
+	cc.RuntimeParams["lc_monetary"] = "C"
 	return cc, nil
 }
