@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -146,8 +147,9 @@ func (w *world) assertEqual() {
 		if err != nil {
 			w.t.Fatalf("read destination %s: %v", table, err)
 		}
-		if d := diff(want, got); d != "" {
+		if d, first := diff(want, got); d != "" {
 			w.t.Errorf("%s: destination differs from source (%d rows at source, %d at destination): %s", table, len(want), len(got), d)
+			w.explain(ctx, dst, table, first)
 		} else {
 			w.t.Logf("%s: destination equals source (%d rows)", table, len(want))
 		}
@@ -169,8 +171,9 @@ func rowsOf(ctx context.Context, conn *pgx.Conn, table string, cols []string) ([
 	return out, err
 }
 
-// diff describes how got differs from want as multisets ("" if equal).
-func diff(want, got []string) string {
+// diff describes how got differs from want as multisets ("" if equal),
+// and returns the first key column's value of one differing row.
+func diff(want, got []string) (string, string) {
 	count := map[string]int{}
 	for _, r := range want {
 		count[r]++
@@ -188,7 +191,7 @@ func diff(want, got []string) string {
 		}
 	}
 	if len(missing) == 0 && len(extra) == 0 {
-		return ""
+		return "", ""
 	}
 	slices.Sort(missing)
 	slices.Sort(extra)
@@ -198,9 +201,66 @@ func diff(want, got []string) string {
 		}
 		return fmt.Sprintf("%q", s)
 	}
+	first := append(missing, extra...)[0]
+	first, _, _ = strings.Cut(first, "|")
 	return fmt.Sprintf("missing or stale at destination %d %s; extra or stale at destination %d %s",
-		len(missing), clip(missing), len(extra), clip(extra))
+		len(missing), clip(missing), len(extra), clip(extra)), first
 }
+
+// explain logs the destination's versions of the rows whose first key
+// column is key, and, with an audit consumer, every change published for
+// them.
+func (w *world) explain(ctx context.Context, dst *pgx.Conn, table, key string) {
+	col := watched[table][0]
+	rows, err := dst.Query(ctx, "SELECT t::text FROM "+pgx.Identifier{table}.Sanitize()+" AS t WHERE "+
+		pgx.Identifier{col}.Sanitize()+"::text = $1", key)
+	if err == nil {
+		got, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+		w.t.Logf("destination %s rows with %s = %s (with versions): %q", table, col, key, got)
+	}
+	// The postgres destination's tombstones of the key (its bookkeeping
+	// schema; see services/sink/drivers/postgres).
+	var tomb string
+	if dst.QueryRow(ctx, `SELECT tombstone_table FROM _rosetta.tables WHERE table_name = $1`, table).Scan(&tomb) == nil {
+		rows, err := dst.Query(ctx, "SELECT x::text FROM "+pgx.Identifier{"_rosetta", tomb}.Sanitize()+" AS x WHERE "+
+			pgx.Identifier{col}.Sanitize()+"::text = $1", key)
+		if err == nil {
+			got, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+			w.t.Logf("destination tombstones of %s %s = %s: %q", table, col, key, got)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	stream, err := w.js.Stream(ctx, contracts.StreamName(w.sourceID))
+	if err != nil {
+		return
+	}
+	c, err := stream.Consumer(ctx, auditConsumer)
+	if err != nil {
+		return
+	}
+	info, err := stream.Info(ctx)
+	if err != nil || c == nil {
+		return
+	}
+	var b strings.Builder
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		var ch contracts.Change
+		if json.Unmarshal(m.Data, &ch) != nil || ch.Source.Table != table {
+			continue
+		}
+		if k := string(ch.Key[col]); k == key || string(ch.Before[col]) == key {
+			fmt.Fprintf(&b, "  seq %d %s op %s key %s after %s\n", seq, m.Header.Get(jetstream.MsgIDHeader), ch.Op, mustJSON(ch.Key), mustJSON(ch.After))
+		}
+	}
+	w.t.Logf("published changes of %s %s = %s:\n%s", table, col, key, b.String())
+}
+
+func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 const auditConsumer = "faults_audit"
 

@@ -180,7 +180,7 @@ func testSIGKILLSinkRepeatedly(t *testing.T) {
 // newer rows (no lost update) and nothing may be applied twice over a newer
 // version.
 func testSIGSTOPSinkPastAckWait(t *testing.T) {
-	w, wl := setup(t, worldOptions{}, false, 4)
+	w, wl := setup(t, worldOptions{}, true, 4)
 	time.Sleep(2 * time.Second)
 	sink2 := newProc(t, "sink2", w.env, bins.rosetta, "sink")
 	sink2.start()
@@ -196,8 +196,8 @@ func testSIGSTOPSinkPastAckWait(t *testing.T) {
 		open := w.openDestTransactions(250 * time.Millisecond)
 		if ci != nil && ci.NumAckPending > 0 && open > 0 {
 			held = true
-			t.Logf("sink frozen (try %d) holding %d unacked changes and an open destination transaction; %d pending",
-				try+1, ci.NumAckPending, ci.NumPending)
+			t.Logf("sink frozen (try %d) holding %d unacked changes and an open destination transaction; %d pending; sessions:\n%s",
+				try+1, ci.NumAckPending, ci.NumPending, w.destSessions())
 			break
 		}
 		w.sink.signal(syscall.SIGCONT)
@@ -214,6 +214,7 @@ func testSIGSTOPSinkPastAckWait(t *testing.T) {
 		t.Logf("after %s frozen: %d unacked, %d of them due for redelivery, %d pending",
 			time.Since(frozen).Round(time.Second), ci.NumAckPending, ci.NumRedelivered, ci.NumPending)
 	}
+	t.Logf("destination sessions before SIGCONT:\n%s", w.destSessions())
 	w.sink.signal(syscall.SIGCONT)
 	wl.paused.Store(false)
 	time.Sleep(5 * time.Second)
@@ -401,6 +402,32 @@ func (w *world) openDestTransactions(d time.Duration) int {
 		return 0
 	}
 	return n
+}
+
+// destSessions describes the destination's other sessions.
+func (w *world) destSessions() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, w.dstPG.DSN(w.destDB))
+	if err != nil {
+		return err.Error()
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT pid, state, coalesce(now() - xact_start, '0')::text, coalesce(wait_event, ''), left(query, 100)
+		FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, w.destDB)
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for rows.Next() {
+		var pid int
+		var state, age, wait, q string
+		if err := rows.Scan(&pid, &state, &age, &wait, &q); err != nil {
+			return err.Error()
+		}
+		fmt.Fprintf(&b, "  pid %d %s for %s wait %q: %s\n", pid, state, age, wait, q)
+	}
+	return b.String()
 }
 
 // consumerInfo is the pipeline consumer's info (nil on error).
