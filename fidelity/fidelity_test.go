@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 var (
@@ -200,7 +202,8 @@ func TestFidelity(t *testing.T) {
 		CREATE TABLE fid_xml_decl (id integer PRIMARY KEY, x xml);
 		CREATE TABLE "Fid Odd Tåble *>" (id integer PRIMARY KEY, "Odd ""col"" ü" text, "UPPER" bigint);
 		CREATE TABLE fid_refuse_numeric (id integer PRIMARY KEY, v numeric(10,2));
-		CREATE TABLE fid_refuse_ts (id integer PRIMARY KEY, v timestamp)`)
+		CREATE TABLE fid_refuse_ts (id integer PRIMARY KEY, v timestamp);
+		CREATE TABLE fid_narrow (id integer PRIMARY KEY, n numeric(10,1))`)
 
 	e.start()
 	duckPath := filepath.Join(e.dataDir, "fidelity.duckdb")
@@ -223,6 +226,10 @@ func TestFidelity(t *testing.T) {
 		d := e.createDuckDBDestination("duck-"+r.table, filepath.Join(e.dataDir, r.table+".duckdb"))
 		r.pipeline = e.createPipeline("refuse-"+r.table, []int64{d}, "public."+r.table)
 	}
+	// A source type change (not propagated): values that still fit the
+	// destination column arrive, one that does not is refused by both.
+	narrowPipe := e.createPipeline("narrow", []int64{e.createPostgresDestination("pg-narrow"),
+		e.createDuckDBDestination("duck-narrow", filepath.Join(e.dataDir, "narrow.duckdb"))}, "public.fid_narrow")
 	e.waitCapturing()
 	t.Logf("setup done after %s", time.Since(started).Round(time.Millisecond))
 
@@ -300,6 +307,7 @@ func TestFidelity(t *testing.T) {
 	e.exec(src, "UPDATE fid_alter SET num = num WHERE id IN (2, 3)")
 	e.waitEqual(30*time.Second, duckPath, alter)
 
+	e.checkNarrowed(narrowPipe, filepath.Join(e.dataDir, "narrow.duckdb"))
 	for _, r := range refusals {
 		e.waitRefused(r.pipeline, r.table, r.want, filepath.Join(e.dataDir, r.table+".duckdb"))
 	}
@@ -408,6 +416,66 @@ func (e *env) checkXMLDeclaration(duckPath string) {
 		}
 		if ctx.Err() != nil {
 			e.t.Fatalf("fid_xml_decl did not arrive: postgres %v, duckdb %v", pgErr, duckErr)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// checkNarrowed widens a source column after its destination columns were
+// created: a value that the old type still holds exactly arrives, and one
+// it would round fails the batch permanently at both destinations, naming
+// table, column, key and value, instead of being stored rounded.
+func (e *env) checkNarrowed(pipeline int64, duckPath string) {
+	e.t.Helper()
+	src := e.connect(e.sourceDB)
+	dst := e.connect(e.destDB)
+	e.exec(src, "INSERT INTO fid_narrow VALUES (1, 1.5)")
+	e.waitProbe(dst, duckPath, "1=1.5")
+	e.exec(src, "ALTER TABLE fid_narrow ALTER COLUMN n TYPE numeric(10,3); INSERT INTO fid_narrow VALUES (2, 2.5)")
+	e.waitProbe(dst, duckPath, "1=1.5,2=2.5")
+	e.exec(src, "INSERT INTO fid_narrow VALUES (3, 1.005)")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var d pipelineDetail
+		e.mustAPI("GET", fmt.Sprintf("/pipelines/%d", pipeline), nil, &d)
+		refused := 0
+		var errs []string
+		for _, dest := range d.Destinations {
+			errs = append(errs, dest.Name+": "+dest.LastError)
+			if strings.Contains(dest.LastError, "permanent") && strings.Contains(dest.LastError, `fid_narrow column "n"`) &&
+				strings.Contains(dest.LastError, `id="3"`) && strings.Contains(dest.LastError, `"1.005"`) {
+				refused++
+			}
+		}
+		if refused == 2 {
+			e.t.Logf("fid_narrow refused as expected: %q", errs)
+			break
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("fid_narrow: value 1.005 for numeric(10,1) columns not refused by both destinations within 60s: %q", errs)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	e.waitProbe(dst, duckPath, "1=1.5,2=2.5")
+}
+
+// waitProbe waits until fid_narrow reads want at both destinations.
+func (e *env) waitProbe(dst *pgx.Conn, duckPath, want string) {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		var pgGot, duckGot string
+		pgErr := dst.QueryRow(ctx, "SELECT coalesce(string_agg(id::text || '=' || n::text, ',' ORDER BY id), '') FROM fid_narrow").Scan(&pgGot)
+		duckErr := duckQuery(ctx, duckPath, func(db *sql.DB) error {
+			return db.QueryRowContext(ctx, "SELECT coalesce(string_agg(CAST(id AS VARCHAR) || '=' || CAST(n AS VARCHAR), ',' ORDER BY id), '') FROM main.fid_narrow").Scan(&duckGot)
+		})
+		cancel()
+		if pgErr == nil && duckErr == nil && pgGot == want && duckGot == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("fid_narrow: postgres %q (%v), duckdb %q (%v), want %q", pgGot, pgErr, duckGot, duckErr, want)
 		}
 		time.Sleep(300 * time.Millisecond)
 	}

@@ -83,6 +83,22 @@ func encodeRows(buf *bytes.Buffer, cols []stageColumn, rows []cdc.RowChange) {
 				buf.WriteString(`\N`)
 			}
 		}
+		// The sent text of checked columns, again, for the exactness
+		// check (buildStatements).
+		for _, c := range cols {
+			if c.Check == "" {
+				continue
+			}
+			buf.WriteByte('\t')
+			v, ok := r.Values[c.Name]
+			if k, isKey := keyIdx[c.Name]; isKey && k < len(r.Key) {
+				v, ok = r.Key[k], true
+			}
+			if r.Delete || !ok {
+				v = cdc.Value{Null: true}
+			}
+			writeValue(buf, v)
+		}
 		buf.WriteByte('\n')
 	}
 }

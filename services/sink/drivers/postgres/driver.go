@@ -169,7 +169,10 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 			buf.Reset()
 			encodeRows(&buf, plan.cols, b.Rows)
 			if _, err := tx.Conn().PgConn().CopyFrom(ctx, &buf, plan.sql.copy); err != nil {
-				return fmt.Errorf("apply batch to %s: copy %d rows to staging: %w", table, len(b.Rows), err)
+				return fmt.Errorf("apply batch to %s: copy %d rows to staging%s: %w", table, len(b.Rows), copyWhere(err), err)
+			}
+			if err := checkExact(ctx, tx, b, plan); err != nil {
+				return fmt.Errorf("apply batch to %s: %w", table, err)
 			}
 		}
 		// (a) Before anything is deleted: a row whose key changed in
@@ -286,7 +289,10 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 	sig.WriteString(shape.target)
 	for i, c := range b.Columns {
 		cols[i] = stageColumn{Name: c.Name, Type: shape.types[c.Name], Key: c.Key}
-		sig.WriteString("\x00" + c.Name + "\x01" + cols[i].Type + "\x01" + strconv.FormatBool(c.Key))
+		if sent := columnType(c.BaseType); needsCheck(cols[i].Type, sent) {
+			cols[i].Check = sent
+		}
+		sig.WriteString("\x00" + c.Name + "\x01" + cols[i].Type + "\x01" + strconv.FormatBool(c.Key) + "\x01" + cols[i].Check)
 	}
 	if plan, ok := d.stages[sig.String()]; ok {
 		return plan, nil
@@ -443,6 +449,53 @@ func (s *tableShape) covers(cols []contracts.Column) bool {
 	_, lsn := s.types[lsnCol]
 	_, seq := s.types[seqCol]
 	return lsn && seq
+}
+
+// copyWhere is the part of a COPY error that names the staging column and
+// the value (", at COPY …, line 3, column price: \"1.005\""); PgError's
+// message alone does not say which column refused what.
+func copyWhere(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Where != "" {
+		return ", at " + pgErr.Where
+	}
+	return ""
+}
+
+// checkExact fails permanently when a staged value is not exactly the
+// value sent: a destination column whose type differs from the sent type
+// (see needsCheck) may round it (numeric scale, timestamp precision, real)
+// or trim it (trailing spaces beyond varchar(n)) without an error.
+func checkExact(ctx context.Context, tx pgx.Tx, b cdc.TableBatch, plan *stagePlan) error {
+	for _, c := range plan.sql.checks {
+		var sent, stored *string
+		var key []*string
+		err := tx.QueryRow(ctx, c.sql).Scan(&sent, &stored, &key)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("check that column %q (%s) holds values sent as %s exactly: %w", c.col.Name, c.col.Type, c.col.Check, err)
+		}
+		var keyText []string
+		for i, k := range b.KeyColumns() {
+			if i < len(key) && key[i] != nil {
+				keyText = append(keyText, fmt.Sprintf("%s=%q", k, *key[i]))
+			}
+		}
+		show := func(v *string) string {
+			if v == nil {
+				return "NULL"
+			}
+			if len(*v) > 80 {
+				return strconv.Quote((*v)[:80] + "…")
+			}
+			return strconv.Quote(*v)
+		}
+		return sinkrunner.Permanent(fmt.Errorf("%s.%s column %q (%s), row with key %s: value %s (sent as %s) would be stored as %s: the destination type cannot hold it exactly",
+			b.Table.Schema, b.Table.Table, c.col.Name, c.col.Type, strings.Join(keyText, ", "), show(sent), c.col.Check, show(stored)))
+	}
+	return nil
 }
 
 // classify marks errors the same batch will always hit as permanent: data

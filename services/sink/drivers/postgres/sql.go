@@ -26,6 +26,7 @@ const (
 	unchangedCol = "_rosetta_unchanged" // int[]: 1-based positions of columns to keep
 	fbFlagCol    = "_rosetta_fb"        // boolean: fill unchanged columns from the fallback key
 	fbColPrefix  = "_rosetta_fb_"       // _rosetta_fb_1..n: the fallback key, in key order
+	inColPrefix  = "_rosetta_in_"       // _rosetta_in_<pos>: the sent text of a checked column
 )
 
 // ident quotes a (possibly qualified) identifier. Every identifier in
@@ -68,6 +69,20 @@ type stageColumn struct {
 	Name string
 	Type string // the destination column's type, as the catalog prints it
 	Key  bool
+	// Check is the type the values were sent as (columnType of the
+	// change's base_type) when the destination column has another type
+	// that may not hold every such value exactly: an existing table, or
+	// a source column whose type changed. Empty: no check needed.
+	Check string
+}
+
+// needsCheck reports whether a destination column of type dest may change
+// values sent as type sent: the same type reads back what it printed, and
+// text and unbounded varchar store the text as it is; any other type (a
+// narrower numeric, a lower timestamp precision, a shorter varchar, real
+// for double precision) may round or trim without an error.
+func needsCheck(dest, sent string) bool {
+	return dest != sent && dest != "text" && dest != "character varying"
 }
 
 // statements is the SQL of one table shape: the staging table and every
@@ -89,6 +104,16 @@ type statements struct {
 	// schema, $2 = table for the truncate watermark); untomb drops
 	// tombstones older than a staged upsert.
 	update, insert, untomb string
+	// checks select, per checked column, one staged row whose value the
+	// destination type does not hold exactly: its sent text, the stored
+	// value's text and its key (as text[]).
+	checks []columnCheck
+}
+
+// columnCheck is the exactness check of one staged column.
+type columnCheck struct {
+	col stageColumn
+	sql string
 }
 
 // buildStatements generates the SQL of one shape: target and tomb are the
@@ -137,6 +162,26 @@ func buildStatements(target, tomb, stage string, cols []stageColumn) statements 
 		n := fbColPrefix + strconv.Itoa(i+1)
 		defs = append(defs, ident(n)+" "+k.Type)
 		meta = append(meta, ident(n))
+	}
+	var keyText []string
+	for _, k := range keys {
+		keyText = append(keyText, "s."+ident(k.Name)+"::text")
+	}
+	for i, c := range cols {
+		if c.Check == "" {
+			continue
+		}
+		n := ident(inColPrefix + strconv.Itoa(i+1))
+		defs = append(defs, n+" text")
+		meta = append(meta, n)
+		// Both sides go through the sent type and its text output, so
+		// that equal values compare equal whatever their spelling
+		// (1.500 in numeric(10,3) is 1.5 sent as numeric(10,1)) and
+		// types without an equality operator (json, point) compare too.
+		st.checks = append(st.checks, columnCheck{col: c, sql: "SELECT s." + n + ", s." + ident(c.Name) + "::text, ARRAY[" +
+			strings.Join(keyText, ", ") + "] FROM " + ident(stage) + " AS s WHERE NOT s." + ident(delCol) + " AND s." + n +
+			" IS NOT NULL AND (s." + ident(c.Name) + "::text::" + c.Check + ")::text IS DISTINCT FROM (s." + n + "::" + c.Check +
+			")::text LIMIT 1"})
 	}
 	// ON COMMIT DELETE ROWS: the staging table is empty at the start of
 	// every transaction, committed or rolled back.

@@ -1,11 +1,14 @@
 package postgres
 
 import (
+	"bytes"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rosettacdc/rosetta/pkg/cdc"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -73,5 +76,57 @@ func TestTombstoneTableName(t *testing.T) {
 			t.Errorf("tombstoneTableName(%q, %q) = %q clashes", st[0], st[1], n)
 		}
 		names[n] = true
+	}
+}
+
+func TestNeedsCheck(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		dest, sent string
+		want       bool
+	}{
+		{"numeric(10,2)", "numeric(10,2)", false},
+		{"text", "integer", false},            // text keeps the text as sent
+		{"character varying", "jsonb", false}, // so does unbounded varchar
+		{"numeric(10,1)", "numeric(10,3)", true},
+		{"timestamp(3) without time zone", "timestamp without time zone", true},
+		{"character varying(5)", "character varying(10)", true},
+		{"real", "double precision", true},
+		{"bigint", "integer", true}, // holds every integer, but checking costs one query only for such columns
+	} {
+		if got := needsCheck(tc.dest, tc.sent); got != tc.want {
+			t.Errorf("needsCheck(%q, %q) = %v, want %v", tc.dest, tc.sent, got, tc.want)
+		}
+	}
+}
+
+func TestCheckStatement(t *testing.T) {
+	t.Parallel()
+	cols := []stageColumn{
+		{Name: "id", Type: "integer", Key: true},
+		{Name: "price", Type: "numeric(10,1)", Check: "numeric(10,3)"},
+		{Name: "note", Type: "text"},
+	}
+	st := buildStatements(ident("public", "t"), ident("_rosetta", "tomb_t"), "_rosetta_stage_1", cols)
+	if !strings.HasSuffix(st.copy, `"_rosetta_fb_1", "_rosetta_in_2") FROM STDIN`) {
+		t.Errorf("copy does not end with the checked column's sent text: %s", st.copy)
+	}
+	if len(st.checks) != 1 {
+		t.Fatalf("got %d checks, want 1", len(st.checks))
+	}
+	want := `SELECT s."_rosetta_in_2", s."price"::text, ARRAY[s."id"::text] FROM "_rosetta_stage_1" AS s WHERE NOT s."_rosetta_del" AND s."_rosetta_in_2" IS NOT NULL AND (s."price"::text::numeric(10,3))::text IS DISTINCT FROM (s."_rosetta_in_2"::numeric(10,3))::text LIMIT 1`
+	if st.checks[0].sql != want {
+		t.Errorf("check:\n got %s\nwant %s", st.checks[0].sql, want)
+	}
+	var buf bytes.Buffer
+	encodeRows(&buf, cols, []cdc.RowChange{
+		{Key: []cdc.Value{{Text: "1"}}, Values: map[string]cdc.Value{"price": {Text: "1.005"}, "note": {Text: "x"}}},
+		{Key: []cdc.Value{{Text: "2"}}, Delete: true},
+	})
+	for i, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
+		f := strings.Split(line, "\t")
+		if got, want := f[len(f)-1], []string{"1.005", `\N`}[i]; got != want {
+			t.Errorf("row %d: sent text %q, want %q (%q)", i, got, want, line)
+		}
 	}
 }
