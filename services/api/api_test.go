@@ -206,6 +206,7 @@ func TestAPI(t *testing.T) {
 	t.Run("source validation", func(t *testing.T) { t.Parallel(); testSourceValidation(t, newClient(t, f, js, nil)) })
 	t.Run("destinations", func(t *testing.T) { t.Parallel(); testDestinations(t, newClient(t, f, js, nil)) })
 	t.Run("destination validation", func(t *testing.T) { t.Parallel(); testDestinationValidation(t, newClient(t, f, js, nil)) })
+	t.Run("snowflake check", func(t *testing.T) { t.Parallel(); testSnowflakeCheck(t, newClient(t, f, js, nil)) })
 	t.Run("pipelines", func(t *testing.T) { t.Parallel(); testPipelines(t, newClient(t, f, js, nil)) })
 	t.Run("pagination", func(t *testing.T) { t.Parallel(); testPagination(t, newClient(t, f, js, nil)) })
 	t.Run("events", func(t *testing.T) { t.Parallel(); testEvents(t, f) })

@@ -289,7 +289,8 @@ func decodeField(path string, f fieldSpec, raw json.RawMessage) (any, error) {
 }
 
 // checkDestination connects to a postgres destination. Other types are
-// not checked here: their drivers report problems through the pipeline's
+// checked by their DestinationChecker, if one is configured (runChecker);
+// without one, their drivers report problems through the pipeline's
 // destination health.
 func (s *Server) checkDestination(ctx context.Context, in configstore.DestinationInput, password string) error {
 	if in.Type != "postgres" {
@@ -319,6 +320,9 @@ func (s *Server) createDestination(c *fiber.Ctx) error {
 	}
 	pw, _ := in.Config["password"].(string)
 	if err := s.checkDestination(c.UserContext(), in, pw); err != nil {
+		return err
+	}
+	if err := s.runChecker(c.UserContext(), in, destinationSecrets(in, nil)); err != nil {
 		return err
 	}
 	d, err := s.store.CreateDestination(c.UserContext(), in)
@@ -387,6 +391,11 @@ func (s *Server) updateDestination(c *fiber.Ctx) error {
 	}
 	if in.Type == "postgres" && (old.Type != in.Type || pw != old.Secrets["password"] || connectionChanged(old.Config, in.Config)) {
 		if err := s.checkDestination(c.UserContext(), in, pw); err != nil {
+			return err
+		}
+	}
+	if secrets := destinationSecrets(in, old.Secrets); destinationChanged(old, in, secrets) {
+		if err := s.runChecker(c.UserContext(), in, secrets); err != nil {
 			return err
 		}
 	}

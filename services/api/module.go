@@ -31,6 +31,9 @@ type Params struct {
 	JS        jetstream.JetStream
 	Log       *slog.Logger
 	Redis     *redis.Client `optional:"true"`
+	// Checkers check destinations before they are stored (see
+	// Config.DestinationCheckers); the composition root provides them.
+	Checkers DestinationCheckers `optional:"true"`
 }
 
 // NewFromParams builds the server from fx parameters and ties it to the
@@ -38,6 +41,7 @@ type Params struct {
 func NewFromParams(p Params) (*Server, error) {
 	cfg := DefaultConfig()
 	cfg.Addr = p.Settings.HTTPAddr
+	cfg.DestinationCheckers = p.Checkers
 	var pinger Pinger
 	if p.Redis != nil {
 		pinger = RedisPinger(p.Redis)

@@ -41,6 +41,10 @@ type Config struct {
 	HealthTimeout time.Duration
 	// BodyLimit is the largest request body accepted, in bytes.
 	BodyLimit int
+	// DestinationCheckers check destinations of other types than postgres
+	// on POST and PUT /destinations, each within CheckTimeout; nil checks
+	// only the shape of their config.
+	DestinationCheckers DestinationCheckers
 }
 
 // DefaultConfig returns the defaults: 127.0.0.1:8080, 30s per request,

@@ -25,6 +25,7 @@ import (
 	"github.com/rosettacdc/rosetta/services/capture"
 	"github.com/rosettacdc/rosetta/services/platform"
 	"github.com/rosettacdc/rosetta/services/sink"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/snowflake"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -123,6 +124,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 			fx.Annotate(asStore, fx.As(new(capture.ConfigStore))),
 			fx.Annotate(asStore, fx.As(new(sink.ConfigStore))),
 		),
+		// The API checks a new or changed destination with its driver's
+		// checker (log in, SELECT 1); postgres is checked by the API itself.
+		fx.Supply(api.DestinationCheckers{"snowflake": api.DestinationCheckFunc(snowflake.Check)}),
 		fx.WithLogger(func() fxevent.Logger {
 			if s.LogLevel == "debug" {
 				return &fxevent.SlogLogger{Logger: log}

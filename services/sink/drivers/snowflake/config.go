@@ -91,6 +91,18 @@ func DefaultConfig() Config {
 // passphrase is reported when the destination is configured rather than at
 // the first batch. Errors never contain the key or the passphrase.
 func ParseConfig(raw json.RawMessage) (Config, error) {
+	c, err := decodeConfig(raw)
+	if err != nil {
+		return Config{}, err
+	}
+	if _, err := c.privateKey(); err != nil {
+		return Config{}, fmt.Errorf("snowflake destination config: %w", err)
+	}
+	return c, nil
+}
+
+// decodeConfig is ParseConfig without reading the key.
+func decodeConfig(raw json.RawMessage) (Config, error) {
 	var wire struct {
 		Account              string          `json:"account"`
 		User                 string          `json:"user"`
@@ -133,9 +145,6 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
-	}
-	if _, err := c.privateKey(); err != nil {
-		return Config{}, fmt.Errorf("snowflake destination config: %w", err)
 	}
 	return c, nil
 }
@@ -193,7 +202,7 @@ func (c Config) privateKey() (*rsa.PrivateKey, error) {
 	if c.PrivateKeyPath != "" {
 		b, err := os.ReadFile(c.PrivateKeyPath)
 		if err != nil {
-			return nil, fmt.Errorf("read private_key_path: %w", err)
+			return nil, &KeyError{Field: "private_key_path", Err: fmt.Errorf("read private_key_path: %w", err)}
 		}
 		text, field = b, "private_key_path "+c.PrivateKeyPath
 	}
@@ -207,7 +216,36 @@ const minKeyBits = 2048
 // encrypted PKCS#8 ("ENCRYPTED PRIVATE KEY", what Snowflake's guide
 // generates with openssl pkcs8 -topk8 -v2) or PKCS#1 ("RSA PRIVATE KEY").
 // field names the config field in messages.
+//
+// Errors are a *KeyError naming the config field to fix.
 func parsePrivateKey(text, passphrase []byte, field string) (*rsa.PrivateKey, error) {
+	keyField := "private_key"
+	if strings.HasPrefix(field, "private_key_path") {
+		keyField = "private_key_path"
+	}
+	k, err := decodePrivateKey(text, passphrase, field)
+	if err != nil {
+		var ke *KeyError
+		if errors.As(err, &ke) {
+			return nil, err
+		}
+		return nil, &KeyError{Field: keyField, Err: err}
+	}
+	return k, nil
+}
+
+// KeyError is a private key that cannot be used; Field is the config field
+// to fix: private_key, private_key_path or private_key_passphrase. Its
+// message never contains key material.
+type KeyError struct {
+	Field string
+	Err   error
+}
+
+func (e *KeyError) Error() string { return e.Err.Error() }
+func (e *KeyError) Unwrap() error { return e.Err }
+
+func decodePrivateKey(text, passphrase []byte, field string) (*rsa.PrivateKey, error) {
 	block, _ := pem.Decode(text)
 	if block == nil {
 		return nil, fmt.Errorf("%s is not a PEM private key: expected a -----BEGIN PRIVATE KEY----- or -----BEGIN ENCRYPTED PRIVATE KEY----- block", field)
@@ -219,11 +257,11 @@ func parsePrivateKey(text, passphrase []byte, field string) (*rsa.PrivateKey, er
 	switch block.Type {
 	case "ENCRYPTED PRIVATE KEY":
 		if len(passphrase) == 0 {
-			return nil, fmt.Errorf("%s is encrypted: set private_key_passphrase", field)
+			return nil, &KeyError{Field: "private_key_passphrase", Err: fmt.Errorf("%s is encrypted: set private_key_passphrase", field)}
 		}
 		rsaKey, perr := pkcs8.ParsePKCS8PrivateKeyRSA(block.Bytes, passphrase)
 		if perr != nil {
-			return nil, fmt.Errorf("private_key_passphrase does not decrypt %s, or it is not an RSA key: %w", field, perr)
+			return nil, &KeyError{Field: "private_key_passphrase", Err: fmt.Errorf("private_key_passphrase does not decrypt %s, or it is not an RSA key: %w", field, perr)}
 		}
 		key = rsaKey
 	case "PRIVATE KEY":

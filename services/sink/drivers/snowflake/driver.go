@@ -404,7 +404,7 @@ func (d *Driver) connect(ctx context.Context) (*sql.Conn, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		_ = db.Close()
-		return nil, d.loginError(err, key)
+		return nil, loginError(d.cfg, err, key)
 	}
 	d.db, d.conn = db, conn
 	d.stages = map[string]string{}
@@ -414,19 +414,30 @@ func (d *Driver) connect(ctx context.Context) (*sql.Conn, error) {
 
 // loginError explains a rejected key-pair login; other failures (network,
 // timeouts) stay transient.
-func (d *Driver) loginError(err error, key *rsa.PrivateKey) error {
-	var se *sf.SnowflakeError
-	if errors.As(err, &se) {
-		switch se.Number {
-		case 390100, 390101, 390144, 390189, 390201:
-			return &ConfigError{Err: fmt.Errorf(
-				"snowflake rejected the key-pair login of user %s on account %s: %w; check account, user and role, and that the "+
-					"public key of the configured private key (fingerprint %s) is registered on the user: "+
-					"ALTER USER … SET RSA_PUBLIC_KEY = '…' (DESC USER shows RSA_PUBLIC_KEY_FP)",
-				d.cfg.User, d.cfg.Account, err, keyFingerprint(key))}
-		}
+func loginError(cfg Config, err error, key *rsa.PrivateKey) error {
+	if loginRejected(err) {
+		return &ConfigError{Err: fmt.Errorf(
+			"snowflake rejected the key-pair login of user %s on account %s: %w; check account, user and role, and that the "+
+				"public key of the configured private key (fingerprint %s) is registered on the user: "+
+				"ALTER USER … SET RSA_PUBLIC_KEY = '…' (DESC USER shows RSA_PUBLIC_KEY_FP)",
+			cfg.User, cfg.Account, err, keyFingerprint(key))}
 	}
-	return fmt.Errorf("log in to snowflake account %s as %s: %w", d.cfg.Account, d.cfg.User, err)
+	return fmt.Errorf("log in to snowflake account %s as %s: %w", cfg.Account, cfg.User, err)
+}
+
+// loginRejected reports whether Snowflake answered a login with one of the
+// codes that mean the account, user, role or key is wrong (as opposed to a
+// network failure or timeout).
+func loginRejected(err error) bool {
+	var se *sf.SnowflakeError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Number {
+	case 390100, 390101, 390144, 390189, 390201:
+		return true
+	}
+	return false
 }
 
 // keyFingerprint is Snowflake's RSA_PUBLIC_KEY_FP of the key's public half.
