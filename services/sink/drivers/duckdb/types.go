@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"regexp"
 	"strconv"
 	"strings"
@@ -225,11 +226,18 @@ func intConverter(bits int) func(string) (driver.Value, error) {
 
 // PostgreSQL prints floats in the shortest form that reads back to the same
 // value (extra_float_digits 1, which capture pins), and "NaN", "Infinity",
-// "-Infinity", all of which strconv reads exactly.
+// "-Infinity", all of which strconv reads exactly. Text that did not come
+// from a float of the column's width (a double in a FLOAT column after the
+// source column was widened, or a numeric) may carry more than the float
+// holds, and ParseFloat would round it silently: the value is kept only if
+// the text means the same number as the float's shortest form.
 func convertFloat32(s string) (driver.Value, error) {
 	v, err := strconv.ParseFloat(s, 32)
 	if err != nil {
 		return nil, fmt.Errorf("not a real: %w", errNotExact)
+	}
+	if !sameNumber(s, strconv.FormatFloat(v, 'g', -1, 32)) {
+		return nil, fmt.Errorf("more digits than a real holds (would round to %s): %w", strconv.FormatFloat(v, 'g', -1, 32), errNotExact)
 	}
 	return float32(v), nil
 }
@@ -239,7 +247,29 @@ func convertFloat64(s string) (driver.Value, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a double precision: %w", errNotExact)
 	}
+	if !sameNumber(s, strconv.FormatFloat(v, 'g', -1, 64)) {
+		return nil, fmt.Errorf("more digits than a double precision holds (would round to %s): %w", strconv.FormatFloat(v, 'g', -1, 64), errNotExact)
+	}
 	return v, nil
+}
+
+// sameNumber reports whether two decimal spellings mean the same number;
+// NaN and the infinities (which big.Rat does not read) only match
+// themselves, whatever their case.
+func sameNumber(a, b string) bool {
+	if a == b {
+		// The usual case: PostgreSQL and Go spell shortest floats alike
+		// ("0.1", "1e+06", "5e-324").
+		return true
+	}
+	ra, okA := new(big.Rat).SetString(a)
+	rb, okB := new(big.Rat).SetString(b)
+	if !okA || !okB {
+		return strings.EqualFold(strings.TrimPrefix(a, "+"), strings.TrimPrefix(b, "+")) ||
+			(strings.EqualFold(a, "infinity") && b == "+Inf") || (strings.EqualFold(a, "-infinity") && b == "-Inf") ||
+			(strings.EqualFold(a, "nan") && b == "NaN")
+	}
+	return ra.Cmp(rb) == 0
 }
 
 func convertBool(s string) (driver.Value, error) {

@@ -112,6 +112,21 @@ func TestConvert(t *testing.T) {
 		{"DOUBLE", "NaN", "NaN64"},
 		{"DOUBLE", "-0", math.Copysign(0, -1)},
 		{"DOUBLE", "abc", nil},
+		{"DOUBLE", "1e+300", 1e300},
+		{"DOUBLE", "-1.5E-10", -1.5e-10},
+		{"DOUBLE", "0.10", 0.1},
+		{"DOUBLE", "Infinity", math.Inf(1)},
+		{"DOUBLE", "-Infinity", math.Inf(-1)},
+		// Numeric text with more digits than a double holds, e.g. after the
+		// source column became numeric: ParseFloat would round it.
+		{"DOUBLE", "0.30000000000000001", nil},
+		{"DOUBLE", "12345678901234567890", nil},
+		// A double in a FLOAT column (the source went from real to double).
+		{"FLOAT", "0.1", float32(0.1)},
+		{"FLOAT", "0.30000001", nil},
+		{"FLOAT", "16777217", nil},
+		{"FLOAT", "-0", float32(math.Copysign(0, -1))},
+		{"FLOAT", "Infinity", float32(math.Inf(1))},
 		{"BOOLEAN", "true", true},
 		{"BOOLEAN", "f", false},
 		{"BOOLEAN", "yes", nil},
