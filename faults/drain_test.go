@@ -235,12 +235,11 @@ func (w *world) explain(ctx context.Context, dst *pgx.Conn, table, key string) {
 	if err != nil {
 		return
 	}
-	c, err := stream.Consumer(ctx, auditConsumer)
-	if err != nil {
-		return
+	if _, err := stream.Consumer(ctx, auditConsumer); err != nil {
+		return // without an audit consumer the stream keeps only unacked changes
 	}
 	info, err := stream.Info(ctx)
-	if err != nil || c == nil {
+	if err != nil {
 		return
 	}
 	var b strings.Builder

@@ -158,7 +158,7 @@ func (w *world) mustCall(method, path string, body, out any) {
 	}
 }
 
-// createSource registers the source database and returns its id.
+// createSource registers the source database (w.sourceID).
 func (w *world) createSource() {
 	w.t.Helper()
 	var src struct{ ID int64 }
@@ -170,8 +170,8 @@ func (w *world) createSource() {
 }
 
 // createPipeline registers the destination and a pipeline over the watched
-// tables and starts it, then waits until capture streams. createSource must
-// have run.
+// tables and starts it, then waits until capture streams. It registers the
+// source first unless createSource ran.
 func (w *world) createPipeline() {
 	w.t.Helper()
 	if w.sourceID == 0 {
