@@ -39,6 +39,8 @@ Usage:
   rosetta capture    run capture (PostgreSQL -> JetStream)
   rosetta sink       run sinks (JetStream -> destinations)
   rosetta migrate    apply config DB migrations and exit
+  rosetta tail <source_id>[.<schema>.<table>]
+                     print live changes (rosetta tail -h)
   rosetta version    print the version
 
 Configuration comes from the environment (flags override):
@@ -68,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
+	case "tail":
+		return runTail(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "rosetta", version)
 		return nil

@@ -1,0 +1,364 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/settings"
+)
+
+const tailUsage = `Usage: rosetta tail <source_id>[.<schema>.<table>] [flags]
+
+Prints the live changes of a source (or of one table) from its JetStream
+stream, from now on unless --since or --seq says otherwise. It reads through
+an ephemeral ordered consumer that acknowledges nothing, so it never holds
+changes back from pipelines. Connects to ROSETTA_NATS_URL, or to the embedded
+server of 'rosetta dev' at ROSETTA_EMBEDDED_NATS_ADDR (default 127.0.0.1:4223).
+
+Flags:
+`
+
+// tailOptions is what `rosetta tail` was asked to do.
+type tailOptions struct {
+	NATSURL  string
+	SourceID int64
+	Schema   string // empty: every table of the source
+	Table    string
+	Since    time.Time // zero: not set
+	Seq      uint64    // 0: not set
+	JSON     bool
+	Max      int // stop after this many changes; 0: run until interrupted
+}
+
+// runTail is the `rosetta tail` command: it runs until SIGINT/SIGTERM.
+func runTail(args []string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return tailCommand(ctx, args, stdout, stderr, time.Now)
+}
+
+// tailCommand parses args and tails until ctx ends or --max changes were
+// printed. now resolves --since durations.
+func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) error {
+	opts, err := parseTailArgs(args, stderr, now)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	return tail(ctx, opts, stdout)
+}
+
+func parseTailArgs(args []string, stderr io.Writer, now func() time.Time) (tailOptions, error) {
+	var opts tailOptions
+	fs := flag.NewFlagSet("rosetta tail", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), tailUsage)
+		fs.PrintDefaults()
+	}
+	defURL := os.Getenv(settings.EnvNATSURL)
+	if defURL == "" {
+		addr := os.Getenv(settings.EnvNATSListen)
+		if addr == "" {
+			addr = settings.Default().EmbeddedNATSAddr
+		}
+		defURL = "nats://" + addr
+	}
+	since := fs.String("since", "", "start at this time: RFC3339 (2026-11-23T10:00:00Z) or a duration ago (10m)")
+	fs.StringVar(&opts.NATSURL, "nats-url", defURL, "NATS URL ("+settings.EnvNATSURL+", else the embedded server's "+settings.EnvNATSListen+")")
+	fs.Uint64Var(&opts.Seq, "seq", 0, "start at this stream sequence")
+	fs.BoolVar(&opts.JSON, "json", false, "print each change event as one JSON line, as published")
+	fs.IntVar(&opts.Max, "n", 0, "exit after this many changes (0: run until interrupted)")
+
+	// The target may come before or after the flags.
+	var target string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		target, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return opts, err
+	}
+	if target == "" && fs.NArg() > 0 {
+		target = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return opts, err
+		}
+	}
+	if fs.NArg() > 0 {
+		return opts, fmt.Errorf("tail: unexpected argument %q", fs.Arg(0))
+	}
+	if target == "" {
+		fs.Usage()
+		return opts, errors.New("tail: missing <source_id>[.<schema>.<table>]")
+	}
+	if err := parseTailTarget(target, &opts); err != nil {
+		return opts, err
+	}
+	if *since != "" && opts.Seq != 0 {
+		return opts, errors.New("tail: --since and --seq exclude each other")
+	}
+	if *since != "" {
+		t, err := parseSince(*since, now())
+		if err != nil {
+			return opts, err
+		}
+		opts.Since = t
+	}
+	if opts.Max < 0 {
+		return opts, errors.New("tail: -n must not be negative")
+	}
+	return opts, nil
+}
+
+// parseTailTarget reads "<source_id>" or "<source_id>.<schema>.<table>".
+// The schema ends at the first dot after the source id, so a table name may
+// contain dots; a schema name with a dot cannot be given here.
+func parseTailTarget(target string, opts *tailOptions) error {
+	idText, rest, hasTable := strings.Cut(target, ".")
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if err != nil || id <= 0 {
+		return fmt.Errorf("tail: %q: want <source_id>[.<schema>.<table>] with a positive source id", target)
+	}
+	opts.SourceID = id
+	if !hasTable {
+		return nil
+	}
+	schema, table, ok := strings.Cut(rest, ".")
+	if !ok || schema == "" || table == "" {
+		return fmt.Errorf("tail: %q: want <source_id>.<schema>.<table>", target)
+	}
+	opts.Schema, opts.Table = schema, table
+	return nil
+}
+
+// parseSince reads an RFC3339 time or a duration before now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return time.Time{}, fmt.Errorf("tail: --since %q: want an RFC3339 time (2026-11-23T10:00:00Z) or a duration like 10m", s)
+	}
+	return now.Add(-d), nil
+}
+
+// tail connects to NATS and prints changes until ctx ends or opts.Max
+// changes were printed.
+func tail(ctx context.Context, opts tailOptions, out io.Writer) error {
+	nc, err := nats.Connect(opts.NATSURL, nats.Name("rosetta tail"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("tail: connect to nats %s (set %s or --nats-url): %w", opts.NATSURL, settings.EnvNATSURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("tail: jetstream: %w", err)
+	}
+	name := contracts.StreamName(opts.SourceID)
+	stream, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("tail: stream %s does not exist: source %d has no captured changes here (is the source created and capture running against this NATS?)", name, opts.SourceID)
+	}
+	if err != nil {
+		return fmt.Errorf("tail: look up stream %s: %w", name, err)
+	}
+
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy}
+	if opts.Table != "" {
+		cfg.FilterSubjects = []string{contracts.TableFilter(opts.SourceID, opts.Schema, opts.Table)}
+	}
+	switch {
+	case opts.Seq != 0:
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = opts.Seq
+	case !opts.Since.IsZero():
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		t := opts.Since
+		cfg.OptStartTime = &t
+	}
+	cons, err := stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("tail: consumer on %s: %w", name, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("tail: read %s: %w", name, err)
+	}
+	// Next blocks; stopping the iterator when ctx ends unblocks it.
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			it.Stop()
+		case <-stopped:
+		}
+	}()
+	defer it.Stop()
+
+	printed := 0
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			return fmt.Errorf("tail: read %s: %w", name, err)
+		}
+		var seq uint64
+		if md, err := msg.Metadata(); err == nil {
+			seq = md.Sequence.Stream
+		}
+		if err := printChange(out, msg.Data(), seq, opts.JSON); err != nil {
+			return err
+		}
+		printed++
+		if opts.Max > 0 && printed >= opts.Max {
+			return nil
+		}
+	}
+}
+
+// printChange writes one change: the envelope as one JSON line, or a pretty
+// line. A body that is not a change event is shown, not fatal.
+func printChange(out io.Writer, data []byte, seq uint64, asJSON bool) error {
+	if asJSON {
+		line := data
+		if bytes.ContainsAny(data, "\r\n") {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, data); err == nil {
+				line = buf.Bytes()
+			}
+		}
+		if _, err := fmt.Fprintf(out, "%s\n", line); err != nil {
+			return fmt.Errorf("tail: write: %w", err)
+		}
+		return nil
+	}
+	var ch contracts.Change
+	var line string
+	if err := json.Unmarshal(data, &ch); err != nil {
+		line = fmt.Sprintf("#%d  (not a change event: %v)", seq, err)
+	} else {
+		line = formatChange(&ch, seq)
+	}
+	if _, err := fmt.Fprintln(out, line); err != nil {
+		return fmt.Errorf("tail: write: %w", err)
+	}
+	return nil
+}
+
+// formatChange is the pretty one-line form of a change:
+//
+//	2026-11-23T10:00:00.123456Z  u  public.orders  id=42  title,price  #17
+//
+// time (commit time), op, schema.table, key, changed columns, stream sequence.
+// For an update the changed columns are those whose value differs from
+// Before when the old row is known (REPLICA IDENTITY FULL), otherwise every
+// column PostgreSQL sent; TOASTed unchanged columns are never listed.
+func formatChange(ch *contracts.Change, seq uint64) string {
+	var b strings.Builder
+	b.WriteString(ch.Source.CommitTime.UTC().Format("2006-01-02T15:04:05.000000Z"))
+	b.WriteString("  ")
+	b.WriteString(string(ch.Op))
+	b.WriteString("  ")
+	b.WriteString(ch.Source.Schema + "." + ch.Source.Table)
+	if key := formatRow(ch.Key, columnOrder(ch)); key != "" {
+		b.WriteString("  " + key)
+	}
+	if cols := changedColumns(ch); len(cols) > 0 {
+		b.WriteString("  " + strings.Join(cols, ","))
+	}
+	if seq != 0 {
+		b.WriteString("  #" + strconv.FormatUint(seq, 10))
+	}
+	return b.String()
+}
+
+// columnOrder is the names of ch's columns in table order.
+func columnOrder(ch *contracts.Change) []string {
+	names := make([]string, 0, len(ch.Columns))
+	for _, c := range ch.Columns {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
+// ordered returns the keys of row in the order of names, then any others
+// sorted (a change without columns still prints deterministically).
+func ordered(row contracts.Row, names []string) []string {
+	out := make([]string, 0, len(row))
+	seen := make(map[string]bool, len(row))
+	for _, n := range names {
+		if _, ok := row[n]; ok && !seen[n] {
+			out = append(out, n)
+			seen[n] = true
+		}
+	}
+	var rest []string
+	for n := range row {
+		if !seen[n] {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	return append(out, rest...)
+}
+
+func formatRow(row contracts.Row, names []string) string {
+	parts := make([]string, 0, len(row))
+	for _, n := range ordered(row, names) {
+		parts = append(parts, n+"="+string(row[n]))
+	}
+	return strings.Join(parts, ",")
+}
+
+func changedColumns(ch *contracts.Change) []string {
+	if ch.Op != contracts.OpUpdate && ch.Op != contracts.OpCreate && ch.Op != contracts.OpRead {
+		return nil
+	}
+	names := ordered(ch.After, columnOrder(ch))
+	if ch.Op != contracts.OpUpdate || !fullBefore(ch) {
+		return names
+	}
+	var changed []string
+	for _, n := range names {
+		if !bytes.Equal(ch.Before[n], ch.After[n]) {
+			changed = append(changed, n)
+		}
+	}
+	return changed
+}
+
+// fullBefore reports whether Before holds the whole old row rather than
+// just the old key.
+func fullBefore(ch *contracts.Change) bool {
+	if len(ch.Before) == 0 {
+		return false
+	}
+	for n := range ch.After {
+		if _, ok := ch.Before[n]; !ok {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
+	"github.com/rosettacdc/rosetta/pkg/testkit"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while tail writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func testChange(sourceID int64, table string, op contracts.Op, id int, commitLSN string) contracts.Change {
+	ch := contracts.Change{
+		V:  contracts.EnvelopeVersion,
+		Op: op,
+		Source: contracts.Source{SourceID: sourceID, Database: "shop", Schema: "public", Table: table,
+			LSN: commitLSN, CommitLSN: commitLSN, Seq: 1,
+			CommitTime: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)},
+		Columns: []contracts.Column{
+			{Name: "id", Type: "bigint", BaseType: "bigint", Key: true},
+			{Name: "title", Type: "text", BaseType: "text"},
+		},
+		Key: contracts.Row{"id": json.RawMessage(itoa(id))},
+	}
+	if op != contracts.OpDelete {
+		ch.After = contracts.Row{"id": json.RawMessage(itoa(id)), "title": json.RawMessage(`"t"`)}
+	}
+	return ch
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+func publish(t *testing.T, js jetstream.JetStream, ch contracts.Change) {
+	t.Helper()
+	data, err := json.Marshal(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	subj := contracts.ChangeSubject(ch.Source.SourceID, ch.Source.Schema, ch.Source.Table, 0)
+	if _, err := js.Publish(ctx, subj, data); err != nil {
+		t.Fatalf("publish %s: %v", subj, err)
+	}
+}
+
+// startTail runs the command in the background and returns its output and
+// a function waiting for it to end.
+func startTail(t *testing.T, args ...string) (*syncBuffer, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	out := &syncBuffer{}
+	var stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- tailCommand(ctx, args, out, &stderr, time.Now) }()
+	return out, func() error {
+		defer cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func TestTailPrintsLiveChanges(t *testing.T) {
+	n := testkit.StartNATS(t)
+	_, js := n.Connect(t)
+	ctx := context.Background()
+	const src = 41
+	if _, err := natsx.EnsureSourceStream(ctx, js, src, natsx.StreamLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	// A durable consumer stands for a pipeline, so the interest stream keeps
+	// changes for --seq.
+	if _, err := natsx.EnsurePipelineConsumer(ctx, js, src, 1, 1, []natsx.Table{{Schema: "public", Name: "orders"}, {Schema: "public", Name: "customers"}}); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, testChange(src, "orders", contracts.OpCreate, 1, "0/10"))
+
+	// From now: the change published before tail started is not shown.
+	out, wait := startTail(t, "41", "--nats-url", n.URL, "-n", "2")
+	// Wait for the consumer to exist before publishing.
+	waitFor(t, func() bool { return consumerCount(t, js, src) >= 2 })
+	publish(t, js, testChange(src, "orders", contracts.OpUpdate, 2, "0/20"))
+	publish(t, js, testChange(src, "customers", contracts.OpDelete, 3, "0/30"))
+	if err := wait(); err != nil {
+		t.Fatalf("tail: %v", err)
+	}
+	got := strings.Split(strings.TrimSpace(out.String()), "\n")
+	want := []string{
+		"2026-11-23T10:00:00.000000Z  u  public.orders  id=2  id,title  #2",
+		"2026-11-23T10:00:00.000000Z  d  public.customers  id=3  #3",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("tail printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// --seq 1 --json, one table: the envelopes as published.
+	out, wait = startTail(t, "41.public.orders", "--nats-url", n.URL, "--seq", "1", "--json", "-n", "2")
+	if err := wait(); err != nil {
+		t.Fatalf("tail --seq: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("tail --json printed %d lines:\n%s", len(lines), out.String())
+	}
+	for i, id := range []int{1, 2} {
+		var ch contracts.Change
+		if err := json.Unmarshal([]byte(lines[i]), &ch); err != nil {
+			t.Fatalf("line %d is not a change: %v: %s", i, err, lines[i])
+		}
+		if string(ch.Key["id"]) != itoa(id) || ch.Source.Table != "orders" {
+			t.Fatalf("line %d: got %s", i, lines[i])
+		}
+	}
+
+	// --since a time before everything: all three changes, in order.
+	out, wait = startTail(t, "41", "--nats-url", n.URL, "--since", "1h", "-n", "3")
+	if err := wait(); err != nil {
+		t.Fatalf("tail --since: %v", err)
+	}
+	if c := strings.Count(out.String(), "\n"); c != 3 || !strings.Contains(out.String(), "  c  public.orders  id=1") {
+		t.Fatalf("tail --since printed:\n%s", out.String())
+	}
+}
+
+func TestTailMissingStream(t *testing.T) {
+	n := testkit.StartNATS(t)
+	var out, stderr bytes.Buffer
+	err := tailCommand(context.Background(), []string{"999", "--nats-url", n.URL}, &out, &stderr, time.Now)
+	if err == nil || !strings.Contains(err.Error(), "stream ROSETTA_CDC_999 does not exist") {
+		t.Fatalf("want a clear missing-stream error, got %v", err)
+	}
+}
+
+func TestTailArgs(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		args    []string
+		want    tailOptions
+		wantErr string
+	}{
+		{args: []string{"3"}, want: tailOptions{SourceID: 3}},
+		{args: []string{"3.public.my.table"}, want: tailOptions{SourceID: 3, Schema: "public", Table: "my.table"}},
+		{args: []string{"--json", "3"}, want: tailOptions{SourceID: 3, JSON: true}},
+		{args: []string{"3", "--since", "10m"}, want: tailOptions{SourceID: 3, Since: now.Add(-10 * time.Minute)}},
+		{args: []string{"3", "--since", "2026-11-23T10:00:00Z"}, want: tailOptions{SourceID: 3, Since: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}},
+		{args: []string{"3", "--seq", "17"}, want: tailOptions{SourceID: 3, Seq: 17}},
+		{args: []string{"3", "--seq", "1", "--since", "1m"}, wantErr: "exclude"},
+		{args: []string{"x"}, wantErr: "positive source id"},
+		{args: []string{"3.public"}, wantErr: "<schema>.<table>"},
+		{args: []string{"3", "--since", "yesterday"}, wantErr: "RFC3339"},
+		{args: nil, wantErr: "missing"},
+	} {
+		var stderr bytes.Buffer
+		got, err := parseTailArgs(tc.args, &stderr, func() time.Time { return now })
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%v: want error with %q, got %v", tc.args, tc.wantErr, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%v: %v", tc.args, err)
+			continue
+		}
+		got.NATSURL = ""
+		if !got.Since.Equal(tc.want.Since) {
+			t.Errorf("%v: since %v, want %v", tc.args, got.Since, tc.want.Since)
+		}
+		got.Since, tc.want.Since = time.Time{}, time.Time{}
+		if got != tc.want {
+			t.Errorf("%v: got %+v, want %+v", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestFormatChangeFullBefore(t *testing.T) {
+	ch := testChange(1, "orders", contracts.OpUpdate, 5, "0/1")
+	ch.Before = contracts.Row{"id": json.RawMessage("5"), "title": json.RawMessage(`"old"`)}
+	ch.After["title"] = json.RawMessage(`"new"`)
+	if got, want := formatChange(&ch, 9), "2026-11-23T10:00:00.000000Z  u  public.orders  id=5  title  #9"; got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+}
+
+func consumerCount(t *testing.T, js jetstream.JetStream, src int64) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, contracts.StreamName(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Consumers
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 15s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
