@@ -98,8 +98,10 @@ func (d *Driver) Close() error {
 // (c) deletes and tombstones, (d) updates, (e) inserts, all sent in one
 // round trip. Every write is guarded by the row's version, so applying a
 // batch again, or an older batch after a newer one, changes nothing.
-// Errors from data the destination rejects (SQLSTATE classes 22 and 23) are
-// sinkrunner.Permanent; everything else is transient.
+// Errors from data the destination rejects (SQLSTATE classes 22 and 23), and
+// values a destination column of another type than the sent one would
+// round or trim (checkExact), are sinkrunner.Permanent; everything else is
+// transient.
 func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
