@@ -1,0 +1,351 @@
+// Package backfill runs snapshot and backfill jobs (docs/backfill.md): it
+// claims PENDING jobs from the config database with a lease, reads each
+// job's table in primary key order in batches through exported snapshots
+// (pkg/snapshot), publishes the rows as op "r" changes, and checkpoints
+// the last key after JetStream acknowledged each batch.
+package backfill
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/pgcatalog"
+	"github.com/rosettacdc/rosetta/pkg/pgrepl"
+	"github.com/rosettacdc/rosetta/pkg/snapshot"
+)
+
+// Store is what the worker needs from the config database
+// (*configstore.Store implements it).
+type Store interface {
+	ClaimBackfillJob(ctx context.Context, owner string, lease time.Duration) (configstore.BackfillJob, bool, error)
+	CheckpointBackfillJob(ctx context.Context, id int64, owner string, lease time.Duration, cp configstore.Checkpoint) error
+	FinishBackfillJob(ctx context.Context, id int64, owner string, status configstore.JobStatus, errText string) error
+	DeferBackfillJob(ctx context.Context, id int64, owner string, wait time.Duration, note string) error
+	GetPipeline(ctx context.Context, id int64) (configstore.Pipeline, error)
+	SourceWithSecrets(ctx context.Context, id int64) (configstore.Source, error)
+}
+
+var _ Store = (*configstore.Store)(nil)
+
+// Config configures the worker.
+type Config struct {
+	// Parallelism is how many jobs run at once (default 2).
+	Parallelism int
+	// Lease is how long a claim holds without a checkpoint; a job whose
+	// worker died is taken over after it (default 2m). It must exceed
+	// StatementTimeout plus the time to publish a batch.
+	Lease time.Duration
+	// PollInterval is how often an idle runner looks for a job (default 2s).
+	PollInterval time.Duration
+	// StatementTimeout bounds reading one batch (default 60s).
+	StatementTimeout time.Duration
+	// CountTimeout bounds counting the rows of a filtered job, or of a
+	// table never analyzed, for rows_total (default 5s; on timeout the
+	// total stays unknown).
+	CountTimeout time.Duration
+	// PublishWindow bounds unacknowledged publishes (default 4096).
+	PublishWindow int
+	// AckTimeout bounds waiting for one publish's ack (default 30s).
+	AckTimeout time.Duration
+	// NotReadyWait is how long a job waits before it is tried again when
+	// capture has not added its table to the publication yet (default 5s).
+	NotReadyWait time.Duration
+	// MaxAttempts is how many claims a job gets before an error fails it
+	// (default 3); errors before that retry after RetryWait (default 10s).
+	MaxAttempts int
+	RetryWait   time.Duration
+	// Owner names this worker in leases; default host:pid:random.
+	Owner string
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return Config{
+		Parallelism:      2,
+		Lease:            2 * time.Minute,
+		PollInterval:     2 * time.Second,
+		StatementTimeout: 60 * time.Second,
+		CountTimeout:     5 * time.Second,
+		PublishWindow:    4096,
+		AckTimeout:       30 * time.Second,
+		NotReadyWait:     5 * time.Second,
+		MaxAttempts:      3,
+		RetryWait:        10 * time.Second,
+		Owner:            fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b)),
+	}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	switch {
+	case c.Parallelism < 1:
+		return errors.New("backfill config: parallelism must be at least 1")
+	case c.Lease <= c.StatementTimeout:
+		return fmt.Errorf("backfill config: lease %s must exceed the statement timeout %s", c.Lease, c.StatementTimeout)
+	case c.PollInterval <= 0 || c.StatementTimeout <= 0 || c.AckTimeout <= 0 || c.NotReadyWait <= 0 || c.RetryWait <= 0:
+		return errors.New("backfill config: intervals and timeouts must be positive")
+	case c.PublishWindow < 1 || c.MaxAttempts < 1:
+		return errors.New("backfill config: publish window and max attempts must be at least 1")
+	case c.Owner == "":
+		return errors.New("backfill config: owner is empty")
+	}
+	return nil
+}
+
+// Worker runs jobs until its context ends.
+type Worker struct {
+	cfg   Config
+	store Store
+	nc    *nats.Conn
+	log   *slog.Logger
+}
+
+// New returns a worker publishing on nc.
+func New(cfg Config, store Store, nc *nats.Conn, log *slog.Logger) *Worker {
+	return &Worker{cfg: cfg, store: store, nc: nc, log: log}
+}
+
+// Run runs cfg.Parallelism runners and returns when ctx ends and every
+// runner stopped. A job interrupted by ctx's end is handed back PENDING
+// (resuming from its last checkpoint); one interrupted by a crash is taken
+// over when its lease expires.
+func (w *Worker) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for i := 0; i < w.cfg.Parallelism; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.runner(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (w *Worker) runner(ctx context.Context) {
+	for ctx.Err() == nil {
+		job, ok, err := w.store.ClaimBackfillJob(ctx, w.cfg.Owner, w.cfg.Lease)
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("claim backfill job", "error", err)
+		}
+		if err != nil || !ok {
+			t := time.NewTimer(w.cfg.PollInterval)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		w.runJob(ctx, job)
+	}
+}
+
+// errNotReady is a job whose table capture does not capture yet.
+type errNotReady struct{ msg string }
+
+func (e *errNotReady) Error() string { return e.msg }
+
+// errPermanent fails a job at once.
+type errPermanent struct{ err error }
+
+func (e *errPermanent) Error() string { return e.err.Error() }
+func (e *errPermanent) Unwrap() error { return e.err }
+
+func (w *Worker) runJob(ctx context.Context, job configstore.BackfillJob) {
+	log := w.log.With("job", job.ID, "pipeline", job.PipelineID, "table", job.Table, "kind", job.Kind)
+	log.Info("backfill job claimed", "attempt", job.Attempts, "rows_copied", job.RowsCopied)
+	password, err := w.execute(ctx, log, job)
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var nr *errNotReady
+	var perm *errPermanent
+	switch {
+	case err == nil:
+		if err := w.store.FinishBackfillJob(bg, job.ID, w.cfg.Owner, configstore.JobCompleted, ""); err != nil {
+			log.Warn("finish backfill job", "error", err)
+			return
+		}
+		log.Info("backfill job completed")
+	case errors.Is(err, configstore.ErrJobLost):
+		log.Info("backfill job stopped: cancelled or taken over")
+	case ctx.Err() != nil:
+		// Shutting down: hand the job back; it resumes from last_key.
+		if err := w.store.DeferBackfillJob(bg, job.ID, w.cfg.Owner, 0, ""); err != nil {
+			log.Warn("release backfill job", "error", err)
+		}
+		log.Info("backfill job released on shutdown")
+	case errors.As(err, &nr):
+		if err := w.store.DeferBackfillJob(bg, job.ID, w.cfg.Owner, w.cfg.NotReadyWait, nr.msg); err != nil {
+			log.Warn("defer backfill job", "error", err)
+		}
+		log.Debug("backfill job waits for capture", "reason", nr.msg)
+	default:
+		msg := redact(err.Error(), password)
+		if !errors.As(err, &perm) && job.Attempts < w.cfg.MaxAttempts {
+			log.Warn("backfill job failed, retrying", "error", msg, "retry_in", w.cfg.RetryWait)
+			if err := w.store.DeferBackfillJob(bg, job.ID, w.cfg.Owner, w.cfg.RetryWait, "retrying: "+msg); err != nil {
+				log.Warn("defer backfill job", "error", err)
+			}
+			return
+		}
+		log.Error("backfill job failed", "error", msg)
+		if err := w.store.FinishBackfillJob(bg, job.ID, w.cfg.Owner, configstore.JobFailed, msg); err != nil {
+			log.Warn("fail backfill job", "error", err)
+		}
+	}
+}
+
+// execute runs the job from its checkpoint to the end. It returns the
+// source's password so the caller can keep it out of the stored error.
+func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.BackfillJob) (string, error) {
+	p, err := w.store.GetPipeline(ctx, job.PipelineID)
+	if err != nil {
+		return "", fmt.Errorf("read pipeline %d: %w", job.PipelineID, err)
+	}
+	if !slices.Contains(p.Tables, job.Table) {
+		return "", &errPermanent{fmt.Errorf("table %s is no longer in pipeline %d", job.Table, p.ID)}
+	}
+	if p.Status != configstore.StatusStart {
+		return "", &errNotReady{fmt.Sprintf("waiting for pipeline %d to be started", p.ID)}
+	}
+	src, err := w.store.SourceWithSecrets(ctx, p.SourceID)
+	if err != nil {
+		return "", fmt.Errorf("read source %d: %w", p.SourceID, err)
+	}
+	table, err := pgcatalog.ParseTable(job.Table)
+	if err != nil {
+		return src.Password, &errPermanent{err}
+	}
+	filters := make([]snapshot.Filter, len(job.Filters))
+	for i, f := range job.Filters {
+		filters[i] = snapshot.Filter{Column: f.Column, Op: f.Op, Value: f.Value}
+	}
+	var lastKey []string
+	if job.LastKey != nil {
+		if err := json.Unmarshal(job.LastKey, &lastKey); err != nil {
+			return src.Password, &errPermanent{fmt.Errorf("stored last_key %s: %w", job.LastKey, err)}
+		}
+	}
+	ep := pgcatalog.Endpoint{Host: src.Host, Port: src.Port, Database: src.Database, User: src.User, Password: src.Password, SSLMode: src.SSLMode}
+	sess, err := snapshot.Open(ctx, ep, src.ID, table.Schema, table.Name, fmt.Sprint(job.ID))
+	if err != nil {
+		if errors.Is(err, snapshot.ErrNoPrimaryKey) || errors.Is(err, snapshot.ErrNoTable) {
+			err = &errPermanent{err}
+		}
+		return src.Password, err
+	}
+	defer sess.Close(ctx)
+	if err := snapshot.ValidateFilters(sess.Table(), filters); err != nil {
+		return src.Password, &errPermanent{err}
+	}
+	// Consistency needs capture to follow the table before the snapshot's
+	// consistent point: its slot must exist and the table be in its
+	// publication, so every change committed after the point is captured.
+	if err := ready(ctx, sess, src, table); err != nil {
+		return src.Password, err
+	}
+	if job.RowsTotal == nil {
+		if n, ok := w.total(ctx, sess, filters); ok {
+			job.RowsTotal = &n
+			if err := w.store.CheckpointBackfillJob(ctx, job.ID, w.cfg.Owner, w.cfg.Lease, configstore.Checkpoint{RowsCopied: job.RowsCopied, RowsTotal: &n}); err != nil {
+				return src.Password, err
+			}
+		}
+	}
+	pub, err := snapshot.NewPublisher(w.nc, w.cfg.PublishWindow, w.cfg.AckTimeout)
+	if err != nil {
+		return src.Password, err
+	}
+	defer pub.Close()
+	copied := job.RowsCopied
+	for {
+		if err := ctx.Err(); err != nil {
+			return src.Password, err
+		}
+		b, err := sess.ReadBatch(ctx, filters, lastKey, job.BatchSize, w.cfg.StatementTimeout)
+		if err != nil {
+			return src.Password, err
+		}
+		if len(b.Changes) == 0 {
+			return src.Password, nil
+		}
+		if err := pub.PublishBatch(ctx, job.ID, b); err != nil {
+			return src.Password, err
+		}
+		// Checkpoint only now: JetStream acknowledged every row up to
+		// lastKey. A crash before this re-reads the batch; its rows are
+		// deduplicated by their Nats-Msg-Id (and the version guard).
+		// The checkpoint also notices a cancel (ErrJobLost).
+		lastKey = b.Keys[len(b.Keys)-1]
+		copied += int64(len(b.Changes))
+		if err := w.store.CheckpointBackfillJob(ctx, job.ID, w.cfg.Owner, w.cfg.Lease,
+			configstore.Checkpoint{LastKey: snapshot.KeyJSON(lastKey), RowsCopied: copied}); err != nil {
+			return src.Password, err
+		}
+		log.Debug("backfill batch published", "rows", len(b.Changes), "rows_copied", copied, "commit_lsn", b.ConsistentPoint)
+		if len(b.Changes) < job.BatchSize {
+			return src.Password, nil
+		}
+	}
+}
+
+// total estimates the rows the job will read: the planner's estimate for a
+// whole analyzed table, otherwise a count bounded by CountTimeout.
+func (w *Worker) total(ctx context.Context, sess *snapshot.Session, filters []snapshot.Filter) (int64, bool) {
+	if len(filters) == 0 {
+		if n, err := sess.EstimateRows(ctx); err == nil && n >= 0 {
+			return n, true
+		}
+	}
+	n, err := sess.CountRows(ctx, filters, w.cfg.CountTimeout)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+func ready(ctx context.Context, sess *snapshot.Session, src configstore.Source, table pgcatalog.Table) error {
+	_, found, err := pgrepl.ReadSlot(ctx, sess.Conn(), src.Slot)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return &errNotReady{fmt.Sprintf("waiting for capture to create slot %s", src.Slot)}
+	}
+	tables, err := pgrepl.PublicationTables(ctx, sess.Conn(), src.Publication)
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		if t.Schema == table.Schema && t.Name == table.Name {
+			return nil
+		}
+	}
+	return &errNotReady{fmt.Sprintf("waiting for capture to add %s to publication %s", table, src.Publication)}
+}
+
+// redact keeps a password out of an error bound for the config store.
+func redact(msg, password string) string {
+	if len(password) >= 3 {
+		msg = strings.ReplaceAll(msg, password, "[redacted]")
+	}
+	return msg
+}
