@@ -22,6 +22,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/secrets"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 	"github.com/rosettacdc/rosetta/services/api"
+	"github.com/rosettacdc/rosetta/services/backfill"
 	"github.com/rosettacdc/rosetta/services/capture"
 	"github.com/rosettacdc/rosetta/services/platform"
 	"github.com/rosettacdc/rosetta/services/sink"
@@ -34,10 +35,11 @@ var version = "dev"
 const usage = `rosetta — real-time PostgreSQL change data capture
 
 Usage:
-  rosetta dev        run api, capture and sink in one process, embedded NATS
+  rosetta dev        run api, capture, sink and backfill in one process, embedded NATS
   rosetta api        run the REST API
   rosetta capture    run capture (PostgreSQL -> JetStream)
   rosetta sink       run sinks (JetStream -> destinations)
+  rosetta backfill   run snapshot and backfill jobs (PostgreSQL -> JetStream)
   rosetta migrate    apply config DB migrations and exit
   rosetta tail <source_id>[.<schema>.<table>]
                      print live changes (rosetta tail -h)
@@ -75,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "version":
 		fmt.Fprintln(stdout, "rosetta", version)
 		return nil
-	case "dev", "api", "capture", "sink", "migrate":
+	case "dev", "api", "capture", "sink", "backfill", "migrate":
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
@@ -140,11 +142,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "dev":
-		opts = append(opts, api.Module, capture.Module, sink.Module)
+		opts = append(opts, api.Module, capture.Module, sink.Module, backfill.Module)
 	case "api":
 		opts = append(opts, api.Module)
 	case "capture":
 		opts = append(opts, capture.Module)
+	case "backfill":
+		opts = append(opts, backfill.Module)
 	case "sink":
 		opts = append(opts, sink.Module)
 	}
