@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,6 +136,9 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 			_ = tx.Rollback(rctx)
 		}
 	}()
+	if err := lockTables(ctx, tx, d.cfg.Schema, work); err != nil {
+		return err
+	}
 
 	var (
 		queue pgx.Batch
@@ -516,4 +520,27 @@ func classify(err error) error {
 		}
 	}
 	return err
+}
+
+// lockTables takes, in name order, a transaction-scoped advisory lock per
+// destination table of the batch. The version guards compare with the
+// stored row and then write, which is exact for one writer; two sinks
+// applying the same table at once (a sink frozen past the ack wait while
+// JetStream hands its messages to another) could each miss the other's
+// uncommitted tombstone or row and resurrect a deleted key or lose an
+// update (faults/ SIGSTOPSinkPastAckWait). Serializing writers per table
+// keeps the guards exact; the name order keeps two sinks from deadlocking.
+func lockTables(ctx context.Context, tx pgx.Tx, schema string, work []cdc.TableBatch) error {
+	names := make([]string, 0, len(work))
+	for _, b := range work {
+		names = append(names, schema+"."+b.Table.Table)
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	for _, n := range names {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "rosetta apply "+n); err != nil {
+			return fmt.Errorf("lock %s for apply: %w", n, err)
+		}
+	}
+	return nil
 }
