@@ -5,7 +5,7 @@ export GOTOOLCHAIN ?= auto
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build deps test test-short demo lint fmt vet clean
+.PHONY: all build deps test test-faults test-fidelity demo lint fmt vet clean
 
 all: build
 
@@ -20,6 +20,14 @@ build:
 # themselves. Prints one closing line: "N passed, N failed, N skipped".
 test: deps
 	@set -o pipefail; $(GO) test $(TEST_FLAGS) -json ./... | $(GO) run ./scripts/testsummary
+
+# The fault suite (real processes killed, stopped and restarted; docs/faults.md)
+# and the type-fidelity suite also run under `make test`; these run them alone.
+test-faults: deps
+	$(GO) test -count=1 -timeout 15m -v ./faults/
+
+test-fidelity: deps
+	$(GO) test -count=1 -timeout 15m -v ./fidelity/
 
 demo: deps build
 	@./scripts/demo.sh
