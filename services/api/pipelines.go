@@ -19,6 +19,9 @@ type pipelineRequest struct {
 	SourceID       *int64   `json:"source_id"`
 	DestinationIDs []int64  `json:"destination_ids"`
 	Tables         []string `json:"tables"`
+	// Snapshot false skips the initial snapshot of the tables (default
+	// true; docs/backfill.md).
+	Snapshot *bool `json:"snapshot"`
 }
 
 type pipelineView struct {
@@ -175,6 +178,11 @@ func (s *Server) createPipeline(c *fiber.Ctx) error {
 	if err != nil {
 		return fromStore(err)
 	}
+	if req.Snapshot != nil {
+		if err := s.store.SetPipelineSnapshot(c.UserContext(), p.ID, *req.Snapshot); err != nil {
+			return err
+		}
+	}
 	s.publish(c, contracts.KindPipeline, p.ID, contracts.ActionCreated)
 	c.Location("/api/v1/pipelines/" + strconv.FormatInt(p.ID, 10))
 	return c.Status(fiber.StatusCreated).JSON(viewPipeline(p))
@@ -271,6 +279,14 @@ func (s *Server) updatePipeline(c *fiber.Ctx) error {
 	if err != nil {
 		return fromStore(err)
 	}
+	if req.Snapshot != nil {
+		if err := s.store.SetPipelineSnapshot(c.UserContext(), p.ID, *req.Snapshot); err != nil {
+			return err
+		}
+	}
+	if err := s.snapshotNewTables(c.UserContext(), p); err != nil {
+		return err
+	}
 	s.publish(c, contracts.KindPipeline, p.ID, contracts.ActionUpdated)
 	return c.JSON(viewPipeline(p))
 }
@@ -311,6 +327,9 @@ func (s *Server) setStatus(c *fiber.Ctx, status configstore.PipelineStatus, acti
 		return notFound("pipeline %d does not exist", id)
 	}
 	if err != nil {
+		return err
+	}
+	if err := s.snapshotNewTables(c.UserContext(), p); err != nil {
 		return err
 	}
 	s.publish(c, contracts.KindPipeline, p.ID, action)

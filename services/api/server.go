@@ -154,6 +154,11 @@ func (s *Server) routes() {
 	v1.Delete("/pipelines/:id", s.deletePipeline)
 	v1.Post("/pipelines/:id/start", s.startPipeline)
 	v1.Post("/pipelines/:id/pause", s.pausePipeline)
+	v1.Post("/pipelines/:id/refresh", s.refreshPipeline)
+	v1.Post("/pipelines/:id/backfill", s.createBackfill)
+	v1.Get("/pipelines/:id/backfill", s.listBackfills)
+	v1.Get("/backfill/:job_id", s.getBackfill)
+	v1.Post("/backfill/:job_id/cancel", s.cancelBackfill)
 
 	v1.Get("/pipelines/:id/dlq", s.getPipelineDLQ)
 	v1.Get("/pipelines/:id/destinations/:destination_id/dlq", s.listDLQ)
