@@ -89,6 +89,18 @@ type Config struct {
 	KeepAliveEvery time.Duration
 	// ReportEvery throttles HEALTHY reports (2s).
 	ReportEvery time.Duration
+	// Observer records committed batches and failed attempts; nil records
+	// nothing.
+	Observer Observer
+}
+
+// Observer receives a runner's measurements; *metrics.Metrics implements
+// it. Calls come from Run's goroutine and must not block.
+type Observer interface {
+	// BatchApplied reports an Apply of changes that committed after took.
+	BatchApplied(pipelineID, destinationID int64, changes []contracts.Change, took time.Duration)
+	// ApplyFailed reports a failed Apply attempt, classified by ErrorClass.
+	ApplyFailed(pipelineID, destinationID int64, class string)
 }
 
 // DefaultConfig holds the defaults of Config.
@@ -526,7 +538,13 @@ func (r *Runner) applySubset(ctx context.Context, changes []contracts.Change, id
 	}
 	actx, cancel := context.WithTimeout(ctx, r.cfg.ApplyTimeout)
 	defer cancel()
-	return r.drv.Apply(actx, batches)
+	start := time.Now()
+	err = r.drv.Apply(actx, batches)
+	if err == nil && r.cfg.Observer != nil {
+		// Apply returned nil: the destination transaction committed.
+		r.cfg.Observer.BatchApplied(r.cfg.PipelineID, r.cfg.DestinationID, sub, time.Since(start))
+	}
+	return err
 }
 
 func (r *Runner) applyFailed(ctx context.Context, err error, n, attempt int, backoff time.Duration) {
@@ -535,6 +553,9 @@ func (r *Runner) applyFailed(ctx context.Context, err error, n, attempt int, bac
 	r.stats.LastError = err.Error()
 	r.mu.Unlock()
 	permanent := IsPermanent(err)
+	if r.cfg.Observer != nil {
+		r.cfg.Observer.ApplyFailed(r.cfg.PipelineID, r.cfg.DestinationID, ErrorClass(err))
+	}
 	msg := "apply batch failed; retrying the same batch"
 	if permanent && r.dlq != nil {
 		msg = "apply batch failed permanently; isolating the changes the destination rejects"

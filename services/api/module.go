@@ -10,6 +10,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/dlq"
+	"github.com/rosettacdc/rosetta/pkg/metrics"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 )
 
@@ -34,6 +35,8 @@ type Params struct {
 	// Checkers check destinations before they are stored (see
 	// Config.DestinationCheckers); the composition root provides them.
 	Checkers DestinationCheckers `optional:"true"`
+	// Metrics are served on GET /metrics when provided.
+	Metrics *metrics.Metrics `optional:"true"`
 }
 
 // NewFromParams builds the server from fx parameters and ties it to the
@@ -57,6 +60,7 @@ func NewFromParams(p Params) (*Server, error) {
 		}
 		s.UseDeadLetters(q)
 	}
+	s.UseMetrics(p.Metrics)
 	p.Lifecycle.Append(fx.Hook{OnStart: s.Listen, OnStop: s.Shutdown})
 	return s, nil
 }

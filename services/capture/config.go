@@ -75,6 +75,9 @@ type Config struct {
 	// fsync before acknowledging and has no replicas on other machines; 0
 	// confirms as soon as the acknowledgement arrives. Default 0.
 	ConfirmDelay time.Duration
+	// Metrics records published changes, confirmed positions and errors;
+	// nil records nothing.
+	Metrics Metrics
 }
 
 // DefaultConfig returns the defaults documented on Config.

@@ -55,6 +55,9 @@ func withDefaults(c Config) Config {
 		c.PublishWindow = d.PublishWindow
 	}
 	c.BackoffMax = max(c.BackoffMax, c.BackoffMin)
+	if c.Metrics == nil {
+		c.Metrics = nopMetrics{}
+	}
 	return c
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/fx"
 
+	"github.com/rosettacdc/rosetta/pkg/metrics"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 )
 
@@ -22,6 +23,7 @@ type Params struct {
 	Store    ConfigStore
 	JS       jetstream.JetStream
 	Log      *slog.Logger
+	Metrics  *metrics.Metrics `optional:"true"`
 }
 
 func newFromFx(p Params) (*Manager, error) {
@@ -33,6 +35,9 @@ func newFromFx(p Params) (*Manager, error) {
 		cfg.StreamLimits.MaxBytes = p.Settings.StreamMaxBytes
 	}
 	cfg.ConfirmDelay = p.Settings.ConfirmDelay()
+	if p.Metrics != nil {
+		cfg.Metrics = p.Metrics
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

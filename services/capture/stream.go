@@ -32,6 +32,7 @@ type stream struct {
 	sentLSN    pglogrepl.LSN // last position sent to PostgreSQL
 	lastStatus time.Time     // when it was sent
 	lastReport time.Time     // last state report to the config store
+	walEnd     uint64        // the server's last reported WAL end, for the lag metric
 	buf        bytes.Buffer
 }
 
@@ -84,12 +85,14 @@ func (s *stream) step(ctx context.Context) error {
 	}
 	if k := m.Keepalive; k != nil {
 		s.acks.observeIdle(k.ServerWALEnd)
+		s.walEnd = uint64(k.ServerWALEnd)
 		s.w.confirmed = s.acks.confirmed
 		if k.ReplyRequested {
 			return s.sendStatus(time.Now(), true)
 		}
 		return nil
 	}
+	s.walEnd = max(s.walEnd, uint64(m.XLogData.ServerWALEnd))
 	return s.handle(ctx, m.XLogData)
 }
 
@@ -149,6 +152,7 @@ func (s *stream) publish(ctx context.Context, c *contracts.Change) error {
 	if err != nil {
 		return fmt.Errorf("publish %s %s: %w", subject, id, err)
 	}
+	s.w.cfg.Metrics.ChangePublished(c.Source.SourceID, c.Source.Schema, c.Source.Table)
 	return s.acks.add(f, time.Now(), subject+" "+id)
 }
 
@@ -167,6 +171,7 @@ func (s *stream) sendStatus(now time.Time, force bool) error {
 		return err
 	}
 	s.sentLSN, s.lastStatus = c, now
+	s.w.cfg.Metrics.SlotConfirmed(s.w.id, uint64(c), s.walEnd)
 	return nil
 }
 

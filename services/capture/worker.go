@@ -89,6 +89,7 @@ func (w *worker) run(ctx context.Context) {
 		}
 		msg := redact(err.Error(), w.currentSpec().Source.Password)
 		w.log.Error("capture failed, reconnecting", "error", msg, "retry_in", backoff)
+		w.cfg.Metrics.Error("capture", "session")
 		w.report(StateError, msg)
 		t := time.NewTimer(backoff)
 		select {

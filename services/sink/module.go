@@ -10,6 +10,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/rosettacdc/rosetta/pkg/dlq"
+	"github.com/rosettacdc/rosetta/pkg/metrics"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 )
 
@@ -30,7 +31,8 @@ type Params struct {
 	Store    ConfigStore
 	JS       jetstream.JetStream
 	Log      *slog.Logger
-	Redis    *redis.Client `optional:"true"`
+	Redis    *redis.Client    `optional:"true"`
+	Metrics  *metrics.Metrics `optional:"true"`
 }
 
 func newFromFx(p Params) (*Manager, error) {
@@ -40,6 +42,9 @@ func newFromFx(p Params) (*Manager, error) {
 	}
 	if p.Settings.SinkBatchWait > 0 {
 		cfg.Runner.BatchWait = p.Settings.SinkBatchWait
+	}
+	if p.Metrics != nil {
+		cfg.Runner.Observer = p.Metrics
 	}
 	if p.Settings.ReconcileInterval > 0 {
 		cfg.ReconcileInterval = p.Settings.ReconcileInterval

@@ -1,0 +1,60 @@
+package settings
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Environment variables of metrics and WAL monitoring.
+const (
+	EnvMetricsAddr        = "ROSETTA_METRICS_ADDR"
+	EnvWALMonitorInterval = "ROSETTA_WAL_MONITOR_INTERVAL"
+	EnvWALRetention       = "ROSETTA_WAL_METRICS_RETENTION"
+)
+
+// Observability configures /metrics and WAL monitoring. It is loaded apart
+// from Settings (LoadObservability) so that services that do not use it are
+// not affected by it.
+type Observability struct {
+	// MetricsAddr is where a process serves Prometheus metrics on
+	// /metrics; empty serves none there. The API serves /metrics on its own
+	// address in any case, so this is for `rosetta capture` and
+	// `rosetta sink` run without it.
+	MetricsAddr string
+	// WALMonitorInterval is how often capture checks every source's WAL
+	// retention (default 60s).
+	WALMonitorInterval time.Duration
+	// WALRetention is how long WAL samples are kept in the config DB
+	// (default 7 days).
+	WALRetention time.Duration
+}
+
+// DefaultObservability holds the defaults of Observability.
+func DefaultObservability() Observability {
+	return Observability{WALMonitorInterval: time.Minute, WALRetention: 7 * 24 * time.Hour}
+}
+
+// LoadObservability reads the environment over DefaultObservability and
+// validates it.
+func LoadObservability() (Observability, error) {
+	o := DefaultObservability()
+	o.MetricsAddr = os.Getenv(EnvMetricsAddr)
+	var errs []error
+	dur := func(name string, dst *time.Duration) {
+		v := os.Getenv(name)
+		if v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a positive duration like 60s or 168h", name, v))
+			return
+		}
+		*dst = d
+	}
+	dur(EnvWALMonitorInterval, &o.WALMonitorInterval)
+	dur(EnvWALRetention, &o.WALRetention)
+	return o, errors.Join(errs...)
+}

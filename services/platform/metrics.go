@@ -1,0 +1,95 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/fx"
+
+	"github.com/rosettacdc/rosetta/pkg/dlq"
+	"github.com/rosettacdc/rosetta/pkg/metrics"
+	"github.com/rosettacdc/rosetta/pkg/settings"
+)
+
+// consumerPollInterval is how often consumer pending counts and dead-letter
+// depth are refreshed.
+const consumerPollInterval = 15 * time.Second
+
+func newObservability() (settings.Observability, error) {
+	return settings.LoadObservability()
+}
+
+// MetricsParams are the dependencies of the process's metrics.
+type MetricsParams struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Obs       settings.Observability
+	JS        jetstream.JetStream
+	Redis     *redis.Client `optional:"true"`
+	Log       *slog.Logger
+}
+
+// newMetrics builds the process's registry and collectors, polls consumer
+// and dead-letter gauges while the app runs and, when ROSETTA_METRICS_ADDR
+// is set, serves /metrics there (the API serves it on its own address too).
+func newMetrics(p MetricsParams) (*metrics.Metrics, error) {
+	m := metrics.New()
+	poller := &metrics.Poller{M: m, JS: p.JS, Every: consumerPollInterval, Log: p.Log}
+	if p.Redis != nil {
+		q, err := dlq.New(p.Redis, dlq.DefaultConfig())
+		if err != nil {
+			return nil, fmt.Errorf("metrics: dlq: %w", err)
+		}
+		poller.DLQ = q
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var srv *http.Server
+	p.Lifecycle.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			if p.Obs.MetricsAddr != "" {
+				ln, err := net.Listen("tcp", p.Obs.MetricsAddr)
+				if err != nil {
+					cancel()
+					close(done)
+					return fmt.Errorf("metrics: listen on %s (%s): %w", p.Obs.MetricsAddr, settings.EnvMetricsAddr, err)
+				}
+				mux := http.NewServeMux()
+				mux.Handle("/metrics", m.Handler())
+				srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+				go func() {
+					if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+						p.Log.Error("metrics server stopped", "error", err)
+					}
+				}()
+				p.Log.Info("serving metrics", "addr", ln.Addr().String())
+			}
+			go func() {
+				defer close(done)
+				poller.Run(ctx)
+			}()
+			return nil
+		},
+		OnStop: func(stop context.Context) error {
+			cancel()
+			var err error
+			if srv != nil {
+				err = srv.Shutdown(stop)
+			}
+			select {
+			case <-done:
+			case <-stop.Done():
+				return stop.Err()
+			}
+			return err
+		},
+	})
+	return m, nil
+}
