@@ -346,7 +346,10 @@ func (s *Store) FinishBackfillJob(ctx context.Context, id int64, owner string, s
 // DeferBackfillJob hands a claimed job back as PENDING until after wait,
 // noting why (the source is not ready for it yet).
 func (s *Store) DeferBackfillJob(ctx context.Context, id int64, owner string, wait time.Duration, note string) error {
+	// A job that has not copied anything yet has not started (its rate
+	// would otherwise count the wait).
 	_, err := s.pool.Exec(ctx, `UPDATE backfill_jobs SET status = 'PENDING', error = $4, lease_owner = '', lease_until = NULL,
+		started_at = CASE WHEN rows_copied = 0 THEN NULL ELSE started_at END,
 		not_before = now() + $3 * interval '1 millisecond', updated_at = now()
 		WHERE id = $1 AND lease_owner = $2 AND status = 'EXECUTING'`, id, owner, wait.Milliseconds(), note)
 	if err != nil {
