@@ -166,7 +166,7 @@ func TestSnapshotWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	dconn := pg.Connect(t, destDB)
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(3*time.Minute + time.Duration(rows/2000)*time.Second)
 	for {
 		var got string
 		err := dconn.QueryRow(ctx, digest).Scan(&got)
