@@ -12,6 +12,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/dlq"
 	"github.com/rosettacdc/rosetta/pkg/metrics"
 	"github.com/rosettacdc/rosetta/pkg/settings"
+	"github.com/rosettacdc/rosetta/pkg/walmonitor"
 )
 
 // Module runs the API: it listens on Settings.HTTPAddr when the app starts
@@ -37,6 +38,8 @@ type Params struct {
 	Checkers DestinationCheckers `optional:"true"`
 	// Metrics are served on GET /metrics when provided.
 	Metrics *metrics.Metrics `optional:"true"`
+	// WAL serves GET /api/v1/metrics/wal when provided.
+	WAL *walmonitor.Store `optional:"true"`
 }
 
 // NewFromParams builds the server from fx parameters and ties it to the
@@ -61,6 +64,9 @@ func NewFromParams(p Params) (*Server, error) {
 		s.UseDeadLetters(q)
 	}
 	s.UseMetrics(p.Metrics)
+	if p.WAL != nil {
+		s.UseWALMetrics(p.WAL)
+	}
 	p.Lifecycle.Append(fx.Hook{OnStart: s.Listen, OnStop: s.Shutdown})
 	return s, nil
 }

@@ -97,6 +97,7 @@ type Server struct {
 	js    jetstream.JetStream
 	redis Pinger
 	dlq   DeadLetters // nil: dead-letter queues disabled
+	wal   WALSamples  // nil: WAL monitoring samples unavailable
 	log   *slog.Logger
 	app   *fiber.App
 
@@ -134,6 +135,7 @@ func (s *Server) routes() {
 	s.app.Use(s.recoverPanic, s.logRequests, s.withTimeout)
 	v1 := s.app.Group("/api/v1")
 	v1.Get("/health", s.health)
+	v1.Get("/metrics/wal", s.getWALMetrics)
 
 	v1.Post("/sources", s.createSource)
 	v1.Get("/sources", s.listSources)

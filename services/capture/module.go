@@ -14,7 +14,7 @@ import (
 // Module runs the capture service inside an fx application. It needs a
 // *settings.Settings, a ConfigStore, a jetstream.JetStream and a
 // *slog.Logger.
-var Module = fx.Module("capture", fx.Provide(newFromFx), fx.Invoke(runWithLifecycle))
+var Module = fx.Module("capture", fx.Provide(newFromFx), fx.Invoke(runWithLifecycle), fx.Invoke(runWALMonitor))
 
 // Params are the capture module's dependencies.
 type Params struct {

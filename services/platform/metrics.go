@@ -13,9 +13,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 
+	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/dlq"
 	"github.com/rosettacdc/rosetta/pkg/metrics"
 	"github.com/rosettacdc/rosetta/pkg/settings"
+	"github.com/rosettacdc/rosetta/pkg/walmonitor"
 )
 
 // consumerPollInterval is how often consumer pending counts and dead-letter
@@ -92,4 +94,18 @@ func newMetrics(p MetricsParams) (*metrics.Metrics, error) {
 		},
 	})
 	return m, nil
+}
+
+// newWALStore opens the store of WAL monitoring samples (the wal_metrics
+// table of the config DB, which newStore migrates). Capture records into
+// it; the API reads it.
+func newWALStore(lc fx.Lifecycle, s *settings.Settings, _ *configstore.Store) (*walmonitor.Store, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := walmonitor.OpenStore(ctx, s.ConfigDSN)
+	if err != nil {
+		return nil, fmt.Errorf("open config db for wal samples (%s): %w", settings.EnvConfigDSN, err)
+	}
+	lc.Append(fx.StopHook(st.Close))
+	return st, nil
 }

@@ -31,7 +31,7 @@ import (
 func Module(s *settings.Settings) fx.Option {
 	opts := []fx.Option{
 		fx.Supply(s),
-		fx.Provide(newStore, newNATS, newObservability, newMetrics),
+		fx.Provide(newStore, newNATS, newObservability, newMetrics, newWALStore),
 	}
 	if s.RedisURL != "" {
 		opts = append(opts, fx.Provide(newRedis))
