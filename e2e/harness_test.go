@@ -11,11 +11,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,20 +26,14 @@ import (
 var rosettaBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rosetta-e2e-bin-")
+	bin, cleanup, err := testkit.BuildBinary("../services/rosetta", "rosetta", true)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	rosettaBin = filepath.Join(dir, "rosetta")
-	build := exec.Command("go", "build", "-race", "-o", rosettaBin, "../services/rosetta")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build rosetta:", err)
-		os.Exit(1)
-	}
+	rosettaBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
@@ -61,7 +53,7 @@ type env struct {
 	extraEnv []string // added to the rosetta process's environment
 	proc     *exec.Cmd
 	exited   chan error
-	logBuf   *syncBuffer
+	logBuf   *testkit.LogBuffer
 }
 
 func newEnv(t *testing.T) *env {
@@ -80,7 +72,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() {
 		e.stop(syscall.SIGKILL)
 		if t.Failed() && e.logBuf != nil {
-			t.Logf("rosetta log (tail):\n%s", tail(e.logBuf.String(), 6000))
+			t.Logf("rosetta log (tail):\n%s", testkit.Tail(e.logBuf.String(), 6000))
 		}
 	})
 	return e
@@ -134,7 +126,7 @@ func (e *env) command(service string) *exec.Cmd {
 	)
 	cmd.Env = append(cmd.Env, e.extraEnv...)
 	if e.logBuf == nil {
-		e.logBuf = &syncBuffer{}
+		e.logBuf = &testkit.LogBuffer{}
 	}
 	cmd.Stdout, cmd.Stderr = e.logBuf, e.logBuf
 	return cmd
@@ -148,14 +140,14 @@ func (e *env) waitHealthy(exited chan error) {
 		select {
 		case err := <-exited:
 			e.proc = nil
-			e.t.Fatalf("rosetta exited during start: %v\n%s", err, tail(e.logBuf.String(), 4000))
+			e.t.Fatalf("rosetta exited during start: %v\n%s", err, testkit.Tail(e.logBuf.String(), 4000))
 		default:
 		}
 		if e.healthy() {
 			return
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("rosetta not healthy after 90s\n%s", tail(e.logBuf.String(), 4000))
+			e.t.Fatalf("rosetta not healthy after 90s\n%s", testkit.Tail(e.logBuf.String(), 4000))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -345,28 +337,4 @@ func describeDiff(table string, want, got []string) string {
 	}
 	return fmt.Sprintf("%s: source %d rows, destination %d rows; missing or stale at destination %q; extra or stale at destination %q",
 		table, len(want), len(got), clip(missing), clip(extra))
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
 }

@@ -46,7 +46,7 @@ func (e *env) waitCapturing() {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	e.t.Fatalf("capture did not start streaming within 60s\n%s", tail(e.logBuf.String(), 4000))
+	e.t.Fatalf("capture did not start streaming within 60s\n%s", testkit.Tail(e.logBuf.String(), 4000))
 }
 
 func TestReplicatesEveryKindOfChange(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	sf "github.com/snowflakedb/gosnowflake"
 
 	"github.com/rosettacdc/rosetta/pkg/fakesnowflake"
+	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
 // TestSnowflakeDestinationThroughTheAPI replicates through `rosetta dev` into
@@ -98,7 +99,7 @@ func TestSnowflakeDestinationThroughTheAPI(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("snowflake did not converge: %s\n%s", describeDiff("customers", want, got), tail(e.logBuf.String(), 3000))
+			t.Fatalf("snowflake did not converge: %s\n%s", describeDiff("customers", want, got), testkit.Tail(e.logBuf.String(), 3000))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}

@@ -3,9 +3,9 @@ package faults
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
 // binaries are built once per `go test` run by TestMain.
@@ -23,35 +23,25 @@ var bins binaries
 // Rosetta; FAULTS_NATS_SERVER names another binary (2.10 or later).
 // FAULTS_RACE=1 builds rosetta with the race detector (slower).
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rosetta-faults-bin-")
+	bin, cleanup, err := testkit.BuildBinary("../services/rosetta", "rosetta", os.Getenv("FAULTS_RACE") != "")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bins.rosetta = filepath.Join(dir, "rosetta")
-	args := []string{"build", "-o", bins.rosetta}
-	if os.Getenv("FAULTS_RACE") != "" {
-		args = append(args, "-race")
-	}
-	if err := goBuild(append(args, "../services/rosetta")...); err != nil {
-		fmt.Fprintln(os.Stderr, "build rosetta:", err)
-		os.Exit(1)
-	}
+	bins.rosetta = bin
 	bins.natsServer = os.Getenv("FAULTS_NATS_SERVER")
 	if bins.natsServer == "" {
-		bins.natsServer = filepath.Join(dir, "nats-server")
-		if err := goBuild("build", "-o", bins.natsServer, "github.com/nats-io/nats-server/v2"); err != nil {
-			fmt.Fprintln(os.Stderr, "build nats-server:", err)
+		nats, cleanupNATS, err := testkit.BuildBinary("github.com/nats-io/nats-server/v2", "nats-server", false)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			cleanup()
 			os.Exit(1)
 		}
+		bins.natsServer = nats
+		defer cleanupNATS()
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func goBuild(args ...string) error {
-	cmd := exec.Command("go", args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	return cmd.Run()
+	// Returning (rather than os.Exit) lets the deferred cleanup run; the
+	// test binary exits with m.Run's result.
+	defer cleanup()
+	m.Run()
 }

@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -22,7 +21,7 @@ type proc struct {
 	name string
 	argv []string
 	env  []string
-	log  *syncBuffer
+	log  *testkit.LogBuffer
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -31,12 +30,12 @@ type proc struct {
 }
 
 func newProc(t *testing.T, name string, env []string, argv ...string) *proc {
-	p := &proc{t: t, name: name, argv: argv, env: env, log: &syncBuffer{}}
+	p := &proc{t: t, name: name, argv: argv, env: env, log: &testkit.LogBuffer{}}
 	t.Cleanup(func() {
 		p.signal(syscall.SIGCONT)
 		p.kill()
 		if t.Failed() {
-			t.Logf("%s output (tail):\n%s", p.name, tail(p.log.String(), 5000))
+			t.Logf("%s output (tail):\n%s", p.name, testkit.Tail(p.log.String(), 5000))
 		}
 	})
 	return p
@@ -151,7 +150,7 @@ func (n *natsServer) restart() {
 	n.t.Helper()
 	n.start()
 	if !n.waitReady(30 * time.Second) {
-		n.t.Fatalf("nats-server did not come back on %d:\n%s", n.port, tail(n.log.String(), 4000))
+		n.t.Fatalf("nats-server did not come back on %d:\n%s", n.port, testkit.Tail(n.log.String(), 4000))
 	}
 }
 
@@ -173,27 +172,3 @@ func (n *natsServer) waitReady(d time.Duration) bool {
 
 func (n *natsServer) addr() string { return "127.0.0.1:" + strconv.Itoa(n.port) }
 func (n *natsServer) url() string  { return "nats://" + n.addr() }
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}

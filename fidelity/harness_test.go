@@ -18,10 +18,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,20 +37,14 @@ var rosettaBin string
 // values, not interleavings, and a race build runs several times slower on
 // the 2-core machines the suite's time budget is set for.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rosetta-fidelity-bin-")
+	bin, cleanup, err := testkit.BuildBinary("../services/rosetta", "rosetta", false)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	rosettaBin = filepath.Join(dir, "rosetta")
-	build := exec.Command("go", "build", "-o", rosettaBin, "../services/rosetta")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build rosetta:", err)
-		os.Exit(1)
-	}
+	rosettaBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
@@ -69,7 +61,7 @@ type env struct {
 	natsAddr string
 	proc     *exec.Cmd
 	exited   chan error
-	logBuf   *syncBuffer
+	logBuf   *testkit.LogBuffer
 	sourceID int64
 }
 
@@ -85,12 +77,12 @@ func newEnv(t *testing.T) *env {
 		dataDir:  t.TempDir(),
 		httpAddr: "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)),
 		natsAddr: "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)),
-		logBuf:   &syncBuffer{},
+		logBuf:   &testkit.LogBuffer{},
 	}
 	t.Cleanup(func() {
 		e.stop()
 		if t.Failed() {
-			t.Logf("rosetta log (tail):\n%s", tail(e.logBuf.String(), 8000))
+			t.Logf("rosetta log (tail):\n%s", testkit.Tail(e.logBuf.String(), 8000))
 		}
 	})
 	return e
@@ -124,11 +116,11 @@ func (e *env) start() {
 		select {
 		case err := <-e.exited:
 			e.proc = nil
-			e.t.Fatalf("rosetta exited during start: %v\n%s", err, tail(e.logBuf.String(), 4000))
+			e.t.Fatalf("rosetta exited during start: %v\n%s", err, testkit.Tail(e.logBuf.String(), 4000))
 		default:
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("rosetta not healthy after 90s\n%s", tail(e.logBuf.String(), 4000))
+			e.t.Fatalf("rosetta not healthy after 90s\n%s", testkit.Tail(e.logBuf.String(), 4000))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -262,7 +254,7 @@ func (e *env) waitCapturing() {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	e.t.Fatalf("capture did not start streaming within 60s\n%s", tail(e.logBuf.String(), 4000))
+	e.t.Fatalf("capture did not start streaming within 60s\n%s", testkit.Tail(e.logBuf.String(), 4000))
 }
 
 // pinnedSession is what the test's own connections use, whatever the
@@ -296,7 +288,7 @@ func (e *env) exec(conn *pgx.Conn, stmts string) {
 			p := int(pgErr.Position)
 			e.t.Fatalf("exec: %v at …%s", err, stmts[max(0, p-200):min(len(stmts), p+100)])
 		}
-		e.t.Fatalf("exec: %v\n%s", err, tail(stmts, 2000))
+		e.t.Fatalf("exec: %v\n%s", err, testkit.Tail(stmts, 2000))
 	}
 }
 
@@ -333,30 +325,6 @@ func duckOnce(ctx context.Context, path string, fn func(*sql.DB) error) error {
 		return fmt.Errorf("open duckdb %s: %w", path, err)
 	}
 	return fn(db)
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
 }
 
 func clip(s string, n int) string {
