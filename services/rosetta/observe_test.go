@@ -14,7 +14,6 @@ import (
 
 	"go.uber.org/fx"
 
-	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 	"github.com/rosettacdc/rosetta/services/api"
@@ -104,12 +103,18 @@ func TestObserveRunningPipeline(t *testing.T) {
 		"destination_ids": []int64{dst.ID}, "tables": []string{"public.orders"}}, &pipe)
 	call("POST", fmt.Sprintf("/api/v1/pipelines/%d/start", pipe.ID), nil, nil)
 
-	// tail needs the source's stream, which capture creates.
-	_, js := n.Connect(t)
+	// Capture streams (slot, publication and stream in place) once the
+	// source reports RUNNING.
 	waitFor(t, func() bool {
-		_, err := js.Stream(ctx, contracts.StreamName(src.ID))
-		return err == nil
+		var d struct {
+			SourceState struct {
+				State string `json:"state"`
+			} `json:"source_state"`
+		}
+		call("GET", fmt.Sprintf("/api/v1/pipelines/%d", pipe.ID), nil, &d)
+		return d.SourceState.State == "RUNNING"
 	})
+	_, js := n.Connect(t)
 	out, wait := startTail(t, fmt.Sprintf("%d.public.orders", src.ID), "--nats-url", n.URL, "-n", "1")
 	waitFor(t, func() bool { return consumerCount(t, js, src.ID) >= 2 }) // the pipeline's and tail's
 	pg.Exec(t, srcDB, "INSERT INTO public.orders VALUES (1, 'first')")
