@@ -224,8 +224,13 @@ func (e *env) createDuckDBDestination(name, path string) int64 {
 func (e *env) createPipeline(name string, destIDs []int64, tables ...string) int64 {
 	e.t.Helper()
 	var pipe idOnly
+	// No initial snapshot: this suite checks what the change stream carries
+	// (a snapshot racing with the ALTER TABLE … DEFAULT step would fill the
+	// rows that the stream alone leaves NULL, and the result would depend on
+	// timing). Snapshots have their own tests in services/backfill.
 	e.mustAPI("POST", "/pipelines", map[string]any{
 		"name": name, "source_id": e.createSource(), "destination_ids": destIDs, "tables": tables,
+		"snapshot": false,
 	}, &pipe)
 	e.mustAPI("POST", fmt.Sprintf("/pipelines/%d/start", pipe.ID), nil, nil)
 	return pipe.ID
