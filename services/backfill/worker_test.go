@@ -26,7 +26,7 @@ import (
 // that capture would follow (slot and publication made here), and NATS
 // with the source's stream and the pipeline's consumer.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	pg       *testkit.Postgres
 	store    *configstore.Store
 	nc       *nats.Conn
@@ -38,7 +38,7 @@ type fixture struct {
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newFixture(t *testing.T, pg *testkit.Postgres, rows int) *fixture {
+func newFixture(t testing.TB, pg *testkit.Postgres, rows int) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{t: t, pg: pg}
