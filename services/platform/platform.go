@@ -27,7 +27,8 @@ import (
 )
 
 // Module provides *slog.Logger is supplied by the caller (see NewLogger);
-// this module provides the store, NATS and, optionally, Redis.
+// this module provides the store, NATS, the process's metrics (see
+// metrics.go), the WAL sample store and, optionally, Redis.
 func Module(s *settings.Settings) fx.Option {
 	opts := []fx.Option{
 		fx.Supply(s),

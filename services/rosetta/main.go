@@ -55,6 +55,8 @@ Configuration comes from the environment (flags override):
   ROSETTA_SECRET_KEY          key encrypting stored secrets (required, except dev)
   ROSETTA_LOG_LEVEL           debug, info, warn, error
   ROSETTA_LOG_FORMAT          json or text
+  ROSETTA_METRICS_ADDR        extra /metrics listener (the API serves /metrics too)
+  ROSETTA_WAL_MONITOR_INTERVAL  how often capture checks sources' WAL (default 60s)
 Run 'rosetta <command> -h' for the flags of a command.
 `
 
