@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/pgcatalog"
 	"github.com/rosettacdc/rosetta/pkg/pgrepl"
@@ -262,6 +264,9 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 	if err := ready(ctx, sess, src, table); err != nil {
 		return src.Password, err
 	}
+	if err := w.consumersReady(ctx, p, table); err != nil {
+		return src.Password, err
+	}
 	if job.RowsTotal == nil {
 		if n, ok := w.total(ctx, sess, filters); ok {
 			job.RowsTotal = &n
@@ -340,6 +345,34 @@ func ready(ctx context.Context, sess *snapshot.Session, src configstore.Source, 
 		}
 	}
 	return &errNotReady{fmt.Sprintf("waiting for capture to add %s to publication %s", table, src.Publication)}
+}
+
+// consumersReady checks that every destination's consumer of the pipeline
+// exists and follows the table: the stream keeps a change only for the
+// consumers interested in it, so rows published before would not reach
+// that destination. (The table may already be in the publication for
+// another pipeline of the source.)
+func (w *Worker) consumersReady(ctx context.Context, p configstore.Pipeline, table pgcatalog.Table) error {
+	js, err := jetstream.New(w.nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	want := contracts.TableFilter(p.SourceID, table.Schema, table.Name)
+	for _, d := range p.DestinationIDs {
+		name := contracts.ConsumerName(p.ID, d)
+		c, err := js.Consumer(ctx, contracts.StreamName(p.SourceID), name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			return &errNotReady{fmt.Sprintf("waiting for capture to create consumer %s", name)}
+		}
+		if err != nil {
+			return fmt.Errorf("read consumer %s: %w", name, err)
+		}
+		cfg := c.CachedInfo().Config
+		if !slices.Contains(cfg.FilterSubjects, want) && cfg.FilterSubject != want {
+			return &errNotReady{fmt.Sprintf("waiting for capture to add %s to consumer %s", table, name)}
+		}
+	}
+	return nil
 }
 
 // redact keeps a password out of an error bound for the config store.
