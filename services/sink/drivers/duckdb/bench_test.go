@@ -29,10 +29,10 @@ var benchCols = []contracts.Column{
 }
 
 func benchChanges(n int, lsn uint64) []contracts.Change {
-	e := ev{table: "bench", cols: benchCols}
+	e := ev{Table: "bench", Columns: benchCols}
 	out := make([]contracts.Change, n)
 	for i := range out {
-		out[i] = e.change(contracts.OpCreate, lsn, int64(i+1), fmt.Sprintf(`{"id":%d}`, i), ``, fmt.Sprintf(
+		out[i] = e.Change(contracts.OpCreate, lsn, int64(i+1), fmt.Sprintf(`{"id":%d}`, i), ``, fmt.Sprintf(
 			`{"id":%d,"name":"customer name %d","price":"%d.25","qty":%d,"ok":true,"at":"2024-05-06 07:08:09.%06d+00","doc":"{\"k\": %d, \"tags\": [\"a\", \"b\"]}","ratio":"0.%d"}`,
 			i, i, i, i%100, i, i, i))
 	}

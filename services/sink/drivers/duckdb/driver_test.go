@@ -20,64 +20,14 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
-// itemCols is the source table used by most tests.
-var itemCols = []contracts.Column{
-	{Name: "id", Type: "integer", BaseType: "integer", Key: true},
-	{Name: "name", Type: "text", BaseType: "text"},
-	{Name: "big", Type: "text", BaseType: "text"},
-}
+// itemCols and ev are the shared driver-test table and event builder.
+var itemCols = cdctest.ItemColumns
 
-// ev builds change events of one source table; lsn and seq order them.
-type ev struct {
-	table string
-	cols  []contracts.Column
-}
-
-func (e ev) change(op contracts.Op, lsn uint64, seq int64, key, before, after string, unchanged ...string) contracts.Change {
-	row := func(s string) contracts.Row {
-		if s == "" {
-			return nil
-		}
-		var r contracts.Row
-		if err := json.Unmarshal([]byte(s), &r); err != nil {
-			panic(fmt.Sprintf("%s: %v", s, err))
-		}
-		return r
-	}
-	return contracts.Change{
-		V:  contracts.EnvelopeVersion,
-		Op: op,
-		Source: contracts.Source{SourceID: 1, Schema: "app", Table: e.table,
-			CommitLSN: contracts.FormatLSN(lsn), Seq: seq},
-		Columns:   e.cols,
-		Key:       row(key),
-		Before:    row(before),
-		After:     row(after),
-		Unchanged: unchanged,
-	}
-}
-
-func (e ev) ins(lsn uint64, id int, name string) contracts.Change {
-	return e.change(contracts.OpCreate, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "",
-		fmt.Sprintf(`{"id":%d,"name":%q,"big":null}`, id, name))
-}
-
-func (e ev) upd(lsn uint64, id int, name string) contracts.Change {
-	return e.change(contracts.OpUpdate, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "",
-		fmt.Sprintf(`{"id":%d,"name":%q}`, id, name), "big")
-}
-
-func (e ev) del(lsn uint64, id int) contracts.Change {
-	return e.change(contracts.OpDelete, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "", "")
-}
-
-func (e ev) truncate(lsn uint64) contracts.Change {
-	return contracts.Change{V: 1, Op: contracts.OpTruncate,
-		Source: contracts.Source{SourceID: 1, Schema: "app", Table: e.table, CommitLSN: contracts.FormatLSN(lsn), Seq: 1}}
-}
+type ev = cdctest.Events
 
 type env struct {
 	t    *testing.T
@@ -196,14 +146,14 @@ const items = `SELECT id, name, big FROM sink.items ORDER BY id`
 
 func TestDriver(t *testing.T) {
 	t.Parallel()
-	it := ev{table: "items", cols: itemCols}
+	it := ev{Table: "items", Columns: itemCols}
 
 	t.Run("inserts updates deletes", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		e.mustApply(it.ins(10, 1, "a"), it.ins(10, 2, "b"), it.ins(10, 3, "c"))
+		e.mustApply(it.Ins(10, 1, "a"), it.Ins(10, 2, "b"), it.Ins(10, 3, "c"))
 		e.expect(items, "1|a|<null>", "2|b|<null>", "3|c|<null>")
-		e.mustApply(it.upd(20, 2, "b2"), it.del(21, 3), it.ins(22, 4, "d"))
+		e.mustApply(it.Upd(20, 2, "b2"), it.Del(21, 3), it.Ins(22, 4, "d"))
 		e.expect(items, "1|a|<null>", "2|b2|<null>", "4|d|<null>")
 		e.expect(`SELECT id, _rosetta_lsn, _rosetta_seq FROM sink.items ORDER BY id`, "1|10|1", "2|20|1", "4|22|1")
 		e.expect(`SELECT unnest(constraint_column_names) FROM duckdb_constraints()
@@ -215,44 +165,44 @@ func TestDriver(t *testing.T) {
 	t.Run("key change keeps unchanged values", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		e.mustApply(it.change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"name":"a","big":"kept"}`),
-			it.change(contracts.OpCreate, 10, 2, `{"id":7}`, ``, `{"id":7,"name":"z","big":"seven"}`))
+		e.mustApply(it.Change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"name":"a","big":"kept"}`),
+			it.Change(contracts.OpCreate, 10, 2, `{"id":7}`, ``, `{"id":7,"name":"z","big":"seven"}`))
 		// 1 -> 2 in one batch, 2 -> 3 then 7 -> 8 -> 9 in the next, with big unchanged every time.
-		e.mustApply(it.change(contracts.OpUpdate, 20, 1, `{"id":2}`, `{"id":1}`, `{"id":2,"name":"b"}`, "big"))
+		e.mustApply(it.Change(contracts.OpUpdate, 20, 1, `{"id":2}`, `{"id":1}`, `{"id":2,"name":"b"}`, "big"))
 		e.expect(items, "2|b|kept", "7|z|seven")
 		e.mustApply(
-			it.change(contracts.OpUpdate, 30, 1, `{"id":3}`, `{"id":2}`, `{"id":3,"name":"c"}`, "big"),
-			it.change(contracts.OpUpdate, 30, 2, `{"id":8}`, `{"id":7}`, `{"id":8,"name":"y"}`, "big"),
-			it.change(contracts.OpUpdate, 30, 3, `{"id":9}`, `{"id":8}`, `{"id":9,"name":"x"}`, "big"),
+			it.Change(contracts.OpUpdate, 30, 1, `{"id":3}`, `{"id":2}`, `{"id":3,"name":"c"}`, "big"),
+			it.Change(contracts.OpUpdate, 30, 2, `{"id":8}`, `{"id":7}`, `{"id":8,"name":"y"}`, "big"),
+			it.Change(contracts.OpUpdate, 30, 3, `{"id":9}`, `{"id":8}`, `{"id":9,"name":"x"}`, "big"),
 		)
 		e.expect(items, "3|c|kept", "9|x|seven")
 		// The moved-away keys are tombstoned: their old rows do not come back.
-		e.mustApply(it.change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"name":"a","big":"kept"}`))
+		e.mustApply(it.Change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"name":"a","big":"kept"}`))
 		e.expect(items, "3|c|kept", "9|x|seven")
 	})
 
 	t.Run("composite key", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		ck := ev{table: "pairs", cols: []contracts.Column{
+		ck := ev{Table: "pairs", Columns: []contracts.Column{
 			{Name: "v", Type: "text", BaseType: "text"},
 			{Name: "tenant", Type: "text", BaseType: "text", Key: true},
 			{Name: "n", Type: "bigint", BaseType: "bigint", Key: true},
 		}}
 		e.mustApply(
-			ck.change(contracts.OpCreate, 10, 1, `{"n":1,"tenant":"a"}`, ``, `{"tenant":"a","n":1,"v":"a1"}`),
-			ck.change(contracts.OpCreate, 10, 2, `{"n":1,"tenant":"b"}`, ``, `{"tenant":"b","n":1,"v":"b1"}`),
-			ck.change(contracts.OpCreate, 10, 3, `{"n":2,"tenant":"a"}`, ``, `{"tenant":"a","n":2,"v":"a2"}`),
+			ck.Change(contracts.OpCreate, 10, 1, `{"n":1,"tenant":"a"}`, ``, `{"tenant":"a","n":1,"v":"a1"}`),
+			ck.Change(contracts.OpCreate, 10, 2, `{"n":1,"tenant":"b"}`, ``, `{"tenant":"b","n":1,"v":"b1"}`),
+			ck.Change(contracts.OpCreate, 10, 3, `{"n":2,"tenant":"a"}`, ``, `{"tenant":"a","n":2,"v":"a2"}`),
 		)
 		e.mustApply(
-			ck.change(contracts.OpUpdate, 20, 1, `{"n":1,"tenant":"b"}`, ``, `{"tenant":"b","n":1,"v":"b1'"}`),
-			ck.change(contracts.OpDelete, 20, 2, `{"n":1,"tenant":"a"}`, ``, ``),
+			ck.Change(contracts.OpUpdate, 20, 1, `{"n":1,"tenant":"b"}`, ``, `{"tenant":"b","n":1,"v":"b1'"}`),
+			ck.Change(contracts.OpDelete, 20, 2, `{"n":1,"tenant":"a"}`, ``, ``),
 		)
 		e.expect(`SELECT tenant, n, v FROM sink.pairs ORDER BY tenant, n`, "a|2|a2", "b|1|b1'")
 		e.expect(`SELECT unnest(constraint_column_names) AS k FROM duckdb_constraints()
 			WHERE schema_name = 'sink' AND table_name = 'pairs' AND constraint_type = 'PRIMARY KEY' ORDER BY k`, "n", "tenant")
 		// An older insert of the deleted composite key stays deleted.
-		e.mustApply(ck.change(contracts.OpCreate, 15, 1, `{"n":1,"tenant":"a"}`, ``, `{"tenant":"a","n":1,"v":"old"}`))
+		e.mustApply(ck.Change(contracts.OpCreate, 15, 1, `{"n":1,"tenant":"a"}`, ``, `{"tenant":"a","n":1,"v":"old"}`))
 		e.expect(`SELECT tenant, n, v FROM sink.pairs ORDER BY tenant, n`, "a|2|a2", "b|1|b1'")
 	})
 
@@ -261,9 +211,9 @@ func TestDriver(t *testing.T) {
 		e := newEnv(t, nil)
 		big := strings.Repeat("0123456789abcdef\t\\\n'\"é", 1<<20/22+1)
 		bigJSON, _ := json.Marshal(big)
-		e.mustApply(it.change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"name":"a","big":`+string(bigJSON)+`}`))
-		e.mustApply(it.upd(20, 1, "renamed"))
-		e.mustApply(it.upd(30, 1, "again"), it.change(contracts.OpUpdate, 30, 2, `{"id":2}`, `{"id":1}`, `{"id":2,"name":"moved"}`, "big"))
+		e.mustApply(it.Change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"name":"a","big":`+string(bigJSON)+`}`))
+		e.mustApply(it.Upd(20, 1, "renamed"))
+		e.mustApply(it.Upd(30, 1, "again"), it.Change(contracts.OpUpdate, 30, 2, `{"id":2}`, `{"id":1}`, `{"id":2,"name":"moved"}`, "big"))
 		sum := sha256.Sum256([]byte(big))
 		e.expect(`SELECT id, name, strlen(big), sha256(big) FROM sink.items`,
 			fmt.Sprintf("2|moved|%d|%s", len(big), hex.EncodeToString(sum[:])))
@@ -272,9 +222,9 @@ func TestDriver(t *testing.T) {
 	t.Run("redelivery converges and older versions never win", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		first := []contracts.Change{it.ins(10, 1, "a"), it.ins(10, 2, "b"), it.ins(10, 3, "c")}
-		second := []contracts.Change{it.upd(20, 1, "a2"), it.del(21, 2), it.ins(22, 4, "d")}
-		third := []contracts.Change{it.del(30, 4), it.ins(31, 2, "b-again")}
+		first := []contracts.Change{it.Ins(10, 1, "a"), it.Ins(10, 2, "b"), it.Ins(10, 3, "c")}
+		second := []contracts.Change{it.Upd(20, 1, "a2"), it.Del(21, 2), it.Ins(22, 4, "d")}
+		third := []contracts.Change{it.Del(30, 4), it.Ins(31, 2, "b-again")}
 		for _, b := range [][]contracts.Change{first, second, second, first, third, second, first, third} {
 			e.mustApply(b...)
 		}
@@ -286,7 +236,7 @@ func TestDriver(t *testing.T) {
 	t.Run("same batch applied twice converges", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		batch := []contracts.Change{it.ins(10, 1, "a"), it.ins(10, 2, "b"), it.upd(11, 1, "a2"), it.del(12, 2), it.ins(13, 3, "c")}
+		batch := []contracts.Change{it.Ins(10, 1, "a"), it.Ins(10, 2, "b"), it.Upd(11, 1, "a2"), it.Del(12, 2), it.Ins(13, 3, "c")}
 		e.mustApply(batch...)
 		once := e.rows(`SELECT * FROM sink.items ORDER BY id`)
 		e.mustApply(batch...)
@@ -297,51 +247,51 @@ func TestDriver(t *testing.T) {
 	t.Run("older change after a newer one is ignored", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		e.mustApply(it.ins(20, 1, "new"), it.ins(20, 2, "to delete"))
-		e.mustApply(it.del(30, 2))
+		e.mustApply(it.Ins(20, 1, "new"), it.Ins(20, 2, "to delete"))
+		e.mustApply(it.Del(30, 2))
 		// Older changes of both keys arrive late (a DLQ replay, a slow
 		// redelivery, a snapshot row read before the changes).
-		e.mustApply(it.ins(10, 1, "old"), it.upd(11, 2, "old update"), it.ins(12, 2, "old insert"))
-		e.mustApply(it.change(contracts.OpRead, 5, 1, `{"id":2}`, ``, `{"id":2,"name":"snapshot","big":null}`))
-		e.mustApply(it.del(15, 1))
+		e.mustApply(it.Ins(10, 1, "old"), it.Upd(11, 2, "old update"), it.Ins(12, 2, "old insert"))
+		e.mustApply(it.Change(contracts.OpRead, 5, 1, `{"id":2}`, ``, `{"id":2,"name":"snapshot","big":null}`))
+		e.mustApply(it.Del(15, 1))
 		e.expect(items, "1|new|<null>")
 		// Same LSN, earlier position in the transaction: older too.
-		e.mustApply(it.change(contracts.OpUpdate, 20, 0, `{"id":1}`, ``, `{"id":1,"name":"seq 0"}`, "big"))
+		e.mustApply(it.Change(contracts.OpUpdate, 20, 0, `{"id":1}`, ``, `{"id":1,"name":"seq 0"}`, "big"))
 		e.expect(items, "1|new|<null>")
 	})
 
 	t.Run("truncate", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		e.mustApply(it.ins(10, 1, "a"), it.ins(10, 2, "b"))
-		e.mustApply(it.ins(11, 9, "before truncate"), it.truncate(20), it.ins(21, 3, "c"), it.ins(21, 1, "a again"))
+		e.mustApply(it.Ins(10, 1, "a"), it.Ins(10, 2, "b"))
+		e.mustApply(it.Ins(11, 9, "before truncate"), it.Truncate(20), it.Ins(21, 3, "c"), it.Ins(21, 1, "a again"))
 		e.expect(items, "1|a again|<null>", "3|c|<null>")
 		// Redelivery of everything before and including the truncate.
-		e.mustApply(it.ins(10, 1, "a"), it.ins(10, 2, "b"))
+		e.mustApply(it.Ins(10, 1, "a"), it.Ins(10, 2, "b"))
 		e.expect(items, "1|a again|<null>", "3|c|<null>")
-		e.mustApply(it.truncate(20))
+		e.mustApply(it.Truncate(20))
 		e.expect(items, "1|a again|<null>", "3|c|<null>")
-		e.mustApply(it.ins(11, 9, "before truncate"), it.truncate(20), it.ins(21, 3, "c"))
+		e.mustApply(it.Ins(11, 9, "before truncate"), it.Truncate(20), it.Ins(21, 3, "c"))
 		e.expect(items, "1|a again|<null>", "3|c|<null>")
 		e.expect(`SELECT truncate_lsn, truncate_seq FROM _rosetta.tables WHERE schema_name = 'sink' AND table_name = 'items'`, "20|1")
 		// A lone truncate (no columns) of a table never created is a no-op.
-		e.mustApply(ev{table: "never"}.truncate(40))
+		e.mustApply(ev{Table: "never"}.Truncate(40))
 		e.expect(`SELECT count(*) FROM duckdb_tables() WHERE table_name = 'never'`, "0")
 		// A lone truncate of an existing table.
-		e.mustApply(ev{table: "items"}.truncate(50))
+		e.mustApply(ev{Table: "items"}.Truncate(50))
 		e.expect(items)
-		e.mustApply(it.ins(45, 5, "older than the truncate"), it.ins(55, 6, "newer"))
+		e.mustApply(it.Ins(45, 5, "older than the truncate"), it.Ins(55, 6, "newer"))
 		e.expect(items, "6|newer|<null>")
 	})
 
 	t.Run("columns are added", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		e.mustApply(it.ins(10, 1, "a"))
-		wide := ev{table: "items", cols: append(append([]contracts.Column{}, itemCols...),
+		e.mustApply(it.Ins(10, 1, "a"))
+		wide := ev{Table: "items", Columns: append(append([]contracts.Column{}, itemCols...),
 			contracts.Column{Name: "price", Type: "numeric(10,2)", BaseType: "numeric(10,2)"},
 			contracts.Column{Name: "Mixed Case", Type: "public.mood", BaseType: "text"})}
-		e.mustApply(wide.change(contracts.OpCreate, 20, 1, `{"id":2}`, ``, `{"id":2,"name":"b","price":"12.50","Mixed Case":"happy"}`))
+		e.mustApply(wide.Change(contracts.OpCreate, 20, 1, `{"id":2}`, ``, `{"id":2,"name":"b","price":"12.50","Mixed Case":"happy"}`))
 		e.expect(`SELECT id, name, price, "Mixed Case" FROM sink.items ORDER BY id`, "1|a|<null>|<null>", "2|b|12.50|happy")
 		e.expect(`SELECT data_type FROM duckdb_columns() WHERE schema_name = 'sink' AND table_name = 'items' AND column_name = 'price'`,
 			"DECIMAL(10,2)")
@@ -352,7 +302,7 @@ func TestDriver(t *testing.T) {
 			t.Fatal(err)
 		}
 		db.Close()
-		next := wide.change(contracts.OpCreate, 30, 1, `{"id":3}`, ``, `{"id":3,"name":"c","price":"1"}`)
+		next := wide.Change(contracts.OpCreate, 30, 1, `{"id":3}`, ``, `{"id":3,"name":"c","price":"1"}`)
 		if err := e.apply(next); err != nil {
 			if sinkrunner.IsPermanent(err) {
 				t.Fatalf("stale shape gave a permanent error: %v", err)
@@ -367,23 +317,23 @@ func TestDriver(t *testing.T) {
 	t.Run("bad data is a permanent error and nothing is applied", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		e.mustApply(it.ins(10, 1, "a"))
-		err := e.apply(it.ins(20, 2, "b"), it.change(contracts.OpCreate, 20, 2, `{"id":"not a number"}`, ``, `{"id":"not a number"}`))
+		e.mustApply(it.Ins(10, 1, "a"))
+		err := e.apply(it.Ins(20, 2, "b"), it.Change(contracts.OpCreate, 20, 2, `{"id":"not a number"}`, ``, `{"id":"not a number"}`))
 		if err == nil || !sinkrunner.IsPermanent(err) {
 			t.Fatalf("apply of invalid integer: %v; want a permanent error", err)
 		}
 		e.expect(items, "1|a|<null>")
 		// The driver recovers: a good batch applies on the same driver.
-		e.mustApply(it.ins(30, 3, "c"))
+		e.mustApply(it.Ins(30, 3, "c"))
 		e.expect(items, "1|a|<null>", "3|c|<null>")
 		for _, col := range []contracts.Column{{Name: "_rosetta_x", BaseType: "text"}, {Name: "_ROSETTA_Y", BaseType: "text"}, {Name: "NAME", BaseType: "text"}} {
-			bad := ev{table: "items", cols: append(append([]contracts.Column{}, itemCols...), col)}
-			if err := e.apply(bad.ins(40, 4, "d")); !sinkrunner.IsPermanent(err) {
+			bad := ev{Table: "items", Columns: append(append([]contracts.Column{}, itemCols...), col)}
+			if err := e.apply(bad.Ins(40, 4, "d")); !sinkrunner.IsPermanent(err) {
 				t.Errorf("column %q: %v; want a permanent error", col.Name, err)
 			}
 		}
 		// A table whose name differs only in case is the same table.
-		if err := e.apply(ev{table: "Items", cols: itemCols}.ins(40, 4, "d")); !sinkrunner.IsPermanent(err) {
+		if err := e.apply(ev{Table: "Items", Columns: itemCols}.Ins(40, 4, "d")); !sinkrunner.IsPermanent(err) {
 			t.Errorf("table Items next to items: %v; want a permanent error", err)
 		}
 		e.expect(items, "1|a|<null>", "3|c|<null>")
@@ -392,8 +342,8 @@ func TestDriver(t *testing.T) {
 	t.Run("tables in several schemas and tables of one batch", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, map[string]any{"schema": "Other Schema"})
-		other := ev{table: "Odd \"name\".x", cols: itemCols}
-		e.mustApply(it.ins(10, 1, "a"), other.ins(10, 2, "b"), it.ins(11, 3, "c"))
+		other := ev{Table: "Odd \"name\".x", Columns: itemCols}
+		e.mustApply(it.Ins(10, 1, "a"), other.Ins(10, 2, "b"), it.Ins(11, 3, "c"))
 		e.expect(`SELECT id, name FROM "Other Schema".items ORDER BY id`, "1|a", "3|c")
 		e.expect(`SELECT id, name FROM "Other Schema"."Odd ""name"".x"`, "2|b")
 		e.expect(`SELECT count(*) FROM _rosetta.tables WHERE schema_name = 'Other Schema'`, "2")
@@ -402,7 +352,7 @@ func TestDriver(t *testing.T) {
 	t.Run("default schema main", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, map[string]any{"schema": ""})
-		e.mustApply(it.ins(10, 1, "a"))
+		e.mustApply(it.Ins(10, 1, "a"))
 		e.expect(`SELECT id, name FROM main.items`, "1|a")
 	})
 }
@@ -474,8 +424,8 @@ func TestTypesRoundTrip(t *testing.T) {
 		reads = append(reads, c.read)
 		want = append(want, c.want)
 	}
-	ty := ev{table: "typed", cols: columns}
-	e.mustApply(ty.change(contracts.OpCreate, 10, 1, `{"id":9007199254740993}`, ``, "{"+strings.Join(after, ",")+"}"))
+	ty := ev{Table: "typed", Columns: columns}
+	e.mustApply(ty.Change(contracts.OpCreate, 10, 1, `{"id":9007199254740993}`, ``, "{"+strings.Join(after, ",")+"}"))
 	got := e.rows(`SELECT ` + strings.Join(reads, ", ") + ` FROM sink.typed`)
 	if len(got) != 1 {
 		t.Fatalf("rows: %q", got)
@@ -519,8 +469,8 @@ func TestUnrepresentableValues(t *testing.T) {
 		{Name: "at", Type: "timestamp without time zone", BaseType: "timestamp without time zone"},
 		{Name: "span", Type: "interval", BaseType: "interval"},
 	}
-	tb := ev{table: "odd", cols: cols}
-	e.mustApply(tb.change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"price":"1.00","at":"2024-01-01 00:00:00","span":"1 day"}`))
+	tb := ev{Table: "odd", Columns: cols}
+	e.mustApply(tb.Change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"price":"1.00","at":"2024-01-01 00:00:00","span":"1 day"}`))
 	for _, tt := range []struct{ after, want string }{
 		{`{"id":2,"price":"NaN"}`, `column "price" (DECIMAL(6,2)), row with key id="2": value "NaN"`},
 		{`{"id":2,"price":"1.005"}`, `would round`},
@@ -528,7 +478,7 @@ func TestUnrepresentableValues(t *testing.T) {
 		{`{"id":2,"at":"294276-12-31 23:59:59.999999"}`, `beyond DuckDB's timestamp range`},
 		{`{"id":2,"span":"infinity"}`, `infinite interval`},
 	} {
-		err := e.apply(tb.change(contracts.OpCreate, 20, 1, `{"id":3}`, ``, `{"id":3,"price":"3.00"}`), tb.change(contracts.OpCreate, 20, 2, `{"id":2}`, ``, tt.after))
+		err := e.apply(tb.Change(contracts.OpCreate, 20, 1, `{"id":3}`, ``, `{"id":3,"price":"3.00"}`), tb.Change(contracts.OpCreate, 20, 2, `{"id":2}`, ``, tt.after))
 		if err == nil || !sinkrunner.IsPermanent(err) {
 			t.Errorf("%s: %v; want a permanent error", tt.after, err)
 			continue

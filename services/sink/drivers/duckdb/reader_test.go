@@ -127,12 +127,12 @@ func countItems(t *testing.T, e *env, want int) {
 // that holds it.
 func TestReadersBetweenBatches(t *testing.T) {
 	t.Parallel()
-	it := ev{table: "items", cols: itemCols}
+	it := ev{Table: "items", Columns: itemCols}
 
 	t.Run("held while busy", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, map[string]any{"release_after": "10m"})
-		e.mustApply(it.ins(10, 1, "a"))
+		e.mustApply(it.Ins(10, 1, "a"))
 		if _, err := readOnce(t, e.path); err == nil || !strings.Contains(err.Error(), "lock") {
 			t.Fatalf("read-only open while the driver holds the file: %v; want a lock error", err)
 		}
@@ -145,16 +145,16 @@ func TestReadersBetweenBatches(t *testing.T) {
 	t.Run("released after every batch", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, map[string]any{"release_after": "0s"})
-		e.mustApply(it.ins(10, 1, "a"), it.ins(10, 2, "b"))
+		e.mustApply(it.Ins(10, 1, "a"), it.Ins(10, 2, "b"))
 		countItems(t, e, 2)
-		e.mustApply(it.ins(11, 3, "c"))
+		e.mustApply(it.Ins(11, 3, "c"))
 		countItems(t, e, 3)
 	})
 
 	t.Run("released when idle", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, map[string]any{"release_after": "50ms"})
-		e.mustApply(it.ins(10, 1, "a"))
+		e.mustApply(it.Ins(10, 1, "a"))
 		waitFor(t, "the idle file to be readable", 20*time.Second, func() bool {
 			n, err := readOnce(t, e.path)
 			return err == nil && n == 1
@@ -164,20 +164,20 @@ func TestReadersBetweenBatches(t *testing.T) {
 	t.Run("released after max_hold while batches keep coming", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, map[string]any{"release_after": "10m", "max_hold": "100ms", "reader_window": "200ms"})
-		e.mustApply(it.ins(10, 1, "a"))
+		e.mustApply(it.Ins(10, 1, "a"))
 		time.Sleep(150 * time.Millisecond)
-		e.mustApply(it.ins(11, 2, "b"))
+		e.mustApply(it.Ins(11, 2, "b"))
 		countItems(t, e, 2)
-		e.mustApply(it.ins(12, 3, "c"))
+		e.mustApply(it.Ins(12, 3, "c"))
 		e.expect(`SELECT count(*) FROM sink.items`, "3")
 	})
 
 	t.Run("waits for a reader holding the file", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, map[string]any{"release_after": "0s", "lock_timeout": "30s"})
-		e.mustApply(it.ins(10, 1, "a"))
+		e.mustApply(it.Ins(10, 1, "a"))
 		wait := holdFile(t, e.path, 1500*time.Millisecond)
-		e.mustApply(it.ins(11, 2, "b"))
+		e.mustApply(it.Ins(11, 2, "b"))
 		wait()
 		countItems(t, e, 2)
 	})
@@ -185,14 +185,14 @@ func TestReadersBetweenBatches(t *testing.T) {
 	t.Run("a reader holding the file longer than lock_timeout is a transient error", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, map[string]any{"release_after": "0s", "lock_timeout": "100ms"})
-		e.mustApply(it.ins(10, 1, "a"))
+		e.mustApply(it.Ins(10, 1, "a"))
 		wait := holdFile(t, e.path, 3*time.Second)
-		err := e.apply(it.ins(11, 2, "b"))
+		err := e.apply(it.Ins(11, 2, "b"))
 		if err == nil || sinkrunner.IsPermanent(err) || !strings.Contains(err.Error(), "lock") {
 			t.Fatalf("apply while a reader holds the file: %v; want a transient lock error", err)
 		}
 		wait()
-		e.mustApply(it.ins(11, 2, "b"))
+		e.mustApply(it.Ins(11, 2, "b"))
 		countItems(t, e, 2)
 	})
 }

@@ -76,7 +76,7 @@ func TestRunnerWithDuckDB(t *testing.T) {
 		}
 	})
 
-	it := ev{table: "items", cols: itemCols}
+	it := ev{Table: "items", Columns: itemCols}
 	publish := func(changes ...contracts.Change) {
 		t.Helper()
 		for _, c := range changes {
@@ -101,13 +101,13 @@ func TestRunnerWithDuckDB(t *testing.T) {
 	// 200 inserts, then updates and deletes, in several batches.
 	var changes []contracts.Change
 	for i := 1; i <= 200; i++ {
-		changes = append(changes, it.ins(uint64(10+i), i, fmt.Sprintf("row %d", i)))
+		changes = append(changes, it.Ins(uint64(10+i), i, fmt.Sprintf("row %d", i)))
 	}
 	for i := 1; i <= 200; i += 2 {
-		changes = append(changes, it.upd(uint64(1000+i), i, fmt.Sprintf("odd %d", i)))
+		changes = append(changes, it.Upd(uint64(1000+i), i, fmt.Sprintf("odd %d", i)))
 	}
 	for i := 2; i <= 200; i += 4 {
-		changes = append(changes, it.del(uint64(2000+i), i))
+		changes = append(changes, it.Del(uint64(2000+i), i))
 	}
 	publish(changes...)
 	waitFor(t, "all changes acked", 30*time.Second, func() bool { f, p := ackFloor(); return f == uint64(len(changes)) && p == 0 })
@@ -122,7 +122,7 @@ func TestRunnerWithDuckDB(t *testing.T) {
 	// Another process holds the file: nothing is acked, health says why.
 	wait := holdFile(t, e.path, 3*time.Second)
 	floor, _ := ackFloor()
-	publish(it.ins(5000, 500, "while held"), it.ins(5000, 501, "while held"), it.upd(5001, 1, "while held"))
+	publish(it.Ins(5000, 500, "while held"), it.Ins(5000, 501, "while held"), it.Upd(5001, 1, "while held"))
 	waitFor(t, "error report", 10*time.Second, func() bool {
 		st := rep.last()
 		return st.Health == configstore.HealthError && st.LastError != ""

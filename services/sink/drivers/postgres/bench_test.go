@@ -19,7 +19,7 @@ func BenchmarkApply(b *testing.B) {
 	cfg.Host, cfg.Port, cfg.Database, cfg.User, cfg.SSLMode = pg.Host(), pg.Port, db, "postgres", "disable"
 	d := New(cfg, quietLog())
 	defer d.Close()
-	it := ev{table: "items", cols: itemCols}
+	it := ev{Table: "items", Columns: itemCols}
 	ctx := context.Background()
 	b.ReportAllocs()
 	n := 0
@@ -29,9 +29,9 @@ func BenchmarkApply(b *testing.B) {
 		for i := 0; i < 1000; i++ {
 			id := ((n-1)/2)*1000 + i
 			if n%2 == 1 {
-				changes = append(changes, it.ins(uint64(n), id, fmt.Sprintf("row %d", id)))
+				changes = append(changes, it.Ins(uint64(n), id, fmt.Sprintf("row %d", id)))
 			} else {
-				changes = append(changes, it.upd(uint64(n), id, fmt.Sprintf("updated %d", id)))
+				changes = append(changes, it.Upd(uint64(n), id, fmt.Sprintf("updated %d", id)))
 			}
 		}
 		batches, err := cdc.Collapse(changes)

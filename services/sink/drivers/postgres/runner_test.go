@@ -78,7 +78,7 @@ func TestRunnerWithPostgres(t *testing.T) {
 	go func() { defer close(done); runner.Run(rctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	it := ev{table: "items", cols: itemCols}
+	it := ev{Table: "items", Columns: itemCols}
 	publish := func(changes ...contracts.Change) {
 		t.Helper()
 		for _, c := range changes {
@@ -110,13 +110,13 @@ func TestRunnerWithPostgres(t *testing.T) {
 	// 200 inserts, then updates and deletes, in several batches.
 	var changes []contracts.Change
 	for i := 1; i <= 200; i++ {
-		changes = append(changes, it.ins(uint64(10+i), i, fmt.Sprintf("row %d", i)))
+		changes = append(changes, it.Ins(uint64(10+i), i, fmt.Sprintf("row %d", i)))
 	}
 	for i := 1; i <= 200; i += 2 {
-		changes = append(changes, it.upd(uint64(1000+i), i, fmt.Sprintf("odd %d", i)))
+		changes = append(changes, it.Upd(uint64(1000+i), i, fmt.Sprintf("odd %d", i)))
 	}
 	for i := 2; i <= 200; i += 4 {
-		changes = append(changes, it.del(uint64(2000+i), i))
+		changes = append(changes, it.Del(uint64(2000+i), i))
 	}
 	publish(changes...)
 	waitFor(t, "all changes acked", 20*time.Second, func() bool { f, p := ackFloor(); return f == uint64(len(changes)) && p == 0 })
@@ -134,7 +134,7 @@ func TestRunnerWithPostgres(t *testing.T) {
 		}
 	})
 	floor, _ := ackFloor()
-	publish(it.ins(5000, 500, "while down"), it.ins(5000, 501, "while down"), it.upd(5001, 1, "while down"))
+	publish(it.Ins(5000, 500, "while down"), it.Ins(5000, 501, "while down"), it.Upd(5001, 1, "while down"))
 	waitFor(t, "error report", 10*time.Second, func() bool {
 		st := rep.last()
 		return st.Health == configstore.HealthError && st.LastError != ""

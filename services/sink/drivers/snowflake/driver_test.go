@@ -26,14 +26,14 @@ const items = `SELECT ID, NAME, BIG FROM ROSETTA.PUBLIC.ITEMS ORDER BY ID`
 
 func TestDriver(t *testing.T) {
 	t.Parallel()
-	it := ev{table: "items", cols: itemCols}
+	it := ev{Table: "items", Columns: itemCols}
 
 	t.Run("inserts updates deletes", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		e.mustApply(it.ins(10, 1, "a"), it.ins(10, 2, "b"), it.ins(10, 3, "c"))
+		e.mustApply(it.Ins(10, 1, "a"), it.Ins(10, 2, "b"), it.Ins(10, 3, "c"))
 		e.expect(items, "1|a|<null>", "2|b|<null>", "3|c|<null>")
-		e.mustApply(it.upd(20, 2, "b2"), it.del(21, 3), it.ins(22, 4, "d"))
+		e.mustApply(it.Upd(20, 2, "b2"), it.Del(21, 3), it.Ins(22, 4, "d"))
 		e.expect(items, "1|a|<null>", "2|b2|<null>", "4|d|<null>")
 		e.expect(`SELECT ID, _ROSETTA_LSN, _ROSETTA_SEQ FROM ITEMS ORDER BY ID`, "1|10|1", "2|20|1", "4|22|1")
 		e.expect(`SELECT ID, _ROSETTA_LSN FROM _ROSETTA_TOMB_ITEMS`, "3|21")
@@ -43,22 +43,22 @@ func TestDriver(t *testing.T) {
 	t.Run("key change keeps unchanged values", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		e.mustApply(it.change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"name":"a","big":"kept"}`),
-			it.change(contracts.OpCreate, 10, 2, `{"id":7}`, ``, `{"id":7,"name":"z","big":"seven"}`))
+		e.mustApply(it.Change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"name":"a","big":"kept"}`),
+			it.Change(contracts.OpCreate, 10, 2, `{"id":7}`, ``, `{"id":7,"name":"z","big":"seven"}`))
 		// 1 -> 2 in one batch, 2 -> 3 then 7 -> 8 -> 9 in the next, with big unchanged every time.
-		e.mustApply(it.change(contracts.OpUpdate, 20, 1, `{"id":2}`, `{"id":1}`, `{"id":2,"name":"b"}`, "big"))
+		e.mustApply(it.Change(contracts.OpUpdate, 20, 1, `{"id":2}`, `{"id":1}`, `{"id":2,"name":"b"}`, "big"))
 		e.expect(items, "2|b|kept", "7|z|seven")
 		e.mustApply(
-			it.change(contracts.OpUpdate, 30, 1, `{"id":3}`, `{"id":2}`, `{"id":3,"name":"c"}`, "big"),
-			it.change(contracts.OpUpdate, 30, 2, `{"id":8}`, `{"id":7}`, `{"id":8,"name":"y"}`, "big"),
-			it.change(contracts.OpUpdate, 30, 3, `{"id":9}`, `{"id":8}`, `{"id":9,"name":"x"}`, "big"),
+			it.Change(contracts.OpUpdate, 30, 1, `{"id":3}`, `{"id":2}`, `{"id":3,"name":"c"}`, "big"),
+			it.Change(contracts.OpUpdate, 30, 2, `{"id":8}`, `{"id":7}`, `{"id":8,"name":"y"}`, "big"),
+			it.Change(contracts.OpUpdate, 30, 3, `{"id":9}`, `{"id":8}`, `{"id":9,"name":"x"}`, "big"),
 		)
 		e.expect(items, "3|c|kept", "9|x|seven")
 		// The same batch again changes nothing.
 		e.mustApply(
-			it.change(contracts.OpUpdate, 30, 1, `{"id":3}`, `{"id":2}`, `{"id":3,"name":"c"}`, "big"),
-			it.change(contracts.OpUpdate, 30, 2, `{"id":8}`, `{"id":7}`, `{"id":8,"name":"y"}`, "big"),
-			it.change(contracts.OpUpdate, 30, 3, `{"id":9}`, `{"id":8}`, `{"id":9,"name":"x"}`, "big"),
+			it.Change(contracts.OpUpdate, 30, 1, `{"id":3}`, `{"id":2}`, `{"id":3,"name":"c"}`, "big"),
+			it.Change(contracts.OpUpdate, 30, 2, `{"id":8}`, `{"id":7}`, `{"id":8,"name":"y"}`, "big"),
+			it.Change(contracts.OpUpdate, 30, 3, `{"id":9}`, `{"id":8}`, `{"id":9,"name":"x"}`, "big"),
 		)
 		e.expect(items, "3|c|kept", "9|x|seven")
 	})
@@ -66,24 +66,24 @@ func TestDriver(t *testing.T) {
 	t.Run("composite key", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		ck := ev{table: "pairs", cols: []contracts.Column{
+		ck := ev{Table: "pairs", Columns: []contracts.Column{
 			{Name: "v", Type: "text", BaseType: "text"},
 			{Name: "tenant", Type: "text", BaseType: "text", Key: true},
 			{Name: "n", Type: "bigint", BaseType: "bigint", Key: true},
 		}}
 		e.mustApply(
-			ck.change(contracts.OpCreate, 10, 1, `{"n":1,"tenant":"a"}`, ``, `{"tenant":"a","n":1,"v":"a1"}`),
-			ck.change(contracts.OpCreate, 10, 2, `{"n":1,"tenant":"b"}`, ``, `{"tenant":"b","n":1,"v":"b1"}`),
-			ck.change(contracts.OpCreate, 10, 3, `{"n":2,"tenant":"a"}`, ``, `{"tenant":"a","n":2,"v":"a2"}`),
+			ck.Change(contracts.OpCreate, 10, 1, `{"n":1,"tenant":"a"}`, ``, `{"tenant":"a","n":1,"v":"a1"}`),
+			ck.Change(contracts.OpCreate, 10, 2, `{"n":1,"tenant":"b"}`, ``, `{"tenant":"b","n":1,"v":"b1"}`),
+			ck.Change(contracts.OpCreate, 10, 3, `{"n":2,"tenant":"a"}`, ``, `{"tenant":"a","n":2,"v":"a2"}`),
 		)
 		e.mustApply(
-			ck.change(contracts.OpUpdate, 20, 1, `{"n":1,"tenant":"b"}`, ``, `{"tenant":"b","n":1,"v":"b1'"}`),
-			ck.change(contracts.OpDelete, 20, 2, `{"n":1,"tenant":"a"}`, ``, ``),
+			ck.Change(contracts.OpUpdate, 20, 1, `{"n":1,"tenant":"b"}`, ``, `{"tenant":"b","n":1,"v":"b1'"}`),
+			ck.Change(contracts.OpDelete, 20, 2, `{"n":1,"tenant":"a"}`, ``, ``),
 		)
 		e.expect(`SELECT TENANT, N, V FROM PAIRS ORDER BY TENANT, N`, "a|2|a2", "b|1|b1'")
 		e.expect(`SELECT TENANT, N FROM _ROSETTA_TOMB_PAIRS`, "a|1")
 		// An older insert of the deleted (a, 1) does not come back.
-		e.mustApply(ck.change(contracts.OpCreate, 15, 1, `{"n":1,"tenant":"a"}`, ``, `{"tenant":"a","n":1,"v":"old"}`))
+		e.mustApply(ck.Change(contracts.OpCreate, 15, 1, `{"n":1,"tenant":"a"}`, ``, `{"tenant":"a","n":1,"v":"old"}`))
 		e.expect(`SELECT TENANT, N, V FROM PAIRS ORDER BY TENANT, N`, "a|2|a2", "b|1|b1'")
 	})
 
@@ -92,9 +92,9 @@ func TestDriver(t *testing.T) {
 		e := newEnv(t, nil)
 		big := strings.Repeat("0123456789abcdef,\t\"\\\n\r'é", 1<<20/26+1)
 		bigJSON, _ := json.Marshal(big)
-		e.mustApply(it.change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"name":"a","big":`+string(bigJSON)+`}`))
-		e.mustApply(it.upd(20, 1, "renamed"))
-		e.mustApply(it.upd(30, 1, "again"), it.change(contracts.OpUpdate, 30, 2, `{"id":2}`, `{"id":1}`, `{"id":2,"name":"moved"}`, "big"))
+		e.mustApply(it.Change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"name":"a","big":`+string(bigJSON)+`}`))
+		e.mustApply(it.Upd(20, 1, "renamed"))
+		e.mustApply(it.Upd(30, 1, "again"), it.Change(contracts.OpUpdate, 30, 2, `{"id":2}`, `{"id":1}`, `{"id":2,"name":"moved"}`, "big"))
 		got := e.rows(`SELECT ID, NAME, BIG FROM ITEMS`)
 		if len(got) != 1 {
 			t.Fatalf("rows = %d, want 1", len(got))
@@ -111,9 +111,9 @@ func TestDriver(t *testing.T) {
 	t.Run("redelivery converges and older versions never win", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		first := []contracts.Change{it.ins(10, 1, "a"), it.ins(10, 2, "b"), it.ins(10, 3, "c")}
-		second := []contracts.Change{it.upd(20, 1, "a2"), it.del(21, 2), it.ins(22, 4, "d")}
-		third := []contracts.Change{it.del(30, 4), it.ins(31, 2, "b-again")}
+		first := []contracts.Change{it.Ins(10, 1, "a"), it.Ins(10, 2, "b"), it.Ins(10, 3, "c")}
+		second := []contracts.Change{it.Upd(20, 1, "a2"), it.Del(21, 2), it.Ins(22, 4, "d")}
+		third := []contracts.Change{it.Del(30, 4), it.Ins(31, 2, "b-again")}
 		for _, b := range [][]contracts.Change{first, second, second, first, third, second, first, third} {
 			e.mustApply(b...)
 		}
@@ -125,40 +125,40 @@ func TestDriver(t *testing.T) {
 	t.Run("older change after a newer one or a delete is ignored", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		e.mustApply(it.ins(20, 1, "new"), it.ins(20, 2, "to delete"))
-		e.mustApply(it.del(30, 2))
+		e.mustApply(it.Ins(20, 1, "new"), it.Ins(20, 2, "to delete"))
+		e.mustApply(it.Del(30, 2))
 		// Older changes of both keys arrive late (a DLQ replay, a slow
 		// redelivery, a snapshot row read before the changes).
-		e.mustApply(it.ins(10, 1, "old"), it.upd(11, 2, "old update"), it.ins(12, 2, "old insert"))
-		e.mustApply(it.change(contracts.OpRead, 5, 1, `{"id":2}`, ``, `{"id":2,"name":"snapshot","big":null}`))
-		e.mustApply(it.del(15, 1))
+		e.mustApply(it.Ins(10, 1, "old"), it.Upd(11, 2, "old update"), it.Ins(12, 2, "old insert"))
+		e.mustApply(it.Change(contracts.OpRead, 5, 1, `{"id":2}`, ``, `{"id":2,"name":"snapshot","big":null}`))
+		e.mustApply(it.Del(15, 1))
 		e.expect(items, "1|new|<null>")
 		// Same LSN, lower position in the transaction: older too.
-		e.mustApply(it.change(contracts.OpUpdate, 20, 0, `{"id":1}`, ``, `{"id":1,"name":"seq 0","big":null}`))
+		e.mustApply(it.Change(contracts.OpUpdate, 20, 0, `{"id":1}`, ``, `{"id":1,"name":"seq 0","big":null}`))
 		e.expect(items, "1|new|<null>")
 	})
 
 	t.Run("soft delete", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, map[string]any{"soft_delete": true})
-		e.mustApply(it.ins(10, 1, "a"), it.ins(10, 2, "b"), it.ins(10, 3, "c"))
-		e.mustApply(it.del(20, 2), it.del(21, 9)) // 9 never existed: its deleted row is the tombstone
+		e.mustApply(it.Ins(10, 1, "a"), it.Ins(10, 2, "b"), it.Ins(10, 3, "c"))
+		e.mustApply(it.Del(20, 2), it.Del(21, 9)) // 9 never existed: its deleted row is the tombstone
 		const all = `SELECT ID, NAME, _ROSETTA_DELETED, _ROSETTA_LSN FROM ITEMS ORDER BY ID`
 		e.expect(all, "1|a|0|10", "2|b|1|20", "3|c|0|10", "9|<null>|1|21")
 		// Older changes do not resurrect; the same batch twice converges.
-		e.mustApply(it.ins(15, 2, "old"), it.ins(15, 9, "old"))
-		e.mustApply(it.del(20, 2), it.del(21, 9))
+		e.mustApply(it.Ins(15, 2, "old"), it.Ins(15, 9, "old"))
+		e.mustApply(it.Del(20, 2), it.Del(21, 9))
 		e.expect(all, "1|a|0|10", "2|b|1|20", "3|c|0|10", "9|<null>|1|21")
 		// A newer insert brings the key back.
-		e.mustApply(it.ins(30, 2, "back"))
+		e.mustApply(it.Ins(30, 2, "back"))
 		e.expect(all, "1|a|0|10", "2|back|0|30", "3|c|0|10", "9|<null>|1|21")
 		// Truncate flags older rows deleted at its version; newer ones stay.
 		// (Row 4, inserted before the truncate in the same batch, is
 		// collapsed away.)
-		e.mustApply(it.ins(40, 4, "d"), it.truncate(50), it.ins(51, 5, "e"))
+		e.mustApply(it.Ins(40, 4, "d"), it.Truncate(50), it.Ins(51, 5, "e"))
 		e.expect(`SELECT ID, _ROSETTA_DELETED, _ROSETTA_LSN FROM ITEMS ORDER BY ID`,
 			"1|1|50", "2|1|50", "3|1|50", "5|0|51", "9|1|50")
-		e.mustApply(it.upd(45, 1, "between"), it.ins(46, 6, "before truncate"))
+		e.mustApply(it.Upd(45, 1, "between"), it.Ins(46, 6, "before truncate"))
 		e.expect(`SELECT ID, NAME, _ROSETTA_DELETED FROM ITEMS WHERE NOT _ROSETTA_DELETED ORDER BY ID`, "5|e|0")
 		e.expect(`SELECT COUNT(*) FROM ROSETTA.PUBLIC."_ROSETTA_TABLES"`, "1")
 	})
@@ -166,44 +166,44 @@ func TestDriver(t *testing.T) {
 	t.Run("truncate", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		e.mustApply(it.ins(10, 1, "a"), it.ins(10, 2, "b"), it.del(10, 8))
-		e.mustApply(it.ins(11, 9, "before truncate"), it.truncate(20), it.ins(21, 3, "c"))
+		e.mustApply(it.Ins(10, 1, "a"), it.Ins(10, 2, "b"), it.Del(10, 8))
+		e.mustApply(it.Ins(11, 9, "before truncate"), it.Truncate(20), it.Ins(21, 3, "c"))
 		e.expect(items, "3|c|<null>")
 		e.expect(`SELECT COUNT(*) FROM _ROSETTA_TOMB_ITEMS`, "0")
 		// Redelivery of everything before and including the truncate.
-		e.mustApply(it.ins(10, 1, "a"), it.ins(10, 2, "b"))
+		e.mustApply(it.Ins(10, 1, "a"), it.Ins(10, 2, "b"))
 		e.expect(items, "3|c|<null>")
-		e.mustApply(it.truncate(20))
+		e.mustApply(it.Truncate(20))
 		e.expect(items, "3|c|<null>")
-		e.mustApply(it.ins(11, 9, "before truncate"), it.truncate(20), it.ins(21, 3, "c"))
+		e.mustApply(it.Ins(11, 9, "before truncate"), it.Truncate(20), it.Ins(21, 3, "c"))
 		e.expect(items, "3|c|<null>")
 		e.expect(`SELECT TABLE_NAME, TRUNCATE_LSN, TRUNCATE_SEQ FROM _ROSETTA_TABLES`, "ITEMS|20|1")
 		// A lone truncate (no columns) of a table never created records the
 		// watermark only: an older row arriving later is not inserted.
-		never := ev{table: "never", cols: itemCols}
-		e.mustApply(ev{table: "never"}.truncate(40))
-		e.mustApply(never.ins(30, 1, "before the truncate"), never.ins(41, 2, "after"))
+		never := ev{Table: "never", Columns: itemCols}
+		e.mustApply(ev{Table: "never"}.Truncate(40))
+		e.mustApply(never.Ins(30, 1, "before the truncate"), never.Ins(41, 2, "after"))
 		e.expect(`SELECT ID, NAME FROM NEVER`, "2|after")
 		// A lone truncate of an existing table.
-		e.mustApply(ev{table: "items"}.truncate(50))
+		e.mustApply(ev{Table: "items"}.Truncate(50))
 		e.expect(items)
 	})
 
 	t.Run("columns are added", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		e.mustApply(it.ins(10, 1, "a"))
-		wide := ev{table: "items", cols: append(append([]contracts.Column{}, itemCols...),
+		e.mustApply(it.Ins(10, 1, "a"))
+		wide := ev{Table: "items", Columns: append(append([]contracts.Column{}, itemCols...),
 			contracts.Column{Name: "price", Type: "numeric(10,2)", BaseType: "numeric(10,2)"},
 			contracts.Column{Name: "Mixed Case", Type: "public.mood", BaseType: "text"})}
-		e.mustApply(wide.change(contracts.OpCreate, 20, 1, `{"id":2}`, ``, `{"id":2,"name":"b","price":"12.50","Mixed Case":"happy"}`))
+		e.mustApply(wide.Change(contracts.OpCreate, 20, 1, `{"id":2}`, ``, `{"id":2,"name":"b","price":"12.50","Mixed Case":"happy"}`))
 		e.expect(`SELECT ID, NAME, PRICE, "Mixed Case" FROM ITEMS ORDER BY ID`, "1|a|<null>|<null>", "2|b|12.50|happy")
 		e.expectTypes("ITEMS", "ID NUMBER(10,0)", "NAME TEXT", "BIG TEXT", "_ROSETTA_LSN NUMBER(20,0)", "_ROSETTA_SEQ NUMBER(20,0)",
 			"PRICE NUMBER(10,2)", "Mixed Case TEXT")
 		// A table changed behind the driver's back: the cached shape is
 		// refreshed after the failure.
 		queryRows(t, e.rd, `ALTER TABLE ITEMS DROP COLUMN PRICE`)
-		ins := wide.change(contracts.OpCreate, 30, 1, `{"id":3}`, ``, `{"id":3,"name":"c","price":"1"}`)
+		ins := wide.Change(contracts.OpCreate, 30, 1, `{"id":3}`, ``, `{"id":3,"name":"c","price":"1"}`)
 		if err := e.apply(ins); err != nil {
 			e.mustApply(ins)
 		}
@@ -213,19 +213,19 @@ func TestDriver(t *testing.T) {
 	t.Run("names keep or fold case and are quoted", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		odd := ev{table: `Order "Lines"`, cols: []contracts.Column{
+		odd := ev{Table: `Order "Lines"`, Columns: []contracts.Column{
 			{Name: "ID", Type: "integer", BaseType: "integer", Key: true},
 			{Name: "Mixed Case", Type: "text", BaseType: "text"},
 			{Name: `a"b`, Type: "text", BaseType: "text"},
 			{Name: "plain", Type: "text", BaseType: "text"},
 		}}
-		e.mustApply(odd.change(contracts.OpCreate, 10, 1, `{"ID":1}`, ``, `{"ID":1,"Mixed Case":"m","a\"b":"q","plain":"p"}`))
+		e.mustApply(odd.Change(contracts.OpCreate, 10, 1, `{"ID":1}`, ``, `{"ID":1,"Mixed Case":"m","a\"b":"q","plain":"p"}`))
 		e.expect(`SELECT "ID", "Mixed Case", "a""b", PLAIN FROM ROSETTA.PUBLIC."Order ""Lines"""`, "1|m|q|p")
-		clash := ev{table: "clash", cols: []contracts.Column{
+		clash := ev{Table: "clash", Columns: []contracts.Column{
 			{Name: "id", Type: "integer", BaseType: "integer", Key: true},
 			{Name: "ID", Type: "integer", BaseType: "integer"},
 		}}
-		err := e.apply(clash.change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"ID":2}`))
+		err := e.apply(clash.Change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"ID":2}`))
 		if !sinkrunner.IsPermanent(err) || !strings.Contains(err.Error(), `both map to the Snowflake column "ID"`) {
 			t.Errorf("columns id and ID: %v; want a permanent error naming the clash", err)
 		}
@@ -234,17 +234,17 @@ func TestDriver(t *testing.T) {
 	t.Run("bad data is a permanent error naming table and column", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		pr := ev{table: "prices", cols: []contracts.Column{
+		pr := ev{Table: "prices", Columns: []contracts.Column{
 			{Name: "id", Type: "integer", BaseType: "integer", Key: true},
 			{Name: "amount", Type: "numeric(10,2)", BaseType: "numeric(10,2)"},
 		}}
-		e.mustApply(pr.change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"amount":"1.50"}`))
+		e.mustApply(pr.Change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"amount":"1.50"}`))
 		for _, tt := range []struct{ value, why string }{
 			{`"NaN"`, "NaN has no NUMBER(10,2) representation"},
 			{`"123456789.00"`, "9 integer digits; NUMBER(10,2) holds 8"},
 			{`"1.005"`, "3 decimal places"},
 		} {
-			err := e.apply(pr.ins2(20, 2, tt.value))
+			err := e.apply(ins2(pr, 20, 2, tt.value))
 			var re *RowError
 			if !sinkrunner.IsPermanent(err) || !errors.As(err, &re) {
 				t.Fatalf("amount %s: %v; want a permanent *RowError", tt.value, err)
@@ -259,10 +259,10 @@ func TestDriver(t *testing.T) {
 		}
 		e.expect(`SELECT ID, AMOUNT FROM PRICES`, "1|1.50")
 		// The driver recovers: a good batch applies on the same driver.
-		e.mustApply(pr.ins2(30, 3, `"2.25"`))
+		e.mustApply(ins2(pr, 30, 3, `"2.25"`))
 		e.expect(`SELECT ID, AMOUNT FROM PRICES ORDER BY ID`, "1|1.50", "3|2.25")
-		reserved := ev{table: "items", cols: append(append([]contracts.Column{}, itemCols...), contracts.Column{Name: "_Rosetta_x", BaseType: "text"})}
-		if err := e.apply(reserved.ins(40, 4, "d")); !sinkrunner.IsPermanent(err) {
+		reserved := ev{Table: "items", Columns: append(append([]contracts.Column{}, itemCols...), contracts.Column{Name: "_Rosetta_x", BaseType: "text"})}
+		if err := e.apply(reserved.Ins(40, 4, "d")); !sinkrunner.IsPermanent(err) {
 			t.Errorf("reserved column name: %v; want a permanent error", err)
 		}
 	})
@@ -270,12 +270,12 @@ func TestDriver(t *testing.T) {
 	t.Run("one transaction for all tables of a batch", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		other := ev{table: "other", cols: itemCols}
-		e.mustApply(it.ins(10, 1, "a"), other.ins(10, 1, "a"))
+		other := ev{Table: "other", Columns: itemCols}
+		e.mustApply(it.Ins(10, 1, "a"), other.Ins(10, 1, "a"))
 		// NAME becomes NOT NULL behind the driver's back: the second table's
 		// MERGE fails inside the transaction, after the first one's.
 		queryRows(t, e.rd, `ALTER TABLE OTHER ALTER COLUMN NAME SET NOT NULL`)
-		err := e.apply(it.ins(20, 2, "b"), other.change(contracts.OpCreate, 20, 2, `{"id":2}`, ``, `{"id":2,"name":null}`))
+		err := e.apply(it.Ins(20, 2, "b"), other.Change(contracts.OpCreate, 20, 2, `{"id":2}`, ``, `{"id":2,"name":null}`))
 		if !sinkrunner.IsPermanent(err) || sinkrunner.ErrorClass(err) != sinkrunner.ClassInvalidValue {
 			t.Fatalf("NULL into a NOT NULL column: %v (class %s); want a permanent %s error", err, sinkrunner.ErrorClass(err), sinkrunner.ClassInvalidValue)
 		}
@@ -286,8 +286,8 @@ func TestDriver(t *testing.T) {
 }
 
 // ins2 inserts a row of the prices table with a raw JSON amount.
-func (e ev) ins2(lsn uint64, id int, amount string) contracts.Change {
-	return e.change(contracts.OpCreate, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "", fmt.Sprintf(`{"id":%d,"amount":%s}`, id, amount))
+func ins2(e ev, lsn uint64, id int, amount string) contracts.Change {
+	return e.Change(contracts.OpCreate, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "", fmt.Sprintf(`{"id":%d,"amount":%s}`, id, amount))
 }
 
 // expectTypes checks a table's column types as gosnowflake reports them.
@@ -346,9 +346,9 @@ func TestTypesRoundTrip(t *testing.T) {
 		{Name: "mood", Type: "public.mood", BaseType: "text"},
 		{Name: "amount", Type: "public.money_domain", BaseType: "numeric(8,2)"},
 	}
-	ty := ev{table: "typed", cols: cols}
+	ty := ev{Table: "typed", Columns: cols}
 	e.mustApply(
-		ty.change(contracts.OpCreate, 10, 1, `{"id":9007199254740993}`, ``, `{"id":9007199254740993,
+		ty.Change(contracts.OpCreate, 10, 1, `{"id":9007199254740993}`, ``, `{"id":9007199254740993,
 			"i2":-32768,"i4":2147483647,"dec":"-12.3400","free":"123456789012345678901234567890.123456789012345",
 			"wide":"1234567890123456789012345678901234567890.12","f8":"1.5e-07","f4":"3.4028235e+38","flag":true,
 			"txt":"it's \"quoted\", a,comma\nnew line \\N back\\slash ünïcode","vc":"",
@@ -357,9 +357,9 @@ func TestTypesRoundTrip(t *testing.T) {
 			"raw":"\\xdeadbeef00","doc":"{\"a\": [1, \"x\", {\"b\": null}], \"big\": 12345678901234567890}",
 			"tags":"{a,\"b c\",NULL,\"d\\\"e\"}","grid":"{{1,2},{3,NULL}}",
 			"uid":"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11","span":"1 day 02:03:04","mood":"happy","amount":"99.95"}`),
-		ty.change(contracts.OpCreate, 10, 2, `{"id":2}`, ``, `{"id":2,"f8":"NaN","f4":"-Infinity","flag":false,
+		ty.Change(contracts.OpCreate, 10, 2, `{"id":2}`, ``, `{"id":2,"f8":"NaN","f4":"-Infinity","flag":false,
 			"txt":null,"raw":"\\x","doc":"null","tags":"{}","tz":"1999-12-31 23:59:59+00","ntz":"0001-01-01 00:00:00"}`),
-		ty.change(contracts.OpCreate, 10, 3, `{"id":3}`, ``, `{"id":3,"f8":"Infinity"}`),
+		ty.Change(contracts.OpCreate, 10, 3, `{"id":3}`, ``, `{"id":3,"f8":"Infinity"}`),
 	)
 	e.expectTypes("TYPED",
 		"ID NUMBER(19,0)", "I2 NUMBER(5,0)", "I4 NUMBER(10,0)", "DEC NUMBER(12,4)", "FREE TEXT", "WIDE TEXT",
@@ -407,7 +407,7 @@ func jsonEqual(a, b string) bool {
 
 func TestKeys(t *testing.T) {
 	t.Parallel()
-	it := ev{table: "items", cols: itemCols}
+	it := ev{Table: "items", Columns: itemCols}
 
 	t.Run("wrong key is a clear config error, fixed without a restart", func(t *testing.T) {
 		t.Parallel()
@@ -415,7 +415,7 @@ func TestKeys(t *testing.T) {
 		cfg := parseTestConfig(t, fakeConfig(t, srv, map[string]any{"private_key": pemPKCS8(t, testKeys()[1])}))
 		e := &env{t: t, srv: srv, drv: New(cfg, quietLog()), rd: openReader(t, srv)}
 		t.Cleanup(func() { _ = e.drv.Close() })
-		err := e.apply(it.ins(10, 1, "a"))
+		err := e.apply(it.Ins(10, 1, "a"))
 		var ce *ConfigError
 		if !errors.As(err, &ce) || sinkrunner.IsPermanent(err) {
 			// Not permanent: the runner would dead-letter every change.
@@ -433,7 +433,7 @@ func TestKeys(t *testing.T) {
 		// The operator registers the key: the same driver logs in on the
 		// next attempt.
 		srv.SetUser(fakesnowflake.User{Name: testUser, PublicKeys: []*rsa.PublicKey{&testKeys()[0].PublicKey, &testKeys()[1].PublicKey}})
-		e.mustApply(it.ins(10, 1, "a"))
+		e.mustApply(it.Ins(10, 1, "a"))
 		e.expect(items, "1|a|<null>")
 	})
 
@@ -466,7 +466,7 @@ func TestKeys(t *testing.T) {
 		}
 		e := &env{t: t, srv: srv, drv: New(cfg, quietLog()), rd: openReader(t, srv)}
 		t.Cleanup(func() { _ = e.drv.Close() })
-		e.mustApply(it.ins(10, 1, "a"))
+		e.mustApply(it.Ins(10, 1, "a"))
 		e.expect(items, "1|a|<null>")
 	})
 
@@ -478,7 +478,7 @@ func TestKeys(t *testing.T) {
 		cfg := parseTestConfig(t, fakeConfig(t, srv, map[string]any{"private_key": nil, "private_key_path": path}))
 		e := &env{t: t, srv: srv, drv: New(cfg, quietLog()), rd: openReader(t, srv)}
 		t.Cleanup(func() { _ = e.drv.Close() })
-		e.mustApply(it.ins(10, 1, "a"))
+		e.mustApply(it.Ins(10, 1, "a"))
 		e.expect(items, "1|a|<null>")
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
 	"github.com/rosettacdc/rosetta/pkg/fakesnowflake"
 )
 
@@ -231,58 +231,7 @@ func (e *env) expect(query string, want ...string) {
 	}
 }
 
-// itemCols is the source table used by most tests.
-var itemCols = []contracts.Column{
-	{Name: "id", Type: "integer", BaseType: "integer", Key: true},
-	{Name: "name", Type: "text", BaseType: "text"},
-	{Name: "big", Type: "text", BaseType: "text"},
-}
+// itemCols and ev are the shared driver-test table and event builder.
+var itemCols = cdctest.ItemColumns
 
-// ev builds change events of one source table; lsn and seq order them.
-type ev struct {
-	table string
-	cols  []contracts.Column
-}
-
-func (e ev) change(op contracts.Op, lsn uint64, seq int64, key, before, after string, unchanged ...string) contracts.Change {
-	row := func(s string) contracts.Row {
-		if s == "" {
-			return nil
-		}
-		var r contracts.Row
-		if err := json.Unmarshal([]byte(s), &r); err != nil {
-			panic(fmt.Sprintf("%s: %v", s, err))
-		}
-		return r
-	}
-	return contracts.Change{
-		V:  contracts.EnvelopeVersion,
-		Op: op,
-		Source: contracts.Source{SourceID: 1, Schema: "app", Table: e.table,
-			CommitLSN: contracts.FormatLSN(lsn), Seq: seq},
-		Columns:   e.cols,
-		Key:       row(key),
-		Before:    row(before),
-		After:     row(after),
-		Unchanged: unchanged,
-	}
-}
-
-func (e ev) ins(lsn uint64, id int, name string) contracts.Change {
-	return e.change(contracts.OpCreate, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "",
-		fmt.Sprintf(`{"id":%d,"name":%q,"big":null}`, id, name))
-}
-
-func (e ev) upd(lsn uint64, id int, name string) contracts.Change {
-	return e.change(contracts.OpUpdate, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "",
-		fmt.Sprintf(`{"id":%d,"name":%q}`, id, name), "big")
-}
-
-func (e ev) del(lsn uint64, id int) contracts.Change {
-	return e.change(contracts.OpDelete, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "", "")
-}
-
-func (e ev) truncate(lsn uint64) contracts.Change {
-	return contracts.Change{V: 1, Op: contracts.OpTruncate,
-		Source: contracts.Source{SourceID: 1, Schema: "app", Table: e.table, CommitLSN: contracts.FormatLSN(lsn), Seq: 1}}
-}
+type ev = cdctest.Events

@@ -67,18 +67,18 @@ func TestLiveSnowflake(t *testing.T) {
 		}
 	}()
 	e := &env{t: t, drv: d, rd: rd}
-	it := ev{table: items, cols: itemCols}
-	e.mustApply(it.ins(10, 1, "a"), it.ins(10, 2, "b"), it.ins(10, 3, "c"),
-		it.change(contracts.OpCreate, 10, 4, `{"id":4}`, ``, `{"id":4,"name":"d","big":"kept"}`))
-	e.mustApply(it.upd(20, 2, "b2"), it.del(21, 3), it.change(contracts.OpUpdate, 22, 1, `{"id":5}`, `{"id":4}`, `{"id":5,"name":"moved"}`, "big"))
-	e.mustApply(it.ins(15, 3, "old"), it.ins(10, 1, "a")) // older: ignored
+	it := ev{Table: items, Columns: itemCols}
+	e.mustApply(it.Ins(10, 1, "a"), it.Ins(10, 2, "b"), it.Ins(10, 3, "c"),
+		it.Change(contracts.OpCreate, 10, 4, `{"id":4}`, ``, `{"id":4,"name":"d","big":"kept"}`))
+	e.mustApply(it.Upd(20, 2, "b2"), it.Del(21, 3), it.Change(contracts.OpUpdate, 22, 1, `{"id":5}`, `{"id":4}`, `{"id":5,"name":"moved"}`, "big"))
+	e.mustApply(it.Ins(15, 3, "old"), it.Ins(10, 1, "a")) // older: ignored
 	q := "SELECT ID, NAME, BIG FROM " + table + " ORDER BY ID"
 	e.expect(q, "1|a|<null>", "2|b2|<null>", "5|moved|kept")
-	e.mustApply(it.ins(30, 6, "before"), it.truncate(31), it.ins(32, 7, "after"))
-	e.mustApply(it.ins(25, 8, "older than the truncate"))
+	e.mustApply(it.Ins(30, 6, "before"), it.Truncate(31), it.Ins(32, 7, "after"))
+	e.mustApply(it.Ins(25, 8, "older than the truncate"))
 	e.expect(q, "7|after|<null>")
 
-	ty := ev{table: typed, cols: []contracts.Column{
+	ty := ev{Table: typed, Columns: []contracts.Column{
 		{Name: "id", Type: "bigint", BaseType: "bigint", Key: true},
 		{Name: "n", Type: "numeric(12,4)", BaseType: "numeric(12,4)"},
 		{Name: "f", Type: "double precision", BaseType: "double precision"},
@@ -89,7 +89,7 @@ func TestLiveSnowflake(t *testing.T) {
 		{Name: "tags", Type: "text[]", BaseType: "text[]"},
 		{Name: "txt", Type: "text", BaseType: "text"},
 	}}
-	e.mustApply(ty.change(contracts.OpCreate, 40, 1, `{"id":1}`, ``, `{"id":1,"n":"-12.3400","f":"NaN",
+	e.mustApply(ty.Change(contracts.OpCreate, 40, 1, `{"id":1}`, ``, `{"id":1,"n":"-12.3400","f":"NaN",
 		"tz":"2024-02-29 23:59:58.654321+05:30","ntz":"2024-02-29 23:59:58.654321","raw":"\\xdeadbeef",
 		"doc":"{\"a\": [1, \"x\"]}","tags":"{a,\"b c\",NULL}","txt":"q\"uote, comma\nnewline \\N"}`))
 	tq := "SELECT ID, N, F::VARCHAR, TO_VARCHAR(TZ, 'YYYY-MM-DD HH24:MI:SS.FF6 TZH:TZM'), TO_VARCHAR(NTZ, 'YYYY-MM-DD HH24:MI:SS.FF6'), " +

@@ -26,13 +26,13 @@ import (
 // same batch again writes every row exactly once.
 func TestApplyFailsMidBatch(t *testing.T) {
 	t.Parallel()
-	it := ev{table: "items", cols: itemCols}
+	it := ev{Table: "items", Columns: itemCols}
 	for _, stmt := range []string{"COPY INTO", "MERGE INTO"} {
 		t.Run(stmt, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, nil)
-			e.mustApply(it.ins(10, 1, "a"), it.ins(10, 2, "b"))
-			batch := []contracts.Change{it.upd(20, 1, "a2"), it.del(21, 2), it.ins(22, 3, "c"), it.ins(22, 4, "d")}
+			e.mustApply(it.Ins(10, 1, "a"), it.Ins(10, 2, "b"))
+			batch := []contracts.Change{it.Upd(20, 1, "a2"), it.Del(21, 2), it.Ins(22, 3, "c"), it.Ins(22, 4, "d")}
 			e.srv.FailNext(stmt, 1)
 			err := e.apply(batch...)
 			var se *sf.SnowflakeError
@@ -84,7 +84,7 @@ func TestRunnerRetriesFailedMerge(t *testing.T) {
 	go func() { defer close(done); runner.Run(rctx) }()
 	t.Cleanup(func() { cancel(); <-done; _ = drv.Close() })
 
-	it := ev{table: "items", cols: itemCols}
+	it := ev{Table: "items", Columns: itemCols}
 	publish := func(changes ...contracts.Change) {
 		t.Helper()
 		for _, c := range changes {
@@ -112,7 +112,7 @@ func TestRunnerRetriesFailedMerge(t *testing.T) {
 
 	var first []contracts.Change
 	for i := 1; i <= 100; i++ {
-		first = append(first, it.ins(uint64(10+i), i, fmt.Sprintf("row %d", i)))
+		first = append(first, it.Ins(uint64(10+i), i, fmt.Sprintf("row %d", i)))
 	}
 	publish(first...)
 	waitFor(t, "first batch acked", 20*time.Second, func() bool { f, p := ackFloor(); return f == 100 && p == 0 })
@@ -122,13 +122,13 @@ func TestRunnerRetriesFailedMerge(t *testing.T) {
 	srv.FailNext("MERGE INTO", 1_000_000)
 	var second []contracts.Change
 	for i := 1; i <= 100; i += 2 {
-		second = append(second, it.upd(uint64(1000+i), i, fmt.Sprintf("upd %d", i)))
+		second = append(second, it.Upd(uint64(1000+i), i, fmt.Sprintf("upd %d", i)))
 	}
 	for i := 101; i <= 150; i++ {
-		second = append(second, it.ins(uint64(2000+i), i, fmt.Sprintf("row %d", i)))
+		second = append(second, it.Ins(uint64(2000+i), i, fmt.Sprintf("row %d", i)))
 	}
 	for i := 2; i <= 100; i += 10 {
-		second = append(second, it.del(uint64(3000+i), i))
+		second = append(second, it.Del(uint64(3000+i), i))
 	}
 	publish(second...)
 	waitFor(t, "error report", 20*time.Second, func() bool {

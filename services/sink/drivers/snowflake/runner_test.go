@@ -85,7 +85,7 @@ func TestRunnerWithFakeSnowflake(t *testing.T) {
 	go func() { defer close(done); runner.Run(rctx) }()
 	t.Cleanup(func() { cancel(); <-done; _ = drv.Close() })
 
-	it := ev{table: "items", cols: itemCols}
+	it := ev{Table: "items", Columns: itemCols}
 	publish := func(changes ...contracts.Change) {
 		t.Helper()
 		for _, c := range changes {
@@ -111,13 +111,13 @@ func TestRunnerWithFakeSnowflake(t *testing.T) {
 	// 300 inserts, then updates and deletes, in several batches.
 	var changes []contracts.Change
 	for i := 1; i <= 300; i++ {
-		changes = append(changes, it.ins(uint64(10+i), i, fmt.Sprintf("row %d", i)))
+		changes = append(changes, it.Ins(uint64(10+i), i, fmt.Sprintf("row %d", i)))
 	}
 	for i := 1; i <= 300; i += 2 {
-		changes = append(changes, it.upd(uint64(1000+i), i, fmt.Sprintf("odd %d", i)))
+		changes = append(changes, it.Upd(uint64(1000+i), i, fmt.Sprintf("odd %d", i)))
 	}
 	for i := 2; i <= 300; i += 4 {
-		changes = append(changes, it.del(uint64(2000+i), i))
+		changes = append(changes, it.Del(uint64(2000+i), i))
 	}
 	publish(changes...)
 
@@ -145,7 +145,7 @@ func TestRunnerWithFakeSnowflake(t *testing.T) {
 
 	// Redelivered history (a consumer reset) changes nothing.
 	publish(changes[:50]...)
-	publish(it.upd(5000, 1, "last"))
+	publish(it.Upd(5000, 1, "last"))
 	waitFor(t, "redelivered changes acked", 20*time.Second, func() bool {
 		f, p := ackFloor()
 		return f == uint64(len(changes)+51) && p == 0
