@@ -11,6 +11,8 @@ command -v psql >/dev/null || need+=(postgresql-client)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v curl >/dev/null || need+=(curl)
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
+# DuckDB (cgo) links its prebuilt library against the C++ runtime.
+command -v g++ >/dev/null || need+=(g++)
 command -v go >/dev/null || need+=(golang-go)
 
 if ((${#need[@]})); then
