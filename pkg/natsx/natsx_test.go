@@ -1,0 +1,99 @@
+package natsx
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rosettacdc/rosetta/contracts"
+)
+
+func startServer(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	e, err := StartEmbedded(EmbeddedConfig{Dir: t.TempDir(), Port: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, js, err := Connect(ctx, e.ClientURL(), t.Name(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return js
+}
+
+// TestFullStreamRefusesRatherThanDrops checks the property capture's
+// guarantee rests on: a full source stream refuses a publish (so capture
+// does not confirm it) and keeps every change a consumer has not acked.
+func TestFullStreamRefusesRatherThanDrops(t *testing.T) {
+	t.Parallel()
+	js := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := EnsureSourceStream(ctx, js, 7, StreamLimits{MaxBytes: 4096}); err != nil {
+		t.Fatal(err)
+	}
+	// Interest retention keeps messages only for consumers: create the
+	// pipeline's consumer first, as capture does.
+	cons, err := EnsurePipelineConsumer(ctx, js, 7, 1, 2, []Table{{Schema: "public", Name: "t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := contracts.ChangeSubject(7, "public", "t", 0)
+	body := make([]byte, 500)
+	var stored int
+	var refused error
+	for i := 0; i < 50; i++ {
+		_, err := js.Publish(ctx, subject, body, jetstream.WithMsgID(contracts.MsgID(7, "0/1", int64(i))))
+		if err != nil {
+			refused = err
+			break
+		}
+		stored++
+	}
+	if refused == nil {
+		t.Fatal("a 4 KB stream took 50 messages of 500 bytes: it must refuse when full")
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(refused, &apiErr) {
+		t.Fatalf("publish to a full stream: %v, want a JetStream API error", refused)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(info.NumPending) != stored {
+		t.Fatalf("consumer has %d pending, want all %d stored changes (nothing discarded)", info.NumPending, stored)
+	}
+	// Re-publishing a stored id (capture after a crash) stores nothing new,
+	// whether JetStream answers "duplicate" or "full".
+	_, _ = js.Publish(ctx, subject, body, jetstream.WithMsgID(contracts.MsgID(7, "0/1", 0)))
+	info, _ = cons.Info(ctx)
+	if int(info.NumPending) != stored {
+		t.Fatalf("after re-publishing a stored id: %d pending, want %d", info.NumPending, stored)
+	}
+}
+
+func TestSourceStreamConfig(t *testing.T) {
+	t.Parallel()
+	c := SourceStreamConfig(3, StreamLimits{})
+	if c.Retention != jetstream.InterestPolicy || c.Discard != jetstream.DiscardNew || c.Storage != jetstream.FileStorage {
+		t.Fatalf("stream config %+v: want interest retention, discard new, file storage", c)
+	}
+	if c.MaxAge != 0 {
+		t.Fatalf("MaxAge = %s: an age limit would drop unconsumed changes", c.MaxAge)
+	}
+	if c.Subjects[0] != "rosetta.cdc.3.>" || c.Name != "ROSETTA_CDC_3" {
+		t.Fatalf("stream %s on %v", c.Name, c.Subjects)
+	}
+	cc := PipelineConsumerConfig(3, 4, 5, []Table{{Schema: "public", Name: "a.b"}})
+	if cc.MaxDeliver != -1 || cc.AckPolicy != jetstream.AckExplicitPolicy || cc.FilterSubjects[0] != "rosetta.cdc.3.public.a%2Eb.*" {
+		t.Fatalf("consumer config %+v", cc)
+	}
+}
