@@ -15,6 +15,7 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
@@ -155,7 +156,7 @@ func TestReadersBetweenBatches(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, map[string]any{"release_after": "50ms"})
 		e.mustApply(it.Ins(10, 1, "a"))
-		waitFor(t, "the idle file to be readable", 20*time.Second, func() bool {
+		cdctest.WaitFor(t, "the idle file to be readable", 20*time.Second, func() bool {
 			n, err := readOnce(t, e.path)
 			return err == nil && n == 1
 		})
@@ -195,15 +196,4 @@ func TestReadersBetweenBatches(t *testing.T) {
 		e.mustApply(it.Ins(11, 2, "b"))
 		countItems(t, e, 2)
 	})
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -4,37 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
-type states struct {
-	mu  sync.Mutex
-	all []configstore.DestinationState
-}
-
-func (s *states) SetDestinationState(_ context.Context, st configstore.DestinationState) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.all = append(s.all, st)
-	return nil
-}
-
-func (s *states) last() configstore.DestinationState {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.all) == 0 {
-		return configstore.DestinationState{}
-	}
-	return s.all[len(s.all)-1]
-}
+// states records what the runner reports (shared with the other drivers' tests).
+type states = cdctest.States
 
 // TestRunnerWithDuckDB runs the sink loop end to end: change events
 // published to JetStream reach a DuckDB file, which a read-only process can
@@ -110,10 +92,10 @@ func TestRunnerWithDuckDB(t *testing.T) {
 		changes = append(changes, it.Del(uint64(2000+i), i))
 	}
 	publish(changes...)
-	waitFor(t, "all changes acked", 30*time.Second, func() bool { f, p := ackFloor(); return f == uint64(len(changes)) && p == 0 })
-	waitFor(t, "healthy report", 5*time.Second, func() bool { return rep.last().Health == configstore.HealthHealthy })
+	cdctest.WaitFor(t, "all changes acked", 30*time.Second, func() bool { f, p := ackFloor(); return f == uint64(len(changes)) && p == 0 })
+	cdctest.WaitFor(t, "healthy report", 5*time.Second, func() bool { return rep.Last().Health == configstore.HealthHealthy })
 	// The driver is idle: another process reads the file.
-	waitFor(t, "the file readable by another process", 20*time.Second, func() bool {
+	cdctest.WaitFor(t, "the file readable by another process", 20*time.Second, func() bool {
 		n, err := readOnce(t, e.path)
 		return err == nil && n == 150
 	})
@@ -123,20 +105,20 @@ func TestRunnerWithDuckDB(t *testing.T) {
 	wait := holdFile(t, e.path, 3*time.Second)
 	floor, _ := ackFloor()
 	publish(it.Ins(5000, 500, "while held"), it.Ins(5000, 501, "while held"), it.Upd(5001, 1, "while held"))
-	waitFor(t, "error report", 10*time.Second, func() bool {
-		st := rep.last()
+	cdctest.WaitFor(t, "error report", 10*time.Second, func() bool {
+		st := rep.Last()
 		return st.Health == configstore.HealthError && st.LastError != ""
 	})
 	if f, p := ackFloor(); f != floor {
 		t.Fatalf("while another process holds the file: ack floor %d (was %d), %d pending; want nothing acked", f, floor, p)
 	}
-	t.Logf("reported while held: %s", rep.last().LastError)
+	t.Logf("reported while held: %s", rep.Last().LastError)
 
 	wait()
-	waitFor(t, "changes applied after the file is free", 30*time.Second, func() bool {
+	cdctest.WaitFor(t, "changes applied after the file is free", 30*time.Second, func() bool {
 		f, p := ackFloor()
 		return f == floor+3 && p == 0
 	})
 	e.expect(`SELECT id, name FROM sink.items WHERE name = 'while held' ORDER BY id`, "1|while held", "500|while held", "501|while held")
-	waitFor(t, "healthy again", 5*time.Second, func() bool { return rep.last().Health == configstore.HealthHealthy })
+	cdctest.WaitFor(t, "healthy again", 5*time.Second, func() bool { return rep.Last().Health == configstore.HealthHealthy })
 }

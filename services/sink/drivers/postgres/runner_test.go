@@ -5,48 +5,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
-type states struct {
-	mu  sync.Mutex
-	all []configstore.DestinationState
-}
-
-func (s *states) SetDestinationState(_ context.Context, st configstore.DestinationState) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.all = append(s.all, st)
-	return nil
-}
-
-func (s *states) last() configstore.DestinationState {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.all) == 0 {
-		return configstore.DestinationState{}
-	}
-	return s.all[len(s.all)-1]
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// states records what the runner reports (shared with the other drivers' tests).
+type states = cdctest.States
 
 // TestRunnerWithPostgres runs the sink loop end to end: change events
 // published to JetStream reach a real PostgreSQL; while the destination is
@@ -119,9 +90,9 @@ func TestRunnerWithPostgres(t *testing.T) {
 		changes = append(changes, it.Del(uint64(2000+i), i))
 	}
 	publish(changes...)
-	waitFor(t, "all changes acked", 20*time.Second, func() bool { f, p := ackFloor(); return f == uint64(len(changes)) && p == 0 })
+	cdctest.WaitFor(t, "all changes acked", 20*time.Second, func() bool { f, p := ackFloor(); return f == uint64(len(changes)) && p == 0 })
 	e.expect(`SELECT count(*), count(*) FILTER (WHERE name LIKE 'odd %'), count(*) FILTER (WHERE id % 4 = 2) FROM sink.items`, "150|100|0")
-	waitFor(t, "healthy report", 5*time.Second, func() bool { return rep.last().Health == configstore.HealthHealthy })
+	cdctest.WaitFor(t, "healthy report", 5*time.Second, func() bool { return rep.Last().Health == configstore.HealthHealthy })
 
 	// Destination down: nothing is acked, health says why.
 	if err := pg.Stop("fast"); err != nil {
@@ -135,16 +106,16 @@ func TestRunnerWithPostgres(t *testing.T) {
 	})
 	floor, _ := ackFloor()
 	publish(it.Ins(5000, 500, "while down"), it.Ins(5000, 501, "while down"), it.Upd(5001, 1, "while down"))
-	waitFor(t, "error report", 10*time.Second, func() bool {
-		st := rep.last()
+	cdctest.WaitFor(t, "error report", 10*time.Second, func() bool {
+		st := rep.Last()
 		return st.Health == configstore.HealthError && st.LastError != ""
 	})
 	time.Sleep(time.Second) // several retries
 	if f, p := ackFloor(); f != floor || p != 3 {
 		t.Fatalf("while the destination is down: ack floor %d (was %d), %d pending; want nothing acked and 3 pending", f, floor, p)
 	}
-	t.Logf("reported while down: %s", rep.last().LastError)
-	if st := rep.last(); strings.Contains(st.LastError, "password") {
+	t.Logf("reported while down: %s", rep.Last().LastError)
+	if st := rep.Last(); strings.Contains(st.LastError, "password") {
 		t.Errorf("error report mentions a password: %q", st.LastError)
 	}
 
@@ -152,7 +123,7 @@ func TestRunnerWithPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped = false
-	waitFor(t, "changes applied after the destination is back", 30*time.Second, func() bool {
+	cdctest.WaitFor(t, "changes applied after the destination is back", 30*time.Second, func() bool {
 		f, p := ackFloor()
 		return f == floor+3 && p == 0
 	})
@@ -161,5 +132,5 @@ func TestRunnerWithPostgres(t *testing.T) {
 		t.Errorf("rows = %d, want 152", got)
 	}
 	e.expect(`SELECT id, name FROM sink.items WHERE name = 'while down' ORDER BY id`, "1|while down", "500|while down", "501|while down")
-	waitFor(t, "healthy again", 5*time.Second, func() bool { return rep.last().Health == configstore.HealthHealthy })
+	cdctest.WaitFor(t, "healthy again", 5*time.Second, func() bool { return rep.Last().Health == configstore.HealthHealthy })
 }

@@ -14,6 +14,7 @@ import (
 	sf "github.com/snowflakedb/gosnowflake"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
@@ -115,7 +116,7 @@ func TestRunnerRetriesFailedMerge(t *testing.T) {
 		first = append(first, it.Ins(uint64(10+i), i, fmt.Sprintf("row %d", i)))
 	}
 	publish(first...)
-	waitFor(t, "first batch acked", 20*time.Second, func() bool { f, p := ackFloor(); return f == 100 && p == 0 })
+	cdctest.WaitFor(t, "first batch acked", 20*time.Second, func() bool { f, p := ackFloor(); return f == 100 && p == 0 })
 
 	// Every MERGE fails until the fault is cleared: each attempt stages a
 	// file, copies it and fails in the transaction.
@@ -131,19 +132,17 @@ func TestRunnerRetriesFailedMerge(t *testing.T) {
 		second = append(second, it.Del(uint64(3000+i), i))
 	}
 	publish(second...)
-	waitFor(t, "error report", 20*time.Second, func() bool {
-		st := rep.last()
+	cdctest.WaitFor(t, "error report", 20*time.Second, func() bool {
+		st := rep.Last()
 		return st.Health == configstore.HealthError && strings.Contains(st.LastError, "injected by fakesnowflake")
 	})
-	waitFor(t, "several failed attempts", 20*time.Second, func() bool {
+	cdctest.WaitFor(t, "several failed attempts", 20*time.Second, func() bool {
 		failed := 0
-		rep.mu.Lock()
-		for _, st := range rep.all {
+		for _, st := range rep.All() {
 			if st.Health == configstore.HealthError {
 				failed++
 			}
 		}
-		rep.mu.Unlock()
 		return failed >= 3
 	})
 	if f, _ := ackFloor(); f != 100 {
@@ -155,8 +154,8 @@ func TestRunnerRetriesFailedMerge(t *testing.T) {
 
 	srv.FailNext("MERGE INTO", 0)
 	total := uint64(len(first) + len(second))
-	waitFor(t, "all changes acked", 30*time.Second, func() bool { f, p := ackFloor(); return f == total && p == 0 })
-	waitFor(t, "healthy report", 5*time.Second, func() bool { return rep.last().Health == configstore.HealthHealthy })
+	cdctest.WaitFor(t, "all changes acked", 30*time.Second, func() bool { f, p := ackFloor(); return f == total && p == 0 })
+	cdctest.WaitFor(t, "healthy report", 5*time.Second, func() bool { return rep.Last().Health == configstore.HealthHealthy })
 	// 150 rows less 10 deletes, 50 updated (ids 1, 3, …; none deleted).
 	if got := count(); got != "[140|140|50]" {
 		t.Errorf("after the retry: %s, want [140|140|50]", got)

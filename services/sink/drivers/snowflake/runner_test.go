@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/fakesnowflake"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
@@ -18,37 +18,8 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
-type states struct {
-	mu  sync.Mutex
-	all []configstore.DestinationState
-}
-
-func (s *states) SetDestinationState(_ context.Context, st configstore.DestinationState) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.all = append(s.all, st)
-	return nil
-}
-
-func (s *states) last() configstore.DestinationState {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.all) == 0 {
-		return configstore.DestinationState{}
-	}
-	return s.all[len(s.all)-1]
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// states records what the runner reports (shared with the other drivers' tests).
+type states = cdctest.States
 
 // TestRunnerWithFakeSnowflake runs the sink loop end to end: change events
 // published to JetStream reach the fake Snowflake through the driver built
@@ -122,22 +93,22 @@ func TestRunnerWithFakeSnowflake(t *testing.T) {
 	publish(changes...)
 
 	// The key is not registered: nothing is acked, health says why.
-	waitFor(t, "error report", 10*time.Second, func() bool {
-		st := rep.last()
+	cdctest.WaitFor(t, "error report", 10*time.Second, func() bool {
+		st := rep.Last()
 		return st.Health == configstore.HealthError && strings.Contains(st.LastError, "RSA_PUBLIC_KEY")
 	})
 	time.Sleep(500 * time.Millisecond) // several retries
 	if f, _ := ackFloor(); f != 0 {
 		t.Fatalf("ack floor %d while the destination rejects the key; want nothing acked", f)
 	}
-	t.Logf("reported while the key is rejected: %s", rep.last().LastError)
-	if st := rep.last(); strings.Contains(st.LastError, "PRIVATE KEY") {
+	t.Logf("reported while the key is rejected: %s", rep.Last().LastError)
+	if st := rep.Last(); strings.Contains(st.LastError, "PRIVATE KEY") {
 		t.Errorf("error report shows the key: %q", st.LastError)
 	}
 
 	srv.SetUser(fakesnowflake.User{Name: testUser, PublicKeys: []*rsa.PublicKey{&testKeys()[0].PublicKey, &testKeys()[1].PublicKey}})
-	waitFor(t, "all changes acked", 30*time.Second, func() bool { f, p := ackFloor(); return f == uint64(len(changes)) && p == 0 })
-	waitFor(t, "healthy report", 5*time.Second, func() bool { return rep.last().Health == configstore.HealthHealthy })
+	cdctest.WaitFor(t, "all changes acked", 30*time.Second, func() bool { f, p := ackFloor(); return f == uint64(len(changes)) && p == 0 })
+	cdctest.WaitFor(t, "healthy report", 5*time.Second, func() bool { return rep.Last().Health == configstore.HealthHealthy })
 	want := []string{"225|150|0"}
 	if got := queryRows(t, rd, `SELECT COUNT(*), COUNT_IF(NAME LIKE 'odd %'), COUNT_IF(ID % 4 = 2) FROM ITEMS`); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("rows: got %v, want %v", got, want)
@@ -146,7 +117,7 @@ func TestRunnerWithFakeSnowflake(t *testing.T) {
 	// Redelivered history (a consumer reset) changes nothing.
 	publish(changes[:50]...)
 	publish(it.Upd(5000, 1, "last"))
-	waitFor(t, "redelivered changes acked", 20*time.Second, func() bool {
+	cdctest.WaitFor(t, "redelivered changes acked", 20*time.Second, func() bool {
 		f, p := ackFloor()
 		return f == uint64(len(changes)+51) && p == 0
 	})
