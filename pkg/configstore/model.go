@@ -97,6 +97,39 @@ type DestinationState struct {
 	LastError     string    `json:"last_error,omitempty"`
 	LastAppliedAt time.Time `json:"last_applied_at,omitzero"`
 	UpdatedAt     time.Time `json:"updated_at"`
+	// Progress is the sink's last progress report (SetDestinationProgress);
+	// zero until it made one. SetDestinationState ignores it.
+	Progress DestinationProgress `json:"progress"`
+}
+
+// DestinationProgress is how far one pipeline destination has applied the
+// source's changes, reported by its sink after committed batches.
+type DestinationProgress struct {
+	PipelineID    int64 `json:"pipeline_id"`
+	DestinationID int64 `json:"destination_id"`
+	// AppliedCommitLSN ("16/B374D848") and AppliedCommitTime are the
+	// source commit LSN and commit time of the newest change applied.
+	// Empty and zero until a change was applied.
+	AppliedCommitLSN  string    `json:"applied_commit_lsn,omitempty"`
+	AppliedCommitTime time.Time `json:"applied_commit_time,omitzero"`
+	// Throughput is the changes per second applied over the minute before
+	// At.
+	Throughput float64 `json:"throughput"`
+	// At is when the sink measured this.
+	At time.Time `json:"at,omitzero"`
+}
+
+// LagSource is what a source's own position is known to be: the position
+// capture last confirmed to its slot and the source's WAL position at the
+// last WAL check, whichever is newer (both are lower bounds of the
+// source's current WAL position).
+type LagSource struct {
+	SourceID int64
+	// LSN is the newer of the two, 0 when neither is known.
+	LSN uint64
+	// From says which one LSN is: "wal_check" or "confirmed".
+	From string
+	At   time.Time
 }
 
 // SourceState is the capture's report for one source.
