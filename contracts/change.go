@@ -106,6 +106,40 @@ type Column struct {
 	BaseType string `json:"base_type"`
 	// Key marks primary-key (replica identity) columns.
 	Key bool `json:"key,omitempty"`
+	// ExistingValue is the value, in the same JSON form as row values,
+	// that rows which existed when the column was added hold in it:
+	// ALTER TABLE … ADD COLUMN … DEFAULT <non-volatile expression> fills
+	// them without writing a change for them (PostgreSQL keeps the value
+	// in pg_attribute.attmissingval until the table is rewritten).
+	// Absent when there is no such value (the column was created with the
+	// table, added without a default, or the table was rewritten since).
+	// A consumer that adds the column to a copy of the table fills the
+	// rows it already has with this value; changes older than the column
+	// do not list it. Optional: older producers never send it.
+	ExistingValue RawValue `json:"existing_value,omitempty"`
+}
+
+// RawValue is one JSON value kept as its JSON text, like json.RawMessage,
+// but a string, so that Column stays comparable with ==. The empty
+// RawValue is no value (omitted); JSON null decodes to it.
+type RawValue string
+
+// MarshalJSON returns the value's JSON text (null when empty).
+func (v RawValue) MarshalJSON() ([]byte, error) {
+	if v == "" {
+		return []byte("null"), nil
+	}
+	return []byte(v), nil
+}
+
+// UnmarshalJSON keeps the JSON text as it is; null becomes empty.
+func (v *RawValue) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*v = ""
+		return nil
+	}
+	*v = RawValue(b)
+	return nil
 }
 
 // Version is the total order of changes within one source: commit LSN,

@@ -3,10 +3,13 @@ package pgrepl
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/rosettacdc/rosetta/contracts"
 )
 
 // firstNormalOID is PostgreSQL's FirstNormalObjectId: types with a lower
@@ -47,6 +50,24 @@ FROM cols c
 JOIN LATERAL (SELECT typid, typmod FROM base WHERE base.ord = c.ord ORDER BY depth DESC LIMIT 1) bb ON true
 ORDER BY c.ord`
 
+// existingValuesSQL reads, for the columns that have one, the value rows
+// that existed when the column was added hold (ADD COLUMN … DEFAULT with a
+// non-volatile default; pg_attribute.attmissingval, a one-element array
+// of the column's type). Its text is the array's output, so it depends on
+// the session's settings: resolveSession pins them to capture's.
+const existingValuesSQL = `
+SELECT attname, attmissingval::text
+FROM pg_attribute
+WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND atthasmissing AND attmissingval IS NOT NULL`
+
+// resolveSession pins, for the resolve transaction, the settings that
+// shape values' text output to those capture's replication connection
+// pins (services/capture sessionParams), so that an existing value is
+// spelled as the same value in a change would be; and the search_path
+// that makes format_type qualify non-built-in types.
+const resolveSession = `SET LOCAL search_path TO pg_catalog; SET LOCAL TimeZone TO 'UTC'; SET LOCAL DateStyle TO 'ISO, MDY';
+SET LOCAL IntervalStyle TO 'postgres'; SET LOCAL extra_float_digits TO 1; SET LOCAL bytea_output TO 'hex'; SET LOCAL lc_monetary TO 'C'`
+
 const primaryKeySQL = `
 SELECT a.attname
 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
@@ -64,9 +85,10 @@ func (r *CatalogResolver) ResolveRelation(ctx context.Context, rel *pglogrepl.Re
 	}
 	cols := make([]Column, len(rel.Columns))
 	pk := make(map[string]bool)
+	var existing []existingValue
 	err := pgx.BeginTxFunc(ctx, r.conn, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL search_path TO pg_catalog"); err != nil {
-			return fmt.Errorf("set search_path: %w", err)
+		if _, err := tx.Exec(ctx, resolveSession); err != nil {
+			return fmt.Errorf("pin session settings: %w", err)
 		}
 		rows, err := tx.Query(ctx, columnTypesSQL, oids, mods)
 		if err != nil {
@@ -115,13 +137,44 @@ func (r *CatalogResolver) ResolveRelation(ctx context.Context, rel *pglogrepl.Re
 		for _, n := range names {
 			pk[n] = true
 		}
+		exRows, err := tx.Query(ctx, existingValuesSQL, rel.RelationID)
+		if err != nil {
+			return fmt.Errorf("query existing values: %w", err)
+		}
+		existing, err = pgx.CollectRows(exRows, func(row pgx.CollectableRow) (existingValue, error) {
+			var v existingValue
+			err := row.Scan(&v.name, &v.array)
+			return v, err
+		})
+		if err != nil {
+			return fmt.Errorf("query existing values: %w", err)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s.%s (oid %d): %w", rel.Namespace, rel.RelationName, rel.RelationID, err)
 	}
+	byName := make(map[string]string, len(existing))
+	for _, e := range existing {
+		byName[e.name] = e.array
+	}
+	var types *pgtype.Map
 	for i, c := range rel.Columns {
 		cols[i].Column.Name = c.Name
+		if array, ok := byName[c.Name]; ok {
+			text, err := firstArrayElement(array)
+			if err != nil {
+				return nil, fmt.Errorf("resolve %s.%s column %s: existing value: %w", rel.Namespace, rel.RelationName, c.Name, err)
+			}
+			if types == nil {
+				types = pgtype.NewMap()
+			}
+			v, err := textValue(types, cols[i].ValueOID, []byte(text))
+			if err != nil {
+				return nil, fmt.Errorf("resolve %s.%s column %s: existing value: %w", rel.Namespace, rel.RelationName, c.Name, err)
+			}
+			cols[i].Column.ExistingValue = contracts.RawValue(v)
+		}
 		switch {
 		case len(pk) > 0:
 			cols[i].Key = pk[c.Name]
@@ -132,4 +185,45 @@ func (r *CatalogResolver) ResolveRelation(ctx context.Context, rel *pglogrepl.Re
 		}
 	}
 	return cols, nil
+}
+
+type existingValue struct{ name, array string }
+
+// firstArrayElement returns the text of the only element of a one-element
+// array's text output: "{7.50}" is 7.50, `{"x \"y\""}` is `x "y"`.
+// array_out quotes an element that is empty, NULL-like or holds braces,
+// quotes, backslashes, white space or the delimiter (an array-typed
+// column's value, "{1,2}", is always quoted); an unquoted element is
+// verbatim. attmissingval's arrays have lower bound 1, so no "[l:u]="
+// prefix.
+func firstArrayElement(s string) (string, error) {
+	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' {
+		return "", fmt.Errorf("%.40q is not a one-element array", s)
+	}
+	inner := s[1 : len(s)-1]
+	if inner == "" || inner == "NULL" {
+		return "", fmt.Errorf("%.40q has no value", s)
+	}
+	if inner[0] != '"' {
+		return inner, nil
+	}
+	var b strings.Builder
+	for i := 1; i < len(inner); i++ {
+		switch c := inner[i]; c {
+		case '\\':
+			i++
+			if i == len(inner) {
+				return "", fmt.Errorf("%.40q ends inside an escape", s)
+			}
+			b.WriteByte(inner[i])
+		case '"':
+			if i != len(inner)-1 {
+				return "", fmt.Errorf("%.40q has more than one element", s)
+			}
+			return b.String(), nil
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return "", fmt.Errorf("%.40q has an unterminated quoted element", s)
 }

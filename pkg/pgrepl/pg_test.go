@@ -28,6 +28,7 @@ func TestWithPostgres(t *testing.T) {
 	t.Run("Slot", func(t *testing.T) { t.Parallel(); testSlot(t, pg) })
 	t.Run("Decode", func(t *testing.T) { t.Parallel(); testDecode(t, pg) })
 	t.Run("Stream", func(t *testing.T) { t.Parallel(); testStream(t, pg) })
+	t.Run("ExistingValues", func(t *testing.T) { t.Parallel(); testExistingValues(t, pg) })
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -375,7 +376,7 @@ COMMIT;`)
 		t.Errorf("columns\n got %+v\nwant %+v", got[0].Columns, wantCols)
 	}
 	// After ADD COLUMN the relation was described again.
-	if cols := got[7].Columns; len(cols) != len(wantCols)+1 || cols[len(cols)-1] != (contracts.Column{Name: "extra", Type: "integer", BaseType: "integer"}) {
+	if cols := got[7].Columns; len(cols) != len(wantCols)+1 || cols[len(cols)-1] != (contracts.Column{Name: "extra", Type: "integer", BaseType: "integer", ExistingValue: "5"}) {
 		t.Errorf("columns after ADD COLUMN: %+v", cols)
 	}
 	// No primary key under REPLICA IDENTITY FULL: every column is key.
