@@ -90,6 +90,9 @@ type RowChange struct {
 	Key []Value
 	// Values holds the row's columns for an upsert. A column of
 	// TableBatch.Columns absent from both Values and Unchanged is NULL.
+	// A change written before a column was added (it does not list the
+	// column, a newer change of the batch does) gets the column's
+	// ExistingValue here, which is the row's value at the source.
 	Values map[string]Value
 	// Unchanged lists columns whose value the destination must keep from
 	// the row it already stores (unchanged TOASTed values PostgreSQL did
@@ -145,6 +148,13 @@ func Check(c *contracts.Change) error {
 	}
 	if c.Source.Table == "" {
 		return fmt.Errorf("change without source table")
+	}
+	for _, col := range c.Columns {
+		if col.ExistingValue != "" {
+			if _, err := ValueFromJSON(json.RawMessage(col.ExistingValue)); err != nil {
+				return fmt.Errorf("column %s existing value: %w", col.Name, err)
+			}
+		}
 	}
 	if c.Op == contracts.OpTruncate {
 		return nil
@@ -274,8 +284,12 @@ func inVersionOrder(changes []contracts.Change) ([]contracts.Change, error) {
 }
 
 type tableState struct {
-	ref      TableRef
-	columns  []contracts.Column // newest change's columns first
+	ref     TableRef
+	columns []contracts.Column // newest change's columns first
+	newest  []contracts.Column // the newest change's own list
+	// fills are the newest list's columns with an ExistingValue: rows of
+	// older changes that do not list them take that value.
+	fills    []contracts.Column
 	keyCols  []string
 	truncate *contracts.Version
 	states   []RowChange
@@ -287,6 +301,7 @@ func (ts *tableState) seeColumns(cols []contracts.Column) {
 	if len(cols) == 0 {
 		return
 	}
+	ts.newest = cols
 	merged := make([]contracts.Column, 0, len(cols)+len(ts.columns))
 	seen := make(map[string]bool, len(cols))
 	for _, c := range cols {
@@ -309,6 +324,11 @@ func (ts *tableState) seeColumns(cols []contracts.Column) {
 // producer that omits them) the key is the sorted names of the first
 // change's Key.
 func (ts *tableState) finishColumns(changes []contracts.Change) {
+	for _, c := range ts.newest {
+		if c.ExistingValue != "" {
+			ts.fills = append(ts.fills, c)
+		}
+	}
 	for _, c := range ts.columns {
 		if c.Key {
 			ts.keyCols = append(ts.keyCols, c.Name)
@@ -401,6 +421,7 @@ func (ts *tableState) apply(c *contracts.Change) error {
 		v, _ := ValueFromJSON(raw) // checked by Check
 		next.Values[col] = v
 	}
+	ts.fillExisting(c, next.Values)
 	// The state this row's unchanged columns come from: the same key,
 	// or the old key when this update moved the row.
 	prevKey := key
@@ -450,6 +471,26 @@ func (ts *tableState) apply(c *contracts.Change) error {
 	}
 	ts.set(key, next)
 	return nil
+}
+
+// fillExisting gives a change that does not list a column of the newest
+// change, one added since with a default (ALTER TABLE … ADD COLUMN …
+// DEFAULT), the value PostgreSQL gave the existing rows: the row this
+// change wrote existed when the column was added, so that is its value now
+// (a later change of the row in the batch overrides it). Without it the
+// row would be written with NULL there. A change without column
+// descriptions is left alone: nothing says what it lacks.
+func (ts *tableState) fillExisting(c *contracts.Change, values map[string]Value) {
+	if len(ts.fills) == 0 || len(c.Columns) == 0 {
+		return
+	}
+	for _, f := range ts.fills {
+		if _, ok := values[f.Name]; ok || slices.ContainsFunc(c.Columns, func(cc contracts.Column) bool { return cc.Name == f.Name }) {
+			continue
+		}
+		v, _ := ValueFromJSON(json.RawMessage(f.ExistingValue)) // checked by Check
+		values[f.Name] = v
+	}
 }
 
 // set replaces the state of key, keeping the position where the key first
