@@ -354,8 +354,13 @@ func (d *Driver) shape(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*table
 	default:
 		for _, c := range b.Columns {
 			if _, ok := types[c.Name]; !ok {
-				ddl = append(ddl, addColumnSQL(target, stageColumn{Name: c.Name, Type: columnType(c.BaseType)}))
-				d.log.Info("adding column to destination table", "table", d.cfg.Schema+"."+b.Table.Table, "column", c.Name)
+				add, err := addColumnDDL(target, c)
+				if err != nil {
+					return nil, sinkrunner.Permanent(fmt.Errorf("add column %q to %s: %w", c.Name, target, err))
+				}
+				ddl = append(ddl, add...)
+				d.log.Info("adding column to destination table", "table", d.cfg.Schema+"."+b.Table.Table, "column", c.Name,
+					"existing_rows_value", c.ExistingValue != "")
 			}
 		}
 		for _, v := range []string{lsnCol, seqCol} {

@@ -255,6 +255,30 @@ func TestDriver(t *testing.T) {
 		e.expect(`SELECT id, price FROM sink.items WHERE id = 3`, "3|1.00")
 	})
 
+	t.Run("column added with a default fills the rows already there", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, pg, "sink")
+		e.mustApply(it.Ins(10, 1, "a"), it.Ins(10, 2, "b"))
+		wide := ev{Table: "items", Columns: append(append([]contracts.Column{}, itemCols...),
+			contracts.Column{Name: "price", Type: "numeric(10,2)", BaseType: "numeric(10,2)", ExistingValue: `"7.50"`},
+			contracts.Column{Name: "note", Type: "text", BaseType: "text", ExistingValue: `"it's \\ \"q\""`},
+			contracts.Column{Name: "flag", Type: "boolean", BaseType: "boolean", ExistingValue: `true`},
+			contracts.Column{Name: "n", Type: "integer", BaseType: "integer", ExistingValue: `3`},
+			contracts.Column{Name: "plain", Type: "text", BaseType: "text"})}
+		// One batch: a row written before the ALTER, then rows after it.
+		e.mustApply(it.Ins(20, 3, "c"),
+			wide.Change(contracts.OpCreate, 30, 1, `{"id":4}`, ``, `{"id":4,"name":"d","price":"1.25","note":null,"flag":false,"n":null,"plain":"p"}`),
+			wide.Change(contracts.OpUpdate, 30, 2, `{"id":2}`, ``, `{"id":2,"name":"b2","price":null,"note":"x","flag":null,"n":1,"plain":null}`))
+		const q = `SELECT id, name, price, note, flag, n, plain FROM sink.items ORDER BY id`
+		e.expect(q, `1|a|7.50|it's \ "q"|t|3|<null>`, `2|b2|<null>|x|<null>|1|<null>`, `3|c|7.50|it's \ "q"|t|3|<null>`,
+			"4|d|1.25|<null>|f|<null>|p")
+		// The default is gone: later rows carry their own values.
+		e.mustApply(wide.Change(contracts.OpCreate, 40, 1, `{"id":5}`, ``, `{"id":5,"name":"e","price":null,"note":null,"flag":null,"n":null,"plain":null}`))
+		e.expect(`SELECT id, name, price, note, flag, n, plain FROM sink.items WHERE id = 5`, "5|e|<null>|<null>|<null>|<null>|<null>")
+		e.expect(`SELECT count(*) FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+			WHERE d.adrelid = 'sink.items'::regclass AND a.attname IN ('price', 'note', 'flag', 'n')`, "0")
+	})
+
 	t.Run("types round trip through copy", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, pg, "sink")
