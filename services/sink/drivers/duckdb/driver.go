@@ -494,7 +494,10 @@ func (d *Driver) shape(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) (*
 		return nil, err
 	}
 	keys := b.KeyColumns()
-	var ddl []string
+	var (
+		ddl   []string
+		fills []contracts.Column // added columns whose existing rows take a value
+	)
 	created := false
 	switch {
 	case len(types) == 0 && len(b.Columns) == 0:
@@ -519,7 +522,11 @@ func (d *Driver) shape(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) (*
 				return nil, sinkrunner.Permanent(fmt.Errorf("column %q is column %q of the destination table: DuckDB identifiers are case-insensitive", c.Name, other))
 			}
 			ddl = append(ddl, addColumnSQL(target, stageColumn{Name: c.Name, Type: columnType(c.BaseType)}))
-			d.log.Info("adding column to destination table", "table", d.cfg.Schema+"."+b.Table.Table, "column", c.Name)
+			if c.ExistingValue != "" {
+				fills = append(fills, c)
+			}
+			d.log.Info("adding column to destination table", "table", d.cfg.Schema+"."+b.Table.Table, "column", c.Name,
+				"existing_rows_value", c.ExistingValue != "")
 		}
 		for _, v := range []string{lsnCol, seqCol} {
 			if _, ok := types[v]; !ok {
@@ -542,6 +549,11 @@ func (d *Driver) shape(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) (*
 	}
 	if s.types, err = d.loadColumns(ctx, conn, b.Table.Table); err != nil {
 		return nil, err
+	}
+	for _, c := range fills {
+		if err := fillExisting(ctx, conn, target, d.cfg.Schema+"."+b.Table.Table, c, s.types[c.Name]); err != nil {
+			return nil, err
+		}
 	}
 	if created {
 		d.log.Info("created destination table", "table", d.cfg.Schema+"."+b.Table.Table)

@@ -284,6 +284,34 @@ func TestDriver(t *testing.T) {
 		e.expect(items, "6|newer|<null>")
 	})
 
+	t.Run("column added with a default fills the rows already there", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, nil)
+		e.mustApply(it.Ins(10, 1, "a"), it.Ins(10, 2, "b"))
+		wide := ev{Table: "items", Columns: append(append([]contracts.Column{}, itemCols...),
+			contracts.Column{Name: "price", Type: "numeric(10,2)", BaseType: "numeric(10,2)", ExistingValue: `"7.50"`},
+			contracts.Column{Name: "note", Type: "text", BaseType: "text", ExistingValue: `"it's \\ \"q\""`},
+			contracts.Column{Name: "flag", Type: "boolean", BaseType: "boolean", ExistingValue: `true`},
+			contracts.Column{Name: "n", Type: "integer", BaseType: "integer", ExistingValue: `3`},
+			contracts.Column{Name: "at", Type: "timestamp with time zone", BaseType: "timestamp with time zone", ExistingValue: `"2024-01-02 03:04:05.5+00"`},
+			contracts.Column{Name: "iv", Type: "interval", BaseType: "interval", ExistingValue: `"1 mon -2 days +03:00:00"`},
+			contracts.Column{Name: "bin", Type: "bytea", BaseType: "bytea", ExistingValue: `"\\x00ff"`},
+			contracts.Column{Name: "plain", Type: "text", BaseType: "text"})}
+		// One batch: a row written before the ALTER, then rows after it.
+		e.mustApply(it.Ins(20, 3, "c"),
+			wide.Change(contracts.OpCreate, 30, 1, `{"id":4}`, ``,
+				`{"id":4,"name":"d","price":"1.25","note":null,"flag":false,"n":null,"at":null,"iv":"00:00:01","bin":null,"plain":"p"}`),
+			wide.Change(contracts.OpUpdate, 30, 2, `{"id":2}`, ``,
+				`{"id":2,"name":"b2","price":null,"note":"x","flag":null,"n":1,"at":null,"iv":null,"bin":"\\x01","plain":null}`))
+		const q = `SELECT id, name, price, note, flag, n, "at", iv, hex(bin), plain FROM sink.items ORDER BY id`
+		old := `7.50|it's \ "q"|true|3|2024-01-02 03:04:05.5+00|1 month -2 days 03:00:00|00FF|<null>`
+		e.expect(q, "1|a|"+old, "2|b2|<null>|x|<null>|1|<null>|<null>|01|<null>", "3|c|"+old,
+			"4|d|1.25|<null>|false|<null>|<null>|00:00:01|<null>|p")
+		// Later rows carry their own values.
+		e.mustApply(wide.Change(contracts.OpCreate, 40, 1, `{"id":5}`, ``, `{"id":5,"name":"e","plain":null}`))
+		e.expect(`SELECT id, price, note, flag, n, "at", iv, bin FROM sink.items WHERE id = 5`, "5|<null>|<null>|<null>|<null>|<null>|<null>|<null>")
+	})
+
 	t.Run("columns are added", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
