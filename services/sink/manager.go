@@ -41,6 +41,11 @@ type Manager struct {
 	watching bool
 	sinks    map[pairKey]*pairState
 
+	// progress observes every runner's committed batches; nil when the
+	// store cannot record progress (see ProgressStore).
+	progress  *progress
+	progStore ProgressStore
+
 	rmu     sync.Mutex
 	runners map[pairKey]runnerRef
 }
@@ -105,6 +110,12 @@ func NewManagerWithDLQ(cfg Config, store ConfigStore, js jetstream.JetStream, q 
 	if q == nil {
 		recoveries = nil
 	}
+	var prog *progress
+	ps, _ := store.(ProgressStore)
+	if ps != nil {
+		prog = newProgress(cfg.Runner.Observer)
+		cfg.Runner.Observer = prog
+	}
 	return &Manager{
 		cfg:        cfg,
 		store:      store,
@@ -117,6 +128,8 @@ func NewManagerWithDLQ(cfg Config, store ConfigStore, js jetstream.JetStream, q 
 		recoverNow: make(chan struct{}, 1),
 		sinks:      map[pairKey]*pairState{},
 		runners:    map[pairKey]runnerRef{},
+		progress:   prog,
+		progStore:  ps,
 	}
 }
 
@@ -131,6 +144,16 @@ func (m *Manager) Run(ctx context.Context) error {
 		go func() {
 			defer close(done)
 			m.runRecoveries(ctx)
+		}()
+		defer func() { <-done }()
+	}
+	if m.progress != nil {
+		done := make(chan struct{})
+		// Owned by Run, like the recovery loop: it ends with ctx (after a
+		// last flush) and Run waits for it.
+		go func() {
+			defer close(done)
+			m.progress.run(ctx, m.progStore, time.Second, m.log)
 		}()
 		defer func() { <-done }()
 	}
@@ -208,6 +231,9 @@ func (m *Manager) reconcile(ctx context.Context) {
 		}
 		m.log.Info("pipeline destination removed", "pipeline", key.PipelineID, "destination", key.DestinationID)
 		delete(m.sinks, key)
+		if m.progress != nil {
+			m.progress.forget(key)
+		}
 	}
 }
 
