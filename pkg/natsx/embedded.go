@@ -95,16 +95,44 @@ func (e *Embedded) Shutdown() {
 	e.srv.WaitForShutdown()
 }
 
+// Liveness is how a client finds out that its connection to NATS is dead
+// although no error arrived (a half-open TCP connection: the server or a
+// middlebox vanished without a FIN or RST). The client pings every
+// PingInterval; when MaxPingsOut pings in a row go unanswered it drops the
+// connection and reconnects, so a dead link is detected within about
+// PingInterval × (MaxPingsOut + 1).
+type Liveness struct {
+	PingInterval time.Duration
+	MaxPingsOut  int
+}
+
+// DefaultLiveness detects a dead connection within about 15s (5s × 3).
+func DefaultLiveness() Liveness { return Liveness{PingInterval: 5 * time.Second, MaxPingsOut: 2} }
+
 // Connect opens a connection that reconnects forever (services outlive NATS
-// restarts) and returns it with its JetStream context.
+// restarts) and returns it with its JetStream context. It detects a dead
+// connection as DefaultLiveness says.
 func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	return ConnectWith(ctx, url, name, log, DefaultLiveness())
+}
+
+// ConnectWith is Connect with the given liveness settings (zero fields take
+// DefaultLiveness's).
+func ConnectWith(ctx context.Context, url, name string, log *slog.Logger, live Liveness) (*nats.Conn, jetstream.JetStream, error) {
+	d := DefaultLiveness()
+	if live.PingInterval <= 0 {
+		live.PingInterval = d.PingInterval
+	}
+	if live.MaxPingsOut <= 0 {
+		live.MaxPingsOut = d.MaxPingsOut
+	}
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
-		nats.PingInterval(10 * time.Second),
-		nats.MaxPingsOutstanding(3),
+		nats.PingInterval(live.PingInterval),
+		nats.MaxPingsOutstanding(live.MaxPingsOut),
 	}
 	if log != nil {
 		opts = append(opts,

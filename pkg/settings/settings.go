@@ -29,6 +29,10 @@ const (
 	EnvNATSListen  = "ROSETTA_EMBEDDED_NATS_ADDR"
 	EnvNATSSync    = "ROSETTA_EMBEDDED_NATS_SYNC"
 	EnvConfirm     = "ROSETTA_CAPTURE_CONFIRM_DELAY"
+	EnvNATSPing    = "ROSETTA_NATS_PING_INTERVAL"
+	EnvNATSPings   = "ROSETTA_NATS_MAX_PINGS_OUT"
+	EnvRecvTimeout = "ROSETTA_CAPTURE_RECEIVE_TIMEOUT"
+	EnvApplyTime   = "ROSETTA_SINK_APPLY_TIMEOUT"
 )
 
 // DevSecretKey encrypts secrets under `rosetta dev` when ROSETTA_SECRET_KEY
@@ -83,6 +87,19 @@ type Settings struct {
 	// SinkBatchSize and SinkBatchWait bound one applied batch.
 	SinkBatchSize int
 	SinkBatchWait time.Duration
+	// NATSPingInterval and NATSMaxPingsOut detect a dead (half-open)
+	// connection to NATS: after NATSMaxPingsOut unanswered pings, one every
+	// NATSPingInterval, the client reconnects (about 15s with 5s and 2).
+	NATSPingInterval time.Duration
+	NATSMaxPingsOut  int
+	// CaptureReceiveTimeout is how long capture's replication connection
+	// may stay silent (capture asks the source for a keepalive every 10s)
+	// before capture drops it as dead and reconnects.
+	CaptureReceiveTimeout time.Duration
+	// SinkApplyTimeout bounds one batch's apply at a destination; a stalled
+	// destination connection fails the apply after it, and the batch is
+	// retried on a new connection.
+	SinkApplyTimeout time.Duration
 }
 
 // Default returns the settings used when nothing is set: everything on
@@ -101,6 +118,11 @@ func Default() Settings {
 		StreamMaxBytes:      1 << 30,
 		SinkBatchSize:       1000,
 		SinkBatchWait:       200 * time.Millisecond,
+		NATSPingInterval:    5 * time.Second,
+		NATSMaxPingsOut:     2,
+		// Three of capture's 10s keepalive requests unanswered.
+		CaptureReceiveTimeout: 30 * time.Second,
+		SinkApplyTimeout:      2 * time.Minute,
 	}
 }
 
@@ -136,6 +158,25 @@ func Load() (Settings, error) {
 			errs = append(errs, fmt.Errorf("%s=%q: want a duration like 2s (0 to confirm at once)", EnvConfirm, v))
 		}
 		s.CaptureConfirmDelay = d
+	}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{EnvNATSPing, &s.NATSPingInterval}, {EnvRecvTimeout, &s.CaptureReceiveTimeout}, {EnvApplyTime, &s.SinkApplyTimeout}} {
+		if v := os.Getenv(d.name); v != "" {
+			dur, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want a duration like 30s: %w", d.name, v, err))
+			}
+			*d.dst = dur
+		}
+	}
+	if v := os.Getenv(EnvNATSPings); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want a count: %w", EnvNATSPings, v, err))
+		}
+		s.NATSMaxPingsOut = n
 	}
 	if v := os.Getenv(EnvStreamBytes); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -204,6 +245,15 @@ func (s *Settings) Validate() (usedDevKey bool, err error) {
 	}
 	if s.SinkBatchWait <= 0 {
 		errs = append(errs, fmt.Errorf("%s must be positive", EnvBatchWait))
+	}
+	if s.NATSPingInterval <= 0 || s.NATSMaxPingsOut <= 0 {
+		errs = append(errs, fmt.Errorf("%s and %s must be positive", EnvNATSPing, EnvNATSPings))
+	}
+	if s.CaptureReceiveTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("%s must be positive", EnvRecvTimeout))
+	}
+	if s.SinkApplyTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("%s must be positive", EnvApplyTime))
 	}
 	if s.EmbeddedNATSSync != "always" {
 		if _, err := time.ParseDuration(s.EmbeddedNATSSync); err != nil {

@@ -50,6 +50,14 @@ type Config struct {
 	// to PostgreSQL; it must stay below the source's wal_sender_timeout
 	// (60s by default). Default 10s.
 	StandbyInterval time.Duration
+	// ReceiveTimeout is how long the replication connection may go without
+	// any message from the source before the worker drops it as dead (a
+	// half-open connection: the source or a middlebox vanished without a
+	// FIN or RST, so reads would wait forever) and reconnects. Every
+	// periodic status update asks the source for a keepalive, so a live
+	// connection carries a message at least every StandbyInterval. It also
+	// bounds every query on the worker's other connection. Default 30s.
+	ReceiveTimeout time.Duration
 	// ConfirmInterval is the shortest time between two status updates sent
 	// because the confirmed LSN advanced. Default 1s.
 	ConfirmInterval time.Duration
@@ -88,6 +96,7 @@ func DefaultConfig() Config {
 		StatusInterval:    10 * time.Second,
 		StandbyInterval:   10 * time.Second,
 		ConfirmInterval:   time.Second,
+		ReceiveTimeout:    30 * time.Second,
 		PublishWindow:     4096,
 		AckTimeout:        30 * time.Second,
 		DrainTimeout:      10 * time.Second,
@@ -113,6 +122,10 @@ func (c Config) Validate() error {
 	pos("DrainTimeout", c.DrainTimeout)
 	pos("BackoffMin", c.BackoffMin)
 	pos("ConnectTimeout", c.ConnectTimeout)
+	if c.ReceiveTimeout <= c.StandbyInterval {
+		errs = append(errs, fmt.Errorf("capture config: ReceiveTimeout %s must exceed StandbyInterval %s (a live source answers each status update)",
+			c.ReceiveTimeout, c.StandbyInterval))
+	}
 	if c.BackoffMax < c.BackoffMin {
 		errs = append(errs, fmt.Errorf("capture config: BackoffMax %s is below BackoffMin %s", c.BackoffMax, c.BackoffMin))
 	}

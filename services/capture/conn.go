@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -31,6 +32,18 @@ var sessionParams = map[string]string{
 	"application_name": "rosetta-capture",
 }
 
+// dialKeepAlive dials with TCP keepalives that find a source which vanished
+// without closing the connection (a dead host, a dropped NAT entry) within
+// about 30s of silence instead of the kernel's two hours. A connection that
+// still answers TCP but carries nothing (a stuck proxy) is caught by
+// Config.ReceiveTimeout.
+func dialKeepAlive(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3,
+	}}
+	return d.DialContext(ctx, network, addr)
+}
+
 // sourceURL is the connection URL of a source. It holds the password: it
 // is never logged or put in an error.
 func sourceURL(s configstore.Source, timeout time.Duration) string {
@@ -59,6 +72,7 @@ func queryConfig(s configstore.Source, timeout time.Duration) (*pgx.ConnConfig, 
 			s.ID, s.Host, s.Port, s.Database, s.SSLMode)
 	}
 	cfg.RuntimeParams["application_name"] = sessionParams["application_name"]
+	cfg.DialFunc = dialKeepAlive
 	return cfg, nil
 }
 
@@ -73,6 +87,7 @@ func replicationConfig(s configstore.Source, timeout time.Duration) (*pgconn.Con
 		cfg.RuntimeParams[k] = v
 	}
 	cfg.RuntimeParams["replication"] = "database"
+	cfg.DialFunc = dialKeepAlive
 	return cfg, nil
 }
 

@@ -35,6 +35,9 @@ func newFromFx(p Params) (*Manager, error) {
 		cfg.StreamLimits.MaxBytes = p.Settings.StreamMaxBytes
 	}
 	cfg.ConfirmDelay = p.Settings.ConfirmDelay()
+	if p.Settings.CaptureReceiveTimeout > 0 {
+		cfg.ReceiveTimeout = p.Settings.CaptureReceiveTimeout
+	}
 	if p.Metrics != nil {
 		cfg.Metrics = p.Metrics
 	}

@@ -32,6 +32,7 @@ type stream struct {
 	sentLSN    pglogrepl.LSN // last position sent to PostgreSQL
 	lastStatus time.Time     // when it was sent
 	lastReport time.Time     // last state report to the config store
+	lastRecv   time.Time     // when the source last sent anything
 	walEnd     uint64        // the server's last reported WAL end, for the lag metric
 	buf        bytes.Buffer
 }
@@ -80,9 +81,21 @@ func (s *stream) step(ctx context.Context) error {
 		wait = 100 * time.Millisecond
 	}
 	m, ok, err := pgrepl.ReceiveMessage(ctx, s.rconn, now.Add(wait))
-	if err != nil || !ok {
+	if err != nil {
 		return err
 	}
+	if !ok {
+		// A live source answers every periodic status update with a
+		// keepalive (sendStatus asks for one), so silence this long means
+		// the connection is dead without an error: reads would wait
+		// forever. Drop it; the session restarts from the confirmed LSN.
+		if silent := time.Since(s.lastRecv); silent > s.w.cfg.ReceiveTimeout {
+			return fmt.Errorf("replication connection silent for %s (no keepalive answered; the connection is presumed dead): reconnecting",
+				silent.Round(time.Second))
+		}
+		return nil
+	}
+	s.lastRecv = time.Now()
 	if k := m.Keepalive; k != nil {
 		s.acks.observeIdle(k.ServerWALEnd)
 		s.walEnd = uint64(k.ServerWALEnd)
@@ -100,6 +113,13 @@ func (s *stream) handle(ctx context.Context, x *pglogrepl.XLogData) error {
 	msg, err := pglogrepl.Parse(x.WALData)
 	if err != nil {
 		return fmt.Errorf("parse pgoutput message at %s: %w", x.WALStart, err)
+	}
+	if _, ok := msg.(*pglogrepl.RelationMessage); ok {
+		// Only relation messages make the decoder query the source's
+		// catalog; bound that query like every other one.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.w.cfg.ReceiveTimeout)
+		defer cancel()
 	}
 	if _, ok := msg.(*pglogrepl.BeginMessage); ok {
 		s.acks.begin()
@@ -162,12 +182,18 @@ func (s *stream) publish(ctx context.Context, c *contracts.Change) error {
 func (s *stream) sendStatus(now time.Time, force bool) error {
 	c := s.acks.confirmed
 	since := now.Sub(s.lastStatus)
-	due := since >= s.w.cfg.StandbyInterval || (c > s.sentLSN && since >= s.w.cfg.ConfirmInterval)
+	periodic := since >= s.w.cfg.StandbyInterval
+	due := periodic || (c > s.sentLSN && since >= s.w.cfg.ConfirmInterval)
 	if !force && !due {
 		return nil
 	}
+	// The periodic update asks for a keepalive in reply, so that a live
+	// connection never stays silent longer than StandbyInterval (see
+	// ReceiveTimeout). A forced one answers a keepalive and must not.
+	ctx, cancel := context.WithTimeout(context.Background(), s.w.cfg.ReceiveTimeout)
+	defer cancel()
 	// Only acknowledged positions get here: c comes from the ack tracker.
-	if err := pgrepl.SendStatus(context.Background(), s.rconn, c, false); err != nil {
+	if err := pgrepl.SendStatus(ctx, s.rconn, c, periodic && !force); err != nil {
 		return err
 	}
 	s.sentLSN, s.lastStatus = c, now
@@ -180,6 +206,8 @@ func (s *stream) applyChangedTables(ctx context.Context) error {
 	if sameTables(spec, s.applied) {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.w.cfg.ReceiveTimeout)
+	defer cancel()
 	if err := s.w.applyTables(ctx, s.conn, spec); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/pgrepl"
+	"github.com/rosettacdc/rosetta/pkg/settings"
 )
 
 // worker captures one source. Its run method owns everything it starts;
@@ -87,6 +89,21 @@ func (w *worker) run(ctx context.Context) {
 		if w.confirmed > before {
 			backoff = w.cfg.BackoffMin
 		}
+		if errors.Is(err, pgrepl.ErrSlotInvalidated) {
+			// Terminal: the source removed WAL the slot still needed, so
+			// changes are missing. Recreating the slot would skip them
+			// without anyone noticing; only the documented recovery
+			// (pause, drop the slot, start, re-snapshot) may, and pausing
+			// ends this worker.
+			msg := redact(err.Error(), w.currentSpec().Source.Password)
+			w.log.Error("capture cannot continue: replication slot invalidated", "error", msg)
+			w.cfg.Metrics.Error("capture", "slot_invalidated")
+			w.report(StateError, msg)
+			<-ctx.Done()
+			w.report(StateStopped, "")
+			return
+		}
+		err = explainStreamFull(err, w.id, w.cfg.StreamLimits)
 		msg := redact(err.Error(), w.currentSpec().Source.Password)
 		w.log.Error("capture failed, reconnecting", "error", msg, "retry_in", backoff)
 		w.cfg.Metrics.Error("capture", "session")
@@ -140,19 +157,23 @@ func (w *worker) session(ctx context.Context) error {
 		defer cancel()
 		conn.Close(cctx)
 	}()
-	if err := pgrepl.CheckWALLevel(ctx, conn); err != nil {
+	// Setting up must not hang on a connection that died half-open: it
+	// gets ReceiveTimeout, like every later query.
+	sctx, scancel := context.WithTimeout(ctx, w.cfg.ReceiveTimeout)
+	defer scancel()
+	if err := pgrepl.CheckWALLevel(sctx, conn); err != nil {
 		return err
 	}
-	if _, err := natsx.EnsureSourceStream(ctx, w.js, src.ID, w.cfg.StreamLimits); err != nil {
+	if _, err := natsx.EnsureSourceStream(sctx, w.js, src.ID, w.cfg.StreamLimits); err != nil {
 		return err
 	}
-	if err := w.applyTables(ctx, conn, spec); err != nil {
+	if err := w.applyTables(sctx, conn, spec); err != nil {
 		return err
 	}
-	if err := pgrepl.EnsureSlot(ctx, conn, src.Slot); err != nil {
+	if err := pgrepl.EnsureSlot(sctx, conn, src.Slot); err != nil {
 		return err
 	}
-	slot, found, err := pgrepl.ReadSlot(ctx, conn, src.Slot)
+	slot, found, err := pgrepl.ReadSlot(sctx, conn, src.Slot)
 	if err != nil {
 		return err
 	}
@@ -180,7 +201,7 @@ func (w *worker) session(ctx context.Context) error {
 		defer cancel()
 		rconn.Close(cctx)
 	}()
-	if err := pgrepl.StartReplication(ctx, rconn, src.Slot, src.Publication, w.confirmed); err != nil {
+	if err := pgrepl.StartReplication(sctx, rconn, src.Slot, src.Publication, w.confirmed); err != nil {
 		return err
 	}
 
@@ -204,6 +225,7 @@ func (w *worker) session(ctx context.Context) error {
 		acks:       newAckTracker(w.confirmed, w.cfg.ConfirmDelay),
 		applied:    spec,
 		sentLSN:    w.confirmed,
+		lastRecv:   time.Now(),
 	}
 	w.log.Info("capture streaming", "slot", src.Slot, "publication", src.Publication, "start_lsn", w.confirmed,
 		"tables", len(spec.Tables))
@@ -224,4 +246,28 @@ func (w *worker) applyTables(ctx context.Context, conn *pgx.Conn, spec sourceSpe
 		return err
 	}
 	return nil
+}
+
+// jsStoreFailed is JetStream's error code for a message it did not store;
+// with the source streams' DiscardNew policy it is how "the stream is full"
+// comes back (description "maximum bytes exceeded" or "maximum messages
+// exceeded"). The server has no more specific code.
+const jsStoreFailed = 10077
+
+// explainStreamFull turns a publish refused because the source's stream
+// reached its limit into an error that says what happens and what to do;
+// other errors are returned unchanged.
+func explainStreamFull(err error, sourceID int64, lim natsx.StreamLimits) error {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jsStoreFailed || !strings.Contains(apiErr.Description, "maximum") {
+		return err
+	}
+	maxBytes := lim.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = natsx.DefaultStreamLimits().MaxBytes
+	}
+	return fmt.Errorf("stream %s is full (%d bytes, %s): a destination is not consuming (see the pipeline's destination health); "+
+		"capture stops confirming WAL to the source, which keeps it, and retries until the stream has room. Bring the destination back, "+
+		"or raise %s; size max_slot_wal_keep_size for the WAL the source keeps meanwhile: %w",
+		contracts.StreamName(sourceID), maxBytes, settings.EnvStreamBytes, settings.EnvStreamBytes, err)
 }

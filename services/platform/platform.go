@@ -110,7 +110,8 @@ func newNATS(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (NATSResul
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	nc, js, err := natsx.Connect(ctx, url, "rosetta", log)
+	nc, js, err := natsx.ConnectWith(ctx, url, "rosetta", log,
+		natsx.Liveness{PingInterval: s.NATSPingInterval, MaxPingsOut: s.NATSMaxPingsOut})
 	if err != nil {
 		if emb != nil {
 			emb.Shutdown()

@@ -43,6 +43,9 @@ func newFromFx(p Params) (*Manager, error) {
 	if p.Settings.SinkBatchWait > 0 {
 		cfg.Runner.BatchWait = p.Settings.SinkBatchWait
 	}
+	if p.Settings.SinkApplyTimeout > 0 {
+		cfg.Runner.ApplyTimeout = p.Settings.SinkApplyTimeout
+	}
 	if p.Metrics != nil {
 		cfg.Runner.Observer = p.Metrics
 	}

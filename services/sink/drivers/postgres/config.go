@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -143,6 +144,16 @@ func (c Config) connConfig() (*pgx.ConnConfig, error) {
 		return nil, fmt.Errorf("postgres destination %s:%d/%s: %w", c.Host, c.Port, c.Database, err)
 	}
 	cc.Password = c.Password
+	// TCP keepalives find a destination that vanished without closing the
+	// connection (a dead host, a dropped NAT entry) within about 30s of
+	// silence, rather than the kernel's default two hours. A stalled
+	// connection that still answers TCP (a stuck proxy) is caught by the
+	// apply's deadline instead (ROSETTA_SINK_APPLY_TIMEOUT): pgx then
+	// closes the connection, and the next attempt opens a new one.
+	dialer := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3,
+	}}
+	cc.DialFunc = dialer.DialContext
 	// Values arrive as the source's text output and are read by the
 	// column types' input functions, so the settings those depend on are
 	// pinned rather than taken from the destination's defaults: with
