@@ -204,15 +204,17 @@ func TestFidelity(t *testing.T) {
 		CREATE TABLE fid_refuse_numeric (id integer PRIMARY KEY, v numeric(10,2));
 		CREATE TABLE fid_refuse_ts (id integer PRIMARY KEY, v timestamp);
 		CREATE TABLE fid_narrow (id integer PRIMARY KEY, n numeric(10,1));
-		CREATE TABLE fid_generated (id integer PRIMARY KEY, a integer, g integer GENERATED ALWAYS AS (a * 2) STORED)`)
+		CREATE TABLE fid_generated (id integer PRIMARY KEY, a integer, g integer GENERATED ALWAYS AS (a * 2) STORED);
+		CREATE TABLE fid_added (id integer PRIMARY KEY, v text);
+		CREATE TABLE fid_volatile (id integer PRIMARY KEY, v text)`)
 
 	e.start()
 	duckPath := filepath.Join(e.dataDir, "fidelity.duckdb")
 	pgDest := e.createPostgresDestination("pg")
 	duckDest := e.createDuckDBDestination("duck", duckPath)
-	e.createPipeline("fidelity", []int64{pgDest, duckDest}, "public.fid_types", "public.fid_toast_default",
+	mainPipe := e.createPipeline("fidelity", []int64{pgDest, duckDest}, "public.fid_types", "public.fid_toast_default",
 		"public.fid_toast_full", "public.fid_parent", "public.fid_child", "public.fid_solo", "public.fid_alter",
-		"public.fid_xml_decl", "public.Fid Odd Tåble *>", "public.fid_generated")
+		"public.fid_xml_decl", "public.Fid Odd Tåble *>", "public.fid_generated", "public.fid_added", "public.fid_volatile")
 	// Values DuckDB cannot hold, each in its own pipeline and file: a
 	// refused change stops its destination (until the DLQ sets it aside).
 	refusals := []struct {
@@ -311,9 +313,9 @@ func TestFidelity(t *testing.T) {
 	// send them, so destinations get the table without them.
 	e.waitEqual(30*time.Second, duckPath, generated)
 	e.checkNoColumn(duckPath, "fid_generated", "g")
-	// The workaround docs/types.md gives: touching the rows sends them.
-	e.exec(src, "UPDATE fid_alter SET num = num WHERE id IN (2, 3)")
 	e.waitEqual(30*time.Second, duckPath, alter)
+	e.checkAddedColumns(duckPath)
+	e.checkVolatileDefault(duckPath, mainPipe)
 
 	e.checkNarrowed(narrowPipe, filepath.Join(e.dataDir, "narrow.duckdb"))
 	for _, r := range refusals {
@@ -361,17 +363,15 @@ func (e *env) waitRefused(pipeline int64, tbl, want, path string) {
 	}
 }
 
-// checkAddedDefault pins down a known limit (docs/types.md): ADD COLUMN …
-// DEFAULT fills the rows that exist at the source without writing a change
-// for them, so pgoutput never sends those values and both destinations
-// hold NULL there until the rows change. It waits for the changes written
-// after the ALTER and checks that the untouched rows 2 and 3 read NULL,
-// so that the day the gap is closed this check says so.
+// checkAddedDefault: ADD COLUMN … DEFAULT fills the rows that exist at the
+// source without writing a change for them; the change events carry the
+// value (columns[].existing_value) and both destinations fill the rows
+// they hold with it. Rows 2 and 3 were never touched after the ALTER.
 func (e *env) checkAddedDefault(duckPath string) {
 	e.t.Helper()
 	dst := e.connect(e.destDB)
 	const probe = "SELECT coalesce(string_agg(id::text || '=' || coalesce(num::text, 'NULL'), ',' ORDER BY id), '') FROM fid_alter"
-	want := "1=7.50,2=NULL,3=NULL,4=1.25,5=NULL"
+	want := "1=7.50,2=7.50,3=7.50,4=1.25,5=NULL"
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -382,7 +382,7 @@ func (e *env) checkAddedDefault(duckPath string) {
 		})
 		cancel()
 		if pgErr == nil && duckErr == nil && pgGot == want && duckGot == want {
-			e.t.Logf("known limit confirmed: rows that existed before ADD COLUMN … DEFAULT read NULL at both destinations until they change (%s)", want)
+			e.t.Logf("rows that existed before ADD COLUMN … DEFAULT hold the default at both destinations (%s)", want)
 			return
 		}
 		if time.Now().After(deadline) {

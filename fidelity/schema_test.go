@@ -1,0 +1,100 @@
+package fidelity
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// addedColumnsTable is fid_added after checkAddedColumns: columns added
+// with defaults of many types while rows existed.
+func addedColumnsTable() table {
+	return table{name: "fid_added", cols: []column{
+		{name: "id", typ: "integer", duckType: "INTEGER"},
+		{name: "v", typ: "text", duckType: "VARCHAR"},
+		{name: "d_num", typ: "numeric(6,2)", duckType: "DECIMAL(6,2)", kind: kDecimal},
+		{name: "d_text", typ: "text", duckType: "VARCHAR"},
+		{name: "d_ts", typ: "timestamp(3) with time zone", duckType: "TIMESTAMP WITH TIME ZONE", kind: kTimestamp},
+		{name: "d_iv", typ: "interval", duckType: "INTERVAL", kind: kInterval},
+		{name: "d_bytes", typ: "bytea", duckType: "BLOB", kind: kBytes},
+		{name: "d_arr", typ: "integer[]", duckType: "VARCHAR"},
+		{name: "d_jsonb", typ: "jsonb", duckType: "JSON"},
+		{name: "d_mood", typ: "fid_mood", pgType: "text", duckType: "VARCHAR"},
+		{name: "d_bool", typ: "boolean", duckType: "BOOLEAN", kind: kBool},
+		{name: "d_big", typ: "bigint", duckType: "BIGINT"},
+		{name: "d_float", typ: "double precision", duckType: "DOUBLE", kind: kFloat64},
+		{name: "d_date", typ: "date", duckType: "DATE", kind: kDate},
+		{name: "d_none", typ: "text", duckType: "VARCHAR"},
+	}}
+}
+
+// checkAddedColumns: rows that exist when ALTER TABLE … ADD COLUMN …
+// DEFAULT runs hold the default at the source without a change for any of
+// them. Rows 1 and 2 reach both destinations before the ALTER; row 3 is
+// written before the ALTER in the same transaction (so in the same batch
+// as the first change listing the new columns); rows 4 and 5 after it,
+// with their own values and NULLs. Every column of every row must equal
+// the source's.
+func (e *env) checkAddedColumns(duckPath string) {
+	e.t.Helper()
+	src := e.connect(e.sourceDB)
+	e.exec(src, "INSERT INTO fid_added VALUES (1, 'one'), (2, 'two')")
+	e.waitEqual(30*time.Second, duckPath, table{name: "fid_added", cols: addedColumnsTable().cols[:2]})
+	e.exec(src, `BEGIN;
+		INSERT INTO fid_added VALUES (3, 'three, same transaction as the ALTER');
+		ALTER TABLE fid_added ADD COLUMN d_num numeric(6,2) DEFAULT 7.5, ADD COLUMN d_text text DEFAULT E'it''s \\ "q"\n',
+			ADD COLUMN d_ts timestamptz(3) DEFAULT '2024-01-02 03:04:05.123+05:45', ADD COLUMN d_iv interval DEFAULT '1 mon -2 days 03:00:00',
+			ADD COLUMN d_bytes bytea DEFAULT '\x00ff', ADD COLUMN d_arr int[] DEFAULT '{1,NULL}',
+			ADD COLUMN d_jsonb jsonb DEFAULT '{"a": [1, "x"]}', ADD COLUMN d_mood fid_mood DEFAULT 'sad ''quoted''',
+			ADD COLUMN d_bool boolean DEFAULT false, ADD COLUMN d_big bigint DEFAULT -9223372036854775808,
+			ADD COLUMN d_float float8 DEFAULT 0.1, ADD COLUMN d_date date DEFAULT 'infinity', ADD COLUMN d_none text;
+		INSERT INTO fid_added (id, v, d_num, d_text, d_bool) VALUES (4, 'four', 1.25, NULL, true);
+		COMMIT`)
+	e.exec(src, `INSERT INTO fid_added (id, v, d_num, d_text, d_ts, d_iv, d_bytes, d_arr, d_jsonb, d_mood, d_bool, d_big, d_float, d_date)
+		VALUES (5, 'five', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`)
+	e.waitEqual(60*time.Second, duckPath, addedColumnsTable())
+	// The default is not left on the destination columns: only values
+	// sent decide a row's value.
+	dst := e.connect(e.destDB)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var n int
+	if err := dst.QueryRow(ctx, `SELECT count(*) FROM pg_attrdef WHERE adrelid = 'fid_added'::regclass`).Scan(&n); err != nil || n != 0 {
+		e.t.Fatalf("fid_added at the postgres destination: %d column defaults (%v), want none", n, err)
+	}
+	e.t.Logf("ADD COLUMN … DEFAULT: rows that existed before hold the default at both destinations")
+}
+
+// checkVolatileDefault pins down the limit docs/types.md states: a column
+// added with a volatile default (gen_random_uuid(), clock_timestamp(),
+// nextval()) makes PostgreSQL rewrite the table, giving every existing row
+// its own value, with no change for any of them and no single value a
+// change event could carry. The destinations hold NULL there until a
+// backfill of the table (the documented remedy) sends the rows.
+func (e *env) checkVolatileDefault(duckPath string, pipeline int64) {
+	e.t.Helper()
+	src := e.connect(e.sourceDB)
+	e.exec(src, "INSERT INTO fid_volatile VALUES (1, 'one'), (2, 'two')")
+	before := table{name: "fid_volatile", cols: []column{{name: "id", typ: "integer", duckType: "INTEGER"}, {name: "v", typ: "text", duckType: "VARCHAR"}}}
+	e.waitEqual(30*time.Second, duckPath, before)
+	e.exec(src, "ALTER TABLE fid_volatile ADD COLUMN u uuid DEFAULT gen_random_uuid(); INSERT INTO fid_volatile (id, v) VALUES (3, 'three')")
+	after := table{name: "fid_volatile", cols: append(before.cols, column{name: "u", typ: "uuid", duckType: "UUID"})}
+	dst := e.connect(e.destDB)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var got string
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := dst.QueryRow(ctx, `SELECT string_agg(id || '=' || CASE WHEN u IS NULL THEN 'NULL' ELSE 'uuid' END, ',' ORDER BY id) FROM fid_volatile`).Scan(&got)
+		cancel()
+		if err == nil && got == "1=NULL,2=NULL,3=uuid" {
+			break
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("fid_volatile after ADD COLUMN … DEFAULT gen_random_uuid(): postgres %q (%v), want 1=NULL,2=NULL,3=uuid", got, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	e.t.Logf("known limit confirmed: a volatile default leaves the old rows NULL at the destination; backfilling the table")
+	e.mustAPI("POST", fmt.Sprintf("/pipelines/%d/backfill", pipeline), map[string]any{"table": "public.fid_volatile"}, nil)
+	e.waitEqual(60*time.Second, duckPath, after)
+}
