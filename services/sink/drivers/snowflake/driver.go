@@ -492,7 +492,7 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 	if err != nil {
 		return nil, sinkrunner.Permanent(err)
 	}
-	j.st, err = d.ensureTable(ctx, conn, j.table, cols)
+	j.st, err = d.ensureTable(ctx, conn, j.table, cols, existingValues(b))
 	if err != nil {
 		return nil, err
 	}
@@ -564,7 +564,7 @@ func mapColumns(b cdc.TableBatch) ([]stageColumn, error) {
 // NOT EXISTS), so sinks of several pipelines sharing a destination may run
 // it concurrently. A batch without columns (a lone truncate) of a table
 // that does not exist gets a state with exists false.
-func (d *Driver) ensureTable(ctx context.Context, conn *sql.Conn, table string, cols []stageColumn) (*tableState, error) {
+func (d *Driver) ensureTable(ctx context.Context, conn *sql.Conn, table string, cols []stageColumn, existing map[string]string) (*tableState, error) {
 	if st, ok := d.tables[table]; ok && st.covers(cols, d.cfg.SoftDelete) {
 		return st, nil
 	}
@@ -584,8 +584,13 @@ func (d *Driver) ensureTable(ctx context.Context, conn *sql.Conn, table string, 
 		for _, c := range cols {
 			if _, ok := st.types[c.name]; !ok {
 				if _, foreign := st.foreign[c.name]; !foreign {
-					ddl = append(ddl, addColumnSQL(target, c))
-					d.log.Info("adding column to destination table", "table", table, "column", c.name)
+					add, err := addColumnDDL(target, table, c, existing)
+					if err != nil {
+						return nil, err
+					}
+					ddl = append(ddl, add...)
+					_, filled := existing[c.name]
+					d.log.Info("adding column to destination table", "table", table, "column", c.name, "existing_rows_value", filled)
 				}
 			}
 		}

@@ -210,6 +210,33 @@ func TestDriver(t *testing.T) {
 		e.expect(`SELECT ID, PRICE FROM ITEMS WHERE ID = 3`, "3|1.00")
 	})
 
+	t.Run("column added with a default fills the rows already there", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, nil)
+		e.mustApply(it.Ins(10, 1, "a"), it.Ins(10, 2, "b"))
+		wide := ev{Table: "items", Columns: append(append([]contracts.Column{}, itemCols...),
+			contracts.Column{Name: "price", Type: "numeric(10,2)", BaseType: "numeric(10,2)", ExistingValue: `"7.50"`},
+			contracts.Column{Name: "note", Type: "text", BaseType: "text", ExistingValue: `"it's \\ \"q\""`},
+			contracts.Column{Name: "flag", Type: "boolean", BaseType: "boolean", ExistingValue: `true`},
+			contracts.Column{Name: "n", Type: "integer", BaseType: "integer", ExistingValue: `3`},
+			contracts.Column{Name: "day", Type: "date", BaseType: "date", ExistingValue: `"2024-02-29"`},
+			contracts.Column{Name: "doc", Type: "jsonb", BaseType: "jsonb", ExistingValue: `"{\"a\": 1}"`},
+			contracts.Column{Name: "plain", Type: "text", BaseType: "text"})}
+		// One batch: a row written before the ALTER, then rows after it.
+		e.mustApply(it.Ins(20, 3, "c"),
+			wide.Change(contracts.OpCreate, 30, 1, `{"id":4}`, ``, `{"id":4,"name":"d","price":"1.25","note":null,"flag":false,"n":null,"day":null,"doc":null,"plain":"p"}`),
+			wide.Change(contracts.OpUpdate, 30, 2, `{"id":2}`, ``, `{"id":2,"name":"b2","price":null,"note":"x","flag":null,"n":1,"day":null,"doc":null,"plain":null}`))
+		// VARIANT columns take no default: their existing rows stay NULL
+		// (docs/snowflake.md), except rows of the batch, filled by collapse.
+		old := `7.50|it's \ "q"|1|3|2024-02-29T00:00:00Z`
+		e.expect(`SELECT ID, NAME, PRICE, NOTE, FLAG, N, DAY, DOC, PLAIN FROM ITEMS ORDER BY ID`,
+			"1|a|"+old+"|<null>|<null>", "2|b2|<null>|x|<null>|1|<null>|<null>|<null>", "3|c|"+old+"|{\n  \"a\": 1\n}|<null>",
+			"4|d|1.25|<null>|0|<null>|<null>|<null>|p")
+		// The default is gone: later rows carry their own values.
+		e.mustApply(wide.Change(contracts.OpCreate, 40, 1, `{"id":5}`, ``, `{"id":5,"name":"e","plain":null}`))
+		e.expect(`SELECT ID, PRICE, NOTE, FLAG, N, DAY FROM ITEMS WHERE ID = 5`, "5|<null>|<null>|<null>|<null>|<null>")
+	})
+
 	t.Run("names keep or fold case and are quoted", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)

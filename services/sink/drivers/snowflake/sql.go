@@ -165,8 +165,9 @@ func putSQL(o objects, path, dir string) string {
 		" AUTO_COMPRESS = FALSE SOURCE_COMPRESSION = GZIP OVERWRITE = TRUE"
 }
 
-// stringLiteral quotes a Snowflake string literal. It is used only for the
-// local path in PUT, which cannot be bound.
+// stringLiteral quotes a Snowflake string literal. It is used only where
+// a bind cannot be: the local path in PUT, and the DEFAULT of an added
+// column (addColumnDDL).
 func stringLiteral(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
