@@ -313,6 +313,9 @@ func (f *inFlight) pick(idx []int) []jetstream.Msg {
 // process decodes, applies and acks one fetched batch, keeping every one of
 // its messages in progress until it is settled or ctx ends.
 func (r *Runner) process(ctx context.Context, msgs []jetstream.Msg) {
+	if msgs = r.skipNotAddressed(msgs); len(msgs) == 0 {
+		return
+	}
 	stop := r.keepInProgress(ctx, msgs)
 	defer stop()
 	f := &inFlight{msgs: msgs, settled: make([]bool, len(msgs))}
@@ -326,6 +329,25 @@ func (r *Runner) process(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	kept := &inFlight{msgs: f.pick(idx), settled: make([]bool, len(idx))}
 	r.applyUntilDone(ctx, kept, changes)
+}
+
+// skipNotAddressed acks, without applying, the messages addressed to other
+// destinations (a backfill with destination_ids sets
+// contracts.DestinationsHeader), and returns the others in order. Acking
+// them is safe: this destination has nothing to write for them.
+func (r *Runner) skipNotAddressed(msgs []jetstream.Msg) []jetstream.Msg {
+	kept := make([]jetstream.Msg, 0, len(msgs))
+	for _, m := range msgs {
+		if contracts.AddressedTo(m.Headers().Get(contracts.DestinationsHeader), r.cfg.DestinationID) {
+			kept = append(kept, m)
+			continue
+		}
+		if err := m.Ack(); err != nil {
+			// Not acked: redelivered, and skipped again.
+			r.log.Debug("ack message addressed to other destinations", "subject", m.Subject(), "error", err)
+		}
+	}
+	return kept
 }
 
 // decode parses every message. It returns the indexes and changes of the

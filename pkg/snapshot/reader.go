@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nats-io/nats.go"
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/pgcatalog"
@@ -112,21 +112,23 @@ func (s *Session) Close(ctx context.Context) {
 	}
 }
 
-// Batch is the rows of one batch as changes, in primary key order.
+// Batch is the rows of one batch as messages ready to publish, in primary
+// key order.
 type Batch struct {
 	// ConsistentPoint is the commit_lsn of every change of the batch.
 	ConsistentPoint string
-	Changes         []contracts.Change
-	// Keys holds each row's primary key values (text), for resuming and
-	// for the rows' Nats-Msg-Id.
-	Keys [][]string
+	Msgs            []*nats.Msg
+	// LastKey is the last row's primary key values (text), the resume
+	// point once the batch is published.
+	LastKey []string
 }
 
 // ReadBatch reads at most limit rows after lastKey matching filters, in
-// one exported snapshot, within timeout. The temporary slot exporting the
-// snapshot lives only while the batch is read (see docs/backfill.md for
-// why per-batch snapshots are still consistent).
-func (s *Session) ReadBatch(ctx context.Context, filters []Filter, lastKey []string, limit int, timeout time.Duration) (Batch, error) {
+// one exported snapshot, within timeout, and encodes them with enc. The
+// temporary slot exporting the snapshot lives only while the batch is
+// read (see docs/backfill.md for why per-batch snapshots are still
+// consistent).
+func (s *Session) ReadBatch(ctx context.Context, enc *Encoder, filters []Filter, lastKey []string, limit int, timeout time.Duration) (Batch, error) {
 	t := s.table
 	query, args, err := BatchQuery(t, filters, lastKey, limit)
 	if err != nil {
@@ -155,7 +157,7 @@ func (s *Session) ReadBatch(ctx context.Context, filters []Filter, lastKey []str
 		_, _ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
 		return Batch{}, fmt.Errorf("begin snapshot transaction on %s.%s: %w", t.Schema, t.Name, err)
 	}
-	b, err := s.read(ctx, pc, query, args, cp, limit)
+	b, err := s.read(ctx, pc, enc, query, args, cp, limit)
 	if err != nil {
 		_, _ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
 		return Batch{}, fmt.Errorf("read batch of %s.%s: %w", t.Schema, t.Name, err)
@@ -166,40 +168,48 @@ func (s *Session) ReadBatch(ctx context.Context, filters []Filter, lastKey []str
 	return b, nil
 }
 
-func (s *Session) read(ctx context.Context, pc *pgconn.PgConn, query string, args [][]byte, cp pglogrepl.LSN, limit int) (Batch, error) {
+func (s *Session) read(ctx context.Context, pc *pgconn.PgConn, enc *Encoder, query string, args [][]byte, cp pglogrepl.LSN, limit int) (Batch, error) {
 	t := s.table
-	b := Batch{ConsistentPoint: contracts.FormatLSN(uint64(cp)), Changes: make([]contracts.Change, 0, min(limit, 1<<16))}
+	b := Batch{ConsistentPoint: contracts.FormatLSN(uint64(cp)), Msgs: make([]*nats.Msg, 0, min(limit, 1<<16))}
 	now := time.Now().UTC()
 	if _, err := s.dec.Decode(ctx, cp, &pglogrepl.BeginMessage{FinalLSN: cp, CommitTime: now}); err != nil {
 		return b, err
 	}
 	// The decoder's transaction always ends, even on an error.
 	defer s.dec.Decode(ctx, cp, &pglogrepl.CommitMessage{CommitLSN: cp}) //nolint:errcheck
-	rr := pc.ExecParams(ctx, query, args, nil, nil, nil)                 // text in, text out
+	// One tuple reused for every row: the decoder copies what it keeps.
+	cols := make([]pglogrepl.TupleDataColumn, len(t.Columns))
+	tuple := &pglogrepl.TupleData{ColumnNum: uint16(len(t.Columns)), Columns: make([]*pglogrepl.TupleDataColumn, len(t.Columns))}
+	for i := range cols {
+		tuple.Columns[i] = &cols[i]
+	}
+	insert := &pglogrepl.InsertMessage{RelationID: t.OID, Tuple: tuple}
+	var key []string
+	rr := pc.ExecParams(ctx, query, args, nil, nil, nil) // text in, text out
 	for rr.NextRow() {
 		vals := rr.Values()
 		if len(vals) != len(t.Columns) {
 			rr.Close()
 			return b, fmt.Errorf("row has %d values for %d columns", len(vals), len(t.Columns))
 		}
-		tuple := &pglogrepl.TupleData{ColumnNum: uint16(len(vals)), Columns: make([]*pglogrepl.TupleDataColumn, len(vals))}
 		for i, v := range vals {
 			if v == nil {
-				tuple.Columns[i] = &pglogrepl.TupleDataColumn{DataType: pglogrepl.TupleDataTypeNull}
+				cols[i] = pglogrepl.TupleDataColumn{DataType: pglogrepl.TupleDataTypeNull}
 				continue
 			}
-			tuple.Columns[i] = &pglogrepl.TupleDataColumn{DataType: pglogrepl.TupleDataTypeText, Length: uint32(len(v)), Data: v}
+			cols[i] = pglogrepl.TupleDataColumn{DataType: pglogrepl.TupleDataTypeText, Length: uint32(len(v)), Data: v}
 		}
-		out, err := s.dec.Decode(ctx, cp, &pglogrepl.InsertMessage{RelationID: t.OID, Tuple: tuple})
+		out, err := s.dec.Decode(ctx, cp, insert)
 		if err != nil {
 			rr.Close()
 			return b, err
 		}
-		key := make([]string, len(t.Key))
+		key = make([]string, len(t.Key))
 		for i, k := range t.Key {
 			key[i] = string(vals[k])
 		}
-		for _, c := range out {
+		for i := range out {
+			c := &out[i]
 			// Same row as capture would emit, stamped as a snapshot read
 			// at the consistent point (seq 0: before any transaction
 			// committing there).
@@ -209,25 +219,24 @@ func (s *Session) read(ctx context.Context, pc *pgconn.PgConn, query string, arg
 			c.Source.TxID = 0
 			c.Source.LSN = b.ConsistentPoint
 			c.Source.CommitLSN = b.ConsistentPoint
-			b.Changes = append(b.Changes, c)
-			b.Keys = append(b.Keys, key)
+			m, err := enc.Encode(c, key)
+			if err != nil {
+				rr.Close()
+				return b, err
+			}
+			b.Msgs = append(b.Msgs, m)
 		}
 	}
 	if _, err := rr.Close(); err != nil {
 		return b, err
 	}
+	b.LastKey = key
 	return b, nil
 }
 
 // quoteLiteral quotes a string literal (the snapshot name, which SET
 // TRANSACTION SNAPSHOT does not take as a parameter).
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// KeyJSON encodes a key's text values (the stored resume point).
-func KeyJSON(key []string) json.RawMessage {
-	b, _ := json.Marshal(key)
-	return b
-}
 
 // EstimateRows is the planner's row estimate for the table, or -1 when
 // the table was never analyzed.

@@ -58,7 +58,8 @@ type Config struct {
 	// table never analyzed, for rows_total (default 5s; on timeout the
 	// total stays unknown).
 	CountTimeout time.Duration
-	// PublishWindow bounds unacknowledged publishes (default 4096).
+	// PublishWindow bounds unacknowledged publishes (default
+	// snapshot.DefaultPublishWindow, 8192).
 	PublishWindow int
 	// AckTimeout bounds waiting for one publish's ack (default 30s).
 	AckTimeout time.Duration
@@ -84,7 +85,7 @@ func DefaultConfig() Config {
 		PollInterval:     2 * time.Second,
 		StatementTimeout: 60 * time.Second,
 		CountTimeout:     5 * time.Second,
-		PublishWindow:    4096,
+		PublishWindow:    snapshot.DefaultPublishWindow,
 		AckTimeout:       30 * time.Second,
 		NotReadyWait:     5 * time.Second,
 		MaxAttempts:      3,
@@ -228,6 +229,10 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 	if p.Status != configstore.StatusStart {
 		return "", &errNotReady{fmt.Sprintf("waiting for pipeline %d to be started", p.ID)}
 	}
+	targets, err := jobTargets(job, p)
+	if err != nil {
+		return "", &errPermanent{err}
+	}
 	src, err := w.store.SourceWithSecrets(ctx, p.SourceID)
 	if err != nil {
 		return "", fmt.Errorf("read source %d: %w", p.SourceID, err)
@@ -264,7 +269,7 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 	if err := ready(ctx, sess, src, table); err != nil {
 		return src.Password, err
 	}
-	if err := w.consumersReady(ctx, p, table); err != nil {
+	if err := w.consumersReady(ctx, p, targets, table); err != nil {
 		return src.Password, err
 	}
 	if job.RowsTotal == nil {
@@ -280,35 +285,76 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 		return src.Password, err
 	}
 	defer pub.Close()
+	enc := snapshot.NewEncoder(job.ID, targets, w.nc.MaxPayload())
+	batches, stop := readAhead(ctx, sess, enc, filters, lastKey, job.BatchSize, w.cfg.StatementTimeout)
+	// Runs before sess.Close (deferred earlier): the reader is done with
+	// the session when stop returns.
+	defer stop()
 	copied := job.RowsCopied
-	for {
-		if err := ctx.Err(); err != nil {
-			return src.Password, err
+	for r := range batches {
+		if r.err != nil {
+			return src.Password, r.err
 		}
-		b, err := sess.ReadBatch(ctx, filters, lastKey, job.BatchSize, w.cfg.StatementTimeout)
-		if err != nil {
-			return src.Password, err
-		}
-		if len(b.Changes) == 0 {
+		b := r.batch
+		if len(b.Msgs) == 0 {
 			return src.Password, nil
 		}
-		if err := pub.PublishBatch(ctx, job.ID, b); err != nil {
+		if err := pub.Publish(ctx, b); err != nil {
 			return src.Password, err
 		}
 		// Checkpoint only now: JetStream acknowledged every row up to
-		// lastKey. A crash before this re-reads the batch; its rows are
-		// deduplicated by their Nats-Msg-Id (and the version guard).
-		// The checkpoint also notices a cancel (ErrJobLost).
-		lastKey = b.Keys[len(b.Keys)-1]
-		copied += int64(len(b.Changes))
+		// b.LastKey, and every earlier batch was checkpointed before
+		// this one was published. A crash before this re-reads the
+		// batch; its rows are deduplicated by their Nats-Msg-Id (and the
+		// version guard). The checkpoint also notices a cancel
+		// (ErrJobLost); the batch read ahead meanwhile is then dropped
+		// unpublished.
+		copied += int64(len(b.Msgs))
 		if err := w.store.CheckpointBackfillJob(ctx, job.ID, w.cfg.Owner, w.cfg.Lease,
-			configstore.Checkpoint{LastKey: snapshot.KeyJSON(lastKey), RowsCopied: copied}); err != nil {
+			configstore.Checkpoint{LastKey: snapshot.KeyJSON(b.LastKey), RowsCopied: copied}); err != nil {
 			return src.Password, err
 		}
-		log.Debug("backfill batch published", "rows", len(b.Changes), "rows_copied", copied, "commit_lsn", b.ConsistentPoint)
-		if len(b.Changes) < job.BatchSize {
-			return src.Password, nil
+		log.Debug("backfill batch published", "rows", len(b.Msgs), "rows_copied", copied, "commit_lsn", b.ConsistentPoint)
+	}
+	return src.Password, ctx.Err()
+}
+
+// readResult is one batch read ahead, or the error that ended reading.
+type readResult struct {
+	batch snapshot.Batch
+	err   error
+}
+
+// readAhead reads and encodes the job's batches in a goroutine, one batch
+// ahead of the caller: batch N+1 is read (a temporary slot, the query, the
+// encoding) while batch N is published and acknowledged. The channel is
+// closed after the last batch (one shorter than limit) or an error (sent
+// as the last result). stop ends the goroutine and waits for it; the
+// caller must call it before closing sess.
+func readAhead(ctx context.Context, sess *snapshot.Session, enc *snapshot.Encoder, filters []snapshot.Filter,
+	lastKey []string, limit int, timeout time.Duration) (<-chan readResult, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	out := make(chan readResult)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		for {
+			b, err := sess.ReadBatch(ctx, enc, filters, lastKey, limit, timeout)
+			select {
+			case out <- readResult{batch: b, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(b.Msgs) < limit {
+				return
+			}
+			lastKey = b.LastKey
 		}
+	}()
+	return out, func() {
+		cancel()
+		<-done
 	}
 }
 
@@ -347,18 +393,44 @@ func ready(ctx context.Context, sess *snapshot.Session, src configstore.Source, 
 	return &errNotReady{fmt.Sprintf("waiting for capture to add %s to publication %s", table, src.Publication)}
 }
 
-// consumersReady checks that every destination's consumer of the pipeline
-// exists and follows the table: the stream keeps a change only for the
-// consumers interested in it, so rows published before would not reach
-// that destination. (The table may already be in the publication for
-// another pipeline of the source.)
-func (w *Worker) consumersReady(ctx context.Context, p configstore.Pipeline, table pgcatalog.Table) error {
+// jobTargets is the destinations a job's rows are addressed to: none
+// (every consumer of the table applies them) for a job without
+// destination_ids, otherwise those of its destination_ids still in the
+// pipeline. A job all of whose destinations left the pipeline fails: its
+// rows would reach no one it was asked for.
+func jobTargets(job configstore.BackfillJob, p configstore.Pipeline) ([]int64, error) {
+	if len(job.DestinationIDs) == 0 {
+		return nil, nil
+	}
+	var targets []int64
+	for _, d := range job.DestinationIDs {
+		if slices.Contains(p.DestinationIDs, d) && !slices.Contains(targets, d) {
+			targets = append(targets, d)
+		}
+	}
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("none of the job's destinations %v is a destination of pipeline %d any more", job.DestinationIDs, p.ID)
+	}
+	return targets, nil
+}
+
+// consumersReady checks that the consumer of every destination the job
+// serves (targets, or all of the pipeline's when targets is empty) exists
+// and follows the table: the stream keeps a change only for the consumers
+// interested in it, so rows published before would not reach that
+// destination. (The table may already be in the publication for another
+// pipeline of the source.)
+func (w *Worker) consumersReady(ctx context.Context, p configstore.Pipeline, targets []int64, table pgcatalog.Table) error {
 	js, err := jetstream.New(w.nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	want := contracts.TableFilter(p.SourceID, table.Schema, table.Name)
-	for _, d := range p.DestinationIDs {
+	dests := p.DestinationIDs
+	if len(targets) > 0 {
+		dests = targets
+	}
+	for _, d := range dests {
 		name := contracts.ConsumerName(p.ID, d)
 		c, err := js.Consumer(ctx, contracts.StreamName(p.SourceID), name)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -259,6 +260,48 @@ func TestWorker(t *testing.T) {
 		}
 		if len(c.Columns) != 5 || c.Columns[0].Type != "bigint" || !c.Columns[0].Key || c.Columns[2].Type != "numeric(10,2)" {
 			t.Fatalf("columns: %+v", c.Columns)
+		}
+	})
+
+	t.Run("a backfill for some destinations addresses its rows to them", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, pg, 300)
+		ctx := context.Background()
+		dest := f.pipeline.DestinationIDs[0]
+		j, err := f.store.CreateBackfillJob(ctx, configstore.BackfillInput{PipelineID: f.pipeline.ID, Table: "public.items",
+			DestinationIDs: []int64{dest, dest}, BatchSize: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A job whose only destination is not (any more) the pipeline's
+		// fails: its rows would reach no destination it was asked for.
+		gone, err := f.store.CreateBackfillJob(ctx, configstore.BackfillInput{PipelineID: f.pipeline.ID, Table: "public.items",
+			DestinationIDs: []int64{dest + 1000}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.start(testConfig())
+		f.waitJob(j.ID, "COMPLETED", func(j configstore.BackfillJob) bool { return j.Status == configstore.JobCompleted })
+		gone = f.waitJob(gone.ID, "FAILED", func(j configstore.BackfillJob) bool { return j.Status == configstore.JobFailed })
+		if !strings.Contains(gone.Error, "any more") {
+			t.Errorf("job for a removed destination: %q", gone.Error)
+		}
+		s, err := f.js.Stream(ctx, contracts.StreamName(f.src.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil || info.State.Msgs != 300 {
+			t.Fatalf("stream holds %d messages (%v), want 300", info.State.Msgs, err)
+		}
+		for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+			m, err := s.GetMsg(ctx, seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := m.Header.Get(contracts.DestinationsHeader), fmt.Sprint(dest); got != want {
+				t.Fatalf("message %d: %s %q, want %q", seq, contracts.DestinationsHeader, got, want)
+			}
 		}
 	})
 
