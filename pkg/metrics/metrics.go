@@ -40,6 +40,8 @@ type Metrics struct {
 	walSafe      *prometheus.GaugeVec
 	walStatus    *prometheus.GaugeVec
 	walUp        *prometheus.GaugeVec
+	lagSeconds   *prometheus.GaugeVec
+	lagBytes     *prometheus.GaugeVec
 }
 
 // New builds the collectors on a new registry, with the Go runtime and
@@ -111,12 +113,21 @@ func New() *Metrics {
 			Namespace: namespace, Subsystem: "wal", Name: "check_ok",
 			Help: "1 when the last WAL check of the source succeeded, 0 when it failed.",
 		}, []string{"source_id"}),
+		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "destination", Name: "lag_seconds",
+			Help: "Seconds between now and the source commit time of the newest change a pipeline destination applied; 0 when nothing is pending (computed by the API process).",
+		}, []string{"pipeline_id", "destination_id"}),
+		lagBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "destination", Name: "lag_bytes",
+			Help: "WAL bytes between the source's newest known position and the commit LSN of the newest change a pipeline destination applied; 0 when nothing is pending (computed by the API process).",
+		}, []string{"pipeline_id", "destination_id"}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.captured, m.slotConfirm, m.slotLag, m.applied, m.batchSize, m.applyLatency, m.endToEnd,
 		m.errors, m.pending, m.ackPending, m.dlqDepth, m.walRetained, m.walSafe, m.walStatus, m.walUp,
+		m.lagSeconds, m.lagBytes,
 	)
 	return m
 }
@@ -232,4 +243,33 @@ func (m *Metrics) WALChecked(s WALSample) {
 		}
 		m.walStatus.WithLabelValues(src, st).Set(v)
 	}
+}
+
+// DestinationLag records one pipeline destination's lag; a nil value
+// (unknown) removes that series.
+func (m *Metrics) DestinationLag(pipelineID, destinationID int64, seconds *float64, bytes *int64) {
+	if m == nil {
+		return
+	}
+	p, d := id(pipelineID), id(destinationID)
+	if seconds != nil {
+		m.lagSeconds.WithLabelValues(p, d).Set(*seconds)
+	} else {
+		m.lagSeconds.DeleteLabelValues(p, d)
+	}
+	if bytes != nil {
+		m.lagBytes.WithLabelValues(p, d).Set(float64(*bytes))
+	} else {
+		m.lagBytes.DeleteLabelValues(p, d)
+	}
+}
+
+// ResetDestinationLag removes every destination lag series (before a new
+// round records the destinations that still exist).
+func (m *Metrics) ResetDestinationLag() {
+	if m == nil {
+		return
+	}
+	m.lagSeconds.Reset()
+	m.lagBytes.Reset()
 }

@@ -12,6 +12,7 @@ const (
 	EnvMetricsAddr        = "ROSETTA_METRICS_ADDR"
 	EnvWALMonitorInterval = "ROSETTA_WAL_MONITOR_INTERVAL"
 	EnvWALRetention       = "ROSETTA_WAL_METRICS_RETENTION"
+	EnvLagThreshold       = "ROSETTA_LAG_THRESHOLD"
 )
 
 // Observability configures /metrics and WAL monitoring. It is loaded apart
@@ -29,11 +30,14 @@ type Observability struct {
 	// WALRetention is how long WAL samples are kept in the config DB
 	// (default 7 days).
 	WALRetention time.Duration
+	// LagThreshold is how far behind its source (lag_seconds) a pipeline
+	// destination may be before the API shows it LAGGING (default 60s).
+	LagThreshold time.Duration
 }
 
 // DefaultObservability holds the defaults of Observability.
 func DefaultObservability() Observability {
-	return Observability{WALMonitorInterval: time.Minute, WALRetention: 7 * 24 * time.Hour}
+	return Observability{WALMonitorInterval: time.Minute, WALRetention: 7 * 24 * time.Hour, LagThreshold: time.Minute}
 }
 
 // LoadObservability reads the environment over DefaultObservability and
@@ -56,5 +60,6 @@ func LoadObservability() (Observability, error) {
 	}
 	dur(EnvWALMonitorInterval, &o.WALMonitorInterval)
 	dur(EnvWALRetention, &o.WALRetention)
+	dur(EnvLagThreshold, &o.LagThreshold)
 	return o, errors.Join(errs...)
 }

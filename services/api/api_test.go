@@ -487,7 +487,7 @@ func testPipelines(t *testing.T, c *client) {
 	var detail pipelineDetail
 	c.must(200, "GET", path, nil, &detail)
 	if detail.Status != "PAUSE" || detail.SourceState.State != "UNKNOWN" || len(detail.Destinations) != 2 ||
-		detail.Destinations[0].Health != "UNKNOWN" || detail.Destinations[0].Name != "d1" {
+		detail.Destinations[0].Health != "PAUSED" || detail.Destinations[0].Name != "d1" {
 		t.Fatalf("detail = %+v", detail)
 	}
 	c.must(200, "POST", path+"/start", nil, &p)
@@ -508,9 +508,42 @@ func testPipelines(t *testing.T, c *client) {
 		ds.Health != "ERROR" || ds.LastError != "relation missing" || ds.LastAppliedAt == nil || !ds.LastAppliedAt.Equal(applied) {
 		t.Fatalf("detail = %+v", detail)
 	}
+	// Lag: from the sink's progress report and the source's confirmed
+	// position. No consumer exists here, so pending is unknown and the lag
+	// is counted from the newest applied change.
+	if err := c.store.SetDestinationProgress(ctx, configstore.DestinationProgress{PipelineID: p.ID, DestinationID: d1.ID,
+		AppliedCommitLSN: "0/1A0000", AppliedCommitTime: time.Now().Add(-2 * time.Minute), Throughput: 4, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	c.must(200, "GET", path, nil, &detail)
+	ds = detail.Destinations[0]
+	if ds.Health != "ERROR" || !strings.HasPrefix(ds.Reason, "relation missing (12") || !strings.Contains(ds.Reason, " s behind") ||
+		ds.LagSeconds == nil || *ds.LagSeconds < 119 || ds.LagBytes == nil || *ds.LagBytes != 0x2B3C || ds.Pending != nil ||
+		ds.Throughput != 4 || ds.AppliedCommitLSN != "0/1A0000" || ds.SourceLSN != "0/1A2B3C" || ds.AppliedCommitTime == nil {
+		t.Fatalf("destination with progress = %+v", ds)
+	}
+	if d2s := detail.Destinations[1]; d2s.Health != "UNKNOWN" || d2s.LagSeconds != nil || d2s.LagBytes != nil {
+		t.Fatalf("destination without reports = %+v", d2s)
+	}
+	var status listBody[pipelineDestinationStatus]
+	c.must(200, "GET", "/status?limit=1", nil, &status)
+	if status.Total != 2 || len(status.Items) != 1 || status.Items[0].PipelineID != p.ID || status.Items[0].PipelineName != "p" ||
+		status.Items[0].DestinationID != d1.ID || status.Items[0].Health != "ERROR" || status.Items[0].Name != "d1" ||
+		status.Items[0].LagBytes == nil || *status.Items[0].LagBytes != 0x2B3C {
+		t.Fatalf("status page 1 = %+v", status)
+	}
+	c.must(200, "GET", "/status?limit=1&offset=1", nil, &status)
+	if len(status.Items) != 1 || status.Items[0].DestinationID != d2.ID || status.Items[0].Health != "UNKNOWN" {
+		t.Fatalf("status page 2 = %+v", status)
+	}
+	c.wantError("GET", "/status?limit=0", nil, 422, "limit")
 	c.must(200, "POST", path+"/pause", nil, &p)
 	if p.Status != "PAUSE" {
 		t.Fatalf("after pause: %+v", p)
+	}
+	c.must(200, "GET", path, nil, &detail)
+	if ds := detail.Destinations[0]; ds.Health != "PAUSED" || !strings.HasPrefix(ds.Reason, "the pipeline is paused") {
+		t.Fatalf("destination of a paused pipeline = %+v", ds)
 	}
 	c.wantError("POST", "/pipelines/987654/start", nil, 404, "")
 

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
@@ -40,7 +42,13 @@ type Params struct {
 	Metrics *metrics.Metrics `optional:"true"`
 	// WAL serves GET /api/v1/metrics/wal when provided.
 	WAL *walmonitor.Store `optional:"true"`
+	// Obs sets the LAGGING threshold (ROSETTA_LAG_THRESHOLD).
+	Obs settings.Observability `optional:"true"`
 }
+
+// lagGaugeInterval is how often the API records every destination's lag
+// into the Prometheus gauges (like the consumer gauges' poll).
+const lagGaugeInterval = 15 * time.Second
 
 // NewFromParams builds the server from fx parameters and ties it to the
 // app's lifecycle.
@@ -48,6 +56,7 @@ func NewFromParams(p Params) (*Server, error) {
 	cfg := DefaultConfig()
 	cfg.Addr = p.Settings.HTTPAddr
 	cfg.DestinationCheckers = p.Checkers
+	cfg.LagThreshold = p.Obs.LagThreshold // zero: the default
 	var pinger Pinger
 	if p.Redis != nil {
 		pinger = RedisPinger(p.Redis)
@@ -68,5 +77,28 @@ func NewFromParams(p Params) (*Server, error) {
 		s.UseWALMetrics(p.WAL)
 	}
 	p.Lifecycle.Append(fx.Hook{OnStart: s.Listen, OnStop: s.Shutdown})
+	if p.Metrics != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		p.Lifecycle.Append(fx.Hook{
+			OnStart: func(context.Context) error {
+				// Owned by the lifecycle: OnStop cancels it and waits.
+				go func() {
+					defer close(done)
+					s.RunLagGauges(ctx, p.Metrics, lagGaugeInterval)
+				}()
+				return nil
+			},
+			OnStop: func(stop context.Context) error {
+				cancel()
+				select {
+				case <-done:
+					return nil
+				case <-stop.Done():
+					return stop.Err()
+				}
+			},
+		})
+	}
 	return s, nil
 }

@@ -130,6 +130,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		{"Destination", jsonFields(destinationView{})},
 		{"PipelineRequest", jsonFields(pipelineRequest{})},
 		{"Pipeline", jsonFields(pipelineView{})},
+		{"DestinationStatus", jsonFields(destinationStateView{})},
+		{"PipelineDestinationStatus", jsonFields(pipelineDestinationStatus{})},
 		{"Error", jsonFields(errorBody{})},
 		{"Health", jsonFields(healthBody{})},
 		{"DLQTable", jsonFields(dlqTableView{})},

@@ -50,14 +50,35 @@ type sourceStateView struct {
 	UpdatedAt    *time.Time `json:"updated_at"`
 }
 
+// destinationStateView is one destination of GET /pipelines/{id} (and of
+// GET /status): what its sink reported, and the health and lag computed
+// from it (computeLag).
 type destinationStateView struct {
-	DestinationID int64      `json:"destination_id"`
-	Name          string     `json:"name"`
-	Type          string     `json:"type"`
+	DestinationID int64  `json:"destination_id"`
+	Name          string `json:"name"`
+	Type          string `json:"type"`
+	// Health is HEALTHY, LAGGING, ERROR, PAUSED or UNKNOWN; Reason says
+	// why it is not HEALTHY.
 	Health        string     `json:"health"`
+	Reason        string     `json:"reason"`
 	LastError     string     `json:"last_error"`
 	LastAppliedAt *time.Time `json:"last_applied_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
+	// LagSeconds and LagBytes are how far behind the source the
+	// destination is (0 when nothing is pending); null when unknown.
+	LagSeconds *float64 `json:"lag_seconds"`
+	LagBytes   *int64   `json:"lag_bytes"`
+	// Pending is the changes in the stream the destination's consumer has
+	// not acked; null when NATS did not say.
+	Pending *int64 `json:"pending"`
+	// Throughput is the changes per second applied over the last minute.
+	Throughput float64 `json:"throughput"`
+	// AppliedCommitLSN and AppliedCommitTime are the source commit LSN and
+	// time of the newest change applied; SourceLSN is the source position
+	// lag_bytes is measured from.
+	AppliedCommitLSN  string     `json:"applied_commit_lsn"`
+	AppliedCommitTime *time.Time `json:"applied_commit_time"`
+	SourceLSN         string     `json:"source_lsn"`
 	// DLQ is the destination's dead-letter queue for this pipeline's
 	// source: depth and oldest entry per table.
 	DLQ *dlqSummaryView `json:"dlq"`
@@ -230,23 +251,13 @@ func (s *Server) getPipeline(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	dlqs := s.dlqSummaries(ctx, p)
-	for _, st := range states {
-		v := destinationStateView{DestinationID: st.DestinationID, Health: string(st.Health), LastError: st.LastError, UpdatedAt: st.UpdatedAt,
-			DLQ: dlqs[st.DestinationID]}
-		if v.DLQ == nil {
-			v.DLQ = &dlqSummaryView{Enabled: s.dlq != nil, Tables: []dlqTableView{}}
-		}
-		if !st.LastAppliedAt.IsZero() {
-			t := st.LastAppliedAt
-			v.LastAppliedAt = &t
-		}
-		if d, err := s.store.GetDestination(ctx, st.DestinationID); err == nil {
-			v.Name, v.Type = d.Name, d.Type
-		} else if !errors.Is(err, configstore.ErrNotFound) {
-			return err
-		}
-		out.Destinations = append(out.Destinations, v)
+	sources, err := s.store.LagSources(ctx, []int64{p.SourceID})
+	if err != nil {
+		return err
+	}
+	out.Destinations, err = s.destinationStatuses(ctx, p, states, sources, time.Now())
+	if err != nil {
+		return err
 	}
 	return c.JSON(out)
 }

@@ -41,6 +41,9 @@ type Config struct {
 	HealthTimeout time.Duration
 	// BodyLimit is the largest request body accepted, in bytes.
 	BodyLimit int
+	// LagThreshold is how far behind its source (lag_seconds) a
+	// destination may be before it is LAGGING (DefaultLagThreshold).
+	LagThreshold time.Duration
 	// DestinationCheckers check destinations of other types than postgres
 	// on POST and PUT /destinations, each within CheckTimeout; nil checks
 	// only the shape of their config.
@@ -49,7 +52,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults: 127.0.0.1:8080, 30s per request,
 // 10s per connection check, 5s per publish, 2s per health check, 1 MiB
-// bodies.
+// bodies, LAGGING past 60s.
 func DefaultConfig() Config {
 	return Config{
 		Addr:           "127.0.0.1:8080",
@@ -58,6 +61,7 @@ func DefaultConfig() Config {
 		PublishTimeout: 5 * time.Second,
 		HealthTimeout:  2 * time.Second,
 		BodyLimit:      1 << 20,
+		LagThreshold:   DefaultLagThreshold,
 	}
 }
 
@@ -80,6 +84,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = d.BodyLimit
+	}
+	if c.LagThreshold <= 0 {
+		c.LagThreshold = d.LagThreshold
 	}
 	return c
 }
@@ -136,6 +143,7 @@ func (s *Server) routes() {
 	v1 := s.app.Group("/api/v1")
 	v1.Get("/health", s.health)
 	v1.Get("/metrics/wal", s.getWALMetrics)
+	v1.Get("/status", s.getStatus)
 
 	v1.Post("/sources", s.createSource)
 	v1.Get("/sources", s.listSources)

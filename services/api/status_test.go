@@ -1,0 +1,130 @@
+package api
+
+import (
+	"testing"
+	"time"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+)
+
+// TestComputeLag is the table of health and lag rules (computeLag).
+func TestComputeLag(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	applied := func(ago time.Duration, lsn uint64) configstore.DestinationProgress {
+		return configstore.DestinationProgress{AppliedCommitLSN: contracts.FormatLSN(lsn), AppliedCommitTime: now.Add(-ago),
+			Throughput: 7.5, At: now.Add(-time.Second)}
+	}
+	n := func(v int64) *int64 { return &v }
+	tests := []struct {
+		name        string
+		in          lagInput
+		wantHealth  configstore.Health
+		wantReason  string
+		wantSeconds *float64 // nil: want null
+		wantBytes   *int64
+		wantTput    float64
+	}{{
+		name:        "idle source: nothing pending is no lag, however old the last change",
+		in:          lagInput{Reported: configstore.HealthHealthy, Progress: applied(3*time.Hour, 0x1000), Pending: n(0), SourceLSN: 0x9000},
+		wantHealth:  configstore.HealthHealthy,
+		wantSeconds: ptrTo(0.0), wantBytes: n(0), wantTput: 7.5,
+	}, {
+		name:        "keeping up: pending and a few seconds behind is healthy",
+		in:          lagInput{Reported: configstore.HealthHealthy, Progress: applied(2*time.Second, 0x1000), Pending: n(40), SourceLSN: 0x1800},
+		wantHealth:  configstore.HealthHealthy,
+		wantSeconds: ptrTo(2.0), wantBytes: n(0x800), wantTput: 7.5,
+	}, {
+		name:        "over the threshold: LAGGING with the numbers",
+		in:          lagInput{Reported: configstore.HealthHealthy, Progress: applied(142*time.Second, 0x1000), Pending: n(53000), SourceLSN: 0x5000},
+		wantHealth:  configstore.HealthLagging,
+		wantReason:  "142 s behind, 53,000 changes pending",
+		wantSeconds: ptrTo(142.0), wantBytes: n(0x4000), wantTput: 7.5,
+	}, {
+		name:        "exactly at the threshold is not yet lagging",
+		in:          lagInput{Reported: configstore.HealthHealthy, Progress: applied(60*time.Second, 0x1000), Pending: n(1)},
+		wantHealth:  configstore.HealthHealthy,
+		wantSeconds: ptrTo(60.0), wantTput: 7.5,
+	}, {
+		name:        "error reported: ERROR, the sink's error and how far behind",
+		in:          lagInput{Reported: configstore.HealthError, LastError: "connection refused", Progress: applied(90*time.Second, 0x1000), Pending: n(1)},
+		wantHealth:  configstore.HealthError,
+		wantReason:  "connection refused (90 s behind, 1 change pending)",
+		wantSeconds: ptrTo(90.0), wantTput: 7.5,
+	}, {
+		name:        "paused pipeline: PAUSED even when far behind",
+		in:          lagInput{Reported: configstore.HealthHealthy, Paused: true, Progress: applied(time.Hour, 0x1000), Pending: n(12)},
+		wantHealth:  configstore.HealthPaused,
+		wantReason:  "the pipeline is paused (3,600 s behind, 12 changes pending)",
+		wantSeconds: ptrTo(3600.0), wantTput: 7.5,
+	}, {
+		name:       "reported PAUSED by the sink manager",
+		in:         lagInput{Reported: configstore.HealthPaused, Pending: n(0)},
+		wantHealth: configstore.HealthPaused, wantReason: "the pipeline is paused",
+		wantSeconds: ptrTo(0.0), wantBytes: n(0),
+	}, {
+		name:       "nothing reported or applied yet, changes pending: UNKNOWN, lag unknown",
+		in:         lagInput{Reported: configstore.HealthUnknown, Pending: n(5), SourceLSN: 0x5000},
+		wantHealth: configstore.HealthUnknown, wantReason: "no sink has reported on this destination yet (5 changes pending)",
+	}, {
+		name:        "NATS did not answer: lag from the last applied change, pending unknown",
+		in:          lagInput{Reported: configstore.HealthHealthy, Progress: applied(5*time.Second, 0x1000), SourceLSN: 0x1000},
+		wantHealth:  configstore.HealthHealthy,
+		wantSeconds: ptrTo(5.0), wantBytes: n(0), wantTput: 7.5,
+	}, {
+		name: "a stale progress report's throughput is not believed",
+		in: lagInput{Reported: configstore.HealthHealthy, Pending: n(0), Progress: configstore.DestinationProgress{
+			AppliedCommitLSN: "0/1", AppliedCommitTime: now.Add(-time.Hour), Throughput: 100, At: now.Add(-10 * time.Minute)}},
+		wantHealth:  configstore.HealthHealthy,
+		wantSeconds: ptrTo(0.0), wantBytes: n(0),
+	}, {
+		name:        "source position behind the applied LSN (an old WAL sample) is 0 bytes, not negative",
+		in:          lagInput{Reported: configstore.HealthHealthy, Progress: applied(time.Second, 0x9000), Pending: n(3), SourceLSN: 0x1000},
+		wantHealth:  configstore.HealthHealthy,
+		wantSeconds: ptrTo(1.0), wantBytes: n(0), wantTput: 7.5,
+	}, {
+		name:        "commit time ahead of this clock is 0 s, not negative",
+		in:          lagInput{Reported: configstore.HealthHealthy, Progress: applied(-3*time.Second, 0x1000), Pending: n(3)},
+		wantHealth:  configstore.HealthHealthy,
+		wantSeconds: ptrTo(0.0), wantTput: 7.5,
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := computeLag(tt.in, now, time.Minute)
+			if got.Health != tt.wantHealth || got.Reason != tt.wantReason {
+				t.Errorf("health = %s %q, want %s %q", got.Health, got.Reason, tt.wantHealth, tt.wantReason)
+			}
+			if !eqPtr(got.LagSeconds, tt.wantSeconds) {
+				t.Errorf("lag_seconds = %v, want %v", show(got.LagSeconds), show(tt.wantSeconds))
+			}
+			if !eqPtr(got.LagBytes, tt.wantBytes) {
+				t.Errorf("lag_bytes = %v, want %v", show(got.LagBytes), show(tt.wantBytes))
+			}
+			if !eqPtr(got.Pending, tt.in.Pending) || got.Throughput != tt.wantTput {
+				t.Errorf("pending %v throughput %v, want %v %v", show(got.Pending), got.Throughput, show(tt.in.Pending), tt.wantTput)
+			}
+		})
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 7: "7", 999: "999", 1000: "1,000", 53000: "53,000", 1234567: "1,234,567", -4200: "-4,200"} {
+		if got := thousands(n); got != want {
+			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+func eqPtr[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+func show[T any](p *T) any {
+	if p == nil {
+		return "null"
+	}
+	return *p
+}
