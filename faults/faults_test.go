@@ -40,6 +40,9 @@ func TestFaults(t *testing.T) {
 	run("SourceCrashImmediate", testSourceCrashImmediate)
 	run("DestinationDown", testDestinationDown)
 	run("IdleWatchedTablesBusyUnwatched", testIdleWatchedTablesBusyUnwatched)
+	for i, name := range []string{"CaptureSource", "CaptureNATS", "SinkNATS", "SinkDestination"} {
+		run("StallAndReset"+name, testLinkFault(name, uint64(11+i)))
+	}
 }
 
 // setup starts a world with a running pipeline and a workload on it.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -41,6 +42,13 @@ type world struct {
 	env                []string // the services' environment
 	api, capture, sink *proc
 
+	// With worldOptions.proxies, each pair of components talks through a
+	// proxy of its own, so that one link can be stalled or reset.
+	pxSource      *testkit.Proxy // capture (and backfill) -> source PostgreSQL
+	pxDest        *testkit.Proxy // sink -> destination PostgreSQL
+	pxCaptureNATS *testkit.Proxy // capture -> nats-server
+	pxSinkNATS    *testkit.Proxy // sink -> nats-server
+
 	sourceID, pipelineID, destID int64
 }
 
@@ -48,6 +56,11 @@ type worldOptions struct {
 	// ownDestCluster puts the destination on a cluster of its own, so that
 	// stopping it leaves the config database up.
 	ownDestCluster bool
+	// proxies routes capture<->source, capture<->NATS, sink<->NATS and
+	// sink<->destination through testkit proxies (w.px*).
+	proxies bool
+	// env is added to the services' environment.
+	env []string
 }
 
 func newWorld(t *testing.T, opt worldOptions) *world {
@@ -85,10 +98,21 @@ func newWorld(t *testing.T, opt worldOptions) *world {
 		"ROSETTA_LOG_LEVEL=info",
 		"ROSETTA_LOG_FORMAT=text",
 	}
+	env = append(env, opt.env...)
 	w.env = env
+	captureEnv, sinkEnv := env, env
+	if opt.proxies {
+		w.pxSource = testkit.StartProxy(t, "127.0.0.1:"+strconv.Itoa(w.srcPG.Port))
+		w.pxDest = testkit.StartProxy(t, "127.0.0.1:"+strconv.Itoa(w.dstPG.Port))
+		w.pxCaptureNATS = testkit.StartProxy(t, w.nats.addr())
+		w.pxSinkNATS = testkit.StartProxy(t, w.nats.addr())
+		// The last of duplicate variables wins (os/exec).
+		captureEnv = append(slices.Clone(env), "ROSETTA_NATS_URL=nats://"+w.pxCaptureNATS.Addr())
+		sinkEnv = append(slices.Clone(env), "ROSETTA_NATS_URL=nats://"+w.pxSinkNATS.Addr())
+	}
 	w.api = newProc(t, "api", env, bins.rosetta, "api")
-	w.capture = newProc(t, "capture", env, bins.rosetta, "capture")
-	w.sink = newProc(t, "sink", env, bins.rosetta, "sink")
+	w.capture = newProc(t, "capture", captureEnv, bins.rosetta, "capture")
+	w.sink = newProc(t, "sink", sinkEnv, bins.rosetta, "sink")
 	w.api.start()
 	w.waitHealthy()
 	w.capture.start()
@@ -163,10 +187,26 @@ func (w *world) createSource() {
 	w.t.Helper()
 	var src struct{ ID int64 }
 	w.mustCall("POST", "/sources", map[string]any{
-		"name": "src", "host": "127.0.0.1", "port": w.srcPG.Port, "database": w.sourceDB,
+		"name": "src", "host": "127.0.0.1", "port": w.sourcePort(), "database": w.sourceDB,
 		"user": "postgres", "password": "source-pw", "sslmode": "disable",
 	}, &src)
 	w.sourceID = src.ID
+}
+
+// sourcePort and destPort are the ports the services reach the source and
+// the destination on: their proxy's, if any.
+func (w *world) sourcePort() int {
+	if w.pxSource != nil {
+		return w.pxSource.Port()
+	}
+	return w.srcPG.Port
+}
+
+func (w *world) destPort() int {
+	if w.pxDest != nil {
+		return w.pxDest.Port()
+	}
+	return w.dstPG.Port
 }
 
 // createPipeline registers the destination and a pipeline over the watched
@@ -180,7 +220,7 @@ func (w *world) createPipeline() {
 	var dst, pipe struct{ ID int64 }
 	w.mustCall("POST", "/destinations", map[string]any{
 		"name": "dst", "type": "postgres", "config": map[string]any{
-			"host": "127.0.0.1", "port": w.dstPG.Port, "database": w.destDB, "user": "postgres",
+			"host": "127.0.0.1", "port": w.destPort(), "database": w.destDB, "user": "postgres",
 			"password": "dest-pw", "schema": "public", "sslmode": "disable",
 		},
 	}, &dst)
@@ -216,6 +256,7 @@ type slotState struct {
 	name      string
 	active    bool
 	confirmed uint64
+	walStatus string
 }
 
 // slot reads the source's replication slot (the only one on its cluster).
@@ -229,8 +270,8 @@ func (w *world) slot() (slotState, error) {
 	defer conn.Close(ctx)
 	var s slotState
 	var lsn *string
-	err = conn.QueryRow(ctx, `SELECT slot_name, active, confirmed_flush_lsn::text FROM pg_replication_slots
-		WHERE database = $1 ORDER BY slot_name LIMIT 1`, w.sourceDB).Scan(&s.name, &s.active, &lsn)
+	err = conn.QueryRow(ctx, `SELECT slot_name, active, confirmed_flush_lsn::text, coalesce(wal_status, '') FROM pg_replication_slots
+		WHERE database = $1 AND NOT temporary ORDER BY slot_name LIMIT 1`, w.sourceDB).Scan(&s.name, &s.active, &lsn, &s.walStatus)
 	if err != nil {
 		return s, err
 	}
