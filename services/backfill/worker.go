@@ -291,6 +291,7 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 	// the session when stop returns.
 	defer stop()
 	copied := job.RowsCopied
+	prog := newProgressLog(log, copied, job.RowsTotal, time.Now)
 	for r := range batches {
 		if r.err != nil {
 			return src.Password, r.err
@@ -315,6 +316,7 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 			return src.Password, err
 		}
 		log.Debug("backfill batch published", "rows", len(b.Msgs), "rows_copied", copied, "commit_lsn", b.ConsistentPoint)
+		prog.copied(copied)
 	}
 	return src.Password, ctx.Err()
 }
