@@ -57,6 +57,7 @@ Configuration comes from the environment (flags override):
   ROSETTA_LOG_FORMAT          json or text
   ROSETTA_METRICS_ADDR        extra /metrics listener (the API serves /metrics too)
   ROSETTA_WAL_MONITOR_INTERVAL  how often capture checks sources' WAL (default 60s)
+  ROSETTA_LAG_THRESHOLD       lag above which a destination is LAGGING (default 60s)
 Run 'rosetta <command> -h' for the flags of a command.
 `
 
@@ -103,11 +104,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&s.RedisURL, "redis-url", s.RedisURL, "Redis URL ("+settings.EnvRedisURL+")")
 	fs.StringVar(&s.DataDir, "data-dir", s.DataDir, "data directory ("+settings.EnvDataDir+")")
 	fs.StringVar(&s.LogLevel, "log-level", s.LogLevel, "log level ("+settings.EnvLogLevel+")")
+	var lagThreshold time.Duration
+	fs.DurationVar(&lagThreshold, "lag-threshold", 0, "lag above which a destination is LAGGING ("+settings.EnvLagThreshold+", default 60s)")
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
+	}
+	if lagThreshold < 0 {
+		return errors.New("--lag-threshold must not be negative")
 	}
 	usedDevKey, err := s.Validate()
 	if err != nil {
@@ -141,6 +147,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 			}
 			return fxevent.NopLogger
 		}),
+	}
+	if lagThreshold > 0 {
+		// The flag overrides ROSETTA_LAG_THRESHOLD, which platform loads
+		// with the other observability settings.
+		opts = append(opts, fx.Decorate(func(o settings.Observability) settings.Observability {
+			o.LagThreshold = lagThreshold
+			return o
+		}))
 	}
 	switch cmd {
 	case "dev":
