@@ -206,6 +206,13 @@ func TestFidelity(t *testing.T) {
 		CREATE TABLE fid_narrow (id integer PRIMARY KEY, n numeric(10,1));
 		CREATE TABLE fid_generated (id integer PRIMARY KEY, a integer, g integer GENERATED ALWAYS AS (a * 2) STORED);
 		CREATE TABLE fid_added (id integer PRIMARY KEY, v text);
+		CREATE TABLE fid_tx (id integer PRIMARY KEY, v text);
+		CREATE TABLE fid_part (id integer, region text, v text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+		CREATE TABLE fid_part_eu PARTITION OF fid_part FOR VALUES IN ('eu');
+		CREATE TABLE fid_part_us PARTITION OF fid_part FOR VALUES IN ('us');
+		CREATE TABLE fid_lpart (id integer, region text, v text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+		CREATE TABLE fid_lpart_a PARTITION OF fid_lpart FOR VALUES IN ('a');
+		CREATE TABLE fid_lpart_b PARTITION OF fid_lpart FOR VALUES IN ('b');
 		CREATE TABLE fid_volatile (id integer PRIMARY KEY, v text)`)
 
 	e.start()
@@ -214,7 +221,8 @@ func TestFidelity(t *testing.T) {
 	duckDest := e.createDuckDBDestination("duck", duckPath)
 	mainPipe := e.createPipeline("fidelity", []int64{pgDest, duckDest}, "public.fid_types", "public.fid_toast_default",
 		"public.fid_toast_full", "public.fid_parent", "public.fid_child", "public.fid_solo", "public.fid_alter",
-		"public.fid_xml_decl", "public.Fid Odd Tåble *>", "public.fid_generated", "public.fid_added", "public.fid_volatile")
+		"public.fid_xml_decl", "public.Fid Odd Tåble *>", "public.fid_generated", "public.fid_added", "public.fid_volatile",
+		"public.fid_tx", "public.fid_part", "public.fid_lpart_a")
 	// Values DuckDB cannot hold, each in its own pipeline and file: a
 	// refused change stops its destination (until the DLQ sets it aside).
 	refusals := []struct {
@@ -301,11 +309,39 @@ func TestFidelity(t *testing.T) {
 		{name: "a", typ: "integer", duckType: "INTEGER"}}}
 	e.exec(src, `INSERT INTO fid_xml_decl VALUES (1, xml(E'<?xml version="1.0"?>\n<r/>'))`)
 
+	// Rolled-back transactions and subtransactions leave nothing; what a
+	// released or surviving savepoint wrote arrives.
+	e.exec(src, `BEGIN; INSERT INTO fid_tx VALUES (1, 'kept'), (2, 'kept');
+		SAVEPOINT a; INSERT INTO fid_tx VALUES (3, 'rolled back'); UPDATE fid_tx SET v = 'rolled back' WHERE id = 1; DELETE FROM fid_tx WHERE id = 2;
+		ROLLBACK TO SAVEPOINT a;
+		SAVEPOINT b; INSERT INTO fid_tx VALUES (4, 'released'); SAVEPOINT c; UPDATE fid_tx SET v = 'nested rolled back' WHERE id = 4; ROLLBACK TO c;
+		RELEASE SAVEPOINT b; UPDATE fid_tx SET v = 'kept, updated' WHERE id = 2; COMMIT`)
+	e.exec(src, `BEGIN; INSERT INTO fid_tx VALUES (5, 'whole transaction rolled back'); UPDATE fid_tx SET v = 'no' WHERE id = 1;
+		DELETE FROM fid_tx WHERE id = 4; ROLLBACK`)
+	txTable := simple("fid_tx")
+
+	// A partitioned table in the pipeline by its root: changes to every
+	// partition, and rows moving between partitions (the key includes the
+	// partition column, so the row changes key too).
+	e.exec(src, `INSERT INTO fid_part VALUES (1, 'eu', 'a'), (2, 'us', 'b'), (3, 'eu', 'c');
+		UPDATE fid_part SET region = 'us', v = 'moved' WHERE id = 1;
+		UPDATE fid_part SET v = 'updated in place' WHERE id = 2;
+		DELETE FROM fid_part WHERE id = 3;
+		UPDATE fid_part SET region = 'eu' WHERE id = 2`)
+	partTable := table{name: "fid_part", cols: []column{{name: "id", typ: "integer", duckType: "INTEGER"},
+		{name: "region", typ: "text", duckType: "VARCHAR"}, {name: "v", typ: "text", duckType: "VARCHAR"}}}
+	// One partition in the pipeline on its own (its root is not): its
+	// changes arrive under its name; a row moving out of it is gone there.
+	e.exec(src, `INSERT INTO fid_lpart VALUES (1, 'a', 'x'), (2, 'a', 'y'), (3, 'b', 'not followed');
+		UPDATE fid_lpart SET region = 'b' WHERE id = 1; UPDATE fid_lpart SET region = 'a', v = 'moved in' WHERE id = 3;
+		UPDATE fid_lpart SET v = 'y2' WHERE id = 2`)
+	leafTable := table{name: "fid_lpart_a", cols: partTable.cols}
+
 	for _, r := range refusals {
 		e.exec(src, fmt.Sprintf("INSERT INTO %s VALUES (1, %s)", r.table, r.value))
 	}
 
-	e.waitEqual(120*time.Second, duckPath, types, toastDefault, toastFull, parent, child, solo, odd)
+	e.waitEqual(120*time.Second, duckPath, types, toastDefault, toastFull, parent, child, solo, odd, txTable, partTable, leafTable)
 	t.Logf("types, TOAST and truncates equal after %s", time.Since(started).Round(time.Millisecond))
 	e.checkAddedDefault(duckPath)
 	e.checkXMLDeclaration(duckPath)

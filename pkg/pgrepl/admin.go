@@ -62,6 +62,14 @@ func CheckWALLevel(ctx context.Context, conn *pgx.Conn) error {
 // differs. It is idempotent. A publication FOR ALL TABLES is left as it is:
 // it already covers the tables.
 //
+// On PostgreSQL 13 and later the publication publishes via the partition
+// root (publish_via_partition_root): a partitioned table named in tables
+// has its partitions' changes published under its own name and schema,
+// which is the table the pipeline follows. Without it they are published
+// under each partition's name, to subjects no consumer of the pipeline
+// follows, and lost. A partition named on its own (its root not in the
+// publication) is still published under its own name.
+//
 // The connection's role must own the tables (PostgreSQL's rule for adding
 // a table to a publication).
 func EnsurePublication(ctx context.Context, conn *pgx.Conn, name string, tables []natsx.Table) error {
@@ -70,6 +78,10 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 	}
 	want := normalizeTables(tables)
 	pub := pgx.Identifier{name}.Sanitize()
+	var viaRootSupported bool
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int >= 130000").Scan(&viaRootSupported); err != nil {
+		return fmt.Errorf("read server version: %w", err)
+	}
 
 	var allTables, ins, upd, del, trunc bool
 	err := conn.QueryRow(ctx,
@@ -80,7 +92,11 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 		if len(want) > 0 {
 			sql += " FOR TABLE " + tableList(want)
 		}
-		sql += " WITH (publish = '" + publishOps + "')"
+		sql += " WITH (publish = '" + publishOps + "'"
+		if viaRootSupported {
+			sql += ", publish_via_partition_root = true"
+		}
+		sql += ")"
 		_, err := conn.Exec(ctx, sql)
 		if err == nil {
 			return nil
@@ -99,6 +115,17 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 	if !(ins && upd && del && trunc) {
 		if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+pub+" SET (publish = '"+publishOps+"')"); err != nil {
 			return fmt.Errorf("alter publication %s publish: %w", name, err)
+		}
+	}
+	if viaRootSupported {
+		var viaRoot bool
+		if err := conn.QueryRow(ctx, "SELECT pubviaroot FROM pg_catalog.pg_publication WHERE pubname = $1", name).Scan(&viaRoot); err != nil {
+			return fmt.Errorf("read publication %s: %w", name, err)
+		}
+		if !viaRoot {
+			if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+pub+" SET (publish_via_partition_root = true)"); err != nil {
+				return fmt.Errorf("alter publication %s publish_via_partition_root: %w", name, err)
+			}
 		}
 	}
 	if allTables {

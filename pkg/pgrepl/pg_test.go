@@ -80,13 +80,22 @@ func testPublication(t *testing.T, pg *testkit.Postgres) {
 	if err := EnsurePublication(ctx, conn, "pre", []natsx.Table{a}); err != nil {
 		t.Fatal(err)
 	}
-	var upd, del, trunc bool
-	if err := conn.QueryRow(ctx, "SELECT pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = 'pre'").
-		Scan(&upd, &del, &trunc); err != nil {
+	var upd, del, trunc, viaRoot bool
+	if err := conn.QueryRow(ctx, "SELECT pubupdate, pubdelete, pubtruncate, pubviaroot FROM pg_publication WHERE pubname = 'pre'").
+		Scan(&upd, &del, &trunc, &viaRoot); err != nil {
 		t.Fatal(err)
 	}
 	if !upd || !del || !trunc {
 		t.Fatalf("publish flags update=%v delete=%v truncate=%v, want all true", upd, del, trunc)
+	}
+	// Partitions' changes are published under the partitioned table's
+	// name (the table a pipeline follows), for new and existing
+	// publications alike.
+	if !viaRoot {
+		t.Fatal("existing publication: publish_via_partition_root is off, want on")
+	}
+	if err := conn.QueryRow(ctx, `SELECT pubviaroot FROM pg_publication WHERE pubname = 'My Pub'`).Scan(&viaRoot); err != nil || !viaRoot {
+		t.Fatalf("new publication: publish_via_partition_root = %v (%v), want on", viaRoot, err)
 	}
 }
 
