@@ -379,7 +379,7 @@ func (d *Driver) shape(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*table
 	ddl = append(ddl, bookkeepingDDL...)
 	for _, q := range ddl {
 		if _, err := tx.Exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("prepare destination table: %w", err)
+			return nil, fmt.Errorf("prepare destination table: %w", unindexableKey(err, d.cfg.Schema+"."+b.Table.Table, b.Columns))
 		}
 	}
 	if s.types, err = loadColumns(ctx, tx, target); err != nil {
@@ -511,8 +511,10 @@ func checkExact(ctx context.Context, tx pgx.Tx, b cdc.TableBatch, plan *stagePla
 
 // classify marks errors the same batch will always hit as permanent: data
 // the destination rejects (class 22, data exception; class 23, integrity
-// constraint violation). Connection errors, timeouts, serialization
-// failures, deadlocks and the rest are transient and retried.
+// constraint violation; class 54, a limit such as a key value too large for
+// the primary key's index, "index row size … exceeds btree maximum").
+// Connection errors, timeouts, serialization failures, deadlocks and the
+// rest are transient and retried.
 func classify(err error) error {
 	if err == nil || sinkrunner.IsPermanent(err) {
 		return err
@@ -520,7 +522,7 @@ func classify(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && len(pgErr.Code) == 5 {
 		switch pgErr.Code[:2] {
-		case "22", "23":
+		case "22", "23", "54":
 			return sinkrunner.Permanent(err)
 		}
 	}

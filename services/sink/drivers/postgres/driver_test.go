@@ -326,6 +326,37 @@ func TestDriver(t *testing.T) {
 		}
 	})
 
+	t.Run("a key btree cannot index is a permanent error naming the column", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, pg, "sink")
+		// No primary key at the source, REPLICA IDENTITY FULL: every
+		// column is the key.
+		full := ev{Table: "nopk", Columns: []contracts.Column{
+			{Name: "n", Type: "integer", BaseType: "integer", Key: true},
+			{Name: "doc", Type: "json", BaseType: "json", Key: true},
+		}}
+		err := e.apply(full.Change(contracts.OpCreate, 10, 1, `{"n":1,"doc":"{}"}`, ``, `{"n":1,"doc":"{}"}`))
+		if err == nil || !sinkrunner.IsPermanent(err) || sinkrunner.ErrorClass(err) != "unindexable_key" ||
+			!strings.Contains(err.Error(), `sink.nopk: key column "doc" (json)`) {
+			t.Fatalf("apply: %v; want a permanent unindexable_key error naming sink.nopk and doc", err)
+		}
+		// A key value too large for the key's index (about 2.7 kB) fails
+		// for good too, instead of being retried forever.
+		wide := ev{Table: "nopk_text", Columns: []contracts.Column{
+			{Name: "n", Type: "integer", BaseType: "integer", Key: true},
+			{Name: "t", Type: "text", BaseType: "text", Key: true},
+		}}
+		var sb strings.Builder
+		for i := range 200 { // incompressible: index entries are compressed
+			fmt.Fprintf(&sb, "%x", sha256.Sum256([]byte{byte(i)}))
+		}
+		big := sb.String()
+		row := fmt.Sprintf(`{"n":1,"t":%q}`, big)
+		if err := e.apply(wide.Change(contracts.OpCreate, 10, 1, row, ``, row)); err == nil || !sinkrunner.IsPermanent(err) {
+			t.Fatalf("apply of a 12.8 kB key: %v; want a permanent error", err)
+		}
+	})
+
 	t.Run("a failed first batch leaves nothing behind", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, pg, "sink")

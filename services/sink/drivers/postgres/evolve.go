@@ -2,10 +2,16 @@ package postgres
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
 // addColumnDDL adds a source column to an existing destination table.
@@ -45,4 +51,37 @@ func addColumnDDL(target string, c contracts.Column) ([]string, error) {
 // parameters. Text values never hold a NUL byte.
 func quoteLiteral(s string) string {
 	return "E'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
+}
+
+// noOpclass matches PostgreSQL's refusal to index a type with btree:
+// data type json has no default operator class for access method "btree".
+var noOpclass = regexp.MustCompile(`^data type (.+) has no default operator class for access method "btree"$`)
+
+// unindexableKey turns the refusal to create a destination table whose
+// primary key holds a column of a type btree cannot index into a permanent
+// error naming the table and the key columns of that type. It happens to a
+// source table without a primary key under REPLICA IDENTITY FULL, whose
+// every column is its key (json, xml, point … columns): no retry can
+// create that table, so its changes go to the dead-letter queue, if the
+// destination has one, instead of being retried forever. Other errors are
+// returned as they are.
+func unindexableKey(err error, table string, cols []contracts.Column) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42704" {
+		return err
+	}
+	m := noOpclass.FindStringSubmatch(pgErr.Message)
+	if m == nil {
+		return err
+	}
+	var names []string
+	for _, c := range cols {
+		if c.Key && strings.TrimSuffix(columnType(c.BaseType), "[]") == m[1] {
+			names = append(names, fmt.Sprintf("%q (%s)", c.Name, c.Type))
+		}
+	}
+	return sinkrunner.PermanentClass("unindexable_key", fmt.Errorf(
+		"%s: key column %s: type %s cannot be part of the destination's primary key (no btree operator class); "+
+			"the source table has no primary key, so REPLICA IDENTITY FULL makes every column the key: give it a primary key: %w",
+		table, strings.Join(names, ", "), m[1], err))
 }
