@@ -5,7 +5,7 @@ export GOTOOLCHAIN ?= auto
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build deps test test-faults test-fidelity demo lint fmt vet clean
+.PHONY: all build deps test test-faults test-fidelity demo bench lint fmt vet clean
 
 all: build
 
@@ -31,6 +31,13 @@ test-fidelity: deps
 
 demo: deps build
 	@./scripts/demo.sh
+
+# Throughput, latency and memory against the machine's own ceilings, in one
+# run (docs/performance.md): a table on stdout and bench/results/latest.json.
+# BENCH_SCALE=100000 for a quick run; BENCH_FLAGS for more (-workloads,
+# -latency-duration, -pprof DIR).
+bench: deps build
+	$(GO) run ./bench/cmd/rosetta-bench $(BENCH_FLAGS)
 
 vet:
 	$(GO) vet ./...

@@ -13,6 +13,7 @@ const (
 	EnvWALMonitorInterval = "ROSETTA_WAL_MONITOR_INTERVAL"
 	EnvWALRetention       = "ROSETTA_WAL_METRICS_RETENTION"
 	EnvLagThreshold       = "ROSETTA_LAG_THRESHOLD"
+	EnvPprof              = "ROSETTA_PPROF"
 )
 
 // Observability configures /metrics and WAL monitoring. It is loaded apart
@@ -33,6 +34,10 @@ type Observability struct {
 	// LagThreshold is how far behind its source (lag_seconds) a pipeline
 	// destination may be before the API shows it LAGGING (default 60s).
 	LagThreshold time.Duration
+	// Pprof serves Go's profiler (/debug/pprof/) on MetricsAddr too, for
+	// profiling under load (make bench -pprof). Off by default: profiles
+	// reveal internals and cost CPU while taken.
+	Pprof bool
 }
 
 // DefaultObservability holds the defaults of Observability.
@@ -57,6 +62,13 @@ func LoadObservability() (Observability, error) {
 			return
 		}
 		*dst = d
+	}
+	switch v := os.Getenv(EnvPprof); v {
+	case "", "0", "false":
+	case "1", "true":
+		o.Pprof = true
+	default:
+		errs = append(errs, fmt.Errorf("%s=%q: want 1 or 0", EnvPprof, v))
 	}
 	dur(EnvWALMonitorInterval, &o.WALMonitorInterval)
 	dur(EnvWALRetention, &o.WALRetention)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -65,6 +66,12 @@ func newMetrics(p MetricsParams) (*metrics.Metrics, error) {
 				}
 				mux := http.NewServeMux()
 				mux.Handle("/metrics", m.Handler())
+				if p.Obs.Pprof {
+					mux.HandleFunc("/debug/pprof/", pprof.Index)
+					mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+					mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+					mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+				}
 				srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 				go func() {
 					if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

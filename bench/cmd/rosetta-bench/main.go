@@ -1,0 +1,526 @@
+// Command rosetta-bench measures Rosetta against the physical ceilings of
+// the same machine, in the same run (docs/performance.md): it starts its
+// own PostgreSQL, writes a backlog of changes with nothing consuming,
+// copies the replication slot once per consumer so that every consumer
+// drains the identical WAL, and times PostgreSQL's own decoding
+// (pg_recvlogical), a bare pglogrepl loop, JetStream publishing, COPY, a
+// staged upsert, and bin/rosetta processes (capture alone, sink alone, end
+// to end into PostgreSQL and DuckDB). Then latency at fixed offered loads.
+// It prints a table and writes a JSON result file.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const pubName = "bench_pub"
+
+type bench struct {
+	pg           *server
+	root         string
+	rosettaBin   string
+	duckqueryBin string
+	pprof        bool
+	pprofDir     string
+	profileSecs  int
+	res          *results
+}
+
+func main() {
+	changes := flag.Int("changes", 1_000_000, "changes per backlog (BENCH_SCALE overrides)")
+	wl := flag.String("workloads", "ins-100,ins-1,mix-100,mix-1,bigtx", "workloads to run: ins-100, ins-1, mix-100, mix-1, bigtx")
+	latDur := flag.Duration("latency-duration", 60*time.Second, "duration of each latency phase (0 skips them)")
+	latRates := flag.String("latency-rates", "1000,5000,half", "offered loads in changes/s; half = half the sustainable end-to-end rate")
+	out := flag.String("out", "bench/results/latest.json", "JSON result file")
+	rosettaBin := flag.String("rosetta", "bin/rosetta", "rosetta binary")
+	duckBin := flag.String("duckquery", "bin/duckquery", "duckquery binary")
+	pprof := flag.String("pprof", "", "directory to write CPU profiles of the Rosetta processes into (needs ROSETTA_PPROF support)")
+	profileSecs := flag.Int("pprof-seconds", 10, "length of each CPU profile")
+	keep := flag.Bool("keep", false, "keep the bench's PostgreSQL directory")
+	flag.Parse()
+	if v := os.Getenv("BENCH_SCALE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1000 {
+			log.Fatalf("BENCH_SCALE=%q: want a change count of at least 1000", v)
+		}
+		*changes = n
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	root, err := os.MkdirTemp("", "rosetta-bench-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	// PostgreSQL runs as the postgres user under root: it must reach its
+	// directory inside this one.
+	if err := os.Chmod(root, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	b := &bench{root: root, pprof: *pprof != "", pprofDir: *pprof, profileSecs: *profileSecs, res: newResults(*changes)}
+	for _, p := range []*string{rosettaBin, duckBin} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			log.Fatal(err)
+		}
+		if _, err := os.Stat(*p); err != nil {
+			log.Fatalf("%s: %v (run make build)", *p, err)
+		}
+	}
+	b.rosettaBin, b.duckqueryBin = *rosettaBin, *duckBin
+	if b.pg, err = startServer(filepath.Join(root, "pg")); err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		b.pg.stop()
+		if !*keep {
+			os.RemoveAll(root)
+		}
+	}()
+	if err := run(ctx, b, *changes, strings.Split(*wl, ","), *latDur, *latRates); err != nil {
+		log.Printf("bench failed: %v", err)
+		b.res.Error = err.Error()
+	}
+	b.res.Finished = time.Now().UTC()
+	b.res.print(os.Stdout)
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
+		data, _ := json.MarshalIndent(b.res, "", "  ")
+		if err := os.WriteFile(*out, append(data, '\n'), 0o644); err != nil {
+			log.Print(err)
+		} else {
+			fmt.Println("results written to", *out)
+		}
+	}
+	if b.res.Error != "" {
+		b.pg.stop()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, b *bench, changes int, names []string, latDur time.Duration, latRates string) error {
+	if err := b.pg.createDB(ctx, "src"); err != nil {
+		return err
+	}
+	conn, err := b.pg.connect(ctx, "src")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if err := b.pg.createDB(ctx, "ceil"); err != nil {
+		return err
+	}
+	var sustainable float64
+	for _, name := range names {
+		w, err := parseWorkload(strings.TrimSpace(name), changes)
+		if err != nil {
+			return err
+		}
+		wr, err := b.runWorkload(ctx, conn, w)
+		if wr != nil {
+			b.res.Workloads = append(b.res.Workloads, wr)
+		}
+		if err != nil {
+			return fmt.Errorf("workload %s: %w", w.Name, err)
+		}
+		if w.Name == "ins-1" && wr.E2EPostgres != nil {
+			sustainable = wr.E2EPostgres.PerSecond
+		}
+	}
+	if latDur > 0 {
+		if sustainable == 0 {
+			for _, wr := range b.res.Workloads {
+				if wr.E2EPostgres != nil && wr.Workload.Mix == "insert" && wr.Workload.Name != "bigtx" {
+					sustainable = wr.E2EPostgres.PerSecond
+				}
+			}
+		}
+		var rates []float64
+		for _, r := range strings.Split(latRates, ",") {
+			r = strings.TrimSpace(r)
+			if r == "half" {
+				if sustainable > 0 {
+					rates = append(rates, float64(int(sustainable/2)))
+				}
+				continue
+			}
+			v, err := strconv.ParseFloat(r, 64)
+			if err != nil {
+				return fmt.Errorf("latency rate %q: %w", r, err)
+			}
+			rates = append(rates, v)
+		}
+		lr, err := b.runLatency(ctx, rates, latDur)
+		b.res.Latency = lr
+		if err != nil {
+			return fmt.Errorf("latency: %w", err)
+		}
+	}
+	return nil
+}
+
+func parseWorkload(name string, changes int) (workload, error) {
+	w := workload{Name: name, Changes: changes, Full: true, table: "bench_" + strings.ReplaceAll(name, "-", "_")}
+	switch name {
+	case "ins-100":
+		w.Mix, w.TxSize = "insert", 100
+	case "ins-1":
+		w.Mix, w.TxSize = "insert", 1
+	case "mix-100":
+		w.Mix, w.TxSize = "70/20/10", 100
+	case "mix-1":
+		w.Mix, w.TxSize = "70/20/10", 1
+	case "bigtx":
+		w.Mix, w.TxSize, w.Full = "insert", changes-1, false
+	default:
+		return w, fmt.Errorf("unknown workload %q", name)
+	}
+	return w, nil
+}
+
+func ptr(m measure) *measure { return &m }
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// runWorkload builds one backlog and drains a copy of its slot with every
+// consumer in turn.
+func (b *bench) runWorkload(ctx context.Context, conn *pgx.Conn, w workload) (*workloadResult, error) {
+	wr := &workloadResult{Workload: w}
+	tbl := pgx.Identifier{w.table}.Sanitize()
+	if _, err := conn.Exec(ctx, fmt.Sprintf(tableDDL, tbl)); err != nil {
+		return nil, err
+	}
+	// The publication must exist in the catalog as of the backlog's WAL:
+	// pgoutput reads it with the historic snapshot of each change.
+	if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pubName); err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "CREATE PUBLICATION "+pubName+" FOR TABLE "+tbl+" WITH (publish = 'insert, update, delete, truncate')"); err != nil {
+		return nil, err
+	}
+	origin := w.table + "_origin"
+	if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", origin); err != nil {
+		return nil, err
+	}
+	defer dropSlot(context.Background(), conn, origin)
+	logf("%s: writing a backlog of %d changes (%s, %d per transaction)", w.Name, w.Changes, w.Mix, w.TxSize)
+	bl, err := buildBacklog(ctx, conn, w)
+	if err != nil {
+		return nil, err
+	}
+	wr.BacklogSeconds = bl.buildTime.Seconds()
+	logf("%s: backlog written in %s; end %s", w.Name, bl.buildTime.Round(time.Millisecond), bl.endLSN)
+	n := int64(len(bl.ops))
+
+	slotFor := func(consumer string) (string, error) {
+		name := w.table + "_" + consumer
+		return name, copySlot(ctx, conn, origin, name)
+	}
+
+	// Ceilings of decoding.
+	slot, err := slotFor("loop")
+	if err != nil {
+		return wr, err
+	}
+	m, endLSN, err := decodeLoop(ctx, b.pg, slot)
+	dropSlot(ctx, conn, slot)
+	if err != nil {
+		return wr, fmt.Errorf("pglogrepl loop: %w", err)
+	}
+	if m.Changes != n {
+		return wr, fmt.Errorf("pglogrepl loop saw %d changes, backlog has %d", m.Changes, n)
+	}
+	wr.DecodeLoop = ptr(m)
+	logf("%s: pglogrepl decode loop %.0f changes/s", w.Name, m.PerSecond)
+
+	if slot, err = slotFor("recv"); err != nil {
+		return wr, err
+	}
+	m, err = recvlogical(ctx, b.pg, slot, bl.endLSN, n)
+	dropSlot(ctx, conn, slot)
+	if err != nil {
+		return wr, err
+	}
+	wr.RecvLogical = ptr(m)
+	logf("%s: pg_recvlogical %.0f changes/s", w.Name, m.PerSecond)
+
+	if w.Full {
+		// Capture alone: bin/rosetta capture into its embedded JetStream.
+		if slot, err = slotFor("cap"); err != nil {
+			return wr, err
+		}
+		capRun := b.newRun(w.table+"_cap", "capture", "postgres", slot, w.table)
+		m, msgSize, err := b.runCapture(ctx, conn, capRun, n, endLSN)
+		if err != nil {
+			return wr, fmt.Errorf("capture alone: %w", err)
+		}
+		wr.Capture = ptr(m)
+		wr.MessageBytes = msgSize
+		logf("%s: capture alone %.0f changes/s (%d-byte messages)", w.Name, m.PerSecond, msgSize)
+
+		// Sink alone: bin/rosetta sink draining the stream capture filled.
+		sinkRun := b.newRun(w.table+"_cap", "sink", "postgres", slot, w.table)
+		sinkRun.srcID, sinkRun.natsAddr = capRun.srcID, capRun.natsAddr
+		m, err = b.runSinkAlone(ctx, sinkRun, filepath.Join(capRun.dir, "data"), bl)
+		dropSlot(ctx, conn, slot)
+		b.pg.dropDB(ctx, sinkRun.dstDB)
+		os.RemoveAll(capRun.dir)
+		if err != nil {
+			return wr, fmt.Errorf("sink alone: %w", err)
+		}
+		wr.SinkPostgres = ptr(m)
+		logf("%s: sink alone into PostgreSQL %.0f changes/s", w.Name, m.PerSecond)
+
+		m, err = jetstreamCeiling(ctx, filepath.Join(b.root, "js-ceiling"), n, msgSize)
+		os.RemoveAll(filepath.Join(b.root, "js-ceiling"))
+		if err != nil {
+			return wr, fmt.Errorf("jetstream ceiling: %w", err)
+		}
+		wr.JetStream = ptr(m)
+		logf("%s: JetStream async publish %.0f msgs/s", w.Name, m.PerSecond)
+
+		m, err = copyCeiling(ctx, b.pg, "ceil", bl)
+		if err != nil {
+			return wr, err
+		}
+		wr.Copy = ptr(m)
+		m, err = stagedCeiling(ctx, b.pg, "ceil", bl, 1000)
+		if err != nil {
+			return wr, err
+		}
+		wr.StagedUpsert = ptr(m)
+		for _, t := range []string{"copy_ceiling", "staged_ceiling"} {
+			_ = b.pg.exec(ctx, "ceil", "DROP TABLE IF EXISTS "+t)
+		}
+		logf("%s: COPY %.0f rows/s, staged upsert %.0f changes/s", w.Name, wr.Copy.PerSecond, wr.StagedUpsert.PerSecond)
+	}
+
+	// End to end into PostgreSQL.
+	if slot, err = slotFor("e2epg"); err != nil {
+		return wr, err
+	}
+	r := b.newRun(w.table+"_e2epg", "dev", "postgres", slot, w.table)
+	m, err = b.runEndToEnd(ctx, conn, r, bl, endLSN)
+	dropSlot(ctx, conn, slot)
+	b.pg.dropDB(ctx, r.dstDB)
+	os.RemoveAll(r.dir)
+	if err != nil {
+		return wr, fmt.Errorf("end to end into postgres: %w", err)
+	}
+	wr.E2EPostgres = ptr(m)
+	logf("%s: end to end into PostgreSQL %.0f changes/s, rosetta dev peak RSS %.0f MB", w.Name, m.PerSecond, m.PeakRSSMB)
+
+	if w.Full {
+		if slot, err = slotFor("e2educk"); err != nil {
+			return wr, err
+		}
+		r := b.newRun(w.table+"_e2educk", "dev", "duckdb", slot, w.table)
+		m, err = b.runEndToEnd(ctx, conn, r, bl, endLSN)
+		dropSlot(ctx, conn, slot)
+		os.RemoveAll(r.dir)
+		if err != nil {
+			return wr, fmt.Errorf("end to end into duckdb: %w", err)
+		}
+		wr.E2EDuckDB = ptr(m)
+		logf("%s: end to end into DuckDB %.0f changes/s", w.Name, m.PerSecond)
+	}
+	if _, err := conn.Exec(ctx, "DROP TABLE "+tbl); err != nil {
+		return wr, err
+	}
+	return wr, nil
+}
+
+// runCapture runs bin/rosetta capture until the slot's confirmed position
+// reaches the backlog's end. The rate counts from when the slot became
+// active (capture streaming); startup (migrations, connecting) is reported
+// apart.
+func (b *bench) runCapture(ctx context.Context, conn *pgx.Conn, r *rosettaRun, n int64, end pglogrepl.LSN) (measure, int, error) {
+	if err := r.configure(ctx); err != nil {
+		return measure{}, 0, err
+	}
+	if err := r.start(""); err != nil {
+		return measure{}, 0, err
+	}
+	r.profile(b.pprofDir, b.profileSecs)
+	defer r.stop()
+	var activeAt time.Time
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	defer cancel()
+	err := waitFor(wctx, 20*time.Millisecond, func() (bool, error) {
+		if r.exited() {
+			return false, fmt.Errorf("rosetta capture exited: %v\n%s", r.waitErr, r.logTail())
+		}
+		active, confirmed, err := r.slotState(ctx, conn)
+		if err != nil {
+			return false, err
+		}
+		if active && activeAt.IsZero() {
+			activeAt = time.Now()
+		}
+		return confirmed >= end, nil
+	})
+	if err != nil {
+		return measure{}, 0, err
+	}
+	m := newMeasure(n, time.Since(activeAt))
+	m.Note = fmt.Sprintf("from slot active; process start to slot active %.2fs; includes the default confirm delay (fsync interval + 1s)",
+		activeAt.Sub(r.started).Seconds())
+	size := 0
+	if js, closeNC, err := connectNATS(ctx, r.natsAddr); err == nil {
+		if s, err := js.Stream(ctx, streamName(r.srcID)); err == nil {
+			if msg, err := s.GetMsg(ctx, 1); err == nil {
+				size = len(msg.Data)
+			}
+		}
+		closeNC()
+	}
+	if size == 0 {
+		size = 700
+	}
+	m.setUsage(r.stop())
+	return m, size, nil
+}
+
+// runSinkAlone runs bin/rosetta sink on the stream a capture run filled,
+// from the first row visible to the sentinel visible.
+func (b *bench) runSinkAlone(ctx context.Context, r *rosettaRun, dataDir string, bl *backlog) (measure, error) {
+	// The capture run's configure made the destination database.
+	if err := r.start(dataDir); err != nil {
+		return measure{}, err
+	}
+	r.profile(b.pprofDir, b.profileSecs)
+	defer r.stop()
+	dconn, err := b.pg.connect(ctx, r.dstDB)
+	if err != nil {
+		return measure{}, err
+	}
+	defer dconn.Close(context.Background())
+	var first time.Time
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	defer cancel()
+	err = waitFor(wctx, 20*time.Millisecond, func() (bool, error) {
+		if r.exited() {
+			return false, fmt.Errorf("rosetta sink exited: %v\n%s", r.waitErr, r.logTail())
+		}
+		if first.IsZero() {
+			ok, err := anyRow(ctx, dconn, r.table)
+			if err != nil || !ok {
+				return false, err
+			}
+			first = time.Now()
+		}
+		return rowVisible(ctx, dconn, r.table, -1)
+	})
+	if err != nil {
+		return measure{}, err
+	}
+	m := newMeasure(int64(len(bl.ops)), time.Since(first))
+	note, err := verifyPG(ctx, dconn, r.table, bl)
+	if err != nil {
+		return m, err
+	}
+	m.Note = "from the first row visible; " + note
+	m.setUsage(r.stop())
+	return m, nil
+}
+
+// runEndToEnd runs bin/rosetta dev until the last change is in the
+// destination: the sentinel row visible (PostgreSQL), or the consumer
+// drained with everything acknowledged after commit (DuckDB, whose file
+// the driver holds while batches arrive). The rate counts from when the
+// slot became active; the capture rate alone is when the slot's confirmed
+// position reached the end, in the same run.
+func (b *bench) runEndToEnd(ctx context.Context, conn *pgx.Conn, r *rosettaRun, bl *backlog, end pglogrepl.LSN) (measure, error) {
+	if err := r.configure(ctx); err != nil {
+		return measure{}, err
+	}
+	if err := r.start(""); err != nil {
+		return measure{}, err
+	}
+	r.profile(b.pprofDir, b.profileSecs)
+	defer r.stop()
+	var dconn *pgx.Conn
+	if r.dest == "postgres" {
+		var err error
+		if dconn, err = b.pg.connect(ctx, r.dstDB); err != nil {
+			return measure{}, err
+		}
+		defer dconn.Close(context.Background())
+	}
+	var activeAt, confirmedAt time.Time
+	var js jetstream.JetStream
+	var closeNC func()
+	defer func() {
+		if closeNC != nil {
+			closeNC()
+		}
+	}()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	defer cancel()
+	n := int64(len(bl.ops))
+	err := waitFor(wctx, 20*time.Millisecond, func() (bool, error) {
+		if r.exited() {
+			return false, fmt.Errorf("rosetta dev exited: %v\n%s", r.waitErr, r.logTail())
+		}
+		active, confirmed, err := r.slotState(ctx, conn)
+		if err != nil {
+			return false, err
+		}
+		if active && activeAt.IsZero() {
+			activeAt = time.Now()
+		}
+		if confirmed >= end && confirmedAt.IsZero() {
+			confirmedAt = time.Now()
+		}
+		if r.dest == "postgres" {
+			return rowVisible(ctx, dconn, r.table, -1)
+		}
+		if confirmedAt.IsZero() {
+			return false, nil
+		}
+		if js == nil {
+			if js, closeNC, err = connectNATS(ctx, r.natsAddr); err != nil {
+				return false, fmt.Errorf("connect to rosetta's NATS: %w", err)
+			}
+		}
+		return consumerDrained(ctx, js, r.srcID, uint64(n))
+	})
+	if err != nil {
+		return measure{}, err
+	}
+	doneAt := time.Now()
+	m := newMeasure(n, doneAt.Sub(activeAt))
+	if confirmedAt.IsZero() {
+		confirmedAt = doneAt
+	}
+	m.CaptureInRun = confirmedAt.Sub(activeAt).Seconds()
+	m.CaptureInRunPerSecond = float64(n) / m.CaptureInRun
+	ru := r.stop()
+	var note string
+	if r.dest == "postgres" {
+		note, err = verifyPG(ctx, dconn, r.table, bl)
+	} else {
+		note, err = b.verifyDuck(r.duckPath, r.table, bl)
+	}
+	if err != nil {
+		return m, err
+	}
+	m.Note = fmt.Sprintf("from slot active (process start to slot active %.2fs); %s", activeAt.Sub(r.started).Seconds(), note)
+	m.setUsage(ru)
+	return m, nil
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+type results struct {
+	Started   time.Time         `json:"started"`
+	Finished  time.Time         `json:"finished"`
+	Machine   machine           `json:"machine"`
+	Changes   int               `json:"changes_per_backlog"`
+	Workloads []*workloadResult `json:"workloads"`
+	Latency   *latencyResult    `json:"latency,omitempty"`
+	Targets   []target          `json:"targets"`
+	Error     string            `json:"error,omitempty"`
+}
+
+type machine struct {
+	CPUs     int    `json:"cpus"`
+	CPUModel string `json:"cpu_model"`
+	MemoryMB int64  `json:"memory_mb"`
+	Kernel   string `json:"kernel"`
+	Go       string `json:"go"`
+	Postgres string `json:"postgres"`
+	Load     string `json:"load_at_start"`
+}
+
+type workloadResult struct {
+	Workload       workload `json:"workload"`
+	BacklogSeconds float64  `json:"backlog_build_seconds"`
+	MessageBytes   int      `json:"message_bytes,omitempty"`
+	// Ceilings.
+	RecvLogical  *measure `json:"pg_recvlogical,omitempty"`
+	DecodeLoop   *measure `json:"pglogrepl_loop,omitempty"`
+	JetStream    *measure `json:"jetstream_publish,omitempty"`
+	Copy         *measure `json:"copy_binary,omitempty"`
+	StagedUpsert *measure `json:"copy_staged_upsert,omitempty"`
+	// Rosetta.
+	Capture      *measure `json:"rosetta_capture_alone,omitempty"`
+	SinkPostgres *measure `json:"rosetta_sink_alone_postgres,omitempty"`
+	E2EPostgres  *measure `json:"rosetta_e2e_postgres,omitempty"`
+	E2EDuckDB    *measure `json:"rosetta_e2e_duckdb,omitempty"`
+}
+
+type target struct {
+	What   string  `json:"what"`
+	Value  float64 `json:"value"`
+	Target string  `json:"target"`
+	Met    bool    `json:"met"`
+}
+
+func newResults(changes int) *results {
+	r := &results{Started: time.Now().UTC(), Changes: changes}
+	r.Machine.CPUs = runtime.NumCPU()
+	r.Machine.Go = runtime.Version()
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				r.Machine.CPUModel = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.SplitN(string(data), "\n", 2)[0], "MemTotal: %d kB", &kb)
+		r.Machine.MemoryMB = kb / 1024
+	}
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		r.Machine.Kernel = strings.TrimSpace(string(data))
+	}
+	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
+		r.Machine.Load = strings.TrimSpace(string(data))
+	}
+	return r
+}
+
+func ratio(a, b *measure) string {
+	if a == nil || b == nil || b.PerSecond == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f", a.PerSecond/b.PerSecond)
+}
+
+func rate(m *measure) string {
+	if m == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", m.PerSecond)
+}
+
+func (r *results) evaluate() {
+	r.Targets = nil
+	add := func(what string, v float64, tgt string, met bool) {
+		r.Targets = append(r.Targets, target{What: what, Value: v, Target: tgt, Met: met})
+	}
+	for _, w := range r.Workloads {
+		if w.RecvLogical == nil {
+			continue
+		}
+		rl := w.RecvLogical.PerSecond
+		if w.Workload.Mix == "insert" && w.E2EPostgres != nil {
+			v := w.E2EPostgres.PerSecond / rl
+			add(w.Workload.Name+": end to end into PostgreSQL / pg_recvlogical", v, ">= 0.5", v >= 0.5)
+		}
+		if w.Workload.Mix == "insert" && w.Capture != nil {
+			v := w.Capture.PerSecond / rl
+			add(w.Workload.Name+": capture alone / pg_recvlogical", v, ">= 0.8", v >= 0.8)
+		}
+		if w.SinkPostgres != nil && w.StagedUpsert != nil {
+			v := w.SinkPostgres.PerSecond / w.StagedUpsert.PerSecond
+			add(w.Workload.Name+": sink apply / staged upsert", v, ">= 0.7", v >= 0.7)
+		}
+		for _, m := range []*measure{w.E2EPostgres, w.E2EDuckDB} {
+			if m != nil && m.PeakRSSMB > 0 {
+				add(w.Workload.Name+": rosetta dev peak RSS MB", m.PeakRSSMB, "<= 256", m.PeakRSSMB <= 256)
+			}
+		}
+	}
+	if r.Latency != nil {
+		for _, p := range r.Latency.Phases {
+			if p.OfferedPerSecond == 5000 {
+				add("p99 latency ms at 5k changes/s", p.EndToEnd.P99, "<= 100", p.EndToEnd.P99 <= 100)
+			}
+		}
+		if r.Latency.PeakRSSMB > 0 {
+			add("latency run: rosetta dev peak RSS MB", r.Latency.PeakRSSMB, "<= 256", r.Latency.PeakRSSMB <= 256)
+		}
+	}
+}
+
+func (r *results) print(out io.Writer) {
+	r.evaluate()
+	fmt.Fprintf(out, "\nrosetta bench — %d CPUs (%s), %d MB, load at start %s\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemoryMB, r.Machine.Load)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tchanges\trecvlogical/s\tpglogrepl/s\tjetstream/s\tcopy rows/s\tstaged/s\tcapture/s\t(÷recv)\tsink pg/s\t(÷staged)\te2e pg/s\t(÷recv)\te2e duck/s\t(÷recv)\tdev RSS MB\tdev CPU s/M\t")
+	for _, w := range r.Workloads {
+		var rss, cpu string
+		if w.E2EPostgres != nil {
+			rss = fmt.Sprintf("%.0f", w.E2EPostgres.PeakRSSMB)
+			cpu = fmt.Sprintf("%.1f", w.E2EPostgres.CPUSecPerMChgs)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", w.Workload.Name, w.Workload.Changes,
+			rate(w.RecvLogical), rate(w.DecodeLoop), rate(w.JetStream), rate(w.Copy), rate(w.StagedUpsert),
+			rate(w.Capture), ratio(w.Capture, w.RecvLogical), rate(w.SinkPostgres), ratio(w.SinkPostgres, w.StagedUpsert),
+			rate(w.E2EPostgres), ratio(w.E2EPostgres, w.RecvLogical), rate(w.E2EDuckDB), ratio(w.E2EDuckDB, w.RecvLogical), rss, cpu)
+	}
+	tw.Flush()
+	if l := r.Latency; l != nil {
+		fmt.Fprintln(out, "\nlatency (ms; source commit → destination visible, corrected for coordinated omission; commit → JetStream ack)")
+		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "offered/s\tachieved/s\tp50\tp95\tp99\tmax\tack p50\tack p95\tack p99\tack max\t")
+		for _, p := range l.Phases {
+			fmt.Fprintf(tw, "%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", p.OfferedPerSecond, p.AchievedPerSecond,
+				p.EndToEnd.P50, p.EndToEnd.P95, p.EndToEnd.P99, p.EndToEnd.Max, p.Ack.P50, p.Ack.P95, p.Ack.P99, p.Ack.Max)
+		}
+		tw.Flush()
+	}
+	if len(r.Targets) > 0 {
+		fmt.Fprintln(out, "\ntargets")
+		for _, t := range r.Targets {
+			mark := "MET"
+			if !t.Met {
+				mark = "NOT MET"
+			}
+			fmt.Fprintf(out, "  %-60s %8.2f  %-7s %s\n", t.What, t.Value, t.Target, mark)
+		}
+	}
+	if r.Error != "" {
+		fmt.Fprintln(out, "\nERROR:", r.Error)
+	}
+}
