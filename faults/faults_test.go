@@ -40,6 +40,8 @@ func TestFaults(t *testing.T) {
 	run("SourceCrashImmediate", testSourceCrashImmediate)
 	run("DestinationDown", testDestinationDown)
 	run("IdleWatchedTablesBusyUnwatched", testIdleWatchedTablesBusyUnwatched)
+	run("SlotInvalidated", testSlotInvalidated)
+	run("StreamFull", testStreamFull)
 	for i, name := range []string{"CaptureSource", "CaptureNATS", "SinkNATS", "SinkDestination"} {
 		run("StallAndReset"+name, testLinkFault(name, uint64(11+i)))
 	}
