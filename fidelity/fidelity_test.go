@@ -207,6 +207,9 @@ func TestFidelity(t *testing.T) {
 		CREATE TABLE fid_generated (id integer PRIMARY KEY, a integer, g integer GENERATED ALWAYS AS (a * 2) STORED);
 		CREATE TABLE fid_added (id integer PRIMARY KEY, v text);
 		CREATE TABLE fid_tx (id integer PRIMARY KEY, v text);
+		CREATE TABLE fid_drop (id integer PRIMARY KEY, a text, b text, c text);
+		CREATE TABLE fid_rename (id integer PRIMARY KEY, old_name text);
+		CREATE TABLE fid_late (id integer PRIMARY KEY, v text);
 		CREATE TABLE fid_part (id integer, region text, v text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
 		CREATE TABLE fid_part_eu PARTITION OF fid_part FOR VALUES IN ('eu');
 		CREATE TABLE fid_part_us PARTITION OF fid_part FOR VALUES IN ('us');
@@ -219,10 +222,11 @@ func TestFidelity(t *testing.T) {
 	duckPath := filepath.Join(e.dataDir, "fidelity.duckdb")
 	pgDest := e.createPostgresDestination("pg")
 	duckDest := e.createDuckDBDestination("duck", duckPath)
-	mainPipe := e.createPipeline("fidelity", []int64{pgDest, duckDest}, "public.fid_types", "public.fid_toast_default",
+	mainTables := []string{"public.fid_types", "public.fid_toast_default",
 		"public.fid_toast_full", "public.fid_parent", "public.fid_child", "public.fid_solo", "public.fid_alter",
 		"public.fid_xml_decl", "public.Fid Odd Tåble *>", "public.fid_generated", "public.fid_added", "public.fid_volatile",
-		"public.fid_tx", "public.fid_part", "public.fid_lpart_a")
+		"public.fid_tx", "public.fid_part", "public.fid_lpart_a", "public.fid_drop", "public.fid_rename"}
+	mainPipe := e.createPipeline("fidelity", []int64{pgDest, duckDest}, mainTables...)
 	// Values DuckDB cannot hold, each in its own pipeline and file: a
 	// refused change stops its destination (until the DLQ sets it aside).
 	refusals := []struct {
@@ -352,6 +356,9 @@ func TestFidelity(t *testing.T) {
 	e.waitEqual(30*time.Second, duckPath, alter)
 	e.checkAddedColumns(duckPath)
 	e.checkVolatileDefault(duckPath, mainPipe)
+	e.checkDropColumn(duckPath)
+	e.checkRenameColumn(duckPath, mainPipe)
+	e.checkLateTable(duckPath, mainPipe, "fidelity", []int64{pgDest, duckDest}, mainTables)
 
 	e.checkNarrowed(narrowPipe, filepath.Join(e.dataDir, "narrow.duckdb"))
 	for _, r := range refusals {
