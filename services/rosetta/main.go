@@ -10,11 +10,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
@@ -156,9 +159,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return o
 		}))
 	}
+	var devStore *configstore.Store
+	var devNATS *nats.Conn
 	switch cmd {
 	case "dev":
-		opts = append(opts, api.Module, capture.Module, sink.Module, backfill.Module)
+		opts = append(opts, api.Module, capture.Module, sink.Module, backfill.Module, fx.Populate(&devStore, &devNATS))
 	case "api":
 		opts = append(opts, api.Module)
 	case "capture":
@@ -178,7 +183,21 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("start %s: %w", cmd, err)
 	}
 	log.Info("rosetta running", "command", cmd, "api", s.HTTPAddr, "version", version)
+	stopProgress := func() {}
+	if cmd == "dev" {
+		printDevStartup(stderr, &s, devNATS)
+		pctx, cancelProgress := context.WithCancel(ctx)
+		progressDone := make(chan struct{})
+		// Owned here: stopped and waited for before the app (and the
+		// store it reads) stops.
+		go func() {
+			defer close(progressDone)
+			newDevProgress(devStore, stderr).run(pctx, 2*time.Second)
+		}()
+		stopProgress = func() { cancelProgress(); <-progressDone }
+	}
 	<-ctx.Done()
+	stopProgress()
 	log.Info("shutting down: draining in-flight work")
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancelStop()
@@ -206,4 +225,31 @@ func migrate(ctx context.Context, s *settings.Settings, log *slog.Logger) error 
 	}
 	log.Info("config db migrated")
 	return nil
+}
+
+// printDevStartup says what `rosetta dev` started, once it is up.
+func printDevStartup(w io.Writer, s *settings.Settings, nc *nats.Conn) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, progressPrefix+format+"\n", args...) }
+	p("config DB migrated (%s)", redactDSN(s.ConfigDSN))
+	if s.NATSURL == "" {
+		p("NATS up at %s (embedded; JetStream stored in %s)", nc.ConnectedUrl(), filepath.Join(s.DataDir, "nats"))
+	} else {
+		p("NATS connected at %s", nc.ConnectedUrl())
+	}
+	p("API listening on http://%s/api/v1", s.HTTPAddr)
+	p("capture, sinks and the backfill worker are running; progress follows here")
+}
+
+// redactDSN drops the password from a URL-form DSN; other forms are not
+// printed.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Host == "" {
+		return "DSN set by " + settings.EnvConfigDSN
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	u.RawQuery = ""
+	return u.String()
 }

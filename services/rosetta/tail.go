@@ -63,7 +63,7 @@ func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer, n
 		}
 		return err
 	}
-	return tail(ctx, opts, stdout)
+	return tail(ctx, opts, stdout, stderr)
 }
 
 func parseTailArgs(args []string, stderr io.Writer, now func() time.Time) (tailOptions, error) {
@@ -161,9 +161,11 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-// tail connects to NATS and prints changes until ctx ends or opts.Max
-// changes were printed.
-func tail(ctx context.Context, opts tailOptions, out io.Writer) error {
+// tail connects to NATS and prints changes to out until ctx ends or
+// opts.Max changes were printed. Started in the past (--since, --seq), it
+// reports on progress how far it is from the live end until it gets there;
+// progress never goes to out, so --json output stays clean.
+func tail(ctx context.Context, opts tailOptions, out, progress io.Writer) error {
 	nc, err := nats.Connect(opts.NATSURL, nats.Name("rosetta tail"), nats.Timeout(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("tail: connect to nats %s (set %s or --nats-url): %w", opts.NATSURL, settings.EnvNATSURL, err)
@@ -215,6 +217,14 @@ func tail(ctx context.Context, opts tailOptions, out io.Writer) error {
 	}()
 	defer it.Stop()
 
+	var catching *catchUp
+	if opts.Seq != 0 || !opts.Since.IsZero() {
+		var total uint64
+		if ci := cons.CachedInfo(); ci != nil {
+			total = ci.NumPending
+		}
+		catching = newCatchUp(progress, total, time.Now)
+	}
 	printed := 0
 	for {
 		msg, err := it.Next()
@@ -230,6 +240,15 @@ func tail(ctx context.Context, opts tailOptions, out io.Writer) error {
 		}
 		if err := printChange(out, msg.Data(), seq, opts.JSON); err != nil {
 			return err
+		}
+		if catching != nil {
+			var left uint64
+			if md, err := msg.Metadata(); err == nil {
+				left = md.NumPending
+			}
+			if catching.seen(left) {
+				catching = nil
+			}
 		}
 		printed++
 		if opts.Max > 0 && printed >= opts.Max {
@@ -361,4 +380,44 @@ func fullBefore(ch *contracts.Change) bool {
 		}
 	}
 	return true
+}
+
+// catchUp reports a tail started in the past catching up with the live
+// end of the stream: "catching up: N of M changes (x%)" at most once a
+// second, then "caught up" once it reaches the end.
+type catchUp struct {
+	w      io.Writer
+	now    func() time.Time
+	done   uint64
+	total  uint64
+	lastAt time.Time
+}
+
+// newCatchUp starts reporting; total is the changes the consumer had to
+// deliver when it was created. With none it says so and returns nil.
+func newCatchUp(w io.Writer, total uint64, now func() time.Time) *catchUp {
+	if total == 0 {
+		fmt.Fprintln(w, "tail: nothing to catch up from there; following live changes")
+		return nil
+	}
+	fmt.Fprintf(w, "tail: catching up: 0 of %s changes\n", thousands(int64(total)))
+	return &catchUp{w: w, now: now, total: total, lastAt: now()}
+}
+
+// seen counts one delivered change after which left more are waiting. It
+// returns true once caught up (and has said so); the caller stops calling.
+func (c *catchUp) seen(left uint64) bool {
+	c.done++
+	// Changes published meanwhile make the total grow.
+	c.total = max(c.total, c.done+left)
+	if left == 0 {
+		fmt.Fprintf(c.w, "tail: caught up after %s changes; following live changes\n", thousands(int64(c.done)))
+		return true
+	}
+	if now := c.now(); now.Sub(c.lastAt) >= time.Second {
+		c.lastAt = now
+		fmt.Fprintf(c.w, "tail: catching up: %s of %s changes (%d%%)\n", thousands(int64(c.done)), thousands(int64(c.total)),
+			c.done*100/c.total)
+	}
+	return false
 }

@@ -236,3 +236,76 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestTailCatchUp checks that a tail started in the past reports its
+// catching up on stderr, never on stdout: --json output stays one change
+// envelope per line.
+func TestTailCatchUp(t *testing.T) {
+	n := testkit.StartNATS(t)
+	_, js := n.Connect(t)
+	ctx := context.Background()
+	const src = 42
+	if _, err := natsx.EnsureSourceStream(ctx, js, src, natsx.StreamLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsx.EnsurePipelineConsumer(ctx, js, src, 1, 1, []natsx.Table{{Schema: "public", Name: "orders"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 30; i++ {
+		publish(t, js, testChange(src, "orders", contracts.OpCreate, i, contracts.FormatLSN(uint64(16*i))))
+	}
+	var out, stderr syncBuffer
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := tailCommand(tctx, []string{"42", "--nats-url", n.URL, "--seq", "1", "--json", "-n", "30"}, &out, &stderr, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 30 {
+		t.Fatalf("stdout has %d lines, want 30:\n%s", len(lines), out.String())
+	}
+	for _, l := range lines {
+		var ch contracts.Change
+		if err := json.Unmarshal([]byte(l), &ch); err != nil {
+			t.Fatalf("stdout line is not a change envelope: %v: %s", err, l)
+		}
+	}
+	want := "tail: catching up: 0 of 30 changes\n"
+	if got := stderr.String(); !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "tail: caught up after 30 changes; following live changes\n") {
+		t.Fatalf("stderr = %q", got)
+	}
+
+	// From the end: nothing to catch up.
+	stderr = syncBuffer{}
+	out = syncBuffer{}
+	tctx2, cancel2 := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel2()
+	if err := tailCommand(tctx2, []string{"42", "--nats-url", n.URL, "--seq", "31"}, &out, &stderr, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	if got := stderr.String(); got != "tail: nothing to catch up from there; following live changes\n" || out.String() != "" {
+		t.Fatalf("from the end: stderr %q, stdout %q", got, out.String())
+	}
+}
+
+// TestCatchUpCadence checks the intermediate lines: at most one a second,
+// with the total growing when changes arrive meanwhile.
+func TestCatchUpCadence(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	c := newCatchUp(&buf, 1000, func() time.Time { return now })
+	for i := 1; i <= 400; i++ {
+		if i%100 == 0 {
+			now = now.Add(600 * time.Millisecond)
+		}
+		if c.seen(uint64(1000 - i + i/200)) {
+			t.Fatal("caught up too early")
+		}
+	}
+	want := "tail: catching up: 0 of 1,000 changes\n" +
+		"tail: catching up: 200 of 1,001 changes (19%)\n" +
+		"tail: catching up: 400 of 1,002 changes (39%)\n"
+	if buf.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
+	}
+}
