@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 )
 
 // TestFaults runs every fault against its own deployment, at most three at
@@ -179,7 +180,7 @@ func testSIGKILLSinkRepeatedly(t *testing.T) {
 
 // (d) one of two sink instances of the destination is frozen (SIGSTOP)
 // while it holds a fetched batch, for longer than the consumer's ack wait
-// (natsx.ConsumerAckWait, 60s): JetStream redelivers the batch to the other
+// (natsx.ConsumerAckWait, 30s): JetStream redelivers the batch to the other
 // instance, which also applies everything newer. After SIGCONT the frozen
 // instance commits its stale batch late: the version guard must keep the
 // newer rows (no lost update) and nothing may be applied twice over a newer
@@ -214,7 +215,7 @@ func testSIGSTOPSinkPastAckWait(t *testing.T) {
 	frozen := time.Now()
 	time.Sleep(10 * time.Second) // writes continue while the sink is frozen
 	wl.paused.Store(true)
-	time.Sleep(70*time.Second - time.Since(frozen))
+	time.Sleep(natsx.ConsumerAckWait + 10*time.Second - time.Since(frozen))
 	if ci := w.consumerInfo(); ci != nil {
 		t.Logf("after %s frozen: %d unacked, %d of them due for redelivery, %d pending",
 			time.Since(frozen).Round(time.Second), ci.NumAckPending, ci.NumRedelivered, ci.NumPending)

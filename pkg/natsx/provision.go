@@ -87,8 +87,11 @@ type Table struct {
 }
 
 // ConsumerAckWait is how long a fetched, unacked change stays with one sink
-// before JetStream redelivers it. Sinks extend it while a batch is retried.
-const ConsumerAckWait = 60 * time.Second
+// before JetStream redelivers it: after a sink crash, its in-flight batch
+// waits this long before another instance (or its restart) gets it. Sinks
+// mark a batch in progress every third of it while they apply or retry
+// it (sinkrunner.Config.KeepAliveEvery), so a slow apply keeps its batch.
+const ConsumerAckWait = 30 * time.Second
 
 // PipelineConsumerConfig is the durable consumer of one pipeline destination,
 // filtered to the pipeline's tables. It starts at new messages: it is created

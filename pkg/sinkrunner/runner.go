@@ -85,7 +85,7 @@ type Config struct {
 	MaxBackoff time.Duration
 	// KeepAliveEvery is how often the messages of a batch being applied or
 	// retried are marked in progress, so JetStream does not redeliver them
-	// meanwhile (20s; a third of natsx.ConsumerAckWait).
+	// meanwhile (10s; a third of natsx.ConsumerAckWait).
 	KeepAliveEvery time.Duration
 	// ReportEvery throttles HEALTHY reports (2s).
 	ReportEvery time.Duration
@@ -111,7 +111,7 @@ func DefaultConfig() Config {
 		ApplyTimeout:   5 * time.Minute,
 		MinBackoff:     500 * time.Millisecond,
 		MaxBackoff:     30 * time.Second,
-		KeepAliveEvery: 20 * time.Second,
+		KeepAliveEvery: 10 * time.Second,
 		ReportEvery:    2 * time.Second,
 	}
 }
