@@ -293,7 +293,10 @@ func (w *world) startAudit() {
 }
 
 // auditIDs reads every message of the source's stream and returns how many
-// times each Nats-Msg-Id occurs.
+// times each change occurs, by its identity in the body
+// (contracts.MsgID of source, commit LSN and seq): a change stored twice
+// counts twice whatever its headers say. A message whose Nats-Msg-Id is
+// not that identity fails the test.
 func (w *world) auditIDs() map[string]int {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -312,6 +315,7 @@ func (w *world) auditIDs() map[string]int {
 	}
 	ids := map[string]int{}
 	var seen uint64
+	bad := 0
 	for seen < info.State.Msgs {
 		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
@@ -319,7 +323,16 @@ func (w *world) auditIDs() map[string]int {
 		}
 		n := 0
 		for m := range batch.Messages() {
-			ids[m.Headers().Get(jetstream.MsgIDHeader)]++
+			var ch contracts.Change
+			if err := json.Unmarshal(m.Data(), &ch); err != nil {
+				w.t.Fatalf("audit: undecodable message %s: %v", m.Subject(), err)
+			}
+			id := contracts.MsgID(ch.Source.SourceID, ch.Source.CommitLSN, ch.Source.Seq)
+			if h := m.Headers().Get(jetstream.MsgIDHeader); h != id && bad < 5 {
+				w.t.Errorf("audit: change %s published with Nats-Msg-Id %q", id, h)
+				bad++
+			}
+			ids[id]++
 			n++
 		}
 		if err := batch.Error(); err != nil {

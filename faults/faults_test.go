@@ -123,7 +123,7 @@ func testSIGKILLCaptureMidTransaction(t *testing.T) {
 	for id, n := range ids {
 		if n > 1 {
 			if dups < 5 {
-				t.Errorf("Nats-Msg-Id %s is %d times in the stream", id, n)
+				t.Errorf("change %s is %d times in the stream", id, n)
 			}
 			dups++
 		}
@@ -135,7 +135,7 @@ func testSIGKILLCaptureMidTransaction(t *testing.T) {
 		seqs[id[:i]] = append(seqs[id[:i]], seq)
 	}
 	if dups > 0 {
-		t.Errorf("%d message ids are in the stream more than once", dups)
+		t.Errorf("%d changes are in the stream more than once", dups)
 	}
 	// Every transaction's changes are in the stream without a gap.
 	for tx, s := range seqs {

@@ -21,12 +21,19 @@ var bins binaries
 // The Debian nats-server package (2.9) predates consumers with several
 // filter subjects, which every pipeline consumer uses, so it cannot serve
 // Rosetta; FAULTS_NATS_SERVER names another binary (2.10 or later).
-// FAULTS_RACE=1 builds rosetta with the race detector (slower).
+// FAULTS_RACE=1 builds rosetta with the race detector (slower);
+// FAULTS_ROSETTA=/path/to/rosetta uses that binary instead of building one
+// (the mutation experiments of docs/guarantees.md build a mutated binary
+// and revert the source at once, since others share the working tree).
 func TestMain(m *testing.M) {
-	bin, cleanup, err := testkit.BuildBinary("../services/rosetta", "rosetta", os.Getenv("FAULTS_RACE") != "")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	bin, cleanup := os.Getenv("FAULTS_ROSETTA"), func() {}
+	if bin == "" {
+		var err error
+		bin, cleanup, err = testkit.BuildBinary("../services/rosetta", "rosetta", os.Getenv("FAULTS_RACE") != "")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	}
 	bins.rosetta = bin
 	bins.natsServer = os.Getenv("FAULTS_NATS_SERVER")
