@@ -185,7 +185,31 @@ func ParseLSN(s string) (uint64, error) {
 
 // FormatLSN prints an LSN in PostgreSQL's "XXX/XXX" form.
 func FormatLSN(lsn uint64) string {
-	return fmt.Sprintf("%X/%X", uint32(lsn>>32), uint32(lsn))
+	var b [17]byte
+	return string(AppendLSN(b[:0], lsn))
+}
+
+// AppendLSN appends FormatLSN(lsn) to dst without allocating: capture
+// formats two LSNs per change.
+func AppendLSN(dst []byte, lsn uint64) []byte {
+	dst = appendHexUpper(dst, uint32(lsn>>32))
+	dst = append(dst, '/')
+	return appendHexUpper(dst, uint32(lsn))
+}
+
+func appendHexUpper(dst []byte, v uint32) []byte {
+	const digits = "0123456789ABCDEF"
+	var b [8]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = digits[v&0xF]
+		v >>= 4
+		if v == 0 {
+			break
+		}
+	}
+	return append(dst, b[i:]...)
 }
 
 // MsgID is the deterministic Nats-Msg-Id of a change: publishing the same

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/rosettacdc/rosetta/contracts"
 )
@@ -52,6 +53,11 @@ func ValueFromJSON(raw json.RawMessage) (Value, error) {
 			return Value{Null: true}, nil
 		}
 	case '"':
+		// Most strings need no unescaping: their content is the text.
+		// The result is what json.Unmarshal gives, without its cost.
+		if s, ok := plainString(raw); ok {
+			return Value{Text: s}, nil
+		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return Value{}, fmt.Errorf("decode json string value: %w", err)
@@ -72,6 +78,9 @@ func ValueFromJSON(raw json.RawMessage) (Value, error) {
 		return Value{Text: string(raw)}, nil
 	default:
 		if raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9' {
+			if validNumber(raw) {
+				return Value{Text: string(raw)}, nil
+			}
 			var n json.Number
 			if err := json.Unmarshal(raw, &n); err != nil {
 				return Value{}, fmt.Errorf("decode json number value: %w", err)
@@ -80,6 +89,68 @@ func ValueFromJSON(raw json.RawMessage) (Value, error) {
 		}
 	}
 	return Value{}, fmt.Errorf("decode json value %.40q: not a json value", raw)
+}
+
+// plainString returns the content of a JSON string literal that has no
+// escapes, no control characters and only valid UTF-8: exactly what
+// json.Unmarshal would return for it. ok is false for anything else.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	in := raw[1 : len(raw)-1]
+	ascii := true
+	for _, c := range in {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return "", false
+		}
+		if c >= utf8.RuneSelf {
+			ascii = false
+		}
+	}
+	if !ascii && !utf8.Valid(in) {
+		return "", false // json.Unmarshal replaces invalid bytes with U+FFFD
+	}
+	return string(in), true
+}
+
+// validNumber reports whether raw is a JSON number literal (RFC 8259:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?).
+func validNumber(raw []byte) bool {
+	i := 0
+	if i < len(raw) && raw[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	switch {
+	case i < len(raw) && raw[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(raw) && raw[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(raw) && (raw[i] == 'e' || raw[i] == 'E') {
+		i++
+		if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(raw)
 }
 
 // RowChange is the final state of one key of a table after a batch.
@@ -177,9 +248,15 @@ func Check(c *contracts.Change) error {
 
 // Decode parses and checks one message body.
 func Decode(data []byte) (contracts.Change, error) {
-	var c contracts.Change
-	if err := json.Unmarshal(data, &c); err != nil {
-		return contracts.Change{}, fmt.Errorf("decode change: %w", err)
+	// decodeFast reads what capture writes several times faster than
+	// json.Unmarshal, with the same result; anything else goes through
+	// json.Unmarshal.
+	c, ok := decodeFast(data)
+	if !ok {
+		c = contracts.Change{}
+		if err := json.Unmarshal(data, &c); err != nil {
+			return contracts.Change{}, fmt.Errorf("decode change: %w", err)
+		}
 	}
 	if err := Check(&c); err != nil {
 		return contracts.Change{}, fmt.Errorf("check change: %w", err)

@@ -15,6 +15,25 @@ import (
 // unchanged. Integers and booleans are decoded through pgx's type map so
 // that what reaches JSON is what PostgreSQL meant, not a re-spelling.
 func textValue(m *pgtype.Map, oid uint32, text []byte) (json.RawMessage, error) {
+	// Fast paths for what PostgreSQL prints (canonical decimal integers,
+	// t/f): the same result as pgx's codecs below, without their
+	// allocations. Anything else goes through pgx, which decides.
+	switch oid {
+	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID:
+		bits := 64
+		if oid == pgtype.Int2OID {
+			bits = 16
+		} else if oid == pgtype.Int4OID {
+			bits = 32
+		}
+		if v, err := strconv.ParseInt(string(text), 10, bits); err == nil {
+			return strconv.AppendInt(make([]byte, 0, len(text)), v, 10), nil
+		}
+	case pgtype.BoolOID:
+		if len(text) == 1 && (text[0] == 't' || text[0] == 'f') {
+			return strconv.AppendBool(nil, text[0] == 't'), nil
+		}
+	}
 	switch oid {
 	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.BoolOID:
 		t, ok := m.TypeForOID(oid)

@@ -180,7 +180,14 @@ func copyCeiling(ctx context.Context, s *server, db string, bl *backlog) (measur
 // batches of batchSize, collapsed per key, one transaction per batch. The
 // rate is source changes per second.
 func stagedCeiling(ctx context.Context, s *server, db string, bl *backlog, batchSize int) (measure, error) {
-	conn, err := s.connect(ctx, db)
+	// Planned at every execution, as the PostgreSQL driver does: a plan
+	// cached while the table was empty would scan it whole every batch.
+	cc, err := pgx.ParseConfig(s.dsn(db))
+	if err != nil {
+		return measure{}, err
+	}
+	cc.DefaultQueryExecMode = pgx.QueryExecModeExec
+	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		return measure{}, err
 	}

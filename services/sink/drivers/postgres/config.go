@@ -162,5 +162,13 @@ func (c Config) connConfig() (*pgx.ConnConfig, error) {
 	// text is read, and capture prints it under C.
 	cc.RuntimeParams["xmloption"] = "content"
 	cc.RuntimeParams["lc_monetary"] = "C"
+	// Every statement is planned when it runs (unnamed statements), not
+	// once per connection: the apply statements join the batch's staging
+	// table to the destination table, and a plan cached while that table
+	// was empty hashes the whole table on every later batch (measured:
+	// 240 ms per 1000-row batch at 300k rows, growing with the table)
+	// where a fresh plan probes the primary key. Planning costs well under
+	// a millisecond per statement.
+	cc.DefaultQueryExecMode = pgx.QueryExecModeExec
 	return cc, nil
 }

@@ -1,0 +1,372 @@
+package cdc
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/rosettacdc/rosetta/contracts"
+)
+
+// decodeFast parses a change envelope as capture writes it (compact, the
+// contract's field names, strings without escapes in names) in one pass.
+// It returns ok=false for anything else — an escape in a field name or a
+// structural value, an unknown or differently cased field, a null where a
+// struct field is expected, a number that is not an integer — and the
+// caller falls back to json.Unmarshal, so the result is always the one
+// json.Unmarshal gives. Row values are slices of one copy of data, as
+// json.RawMessage copies are.
+func decodeFast(data []byte) (contracts.Change, bool) {
+	p := parser{b: bytes.Clone(data)}
+	var c contracts.Change
+	// json.Unmarshal merges a repeated object field into the first; such
+	// input is left to it.
+	var seen uint16
+	once := func(bit uint16) bool {
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return true
+	}
+	ok := p.object(func(key []byte) bool {
+		switch string(key) {
+		case "v":
+			n, ok := p.int(0)
+			c.V = int(n)
+			return ok
+		case "op":
+			s, ok := p.str()
+			c.Op = contracts.Op(s)
+			return ok
+		case "source":
+			return once(1) && p.source(&c.Source)
+		case "columns":
+			return p.columns(&c.Columns)
+		case "key":
+			return once(2) && p.row(&c.Key)
+		case "before":
+			return once(4) && p.row(&c.Before)
+		case "after":
+			return once(8) && p.row(&c.After)
+		case "unchanged":
+			return p.strings(&c.Unchanged)
+		}
+		return false
+	})
+	if !ok || !p.end() {
+		return contracts.Change{}, false
+	}
+	return c, true
+}
+
+type parser struct {
+	b []byte
+	i int
+}
+
+func (p *parser) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) end() bool {
+	p.ws()
+	return p.i == len(p.b)
+}
+
+func (p *parser) byte(c byte) bool {
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *parser) peek() byte {
+	p.ws()
+	if p.i < len(p.b) {
+		return p.b[p.i]
+	}
+	return 0
+}
+
+// object reads {"k": v, …}, calling field for each key with the parser
+// at the value.
+func (p *parser) object(field func(key []byte) bool) bool {
+	if !p.byte('{') {
+		return false
+	}
+	if p.byte('}') {
+		return true
+	}
+	for {
+		k, ok := p.plain()
+		if !ok || !p.byte(':') || !field(k) {
+			return false
+		}
+		if p.byte(',') {
+			continue
+		}
+		return p.byte('}')
+	}
+}
+
+// plain reads a string without escapes or control characters, valid
+// UTF-8, returning its content (a slice of the buffer).
+func (p *parser) plain() ([]byte, bool) {
+	if !p.byte('"') {
+		return nil, false
+	}
+	start := p.i
+	ascii := true
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			s := p.b[start:p.i]
+			p.i++
+			if !ascii && !utf8.Valid(s) {
+				return nil, false
+			}
+			return s, true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+		p.i++
+	}
+	return nil, false
+}
+
+func (p *parser) str() (string, bool) {
+	s, ok := p.plain()
+	return string(s), ok
+}
+
+// literal reads the bytes of a number, true or false.
+func (p *parser) literal() []byte {
+	p.ws()
+	start := p.i
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		if c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+			break
+		}
+		p.i++
+	}
+	return p.b[start:p.i]
+}
+
+func (p *parser) int(bits int) (int64, bool) {
+	lit := p.literal()
+	if !validNumber(lit) {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(lit), 10, 64)
+	if err != nil || bits > 0 && (n < 0 || n >= 1<<bits) {
+		return 0, false
+	}
+	return n, true
+}
+
+func (p *parser) bool() (bool, bool) {
+	switch string(p.literal()) {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	return false, false
+}
+
+// value skips one JSON value and returns its bytes; nested objects and
+// arrays are checked by json.Valid.
+func (p *parser) value() ([]byte, bool) {
+	p.ws()
+	start := p.i
+	switch p.peek() {
+	case '"':
+		p.i++
+		for p.i < len(p.b) {
+			c := p.b[p.i]
+			if c == '"' {
+				p.i++
+				v := p.b[start:p.i]
+				if _, ok := plainString(v); ok {
+					return v, true
+				}
+				// Escapes: valid JSON is all a RawMessage needs.
+				return v, json.Valid(v)
+			}
+			if c == '\\' {
+				p.i++
+			}
+			p.i++
+		}
+		return nil, false
+	case '{', '[':
+		depth := 0
+		for p.i < len(p.b) {
+			switch c := p.b[p.i]; c {
+			case '"':
+				p.i++
+				for p.i < len(p.b) && p.b[p.i] != '"' {
+					if p.b[p.i] == '\\' {
+						p.i++
+					}
+					p.i++
+				}
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					p.i++
+					v := p.b[start:p.i]
+					return v, json.Valid(v)
+				}
+			}
+			p.i++
+		}
+		return nil, false
+	default:
+		v := p.literal()
+		switch string(v) {
+		case "null", "true", "false":
+			return v, true
+		}
+		return v, validNumber(v)
+	}
+}
+
+func (p *parser) source(s *contracts.Source) bool {
+	return p.object(func(key []byte) bool {
+		var ok bool
+		switch string(key) {
+		case "source_id":
+			s.SourceID, ok = p.int(0)
+		case "db":
+			s.Database, ok = p.str()
+		case "schema":
+			s.Schema, ok = p.str()
+		case "table":
+			s.Table, ok = p.str()
+		case "lsn":
+			s.LSN, ok = p.str()
+		case "commit_lsn":
+			s.CommitLSN, ok = p.str()
+		case "seq":
+			s.Seq, ok = p.int(0)
+		case "txid":
+			var n int64
+			n, ok = p.int(32)
+			s.TxID = uint32(n)
+		case "commit_time":
+			var v []byte
+			if v, ok = p.value(); ok && len(v) > 0 && v[0] == '"' {
+				ok = s.CommitTime.UnmarshalJSON(v) == nil
+			} else {
+				ok = false
+			}
+		case "snapshot":
+			s.Snapshot, ok = p.bool()
+		}
+		return ok
+	})
+}
+
+func (p *parser) columns(cols *[]contracts.Column) bool {
+	if !p.byte('[') {
+		return false
+	}
+	out := make([]contracts.Column, 0, 16)
+	if !p.byte(']') {
+		for {
+			var col contracts.Column
+			ok := p.object(func(key []byte) bool {
+				var ok bool
+				switch string(key) {
+				case "name":
+					col.Name, ok = p.str()
+				case "type":
+					col.Type, ok = p.str()
+				case "base_type":
+					col.BaseType, ok = p.str()
+				case "key":
+					col.Key, ok = p.bool()
+				case "existing_value":
+					var v []byte
+					if v, ok = p.value(); ok && string(v) != "null" {
+						col.ExistingValue = contracts.RawValue(v)
+					}
+				}
+				return ok
+			})
+			if !ok {
+				return false
+			}
+			out = append(out, col)
+			if p.byte(',') {
+				continue
+			}
+			if !p.byte(']') {
+				return false
+			}
+			break
+		}
+	}
+	*cols = out
+	return true
+}
+
+func (p *parser) row(r *contracts.Row) bool {
+	row := make(contracts.Row, 8)
+	ok := p.object(func(key []byte) bool {
+		v, ok := p.value()
+		if ok {
+			row[string(key)] = json.RawMessage(v)
+		}
+		return ok
+	})
+	if ok {
+		*r = row
+	}
+	return ok
+}
+
+func (p *parser) strings(out *[]string) bool {
+	if !p.byte('[') {
+		return false
+	}
+	var ss []string
+	if !p.byte(']') {
+		for {
+			s, ok := p.str()
+			if !ok {
+				return false
+			}
+			ss = append(ss, s)
+			if p.byte(',') {
+				continue
+			}
+			if !p.byte(']') {
+				return false
+			}
+			break
+		}
+	} else {
+		ss = []string{}
+	}
+	*out = ss
+	return true
+}
