@@ -18,6 +18,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/metrics"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/secrets"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
@@ -537,6 +538,18 @@ func testPipelines(t *testing.T, c *client) {
 		t.Fatalf("status page 2 = %+v", status)
 	}
 	c.wantError("GET", "/status?limit=0", nil, 422, "limit")
+	// The same numbers as Prometheus gauges; d2 (lag unknown) has none.
+	m := metrics.New()
+	if err := c.srv.recordLag(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if want := fmt.Sprintf("rosetta_destination_lag_bytes{destination_id=\"%d\",pipeline_id=\"%d\"} 11068\n", d1.ID, p.ID); !strings.Contains(rec.Body.String(), want) ||
+		!strings.Contains(rec.Body.String(), fmt.Sprintf("rosetta_destination_lag_seconds{destination_id=\"%d\",pipeline_id=\"%d\"} 12", d1.ID, p.ID)) ||
+		strings.Contains(rec.Body.String(), fmt.Sprintf("destination_id=\"%d\"", d2.ID)) {
+		t.Fatalf("lag gauges:\n%s", rec.Body.String())
+	}
 	c.must(200, "POST", path+"/pause", nil, &p)
 	if p.Status != "PAUSE" {
 		t.Fatalf("after pause: %+v", p)
