@@ -292,6 +292,7 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 	defer stop()
 	copied := job.RowsCopied
 	prog := newProgressLog(log, copied, job.RowsTotal, time.Now)
+	waitStart := time.Now()
 	for r := range batches {
 		if r.err != nil {
 			return src.Password, r.err
@@ -300,9 +301,15 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 		if len(b.Msgs) == 0 {
 			return src.Password, nil
 		}
+		// Where a batch's time goes (debug log): waiting for the reader
+		// (then reading is the bottleneck), publishing until every ack,
+		// and the checkpoint.
+		pubStart := time.Now()
+		readWait := pubStart.Sub(waitStart)
 		if err := pub.Publish(ctx, b); err != nil {
 			return src.Password, err
 		}
+		cpStart := time.Now()
 		// Checkpoint only now: JetStream acknowledged every row up to
 		// b.LastKey, and every earlier batch was checkpointed before
 		// this one was published. A crash before this re-reads the
@@ -315,7 +322,9 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 			configstore.Checkpoint{LastKey: snapshot.KeyJSON(b.LastKey), RowsCopied: copied}); err != nil {
 			return src.Password, err
 		}
-		log.Debug("backfill batch published", "rows", len(b.Msgs), "rows_copied", copied, "commit_lsn", b.ConsistentPoint)
+		log.Debug("backfill batch published", "rows", len(b.Msgs), "rows_copied", copied, "commit_lsn", b.ConsistentPoint,
+			"read_wait", readWait, "publish", cpStart.Sub(pubStart), "checkpoint", time.Since(cpStart))
+		waitStart = time.Now()
 		prog.copied(copied)
 	}
 	return src.Password, ctx.Err()
