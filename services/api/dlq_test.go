@@ -87,7 +87,7 @@ func TestDLQAPI(t *testing.T) {
 			} `json:"destinations"`
 		}
 		c.must(200, "GET", fmt.Sprintf("/pipelines/%d", p.ID), nil, &detail)
-		if len(detail.Destinations) != 1 || detail.Destinations[0].Health != "UNKNOWN" {
+		if len(detail.Destinations) != 1 || detail.Destinations[0].Health != "PAUSED" { // a new pipeline is paused
 			t.Fatalf("detail = %+v", detail)
 		}
 		sum := detail.Destinations[0].DLQ
