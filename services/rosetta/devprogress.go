@@ -196,6 +196,14 @@ func (d *devProgress) job(p configstore.Pipeline, j configstore.BackfillJob) {
 		if s := now.Sub(jp.firstAt).Seconds(); s > 0 {
 			rate = float64(j.RowsCopied-jp.firstRows) / s
 		}
+		if j.RowsCopied == 0 {
+			if j.RowsTotal != nil {
+				d.printf("%s: started, about %s rows", what, thousands(*j.RowsTotal))
+			} else {
+				d.printf("%s: started", what)
+			}
+			return
+		}
 		d.printf("%s", jobLine(what, j.RowsCopied, j.RowsTotal, rate))
 	case configstore.JobPending:
 		if _, ok := d.jobs[j.ID]; !ok {

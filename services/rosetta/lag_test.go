@@ -10,7 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -201,26 +201,31 @@ func TestDevProgressAndLag(t *testing.T) {
 		t.Fatalf("no applied commit LSN reported: %s", s)
 	}
 
-	// Writes continue while the destination is down.
-	ctx, stopWriting := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var written int64 = 3000
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	// The source takes a write every 50ms while writing runs.
+	var lastID atomic.Int64
+	lastID.Store(3000)
+	startWriting := func() (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
 		conn := pg.Connect(t, srcDB)
-		for ctx.Err() == nil {
-			if _, err := conn.Exec(ctx, "INSERT INTO public.orders VALUES ($1, 'live')", written+1); err != nil {
-				if ctx.Err() == nil {
-					t.Errorf("insert: %v", err)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for ctx.Err() == nil {
+				if _, err := conn.Exec(ctx, "INSERT INTO public.orders VALUES ($1, 'live')", lastID.Add(1)); err != nil {
+					if ctx.Err() == nil {
+						t.Errorf("insert: %v", err)
+					}
+					return
 				}
-				return
+				time.Sleep(50 * time.Millisecond)
 			}
-			written++
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
-	defer func() { stopWriting(); wg.Wait() }()
+		}()
+		return func() { cancel(); <-done }
+	}
+
+	// Writes continue while the destination is down.
+	stopWriting := startWriting()
+	defer stopWriting()
 	time.Sleep(time.Second)
 	if err := dstPG.Stop("fast"); err != nil {
 		t.Fatal(err)
@@ -276,7 +281,6 @@ func TestDevProgressAndLag(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	stopWriting()
-	wg.Wait()
 	s = waitStatus("caught up after the destination came back", 90*time.Second, caughtUp)
 	t.Logf("after the outage: %s", s)
 	if s.Throughput <= 0 {
@@ -284,6 +288,30 @@ func TestDevProgressAndLag(t *testing.T) {
 	}
 	waitLine(fmt.Sprintf("pipeline %d (orders) -> destination %d (warehouse): ERROR: ", pipe.ID, dst.ID), time.Second)
 	waitLine(fmt.Sprintf("pipeline %d (orders) -> destination %d (warehouse): recovered, HEALTHY", pipe.ID, dst.ID), 10*time.Second)
+
+	// A slow destination: a transaction holds a lock on the table, so the
+	// sink's apply waits without failing. Past --lag-threshold 3s the
+	// destination is LAGGING, with the reason, although the sink reports
+	// no error; once the lock is gone it catches up.
+	lockConn := dstPG.Connect(t, dstDB)
+	lockTx, err := lockConn.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockTx.Exec(context.Background(), "LOCK TABLE public.orders IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	stopWriting = startWriting()
+	s = waitStatus("LAGGING behind a locked destination table", 30*time.Second, func(s destStatus) bool {
+		return s.Health == "LAGGING" && strings.Contains(s.Reason, " s behind, ") && strings.HasSuffix(s.Reason, " changes pending") &&
+			s.LagSeconds != nil && *s.LagSeconds > 3
+	})
+	t.Logf("slow destination: %s", s)
+	stopWriting()
+	if err := lockTx.Rollback(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = waitStatus("caught up after the lock was released", 60*time.Second, caughtUp)
 
 	// Counted in the source, not by the writer: an insert cancelled by
 	// stopWriting may still have committed.
