@@ -181,7 +181,7 @@ func (s *stream) publish(ctx context.Context, c *contracts.Change) error {
 		return fmt.Errorf("change of %s.%s at %s is %d bytes, more than the NATS server's max_payload (%d): raise max_payload",
 			c.Source.Schema, c.Source.Table, c.Source.LSN, len(body), s.maxPayload)
 	}
-	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{"X-Mutation-Id": []string{id}}}
+	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
 	f, err := s.pub.PublishMsgAsync(msg)
 	if err != nil {
 		return fmt.Errorf("publish %s %s: %w", subject, id, err)
