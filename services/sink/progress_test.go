@@ -111,3 +111,38 @@ func TestProgress(t *testing.T) {
 		t.Fatalf("removed pair still tracked")
 	}
 }
+
+// TestProgressConcurrent has runners of several pairs record while the
+// manager flushes (run it with -race).
+func TestProgressConcurrent(t *testing.T) {
+	p := newProgress(nil)
+	rec := &progressRecorder{gone: map[pairKey]bool{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.run(ctx, rec, time.Millisecond, quietLog())
+	}()
+	var wg sync.WaitGroup
+	for d := int64(1); d <= 4; d++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := uint64(1); i <= 500; i++ {
+				p.BatchApplied(1, d, []contracts.Change{change(contracts.OpCreate, 1, "t", i, int(i), "x")}, 0)
+			}
+		}()
+	}
+	wg.Wait()
+	cancel()
+	<-done
+	newest := map[int64]string{}
+	for _, r := range rec.take() {
+		newest[r.DestinationID] = r.AppliedCommitLSN
+	}
+	for d := int64(1); d <= 4; d++ {
+		if newest[d] != contracts.FormatLSN(500) {
+			t.Errorf("destination %d: last report %q, want %s (the final flush must record it)", d, newest[d], contracts.FormatLSN(500))
+		}
+	}
+}
