@@ -58,6 +58,9 @@ func ValueFromJSON(raw json.RawMessage) (Value, error) {
 		if s, ok := plainString(raw); ok {
 			return Value{Text: s}, nil
 		}
+		if s, ok := unescapeSimple(raw); ok {
+			return Value{Text: s}, nil
+		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return Value{}, fmt.Errorf("decode json string value: %w", err)
@@ -112,6 +115,57 @@ func plainString(raw []byte) (string, bool) {
 		return "", false // json.Unmarshal replaces invalid bytes with U+FFFD
 	}
 	return string(in), true
+}
+
+// unescapeSimple decodes a JSON string literal whose escapes are all of
+// the one-character kind (\" \\ \/ \b \f \n \r \t) and whose other bytes are
+// valid UTF-8 without control characters: exactly what json.Unmarshal
+// returns for it (jsonb and json values are full of \"). ok is false for
+// \u escapes and anything else.
+func unescapeSimple(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	in := raw[1 : len(raw)-1]
+	out := make([]byte, 0, len(in))
+	ascii := true
+	for i := 0; i < len(in); i++ {
+		c := in[i]
+		switch {
+		case c == '\\':
+			i++
+			if i == len(in) {
+				return "", false
+			}
+			switch in[i] {
+			case '"', '\\', '/':
+				out = append(out, in[i])
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			default:
+				return "", false
+			}
+		case c < 0x20 || c == '"':
+			return "", false
+		default:
+			if c >= utf8.RuneSelf {
+				ascii = false
+			}
+			out = append(out, c)
+		}
+	}
+	if !ascii && !utf8.Valid(out) {
+		return "", false
+	}
+	return string(out), true
 }
 
 // validNumber reports whether raw is a JSON number literal (RFC 8259:

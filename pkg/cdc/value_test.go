@@ -29,7 +29,8 @@ func slowValue(raw []byte) (Value, bool) {
 // or not, give what json.Unmarshal gives (value, or an error).
 func TestValueFromJSONFastPathsEqualUnmarshal(t *testing.T) {
 	cases := []string{`""`, `"plain"`, `"caf\u00e9"`, "\"café\"", "\"bad \xff\"", "\"tab\there\"", `"quote \" in"`,
-		`"back\\slash"`, `"unterminated`, `"a"b"`, `"😀"`, "\"\xed\xa0\x80\"",
+		`"back\\slash"`, `"{\"sku\": \"A\", \"n\": [1, 2]}"`, `"a\/b\b\f\n\r\t"`, `"\u00e9 and \""`, `"end\"`, `"bad \x"`,
+		"\"\xc3\\n\xa9\"", "\"caf\xc3\xa9 \\\"q\\\"\"", `"unterminated`, `"a"b"`, `"😀"`, "\"\xed\xa0\x80\"",
 		`0`, `-0`, `12`, `-12`, `1.5`, `1e10`, `1E+2`, `-1.25e-3`, `01`, `1.`, `.5`, `-`, `1e`, `1.5.5`, `+1`, `1x`, `12345678901234567890123`}
 	rng := rand.New(rand.NewPCG(5, 6))
 	for i := 0; i < 5000; i++ {

@@ -74,7 +74,9 @@ type Config struct {
 	SourceID      int64
 	// BatchSize is the most messages fetched and applied at once (1000).
 	BatchSize int
-	// BatchWait is how long a fetch waits to fill a batch (200ms).
+	// BatchWait is how long a fetch waits to fill a batch (50ms): the
+	// longest a change waits for others to join its batch, so it bounds
+	// the latency batching adds.
 	BatchWait time.Duration
 	// ApplyTimeout bounds one Apply call (5m).
 	ApplyTimeout time.Duration
@@ -107,7 +109,7 @@ type Observer interface {
 func DefaultConfig() Config {
 	return Config{
 		BatchSize:      1000,
-		BatchWait:      200 * time.Millisecond,
+		BatchWait:      50 * time.Millisecond,
 		ApplyTimeout:   5 * time.Minute,
 		MinBackoff:     500 * time.Millisecond,
 		MaxBackoff:     30 * time.Second,

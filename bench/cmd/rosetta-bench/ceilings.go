@@ -265,7 +265,8 @@ func stagedCeiling(ctx context.Context, s *server, db string, bl *backlog, batch
 // stream configured like a source's, on an embedded server in this
 // process, and waits for every ack.
 func jetstreamCeiling(ctx context.Context, dir string, n int64, size int) (measure, error) {
-	e, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Dir: dir, Port: -1}, nil)
+	// Fsync every second, as rosetta dev's embedded server by default.
+	e, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Dir: dir, Port: -1, SyncInterval: time.Second}, nil)
 	if err != nil {
 		return measure{}, err
 	}
@@ -288,14 +289,31 @@ func jetstreamCeiling(ctx context.Context, dir string, n int64, size int) (measu
 	for i := range body {
 		body[i] = 'a' + byte(i%26)
 	}
+	// Like capture: at most a window of unacknowledged publishes, waiting
+	// for the oldest when it is full.
+	const window = 4096
+	pending := make([]jetstream.PubAckFuture, 0, n)
+	oldest := 0
 	start := time.Now()
 	for i := int64(0); i < n; i++ {
+		for len(pending)-oldest >= window {
+			select {
+			case <-pending[oldest].Ok():
+			case err := <-pending[oldest].Err():
+				return measure{}, fmt.Errorf("publish: %w", err)
+			case <-ctx.Done():
+				return measure{}, ctx.Err()
+			}
+			oldest++
+		}
 		msg := nats.NewMsg("rosetta.cdc.999.public.t.0")
 		msg.Data = body
 		msg.Header.Set(jetstream.MsgIDHeader, "999:"+strconv.FormatInt(i, 10))
-		if _, err := pub.PublishMsgAsync(msg); err != nil {
+		f, err := pub.PublishMsgAsync(msg)
+		if err != nil {
 			return measure{}, fmt.Errorf("publish: %w", err)
 		}
+		pending = append(pending, f)
 	}
 	select {
 	case <-pub.PublishAsyncComplete():
