@@ -21,7 +21,8 @@ build:
 test: deps
 	@set -o pipefail; $(GO) test $(TEST_FLAGS) -json ./... | $(GO) run ./scripts/testsummary
 
-# The fault suite (real processes killed, stopped and restarted; docs/faults.md)
+# The fault suite (real processes killed, stopped and restarted, links stalled;
+# docs/guarantees.md, docs/faults.md)
 # and the type-fidelity suite also run under `make test`; these run them alone.
 test-faults: deps
 	$(GO) test -count=1 -timeout 15m -v ./faults/
