@@ -33,6 +33,7 @@ func Module(s *settings.Settings) fx.Option {
 	opts := []fx.Option{
 		fx.Supply(s),
 		fx.Provide(newStore, newNATS, newObservability, newMetrics, newWALStore),
+		fx.Invoke(applyMemoryLimit),
 	}
 	if s.RedisURL != "" {
 		opts = append(opts, fx.Provide(newRedis))
