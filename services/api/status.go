@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -40,6 +41,9 @@ type lagInput struct {
 	// consumer: changes in the stream it has not acked. Nil when unknown
 	// (NATS did not answer, or the consumer does not exist yet).
 	Pending *int64
+	// OldestPending is the source commit time of the oldest change the
+	// consumer has not acked; zero when unknown or nothing is pending.
+	OldestPending time.Time
 	// SourceLSN is the newest known WAL position of the source (see
 	// configstore.LagSources); 0 when unknown.
 	SourceLSN uint64
@@ -59,10 +63,11 @@ type lagStatus struct {
 // computeLag derives health and lag. It is pure so that every rule is table
 // tested:
 //
-//   - lag_seconds is now minus the source commit time of the newest change
-//     the destination applied, but 0 when the consumer has nothing pending:
-//     a source with no new changes is not lag. Unknown (nil) while nothing
-//     was applied yet and changes are pending.
+//   - lag_seconds is 0 when the consumer has nothing pending: a source with
+//     no new changes is not lag. Otherwise it is now minus the source commit
+//     time of the oldest change not yet applied when that is known, else of
+//     the newest change applied (which overstates after a long idle
+//     period); unknown (nil) when neither is.
 //   - lag_bytes is the source's newest known WAL position minus the commit
 //     LSN of that change, 0 when nothing is pending; nil when either is
 //     unknown.
@@ -79,8 +84,12 @@ func computeLag(in lagInput, now time.Time, threshold time.Duration) lagStatus {
 	case caughtUp:
 		out.LagSeconds, out.LagBytes = ptrTo(0.0), ptrTo(int64(0))
 	default:
-		if !in.Progress.AppliedCommitTime.IsZero() {
-			s := math.Max(0, now.Sub(in.Progress.AppliedCommitTime).Seconds())
+		since := in.Progress.AppliedCommitTime
+		if !in.OldestPending.IsZero() {
+			since = in.OldestPending
+		}
+		if !since.IsZero() {
+			s := math.Max(0, now.Sub(since).Seconds())
 			out.LagSeconds = ptrTo(math.Round(s*10) / 10)
 		}
 		if applied, err := contracts.ParseLSN(in.Progress.AppliedCommitLSN); err == nil && in.Progress.AppliedCommitLSN != "" && in.SourceLSN != 0 {
@@ -158,9 +167,16 @@ func thousands(n int64) string {
 
 func ptrTo[T any](v T) *T { return &v }
 
-// consumerPending is NumPending + NumAckPending of the pipeline
-// destination's durable consumer, or nil when NATS does not say.
-func (s *Server) consumerPending(ctx context.Context, sourceID, pipelineID, destinationID int64) *int64 {
+// maxOldestLookups bounds the stream reads that find a consumer's oldest
+// pending change: one per filter subject (table) of the consumer, or one
+// over the whole source when it follows more tables than this.
+const maxOldestLookups = 8
+
+// consumerBacklog reads the pipeline destination's durable consumer: its
+// pending count (NumPending + NumAckPending), nil when NATS does not say,
+// and the source commit time of the oldest change it has not acked, zero
+// when nothing is pending or it cannot be read.
+func (s *Server) consumerBacklog(ctx context.Context, sourceID, pipelineID, destinationID int64) (*int64, time.Time) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.HealthTimeout)
 	defer cancel()
 	c, err := s.js.Consumer(ctx, contracts.StreamName(sourceID), contracts.ConsumerName(pipelineID, destinationID))
@@ -168,11 +184,58 @@ func (s *Server) consumerPending(ctx context.Context, sourceID, pipelineID, dest
 		if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			s.log.Debug("read consumer info", "pipeline", pipelineID, "destination", destinationID, "error", err)
 		}
-		return nil
+		return nil, time.Time{}
 	}
 	ci := c.CachedInfo()
 	n := int64(ci.NumPending) + int64(ci.NumAckPending)
-	return &n
+	if n == 0 {
+		return &n, time.Time{}
+	}
+	return &n, s.oldestPending(ctx, sourceID, ci)
+}
+
+// oldestPending is the commit time of the first change after the
+// consumer's ack floor that its filters select: every change before it is
+// acked, so it is the oldest one the destination may not have (a later one
+// may be acked already; the time is then a little older than the truth).
+// Zero when it cannot be read.
+func (s *Server) oldestPending(ctx context.Context, sourceID int64, ci *jetstream.ConsumerInfo) time.Time {
+	stream, err := s.js.Stream(ctx, contracts.StreamName(sourceID))
+	if err != nil {
+		return time.Time{}
+	}
+	filters := ci.Config.FilterSubjects
+	if ci.Config.FilterSubject != "" {
+		filters = append(filters, ci.Config.FilterSubject)
+	}
+	if len(filters) == 0 || len(filters) > maxOldestLookups {
+		filters = []string{contracts.SourceFilter(sourceID)}
+	}
+	var first *jetstream.RawStreamMsg
+	for _, f := range filters {
+		m, err := stream.GetMsg(ctx, ci.AckFloor.Stream+1, jetstream.WithGetMsgSubject(f))
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrMsgNotFound) {
+				s.log.Debug("read oldest pending change", "consumer", ci.Name, "filter", f, "error", err)
+			}
+			continue
+		}
+		if first == nil || m.Sequence < first.Sequence {
+			first = m
+		}
+	}
+	if first == nil {
+		return time.Time{}
+	}
+	var env struct {
+		Source struct {
+			CommitTime time.Time `json:"commit_time"`
+		} `json:"source"`
+	}
+	if err := json.Unmarshal(first.Data, &env); err != nil {
+		return time.Time{}
+	}
+	return env.Source.CommitTime
 }
 
 // destinationStatuses builds the view of every state in states (all of
@@ -197,9 +260,11 @@ func (s *Server) destinationStatuses(ctx context.Context, p configstore.Pipeline
 		if src.LSN != 0 {
 			v.SourceLSN = contracts.FormatLSN(src.LSN)
 		}
+		pending, oldest := s.consumerBacklog(ctx, p.SourceID, p.ID, st.DestinationID)
 		ls := computeLag(lagInput{
+			Pending: pending, OldestPending: oldest,
 			Reported: st.Health, LastError: st.LastError, Paused: p.Status != configstore.StatusStart,
-			Progress: st.Progress, Pending: s.consumerPending(ctx, p.SourceID, p.ID, st.DestinationID), SourceLSN: src.LSN,
+			Progress: st.Progress, SourceLSN: src.LSN,
 		}, now, s.cfg.LagThreshold)
 		v.Health, v.Reason = string(ls.Health), ls.Reason
 		v.LagSeconds, v.LagBytes, v.Pending, v.Throughput = ls.LagSeconds, ls.LagBytes, ls.Pending, ls.Throughput

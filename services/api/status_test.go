@@ -1,11 +1,18 @@
 package api
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
+	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
 // TestComputeLag is the table of health and lag rules (computeLag).
@@ -67,6 +74,18 @@ func TestComputeLag(t *testing.T) {
 		in:         lagInput{Reported: configstore.HealthUnknown, Pending: n(5), SourceLSN: 0x5000},
 		wantHealth: configstore.HealthUnknown, wantReason: "no sink has reported on this destination yet (5 changes pending)",
 	}, {
+		name: "the oldest pending change, when known, measures the lag (not a last change applied long ago)",
+		in: lagInput{Reported: configstore.HealthHealthy, Progress: applied(3*time.Hour, 0x1000), Pending: n(3),
+			OldestPending: now.Add(-5 * time.Second), SourceLSN: 0x1100},
+		wantHealth:  configstore.HealthHealthy,
+		wantSeconds: ptrTo(5.0), wantBytes: n(0x100), wantTput: 7.5,
+	}, {
+		name:        "nothing applied yet but the oldest pending change is known: its age is the lag",
+		in:          lagInput{Reported: configstore.HealthHealthy, Pending: n(5), OldestPending: now.Add(-90 * time.Second)},
+		wantHealth:  configstore.HealthLagging,
+		wantReason:  "90 s behind, 5 changes pending",
+		wantSeconds: ptrTo(90.0),
+	}, {
 		name:        "NATS did not answer: lag from the last applied change, pending unknown",
 		in:          lagInput{Reported: configstore.HealthHealthy, Progress: applied(5*time.Second, 0x1000), SourceLSN: 0x1000},
 		wantHealth:  configstore.HealthHealthy,
@@ -127,4 +146,87 @@ func show[T any](p *T) any {
 		return "null"
 	}
 	return *p
+}
+
+// testLagFromStream checks lag_seconds against a real JetStream consumer:
+// with changes pending it is the age of the oldest change not acked (not
+// of the last change applied, two minutes ago here), it follows the ack
+// floor, and it is 0 once everything is acked. Its own NATS keeps its
+// stream apart from the other subtests' (their ids are the same).
+func testLagFromStream(t *testing.T, f *fixture) {
+	_, js := testkit.StartNATS(t).Connect(t)
+	c := newClient(t, f, js, nil)
+	ctx := context.Background()
+	var src, d idView
+	var p pipelineView
+	c.must(201, "POST", "/sources", c.sourceBody("src"), &src)
+	c.must(201, "POST", "/destinations", c.pgDestBody("d"), &d)
+	c.must(201, "POST", "/pipelines", map[string]any{"name": "p", "source_id": src.ID, "destination_ids": []int64{d.ID},
+		"tables": []string{"public.orders", "public.customers"}}, &p)
+	c.must(200, "POST", fmt.Sprintf("/pipelines/%d/start", p.ID), nil, nil)
+	if _, err := natsx.EnsureSourceStream(ctx, js, src.ID, natsx.StreamLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := natsx.EnsurePipelineConsumer(ctx, js, src.ID, p.ID, d.ID,
+		[]natsx.Table{{Schema: "public", Name: "orders"}, {Schema: "public", Name: "customers"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.store.SetDestinationState(ctx, configstore.DestinationState{PipelineID: p.ID, DestinationID: d.ID, Health: configstore.HealthHealthy}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.store.SetDestinationProgress(ctx, configstore.DestinationProgress{PipelineID: p.ID, DestinationID: d.ID,
+		AppliedCommitLSN: "0/100", AppliedCommitTime: time.Now().Add(-2 * time.Minute), At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(table string, lsn uint64, age time.Duration) {
+		t.Helper()
+		ch := contracts.Change{V: contracts.EnvelopeVersion, Op: contracts.OpCreate, Source: contracts.Source{SourceID: src.ID,
+			Schema: "public", Table: table, CommitLSN: contracts.FormatLSN(lsn), Seq: 1, CommitTime: time.Now().Add(-age)}}
+		data, _ := json.Marshal(ch)
+		if _, err := js.Publish(ctx, contracts.ChangeSubject(src.ID, "public", table, 0), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An unwatched table's change first: it is not this consumer's.
+	publish("other", 0x150, 10*time.Minute)
+	publish("customers", 0x200, 30*time.Second)
+	publish("orders", 0x300, 10*time.Second)
+	get := func() destinationStateView {
+		t.Helper()
+		var detail pipelineDetail
+		c.must(200, "GET", fmt.Sprintf("/pipelines/%d", p.ID), nil, &detail)
+		return detail.Destinations[0]
+	}
+	ds := get()
+	if ds.Pending == nil || *ds.Pending != 2 || ds.LagSeconds == nil || *ds.LagSeconds < 29 || *ds.LagSeconds > 40 || ds.Health != "HEALTHY" {
+		t.Fatalf("with two changes pending, the oldest 30s old: %+v (lag %v)", ds, show(ds.LagSeconds))
+	}
+	// Apply (ack) the first: the oldest pending is now 10s old.
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds = get()
+	if ds.Pending == nil || *ds.Pending != 1 || ds.LagSeconds == nil || *ds.LagSeconds < 9 || *ds.LagSeconds > 20 {
+		t.Fatalf("with one change pending, 10s old: %+v (lag %v)", ds, show(ds.LagSeconds))
+	}
+	batch, err = cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds = get()
+	if ds.Pending == nil || *ds.Pending != 0 || ds.LagSeconds == nil || *ds.LagSeconds != 0 || ds.Health != "HEALTHY" {
+		t.Fatalf("with nothing pending: %+v (lag %v)", ds, show(ds.LagSeconds))
+	}
 }
