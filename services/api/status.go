@@ -124,7 +124,11 @@ func computeLag(in lagInput, now time.Time, threshold time.Duration) lagStatus {
 // that is known and not zero.
 func describeLag(seconds *float64, pending *int64) string {
 	var parts []string
-	if seconds != nil && *seconds > 0 {
+	switch {
+	case seconds == nil || *seconds <= 0:
+	case *seconds < 0.5:
+		parts = append(parts, "under 1 s behind")
+	default:
 		parts = append(parts, thousands(int64(math.Round(*seconds)))+" s behind")
 	}
 	if pending != nil && *pending > 0 {

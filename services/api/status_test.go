@@ -86,6 +86,12 @@ func TestComputeLag(t *testing.T) {
 		wantReason:  "90 s behind, 5 changes pending",
 		wantSeconds: ptrTo(90.0),
 	}, {
+		name:        "an error a moment after the last change: under 1 s behind",
+		in:          lagInput{Reported: configstore.HealthError, LastError: "down", Pending: n(4), OldestPending: now.Add(-300 * time.Millisecond)},
+		wantHealth:  configstore.HealthError,
+		wantReason:  "down (under 1 s behind, 4 changes pending)",
+		wantSeconds: ptrTo(0.3),
+	}, {
 		name:        "NATS did not answer: lag from the last applied change, pending unknown",
 		in:          lagInput{Reported: configstore.HealthHealthy, Progress: applied(5*time.Second, 0x1000), SourceLSN: 0x1000},
 		wantHealth:  configstore.HealthHealthy,
