@@ -210,6 +210,7 @@ func TestFidelity(t *testing.T) {
 		CREATE TABLE fid_drop (id integer PRIMARY KEY, a text, b text, c text);
 		CREATE TABLE fid_rename (id integer PRIMARY KEY, old_name text);
 		CREATE TABLE fid_late (id integer PRIMARY KEY, v text);
+		CREATE TABLE fid_widen (id integer PRIMARY KEY, n numeric(10,1), s varchar(3), i integer);
 		CREATE TABLE fid_part (id integer, region text, v text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
 		CREATE TABLE fid_part_eu PARTITION OF fid_part FOR VALUES IN ('eu');
 		CREATE TABLE fid_part_us PARTITION OF fid_part FOR VALUES IN ('us');
@@ -245,6 +246,7 @@ func TestFidelity(t *testing.T) {
 	// destination column arrive, one that does not is refused by both.
 	narrowPipe := e.createPipeline("narrow", []int64{e.createPostgresDestination("pg-narrow"),
 		e.createDuckDBDestination("duck-narrow", filepath.Join(e.dataDir, "narrow.duckdb"))}, "public.fid_narrow")
+	e.createPipeline("widen", []int64{e.createPostgresDestination("pg-widen")}, "public.fid_widen")
 	e.waitCapturing()
 	t.Logf("setup done after %s", time.Since(started).Round(time.Millisecond))
 
@@ -359,6 +361,7 @@ func TestFidelity(t *testing.T) {
 	e.checkDropColumn(duckPath)
 	e.checkRenameColumn(duckPath, mainPipe)
 	e.checkLateTable(duckPath, mainPipe, "fidelity", []int64{pgDest, duckDest}, mainTables)
+	e.checkWidened()
 
 	e.checkNarrowed(narrowPipe, filepath.Join(e.dataDir, "narrow.duckdb"))
 	for _, r := range refusals {

@@ -290,6 +290,14 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 	if err != nil || shape == nil {
 		return nil, err
 	}
+	if widened, err := widenColumns(ctx, tx, shape.target, shape.types, b.Columns); err != nil {
+		return nil, err
+	} else if len(widened) > 0 {
+		d.log.Info("widened destination columns to the source's types", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", widened)
+		if shape.types, err = loadColumns(ctx, tx, shape.target); err != nil {
+			return nil, err
+		}
+	}
 	cols := make([]stageColumn, len(b.Columns))
 	var sig strings.Builder
 	sig.WriteString(shape.target)

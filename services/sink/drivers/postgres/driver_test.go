@@ -279,6 +279,33 @@ func TestDriver(t *testing.T) {
 			WHERE d.adrelid = 'sink.items'::regclass AND a.attname IN ('price', 'note', 'flag', 'n')`, "0")
 	})
 
+	t.Run("a widened source column widens the destination column", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, pg, "sink")
+		narrow := ev{Table: "wide", Columns: []contracts.Column{
+			{Name: "id", Type: "integer", BaseType: "integer", Key: true},
+			{Name: "n", Type: "numeric(10,1)", BaseType: "numeric(10,1)"},
+			{Name: "s", Type: "character varying(3)", BaseType: "character varying(3)"},
+			{Name: "i", Type: "integer", BaseType: "integer"},
+		}}
+		e.mustApply(narrow.Change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"n":"1.5","s":"abc","i":7}`))
+		wide := ev{Table: "wide", Columns: []contracts.Column{
+			{Name: "id", Type: "integer", BaseType: "integer", Key: true},
+			{Name: "n", Type: "numeric(12,3)", BaseType: "numeric(12,3)"},
+			{Name: "s", Type: "character varying(10)", BaseType: "character varying(10)"},
+			{Name: "i", Type: "bigint", BaseType: "bigint"},
+		}}
+		e.mustApply(wide.Change(contracts.OpCreate, 20, 1, `{"id":2}`, ``, `{"id":2,"n":"1.005","s":"abcdefgh","i":9223372036854775807}`))
+		e.expect(`SELECT id, n, s, i FROM sink.wide ORDER BY id`, "1|1.500|abc|7", "2|1.005|abcdefgh|9223372036854775807")
+		e.expect(`SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) FROM pg_attribute
+			WHERE attrelid = 'sink.wide'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\_rosetta%'`,
+			"id integer, n numeric(12,3), s character varying(10), i bigint")
+		// A narrowing is not applied: values the column would change are
+		// refused (the exactness check), values that fit arrive.
+		e.mustApply(narrow.Change(contracts.OpCreate, 30, 1, `{"id":3}`, ``, `{"id":3,"n":"2.5","s":"x","i":1}`))
+		e.expect(`SELECT n FROM sink.wide WHERE id = 3`, "2.500")
+	})
+
 	t.Run("types round trip through copy", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, pg, "sink")

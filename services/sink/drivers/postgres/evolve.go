@@ -1,12 +1,14 @@
 package postgres
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rosettacdc/rosetta/contracts"
@@ -84,4 +86,105 @@ func unindexableKey(err error, table string, cols []contracts.Column) error {
 		"%s: key column %s: type %s cannot be part of the destination's primary key (no btree operator class); "+
 			"the source table has no primary key, so REPLICA IDENTITY FULL makes every column the key: give it a primary key: %w",
 		table, strings.Join(names, ", "), m[1], err))
+}
+
+var (
+	numericSpelling  = regexp.MustCompile(`^numeric\((\d+),(\d+)\)$`)
+	varcharSpelling  = regexp.MustCompile(`^character varying\((\d+)\)$`)
+	datetimeSpelling = regexp.MustCompile(`^(timestamp|time)(?:\((\d)\))? (with|without) time zone$`)
+)
+
+// widens reports whether changing a destination column of type dest to the
+// type sent, which the source column now has, keeps every value the column
+// holds exactly and lets it hold every value of dest: a wider integer, a
+// longer (or unbounded) varchar, a numeric with at least as many digits
+// before and after the point (or unconstrained), a finer timestamp or time
+// precision. Only those are applied at the destination (ALTER COLUMN …
+// TYPE, see widenColumns); any other difference is left to the exactness
+// check, which refuses values the old type would change.
+func widens(dest, sent string) bool {
+	if dest == sent {
+		return false
+	}
+	switch dest {
+	case "smallint":
+		return sent == "integer" || sent == "bigint" || sent == "numeric"
+	case "integer":
+		return sent == "bigint" || sent == "numeric"
+	case "bigint":
+		return sent == "numeric"
+	}
+	if m := varcharSpelling.FindStringSubmatch(dest); m != nil {
+		if sent == "character varying" || sent == "text" {
+			return true
+		}
+		if n := varcharSpelling.FindStringSubmatch(sent); n != nil {
+			return atoi(n[1]) >= atoi(m[1])
+		}
+		return false
+	}
+	if m := numericSpelling.FindStringSubmatch(dest); m != nil {
+		if sent == "numeric" {
+			return true
+		}
+		n := numericSpelling.FindStringSubmatch(sent)
+		if n == nil {
+			return false
+		}
+		p, s, p2, s2 := atoi(m[1]), atoi(m[2]), atoi(n[1]), atoi(n[2])
+		return s <= p && s2 <= p2 && s2 >= s && p2-s2 >= p-s
+	}
+	if m := datetimeSpelling.FindStringSubmatch(dest); m != nil {
+		n := datetimeSpelling.FindStringSubmatch(sent)
+		if n == nil || n[1] != m[1] || n[3] != m[3] {
+			return false
+		}
+		precision := func(s string) int {
+			if s == "" {
+				return 6
+			}
+			return atoi(s)
+		}
+		return precision(n[2]) >= precision(m[2])
+	}
+	return false
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// widenColumns changes the type of destination columns whose source
+// column was widened (widens) to the source's type, in the batch's
+// transaction, under the DDL lock, before the batch is staged: the values
+// the column holds keep their meaning, and the batch's values, written in
+// the new type, arrive exactly. Key columns are left alone (the tombstone
+// table repeats their type). It returns the statements it ran.
+func widenColumns(ctx context.Context, tx pgx.Tx, target string, types map[string]string, cols []contracts.Column) ([]string, error) {
+	var ddl []string
+	for _, c := range cols {
+		dest, ok := types[c.Name]
+		if !ok || c.Key {
+			continue
+		}
+		if sent := columnType(c.BaseType); widens(dest, sent) {
+			ddl = append(ddl, "ALTER TABLE "+target+" ALTER COLUMN "+ident(c.Name)+" TYPE "+sent)
+		}
+	}
+	if len(ddl) == 0 {
+		return nil, nil
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
+		return nil, fmt.Errorf("lock for ddl: %w", err)
+	}
+	for _, q := range ddl {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return nil, fmt.Errorf("widen destination column: %w", err)
+		}
+	}
+	return ddl, nil
 }
