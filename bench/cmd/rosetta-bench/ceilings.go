@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -40,11 +44,15 @@ func newMeasure(n int64, d time.Duration) measure {
 	return measure{Changes: n, Seconds: d.Seconds(), PerSecond: float64(n) / d.Seconds()}
 }
 
-func (m *measure) setUsage(ru *syscall.Rusage) {
+// setUsage records CPU time from the process's rusage and its peak RSS
+// (VmHWM sampled from /proc while it ran; rusage's maxrss is useless here:
+// Linux carries the forking parent's high-water mark into a child's at
+// exec, so every child would report at least the bench's own RSS).
+func (m *measure) setUsage(ru *syscall.Rusage, hwmKB int64) {
 	if ru == nil {
 		return
 	}
-	m.PeakRSSMB = float64(ru.Maxrss) / 1024
+	m.PeakRSSMB = float64(hwmKB) / 1024
 	m.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	if m.Changes > 0 {
 		m.CPUSecPerMChgs = m.CPUSeconds / float64(m.Changes) * 1e6
@@ -127,19 +135,72 @@ func recvlogical(ctx context.Context, s *server, slot string, endpos string, cha
 		"-d", s.dsn("src"), "--slot", slot, "--start", "--no-loop",
 		"-o", "proto_version=1", "-o", "publication_names="+pubName,
 		"--endpos", endpos, "-s", "1", "-F", "0", "-f", "/dev/null")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	out, err := cmd.CombinedOutput()
+	if err := cmd.Start(); err != nil {
+		return measure{}, fmt.Errorf("pg_recvlogical: %w", err)
+	}
+	hwm := sampleHWM(cmd.Process.Pid)
+	err := cmd.Wait()
 	d := time.Since(start)
+	peak := hwm()
 	if err != nil {
-		return measure{}, fmt.Errorf("pg_recvlogical: %v: %s", err, out)
+		return measure{}, fmt.Errorf("pg_recvlogical: %v: %s", err, out.String())
 	}
 	m := newMeasure(changes, d)
 	if ps := cmd.ProcessState; ps != nil {
 		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			m.setUsage(ru)
+			m.setUsage(ru, peak)
 		}
 	}
 	return m, nil
+}
+
+// sampleHWM reads the process's VmHWM (peak RSS since exec) every 50 ms
+// until it exits; the returned function stops sampling and gives the last
+// value seen, in kB.
+func sampleHWM(pid int) func() int64 {
+	var mu sync.Mutex
+	var last int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	read := func() {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "VmHWM:") {
+				var kb int64
+				fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:")), "%d", &kb)
+				mu.Lock()
+				last = max(last, kb)
+				mu.Unlock()
+			}
+		}
+	}
+	go func() {
+		defer close(done)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			read()
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(stop)
+		<-done
+		read() // VmHWM only grows: the value now is the peak so far
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	}
 }
 
 // finalRows are the rows the table holds after the backlog, for the COPY

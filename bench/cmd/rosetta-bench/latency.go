@@ -78,7 +78,7 @@ func (b *bench) runLatency(ctx context.Context, rates []float64, dur time.Durati
 	defer func() {
 		if ru := r.stop(); ru != nil {
 			m := measure{}
-			m.setUsage(ru)
+			m.setUsage(ru, r.peakKB)
 			res.PeakRSSMB, res.CPUSeconds = m.PeakRSSMB, m.CPUSeconds
 		}
 	}()

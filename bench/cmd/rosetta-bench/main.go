@@ -392,7 +392,8 @@ func (b *bench) runCapture(ctx context.Context, conn *pgx.Conn, r *rosettaRun, n
 	if size == 0 {
 		size = 700
 	}
-	m.setUsage(r.stop())
+	ru := r.stop()
+	m.setUsage(ru, r.peakKB)
 	return m, size, nil
 }
 
@@ -435,7 +436,8 @@ func (b *bench) runSinkAlone(ctx context.Context, r *rosettaRun, dataDir string,
 		return m, err
 	}
 	m.Note = "from the first row visible; " + note
-	m.setUsage(r.stop())
+	ru := r.stop()
+	m.setUsage(ru, r.peakKB)
 	return m, nil
 }
 
@@ -521,6 +523,6 @@ func (b *bench) runEndToEnd(ctx context.Context, conn *pgx.Conn, r *rosettaRun, 
 		return m, err
 	}
 	m.Note = fmt.Sprintf("from slot active (process start to slot active %.2fs); %s", activeAt.Sub(r.started).Seconds(), note)
-	m.setUsage(ru)
+	m.setUsage(ru, r.peakKB)
 	return m, nil
 }

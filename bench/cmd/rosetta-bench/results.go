@@ -117,9 +117,13 @@ func (r *results) evaluate() {
 			v := w.SinkPostgres.PerSecond / w.StagedUpsert.PerSecond
 			add(w.Workload.Name+": sink apply / staged upsert", v, ">= 0.7", v >= 0.7)
 		}
-		for _, m := range []*measure{w.E2EPostgres, w.E2EDuckDB} {
+		for _, e := range []struct {
+			dest string
+			m    *measure
+		}{{"PostgreSQL", w.E2EPostgres}, {"DuckDB", w.E2EDuckDB}} {
+			dest, m := e.dest, e.m
 			if m != nil && m.PeakRSSMB > 0 {
-				add(w.Workload.Name+": rosetta dev peak RSS MB", m.PeakRSSMB, "<= 256", m.PeakRSSMB <= 256)
+				add(w.Workload.Name+": rosetta dev peak RSS MB (into "+dest+")", m.PeakRSSMB, "<= 256", m.PeakRSSMB <= 256)
 			}
 		}
 	}

@@ -45,6 +45,8 @@ type rosettaRun struct {
 	srcID    int64
 
 	cmd     *exec.Cmd
+	hwm     func() int64 // stops the VmHWM sampler, returns the peak (kB)
+	peakKB  int64
 	started time.Time
 	done    chan struct{}
 	waitErr error
@@ -159,6 +161,7 @@ func (r *rosettaRun) start(dataDir string) error {
 	if err := r.cmd.Start(); err != nil {
 		return fmt.Errorf("start rosetta %s: %w", r.command, err)
 	}
+	r.hwm = sampleHWM(r.cmd.Process.Pid)
 	r.done = make(chan struct{})
 	go func() {
 		r.waitErr = r.cmd.Wait()
@@ -182,6 +185,11 @@ func (r *rosettaRun) exited() bool {
 func (r *rosettaRun) stop() *syscall.Rusage {
 	if r.cmd == nil || r.cmd.Process == nil {
 		return nil
+	}
+	if r.hwm != nil {
+		// Read before the process goes: /proc disappears with it.
+		r.peakKB = r.hwm()
+		r.hwm = nil
 	}
 	if !r.exited() {
 		_ = r.cmd.Process.Signal(syscall.SIGTERM)
