@@ -246,7 +246,8 @@ func TestFidelity(t *testing.T) {
 	// destination column arrive, one that does not is refused by both.
 	narrowPipe := e.createPipeline("narrow", []int64{e.createPostgresDestination("pg-narrow"),
 		e.createDuckDBDestination("duck-narrow", filepath.Join(e.dataDir, "narrow.duckdb"))}, "public.fid_narrow")
-	e.createPipeline("widen", []int64{e.createPostgresDestination("pg-widen")}, "public.fid_widen")
+	e.createPipeline("widen", []int64{e.createPostgresDestination("pg-widen"),
+		e.createDuckDBDestination("duck-widen", filepath.Join(e.dataDir, "widen.duckdb"))}, "public.fid_widen")
 	e.waitCapturing()
 	t.Logf("setup done after %s", time.Since(started).Round(time.Millisecond))
 
@@ -361,7 +362,7 @@ func TestFidelity(t *testing.T) {
 	e.checkDropColumn(duckPath)
 	e.checkRenameColumn(duckPath, mainPipe)
 	e.checkLateTable(duckPath, mainPipe, "fidelity", []int64{pgDest, duckDest}, mainTables)
-	e.checkWidened()
+	e.checkWidened(filepath.Join(e.dataDir, "widen.duckdb"))
 
 	e.checkNarrowed(narrowPipe, filepath.Join(e.dataDir, "narrow.duckdb"))
 	for _, r := range refusals {

@@ -408,6 +408,14 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 	if err != nil || shape == nil {
 		return nil, err
 	}
+	if widened, err := widenColumns(ctx, conn, shape.target, shape.types, b.Columns); err != nil {
+		return nil, err
+	} else if len(widened) > 0 {
+		d.log.Info("widened destination columns to the source's types", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", widened)
+		if shape.types, err = d.loadColumns(ctx, conn, b.Table.Table); err != nil {
+			return nil, err
+		}
+	}
 	keep := map[string]bool{}
 	for _, r := range b.Rows {
 		if !r.Delete {

@@ -312,6 +312,27 @@ func TestDriver(t *testing.T) {
 		e.expect(`SELECT id, price, note, flag, n, "at", iv, bin FROM sink.items WHERE id = 5`, "5|<null>|<null>|<null>|<null>|<null>|<null>|<null>")
 	})
 
+	t.Run("a widened source column widens the destination column", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, nil)
+		narrow := ev{Table: "wide", Columns: []contracts.Column{
+			{Name: "id", Type: "integer", BaseType: "integer", Key: true},
+			{Name: "n", Type: "numeric(10,1)", BaseType: "numeric(10,1)"},
+			{Name: "i", Type: "integer", BaseType: "integer"},
+		}}
+		e.mustApply(narrow.Change(contracts.OpCreate, 10, 1, `{"id":1}`, ``, `{"id":1,"n":"1.5","i":7}`))
+		wide := ev{Table: "wide", Columns: []contracts.Column{
+			{Name: "id", Type: "integer", BaseType: "integer", Key: true},
+			{Name: "n", Type: "numeric(12,3)", BaseType: "numeric(12,3)"},
+			{Name: "i", Type: "bigint", BaseType: "bigint"},
+		}}
+		e.mustApply(wide.Change(contracts.OpCreate, 20, 1, `{"id":2}`, ``, `{"id":2,"n":"123456789.005","i":9223372036854775807}`))
+		e.expect(`SELECT id, n, i FROM sink.wide ORDER BY id`, "1|1.500|7", "2|123456789.005|9223372036854775807")
+		e.expect(`SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_index) FROM duckdb_columns()
+			WHERE schema_name = 'sink' AND table_name = 'wide' AND column_name NOT LIKE '\_rosetta%' ESCAPE '\'`,
+			"id INTEGER, n DECIMAL(12,3), i BIGINT")
+	})
+
 	t.Run("columns are added", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
