@@ -63,6 +63,7 @@ type env struct {
 	exited   chan error
 	logBuf   *testkit.LogBuffer
 	sourceID int64
+	extraEnv []string // added to the rosetta process's environment
 }
 
 func newEnv(t *testing.T) *env {
@@ -104,6 +105,7 @@ func (e *env) start() {
 		"ROSETTA_LOG_LEVEL=info",
 		"ROSETTA_LOG_FORMAT=text",
 	)
+	cmd.Env = append(cmd.Env, e.extraEnv...)
 	cmd.Stdout, cmd.Stderr = e.logBuf, e.logBuf
 	if err := cmd.Start(); err != nil {
 		e.t.Fatalf("start rosetta: %v", err)
