@@ -32,9 +32,9 @@ type sfColumn struct {
 // every column, deletes and an ADD COLUMN … DEFAULT, to a Snowflake
 // destination served by pkg/fakesnowflake (which runs the SQL on DuckDB:
 // it checks what Rosetta sends and how it addresses Snowflake, not
-// Snowflake's own type system; that is what the driver's live test is
-// for). Timestamps, floats, binary and VARIANT are covered by the
-// driver's type tests against the same fake.
+// Snowflake's own type system; the driver's live test does that when
+// credentials are set). Timestamps, floats, binary and VARIANT are covered
+// by the driver's type tests against the same fake.
 func TestFidelitySnowflake(t *testing.T) {
 	lit := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 	cols := []sfColumn{
