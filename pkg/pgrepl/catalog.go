@@ -22,6 +22,9 @@ const firstNormalOID = 16384
 // time, like the connection it holds.
 type CatalogResolver struct {
 	conn *pgx.Conn
+	// version is the server's server_version_num, read once: existing
+	// values (attmissingval) exist from PostgreSQL 11 on.
+	version int
 }
 
 var _ Resolver = (*CatalogResolver)(nil)
@@ -136,6 +139,14 @@ func (r *CatalogResolver) ResolveRelation(ctx context.Context, rel *pglogrepl.Re
 		}
 		for _, n := range names {
 			pk[n] = true
+		}
+		if r.version == 0 {
+			if err := tx.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&r.version); err != nil {
+				return fmt.Errorf("read server version: %w", err)
+			}
+		}
+		if r.version < 110000 {
+			return nil
 		}
 		exRows, err := tx.Query(ctx, existingValuesSQL, rel.RelationID)
 		if err != nil {
