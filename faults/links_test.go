@@ -76,10 +76,7 @@ func logSays(p *proc, from int, s string) (bool, string) {
 	if i < 0 {
 		return false, ""
 	}
-	line := out[from+i:]
-	if j := strings.LastIndexByte(out[from:from+i], '\n'); j >= 0 {
-		line = out[from+j+1:]
-	}
+	line := out[strings.LastIndexByte(out[:from+i], '\n')+1:]
 	if k := strings.IndexByte(line, '\n'); k >= 0 {
 		line = line[:k]
 	}
