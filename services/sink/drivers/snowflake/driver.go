@@ -589,8 +589,14 @@ func (d *Driver) ensureTable(ctx context.Context, conn *sql.Conn, table string, 
 						return nil, err
 					}
 					ddl = append(ddl, add...)
-					_, filled := existing[c.name]
+					_, hasValue := existing[c.name]
+					filled := len(add) > 1
 					d.log.Info("adding column to destination table", "table", table, "column", c.name, "existing_rows_value", filled)
+					if hasValue && !filled {
+						d.log.Warn("rows already in the destination table keep NULL in the added column: a "+c.typ.sql()+
+							" column cannot take the value they hold at the source as its default; backfill the table to send them",
+							"table", table, "column", c.name)
+					}
 				}
 			}
 		}
