@@ -29,7 +29,7 @@ import (
 // destination table is created by the test, stricter than the source:
 //
 //	source:      id integer, name text,       amount numeric,      qty integer
-//	destination: id integer, name varchar(5), amount numeric(5,2), qty integer CHECK (qty >= 0)
+//	destination: id integer, name varchar(5), amount numeric(5,2) (as domains), qty integer CHECK (qty >= 0)
 type dlqFixture struct {
 	t      *testing.T
 	pg     *testkit.Postgres
@@ -72,8 +72,13 @@ func newDLQFixture(t *testing.T, pg *testkit.Postgres, queue dlq.Config) *dlqFix
 		t.Fatal(err)
 	}
 	destDB := pg.CreateDatabase(t, "dest")
+	// The narrow columns are domains: a plain varchar(5) or numeric(5,2)
+	// would be widened to the source's text and numeric by the driver's
+	// schema evolution, and the poison rows would apply.
 	pg.Exec(t, destDB, `CREATE SCHEMA one;
-		CREATE TABLE one.items (id integer PRIMARY KEY, name varchar(5), amount numeric(5,2),
+		CREATE DOMAIN one.short_name AS varchar(5);
+		CREATE DOMAIN one.small_amount AS numeric(5,2);
+		CREATE TABLE one.items (id integer PRIMARY KEY, name one.short_name, amount one.small_amount,
 			qty integer CONSTRAINT items_qty_check CHECK (qty >= 0))`)
 	f.dest = pg.Connect(t, destDB)
 	if f.src, err = f.store.CreateSource(ctx, configstore.SourceInput{Name: "src", Host: "127.0.0.1", Port: 1, Database: "s", User: "u"}); err != nil {
