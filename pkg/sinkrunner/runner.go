@@ -15,6 +15,7 @@ import (
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/jitter"
 )
 
 // StateReporter receives the health of the pipeline destination a runner
@@ -250,7 +251,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			r.log.Warn("fetch changes failed", "error", err, "retry_in", backoff)
 			r.reportError(ctx, fmt.Errorf("fetch changes: %w", err))
-			if !sleep(ctx, backoff) {
+			if !sleep(ctx, jitter.Spread(backoff)) {
 				break
 			}
 			backoff = min(2*backoff, r.cfg.MaxBackoff)
@@ -424,7 +425,7 @@ func (r *Runner) applyUntilDone(ctx context.Context, f *inFlight, changes []cont
 			r.isolateAndDeadLetter(ctx, f, changes, all, err)
 			return
 		}
-		if !sleep(ctx, backoff) {
+		if !sleep(ctx, jitter.Spread(backoff)) {
 			r.nakUnsettled(f)
 			return
 		}
@@ -537,7 +538,7 @@ func (r *Runner) applyRetrying(ctx context.Context, changes []contracts.Change, 
 			return err
 		}
 		r.applyFailed(ctx, err, len(idx), attempt, backoff)
-		if !sleep(ctx, backoff) {
+		if !sleep(ctx, jitter.Spread(backoff)) {
 			return ctx.Err()
 		}
 		backoff = min(2*backoff, r.cfg.MaxBackoff)
@@ -679,7 +680,7 @@ func (r *Runner) store(ctx context.Context, l DeadLetter) bool {
 		err = fmt.Errorf("store a rejected change of %s in the dead-letter queue (it stays unacked and is retried): %w", l.Table, err)
 		r.log.Error("dead-letter queue unavailable", "subject", l.Subject, "stream_seq", l.StreamSeq, "retry_in", backoff, "error", err)
 		r.reportError(ctx, err)
-		if !sleep(ctx, backoff) {
+		if !sleep(ctx, jitter.Spread(backoff)) {
 			return false
 		}
 		backoff = min(2*backoff, r.cfg.MaxBackoff)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/jitter"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/pgrepl"
 	"github.com/rosettacdc/rosetta/pkg/settings"
@@ -108,7 +109,7 @@ func (w *worker) run(ctx context.Context) {
 		w.log.Error("capture failed, reconnecting", "error", msg, "retry_in", backoff)
 		w.cfg.Metrics.Error("capture", "session")
 		w.report(StateError, msg)
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(jitter.Spread(backoff))
 		select {
 		case <-ctx.Done():
 			t.Stop()
