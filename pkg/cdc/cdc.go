@@ -239,6 +239,11 @@ type TableBatch struct {
 	// seen, in the order of the newest change that lists them (columns only
 	// seen in older changes follow).
 	Columns []contracts.Column
+	// Dropped names the columns of Columns that the newest change listing
+	// columns lacks: they were dropped (or renamed) at the source within
+	// the batch. Nil when that change lists every column. Drivers treat
+	// the newest list as the table's schema (Without).
+	Dropped []string
 	// Truncate is the version of the newest truncate in the batch. A
 	// driver applies it before Rows: Rows only holds changes that came
 	// after it.
@@ -499,6 +504,13 @@ func (ts *tableState) finishColumns(changes []contracts.Change) {
 
 func (ts *tableState) batch() TableBatch {
 	b := TableBatch{Table: ts.ref, Columns: ts.columns, Truncate: ts.truncate}
+	if len(ts.newest) > 0 {
+		for _, c := range ts.columns {
+			if !slices.ContainsFunc(ts.newest, func(n contracts.Column) bool { return n.Name == c.Name }) {
+				b.Dropped = append(b.Dropped, c.Name)
+			}
+		}
+	}
 	b.Rows = ts.states
 	return b
 }
