@@ -22,7 +22,7 @@ func TestDroppedAndWithout(t *testing.T) {
 			t.Fatal(err)
 		}
 		return contracts.Change{V: contracts.EnvelopeVersion, Op: contracts.OpUpdate,
-			Source: contracts.Source{SourceID: 1, Schema: "s", Table: "t", CommitLSN: lsn, Seq: 1},
+			Source:  contracts.Source{SourceID: 1, Schema: "s", Table: "t", CommitLSN: lsn, Seq: 1},
 			Columns: cols, Key: contracts.Row{"id": r["id"]}, After: r, Unchanged: unchanged}
 	}
 	got, err := Collapse([]contracts.Change{

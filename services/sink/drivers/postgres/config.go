@@ -40,13 +40,23 @@ type Config struct {
 	// SSLMode is libpq's sslmode: disable, allow, prefer (default),
 	// require, verify-ca or verify-full.
 	SSLMode string `json:"sslmode"`
+	// DroppedColumns is what happens to a destination column whose source
+	// column was dropped: DroppedKeep (default) keeps it and writes NULL
+	// to it in every row written from then on; DroppedDrop drops it.
+	DroppedColumns string `json:"dropped_columns"`
 	// ConnectTimeout bounds connecting (10s); not part of the JSON.
 	ConnectTimeout time.Duration `json:"-"`
 }
 
+// The values of Config.DroppedColumns.
+const (
+	DroppedKeep = "keep"
+	DroppedDrop = "drop"
+)
+
 // DefaultConfig holds the defaults applied to empty fields.
 func DefaultConfig() Config {
-	return Config{Port: 5432, Schema: "public", SSLMode: "prefer", ConnectTimeout: 10 * time.Second}
+	return Config{Port: 5432, Schema: "public", SSLMode: "prefer", DroppedColumns: DroppedKeep, ConnectTimeout: 10 * time.Second}
 }
 
 // ParseConfig decodes a destination's JSON config over DefaultConfig and
@@ -61,6 +71,7 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 		Password string          `json:"password"`
 		Schema   string          `json:"schema"`
 		SSLMode  string          `json:"sslmode"`
+		Dropped  string          `json:"dropped_columns"`
 	}
 	if err := json.Unmarshal(raw, &wire); err != nil {
 		// json errors quote offsets and types, not values.
@@ -80,6 +91,9 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	}
 	if wire.SSLMode != "" {
 		c.SSLMode = wire.SSLMode
+	}
+	if wire.Dropped != "" {
+		c.DroppedColumns = wire.Dropped
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -112,6 +126,9 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("sslmode %q is not one of disable, allow, prefer, require, verify-ca, verify-full", c.SSLMode))
 	}
+	if c.DroppedColumns != DroppedKeep && c.DroppedColumns != DroppedDrop {
+		errs = append(errs, fmt.Errorf("dropped_columns %.40q is not one of keep, drop", c.DroppedColumns))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("postgres destination config: %w", err)
 	}
@@ -123,6 +140,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("host", c.Host), slog.Int("port", c.Port), slog.String("database", c.Database),
 		slog.String("user", c.User), slog.String("schema", c.Schema), slog.String("sslmode", c.SSLMode),
+		slog.String("dropped_columns", c.DroppedColumns),
 	)
 }
 

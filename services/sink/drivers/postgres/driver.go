@@ -51,6 +51,7 @@ type tableShape struct {
 	tomb    string            // quoted _rosetta.tomb_…
 	hasTomb bool              // the tombstone table exists (the key is known)
 	types   map[string]string // column -> type as format_type prints it
+	source  map[string]bool   // columns marked as written from the source (markSourceColumns)
 }
 
 // stagePlan is a staging table on the current connection and the SQL that
@@ -151,7 +152,9 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 	}
 	for _, b := range work {
 		table := d.cfg.Schema + "." + b.Table.Table
-		plan, err := d.prepare(ctx, tx, b)
+		// prepare returns the batch as the destination takes it: without
+		// columns the source dropped (see Config.DroppedColumns).
+		plan, b, err := d.prepare(ctx, tx, b)
 		if err != nil {
 			return fmt.Errorf("apply batch to %s: %w", table, err)
 		}
@@ -274,31 +277,52 @@ func (d *Driver) afterError(err error) {
 }
 
 // prepare makes sure the destination table, its tombstone table and a
-// staging table for the batch's shape exist, and returns the shape's SQL.
+// staging table for the batch's shape exist, and returns the shape's SQL
+// and the batch as it is to be applied: the newest change's columns decide
+// the table's schema, so columns only older changes of the batch list
+// (dropped at the source since) leave it, and destination columns the
+// source dropped are dropped, or staged as NULL (Config.DroppedColumns).
 // It returns nil for a batch that only truncates a table that does not
 // exist.
-func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*stagePlan, error) {
+func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*stagePlan, cdc.TableBatch, error) {
 	if len(b.KeyColumns()) == 0 && len(b.Rows) > 0 {
-		return nil, sinkrunner.Permanent(errors.New("the change events name no key columns; rows cannot be matched"))
+		return nil, b, sinkrunner.Permanent(errors.New("the change events name no key columns; rows cannot be matched"))
 	}
 	for _, c := range b.Columns {
 		if strings.HasPrefix(c.Name, reservedPrefix) {
-			return nil, sinkrunner.Permanent(fmt.Errorf("column %q uses the prefix %s Rosetta reserves", c.Name, reservedPrefix))
+			return nil, b, sinkrunner.Permanent(fmt.Errorf("column %q uses the prefix %s Rosetta reserves", c.Name, reservedPrefix))
 		}
 	}
+	b = b.Without(b.Dropped)
 	shape, err := d.shape(ctx, tx, b)
 	if err != nil || shape == nil {
-		return nil, err
+		return nil, b, err
 	}
 	if widened, err := widenColumns(ctx, tx, shape.target, shape.types, b.Columns); err != nil {
-		return nil, err
+		return nil, b, err
 	} else if len(widened) > 0 {
 		d.log.Info("widened destination columns to the source's types", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", widened)
 		if shape.types, err = loadColumns(ctx, tx, shape.target); err != nil {
-			return nil, err
+			return nil, b, err
 		}
 	}
-	cols := make([]stageColumn, len(b.Columns))
+	var nulls []string // dropped source columns kept: every row written sets them NULL
+	if gone := droppedColumns(shape.source, b.Columns); len(gone) > 0 && len(b.Columns) > 0 {
+		if d.cfg.DroppedColumns == DroppedDrop {
+			ddl, err := dropColumns(ctx, tx, shape.target, gone)
+			if err != nil {
+				return nil, b, err
+			}
+			d.log.Info("dropped destination columns the source dropped", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", ddl)
+			for _, n := range gone {
+				delete(shape.types, n)
+				delete(shape.source, n)
+			}
+		} else {
+			nulls = gone
+		}
+	}
+	cols := make([]stageColumn, len(b.Columns), len(b.Columns)+len(nulls))
 	var sig strings.Builder
 	sig.WriteString(shape.target)
 	for i, c := range b.Columns {
@@ -308,8 +332,13 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 		}
 		sig.WriteString("\x00" + c.Name + "\x01" + cols[i].Type + "\x01" + strconv.FormatBool(c.Key) + "\x01" + cols[i].Check)
 	}
+	for _, n := range nulls {
+		// No row of the batch has a value for it: staged as NULL.
+		cols = append(cols, stageColumn{Name: n, Type: shape.types[n]})
+		sig.WriteString("\x00" + n + "\x01" + shape.types[n] + "\x01null")
+	}
 	if plan, ok := d.stages[sig.String()]; ok {
-		return plan, nil
+		return plan, b, nil
 	}
 	d.nextID++
 	stage := "_rosetta_stage_" + strconv.Itoa(d.nextID)
@@ -317,13 +346,13 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 	if len(b.Rows) == 0 {
 		// Truncate only: no staging needed; not cached, as the batch
 		// may lack the columns a staging table needs.
-		return plan, nil
+		return plan, b, nil
 	}
 	if _, err := tx.Exec(ctx, plan.sql.createStage); err != nil {
-		return nil, fmt.Errorf("create staging table: %w", err)
+		return nil, b, fmt.Errorf("create staging table: %w", err)
 	}
 	d.stages[sig.String()] = plan
-	return plan, nil
+	return plan, b, nil
 }
 
 // shape returns the destination table's shape, creating the table, adding
@@ -391,6 +420,9 @@ func (d *Driver) shape(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*table
 		}
 	}
 	if s.types, err = loadColumns(ctx, tx, target); err != nil {
+		return nil, err
+	}
+	if s.source, err = markSourceColumns(ctx, tx, target, b.Columns); err != nil {
 		return nil, err
 	}
 	if created {

@@ -442,7 +442,7 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Port != 5432 || cfg.Schema != "public" || cfg.SSLMode != "prefer" {
+	if cfg.Port != 5432 || cfg.Schema != "public" || cfg.SSLMode != "prefer" || cfg.DroppedColumns != DroppedKeep {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
 	tests := []struct{ raw, want string }{
@@ -451,6 +451,7 @@ func TestParseConfig(t *testing.T) {
 		{`{"host":"h","database":"d","user":"u","port":"x"}`, "not an integer"},
 		{`{"host":"h","database":"d","user":"u","sslmode":"sometimes"}`, "sslmode"},
 		{`{"host":"h","database":"d","user":"u","schema":"_rosetta"}`, "reserved"},
+		{`{"host":"h","database":"d","user":"u","dropped_columns":"forget"}`, "dropped_columns"},
 		{`{"host":"h","user":"u"}`, "database is empty"},
 		{`[]`, "decode"},
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -184,6 +185,90 @@ func widenColumns(ctx context.Context, tx pgx.Tx, target string, types map[strin
 	for _, q := range ddl {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			return nil, fmt.Errorf("widen destination column: %w", err)
+		}
+	}
+	return ddl, nil
+}
+
+// sourceMark is the comment the driver puts on the destination columns it
+// writes from a source column, so that a column the source no longer lists
+// can be told from one a user added at the destination (which the driver
+// never writes, drops or nulls).
+const sourceMark = "rosetta: source column"
+
+// markSourceColumns returns the columns of target that carry sourceMark,
+// first marking the non-key columns of cols (the batch's current source
+// columns) that exist at the destination and carry no comment at all: the
+// columns of a table just created or added to, and, once, the source
+// columns of a table created before the driver marked columns. A column
+// the user commented is left as it is (and so is never treated as
+// dropped). Key columns are never marked: a dropped key column changes
+// the table's key, which no policy handles. Runs under the DDL lock.
+func markSourceColumns(ctx context.Context, tx pgx.Tx, target string, cols []contracts.Column) (map[string]bool, error) {
+	rows, err := tx.Query(ctx, `SELECT a.attname, col_description(a.attrelid, a.attnum)
+		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, target)
+	if err != nil {
+		return nil, fmt.Errorf("read column comments of %s: %w", target, err)
+	}
+	comments := map[string]*string{}
+	for rows.Next() {
+		var name string
+		var comment *string
+		if err := rows.Scan(&name, &comment); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read column comments of %s: %w", target, err)
+		}
+		comments[name] = comment
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read column comments of %s: %w", target, err)
+	}
+	marked := map[string]bool{}
+	for name, c := range comments {
+		if c != nil && *c == sourceMark {
+			marked[name] = true
+		}
+	}
+	for _, c := range cols {
+		if comment, ok := comments[c.Name]; !ok || comment != nil || c.Key {
+			continue
+		}
+		if _, err := tx.Exec(ctx, "COMMENT ON COLUMN "+target+"."+ident(c.Name)+" IS "+quoteLiteral(sourceMark)); err != nil {
+			return nil, fmt.Errorf("mark column %q of %s as a source column: %w", c.Name, target, err)
+		}
+		marked[c.Name] = true
+	}
+	return marked, nil
+}
+
+// droppedColumns lists, sorted, the marked (source) columns of the
+// destination table that the batch's current columns lack: columns
+// dropped (or renamed) at the source. cols must be the newest change's
+// list (TableBatch.Without(TableBatch.Dropped)).
+func droppedColumns(marked map[string]bool, cols []contracts.Column) []string {
+	var gone []string
+	for name := range marked {
+		if !slices.ContainsFunc(cols, func(c contracts.Column) bool { return c.Name == name }) {
+			gone = append(gone, name)
+		}
+	}
+	slices.Sort(gone)
+	return gone
+}
+
+// dropColumns applies the "drop" policy: the destination columns whose
+// source column was dropped go too, in the batch's transaction, under the
+// DDL lock, before its rows are staged.
+func dropColumns(ctx context.Context, tx pgx.Tx, target string, names []string) ([]string, error) {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
+		return nil, fmt.Errorf("lock for ddl: %w", err)
+	}
+	ddl := make([]string, len(names))
+	for i, n := range names {
+		ddl[i] = "ALTER TABLE " + target + " DROP COLUMN IF EXISTS " + ident(n)
+		if _, err := tx.Exec(ctx, ddl[i]); err != nil {
+			return nil, fmt.Errorf("drop destination column %q: %w", n, err)
 		}
 	}
 	return ddl, nil
