@@ -342,7 +342,7 @@ func testDestinations(t *testing.T, c *client) {
 	ctx := context.Background()
 	var d destinationView
 	c.must(201, "POST", "/destinations", c.pgDestBody("warehouse"), &d)
-	if d.Type != "postgres" || d.PasswordSet == nil || !*d.PasswordSet || d.Config["schema"] != "public" || d.Config["port"] != float64(c.f.pg.Port) {
+	if d.Type != "postgres" || d.PasswordSet == nil || !*d.PasswordSet || d.Config["schema"] != "public" || d.Config["dropped_columns"] != "keep" || d.Config["port"] != float64(c.f.pg.Port) {
 		t.Fatalf("created = %+v", d)
 	}
 	if _, ok := d.Config["password"]; ok {
@@ -427,6 +427,9 @@ func testDestinationValidation(t *testing.T, c *client) {
 		{"port as string", pgWith("port", "x"), 422, "config.port", []string{"integer"}},
 		{"password as number", pgWith("password", 5), 422, "config.password", []string{"string"}},
 		{"bad sslmode", pgWith("sslmode", "nope"), 422, "config.sslmode", []string{"one of"}},
+		{"bad dropped_columns", pgWith("dropped_columns", "forget"), 422, "config.dropped_columns", []string{"keep, drop"}},
+		{"duckdb bad dropped_columns", map[string]any{"name": "x", "type": "duckdb", "config": map[string]any{"path": "p", "dropped_columns": "NULL"}},
+			422, "config.dropped_columns", []string{"keep, drop"}},
 		{"unreachable", pgWith("port", testkit.FreePort(t)), 422, "config.host", []string{"cannot reach PostgreSQL"}},
 		{"unknown database", pgWith("database", "nope_db"), 422, "config.database", []string{"nope_db"}},
 		{"snowflake without key", map[string]any{"name": "x", "type": "snowflake", "config": map[string]any{

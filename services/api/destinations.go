@@ -96,6 +96,7 @@ const destinationTypes = "postgres, snowflake or duckdb"
 // decode the stored config (with secrets) into their own typed config.
 func destinationFields(typ string) []fieldSpec {
 	sslmodes := []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+	droppedColumns := []string{"keep", "drop"}
 	switch typ {
 	case "postgres":
 		return []fieldSpec{
@@ -106,6 +107,8 @@ func destinationFields(typ string) []fieldSpec {
 			{name: "password", secret: true},
 			{name: "schema", def: "public"},
 			{name: "sslmode", def: "prefer", oneOf: sslmodes},
+			// What happens to a column the source drops (docs/types.md).
+			{name: "dropped_columns", def: "keep", oneOf: droppedColumns},
 		}
 	case "snowflake":
 		return []fieldSpec{
@@ -135,6 +138,7 @@ func destinationFields(typ string) []fieldSpec {
 			{name: "max_hold", kind: kindDuration},
 			{name: "reader_window", kind: kindDuration},
 			{name: "lock_timeout", kind: kindDuration},
+			{name: "dropped_columns", def: "keep", oneOf: droppedColumns},
 		}
 	}
 	return nil

@@ -59,7 +59,7 @@ func benchStage(b *testing.B, n int) (*Driver, *sql.Conn, *stagePlan, [][]driver
 	if err != nil {
 		b.Fatal(err)
 	}
-	plan, err := d.prepare(ctx, conn, batches[0])
+	plan, _, err := d.prepare(ctx, conn, batches[0])
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -62,7 +62,17 @@ type Config struct {
 	// LockTimeout is how long opening the file retries while another
 	// process holds it before Apply fails with a transient error (30s).
 	LockTimeout time.Duration `json:"lock_timeout"`
+	// DroppedColumns is what happens to a destination column whose source
+	// column was dropped: DroppedKeep (default) keeps it and writes NULL
+	// to it in every row written from then on; DroppedDrop drops it.
+	DroppedColumns string `json:"dropped_columns"`
 }
+
+// The values of Config.DroppedColumns.
+const (
+	DroppedKeep = "keep"
+	DroppedDrop = "drop"
+)
 
 // DefaultConfig holds the defaults applied to empty fields.
 func DefaultConfig() Config {
@@ -72,6 +82,9 @@ func DefaultConfig() Config {
 		MaxHold:      30 * time.Second,
 		ReaderWindow: time.Second,
 		LockTimeout:  30 * time.Second,
+		// Losing a column's history surprises warehouse users more than
+		// a column of NULLs.
+		DroppedColumns: DroppedKeep,
 	}
 }
 
@@ -85,6 +98,7 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 		MaxHold      *string `json:"max_hold"`
 		ReaderWindow *string `json:"reader_window"`
 		LockTimeout  *string `json:"lock_timeout"`
+		Dropped      string  `json:"dropped_columns"`
 	}
 	if err := json.Unmarshal(raw, &wire); err != nil {
 		return Config{}, fmt.Errorf("decode duckdb destination config: %w", err)
@@ -93,6 +107,9 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	c.Path = wire.Path
 	if wire.Schema != "" {
 		c.Schema = wire.Schema
+	}
+	if wire.Dropped != "" {
+		c.DroppedColumns = wire.Dropped
 	}
 	var errs []error
 	for _, d := range []struct {
@@ -153,6 +170,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %s is negative", d.name, d.v))
 		}
 	}
+	if c.DroppedColumns != DroppedKeep && c.DroppedColumns != DroppedDrop {
+		errs = append(errs, fmt.Errorf("dropped_columns %.40q is not one of keep, drop", c.DroppedColumns))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("duckdb destination config: %w", err)
 	}
@@ -165,5 +185,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("path", c.Path), slog.String("schema", c.Schema),
 		slog.Duration("release_after", c.ReleaseAfter), slog.Duration("max_hold", c.MaxHold),
 		slog.Duration("reader_window", c.ReaderWindow), slog.Duration("lock_timeout", c.LockTimeout),
+		slog.String("dropped_columns", c.DroppedColumns),
 	)
 }

@@ -14,7 +14,7 @@ func TestParseConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if want := (Config{Path: "/data/a.duckdb", Schema: "main", ReleaseAfter: time.Second, MaxHold: 30 * time.Second,
-		ReaderWindow: time.Second, LockTimeout: 30 * time.Second}); cfg != want {
+		ReaderWindow: time.Second, LockTimeout: 30 * time.Second, DroppedColumns: DroppedKeep}); cfg != want {
 		t.Errorf("defaults: got %+v, want %+v", cfg, want)
 	}
 	cfg, err = ParseConfig(json.RawMessage(`{"path":"rel/a.db","schema":"analytics","release_after":"0s","max_hold":"0","reader_window":"250ms","lock_timeout":"1m"}`))
@@ -32,6 +32,7 @@ func TestParseConfig(t *testing.T) {
 		{`{"path":"/a.db","release_after":"soon"}`, "release_after"},
 		{`{"path":"/a.db","lock_timeout":"-1s"}`, "lock_timeout -1s is negative"},
 		{`{"path":"/a.db","max_hold":5}`, "decode"},
+		{`{"path":"/a.db","dropped_columns":"forget"}`, "dropped_columns"},
 		{`[]`, "decode"},
 	}
 	for _, tt := range tests {

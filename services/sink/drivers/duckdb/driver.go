@@ -59,6 +59,7 @@ type tableShape struct {
 	tomb    string            // quoted _rosetta.tomb_…
 	hasTomb bool              // the tombstone table exists (the key is known)
 	types   map[string]string // column -> DuckDB type
+	source  map[string]bool   // columns marked as written from the source (markSourceColumns)
 }
 
 // stagePlan is a staging table on the current connection, the SQL that
@@ -162,7 +163,9 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 // applyTable stages one table's rows and runs the version-guarded
 // statements, in the transaction open on conn.
 func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) error {
-	plan, err := d.prepare(ctx, conn, b)
+	// prepare returns the batch as the destination takes it: without
+	// columns the source dropped (see Config.DroppedColumns).
+	plan, b, err := d.prepare(ctx, conn, b)
 	if err != nil {
 		return err
 	}
@@ -387,33 +390,54 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // prepare makes sure the destination table, its tombstone table and a
 // staging table for the batch's shape exist, and returns the shape's SQL.
-// It returns nil for a batch that only truncates a table that does not
-// exist.
-func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) (*stagePlan, error) {
+// It also returns the batch as it is to be applied: the newest change's
+// columns decide the table's schema, so columns only older changes of the
+// batch list (dropped at the source since) leave it, and destination
+// columns the source dropped are dropped, or staged as NULL
+// (Config.DroppedColumns). It returns nil for a batch that only truncates
+// a table that does not exist.
+func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) (*stagePlan, cdc.TableBatch, error) {
 	if len(b.KeyColumns()) == 0 && len(b.Rows) > 0 {
-		return nil, sinkrunner.Permanent(errors.New("the change events name no key columns; rows cannot be matched"))
+		return nil, b, sinkrunner.Permanent(errors.New("the change events name no key columns; rows cannot be matched"))
 	}
 	seen := map[string]string{}
 	for _, c := range b.Columns {
 		if strings.HasPrefix(strings.ToLower(c.Name), reservedPrefix) {
-			return nil, sinkrunner.Permanent(fmt.Errorf("column %q uses the prefix %s Rosetta reserves", c.Name, reservedPrefix))
+			return nil, b, sinkrunner.Permanent(fmt.Errorf("column %q uses the prefix %s Rosetta reserves", c.Name, reservedPrefix))
 		}
 		// DuckDB matches identifiers case-insensitively, even quoted.
 		if other, ok := seen[strings.ToLower(c.Name)]; ok {
-			return nil, sinkrunner.Permanent(fmt.Errorf("columns %q and %q are one column in DuckDB, whose identifiers are case-insensitive", other, c.Name))
+			return nil, b, sinkrunner.Permanent(fmt.Errorf("columns %q and %q are one column in DuckDB, whose identifiers are case-insensitive", other, c.Name))
 		}
 		seen[strings.ToLower(c.Name)] = c.Name
 	}
+	b = b.Without(b.Dropped)
 	shape, err := d.shape(ctx, conn, b)
 	if err != nil || shape == nil {
-		return nil, err
+		return nil, b, err
 	}
 	if widened, err := widenColumns(ctx, conn, shape.target, shape.types, b.Columns); err != nil {
-		return nil, err
+		return nil, b, err
 	} else if len(widened) > 0 {
 		d.log.Info("widened destination columns to the source's types", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", widened)
 		if shape.types, err = d.loadColumns(ctx, conn, b.Table.Table); err != nil {
-			return nil, err
+			return nil, b, err
+		}
+	}
+	var nulls []string // dropped source columns kept: every row written sets them NULL
+	if gone := droppedColumns(shape.source, b.Columns); len(gone) > 0 && len(b.Columns) > 0 {
+		if d.cfg.DroppedColumns == DroppedDrop {
+			ddl, err := dropColumns(ctx, conn, shape.target, gone)
+			if err != nil {
+				return nil, b, err
+			}
+			d.log.Info("dropped destination columns the source dropped", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", ddl)
+			for _, n := range gone {
+				delete(shape.types, n)
+				delete(shape.source, n)
+			}
+		} else {
+			nulls = gone
 		}
 	}
 	keep := map[string]bool{}
@@ -431,13 +455,22 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 		typ := shape.types[c.Name]
 		conv, err := converterFor(typ)
 		if err != nil {
-			return nil, sinkrunner.Permanent(fmt.Errorf("column %s: %w", c.Name, err))
+			return nil, b, sinkrunner.Permanent(fmt.Errorf("column %s: %w", c.Name, err))
 		}
 		cols[i] = stageColumn{Name: c.Name, Type: typ, Key: c.Key, Keep: keep[c.Name] && !c.Key, conv: conv}
 		sig.WriteString("\x00" + c.Name + "\x01" + typ + "\x01" + strconv.FormatBool(c.Key) + strconv.FormatBool(cols[i].Keep))
 	}
+	for _, n := range nulls {
+		// No row of the batch has a value for it: staged as NULL.
+		conv, err := converterFor(shape.types[n])
+		if err != nil {
+			return nil, b, sinkrunner.Permanent(fmt.Errorf("column %s: %w", n, err))
+		}
+		cols = append(cols, stageColumn{Name: n, Type: shape.types[n], conv: conv})
+		sig.WriteString("\x00" + n + "\x01" + shape.types[n] + "\x01null")
+	}
 	if plan, ok := d.stages[sig.String()]; ok {
-		return plan, nil
+		return plan, b, nil
 	}
 	d.nextID++
 	layout := newLayout(cols)
@@ -449,16 +482,16 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 	if len(b.Rows) == 0 {
 		// Truncate only: no staging needed; not cached, as the batch
 		// may lack the columns a staging table needs.
-		return plan, nil
+		return plan, b, nil
 	}
 	if plan.wireTypes, plan.wireNames, err = wireColumns(layout); err != nil {
-		return nil, err
+		return nil, b, err
 	}
 	if _, err := conn.ExecContext(ctx, plan.sql.createStage); err != nil {
-		return nil, fmt.Errorf("create staging table: %w", err)
+		return nil, b, fmt.Errorf("create staging table: %w", err)
 	}
 	d.stages[sig.String()] = plan
-	return plan, nil
+	return plan, b, nil
 }
 
 // wireColumns lists the appender's column types and names in layout order.
@@ -556,6 +589,9 @@ func (d *Driver) shape(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) (*
 		}
 	}
 	if s.types, err = d.loadColumns(ctx, conn, b.Table.Table); err != nil {
+		return nil, err
+	}
+	if s.source, err = d.markSourceColumns(ctx, conn, target, b.Table.Table, b.Columns); err != nil {
 		return nil, err
 	}
 	for _, c := range fills {
