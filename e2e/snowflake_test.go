@@ -2,11 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"database/sql"
-	"encoding/pem"
 	"fmt"
 	"slices"
 	"strings"
@@ -24,26 +20,7 @@ import (
 // PUT, COPY, MERGE on DuckDB), and reads the rows back through gosnowflake.
 func TestSnowflakeDestinationThroughTheAPI(t *testing.T) {
 	t.Parallel()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := fakesnowflake.DefaultConfig("E2EACCT")
-	cfg.Users = []fakesnowflake.User{{Name: "LOADER", PublicKeys: []*rsa.PublicKey{&key.PublicKey}}}
-	cfg.StageDir = t.TempDir()
-	srv, err := fakesnowflake.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	srv, key, pemKey := fakesnowflake.StartWithKeyPair(t, "E2EACCT", "LOADER")
 
 	e := newEnv(t)
 	e.extraEnv = []string{"SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true", "SF_DISABLE_MINICORE=true"}

@@ -2,11 +2,7 @@ package fidelity
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"database/sql"
-	"encoding/pem"
 	"fmt"
 	"math/big"
 	"strings"
@@ -60,26 +56,7 @@ func TestFidelitySnowflake(t *testing.T) {
 		{name: "c_bits", typ: "bit varying", vals: []string{"B''", "B'1011'"}},
 	}
 
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := fakesnowflake.DefaultConfig("FIDACCT")
-	cfg.Users = []fakesnowflake.User{{Name: "LOADER", PublicKeys: []*rsa.PublicKey{&key.PublicKey}}}
-	cfg.StageDir = t.TempDir()
-	srv, err := fakesnowflake.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	srv, key, pemKey := fakesnowflake.StartWithKeyPair(t, "FIDACCT", "LOADER")
 
 	e := newEnv(t)
 	e.extraEnv = []string{"SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true", "SF_DISABLE_MINICORE=true"}
