@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/humanize"
 )
 
 // DefaultLagThreshold is how far behind a destination may be before it is
@@ -129,14 +129,14 @@ func describeLag(seconds *float64, pending *int64) string {
 	case *seconds < 0.5:
 		parts = append(parts, "under 1 s behind")
 	default:
-		parts = append(parts, thousands(int64(math.Round(*seconds)))+" s behind")
+		parts = append(parts, humanize.Thousands(int64(math.Round(*seconds)))+" s behind")
 	}
 	if pending != nil && *pending > 0 {
 		unit := "changes"
 		if *pending == 1 {
 			unit = "change"
 		}
-		parts = append(parts, thousands(*pending)+" "+unit+" pending")
+		parts = append(parts, humanize.Thousands(*pending)+" "+unit+" pending")
 	}
 	return strings.Join(parts, ", ")
 }
@@ -149,24 +149,6 @@ func joinReason(a, b string) string {
 		return a
 	}
 	return a + " (" + b + ")"
-}
-
-// thousands prints n with comma separators: 53000 -> "53,000".
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
 }
 
 func ptrTo[T any](v T) *T { return &v }

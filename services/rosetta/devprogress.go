@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/humanize"
 )
 
 // progressPrefix starts every progress line of `rosetta dev`, so a person
@@ -175,11 +175,11 @@ func (d *devProgress) job(p configstore.Pipeline, j configstore.BackfillJob) {
 			if j.StartedAt != nil && j.FinishedAt != nil {
 				took = " in " + j.FinishedAt.Sub(*j.StartedAt).Round(100*time.Millisecond).String()
 			}
-			d.printf("%s: done, %s rows%s", what, thousands(j.RowsCopied), took)
+			d.printf("%s: done, %s rows%s", what, humanize.Thousands(j.RowsCopied), took)
 		case configstore.JobFailed:
-			d.printf("%s: FAILED after %s rows: %s", what, thousands(j.RowsCopied), j.Error)
+			d.printf("%s: FAILED after %s rows: %s", what, humanize.Thousands(j.RowsCopied), j.Error)
 		default:
-			d.printf("%s: cancelled after %s rows", what, thousands(j.RowsCopied))
+			d.printf("%s: cancelled after %s rows", what, humanize.Thousands(j.RowsCopied))
 		}
 	case configstore.JobExecuting:
 		now := d.now()
@@ -198,7 +198,7 @@ func (d *devProgress) job(p configstore.Pipeline, j configstore.BackfillJob) {
 		}
 		if j.RowsCopied == 0 {
 			if j.RowsTotal != nil {
-				d.printf("%s: started, about %s rows", what, thousands(*j.RowsTotal))
+				d.printf("%s: started, about %s rows", what, humanize.Thousands(*j.RowsTotal))
 			} else {
 				d.printf("%s: started", what)
 			}
@@ -221,37 +221,19 @@ func (d *devProgress) job(p configstore.Pipeline, j configstore.BackfillJob) {
 // (50%), 2,500 rows/s, ETA 2s"; the parts that are not known are left out.
 func jobLine(what string, copied int64, total *int64, rate float64) string {
 	var b strings.Builder
-	b.WriteString(what + ": " + thousands(copied))
+	b.WriteString(what + ": " + humanize.Thousands(copied))
 	if total != nil && *total > 0 {
-		b.WriteString("/" + thousands(*total) + " rows")
+		b.WriteString("/" + humanize.Thousands(*total) + " rows")
 		fmt.Fprintf(&b, " (%d%%)", int(math.Min(100, 100*float64(copied)/float64(*total))))
 	} else {
 		b.WriteString(" rows")
 	}
 	if rate > 0 {
-		b.WriteString(", " + thousands(int64(rate)) + " rows/s")
+		b.WriteString(", " + humanize.Thousands(int64(rate)) + " rows/s")
 		if total != nil && *total > copied {
 			eta := time.Duration(float64(*total-copied) / rate * float64(time.Second))
 			b.WriteString(", ETA " + eta.Round(time.Second).String())
 		}
-	}
-	return b.String()
-}
-
-// thousands prints n with comma separators: 53000 -> "53,000".
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
 	}
 	return b.String()
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/humanize"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 )
 
@@ -400,7 +401,7 @@ func newCatchUp(w io.Writer, total uint64, now func() time.Time) *catchUp {
 		fmt.Fprintln(w, "tail: nothing to catch up from there; following live changes")
 		return nil
 	}
-	fmt.Fprintf(w, "tail: catching up: 0 of %s changes\n", thousands(int64(total)))
+	fmt.Fprintf(w, "tail: catching up: 0 of %s changes\n", humanize.Thousands(int64(total)))
 	return &catchUp{w: w, now: now, total: total, lastAt: now()}
 }
 
@@ -411,12 +412,12 @@ func (c *catchUp) seen(left uint64) bool {
 	// Changes published meanwhile make the total grow.
 	c.total = max(c.total, c.done+left)
 	if left == 0 {
-		fmt.Fprintf(c.w, "tail: caught up after %s changes; following live changes\n", thousands(int64(c.done)))
+		fmt.Fprintf(c.w, "tail: caught up after %s changes; following live changes\n", humanize.Thousands(int64(c.done)))
 		return true
 	}
 	if now := c.now(); now.Sub(c.lastAt) >= time.Second {
 		c.lastAt = now
-		fmt.Fprintf(c.w, "tail: catching up: %s of %s changes (%d%%)\n", thousands(int64(c.done)), thousands(int64(c.total)),
+		fmt.Fprintf(c.w, "tail: catching up: %s of %s changes (%d%%)\n", humanize.Thousands(int64(c.done)), humanize.Thousands(int64(c.total)),
 			c.done*100/c.total)
 	}
 	return false
