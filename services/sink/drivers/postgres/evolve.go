@@ -205,6 +205,14 @@ const sourceMark = "rosetta: source column"
 // dropped). Key columns are never marked: a dropped key column changes
 // the table's key, which no policy handles. Runs under the DDL lock.
 func markSourceColumns(ctx context.Context, tx pgx.Tx, target string, cols []contracts.Column) (map[string]bool, error) {
+	// COMMENT needs the table's owner: on a table someone else owns
+	// (created by hand, written with INSERT/UPDATE grants only), nothing
+	// is marked, so nothing is treated as dropped.
+	var owner bool
+	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass($1)), false)`,
+		target).Scan(&owner); err != nil {
+		return nil, fmt.Errorf("read owner of %s: %w", target, err)
+	}
 	rows, err := tx.Query(ctx, `SELECT a.attname, col_description(a.attrelid, a.attnum)
 		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, target)
 	if err != nil {
@@ -231,7 +239,7 @@ func markSourceColumns(ctx context.Context, tx pgx.Tx, target string, cols []con
 		}
 	}
 	for _, c := range cols {
-		if comment, ok := comments[c.Name]; !ok || comment != nil || c.Key {
+		if comment, ok := comments[c.Name]; !ok || comment != nil || c.Key || !owner {
 			continue
 		}
 		if _, err := tx.Exec(ctx, "COMMENT ON COLUMN "+target+"."+ident(c.Name)+" IS "+quoteLiteral(sourceMark)); err != nil {
