@@ -87,6 +87,23 @@ func TestDroppedColumns(t *testing.T) {
 		e.expect(hasB, "0")
 		e.expect(`SELECT id, a, note FROM sink.t WHERE id IN (1, 5) ORDER BY id`, "1|a1x|mine", "5|a5x|mine")
 	})
+	t.Run("table owned by another role", func(t *testing.T) {
+		// The sink's role writes a table it does not own through grants:
+		// it cannot comment on its columns, so it marks none, treats none
+		// as dropped, and keeps applying.
+		t.Parallel()
+		e := newEnv(t, pg, "sink")
+		role := "writer_" + e.db
+		mustExec(t, e, fmt.Sprintf(`CREATE ROLE %[1]s LOGIN; GRANT CREATE ON DATABASE %[2]s TO %[1]s;
+			CREATE SCHEMA sink; GRANT USAGE ON SCHEMA sink TO %[1]s;
+			CREATE TABLE sink.t (id integer PRIMARY KEY, a text, b text, _rosetta_lsn bigint, _rosetta_seq bigint);
+			GRANT SELECT, INSERT, UPDATE, DELETE ON sink.t TO %[1]s`, role, e.db))
+		e.drv.cfg.User = role
+		e.mustApply(ins1(10, 1, "a1", "b1"), ins1(10, 2, "a2", "b2"))
+		e.mustApply(upd2(contracts.OpUpdate, 20, 2, "a2x"))
+		e.expect(`SELECT id, a, b FROM sink.t ORDER BY id`, "1|a1|b1", "2|a2x|b2")
+		e.expect(`SELECT count(*) FROM pg_description WHERE objoid = 'sink.t'::regclass`, "0")
+	})
 	t.Run("config", func(t *testing.T) {
 		t.Parallel()
 		raw, _ := json.Marshal(map[string]any{"host": "h", "database": "d", "user": "u", "dropped_columns": "drop"})
