@@ -115,3 +115,36 @@ func TestSourceStreamConfig(t *testing.T) {
 		t.Fatalf("consumer config %+v", cc)
 	}
 }
+
+// TestEnsureSourceStreamLeavesAnEqualStreamAlone checks that the server's
+// copy of a source stream's config, with its defaults filled in, compares
+// equal to Rosetta's (so ensuring it again does not update it), and that
+// different limits do not compare equal and are applied.
+func TestEnsureSourceStreamLeavesAnEqualStreamAlone(t *testing.T) {
+	t.Parallel()
+	js := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, lim := range []StreamLimits{{MaxBytes: 1 << 20}, {MaxBytes: 1 << 20}, {MaxBytes: 2 << 20}, {}} {
+		s, err := EnsureSourceStream(ctx, js, 9, lim)
+		if err != nil {
+			t.Fatalf("ensure with %+v: %v", lim, err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := SourceStreamConfig(9, lim)
+		if !sameStreamConfig(info.Config, want) {
+			t.Fatalf("ensure with %+v: the server's config %+v does not compare equal to Rosetta's", lim, info.Config)
+		}
+		if info.Config.MaxBytes != want.MaxBytes {
+			t.Fatalf("ensure with %+v: MaxBytes %d, want %d", lim, info.Config.MaxBytes, want.MaxBytes)
+		}
+		other := want
+		other.MaxBytes++
+		if sameStreamConfig(info.Config, other) {
+			t.Fatal("configs with different MaxBytes compare equal")
+		}
+	}
+}
