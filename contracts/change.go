@@ -106,6 +106,14 @@ type Column struct {
 	BaseType string `json:"base_type"`
 	// Key marks primary-key (replica identity) columns.
 	Key bool `json:"key,omitempty"`
+	// Attnum is the column's number in its table at the source
+	// (pg_attribute.attnum). PostgreSQL keeps it when the column is
+	// renamed and never gives it to another column of the same table, so
+	// a consumer that sees a name it lacks with the attnum of a column it
+	// has, whose name the change no longer lists, knows the column was
+	// renamed (pgoutput itself sends names only). Absent (0) when
+	// unknown. Optional: older producers never send it.
+	Attnum int `json:"attnum,omitempty"`
 	// ExistingValue is the value, in the same JSON form as row values,
 	// that rows which existed when the column was added hold in it:
 	// ALTER TABLE … ADD COLUMN … DEFAULT <non-volatile expression> fills

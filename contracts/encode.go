@@ -68,6 +68,10 @@ func (c *Change) AppendJSON(dst []byte) ([]byte, error) {
 			if col.Key {
 				dst = append(dst, `,"key":true`...)
 			}
+			if col.Attnum != 0 {
+				dst = append(dst, `,"attnum":`...)
+				dst = strconv.AppendInt(dst, int64(col.Attnum), 10)
+			}
 			if col.ExistingValue != "" {
 				dst = append(dst, `,"existing_value":`...)
 				if dst, err = appendCompact(dst, []byte(col.ExistingValue)); err != nil {

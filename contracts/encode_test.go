@@ -71,7 +71,7 @@ func TestAppendJSONEqualsEncodingJSON(t *testing.T) {
 		c := &Change{V: 1, Op: OpUpdate, Source: Source{SourceID: 7, Database: s, Schema: "public", Table: s,
 			LSN: "0/1", CommitLSN: "0/2", Seq: int64(i), TxID: uint32(i), CommitTime: time.Date(2026, 1, 2, 3, 4, 5, i*1000, time.UTC),
 			Snapshot: i%2 == 0},
-			Columns: []Column{{Name: s, Type: "text", BaseType: "text", Key: true}, {Name: "n", Type: "integer", BaseType: "integer",
+			Columns: []Column{{Name: s, Type: "text", BaseType: "text", Key: true}, {Name: "n", Type: "integer", BaseType: "integer", Attnum: 7,
 				ExistingValue: RawValue(` { "a" : [1, 2] } `)}},
 			Key: Row{s: str}, Before: Row{}, After: Row{s: str, "n": json.RawMessage("12"), "z": nil, "a": json.RawMessage("true")},
 			Unchanged: []string{s, "x"}}

@@ -304,6 +304,10 @@ func (p *parser) columns(cols *[]contracts.Column) bool {
 					col.BaseType, ok = p.str()
 				case "key":
 					col.Key, ok = p.bool()
+				case "attnum":
+					var n int64
+					n, ok = p.int(16)
+					col.Attnum = int(n)
 				case "existing_value":
 					var v []byte
 					if v, ok = p.value(); ok && string(v) != "null" {

@@ -71,6 +71,14 @@ WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND atthasmissing AND at
 const resolveSession = `SET LOCAL search_path TO pg_catalog; SET LOCAL TimeZone TO 'UTC'; SET LOCAL DateStyle TO 'ISO, MDY';
 SET LOCAL IntervalStyle TO 'postgres'; SET LOCAL extra_float_digits TO 1; SET LOCAL bytea_output TO 'hex'; SET LOCAL lc_monetary TO 'C'`
 
+// attnumsSQL reads the columns' numbers, which survive RENAME COLUMN and
+// are never reused within a table: a consumer tells a renamed column from
+// a new one by them (contracts.Column.Attnum). Read by name, like
+// existing values, as the table is now: a column renamed again since the
+// change was written is not found and goes without one.
+const attnumsSQL = `
+SELECT attname, attnum::int FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped`
+
 const primaryKeySQL = `
 SELECT a.attname
 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
@@ -88,6 +96,7 @@ func (r *CatalogResolver) ResolveRelation(ctx context.Context, rel *pglogrepl.Re
 	}
 	cols := make([]Column, len(rel.Columns))
 	pk := make(map[string]bool)
+	attnums := make(map[string]int, len(rel.Columns))
 	var existing []existingValue
 	err := pgx.BeginTxFunc(ctx, r.conn, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, resolveSession); err != nil {
@@ -140,6 +149,18 @@ func (r *CatalogResolver) ResolveRelation(ctx context.Context, rel *pglogrepl.Re
 		for _, n := range names {
 			pk[n] = true
 		}
+		numRows, err := tx.Query(ctx, attnumsSQL, rel.RelationID)
+		if err != nil {
+			return fmt.Errorf("query column numbers: %w", err)
+		}
+		var name string
+		var num int
+		if _, err := pgx.ForEachRow(numRows, []any{&name, &num}, func() error {
+			attnums[name] = num
+			return nil
+		}); err != nil {
+			return fmt.Errorf("query column numbers: %w", err)
+		}
 		if r.version == 0 {
 			if err := tx.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&r.version); err != nil {
 				return fmt.Errorf("read server version: %w", err)
@@ -172,6 +193,7 @@ func (r *CatalogResolver) ResolveRelation(ctx context.Context, rel *pglogrepl.Re
 	var types *pgtype.Map
 	for i, c := range rel.Columns {
 		cols[i].Column.Name = c.Name
+		cols[i].Column.Attnum = attnums[c.Name]
 		if array, ok := byName[c.Name]; ok {
 			text, err := firstArrayElement(array)
 			if err != nil {
