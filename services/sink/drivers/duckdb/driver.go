@@ -411,6 +411,10 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 		}
 		seen[strings.ToLower(c.Name)] = c.Name
 	}
+	// Rows of changes older than a rename hold the renamed column under
+	// its old name: they follow it to the new one before the old name
+	// leaves the batch.
+	b = b.FollowRenames()
 	b = b.Without(b.Dropped)
 	shape, err := d.shape(ctx, conn, b)
 	if err != nil || shape == nil {
@@ -551,6 +555,13 @@ func (d *Driver) shape(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) (*
 		ddl = append(ddl, "CREATE SCHEMA IF NOT EXISTS "+ident(d.cfg.Schema), createTableSQL(target, cols))
 		created = true
 	default:
+		renamed, err := d.renameColumns(ctx, conn, target, b.Table.Table, types, b.Columns)
+		if err != nil {
+			return nil, err
+		}
+		if len(renamed) > 0 {
+			d.log.Info("renamed destination columns the source renamed", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", renamed)
+		}
 		lower := map[string]string{}
 		for name := range types {
 			lower[strings.ToLower(name)] = name

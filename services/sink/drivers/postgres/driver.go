@@ -293,6 +293,10 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 			return nil, b, sinkrunner.Permanent(fmt.Errorf("column %q uses the prefix %s Rosetta reserves", c.Name, reservedPrefix))
 		}
 	}
+	// Rows of changes older than a rename hold the renamed column under
+	// its old name: they follow it to the new one before the old name
+	// leaves the batch.
+	b = b.FollowRenames()
 	b = b.Without(b.Dropped)
 	shape, err := d.shape(ctx, tx, b)
 	if err != nil || shape == nil {
@@ -389,6 +393,13 @@ func (d *Driver) shape(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*table
 		ddl = append(ddl, "CREATE SCHEMA IF NOT EXISTS "+ident(d.cfg.Schema), createTableSQL(target, cols))
 		created = true
 	default:
+		renamed, err := renameColumns(ctx, tx, target, types, b.Columns)
+		if err != nil {
+			return nil, err
+		}
+		if len(renamed) > 0 {
+			d.log.Info("renamed destination columns the source renamed", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", renamed)
+		}
 		for _, c := range b.Columns {
 			if _, ok := types[c.Name]; !ok {
 				add, err := addColumnDDL(target, c)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -193,26 +194,43 @@ func widenColumns(ctx context.Context, tx pgx.Tx, target string, types map[strin
 // sourceMark is the comment the driver puts on the destination columns it
 // writes from a source column, so that a column the source no longer lists
 // can be told from one a user added at the destination (which the driver
-// never writes, drops or nulls).
+// never writes, drops, renames or nulls). When the source sent the
+// column's attnum the mark carries it ("rosetta: source column
+// attnum=3"), so that a column renamed at the source is renamed here too
+// (renameColumns); the plain mark, written before attnums were sent, means
+// attnum unknown.
 const sourceMark = "rosetta: source column"
 
-// markSourceColumns returns the columns of target that carry sourceMark,
-// first marking the non-key columns of cols (the batch's current source
-// columns) that exist at the destination and carry no comment at all: the
-// columns of a table just created or added to, and, once, the source
-// columns of a table created before the driver marked columns. A column
-// the user commented is left as it is (and so is never treated as
-// dropped). Key columns are never marked: a dropped key column changes
-// the table's key, which no policy handles. Runs under the DDL lock.
-func markSourceColumns(ctx context.Context, tx pgx.Tx, target string, cols []contracts.Column) (map[string]bool, error) {
-	// COMMENT needs the table's owner: on a table someone else owns
-	// (created by hand, written with INSERT/UPDATE grants only), nothing
-	// is marked, so nothing is treated as dropped.
-	var owner bool
-	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass($1)), false)`,
-		target).Scan(&owner); err != nil {
-		return nil, fmt.Errorf("read owner of %s: %w", target, err)
+// markFor returns the mark of a source column with attnum (0: unknown).
+func markFor(attnum int) string {
+	if attnum <= 0 {
+		return sourceMark
 	}
+	return sourceMark + " attnum=" + strconv.Itoa(attnum)
+}
+
+// parseMark reports whether comment is a source mark, and the attnum it
+// carries (0 when none).
+func parseMark(comment *string) (attnum int, ok bool) {
+	if comment == nil {
+		return 0, false
+	}
+	if *comment == sourceMark {
+		return 0, true
+	}
+	digits, ok := strings.CutPrefix(*comment, sourceMark+" attnum=")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(digits)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// columnComments returns the comment of every column of target (nil: none).
+func columnComments(ctx context.Context, tx pgx.Tx, target string) (map[string]*string, error) {
 	rows, err := tx.Query(ctx, `SELECT a.attname, col_description(a.attrelid, a.attnum)
 		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, target)
 	if err != nil {
@@ -232,17 +250,47 @@ func markSourceColumns(ctx context.Context, tx pgx.Tx, target string, cols []con
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read column comments of %s: %w", target, err)
 	}
+	return comments, nil
+}
+
+// markSourceColumns returns the columns of target that carry sourceMark,
+// first marking the non-key columns of cols (the batch's current source
+// columns) that exist at the destination and carry no comment at all: the
+// columns of a table just created or added to, and, once, the source
+// columns of a table created before the driver marked columns. A mark
+// whose attnum is missing or differs from the one the source now sends is
+// rewritten. A column the user commented is left as it is (and so is never
+// treated as dropped or renamed). Key columns are never marked: a dropped
+// key column changes the table's key, which no policy handles. Runs under
+// the DDL lock.
+func markSourceColumns(ctx context.Context, tx pgx.Tx, target string, cols []contracts.Column) (map[string]bool, error) {
+	// COMMENT needs the table's owner: on a table someone else owns
+	// (created by hand, written with INSERT/UPDATE grants only), nothing
+	// is marked, so nothing is treated as dropped.
+	var owner bool
+	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass($1)), false)`,
+		target).Scan(&owner); err != nil {
+		return nil, fmt.Errorf("read owner of %s: %w", target, err)
+	}
+	comments, err := columnComments(ctx, tx, target)
+	if err != nil {
+		return nil, err
+	}
 	marked := map[string]bool{}
 	for name, c := range comments {
-		if c != nil && *c == sourceMark {
+		if _, ok := parseMark(c); ok {
 			marked[name] = true
 		}
 	}
 	for _, c := range cols {
-		if comment, ok := comments[c.Name]; !ok || comment != nil || c.Key || !owner {
+		comment, ok := comments[c.Name]
+		if !ok || c.Key || !owner {
 			continue
 		}
-		if _, err := tx.Exec(ctx, "COMMENT ON COLUMN "+target+"."+ident(c.Name)+" IS "+quoteLiteral(sourceMark)); err != nil {
+		if attnum, isMark := parseMark(comment); comment != nil && (!isMark || c.Attnum == 0 || attnum == c.Attnum) {
+			continue
+		}
+		if _, err := tx.Exec(ctx, "COMMENT ON COLUMN "+target+"."+ident(c.Name)+" IS "+quoteLiteral(markFor(c.Attnum))); err != nil {
 			return nil, fmt.Errorf("mark column %q of %s as a source column: %w", c.Name, target, err)
 		}
 		marked[c.Name] = true
@@ -250,9 +298,55 @@ func markSourceColumns(ctx context.Context, tx pgx.Tx, target string, cols []con
 	return marked, nil
 }
 
+// renameColumns renames the destination columns whose source column was
+// renamed: a column of cols (the newest change's list) the destination
+// lacks, whose attnum a marked destination column carries, whose name cols
+// no longer lists, and whose type is the one that column has. It runs in
+// the batch's transaction, under the DDL lock, before missing columns are
+// added, so the rows the destination holds keep their values under the
+// new name instead of a new, NULL column appearing beside the old one.
+// types is updated to the renamed columns. It returns the statements run.
+func renameColumns(ctx context.Context, tx pgx.Tx, target string, types map[string]string, cols []contracts.Column) ([]string, error) {
+	if !slices.ContainsFunc(cols, func(c contracts.Column) bool { _, ok := types[c.Name]; return !ok && c.Attnum > 0 && !c.Key }) {
+		return nil, nil
+	}
+	comments, err := columnComments(ctx, tx, target)
+	if err != nil {
+		return nil, err
+	}
+	byAttnum := map[int]string{}
+	dup := map[int]bool{}
+	for name, c := range comments {
+		attnum, ok := parseMark(c)
+		if !ok || attnum == 0 || slices.ContainsFunc(cols, func(c contracts.Column) bool { return c.Name == name }) {
+			continue
+		}
+		if _, seen := byAttnum[attnum]; seen {
+			dup[attnum] = true // not a rename anyone can tell: leave both
+		}
+		byAttnum[attnum] = name
+	}
+	var ddl []string
+	for _, c := range cols {
+		old, ok := byAttnum[c.Attnum]
+		if _, have := types[c.Name]; have || !ok || c.Key || dup[c.Attnum] || types[old] != columnType(c.BaseType) {
+			continue
+		}
+		q := "ALTER TABLE " + target + " RENAME COLUMN " + ident(old) + " TO " + ident(c.Name)
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return nil, fmt.Errorf("rename destination column %q to %q: %w", old, c.Name, err)
+		}
+		ddl = append(ddl, q)
+		types[c.Name] = types[old]
+		delete(types, old)
+		delete(byAttnum, c.Attnum)
+	}
+	return ddl, nil
+}
+
 // droppedColumns lists, sorted, the marked (source) columns of the
 // destination table that the batch's current columns lack: columns
-// dropped (or renamed) at the source. cols must be the newest change's
+// dropped at the source (or renamed, where renameColumns could not tell). cols must be the newest change's
 // list (TableBatch.Without(TableBatch.Dropped)).
 func droppedColumns(marked map[string]bool, cols []contracts.Column) []string {
 	var gone []string
