@@ -239,14 +239,26 @@ func testStreamFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	wal1, _ := w.currentLSN()
-	_, msg1 := w.sourceState()
+	// Capture retries the refused change on a new session, reporting
+	// RUNNING while it starts one, so the state is read until it names the
+	// refused change again.
+	refusal := func() string {
+		var msg string
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if _, msg = w.sourceState(); refusedCommit(msg) != 0 {
+				break
+			}
+		}
+		return msg
+	}
+	msg1 := refusal()
 	time.Sleep(10 * time.Second)
 	s2, err := w.slot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	wal2, _ := w.currentLSN()
-	_, msg2 := w.sourceState()
+	msg2 := refusal()
 	refused1, refused2 := refusedCommit(msg1), refusedCommit(msg2)
 	if refused1 == 0 || refused1 != refused2 {
 		t.Errorf("capture was not stuck on one refused change: %q then %q", msg1, msg2)
