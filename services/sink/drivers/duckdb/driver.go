@@ -19,6 +19,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
@@ -429,7 +430,7 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 		}
 	}
 	var nulls []string // dropped source columns kept: every row written sets them NULL
-	if gone := droppedColumns(shape.source, b.Columns); len(gone) > 0 && len(b.Columns) > 0 {
+	if gone := colmark.Dropped(shape.source, b.Columns); len(gone) > 0 && len(b.Columns) > 0 {
 		if d.cfg.DroppedColumns == DroppedDrop {
 			ddl, err := dropColumns(ctx, conn, shape.target, gone)
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/colmark"
 )
 
 // TestDroppedColumns applies a source DROP COLUMN under both policies:
@@ -71,7 +72,7 @@ func TestDroppedColumns(t *testing.T) {
 			e := run(t, tt.settings, tt.handMade)
 			e.expect(`SELECT id, a, b, note FROM sink.t ORDER BY id`,
 				"1|a1x|<null>|mine", "2|a2x|<null>|mine", "3|a3x|<null>|mine", "4|a4|<null>|<null>", "5|a5|b5|mine")
-			e.expect(`SELECT comment FROM duckdb_columns() WHERE schema_name = 'sink' AND table_name = 't' AND column_name = 'b'`, sourceMark)
+			e.expect(`SELECT comment FROM duckdb_columns() WHERE schema_name = 'sink' AND table_name = 't' AND column_name = 'b'`, colmark.Prefix)
 			// The source adds b back: rows written from then on carry it.
 			e.mustApply(upd1(40, 3, "a3y", "b3y"))
 			e.expect(`SELECT id, a, b FROM sink.t WHERE id = 3`, "3|a3y|b3y")

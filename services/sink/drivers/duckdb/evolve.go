@@ -6,11 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
@@ -48,41 +47,6 @@ func fillExisting(ctx context.Context, conn *sql.Conn, target, table string, c c
 	return nil
 }
 
-// sourceMark is the comment the driver puts on the destination columns it
-// writes from a source column, so that a column the source no longer lists
-// can be told from one a user added at the destination (which the driver
-// never writes, drops, renames or nulls). When the source sent the
-// column's attnum the mark carries it ("rosetta: source column
-// attnum=3"), so that a column renamed at the source is renamed here too
-// (renameColumns); the plain mark, written before attnums were sent, means
-// attnum unknown.
-const sourceMark = "rosetta: source column"
-
-// markFor returns the mark of a source column with attnum (0: unknown).
-func markFor(attnum int) string {
-	if attnum <= 0 {
-		return sourceMark
-	}
-	return sourceMark + " attnum=" + strconv.Itoa(attnum)
-}
-
-// parseMark reports whether comment is a source mark, and the attnum it
-// carries (0 when none).
-func parseMark(comment string) (attnum int, ok bool) {
-	if comment == sourceMark {
-		return 0, true
-	}
-	digits, ok := strings.CutPrefix(comment, sourceMark+" attnum=")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.Atoi(digits)
-	if err != nil || n <= 0 {
-		return 0, false
-	}
-	return n, true
-}
-
 // columnComments returns the comment of every column of the table; DuckDB
 // shows a column without a comment as NULL or as an empty string.
 func (d *Driver) columnComments(ctx context.Context, conn *sql.Conn, target, table string) (map[string]string, error) {
@@ -109,7 +73,7 @@ func (d *Driver) columnComments(ctx context.Context, conn *sql.Conn, target, tab
 }
 
 // markSourceColumns returns the columns of the table that carry
-// sourceMark, first marking the non-key columns of cols (the batch's
+// a colmark, first marking the non-key columns of cols (the batch's
 // current source columns) that exist at the destination and carry no
 // comment: the columns of a table just created or added to, and, once, the
 // source columns of a table created before the driver marked columns. A
@@ -124,7 +88,7 @@ func (d *Driver) markSourceColumns(ctx context.Context, conn *sql.Conn, target, 
 	}
 	marked := map[string]bool{}
 	for name, c := range comments {
-		if _, ok := parseMark(c); ok {
+		if _, ok := colmark.Parse(c); ok {
 			marked[name] = true
 		}
 	}
@@ -133,10 +97,10 @@ func (d *Driver) markSourceColumns(ctx context.Context, conn *sql.Conn, target, 
 		if !ok || c.Key {
 			continue
 		}
-		if attnum, isMark := parseMark(comment); comment != "" && (!isMark || c.Attnum == 0 || attnum == c.Attnum) {
+		if attnum, isMark := colmark.Parse(comment); comment != "" && (!isMark || c.Attnum == 0 || attnum == c.Attnum) {
 			continue
 		}
-		if _, err := conn.ExecContext(ctx, "COMMENT ON COLUMN "+target+"."+ident(c.Name)+" IS '"+markFor(c.Attnum)+"'"); err != nil {
+		if _, err := conn.ExecContext(ctx, "COMMENT ON COLUMN "+target+"."+ident(c.Name)+" IS '"+colmark.For(c.Attnum)+"'"); err != nil {
 			return nil, fmt.Errorf("mark column %q of %s as a source column: %w", c.Name, target, err)
 		}
 		marked[c.Name] = true
@@ -160,49 +124,17 @@ func (d *Driver) renameColumns(ctx context.Context, conn *sql.Conn, target, tabl
 	if err != nil {
 		return nil, err
 	}
-	byAttnum := map[int]string{}
-	dup := map[int]bool{}
-	for name, c := range comments {
-		attnum, ok := parseMark(c)
-		if !ok || attnum == 0 || slices.ContainsFunc(cols, func(c contracts.Column) bool { return c.Name == name }) {
-			continue
-		}
-		if _, seen := byAttnum[attnum]; seen {
-			dup[attnum] = true // not a rename anyone can tell: leave both
-		}
-		byAttnum[attnum] = name
-	}
 	var ddl []string
-	for _, c := range cols {
-		old, ok := byAttnum[c.Attnum]
-		if _, have := types[c.Name]; have || !ok || c.Key || dup[c.Attnum] || types[old] != columnType(c.BaseType) {
-			continue
-		}
-		q := "ALTER TABLE " + target + " RENAME COLUMN " + ident(old) + " TO " + ident(c.Name)
+	for _, r := range colmark.Renames(comments, types, cols, func(c contracts.Column) string { return columnType(c.BaseType) }) {
+		q := "ALTER TABLE " + target + " RENAME COLUMN " + ident(r.Old) + " TO " + ident(r.New)
 		if _, err := conn.ExecContext(ctx, q); err != nil {
-			return nil, fmt.Errorf("rename destination column %q to %q: %w", old, c.Name, err)
+			return nil, fmt.Errorf("rename destination column %q to %q: %w", r.Old, r.New, err)
 		}
 		ddl = append(ddl, q)
-		types[c.Name] = types[old]
-		delete(types, old)
-		delete(byAttnum, c.Attnum)
+		types[r.New] = types[r.Old]
+		delete(types, r.Old)
 	}
 	return ddl, nil
-}
-
-// droppedColumns lists, sorted, the marked (source) columns of the
-// destination table that the batch's current columns lack: columns
-// dropped at the source (or renamed, where renameColumns could not tell). cols must be the newest change's
-// list (TableBatch.Without(TableBatch.Dropped)).
-func droppedColumns(marked map[string]bool, cols []contracts.Column) []string {
-	var gone []string
-	for name := range marked {
-		if !slices.ContainsFunc(cols, func(c contracts.Column) bool { return c.Name == name }) {
-			gone = append(gone, name)
-		}
-	}
-	slices.Sort(gone)
-	return gone
 }
 
 // dropColumns applies the "drop" policy: the destination columns whose

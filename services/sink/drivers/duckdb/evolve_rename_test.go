@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/colmark"
 )
 
 // TestRenamedColumn applies a source RENAME COLUMN (a becomes a2, same
@@ -68,7 +69,7 @@ func TestRenamedColumn(t *testing.T) {
 			e.expect(hasA, "0")
 			e.expect(`SELECT id, a2, b FROM sink.t ORDER BY id`, "1|a1x|b1x", "2|a2x|b2x", "3|a3|b3", "4|a4|b4")
 			e.expect(`SELECT comment FROM duckdb_columns() WHERE schema_name = 'sink' AND table_name = 't' AND column_name = 'a2'`,
-				sourceMark+" attnum=2")
+				colmark.Prefix+" attnum=2")
 		})
 	}
 	t.Run("no attnums", func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
@@ -311,7 +312,7 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 		}
 	}
 	var nulls []string // dropped source columns kept: every row written sets them NULL
-	if gone := droppedColumns(shape.source, b.Columns); len(gone) > 0 && len(b.Columns) > 0 {
+	if gone := colmark.Dropped(shape.source, b.Columns); len(gone) > 0 && len(b.Columns) > 0 {
 		if d.cfg.DroppedColumns == DroppedDrop {
 			ddl, err := dropColumns(ctx, tx, shape.target, gone)
 			if err != nil {

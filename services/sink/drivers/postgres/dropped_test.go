@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
@@ -67,7 +68,7 @@ func TestDroppedColumns(t *testing.T) {
 			e.expect(`SELECT id, a, b, note FROM sink.t ORDER BY id`,
 				"1|a1x|<null>|mine", "2|a2x|<null>|mine", "3|a3x|<null>|mine", "4|a4|<null>|<null>", "5|a5|b5|mine")
 			e.expect(`SELECT col_description('sink.t'::regclass, attnum) FROM pg_attribute WHERE attrelid = 'sink.t'::regclass AND attname = 'b'`,
-				sourceMark)
+				colmark.Prefix)
 			// The source adds b back: rows written from then on carry it.
 			e.mustApply(upd1(40, 3, "a3y", "b3y"))
 			e.expect(`SELECT id, a, b FROM sink.t WHERE id = 3`, "3|a3y|b3y")

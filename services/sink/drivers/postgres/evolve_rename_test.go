@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
@@ -61,7 +62,7 @@ func TestRenamedColumn(t *testing.T) {
 			e.expect(hasA, "0")
 			e.expect(`SELECT id, a2, b FROM sink.t ORDER BY id`, "1|a1x|b1x", "2|a2x|b2x", "3|a3|b3", "4|a4|b4")
 			e.expect(`SELECT col_description('sink.t'::regclass, attnum) FROM pg_attribute WHERE attrelid = 'sink.t'::regclass AND attname = 'a2'`,
-				sourceMark+" attnum=2")
+				colmark.Prefix+" attnum=2")
 		})
 	}
 	t.Run("no attnums", func(t *testing.T) {
