@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -128,30 +124,7 @@ func TestDevProgressAndLag(t *testing.T) {
 	waitLine("rosetta dev: config DB migrated (postgres://postgres@", time.Second)
 	waitLine("rosetta dev: NATS up at nats://"+natsAddr+" (embedded", time.Second)
 
-	base := "http://" + httpAddr + "/api/v1"
-	call := func(method, path string, body, out any) {
-		t.Helper()
-		var r io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			r = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, base+path, r)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode >= 300 {
-			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-		}
-		if out != nil {
-			if err := json.Unmarshal(b, out); err != nil {
-				t.Fatalf("%s %s: %v: %s", method, path, err, b)
-			}
-		}
-	}
+	call := apiCaller(t, "http://"+httpAddr+"/api/v1")
 	var src, dst, pipe struct {
 		ID int64 `json:"id"`
 	}
