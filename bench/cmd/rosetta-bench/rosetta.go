@@ -324,6 +324,7 @@ func (r *rosettaRun) profile(dir string, secs int) {
 	if r.metrics == "" || dir == "" {
 		return
 	}
+	r.sampleHeap(dir)
 	go func() {
 		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", r.metrics, secs)
 		for i := 0; i < 100 && !r.exited(); i++ {
