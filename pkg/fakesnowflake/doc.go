@@ -38,9 +38,15 @@
 //     open transaction, as in Snowflake.
 //   - CREATE [OR REPLACE] [TEMPORARY|TRANSIENT] TABLE [IF NOT EXISTS] with columns,
 //     AS SELECT or LIKE; CREATE/DROP SCHEMA, DATABASE, STAGE, VIEW; DROP TABLE;
-//     ALTER TABLE ADD [COLUMN] (several columns), ALTER COLUMN ... TYPE, DROP
-//     COLUMN, RENAME; USE DATABASE/SCHEMA/WAREHOUSE/ROLE; ALTER SESSION (no-op);
-//     GRANT/REVOKE/COMMENT (no-op).
+//     ALTER TABLE ADD [COLUMN] (several columns), ALTER COLUMN (several,
+//     comma-separated) ... [SET DATA] TYPE, COMMENT '…', UNSET COMMENT, DROP
+//     COLUMN, RENAME [COLUMN]; COMMENT [IF EXISTS] ON COLUMN t.c IS '…' (other
+//     COMMENTs are no-ops); USE DATABASE/SCHEMA/WAREHOUSE/ROLE; ALTER SESSION
+//     (no-op); GRANT/REVOKE (no-op).
+//   - [db.]INFORMATION_SCHEMA.COLUMNS, read from DuckDB's duckdb_columns():
+//     TABLE_CATALOG, TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION,
+//     DATA_TYPE (DuckDB's spelling), IS_NULLABLE, NUMERIC_PRECISION,
+//     NUMERIC_SCALE and COMMENT (column comments survive RENAME COLUMN).
 //   - PUT file://... @stage[/path] [AUTO_COMPRESS, OVERWRITE, PARALLEL,
 //     SOURCE_COMPRESSION]; LIST and REMOVE @stage [PATTERN].
 //   - COPY INTO table [(cols)] FROM @stage[/path] [FILES, PATTERN]
@@ -73,6 +79,8 @@
 //     BINARY/VARBINARY -> BLOB; TIMESTAMP/TIMESTAMP_NTZ/DATETIME -> TIMESTAMP;
 //     TIMESTAMP_TZ/TIMESTAMP_LTZ -> TIMESTAMPTZ; VARIANT/OBJECT/ARRAY -> JSON;
 //     DATE, TIME, BOOLEAN unchanged. GEOGRAPHY, VECTOR, DECFLOAT are rejected.
+//     VARCHAR and BINARY lengths are not kept: such columns report Snowflake's
+//     maximum length, so a driver cannot observe a length increase here.
 //   - PRIMARY KEY, UNIQUE and FOREIGN KEY constraints are dropped: Snowflake does
 //     not enforce them (only NOT NULL), so the fake must not reject duplicates.
 //     TRANSIENT, CLUSTER BY, COPY GRANTS and KEY=value table options are dropped.

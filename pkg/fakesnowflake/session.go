@@ -334,8 +334,10 @@ func (ss *session) execute(ctx context.Context, sqlText string, binds [][]any) (
 		return ss.runRemove(ctx, sqlText, toks)
 	case "LIST", "LS":
 		return ss.runList(ctx, sqlText, toks)
-	case "GRANT", "REVOKE", "COMMENT":
-		// Privileges and comments have no effect on what a driver can observe here.
+	case "COMMENT":
+		return ss.runComment(ctx, toks)
+	case "GRANT", "REVOKE":
+		// Privileges have no effect on what a driver can observe here.
 		return statusResult(stmtDDL, "Statement executed successfully."), nil
 	}
 	return nil, unsupported("statements starting with %s", toks[0].text)
@@ -345,11 +347,49 @@ func (ss *session) execute(ctx context.Context, sqlText string, binds [][]any) (
 // references to session temp tables, cast types and function names.
 func (ss *session) prepare(toks []token) (string, error) {
 	toks = ss.rewriteTempRefs(toks)
+	toks = ss.rewriteColumnsView(toks)
 	toks, err := rewriteExpressions(toks)
 	if err != nil {
 		return "", err
 	}
 	return render(toks), nil
+}
+
+// columnsView is the part of Snowflake's INFORMATION_SCHEMA.COLUMNS the fake
+// emulates, over DuckDB's duckdb_columns() of one database: names, position,
+// DuckDB's type name, nullability and the column comment. %s is the
+// database's name as a string literal.
+const columnsView = `(SELECT database_name AS "TABLE_CATALOG", schema_name AS "TABLE_SCHEMA", table_name AS "TABLE_NAME", ` +
+	`column_name AS "COLUMN_NAME", column_index AS "ORDINAL_POSITION", data_type AS "DATA_TYPE", ` +
+	`CASE WHEN is_nullable THEN 'YES' ELSE 'NO' END AS "IS_NULLABLE", numeric_precision AS "NUMERIC_PRECISION", ` +
+	`numeric_scale AS "NUMERIC_SCALE", NULLIF(comment, '') AS "COMMENT" FROM duckdb_columns() WHERE database_name = %s AND NOT internal)`
+
+// rewriteColumnsView replaces [db.]INFORMATION_SCHEMA.COLUMNS with
+// columnsView of that database (the session's when unqualified).
+func (ss *session) rewriteColumnsView(toks []token) []token {
+	out := make([]token, 0, len(toks))
+	for i := 0; i < len(toks); {
+		if toks[i].isIdent() && (i == 0 || !toks[i-1].isPunct(".")) {
+			parts, next, _ := readQualifiedName(toks, i)
+			n := len(parts)
+			if n >= 2 && parts[n-2] == "INFORMATION_SCHEMA" && parts[n-1] == "COLUMNS" {
+				db := ss.database
+				if n == 3 {
+					db = parts[0]
+				}
+				lexed, err := lex(fmt.Sprintf(columnsView, quoteString(db)))
+				if err == nil {
+					lexed[0].sp = toks[i].sp
+					out = append(out, lexed...)
+					i = next
+					continue
+				}
+			}
+		}
+		out = append(out, toks[i])
+		i++
+	}
+	return out
 }
 
 // rewriteTempRefs points DB.SCHEMA.T and SCHEMA.T at temp.main.T when T is one of
@@ -973,33 +1013,21 @@ func (ss *session) runAlter(ctx context.Context, toks []token) (*result, error) 
 			stmts = append(stmts, prefix+"ADD COLUMN "+ine+render(def))
 		}
 	case i+1 < len(toks) && (toks[i].isWord("ALTER") || toks[i].isWord("MODIFY")):
-		// ALTER [COLUMN] c [SET DATA] TYPE t | SET NOT NULL | DROP NOT NULL
-		rest := toks[i+1:]
-		if len(rest) > 0 && rest[0].isWord("COLUMN") {
-			rest = rest[1:]
+		// ALTER [COLUMN] c [SET DATA] TYPE t | COMMENT 'x' | UNSET COMMENT |
+		// SET NOT NULL | DROP NOT NULL, several comma-separated, optionally in
+		// parentheses: DuckDB takes one per statement.
+		items := toks[i+1:]
+		if len(items) > 1 && items[0].isPunct("(") && matchingParen(items, 0) == len(items)-1 {
+			items = items[1 : len(items)-1]
 		}
-		if len(rest) < 2 {
-			return nil, &sfError{code: "001003", sqlState: "42000", msg: "SQL compilation error:\nincomplete ALTER COLUMN"}
-		}
-		col := render(rest[:1])
-		j := 1
-		if rest[j].isWord("SET") && j+2 < len(rest) && rest[j+1].isWord("DATA") && rest[j+2].isWord("TYPE") {
-			j += 3
-		} else if rest[j].isWord("TYPE") {
-			j++
-		} else {
-			q, err := ss.prepare(rest[1:])
+		db, schema, table := ss.qualify(parts)
+		for _, rest := range splitTopLevel(items) {
+			q, err := ss.alterColumn(prefix, db, schema, table, rest)
 			if err != nil {
 				return nil, err
 			}
-			stmts = append(stmts, prefix+"ALTER COLUMN "+col+" "+q)
-			break
+			stmts = append(stmts, q)
 		}
-		typ, _, err := rewriteType(rest, j)
-		if err != nil {
-			return nil, err
-		}
-		stmts = append(stmts, prefix+"ALTER COLUMN "+col+" SET DATA TYPE "+render(typ))
 	default:
 		q, err := ss.prepare(toks[i:])
 		if err != nil {
@@ -1011,6 +1039,97 @@ func (ss *session) runAlter(ctx context.Context, toks []token) (*result, error) 
 		if _, err := ss.exec(ctx, q); err != nil {
 			return nil, err
 		}
+	}
+	return statusResult(stmtDDL, "Statement executed successfully."), nil
+}
+
+// alterColumn renders one item of ALTER TABLE … ALTER COLUMN for DuckDB.
+// A column comment becomes DuckDB's COMMENT ON COLUMN, which duckdb_columns()
+// and INFORMATION_SCHEMA.COLUMNS (see columnsView) show.
+func (ss *session) alterColumn(prefix, db, schema, table string, rest []token) (string, error) {
+	if len(rest) > 0 && rest[0].isWord("COLUMN") {
+		rest = rest[1:]
+	}
+	if len(rest) < 2 || !rest[0].isIdent() {
+		return "", &sfError{code: "001003", sqlState: "42000", msg: "SQL compilation error:\nincomplete ALTER COLUMN"}
+	}
+	col := render(rest[:1])
+	j := 1
+	switch {
+	case rest[j].isWord("COMMENT") && j+1 < len(rest) && rest[j+1].kind == tkString:
+		return ss.commentOnColumn(db, schema, table, rest[0].val, quoteString(rest[j+1].val)), nil
+	case rest[j].isWord("UNSET") && j+1 < len(rest) && rest[j+1].isWord("COMMENT"):
+		return ss.commentOnColumn(db, schema, table, rest[0].val, "NULL"), nil
+	case rest[j].isWord("SET") && j+2 < len(rest) && rest[j+1].isWord("DATA") && rest[j+2].isWord("TYPE"):
+		j += 3
+	case rest[j].isWord("TYPE"):
+		j++
+	default:
+		q, err := ss.prepare(rest[1:])
+		if err != nil {
+			return "", err
+		}
+		return prefix + "ALTER COLUMN " + col + " " + q, nil
+	}
+	typ, _, err := rewriteType(rest, j)
+	if err != nil {
+		return "", err
+	}
+	return prefix + "ALTER COLUMN " + col + " SET DATA TYPE " + render(typ), nil
+}
+
+// commentOnColumn is DuckDB's COMMENT ON COLUMN for a table of the session
+// (temporary or not); comment is a rendered literal or NULL.
+func (ss *session) commentOnColumn(db, schema, table, column, comment string) string {
+	name := quoteIdent(db) + "." + quoteIdent(schema) + "." + quoteIdent(table)
+	if _, ok := ss.temps[tempKey(db, schema, table)]; ok {
+		name = "temp.main." + quoteIdent(table)
+	}
+	return "COMMENT ON COLUMN " + name + "." + quoteIdent(column) + " IS " + comment
+}
+
+// runComment handles COMMENT [IF EXISTS] ON COLUMN t.c IS '…' (DuckDB's
+// COMMENT ON COLUMN). Comments on other objects are accepted and have no
+// effect: nothing a driver observes here depends on them.
+func (ss *session) runComment(ctx context.Context, toks []token) (*result, error) {
+	i := 1
+	ifExists := i+1 < len(toks) && toks[i].isWord("IF") && toks[i+1].isWord("EXISTS")
+	if ifExists {
+		i += 2
+	}
+	if !(i+1 < len(toks) && toks[i].isWord("ON") && toks[i+1].isWord("COLUMN")) {
+		return statusResult(stmtDDL, "Statement executed successfully."), nil
+	}
+	if err := ss.implicitCommit(ctx); err != nil {
+		return nil, err
+	}
+	// COLUMN [db.][schema.]table.column: readQualifiedName reads three parts
+	// at most, so the dotted name is read here.
+	var parts []string
+	for j := i + 2; j < len(toks); j += 2 {
+		if !toks[j].isIdent() {
+			break
+		}
+		parts = append(parts, toks[j].val)
+		i = j + 1
+		if j+1 >= len(toks) || !toks[j+1].isPunct(".") {
+			break
+		}
+	}
+	if len(parts) < 2 || len(parts) > 4 || i+1 >= len(toks) || !toks[i].isWord("IS") ||
+		(toks[i+1].kind != tkString && !toks[i+1].isWord("NULL")) {
+		return nil, &sfError{code: "001003", sqlState: "42000", msg: "SQL compilation error:\nCOMMENT ON COLUMN needs table.column IS '<comment>'"}
+	}
+	comment := "NULL"
+	if toks[i+1].kind == tkString {
+		comment = quoteString(toks[i+1].val)
+	}
+	db, schema, table := ss.qualify(parts[:len(parts)-1])
+	if _, err := ss.exec(ctx, ss.commentOnColumn(db, schema, table, parts[len(parts)-1], comment)); err != nil {
+		if ifExists {
+			return statusResult(stmtDDL, "Statement executed successfully."), nil
+		}
+		return nil, err
 	}
 	return statusResult(stmtDDL, "Statement executed successfully."), nil
 }

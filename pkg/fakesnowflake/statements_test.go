@@ -3,6 +3,7 @@ package fakesnowflake
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +92,29 @@ func TestCancelAbortsRunningStatement(t *testing.T) {
 	// The server keeps working for new statements.
 	if err := db.PingContext(testContext(t)); err != nil {
 		t.Fatalf("ping after cancel: %v", err)
+	}
+}
+
+func TestColumnCommentsRenameDropAndWiden(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := conn(t, openDB(t, srv, testUser, testKeys()[0]))
+	mustExec(t, c, `CREATE TABLE ROSETTA.PUBLIC.T (ID INT, A NUMBER(5,0), B VARCHAR, C TEXT)`)
+	mustExec(t, c, `INSERT INTO T VALUES (1, 7, 'b', 'c')`)
+	// Snowflake sets several columns' comments (and types) in one ALTER.
+	mustExec(t, c, `ALTER TABLE ROSETTA.PUBLIC.T ALTER COLUMN "A" COMMENT 'mark a', COLUMN "B" COMMENT 'it\'s b'`)
+	mustExec(t, c, `COMMENT ON COLUMN T.C IS 'mark c'`)
+	mustExec(t, c, `ALTER TABLE T ALTER C UNSET COMMENT`)
+	mustExec(t, c, `ALTER TABLE T ALTER COLUMN A SET DATA TYPE NUMBER(10,0), COLUMN B SET DATA TYPE VARCHAR(50)`)
+	mustExec(t, c, `ALTER TABLE T RENAME COLUMN B TO B2`)
+	mustExec(t, c, `ALTER TABLE T DROP COLUMN IF EXISTS C`)
+	got := queryStrings(t, c, `SELECT "COLUMN_NAME", "COMMENT", "DATA_TYPE" FROM "ROSETTA"."INFORMATION_SCHEMA"."COLUMNS"
+		WHERE "TABLE_SCHEMA" = 'PUBLIC' AND "TABLE_NAME" = 'T' ORDER BY "ORDINAL_POSITION"`)
+	want := [][]string{{"ID", "NULL", "DECIMAL(38,0)"}, {"A", "mark a", "DECIMAL(10,0)"}, {"B2", "it's b", "VARCHAR"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("INFORMATION_SCHEMA.COLUMNS = %v, want %v", got, want)
+	}
+	if got := queryStrings(t, c, `SELECT ID, A, B2 FROM T`); strings.Join(got[0], "|") != "1|7|b" {
+		t.Fatalf("rows after ALTERs: %v", got)
 	}
 }
