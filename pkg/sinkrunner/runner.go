@@ -184,10 +184,21 @@ type Runner struct {
 	mu    sync.Mutex
 	stats Stats
 
-	// Last report, for throttling; only touched by Run's goroutine.
+	// held are the batches whose messages the keeper marks in progress.
+	heldMu sync.Mutex
+	held   map[*batch]struct{}
+
+	// repMu serializes health reports (the fetcher reports fetch errors,
+	// the applier everything else) and guards the last report, kept for
+	// throttling, and applyFailing.
+	repMu          sync.Mutex
 	lastHealth     configstore.Health
 	lastReportText string
 	lastReportAt   time.Time
+	// applyFailing is set while the applier's last attempt (an Apply or a
+	// dead-letter write) failed: a fetch that succeeds meanwhile must not
+	// report the destination healthy.
+	applyFailing bool
 }
 
 type replayRequest struct {
@@ -225,6 +236,7 @@ func NewWithDeadLetters(cfg Config, cons jetstream.Consumer, drv Driver, rep Sta
 		log:     log.With("pipeline", cfg.PipelineID, "destination", cfg.DestinationID),
 		replays: make(chan replayRequest),
 		stopped: make(chan struct{}),
+		held:    map[*batch]struct{}{},
 	}
 }
 
@@ -235,70 +247,288 @@ func (r *Runner) Stats() Stats {
 	return r.stats
 }
 
-// Run fetches, applies and acks until ctx ends, then returns nil. A batch
-// being applied or retried when ctx ends is left unacked: JetStream
-// redelivers it after the ack wait, and the driver's version guards make
-// applying it again harmless. Between batches it serves Replay requests.
+// Run fetches, applies and acks until ctx ends, then returns nil.
+//
+// Two goroutines share the work, so that neither the destination nor the
+// consumer waits for the other: a fetcher (fetchLoop) pulls messages, acks
+// those addressed to other destinations, decodes the others as they arrive
+// and gathers them into the next batch, while Run's own goroutine applies
+// the current batch and acks it after its commit. The fetcher keeps adding
+// to the next batch until the applier takes it: a batch goes when it is
+// full, or once the applier is free and BatchWait has passed since its
+// first change. Changes that trickle in are applied within BatchWait, a
+// backlog goes in full batches, and in between a batch holds what arrived
+// while the previous one applied.
+//
+// Batches are applied one at a time, in the order their messages were
+// delivered: a batch that fails is retried and the next one waits (still
+// filling, up to BatchSize) until it commits, so no change of a key commits
+// before an earlier change of it that was fetched first. Every message held
+// (gathered, waiting, applying or retrying) is kept in progress. A batch
+// being applied or retried when ctx ends, and the one being gathered, are
+// nak'ed, never acked: JetStream redelivers them, and the driver's version
+// guards make applying them again harmless. Between batches it serves
+// Replay requests.
 func (r *Runner) Run(ctx context.Context) error {
 	defer close(r.stopped)
-	backoff := r.cfg.MinBackoff
-	for ctx.Err() == nil {
-		r.serveReplays(ctx)
-		msgs, err := r.fetch(ctx)
-		if err != nil && len(msgs) == 0 {
-			if ctx.Err() != nil {
-				break
-			}
-			r.log.Warn("fetch changes failed", "error", err, "retry_in", backoff)
-			r.reportError(ctx, fmt.Errorf("fetch changes: %w", err))
-			if !sleep(ctx, jitter.Spread(backoff)) {
-				break
-			}
-			backoff = min(2*backoff, r.cfg.MaxBackoff)
-			continue
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { r.keepHeldInProgress(ctx) })
+	// Unbuffered: a batch the applier has not taken stays with the
+	// fetcher, which keeps filling it.
+	ready := make(chan *batch)
+	wg.Go(func() { r.fetchLoop(ctx, ready) })
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case req := <-r.replays:
+			req.reply <- r.serveReplay(ctx, req)
+		case b := <-ready:
+			r.process(ctx, b)
+			r.release(b)
 		}
-		backoff = r.cfg.MinBackoff
-		if err != nil {
-			r.log.Warn("fetch ended early; applying what arrived", "error", err, "messages", len(msgs))
-		}
-		if r.lastHealth != configstore.HealthHealthy {
-			// The consumer answers (again): say so even before the next
-			// change arrives.
-			r.reportHealthy(ctx, true)
-		}
-		if len(msgs) == 0 {
-			continue
-		}
-		r.process(ctx, msgs)
 	}
-	return nil
 }
 
-// fetch pulls up to BatchSize messages, waiting at most BatchWait.
+// pullExpiry is how long one pull request waits on the server for messages.
+// Batches do not depend on it (the fetcher hands a batch over in the middle
+// of a request); it bounds how long a stopping runner waits for its last
+// request to end, and how often an idle runner asks again.
+const pullExpiry = 500 * time.Millisecond
+
+// batch is the messages of one Apply, from the fetcher gathering them to
+// the applier settling them.
+type batch struct {
+	// msgs are in delivery order. The fetcher appends under Runner.heldMu
+	// (the keeper reads them) until it hands the batch over.
+	msgs []jetstream.Msg
+	// changes[i] is msgs[i] decoded; errs[i] is why it is not a valid
+	// change (then changes[i] is zero); bad counts those.
+	changes []contracts.Change
+	errs    []error
+	bad     int
+	// collapsed, when set, is the collapse of the valid changes, computed
+	// by the fetcher while a full batch waited for the applier.
+	collapsed *collapsed
+}
+
+type collapsed struct {
+	batches []cdc.TableBatch
+	err     error
+}
+
+// fetchLoop gathers batches and hands each to the applier through ready,
+// until ctx ends; then it waits for its last pull request to end (messages
+// delivered to a request nobody reads would only come back after the ack
+// wait) and naks what it holds.
 //
-// The wait is the pull request's own expiry (FetchMaxWait), not a context
+// A pull request asks for at most the room left in the batch being
+// gathered, so a full batch never leaves delivered messages unread: every
+// message delivered is held, and kept in progress, at once.
+//
+// Its wait is the request's own expiry (FetchMaxWait), not a context
 // deadline: the server ends the request with a timeout status and the
 // client reads until then. With a context deadline the client stops
 // listening while the server may still be sending; a message delivered in
-// that gap is lost to this fetch and only redelivered after the ack wait
-// (measured: e2e updates stalled for a minute under load). ctx is not
-// consulted during the (short) wait; a stopping runner returns after it.
-func (r *Runner) fetch(ctx context.Context) ([]jetstream.Msg, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
+// that gap is lost to the runner and only redelivered after the ack wait
+// (measured: e2e updates stalled for a minute under load).
+func (r *Runner) fetchLoop(ctx context.Context, ready chan<- *batch) {
+	var (
+		pending *batch                 // being gathered; nil when empty
+		pull    jetstream.MessageBatch // the open pull request
+		pulled  <-chan jetstream.Msg   // its messages; nil when none is open
+		got     int                    // messages the open request delivered
+		retry   <-chan time.Time       // set while a failed fetch waits to be retried
+		waited  bool                   // BatchWait passed since pending's first message
+		wait    = time.NewTimer(time.Hour)
+		backoff = r.cfg.MinBackoff
+		done    = ctx.Done() // nil once ctx ended
+	)
+	wait.Stop()
+	defer wait.Stop()
+	for {
+		if pulled == nil && retry == nil && done != nil && pending.len() < r.cfg.BatchSize {
+			b, err := r.cons.Fetch(r.cfg.BatchSize-pending.len(), jetstream.FetchMaxWait(pullExpiry))
+			if err != nil {
+				retry = r.fetchFailed(ctx, err, &backoff)
+			} else {
+				pull, pulled, got = b, b.Messages(), 0
+			}
+		}
+		if done == nil && pulled == nil {
+			// Stopping, and nothing more can arrive.
+			if pending != nil {
+				r.nakUnsettled(&inFlight{msgs: pending.msgs, settled: make([]bool, len(pending.msgs))})
+				r.release(pending)
+			}
+			return
+		}
+		var send chan<- *batch
+		if done != nil && pending.len() > 0 && (waited || pending.len() >= r.cfg.BatchSize) {
+			send = ready
+		}
+		var waitC <-chan time.Time
+		if pending != nil && !waited {
+			waitC = wait.C
+		}
+		select {
+		case m, ok := <-pulled:
+			if !ok {
+				err := pull.Error()
+				pull, pulled = nil, nil
+				switch {
+				case err != nil && got == 0:
+					if done != nil {
+						retry = r.fetchFailed(ctx, err, &backoff)
+					}
+					continue
+				case err != nil:
+					r.log.Warn("fetch ended early; applying what arrived", "error", err, "messages", got)
+				}
+				backoff = r.cfg.MinBackoff
+				// The consumer answers (again): say so even before the
+				// next change arrives.
+				r.fetchAnswered(ctx)
+				continue
+			}
+			got++
+			if !r.addressed(m) {
+				continue
+			}
+			if pending == nil {
+				pending = &batch{}
+				r.hold(pending)
+				waited = false
+				wait.Reset(r.cfg.BatchWait)
+			}
+			r.add(pending, m)
+			if pending.len() >= r.cfg.BatchSize {
+				// Full: nothing joins it any more, so collapse it now,
+				// while the applier is still busy with the previous one.
+				pending.collapse()
+			}
+		case send <- pending:
+			pending = nil
+			wait.Stop()
+		case <-waitC:
+			waited = true
+		case <-retry:
+			retry = nil
+		case <-done:
+			done = nil
+		}
 	}
-	batch, err := r.cons.Fetch(r.cfg.BatchSize, jetstream.FetchMaxWait(r.cfg.BatchWait))
-	if err != nil {
-		return nil, err
-	}
-	var msgs []jetstream.Msg
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
-	}
-	return msgs, batch.Error()
 }
 
-// inFlight is one fetched batch: its messages and which of them are
+func (b *batch) len() int {
+	if b == nil {
+		return 0
+	}
+	return len(b.msgs)
+}
+
+// add appends m, decoded, to b.
+func (r *Runner) add(b *batch, m jetstream.Msg) {
+	c, err := cdc.Decode(m.Data())
+	if err != nil {
+		seq, _ := position(m)
+		r.log.Error("undecodable change message", "subject", m.Subject(), "stream_seq", seq, "error", err)
+		b.bad++
+	}
+	b.changes = append(b.changes, c)
+	b.errs = append(b.errs, err)
+	r.heldMu.Lock()
+	b.msgs = append(b.msgs, m)
+	r.heldMu.Unlock()
+}
+
+// valid returns the indexes and changes of b's valid changes.
+func (b *batch) valid() ([]int, []contracts.Change) {
+	if b.bad == 0 {
+		idx := make([]int, len(b.msgs))
+		for i := range idx {
+			idx[i] = i
+		}
+		return idx, b.changes
+	}
+	idx := make([]int, 0, len(b.msgs)-b.bad)
+	changes := make([]contracts.Change, 0, len(b.msgs)-b.bad)
+	for i, err := range b.errs {
+		if err == nil {
+			idx = append(idx, i)
+			changes = append(changes, b.changes[i])
+		}
+	}
+	return idx, changes
+}
+
+// collapse collapses b's valid changes ahead of their first Apply.
+func (b *batch) collapse() {
+	_, changes := b.valid()
+	if len(changes) == 0 {
+		return
+	}
+	bs, err := cdc.Collapse(changes)
+	b.collapsed = &collapsed{batches: bs, err: err}
+}
+
+// fetchFailed reports a failed fetch and returns when to try again.
+func (r *Runner) fetchFailed(ctx context.Context, err error, backoff *time.Duration) <-chan time.Time {
+	wait := *backoff
+	*backoff = min(2*wait, r.cfg.MaxBackoff)
+	if ctx.Err() == nil {
+		r.log.Warn("fetch changes failed", "error", err, "retry_in", wait)
+		r.reportError(ctx, fmt.Errorf("fetch changes: %w", err), false)
+	}
+	return time.After(jitter.Spread(wait))
+}
+
+// hold registers b with the keeper, release unregisters it once every one
+// of its messages is settled or nak'ed.
+func (r *Runner) hold(b *batch) {
+	r.heldMu.Lock()
+	r.held[b] = struct{}{}
+	r.heldMu.Unlock()
+}
+
+func (r *Runner) release(b *batch) {
+	r.heldMu.Lock()
+	delete(r.held, b)
+	r.heldMu.Unlock()
+}
+
+// keepHeldInProgress marks every held message in progress every
+// KeepAliveEvery until ctx ends, so that the ack wait does not expire while
+// its batch is gathered, waits for the applier, or is applied, retried,
+// bisected or dead-lettered. Marking a settled message is refused by the
+// client without a round trip.
+func (r *Runner) keepHeldInProgress(ctx context.Context) {
+	tick := time.NewTicker(r.cfg.KeepAliveEvery)
+	defer tick.Stop()
+	var msgs []jetstream.Msg
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		msgs = msgs[:0]
+		r.heldMu.Lock()
+		for b := range r.held {
+			msgs = append(msgs, b.msgs...)
+		}
+		r.heldMu.Unlock()
+		for _, m := range msgs {
+			if err := m.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+				r.log.Debug("mark message in progress", "subject", m.Subject(), "error", err)
+			}
+		}
+		clear(msgs)
+	}
+}
+
+// inFlight is one batch being settled: its messages and which of them are
 // settled (acked or terminated), so that only the rest is nak'ed.
 type inFlight struct {
 	msgs    []jetstream.Msg
@@ -313,63 +543,49 @@ func (f *inFlight) pick(idx []int) []jetstream.Msg {
 	return out
 }
 
-// process decodes, applies and acks one fetched batch, keeping every one of
-// its messages in progress until it is settled or ctx ends.
-func (r *Runner) process(ctx context.Context, msgs []jetstream.Msg) {
-	if msgs = r.skipNotAddressed(msgs); len(msgs) == 0 {
-		return
-	}
-	stop := r.keepInProgress(ctx, msgs)
-	defer stop()
-	f := &inFlight{msgs: msgs, settled: make([]bool, len(msgs))}
-	idx, changes, bad, badErrs := r.decode(f)
-	if len(bad) > 0 && !r.settleUndecodable(ctx, f, bad, badErrs) {
+// process settles one batch: it dead-letters or terminates the messages
+// that are not a valid change, then applies and acks the others.
+func (r *Runner) process(ctx context.Context, b *batch) {
+	f := &inFlight{msgs: b.msgs, settled: make([]bool, len(b.msgs))}
+	if ctx.Err() != nil {
 		r.nakUnsettled(f)
 		return
 	}
+	if b.bad > 0 {
+		var bad []int
+		var badErrs []error
+		for i, err := range b.errs {
+			if err != nil {
+				bad = append(bad, i)
+				badErrs = append(badErrs, err)
+			}
+		}
+		if !r.settleUndecodable(ctx, f, bad, badErrs) {
+			r.nakUnsettled(f)
+			return
+		}
+	}
+	idx, changes := b.valid()
 	if len(idx) == 0 {
 		return
 	}
 	kept := &inFlight{msgs: f.pick(idx), settled: make([]bool, len(idx))}
-	r.applyUntilDone(ctx, kept, changes)
+	r.applyUntilDone(ctx, kept, changes, b.collapsed)
 }
 
-// skipNotAddressed acks, without applying, the messages addressed to other
-// destinations (a backfill with destination_ids sets
-// contracts.DestinationsHeader), and returns the others in order. Acking
-// them is safe: this destination has nothing to write for them.
-func (r *Runner) skipNotAddressed(msgs []jetstream.Msg) []jetstream.Msg {
-	kept := make([]jetstream.Msg, 0, len(msgs))
-	for _, m := range msgs {
-		if contracts.AddressedTo(m.Headers().Get(contracts.DestinationsHeader), r.cfg.DestinationID) {
-			kept = append(kept, m)
-			continue
-		}
-		if err := m.Ack(); err != nil {
-			// Not acked: redelivered, and skipped again.
-			r.log.Debug("ack message addressed to other destinations", "subject", m.Subject(), "error", err)
-		}
+// addressed reports whether m is for this runner's destination. A message
+// addressed to other destinations only (a backfill with destination_ids
+// sets contracts.DestinationsHeader) is acked without being applied: this
+// destination has nothing to write for it.
+func (r *Runner) addressed(m jetstream.Msg) bool {
+	if contracts.AddressedTo(m.Headers().Get(contracts.DestinationsHeader), r.cfg.DestinationID) {
+		return true
 	}
-	return kept
-}
-
-// decode parses every message. It returns the indexes and changes of the
-// good ones, and the indexes and errors of those that are not a valid change.
-func (r *Runner) decode(f *inFlight) (idx []int, changes []contracts.Change, bad []int, badErrs []error) {
-	changes = make([]contracts.Change, 0, len(f.msgs))
-	for i, m := range f.msgs {
-		c, err := cdc.Decode(m.Data())
-		if err == nil {
-			idx = append(idx, i)
-			changes = append(changes, c)
-			continue
-		}
-		seq, _ := position(m)
-		r.log.Error("undecodable change message", "subject", m.Subject(), "stream_seq", seq, "error", err)
-		bad = append(bad, i)
-		badErrs = append(badErrs, err)
+	if err := m.Ack(); err != nil {
+		// Not acked: redelivered, and skipped again.
+		r.log.Debug("ack message addressed to other destinations", "subject", m.Subject(), "error", err)
 	}
-	return idx, changes, bad, badErrs
+	return false
 }
 
 // settleUndecodable dead-letters messages that are not a valid change, or,
@@ -400,14 +616,22 @@ func (r *Runner) settleUndecodable(ctx context.Context, f *inFlight, bad []int, 
 // messages are retried: nothing later is fetched while a batch fails, so
 // per-key order is kept. With a dead-letter queue, a permanent failure is
 // isolated instead (see isolate) and the batch completes.
-func (r *Runner) applyUntilDone(ctx context.Context, f *inFlight, changes []contracts.Change) {
+func (r *Runner) applyUntilDone(ctx context.Context, f *inFlight, changes []contracts.Change, pre *collapsed) {
 	all := make([]int, len(changes))
 	for i := range all {
 		all[i] = i
 	}
 	backoff := r.cfg.MinBackoff
 	for attempt := 1; ; attempt++ {
-		err := r.applySubset(ctx, changes, all)
+		var err error
+		if pre != nil {
+			// The fetcher collapsed the batch while it waited. A retry
+			// collapses it again: a driver may keep what it was given.
+			err = r.applyCollapsed(ctx, changes, pre.batches, pre.err)
+			pre = nil
+		} else {
+			err = r.applySubset(ctx, changes, all)
+		}
 		if err == nil {
 			r.committed(ctx, f, all)
 			return
@@ -556,15 +780,21 @@ func (r *Runner) applySubset(ctx context.Context, changes []contracts.Change, id
 		}
 	}
 	batches, err := cdc.Collapse(sub)
-	if err != nil {
+	return r.applyCollapsed(ctx, sub, batches, err)
+}
+
+// applyCollapsed applies batches, the collapse of changes (which failed
+// with collapseErr), in one Apply bounded by ApplyTimeout.
+func (r *Runner) applyCollapsed(ctx context.Context, sub []contracts.Change, batches []cdc.TableBatch, collapseErr error) error {
+	if collapseErr != nil {
 		// Decode checked every change on its own, so this is a batch
 		// whose changes contradict each other (key columns differ).
-		return Permanent(fmt.Errorf("collapse batch: %w", err))
+		return Permanent(fmt.Errorf("collapse batch: %w", collapseErr))
 	}
 	actx, cancel := context.WithTimeout(ctx, r.cfg.ApplyTimeout)
 	defer cancel()
 	start := time.Now()
-	err = r.drv.Apply(actx, batches)
+	err := r.drv.Apply(actx, batches)
 	if err == nil && r.cfg.Observer != nil {
 		// Apply returned nil: the destination transaction committed.
 		r.cfg.Observer.BatchApplied(r.cfg.PipelineID, r.cfg.DestinationID, sub, time.Since(start))
@@ -587,7 +817,7 @@ func (r *Runner) applyFailed(ctx context.Context, err error, n, attempt int, bac
 	}
 	r.log.Error(msg, "messages", n, "attempt", attempt, "permanent", permanent, "class", ErrorClass(err),
 		"retry_in", backoff, "error", err)
-	r.reportError(ctx, err)
+	r.reportError(ctx, err, true)
 }
 
 // committed acks the messages of an Apply that committed.
@@ -679,7 +909,7 @@ func (r *Runner) store(ctx context.Context, l DeadLetter) bool {
 		}
 		err = fmt.Errorf("store a rejected change of %s in the dead-letter queue (it stays unacked and is retried): %w", l.Table, err)
 		r.log.Error("dead-letter queue unavailable", "subject", l.Subject, "stream_seq", l.StreamSeq, "retry_in", backoff, "error", err)
-		r.reportError(ctx, err)
+		r.reportError(ctx, err, true)
 		if !sleep(ctx, jitter.Spread(backoff)) {
 			return false
 		}
@@ -752,36 +982,6 @@ func (r *Runner) serveReplay(ctx context.Context, req replayRequest) replayReply
 	return replayReply{failed: out}
 }
 
-// keepInProgress marks msgs in progress every KeepAliveEvery until the
-// returned stop is called, so that the ack wait does not expire while their
-// batch is applied, retried, bisected or dead-lettered. Marking a settled
-// message is refused by the client without a round trip.
-func (r *Runner) keepInProgress(ctx context.Context, msgs []jetstream.Msg) (stop func()) {
-	kctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(r.cfg.KeepAliveEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-kctx.Done():
-				return
-			case <-tick.C:
-				for _, m := range msgs {
-					if err := m.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-						r.log.Debug("mark message in progress", "subject", m.Subject(), "error", err)
-					}
-				}
-			}
-		}
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}
-
 // nakUnsettled hands the unsettled messages of a batch back to JetStream
 // for redelivery. Best effort: an unacked message is redelivered anyway.
 func (r *Runner) nakUnsettled(f *inFlight) {
@@ -848,7 +1048,27 @@ func subjectTable(subject string) (int64, string) {
 	return src, schema + "." + table
 }
 
+// reportHealthy reports the destination healthy (throttled unless force)
+// and clears applyFailing. Only the applier calls it.
 func (r *Runner) reportHealthy(ctx context.Context, force bool) {
+	r.repMu.Lock()
+	defer r.repMu.Unlock()
+	r.applyFailing = false
+	r.reportHealthyLocked(ctx, force)
+}
+
+// fetchAnswered is called by the fetcher when a pull request ended without
+// error: a destination reported in error (by a failed fetch) is healthy
+// again, unless the applier's last attempt failed.
+func (r *Runner) fetchAnswered(ctx context.Context) {
+	r.repMu.Lock()
+	defer r.repMu.Unlock()
+	if r.lastHealth != configstore.HealthHealthy && !r.applyFailing {
+		r.reportHealthyLocked(ctx, true)
+	}
+}
+
+func (r *Runner) reportHealthyLocked(ctx context.Context, force bool) {
 	st := r.Stats()
 	var notes []string
 	if st.Terminated > 0 {
@@ -865,7 +1085,14 @@ func (r *Runner) reportHealthy(ctx context.Context, force bool) {
 	r.report(ctx, configstore.DestinationState{Health: configstore.HealthHealthy, LastError: text, LastAppliedAt: st.LastAppliedAt})
 }
 
-func (r *Runner) reportError(ctx context.Context, err error) {
+// reportError reports the destination in error (throttled); the applier's
+// reports set applyFailing.
+func (r *Runner) reportError(ctx context.Context, err error, byApplier bool) {
+	r.repMu.Lock()
+	defer r.repMu.Unlock()
+	if byApplier {
+		r.applyFailing = true
+	}
 	text := err.Error()
 	if len(text) > 2000 {
 		text = text[:2000] + "…"
@@ -877,6 +1104,7 @@ func (r *Runner) reportError(ctx context.Context, err error) {
 	r.report(ctx, configstore.DestinationState{Health: configstore.HealthError, LastError: text, LastAppliedAt: r.Stats().LastAppliedAt})
 }
 
+// report sends st; callers hold repMu.
 func (r *Runner) report(ctx context.Context, st configstore.DestinationState) {
 	if ctx.Err() != nil {
 		return

@@ -34,15 +34,28 @@ type recordingDriver struct {
 	rejected string
 	// failNext fails the next Apply only.
 	failNext error
-	calls    int
-	rows     map[string]cdc.Value // key -> name, last applied
-	applied  []int                // rows per successful Apply
+	// gate, when set, holds every Apply until it can receive from it.
+	gate    chan struct{}
+	calls   int
+	rows    map[string]cdc.Value // key -> name, last applied
+	applied []int                // rows per successful Apply
+	history map[string][]string  // key -> names, in the order committed
 }
 
-func (d *recordingDriver) Apply(_ context.Context, batches []cdc.TableBatch) error {
+func (d *recordingDriver) Apply(ctx context.Context, batches []cdc.TableBatch) error {
+	d.mu.Lock()
+	gate := d.gate
+	d.calls++
+	d.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.calls++
 	if d.failing != nil {
 		return d.failing
 	}
@@ -66,6 +79,9 @@ func (d *recordingDriver) Apply(_ context.Context, batches []cdc.TableBatch) err
 				continue
 			}
 			d.rows[r.Key[0].Text] = r.Values["name"]
+			if d.history != nil {
+				d.history[r.Key[0].Text] = append(d.history[r.Key[0].Text], r.Values["name"].Text)
+			}
 		}
 	}
 	d.applied = append(d.applied, n)
@@ -146,6 +162,13 @@ func newFixture(t *testing.T, n *testkit.NATS) *fixture {
 // newFixtureWith is newFixture with a dead-letter queue (nil: none).
 func newFixtureWith(t *testing.T, n *testkit.NATS, dl sinkrunner.DeadLetterQueue) *fixture {
 	t.Helper()
+	return newFixtureConfig(t, n, dl, nil)
+}
+
+// newFixtureConfig is newFixtureWith with the runner's config changed by
+// tune (nil: the defaults of newFixture).
+func newFixtureConfig(t *testing.T, n *testkit.NATS, dl sinkrunner.DeadLetterQueue, tune func(*sinkrunner.Config)) *fixture {
+	t.Helper()
 	_, js := n.Connect(t)
 	ctx := context.Background()
 	nextSource.Lock()
@@ -162,7 +185,7 @@ func newFixtureWith(t *testing.T, n *testkit.NATS, dl sinkrunner.DeadLetterQueue
 		t.Fatal(err)
 	}
 	f := &fixture{js: js, cons: cons, sourceID: src, drv: &recordingDriver{rows: map[string]cdc.Value{}}, rep: &recordingReporter{}}
-	f.runner = sinkrunner.NewWithDeadLetters(sinkrunner.Config{
+	rcfg := sinkrunner.Config{
 		SourceID:       src,
 		PipelineID:     1,
 		DestinationID:  1,
@@ -172,7 +195,11 @@ func newFixtureWith(t *testing.T, n *testkit.NATS, dl sinkrunner.DeadLetterQueue
 		MaxBackoff:     200 * time.Millisecond,
 		KeepAliveEvery: 200 * time.Millisecond,
 		ReportEvery:    10 * time.Millisecond,
-	}, cons, f.drv, f.rep, dl, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
+	if tune != nil {
+		tune(&rcfg)
+	}
+	f.runner = sinkrunner.NewWithDeadLetters(rcfg, cons, f.drv, f.rep, dl, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return f
 }
 
@@ -329,6 +356,144 @@ func TestRunner(t *testing.T) {
 		})
 		if info := f.info(t); info.AckFloor.Stream != 0 {
 			t.Errorf("ack floor %d, want 0: a failed batch is never acked", info.AckFloor.Stream)
+		}
+	})
+}
+
+// TestRunnerPipelined covers what the fetcher gathering the next batch
+// while the applier applies must not change: order per key, the ack wait
+// of every held message, and nothing acked on shutdown.
+func TestRunnerPipelined(t *testing.T) {
+	t.Parallel()
+	n := testkit.StartNATS(t)
+	small := func(c *sinkrunner.Config) { c.BatchSize = 3 }
+
+	t.Run("batches behind a failing one wait in progress and commit in order", func(t *testing.T) {
+		t.Parallel()
+		f := newFixtureConfig(t, n, nil, small)
+		f.drv.history = map[string][]string{}
+		f.drv.setFailing(errors.New("destination is down"))
+		// Key 1 changes in both batches.
+		for i := 1; i <= 6; i++ {
+			f.publishChange(t, int64(i), contracts.OpUpdate, 1, fmt.Sprintf("v%02d", i))
+		}
+		f.run(t)
+		// The failing batch and the one gathered behind it are both
+		// delivered, held and kept in progress past the 1s ack wait.
+		eventually(t, "a batch failing and the next one gathered", func() bool {
+			_, calls := f.drv.snapshot()
+			return calls >= 3 && f.info(t).NumAckPending == 6
+		})
+		time.Sleep(1500 * time.Millisecond)
+		b, err := f.cons.Fetch(10, jetstream.FetchMaxWait(300*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stolen := 0
+		for m := range b.Messages() {
+			stolen++
+			_ = m.Nak()
+		}
+		info := f.info(t)
+		if stolen != 0 || info.NumRedelivered != 0 || info.NumAckPending != 6 || info.AckFloor.Stream != 0 {
+			t.Fatalf("while failing: %d stolen, %d redelivered, %d pending, ack floor %d; want 0, 0, 6 (the failing batch and the next), 0",
+				stolen, info.NumRedelivered, info.NumAckPending, info.AckFloor.Stream)
+		}
+		f.drv.setFailing(nil)
+		for i := 7; i <= 10; i++ {
+			f.publishChange(t, int64(i), contracts.OpUpdate, 1, fmt.Sprintf("v%02d", i))
+		}
+		f.publishChange(t, 11, contracts.OpCreate, 2, "w")
+		eventually(t, "everything acked", func() bool {
+			info := f.info(t)
+			return info.AckFloor.Stream == 11 && info.NumAckPending == 0
+		})
+		f.drv.mu.Lock()
+		hist := slices.Clone(f.drv.history["1"])
+		f.drv.mu.Unlock()
+		if len(hist) < 3 || hist[0] != "v03" || hist[1] != "v06" || !slices.IsSorted(hist) || hist[len(hist)-1] != "v10" {
+			t.Fatalf("key 1 committed as %v; want v03 (the retried batch), v06 (the one behind it), then in order up to v10", hist)
+		}
+		if info := f.info(t); info.NumRedelivered != 0 {
+			t.Errorf("%d messages redelivered, want none", info.NumRedelivered)
+		}
+		if rows, _ := f.drv.snapshot(); len(rows) != 2 || rows["1"] != "v10" || rows["2"] != "w" {
+			t.Errorf("rows = %v", rows)
+		}
+	})
+
+	t.Run("changes arriving while a batch applies join the next batch", func(t *testing.T) {
+		t.Parallel()
+		f := newFixtureConfig(t, n, nil, func(c *sinkrunner.Config) { c.BatchWait = 20 * time.Millisecond })
+		gate := make(chan struct{})
+		f.drv.gate = gate
+		f.run(t)
+		f.publishChange(t, 1, contracts.OpCreate, 1, "first")
+		eventually(t, "the first batch applying", func() bool { _, calls := f.drv.snapshot(); return calls == 1 })
+		for i := 2; i <= 21; i++ {
+			f.publishChange(t, int64(i), contracts.OpCreate, i, "later")
+		}
+		// Many times BatchWait: the later changes wait for the applier,
+		// in one batch, rather than going one batch each per wait.
+		eventually(t, "the later changes held", func() bool { return f.info(t).NumAckPending == 21 })
+		time.Sleep(300 * time.Millisecond)
+		close(gate)
+		eventually(t, "everything acked", func() bool { return f.info(t).AckFloor.Stream == 21 })
+		f.drv.mu.Lock()
+		applied := slices.Clone(f.drv.applied)
+		f.drv.mu.Unlock()
+		if !slices.Equal(applied, []int{1, 20}) {
+			t.Errorf("rows per Apply %v, want [1 20]", applied)
+		}
+	})
+
+	t.Run("a full batch goes without waiting for BatchWait", func(t *testing.T) {
+		t.Parallel()
+		f := newFixtureConfig(t, n, nil, func(c *sinkrunner.Config) { c.BatchSize = 3; c.BatchWait = time.Hour })
+		for i := 1; i <= 4; i++ {
+			f.publishChange(t, int64(i), contracts.OpCreate, i, "v")
+		}
+		f.run(t)
+		eventually(t, "the full batch acked", func() bool { return f.info(t).AckFloor.Stream == 3 })
+		time.Sleep(200 * time.Millisecond)
+		if info := f.info(t); info.AckFloor.Stream != 3 || info.NumAckPending != 1 {
+			t.Errorf("ack floor %d, %d pending; want the 4th change waiting for BatchWait", info.AckFloor.Stream, info.NumAckPending)
+		}
+	})
+
+	t.Run("stopping naks the failing batch and the one gathered behind it", func(t *testing.T) {
+		t.Parallel()
+		f := newFixtureConfig(t, n, nil, small)
+		f.drv.setFailing(errors.New("destination is down"))
+		for i := 1; i <= 6; i++ {
+			f.publishChange(t, int64(i), contracts.OpCreate, i, "v")
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- f.runner.Run(ctx) }()
+		eventually(t, "both batches held", func() bool {
+			_, calls := f.drv.snapshot()
+			return calls >= 2 && f.info(t).NumAckPending == 6
+		})
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		// Nak'ed: delivered again at once, not after the 1s ack wait.
+		b, err := f.cons.Fetch(10, jetstream.FetchMaxWait(500*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range b.Messages() {
+			got++
+			_ = m.Ack()
+		}
+		if got != 6 {
+			t.Errorf("fetched %d right after the stop, want the 6 nak'ed", got)
+		}
+		if rows, _ := f.drv.snapshot(); len(rows) != 0 {
+			t.Errorf("rows = %v, want none", rows)
 		}
 	})
 }
