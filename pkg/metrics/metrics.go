@@ -26,6 +26,7 @@ type Metrics struct {
 	reg *prometheus.Registry
 
 	captured     *prometheus.CounterVec
+	streamedTxs  *prometheus.CounterVec
 	slotConfirm  *prometheus.GaugeVec
 	slotLag      *prometheus.GaugeVec
 	applied      *prometheus.CounterVec
@@ -54,6 +55,10 @@ func New() *Metrics {
 			Namespace: namespace, Subsystem: "capture", Name: "changes_total",
 			Help: "Changes capture published to JetStream, by source and table.",
 		}, []string{"source_id", "table"}),
+		streamedTxs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "capture", Name: "streamed_transactions_total",
+			Help: "Transactions the source streamed to capture before their commit (pgoutput streaming, larger than logical_decoding_work_mem) and capture published at their commit, by source.",
+		}, []string{"source_id"}),
 		slotConfirm: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Subsystem: "capture", Name: "confirmed_lsn",
 			Help: "WAL position capture last confirmed to the source's slot (as a number).",
@@ -125,7 +130,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.captured, m.slotConfirm, m.slotLag, m.applied, m.batchSize, m.applyLatency, m.endToEnd,
+		m.captured, m.streamedTxs, m.slotConfirm, m.slotLag, m.applied, m.batchSize, m.applyLatency, m.endToEnd,
 		m.errors, m.pending, m.ackPending, m.dlqDepth, m.walRetained, m.walSafe, m.walStatus, m.walUp,
 		m.lagSeconds, m.lagBytes,
 	)
@@ -148,6 +153,14 @@ func (m *Metrics) ChangePublished(sourceID int64, schema, table string) {
 		return
 	}
 	m.captured.WithLabelValues(id(sourceID), schema+"."+table).Inc()
+}
+
+// TransactionStreamed counts one streamed transaction capture published.
+func (m *Metrics) TransactionStreamed(sourceID int64) {
+	if m == nil {
+		return
+	}
+	m.streamedTxs.WithLabelValues(id(sourceID)).Inc()
 }
 
 // SlotConfirmed records the position capture confirmed to the source and,

@@ -19,20 +19,93 @@ import (
 // publication. start is where to resume; PostgreSQL never goes back before
 // the slot's confirmed position, and 0 means "from there".
 func StartReplication(ctx context.Context, conn *pgconn.PgConn, slot, publication string, start pglogrepl.LSN) error {
+	_, err := StartReplicationWith(ctx, conn, slot, publication, start, ReplicationOptions{})
+	return err
+}
+
+// ReplicationOptions choose how pgoutput sends transactions.
+type ReplicationOptions struct {
+	// Streaming asks for protocol version 2 with streaming of in-progress
+	// transactions when the server has it (PostgreSQL 14 and later): a
+	// transaction larger than the server's logical_decoding_work_mem is
+	// sent in Stream Start .. Stream Stop blocks while it runs, then
+	// Stream Commit or Stream Abort, instead of being decoded (and spilled
+	// to disk on the server) only once it committed. The receiver must
+	// hold the blocks until the commit.
+	Streaming bool
+}
+
+// StreamingMinVersion is the first server_version_num whose pgoutput
+// streams in-progress transactions (protocol version 2).
+const StreamingMinVersion = 140000
+
+// StartReplicationWith is StartReplication with options. streaming reports
+// whether the server streams in-progress transactions on this connection:
+// only then may Stream messages arrive.
+func StartReplicationWith(ctx context.Context, conn *pgconn.PgConn, slot, publication string, start pglogrepl.LSN,
+	opts ReplicationOptions) (streaming bool, err error) {
 	if err := ValidateSlotName(slot); err != nil {
-		return err
+		return false, err
 	}
 	// pgoutput splits publication_names like an identifier list, so the
 	// name goes in quoted as an identifier, inside a string literal.
 	pubs := "'" + strings.ReplaceAll(pgx.Identifier{publication}.Sanitize(), "'", "''") + "'"
-	err := pglogrepl.StartReplication(ctx, conn, slot, start, pglogrepl.StartReplicationOptions{
+	args := []string{"proto_version '1'", "publication_names " + pubs}
+	if opts.Streaming && ServerVersionNum(conn) >= StreamingMinVersion {
+		args = []string{"proto_version '2'", "publication_names " + pubs, "streaming 'on'"}
+		streaming = true
+	}
+	err = pglogrepl.StartReplication(ctx, conn, slot, start, pglogrepl.StartReplicationOptions{
 		Mode:       pglogrepl.LogicalReplication,
-		PluginArgs: []string{"proto_version '1'", "publication_names " + pubs},
+		PluginArgs: args,
 	})
 	if err != nil {
-		return fmt.Errorf("start replication on slot %s from %s: %w", slot, start, err)
+		return false, fmt.Errorf("start replication on slot %s from %s: %w", slot, start, err)
 	}
-	return nil
+	return streaming, nil
+}
+
+// ServerVersionNum is the server's version as server_version_num would
+// give it (150004 for 15.4), read from the server_version parameter every
+// connection reports at startup; 0 when it does not parse.
+func ServerVersionNum(conn *pgconn.PgConn) int {
+	return parseServerVersion(conn.ParameterStatus("server_version"))
+}
+
+// parseServerVersion reads "15.4", "14beta1", "16.1 (Debian 16.1-1)" and
+// the pre-10 "9.6.24" form.
+func parseServerVersion(v string) int {
+	num := func(s string) (int, string) {
+		n, i := 0, 0
+		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+			n = n*10 + int(s[i]-'0')
+		}
+		if i == 0 {
+			return -1, s
+		}
+		return n, s[i:]
+	}
+	major, rest := num(v)
+	if major < 0 {
+		return 0
+	}
+	minor := 0
+	if strings.HasPrefix(rest, ".") {
+		if m, r := num(rest[1:]); m >= 0 {
+			minor, rest = m, r
+		}
+	}
+	if major >= 10 {
+		return major*10000 + minor
+	}
+	// 9.6.24: major 9.6, minor 24.
+	patch := 0
+	if strings.HasPrefix(rest, ".") {
+		if p, _ := num(rest[1:]); p >= 0 {
+			patch = p
+		}
+	}
+	return major*10000 + minor*100 + patch
 }
 
 // StreamMessage is one message of a replication stream: exactly one of

@@ -33,6 +33,8 @@ const (
 	EnvNATSPings   = "ROSETTA_NATS_MAX_PINGS_OUT"
 	EnvRecvTimeout = "ROSETTA_CAPTURE_RECEIVE_TIMEOUT"
 	EnvApplyTime   = "ROSETTA_SINK_APPLY_TIMEOUT"
+	EnvStreaming   = "ROSETTA_CAPTURE_STREAMING"
+	EnvSpoolDir    = "ROSETTA_CAPTURE_SPOOL_DIR"
 )
 
 // DevSecretKey encrypts secrets under `rosetta dev` when ROSETTA_SECRET_KEY
@@ -96,6 +98,14 @@ type Settings struct {
 	// may stay silent (capture asks the source for a keepalive every 10s)
 	// before capture drops it as dead and reconnects.
 	CaptureReceiveTimeout time.Duration
+	// CaptureStreaming lets sources that have it (PostgreSQL 14+) stream
+	// large transactions to capture while they run (pgoutput protocol 2);
+	// capture spools them to CaptureSpoolDir and publishes them at their
+	// commit. "on" (the default) or "off".
+	CaptureStreaming bool
+	// CaptureSpoolDir is where capture spools streamed transactions until
+	// they commit; empty is the system's temporary directory.
+	CaptureSpoolDir string
 	// SinkApplyTimeout bounds one batch's apply at a destination; a stalled
 	// destination connection fails the apply after it, and the batch is
 	// retried on a new connection.
@@ -123,6 +133,7 @@ func Default() Settings {
 		// Three of capture's 10s keepalive requests unanswered.
 		CaptureReceiveTimeout: 30 * time.Second,
 		SinkApplyTimeout:      2 * time.Minute,
+		CaptureStreaming:      true,
 	}
 }
 
@@ -144,7 +155,18 @@ func Load() (Settings, error) {
 	str(EnvSecretKey, &s.SecretKey)
 	str(EnvLogLevel, &s.LogLevel)
 	str(EnvLogFormat, &s.LogFormat)
+	str(EnvSpoolDir, &s.CaptureSpoolDir)
 	var errs []error
+	if v := os.Getenv(EnvStreaming); v != "" {
+		switch v {
+		case "on", "true", "1":
+			s.CaptureStreaming = true
+		case "off", "false", "0":
+			s.CaptureStreaming = false
+		default:
+			errs = append(errs, fmt.Errorf("%s=%q: want on or off", EnvStreaming, v))
+		}
+	}
 	if v := os.Getenv(EnvReconcile); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {

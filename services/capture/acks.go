@@ -108,6 +108,17 @@ func (a *ackTracker) idle() bool { return len(a.txs) == 0 }
 // that keepalive is acknowledged, and a transaction still running on the
 // source commits after lsn, so it will still be sent. Idle tables thus do
 // not hold WAL on the source.
+//
+// A streamed transaction (see spool.go) that has not committed yet is not
+// in the tracker (it enters at its commit's replay), so it does not stop
+// this, and that is still right: its commit record comes after lsn
+// (PostgreSQL sends a commit before any keepalive reporting a position
+// past it), and confirming only skips transactions that committed before
+// the confirmed position. The slot's restart_lsn, which decides what WAL
+// PostgreSQL keeps, is held back by the running transaction itself, not by
+// the confirmed position. So after a restart PostgreSQL decodes the
+// transaction again from its first record and sends it whole (streamed
+// again from its start, into a new session's spool).
 func (a *ackTracker) observeIdle(lsn pglogrepl.LSN) {
 	if a.idle() && lsn > a.confirmed {
 		a.confirmed = lsn

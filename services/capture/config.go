@@ -83,6 +83,20 @@ type Config struct {
 	// fsync before acknowledging and has no replicas on other machines; 0
 	// confirms as soon as the acknowledgement arrives. Default 0.
 	ConfirmDelay time.Duration
+	// Streaming asks sources that have it (PostgreSQL 14 and later) to
+	// stream transactions larger than their logical_decoding_work_mem while
+	// they run (pgoutput protocol version 2), instead of decoding them only
+	// after the commit. Capture spools a streamed transaction to a file in
+	// SpoolDir and publishes it at its commit, exactly like an unstreamed
+	// one (same changes, order and message ids); a rolled-back one publishes
+	// nothing. Default true.
+	Streaming bool
+	// SpoolDir is where each replication session makes its directory of
+	// streamed transactions' spool files (rosetta-spool-<source id>-*,
+	// mode 0700, removed when the session ends). It needs room for the
+	// largest transactions in flight at once, about their pgoutput size.
+	// Empty is os.TempDir().
+	SpoolDir string
 	// Metrics records published changes, confirmed positions and errors;
 	// nil records nothing.
 	Metrics Metrics
@@ -103,6 +117,7 @@ func DefaultConfig() Config {
 		BackoffMin:        time.Second,
 		BackoffMax:        30 * time.Second,
 		ConnectTimeout:    10 * time.Second,
+		Streaming:         true,
 	}
 }
 

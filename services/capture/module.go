@@ -38,6 +38,8 @@ func newFromFx(p Params) (*Manager, error) {
 	if p.Settings.CaptureReceiveTimeout > 0 {
 		cfg.ReceiveTimeout = p.Settings.CaptureReceiveTimeout
 	}
+	cfg.Streaming = p.Settings.CaptureStreaming
+	cfg.SpoolDir = p.Settings.CaptureSpoolDir
 	if p.Metrics != nil {
 		cfg.Metrics = p.Metrics
 	}

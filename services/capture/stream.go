@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -34,6 +35,12 @@ type stream struct {
 	walEnd     uint64        // the server's last reported WAL end, for the lag metric
 	bodyHint   int           // capacity for the next message body
 	subjects   map[cdcTable]string
+
+	// streaming is set when the server streams in-progress transactions
+	// (protocol version 2): their messages are spooled until they commit.
+	streaming bool
+	spools    *spools
+	block     *spool // the transaction of the open Stream Start .. Stop block
 }
 
 type cdcTable struct{ schema, table string }
@@ -125,10 +132,21 @@ func (s *stream) step(ctx context.Context) error {
 }
 
 func (s *stream) handle(ctx context.Context, x *pglogrepl.XLogData) error {
+	if s.streaming && len(x.WALData) > 0 {
+		if done, err := s.handleStreamed(ctx, x); done || err != nil {
+			return err
+		}
+	}
 	msg, err := pglogrepl.Parse(x.WALData)
 	if err != nil {
 		return fmt.Errorf("parse pgoutput message at %s: %w", x.WALStart, err)
 	}
+	return s.apply(ctx, x.WALStart, msg)
+}
+
+// apply decodes one version 1 message, received or replayed from a spool,
+// publishes its changes and tracks the transaction for the acks.
+func (s *stream) apply(ctx context.Context, walStart pglogrepl.LSN, msg pglogrepl.Message) error {
 	if _, ok := msg.(*pglogrepl.RelationMessage); ok {
 		// Only relation messages make the decoder query the source's
 		// catalog; bound that query like every other one.
@@ -139,7 +157,7 @@ func (s *stream) handle(ctx context.Context, x *pglogrepl.XLogData) error {
 	if _, ok := msg.(*pglogrepl.BeginMessage); ok {
 		s.acks.begin()
 	}
-	changes, err := s.dec.Decode(ctx, x.WALStart, msg)
+	changes, err := s.dec.Decode(ctx, walStart, msg)
 	if err != nil {
 		return err
 	}
@@ -155,6 +173,129 @@ func (s *stream) handle(ctx context.Context, x *pglogrepl.XLogData) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// handleStreamed takes the messages of streamed transactions (protocol
+// version 2): Stream Start/Stop/Commit/Abort, and every message inside a
+// Stream Start .. Stream Stop block, which goes to its transaction's spool.
+// It reports false for the rest, which are version 1-shaped (whole
+// transactions, Begin .. Commit, between the blocks).
+func (s *stream) handleStreamed(ctx context.Context, x *pglogrepl.XLogData) (bool, error) {
+	data := x.WALData
+	typ := pglogrepl.MessageType(data[0])
+	switch typ {
+	case pglogrepl.MessageTypeStreamStart, pglogrepl.MessageTypeStreamStop,
+		pglogrepl.MessageTypeStreamCommit, pglogrepl.MessageTypeStreamAbort:
+	default:
+		if s.block == nil {
+			return false, nil
+		}
+		switch typ {
+		case pglogrepl.MessageTypeRelation, pglogrepl.MessageTypeType, pglogrepl.MessageTypeInsert,
+			pglogrepl.MessageTypeUpdate, pglogrepl.MessageTypeDelete, pglogrepl.MessageTypeTruncate,
+			pglogrepl.MessageTypeMessage:
+			if len(data) < 5 {
+				return true, fmt.Errorf("streamed message %q at %s has no transaction id", typ, x.WALStart)
+			}
+			subxid := binary.BigEndian.Uint32(data[1:5])
+			return true, s.block.append(subxid, x.WALStart, data[0], data[5:])
+		}
+		// Origin, the only other message of a block, carries nothing the
+		// decoder uses (and no transaction id).
+		return true, nil
+	}
+	m, err := pglogrepl.ParseV2(data, false)
+	if err != nil {
+		return true, fmt.Errorf("parse pgoutput message %q at %s: %w", typ, x.WALStart, err)
+	}
+	switch m := m.(type) {
+	case *pglogrepl.StreamStartMessageV2:
+		if s.block != nil {
+			return true, fmt.Errorf("stream start of transaction %d inside the block of %d", m.Xid, s.block.xid)
+		}
+		sp, created, err := s.spools.start(m.Xid, m.FirstSegment == 1)
+		if err != nil {
+			return true, err
+		}
+		if created {
+			s.w.log.Info("transaction streaming before its commit", "xid", m.Xid, "spool", sp.path)
+		}
+		s.block = sp
+	case *pglogrepl.StreamStopMessageV2:
+		s.block = nil
+	case *pglogrepl.StreamAbortMessageV2:
+		if s.block != nil {
+			return true, fmt.Errorf("stream abort of transaction %d inside a stream block", m.Xid)
+		}
+		sp, err := s.spools.abort(m.Xid, m.SubXid)
+		if err != nil {
+			return true, err
+		}
+		if sp != nil {
+			s.w.log.Info("streamed transaction rolled back", "xid", m.Xid, "spooled_messages", sp.n, "spool_bytes", sp.size)
+		}
+	case *pglogrepl.StreamCommitMessageV2:
+		if s.block != nil {
+			return true, fmt.Errorf("stream commit of transaction %d inside a stream block", m.Xid)
+		}
+		return true, s.replay(ctx, m)
+	}
+	return true, nil
+}
+
+// replay publishes a streamed transaction at its commit, exactly as if it
+// had arrived whole: Begin (its final LSN is the commit LSN, so changes get
+// the same commit LSN, seq and Nats-Msg-Id as unstreamed), the spooled
+// messages in order, Commit. Consumers see nothing of it before this.
+func (s *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2) error {
+	sp := s.spools.take(m.Xid)
+	if sp == nil {
+		return fmt.Errorf("stream commit of transaction %d, which this session did not see streamed", m.Xid)
+	}
+	defer func() {
+		if err := sp.remove(); err != nil {
+			s.w.log.Warn("remove spool", "xid", m.Xid, "spool", sp.path, "error", err)
+		}
+	}()
+	begin := &pglogrepl.BeginMessage{FinalLSN: m.CommitLSN, CommitTime: m.CommitTime, Xid: m.Xid}
+	if err := s.apply(ctx, m.CommitLSN, begin); err != nil {
+		return err
+	}
+	i := 0
+	err := sp.replay(func(walStart pglogrepl.LSN, data []byte) error {
+		msg, err := pglogrepl.Parse(data)
+		if err != nil {
+			return fmt.Errorf("parse spooled message of transaction %d at %s: %w", m.Xid, walStart, err)
+		}
+		if err := s.apply(ctx, walStart, msg); err != nil {
+			return err
+		}
+		// A long replay reads nothing from the source: keep taking acks in
+		// and keep the status updates going, or wal_sender_timeout would
+		// end the connection.
+		if i++; i%1024 == 0 {
+			now := time.Now()
+			if err := s.acks.poll(now, s.w.cfg.AckTimeout); err != nil {
+				return err
+			}
+			s.w.confirmed = s.acks.confirmed
+			return s.sendStatus(now, false)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	commit := &pglogrepl.CommitMessage{CommitLSN: m.CommitLSN, TransactionEndLSN: m.TransactionEndLSN, CommitTime: m.CommitTime}
+	if err := s.apply(ctx, m.CommitLSN, commit); err != nil {
+		return err
+	}
+	// The time spent replaying is not silence of the source.
+	s.lastRecv = time.Now()
+	s.w.cfg.Metrics.TransactionStreamed(s.w.id)
+	s.w.log.Info("streamed transaction committed", "xid", m.Xid, "commit_lsn", m.CommitLSN,
+		"spooled_messages", sp.n, "spool_bytes", sp.size)
 	return nil
 }
 

@@ -202,7 +202,9 @@ func (w *worker) session(ctx context.Context) error {
 		defer cancel()
 		rconn.Close(cctx)
 	}()
-	if err := pgrepl.StartReplication(sctx, rconn, src.Slot, src.Publication, w.confirmed); err != nil {
+	streaming, err := pgrepl.StartReplicationWith(sctx, rconn, src.Slot, src.Publication, w.confirmed,
+		pgrepl.ReplicationOptions{Streaming: w.cfg.Streaming})
+	if err != nil {
 		return err
 	}
 
@@ -227,9 +229,18 @@ func (w *worker) session(ctx context.Context) error {
 		applied:    spec,
 		sentLSN:    w.confirmed,
 		lastRecv:   time.Now(),
+		streaming:  streaming,
+		spools:     newSpools(w.cfg.SpoolDir, src.ID),
 	}
+	// Spools hold only what this session received: after a reconnect,
+	// PostgreSQL streams an uncommitted transaction again from its start.
+	defer func() {
+		if err := s.spools.close(); err != nil {
+			w.log.Warn("remove spooled transactions", "error", err)
+		}
+	}()
 	w.log.Info("capture streaming", "slot", src.Slot, "publication", src.Publication, "start_lsn", w.confirmed,
-		"tables", len(spec.Tables))
+		"tables", len(spec.Tables), "streaming", streaming)
 	return s.run(ctx)
 }
 
