@@ -430,6 +430,9 @@ func testDestinationValidation(t *testing.T, c *client) {
 		{"bad dropped_columns", pgWith("dropped_columns", "forget"), 422, "config.dropped_columns", []string{"keep, drop"}},
 		{"duckdb bad dropped_columns", map[string]any{"name": "x", "type": "duckdb", "config": map[string]any{"path": "p", "dropped_columns": "NULL"}},
 			422, "config.dropped_columns", []string{"keep, drop"}},
+		{"snowflake bad dropped_columns", map[string]any{"name": "x", "type": "snowflake", "config": map[string]any{
+			"account": "a", "user": "u", "database": "d", "schema": "s", "private_key_path": "/k.p8", "dropped_columns": "forget"}},
+			422, "config.dropped_columns", []string{"keep, drop"}},
 		{"unreachable", pgWith("port", testkit.FreePort(t)), 422, "config.host", []string{"cannot reach PostgreSQL"}},
 		{"unknown database", pgWith("database", "nope_db"), 422, "config.database", []string{"nope_db"}},
 		{"snowflake without key", map[string]any{"name": "x", "type": "snowflake", "config": map[string]any{

@@ -128,6 +128,7 @@ func destinationFields(typ string) []fieldSpec {
 			{name: "protocol", oneOf: []string{"https", "http"}},
 			// Keep deleted rows with _ROSETTA_DELETED = true (docs/snowflake.md).
 			{name: "soft_delete", kind: kindBool, def: false},
+			{name: "dropped_columns", def: "keep", oneOf: droppedColumns},
 		}
 	case "duckdb":
 		return []fieldSpec{

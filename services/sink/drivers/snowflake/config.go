@@ -68,6 +68,10 @@ type Config struct {
 	// SoftDelete keeps deleted rows, flagged _ROSETTA_DELETED = TRUE, instead
 	// of deleting them.
 	SoftDelete bool `json:"soft_delete"`
+	// DroppedColumns is what happens to a destination column whose source
+	// column was dropped: DroppedKeep (default) keeps it and writes NULL to
+	// it in every row written from then on; DroppedDrop drops it.
+	DroppedColumns string `json:"dropped_columns"`
 
 	// LoginTimeout bounds a login, retries included (60s); not in the JSON.
 	LoginTimeout time.Duration `json:"-"`
@@ -79,9 +83,17 @@ type Config struct {
 	database, schema string
 }
 
+// The values of Config.DroppedColumns.
+const (
+	DroppedKeep = "keep"
+	DroppedDrop = "drop"
+)
+
 // DefaultConfig holds the defaults applied to empty fields.
 func DefaultConfig() Config {
-	return Config{Protocol: "https", LoginTimeout: 60 * time.Second}
+	// Losing a column's history surprises warehouse users more than a
+	// column of NULLs: dropped columns are kept by default.
+	return Config{Protocol: "https", LoginTimeout: 60 * time.Second, DroppedColumns: DroppedKeep}
 }
 
 // ParseConfig decodes a destination's JSON config over DefaultConfig and
@@ -117,6 +129,7 @@ func decodeConfig(raw json.RawMessage) (Config, error) {
 		Port                 json.RawMessage `json:"port"`
 		Protocol             string          `json:"protocol"`
 		SoftDelete           json.RawMessage `json:"soft_delete"`
+		DroppedColumns       string          `json:"dropped_columns"`
 	}
 	if err := json.Unmarshal(raw, &wire); err != nil {
 		// json errors quote offsets and types, not values.
@@ -128,6 +141,9 @@ func decodeConfig(raw json.RawMessage) (Config, error) {
 	c.PrivateKey, c.PrivateKeyPath, c.PrivateKeyPassphrase = wire.PrivateKey, wire.PrivateKeyPath, wire.PrivateKeyPassphrase
 	if wire.Protocol != "" {
 		c.Protocol = wire.Protocol
+	}
+	if wire.DroppedColumns != "" {
+		c.DroppedColumns = wire.DroppedColumns
 	}
 	if port := strings.Trim(string(wire.Port), `" `); port != "" && port != "null" {
 		p, err := strconv.Atoi(port)
@@ -177,6 +193,9 @@ func (c *Config) Validate() error {
 	if c.Protocol != "https" && c.Protocol != "http" {
 		errs = append(errs, fmt.Errorf("protocol %q is not https or http", c.Protocol))
 	}
+	if c.DroppedColumns != DroppedKeep && c.DroppedColumns != DroppedDrop {
+		errs = append(errs, fmt.Errorf("dropped_columns %.40q is not one of keep, drop", c.DroppedColumns))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("snowflake destination config: %w", err)
 	}
@@ -191,7 +210,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("private_key_set", c.PrivateKey != ""), slog.String("private_key_path", c.PrivateKeyPath),
 		slog.Bool("private_key_passphrase_set", c.PrivateKeyPassphrase != ""),
 		slog.String("host", c.Host), slog.Int("port", c.Port), slog.String("protocol", c.Protocol),
-		slog.Bool("soft_delete", c.SoftDelete),
+		slog.Bool("soft_delete", c.SoftDelete), slog.String("dropped_columns", c.DroppedColumns),
 	)
 }
 

@@ -33,8 +33,12 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Protocol != "https" || cfg.Port != 8443 || !cfg.SoftDelete || cfg.database != "RAW" || cfg.schema != "Cdc Data" {
+	if cfg.Protocol != "https" || cfg.Port != 8443 || !cfg.SoftDelete || cfg.database != "RAW" || cfg.schema != "Cdc Data" ||
+		cfg.DroppedColumns != DroppedKeep {
 		t.Errorf("parsed config = %+v", cfg)
+	}
+	if cfg, err := ParseConfig(base(`,"dropped_columns":"drop"`)); err != nil || cfg.DroppedColumns != DroppedDrop {
+		t.Errorf("dropped_columns drop: %+v, %v", cfg, err)
 	}
 	sc := cfg.driverConfig(testKeys()[0])
 	if sc.Authenticator.String() != "SNOWFLAKE_JWT" || sc.PrivateKey == nil || !sc.DisableTelemetry || sc.Database != "raw" {
@@ -51,6 +55,7 @@ func TestParseConfig(t *testing.T) {
 		{`{"account":"a","user":"u","database":"d","schema":"s","private_key_path":"/k","port":"x"}`, "not an integer"},
 		{`{"account":"a","user":"u","database":"d","schema":"s","private_key_path":"/k","protocol":"ftp"}`, "not https or http"},
 		{`{"account":"a","user":"u","database":"d","schema":"s","private_key_path":"/k","soft_delete":"maybe"}`, "not true or false"},
+		{`{"account":"a","user":"u","database":"d","schema":"s","private_key_path":"/k","dropped_columns":"NULL"}`, `dropped_columns "NULL" is not one of keep, drop`},
 		{`{"account":"a","user":"u","database":"d","schema":"s","private_key_path":"/nonexistent/k.p8"}`, "read private_key_path"},
 		{`{"account":"a","user":"u","database":"d","schema":"s","private_key":"not pem"}`, "private_key is not a PEM private key"},
 		{`[]`, "decode"},
@@ -102,7 +107,8 @@ func TestLogValueHidesSecrets(t *testing.T) {
 	cfg := Config{Account: "a", User: "u", Database: "d", Schema: "s", PrivateKey: "-----BEGIN PRIVATE KEY-----\nMIIsecret",
 		PrivateKeyPassphrase: "pass-secret", PrivateKeyPath: path}
 	got := fmt.Sprint(slog.AnyValue(cfg).Resolve())
-	if strings.Contains(got, "secret") || !strings.Contains(got, "private_key_set=true") || !strings.Contains(got, path) {
+	if strings.Contains(got, "secret") || !strings.Contains(got, "private_key_set=true") || !strings.Contains(got, path) ||
+		!strings.Contains(got, "dropped_columns=") {
 		t.Errorf("LogValue = %s", got)
 	}
 }
