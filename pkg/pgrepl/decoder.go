@@ -44,6 +44,7 @@ type Decoder struct {
 	types     *pgtype.Map
 	relations map[uint32]*relation
 	tx        *txState
+	spans     []valueSpan // scratch of newRow and oldRow
 }
 
 type relation struct {
@@ -53,6 +54,7 @@ type relation struct {
 	valueOIDs     []uint32
 	inIdentity    []bool // part of the replica identity (pgoutput column flag 1)
 	isKey         []bool
+	keys          int // how many columns isKey marks
 }
 
 type txState struct {
@@ -163,6 +165,9 @@ func (d *Decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		r.valueOIDs[i] = c.ValueOID
 		r.inIdentity[i] = m.Columns[i].Flags&1 != 0
 		r.isKey[i] = c.Key
+		if c.Key {
+			r.keys++
+		}
 	}
 	d.relations[m.RelationID] = r
 	return nil
@@ -275,8 +280,9 @@ func (d *Decoder) newRow(r *relation, t *pglogrepl.TupleData, full *pglogrepl.Tu
 	if full != nil && len(full.Columns) != len(r.columns) {
 		full = nil
 	}
-	row := make(contracts.Row, len(t.Columns))
 	var unchanged []string
+	d.spans = d.spans[:0]
+	buf := make([]byte, 0, valuesSize(t))
 	for i, tc := range t.Columns {
 		if tc.DataType == pglogrepl.TupleDataTypeToast {
 			if full != nil && full.Columns[i].DataType != pglogrepl.TupleDataTypeToast {
@@ -286,13 +292,12 @@ func (d *Decoder) newRow(r *relation, t *pglogrepl.TupleData, full *pglogrepl.Tu
 				continue
 			}
 		}
-		v, err := d.value(r, i, tc)
-		if err != nil {
+		var err error
+		if buf, err = d.appendValue(buf, r, i, tc); err != nil {
 			return nil, nil, err
 		}
-		row[r.columns[i].Name] = v
 	}
-	return row, unchanged, nil
+	return d.row(r, buf), unchanged, nil
 }
 
 // oldRow decodes an old tuple: under 'K' only the replica identity columns
@@ -302,7 +307,8 @@ func (d *Decoder) oldRow(r *relation, kind uint8, t *pglogrepl.TupleData) (contr
 	if len(t.Columns) != len(r.columns) {
 		return nil, fmt.Errorf("old tuple has %d columns, relation has %d", len(t.Columns), len(r.columns))
 	}
-	row := make(contracts.Row, len(t.Columns))
+	d.spans = d.spans[:0]
+	buf := make([]byte, 0, valuesSize(t))
 	for i, tc := range t.Columns {
 		if kind == pglogrepl.UpdateMessageTupleTypeKey && !r.inIdentity[i] {
 			continue
@@ -310,13 +316,38 @@ func (d *Decoder) oldRow(r *relation, kind uint8, t *pglogrepl.TupleData) (contr
 		if tc.DataType == pglogrepl.TupleDataTypeToast {
 			continue
 		}
-		v, err := d.value(r, i, tc)
-		if err != nil {
+		var err error
+		if buf, err = d.appendValue(buf, r, i, tc); err != nil {
 			return nil, err
 		}
-		row[r.columns[i].Name] = v
 	}
-	return row, nil
+	return d.row(r, buf), nil
+}
+
+// valueSpan is where appendValue wrote column col's value in a row's
+// buffer.
+type valueSpan struct{ col, start, end int }
+
+// valuesSize is room for the JSON values of t in one buffer: its text,
+// quotes, and some escaping (the buffer grows if that is not enough).
+func valuesSize(t *pglogrepl.TupleData) int {
+	n := 0
+	for _, tc := range t.Columns {
+		n += len(tc.Data) + 6
+	}
+	return n
+}
+
+// row maps the values appendValue wrote into buf (d.spans) to their
+// columns. All values of a row share buf, one allocation instead of one
+// per value; each is capped at its end, so appending to one never
+// overwrites the next.
+func (d *Decoder) row(r *relation, buf []byte) contracts.Row {
+	row := make(contracts.Row, len(d.spans))
+	for _, s := range d.spans {
+		row[r.columns[s.col].Name] = json.RawMessage(buf[s.start:s.end:s.end])
+	}
+	return row
 }
 
 // keyOf picks the key columns from row, falling back to alt for a key
@@ -335,24 +366,28 @@ func keyOf(r *relation, row, alt contracts.Row) contracts.Row {
 			continue
 		}
 		if key == nil {
-			key = make(contracts.Row, 4)
+			key = make(contracts.Row, r.keys)
 		}
 		key[c.Name] = v
 	}
 	return key
 }
 
-func (d *Decoder) value(r *relation, i int, tc *pglogrepl.TupleDataColumn) (json.RawMessage, error) {
+// appendValue appends column i's value to buf as JSON and records where in
+// d.spans.
+func (d *Decoder) appendValue(buf []byte, r *relation, i int, tc *pglogrepl.TupleDataColumn) ([]byte, error) {
+	start := len(buf)
 	switch tc.DataType {
 	case pglogrepl.TupleDataTypeNull:
-		return json.RawMessage("null"), nil
+		buf = append(buf, "null"...)
 	case pglogrepl.TupleDataTypeText:
-		v, err := textValue(d.types, r.valueOIDs[i], tc.Data)
-		if err != nil {
+		var err error
+		if buf, err = appendTextValue(buf, d.types, r.valueOIDs[i], tc.Data); err != nil {
 			return nil, fmt.Errorf("column %s (%s): %w", r.columns[i].Name, r.columns[i].Type, err)
 		}
-		return v, nil
 	default:
 		return nil, fmt.Errorf("column %s: tuple data kind %q not supported (pgoutput must run in text mode)", r.columns[i].Name, tc.DataType)
 	}
+	d.spans = append(d.spans, valueSpan{col: i, start: start, end: len(buf)})
+	return buf, nil
 }

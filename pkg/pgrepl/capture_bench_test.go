@@ -1,0 +1,146 @@
+package pgrepl
+
+import (
+	"context"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// benchRel is the bench's table (bench/cmd/rosetta-bench): id bigint
+// primary key, ver and qty integer, amount bigint, price double precision,
+// note text, ts timestamptz, attrs jsonb.
+var (
+	benchRel = &pglogrepl.RelationMessage{
+		RelationID: 300, Namespace: "public", RelationName: "bench_ins_100", ReplicaIdentity: 'd', ColumnNum: 8,
+		Columns: []*pglogrepl.RelationMessageColumn{
+			{Flags: 1, Name: "id", DataType: pgtype.Int8OID, TypeModifier: -1},
+			{Name: "ver", DataType: pgtype.Int4OID, TypeModifier: -1},
+			{Name: "qty", DataType: pgtype.Int4OID, TypeModifier: -1},
+			{Name: "amount", DataType: pgtype.Int8OID, TypeModifier: -1},
+			{Name: "price", DataType: pgtype.Float8OID, TypeModifier: -1},
+			{Name: "note", DataType: pgtype.TextOID, TypeModifier: -1},
+			{Name: "ts", DataType: pgtype.TimestamptzOID, TypeModifier: -1},
+			{Name: "attrs", DataType: pgtype.JSONBOID, TypeModifier: -1},
+		},
+	}
+	benchResolver = staticResolver{300: {
+		colAt("bigint", pgtype.Int8OID, true, 1),
+		colAt("integer", pgtype.Int4OID, false, 2),
+		colAt("integer", pgtype.Int4OID, false, 3),
+		colAt("bigint", pgtype.Int8OID, false, 4),
+		colAt("double precision", pgtype.Float8OID, false, 5),
+		colAt("text", pgtype.TextOID, false, 6),
+		colAt("timestamp with time zone", pgtype.TimestamptzOID, false, 7),
+		colAt("jsonb", pgtype.JSONBOID, false, 8),
+	}}
+	// benchInsert is row 123456 at version 1 as pgoutput sends it (text
+	// mode; jsonb as PostgreSQL prints it).
+	benchInsert = &pglogrepl.InsertMessage{RelationID: 300, Tuple: tuple(
+		txt("123456"), txt("1"), txt("43"), txt("123456001"), txt("34.702857142857141"),
+		txt("order 123456 v1 shipped to warehouse north-east"), txt("2026-01-01 00:02:04.456+00"),
+		txt(`{"qty": 1, "sku": "SKU-456", "gift": false, "tags": ["a", "b"]}`))}
+)
+
+func colAt(typ string, oid uint32, key bool, attnum int) Column {
+	c := col(typ, typ, oid, key)
+	c.Attnum = attnum
+	return c
+}
+
+func benchDecoder(b *testing.B) *Decoder {
+	ctx := context.Background()
+	d := NewDecoder(1, "src", benchResolver)
+	if _, err := d.Decode(ctx, 1, benchRel); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := d.Decode(ctx, 1, begin(0x1D79000, 750)); err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// BenchmarkDecodeBenchRow is the decoding of one insert of the bench's row
+// shape, what capture pays per change of the bench between
+// pglogrepl.Parse and encoding.
+func BenchmarkDecodeBenchRow(b *testing.B) {
+	ctx := context.Background()
+	d := benchDecoder(b)
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	for b.Loop() {
+		if _, err := d.Decode(ctx, 0x1D78E70, benchInsert); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCaptureChange is capture's CPU per change of the bench between
+// the replication connection and the publish: pglogrepl.Parse of the
+// pgoutput bytes, Decode, and the JSON envelope into a fresh body (capture
+// gives every message its own body, JetStream may resend it).
+func BenchmarkCaptureChange(b *testing.B) {
+	ctx := context.Background()
+	d := benchDecoder(b)
+	wal := encodeInsert(benchInsert)
+	hint := 0
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	for b.Loop() {
+		msg, err := pglogrepl.Parse(wal)
+		if err != nil {
+			b.Fatal(err)
+		}
+		changes, err := d.Decode(ctx, 0x1D78E70, msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, err := changes[0].AppendJSON(make([]byte, 0, hint))
+		if err != nil {
+			b.Fatal(err)
+		}
+		hint = max(hint, len(body)+len(body)/8)
+	}
+}
+
+// encodeInsert writes m in pgoutput's wire form (protocol 1, text values),
+// the bytes pglogrepl.Parse reads.
+func encodeInsert(m *pglogrepl.InsertMessage) []byte {
+	out := []byte{'I', byte(m.RelationID >> 24), byte(m.RelationID >> 16), byte(m.RelationID >> 8), byte(m.RelationID), 'N'}
+	n := len(m.Tuple.Columns)
+	out = append(out, byte(n>>8), byte(n))
+	for _, c := range m.Tuple.Columns {
+		out = append(out, c.DataType)
+		if c.DataType != pglogrepl.TupleDataTypeText {
+			continue
+		}
+		l := len(c.Data)
+		out = append(out, byte(l>>24), byte(l>>16), byte(l>>8), byte(l))
+		out = append(out, c.Data...)
+	}
+	return out
+}
+
+// reportCPU adds cpu-ns/op, the process's CPU time (user + system, all
+// threads, so the garbage collector's share too) per iteration: on a
+// shared machine wall time per op mostly measures the neighbours, CPU time
+// much less so. Use as defer reportCPU(b)().
+func reportCPU(b *testing.B) func() {
+	start := processCPU(b)
+	return func() {
+		if b.N > 0 {
+			b.ReportMetric(float64(processCPU(b)-start)/float64(b.N), "cpu-ns/op")
+		}
+	}
+}
+
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
