@@ -26,6 +26,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
@@ -54,7 +55,9 @@ type tableState struct {
 	types      map[string]colType // Snowflake column name -> type
 	foreign    map[string]string  // columns of types Rosetta cannot load -> type name
 	hasTomb    bool
-	hasDeleted bool // the _ROSETTA_DELETED column exists
+	hasDeleted bool              // the _ROSETTA_DELETED column exists
+	comments   map[string]string // column -> comment ("" none)
+	source     map[string]bool   // columns carrying a colmark (markSourceColumns)
 }
 
 // New returns a driver for cfg (from ParseConfig); it logs in on the first
@@ -482,11 +485,19 @@ func (d *Driver) afterError(ctx context.Context, err error, jobs []*job) {
 
 // prepare maps a batch's columns, makes sure the destination table (and its
 // tombstone table) has them and that the session has a staging table for
-// the batch's shape.
+// the batch's shape. The newest change's columns decide the table's
+// schema: columns only older changes of the batch list (dropped at the
+// source since) leave the batch, and destination columns the source
+// dropped are dropped, or staged as NULL (Config.DroppedColumns).
 func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) (*job, error) {
 	if err := checkSourceName("table", b.Table.Table); err != nil {
 		return nil, sinkrunner.Permanent(err)
 	}
+	// Rows of changes older than a rename hold the renamed column under
+	// its old name: they follow it to the new one before the old name
+	// leaves the batch.
+	b = b.FollowRenames()
+	b = b.Without(b.Dropped)
 	j := &job{b: b, table: destName(b.Table.Table)}
 	cols, err := mapColumns(b)
 	if err != nil {
@@ -495,6 +506,22 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 	j.st, err = d.ensureTable(ctx, conn, j.table, cols, existingValues(b))
 	if err != nil {
 		return nil, err
+	}
+	var nulls []string // dropped source columns kept: every row written sets them NULL
+	if gone := colmark.Dropped(j.st.source, destColumns(cols)); len(gone) > 0 && len(cols) > 0 {
+		if d.cfg.DroppedColumns == DroppedDrop {
+			ddl, err := dropColumns(ctx, conn, qualified(d.cfg.database, d.cfg.schema, j.table), j.st, gone)
+			if err != nil {
+				return nil, err
+			}
+			d.log.Info("dropped destination columns the source dropped", "table", j.table, "ddl", ddl)
+		} else {
+			for _, n := range gone {
+				if _, ok := j.st.types[n]; ok {
+					nulls = append(nulls, n)
+				}
+			}
+		}
 	}
 	// Columns take the destination's actual types: a table created by an
 	// earlier version of the source schema keeps its types, and values are
@@ -508,6 +535,10 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 		if c.key {
 			j.shape.keys = append(j.shape.keys, i)
 		}
+	}
+	for _, n := range nulls {
+		// No row of the batch has a value for it (source ""): staged NULL.
+		cols = append(cols, stageColumn{name: n, typ: j.st.types[n]})
 	}
 	j.shape.cols = cols
 	if len(b.Rows) > 0 && len(j.shape.keys) == 0 {
@@ -553,7 +584,7 @@ func mapColumns(b cdc.TableBatch) ([]stageColumn, error) {
 		if base == "" {
 			base = c.Type
 		}
-		cols = append(cols, stageColumn{source: c.Name, name: name, base: base, typ: mapType(base), key: c.Key})
+		cols = append(cols, stageColumn{source: c.Name, name: name, base: base, typ: mapType(base), key: c.Key, attnum: c.Attnum})
 	}
 	return cols, nil
 }
@@ -565,14 +596,15 @@ func mapColumns(b cdc.TableBatch) ([]stageColumn, error) {
 // it concurrently. A batch without columns (a lone truncate) of a table
 // that does not exist gets a state with exists false.
 func (d *Driver) ensureTable(ctx context.Context, conn *sql.Conn, table string, cols []stageColumn, existing map[string]string) (*tableState, error) {
-	if st, ok := d.tables[table]; ok && st.covers(cols, d.cfg.SoftDelete) {
+	if st, ok := d.tables[table]; ok && st.covers(cols, d.cfg.SoftDelete) && len(st.widenings(cols)) == 0 {
 		return st, nil
 	}
 	target := qualified(d.cfg.database, d.cfg.schema, table)
-	st, err := describe(ctx, conn, target)
+	st, err := d.loadTable(ctx, conn, target, table)
 	if err != nil {
 		return nil, err
 	}
+	reload := false
 	var ddl []string
 	switch {
 	case !st.exists && len(cols) == 0:
@@ -581,6 +613,14 @@ func (d *Driver) ensureTable(ctx context.Context, conn *sql.Conn, table string, 
 		ddl = append(ddl, createTableSQL(target, cols, d.cfg.SoftDelete))
 		d.log.Info("creating destination table", "table", table)
 	default:
+		renamed, err := d.renameColumns(ctx, conn, target, st, cols)
+		if len(renamed) > 0 {
+			reload = true
+			d.log.Info("renamed destination columns the source renamed", "table", table, "ddl", renamed)
+		}
+		if err != nil {
+			return nil, err
+		}
 		for _, c := range cols {
 			if _, ok := st.types[c.name]; !ok {
 				if _, foreign := st.foreign[c.name]; !foreign {
@@ -609,14 +649,19 @@ func (d *Driver) ensureTable(ctx context.Context, conn *sql.Conn, table string, 
 				ddl = append(ddl, addBookkeepingColumnSQL(target, name))
 			}
 		}
+		if items := st.widenings(cols); len(items) > 0 {
+			// One statement for every widened column of the table.
+			ddl = append(ddl, "ALTER TABLE "+target+" ALTER "+strings.Join(items, ", "))
+			d.log.Info("widening destination columns to the source's types", "table", table, "columns", items)
+		}
 	}
 	for _, q := range ddl {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("prepare destination table: %w", err)
 		}
 	}
-	if len(ddl) > 0 {
-		if st, err = describe(ctx, conn, target); err != nil {
+	if len(ddl) > 0 || reload {
+		if st, err = d.loadTable(ctx, conn, target, table); err != nil {
 			return nil, err
 		}
 	}
@@ -627,6 +672,9 @@ func (d *Driver) ensureTable(ctx context.Context, conn *sql.Conn, table string, 
 			"grant the role ownership of it, or SELECT, INSERT, UPDATE and DELETE", target)
 	case !st.covers(cols, d.cfg.SoftDelete):
 		return nil, fmt.Errorf("destination table %s lacks columns after adding them", target)
+	}
+	if err := d.markSourceColumns(ctx, conn, target, table, st, cols); err != nil {
+		return nil, err
 	}
 	tomb := qualified(d.cfg.database, d.cfg.schema, tombPrefix+table)
 	var keys []stageColumn

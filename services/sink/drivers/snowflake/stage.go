@@ -16,11 +16,12 @@ import (
 // stageColumn is one data column of a batch: its PostgreSQL name (the key of
 // cdc.RowChange.Values) and base type, and its Snowflake name and type.
 type stageColumn struct {
-	source string
+	source string // "" for a kept column the source dropped: staged NULL
 	name   string
 	base   string
 	typ    colType
 	key    bool
+	attnum int // the source column's number (contracts.Column.Attnum), 0 unknown
 }
 
 // shape is the data columns of one table's batch, in staging order, and
