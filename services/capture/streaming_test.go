@@ -49,8 +49,9 @@ func (m *countingMetrics) count(id int64) int {
 // both streams must hold the same changes, in the same order, with the same
 // commit LSNs, sequence numbers and so message ids (the source id aside).
 // The workload covers what a streamed transaction can do: commit, interleave
-// with another, roll a subtransaction back, roll back whole, change its
-// table's schema, and lose its capture session halfway.
+// with another, roll a subtransaction back (also one that changed a
+// table's schema or first described the table), roll back whole, change
+// its table's schema, and lose its capture session halfway.
 func TestStreamedTransactions(t *testing.T) {
 	t.Parallel()
 	pg := testkit.StartPostgres(t)
@@ -65,13 +66,15 @@ CREATE TABLE two (id int PRIMARY KEY, who text);
 CREATE TABLE sp (id int PRIMARY KEY);
 CREATE TABLE rb (id int PRIMARY KEY);
 CREATE TABLE alt (id int PRIMARY KEY, a text);
-CREATE TABLE rs (id int PRIMARY KEY, v text);`)
-	tables := []string{"public.big", "public.two", "public.sp", "public.rb", "public.alt", "public.rs"}
+CREATE TABLE rs (id int PRIMARY KEY, v text);
+CREATE TABLE fresh (id int PRIMARY KEY, v text);
+CREATE TABLE fresh2 (id int PRIMARY KEY, v text);`)
+	tables := []string{"public.fresh", "public.fresh2", "public.big", "public.two", "public.sp", "public.rb", "public.alt", "public.rs"}
 	e.store.setPipeline(configstore.Pipeline{ID: 1, SourceID: e.src.ID, DestinationIDs: []int64{1},
 		Tables: tables, Status: configstore.StatusStart})
 	// The reference: the same database, its own slot and source id, v1.
 	ref := &env{t: t, pg: pg, js: js, db: e.db, src: e.src, log: e.log}
-	ref.src.ID, ref.src.Slot, ref.src.Name = 3002, "cap_"+testkit.RandomSuffix(), "ref"
+	ref.src.ID, ref.src.Slot, ref.src.Name, ref.src.Publication = 3002, "cap_"+testkit.RandomSuffix(), "ref", "ref pub"
 	ref.store = &memStore{sources: []configstore.Source{ref.src}}
 	ref.store.setPipeline(configstore.Pipeline{ID: 2, SourceID: ref.src.ID, DestinationIDs: []int64{1},
 		Tables: tables, Status: configstore.StatusStart})
@@ -144,6 +147,29 @@ ALTER TABLE alt ADD COLUMN b int DEFAULT 7;
 INSERT INTO alt SELECT g, 'after', g FROM generate_series(3001, 6000) g;
 COMMIT;`)
 	want += 6000
+
+	// (3b) The first change of a table in the session inside a
+	// subtransaction rolled back after it streamed: its Relation message
+	// was cut out with it, yet later rows of the table decode. And a
+	// schema change inside a rolled-back subtransaction: rows after the
+	// rollback have the old columns.
+	e.exec(`BEGIN;
+INSERT INTO sp SELECT generate_series(20001, 22000);
+SAVEPOINT f;
+INSERT INTO fresh SELECT g, 'gone' FROM generate_series(1, 3000) g;
+ROLLBACK TO SAVEPOINT f;
+INSERT INTO fresh SELECT g, 'kept' FROM generate_series(5001, 5010) g;
+COMMIT;`)
+	e.exec(`BEGIN;
+INSERT INTO sp SELECT generate_series(30001, 32000);
+SAVEPOINT f;
+INSERT INTO fresh2 SELECT g, 'gone' FROM generate_series(1, 3000) g;
+ALTER TABLE fresh2 ADD COLUMN extra int;
+INSERT INTO fresh2 SELECT g, 'gone', g FROM generate_series(3001, 6000) g;
+ROLLBACK TO SAVEPOINT f;
+INSERT INTO fresh2 SELECT g, 'kept' FROM generate_series(7001, 7010) g;
+COMMIT;`)
+	want += 2 * 2010
 
 	// (6) The capture session lost halfway through a streamed transaction:
 	// the walsender is terminated once capture spooled part of it; the
@@ -224,19 +250,26 @@ COMMIT;`)
 		{"big", span(1, 20000)},
 		// The small one committed first, then b, then a.
 		{"two", cat([]int{-1}, span(10001, 16000), span(1, 6000))},
-		{"sp", cat(span(1, 3000), span(7001, 10000))},
+		{"sp", cat(span(1, 3000), span(7001, 10000), span(20001, 22000), span(30001, 32000))},
+		{"fresh", span(5001, 5010)},
+		{"fresh2", span(7001, 7010)},
 		{"rb", []int{-1}},
 		{"alt", span(1, 6000)},
 		{"rs", span(1, 8000)},
 	} {
 		if g := keys[tt.table]; fmt.Sprint(g) != fmt.Sprint(tt.want) {
-			t.Errorf("%s: %d keys %.200v, want %d %.200v", tt.table, len(g), g, len(tt.want), tt.want)
+			t.Errorf("%s: %d keys %.200s, want %d %.200s", tt.table, len(g), fmt.Sprint(g), len(tt.want), fmt.Sprint(tt.want))
 		}
 	}
 	// One transaction, numbered from 1, one commit LSN.
 	for i, c := range byTable["big"] {
 		if c.Source.Seq != int64(i+1) || c.Source.CommitLSN != byTable["big"][0].Source.CommitLSN {
 			t.Fatalf("big change %d: seq %d commit %s", i, c.Source.Seq, c.Source.CommitLSN)
+		}
+	}
+	for _, c := range byTable["fresh2"] {
+		if _, has := c.After["extra"]; has || string(c.After["v"]) != `"kept"` {
+			t.Fatalf("fresh2 row after the rollback: %s", rowJSON(c.After))
 		}
 	}
 	for _, c := range byTable["alt"] {
