@@ -98,23 +98,106 @@ func ValueFromJSON(raw json.RawMessage) (Value, error) {
 // escapes, no control characters and only valid UTF-8: exactly what
 // json.Unmarshal would return for it. ok is false for anything else.
 func plainString(raw []byte) (string, bool) {
-	if len(raw) < 2 || raw[len(raw)-1] != '"' {
+	in, ok := plainContent(raw)
+	if !ok {
 		return "", false
+	}
+	return string(in), true
+}
+
+// plainContent is plainString's content as a slice of raw.
+func plainContent(raw []byte) ([]byte, bool) {
+	if len(raw) < 2 || raw[len(raw)-1] != '"' {
+		return nil, false
 	}
 	in := raw[1 : len(raw)-1]
 	ascii := true
 	for _, c := range in {
 		if c < 0x20 || c == '"' || c == '\\' {
-			return "", false
+			return nil, false
 		}
 		if c >= utf8.RuneSelf {
 			ascii = false
 		}
 	}
 	if !ascii && !utf8.Valid(in) {
-		return "", false // json.Unmarshal replaces invalid bytes with U+FFFD
+		return nil, false // json.Unmarshal replaces invalid bytes with U+FFFD
 	}
-	return string(in), true
+	return in, true
+}
+
+// simpleEscaped reports whether unescapeSimple decodes raw, without
+// decoding it. The escapes it takes are ASCII, so the input is valid UTF-8
+// exactly when the output is.
+func simpleEscaped(raw []byte) bool {
+	if len(raw) < 2 || raw[len(raw)-1] != '"' {
+		return false
+	}
+	in := raw[1 : len(raw)-1]
+	ascii := true
+	for i := 0; i < len(in); i++ {
+		switch c := in[i]; {
+		case c == '\\':
+			i++
+			if i == len(in) {
+				return false
+			}
+			switch in[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			default:
+				return false
+			}
+		case c < 0x20 || c == '"':
+			return false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return ascii || utf8.Valid(in)
+}
+
+// checkValue returns the error ValueFromJSON returns for raw, without
+// building the value when there is none.
+func checkValue(raw json.RawMessage) error {
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 {
+		return nil
+	}
+	switch c := t[0]; {
+	case c == '"':
+		if _, ok := plainContent(t); ok || simpleEscaped(t) {
+			return nil
+		}
+	case c == '-' || c >= '0' && c <= '9':
+		if validNumber(t) {
+			return nil
+		}
+	case string(t) == "null" || string(t) == "true" || string(t) == "false":
+		return nil
+	}
+	_, err := ValueFromJSON(raw)
+	return err
+}
+
+// sharedValue is ValueFromJSON of a value Check accepted, except that a
+// string without escapes, or a number, is not copied: its Text is raw's
+// bytes (see Collapse).
+func sharedValue(raw json.RawMessage) Value {
+	t := bytes.TrimSpace(raw)
+	if len(t) > 0 {
+		switch c := t[0]; {
+		case c == '"':
+			if in, ok := plainContent(t); ok {
+				return Value{Text: alias(in)}
+			}
+		case c == '-' || c >= '0' && c <= '9':
+			if validNumber(t) {
+				return Value{Text: alias(t)}
+			}
+		}
+	}
+	v, _ := ValueFromJSON(raw)
+	return v
 }
 
 // unescapeSimple decodes a JSON string literal whose escapes are all of
@@ -165,7 +248,7 @@ func unescapeSimple(raw []byte) (string, bool) {
 	if !ascii && !utf8.Valid(out) {
 		return "", false
 	}
-	return string(out), true
+	return alias(out), true // out is ours alone: never written again
 }
 
 // validNumber reports whether raw is a JSON number literal (RFC 8259:
@@ -297,7 +380,7 @@ func Check(c *contracts.Change) error {
 	}
 	for _, raw := range []contracts.Row{c.Key, c.Before, c.After} {
 		for col, v := range raw {
-			if _, err := ValueFromJSON(v); err != nil {
+			if err := checkValue(v); err != nil {
 				return fmt.Errorf("column %s: %w", col, err)
 			}
 		}
@@ -305,17 +388,25 @@ func Check(c *contracts.Change) error {
 	return nil
 }
 
-// Decode parses and checks one message body.
+// Decode parses and checks one message body. The change does not refer to
+// data (see Decoder for one that does, with fewer allocations).
 func Decode(data []byte) (contracts.Change, error) {
+	return decode(data, nil)
+}
+
+func decode(data []byte, d *Decoder) (contracts.Change, error) {
 	// decodeFast reads what capture writes several times faster than
 	// json.Unmarshal, with the same result; anything else goes through
 	// json.Unmarshal.
-	c, ok := decodeFast(data)
+	c, ok := decodeFast(data, d)
 	if !ok {
-		c = contracts.Change{}
-		if err := json.Unmarshal(data, &c); err != nil {
+		// A variable of its own: one passed to json.Unmarshal lives on
+		// the heap, and only this path needs to pay for that.
+		var u contracts.Change
+		if err := json.Unmarshal(data, &u); err != nil {
 			return contracts.Change{}, fmt.Errorf("decode change: %w", err)
 		}
+		c = u
 	}
 	if err := Check(&c); err != nil {
 		return contracts.Change{}, fmt.Errorf("check change: %w", err)
@@ -340,6 +431,11 @@ func Decode(data []byte) (contracts.Change, error) {
 // It fails only on changes Check rejects, or when a change lacks a value
 // for a key column of its table.
 //
+// The batches share memory with the changes: a Value's Text may be the
+// bytes of the change's raw value (a string without escapes, a number),
+// not a copy. Do not modify the changes' raw values while the batches are
+// in use.
+//
 // Changes are taken in version order (commit LSN, then position in the
 // transaction), not in the order given: JetStream redelivers a message
 // that was not acked (a sink killed mid-batch, an expired ack wait) after
@@ -362,7 +458,7 @@ func Collapse(changes []contracts.Change) ([]TableBatch, error) {
 		ref := TableRef{Schema: c.Source.Schema, Table: c.Source.Table}
 		ts, ok := tables[ref]
 		if !ok {
-			ts = &tableState{ref: ref, rows: map[string]int{}}
+			ts = &tableState{ref: ref, rows: map[keyID]int{}}
 			tables[ref] = ts
 			order = append(order, ref)
 		}
@@ -429,12 +525,14 @@ type tableState struct {
 	keyCols  []string
 	truncate *contracts.Version
 	states   []RowChange
-	rows     map[string]int // key identity -> index in states
+	rows     map[keyID]int // key identity -> index in states
 }
 
 // seeColumns is called in message order; newer lists win.
 func (ts *tableState) seeColumns(cols []contracts.Column) {
-	if len(cols) == 0 {
+	if len(cols) == 0 || slices.Equal(cols, ts.newest) {
+		// The same list again (most changes of a batch): merging it
+		// changes nothing.
 		return
 	}
 	ts.newest = cols
@@ -527,8 +625,7 @@ func (ts *tableState) keyOf(rows ...contracts.Row) ([]Value, bool) {
 			if !ok {
 				break
 			}
-			v, _ := ValueFromJSON(raw) // checked by Check
-			key = append(key, v)
+			key = append(key, sharedValue(raw)) // checked by Check
 		}
 		if len(key) == len(ts.keyCols) {
 			return key, true
@@ -542,10 +639,13 @@ func (ts *tableState) apply(c *contracts.Change) error {
 	switch c.Op {
 	case contracts.OpTruncate:
 		// Everything earlier in the batch happened before the truncate
-		// and is gone at the source; keep only the truncate itself.
-		ts.truncate = &ver
+		// and is gone at the source; keep only the truncate itself. (A
+		// copy: taking ver's own address would allocate it for every
+		// change.)
+		tv := ver
+		ts.truncate = &tv
 		ts.states = nil
-		ts.rows = map[string]int{}
+		ts.rows = map[keyID]int{}
 		return nil
 	case contracts.OpDelete:
 		key, ok := ts.keyOf(c.Key, c.Before)
@@ -561,8 +661,7 @@ func (ts *tableState) apply(c *contracts.Change) error {
 	}
 	next := RowChange{Key: key, Values: make(map[string]Value, len(c.After)), Version: ver}
 	for col, raw := range c.After {
-		v, _ := ValueFromJSON(raw) // checked by Check
-		next.Values[col] = v
+		next.Values[col] = sharedValue(raw) // checked by Check
 	}
 	ts.fillExisting(c, next.Values)
 	// The state this row's unchanged columns come from: the same key,
@@ -584,8 +683,7 @@ func (ts *tableState) apply(c *contracts.Change) error {
 		if raw, ok := c.Before[col]; ok {
 			// REPLICA IDENTITY FULL sends the old row whole; an
 			// unchanged column's value is the old one.
-			v, _ := ValueFromJSON(raw)
-			next.Values[col] = v
+			next.Values[col] = sharedValue(raw)
 			continue
 		}
 		if prev != nil {
@@ -648,9 +746,20 @@ func (ts *tableState) set(key []Value, st RowChange) {
 	ts.states = append(ts.states, st)
 }
 
-// identity is an unambiguous string for a key: each value length-prefixed,
-// NULL distinct from every text.
-func identity(key []Value) string {
+// keyID identifies a key within a table (whose keys all have the same
+// number of columns).
+type keyID struct {
+	s    string
+	null bool
+}
+
+// identity is an unambiguous identity for a key: a one-column key's value
+// itself (the most common key, without allocating), else each value
+// length-prefixed, NULL distinct from every text.
+func identity(key []Value) keyID {
+	if len(key) == 1 {
+		return keyID{s: key[0].Text, null: key[0].Null}
+	}
 	var b strings.Builder
 	for _, v := range key {
 		if v.Null {
@@ -662,5 +771,5 @@ func identity(key []Value) string {
 		b.WriteString(v.Text)
 		b.WriteByte(';')
 	}
-	return b.String()
+	return keyID{s: b.String()}
 }

@@ -3,8 +3,10 @@ package cdc
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/rosettacdc/rosetta/contracts"
 )
@@ -17,8 +19,15 @@ import (
 // caller falls back to json.Unmarshal, so the result is always the one
 // json.Unmarshal gives. Row values are slices of one copy of data, as
 // json.RawMessage copies are.
-func decodeFast(data []byte) (contracts.Change, bool) {
-	p := parser{b: bytes.Clone(data)}
+//
+// With a Decoder (d not nil) nothing is copied: row values, and strings
+// that vary per message, are slices of data itself, column lists already
+// seen are shared, and names are interned.
+func decodeFast(data []byte, d *Decoder) (contracts.Change, bool) {
+	p := parser{b: data, d: d}
+	if d == nil {
+		p.b = bytes.Clone(data)
+	}
 	var c contracts.Change
 	// json.Unmarshal merges a repeated object field into the first; such
 	// input is left to it.
@@ -37,13 +46,16 @@ func decodeFast(data []byte) (contracts.Change, bool) {
 			c.V = int(n)
 			return ok
 		case "op":
-			s, ok := p.str()
-			c.Op = contracts.Op(s)
+			s, ok := p.plain()
+			c.Op = op(s)
 			return ok
 		case "source":
 			return once(1) && p.source(&c.Source)
 		case "columns":
-			return p.columns(&c.Columns)
+			if p.d == nil {
+				return p.columns(&c.Columns)
+			}
+			return p.d.columnsOf(&p, &c.Columns)
 		case "key":
 			return once(2) && p.row(&c.Key)
 		case "before":
@@ -64,6 +76,64 @@ func decodeFast(data []byte) (contracts.Change, bool) {
 type parser struct {
 	b []byte
 	i int
+	d *Decoder // nil: copy everything
+}
+
+// op returns the contract's Op constants without allocating.
+func op(s []byte) contracts.Op {
+	for _, o := range [...]contracts.Op{contracts.OpCreate, contracts.OpUpdate, contracts.OpDelete, contracts.OpTruncate, contracts.OpRead} {
+		if string(s) == string(o) {
+			return o
+		}
+	}
+	return contracts.Op(s)
+}
+
+// name reads a string that repeats between messages (a column, type,
+// schema, table or database name): interned by a Decoder.
+func (p *parser) name() (string, bool) {
+	s, ok := p.plain()
+	if !ok || p.d == nil {
+		return string(s), ok
+	}
+	return p.d.intern(s), true
+}
+
+// varying reads a string that differs between messages (an LSN): a slice
+// of the message with a Decoder.
+func (p *parser) varying() (string, bool) {
+	s, ok := p.plain()
+	if !ok || p.d == nil {
+		return string(s), ok
+	}
+	return alias(s), true
+}
+
+// skipArray returns the bytes of the array at the parser, and moves past
+// it, matching brackets outside strings without validating anything; ok is
+// false, and the parser does not move, when it does not end.
+func (p *parser) skipArray() ([]byte, bool) {
+	p.ws()
+	start, depth := p.i, 0
+	for i := start; i < len(p.b); i++ {
+		switch p.b[i] {
+		case '"':
+			for i++; i < len(p.b) && p.b[i] != '"'; i++ {
+				if p.b[i] == '\\' {
+					i++
+				}
+			}
+		case '[', '{':
+			depth++
+		case ']', '}':
+			depth--
+			if depth == 0 {
+				p.i = i + 1
+				return p.b[start:p.i], true
+			}
+		}
+	}
+	return nil, false
 }
 
 func (p *parser) ws() {
@@ -202,7 +272,7 @@ func (p *parser) value() ([]byte, bool) {
 			if c == '"' {
 				p.i++
 				v := p.b[start:p.i]
-				if _, ok := plainString(v); ok {
+				if _, ok := plainContent(v); ok {
 					return v, true
 				}
 				// Escapes: valid JSON is all a RawMessage needs.
@@ -256,15 +326,15 @@ func (p *parser) source(s *contracts.Source) bool {
 		case "source_id":
 			s.SourceID, ok = p.int(0)
 		case "db":
-			s.Database, ok = p.str()
+			s.Database, ok = p.name()
 		case "schema":
-			s.Schema, ok = p.str()
+			s.Schema, ok = p.name()
 		case "table":
-			s.Table, ok = p.str()
+			s.Table, ok = p.name()
 		case "lsn":
-			s.LSN, ok = p.str()
+			s.LSN, ok = p.varying()
 		case "commit_lsn":
-			s.CommitLSN, ok = p.str()
+			s.CommitLSN, ok = p.varying()
 		case "seq":
 			s.Seq, ok = p.int(0)
 		case "txid":
@@ -297,11 +367,11 @@ func (p *parser) columns(cols *[]contracts.Column) bool {
 				var ok bool
 				switch string(key) {
 				case "name":
-					col.Name, ok = p.str()
+					col.Name, ok = p.name()
 				case "type":
-					col.Type, ok = p.str()
+					col.Type, ok = p.name()
 				case "base_type":
-					col.BaseType, ok = p.str()
+					col.BaseType, ok = p.name()
 				case "key":
 					col.Key, ok = p.bool()
 				case "attnum":
@@ -338,7 +408,11 @@ func (p *parser) row(r *contracts.Row) bool {
 	ok := p.object(func(key []byte) bool {
 		v, ok := p.value()
 		if ok {
-			row[string(key)] = json.RawMessage(v)
+			if p.d != nil {
+				row[p.d.intern(key)] = json.RawMessage(v)
+			} else {
+				row[string(key)] = json.RawMessage(v)
+			}
 		}
 		return ok
 	})
@@ -373,4 +447,88 @@ func (p *parser) strings(out *[]string) bool {
 	}
 	*out = ss
 	return true
+}
+
+// Decoder decodes the change messages of one consumer like Decode, with
+// far fewer allocations: what repeats between messages of a table (its
+// column list, column and table names) is decoded once and shared, and the
+// change refers to the message instead of copying it — its row values (and
+// LSN strings) are slices of data. So data must not be modified while the
+// change, or a batch collapsed from it, is in use; JetStream message data,
+// which nothing writes to, qualifies.
+//
+// Changes decoded by one Decoder share their Columns slices: treat them as
+// read-only (everything in Rosetta does). A Decoder is not safe for
+// concurrent use.
+type Decoder struct {
+	names   map[string]string
+	columns map[string][]contracts.Column // a columns array's JSON -> decoded
+}
+
+// Bounds of a Decoder's caches; when one is full it starts over (a consumer
+// sees a few tables, each with a few column lists over time).
+const (
+	maxNames       = 4096
+	maxColumnLists = 256
+)
+
+// NewDecoder returns an empty Decoder.
+func NewDecoder() *Decoder {
+	return &Decoder{names: map[string]string{}, columns: map[string][]contracts.Column{}}
+}
+
+// Decode parses and checks one message body, as the package's Decode does
+// (the same change, the same errors), under the Decoder's terms.
+func (d *Decoder) Decode(data []byte) (contracts.Change, error) {
+	return decode(data, d)
+}
+
+func (d *Decoder) intern(b []byte) string {
+	if s, ok := d.names[string(b)]; ok {
+		return s
+	}
+	if len(d.names) >= maxNames {
+		clear(d.names)
+	}
+	s := string(b)
+	d.names[s] = s
+	return s
+}
+
+// columnsOf reads a columns array: the cached list when the array's bytes
+// are ones already decoded, else it parses them (and caches the result).
+// The array's extent is found by matching brackets; a list is only cached
+// from a successful parse of exactly those bytes, so a hit gives what
+// parsing them gives.
+func (d *Decoder) columnsOf(p *parser, cols *[]contracts.Column) bool {
+	start := p.i
+	if raw, ok := p.skipArray(); ok {
+		if c, ok := d.columns[string(raw)]; ok {
+			*cols = c
+			return true
+		}
+	}
+	p.i = start
+	p.ws()
+	from := p.i
+	if !p.columns(cols) {
+		return false
+	}
+	if len(d.columns) >= maxColumnLists {
+		clear(d.columns)
+	}
+	// Clipped: an append to one change's list must not write into the
+	// array the others share.
+	*cols = slices.Clip(*cols)
+	d.columns[string(p.b[from:p.i])] = *cols
+	return true
+}
+
+// alias returns b's bytes as a string without copying them: only for
+// bytes nothing will modify while the string is in use.
+func alias(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }

@@ -13,12 +13,20 @@ import (
 )
 
 // sameAsUnmarshal fails when decodeFast accepts data and its result is not
-// json.Unmarshal's, or accepts what json.Unmarshal rejects.
-func sameAsUnmarshal(t *testing.T, data []byte) (fast bool) {
+// json.Unmarshal's, or accepts what json.Unmarshal rejects; the same with
+// dec (which has decoded earlier messages: its caches are hit), with a new
+// Decoder, and with dec again (now surely from its caches).
+func sameAsUnmarshal(t *testing.T, dec *Decoder, data []byte) (fast bool) {
 	t.Helper()
 	var want contracts.Change
 	werr := json.Unmarshal(data, &want)
-	got, ok := decodeFast(data)
+	got, ok := decodeFast(data, nil)
+	for i, d := range []*Decoder{dec, NewDecoder(), dec} {
+		dgot, dok := decodeFast(data, d)
+		if dok != ok || !reflect.DeepEqual(dgot, got) {
+			t.Fatalf("decodeFast with Decoder %d gives %v %#v, without %v %#v, on\n%s", i, dok, dgot, ok, got, data)
+		}
+	}
 	if !ok {
 		return false
 	}
@@ -94,12 +102,13 @@ func TestDecodeFastEqualsUnmarshal(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no golden events")
 	}
+	dec := NewDecoder()
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameAsUnmarshal(t, data)
+		sameAsUnmarshal(t, dec, data)
 	}
 	rng := rand.New(rand.NewPCG(7, 8))
 	fast := 0
@@ -108,7 +117,7 @@ func TestDecodeFastEqualsUnmarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sameAsUnmarshal(t, data) {
+		if sameAsUnmarshal(t, dec, data) {
 			fast++
 		}
 		for j := 0; j < 5; j++ {
@@ -122,7 +131,7 @@ func TestDecodeFastEqualsUnmarshal(t *testing.T) {
 			case 2:
 				bad = bad[:rng.IntN(len(bad))]
 			}
-			sameAsUnmarshal(t, bad)
+			sameAsUnmarshal(t, dec, bad)
 		}
 	}
 	if fast < 100 {
@@ -135,6 +144,6 @@ func TestDecodeFastEqualsUnmarshal(t *testing.T) {
 		`{"v":1,"after":{"a":{"x":[1,2,{"y":"}"}]},"b":"\u00e9\"","c":null}}`, ` {"v":1} `, `{"v":1}x`,
 		`{"v":1,"columns":[{"name":"a","existing_value":null},{"name":"b","existing_value":{"k": [1, 2]}}]}`,
 	} {
-		sameAsUnmarshal(t, []byte(s))
+		sameAsUnmarshal(t, dec, []byte(s))
 	}
 }

@@ -181,6 +181,10 @@ type Runner struct {
 	replays chan replayRequest
 	stopped chan struct{} // closed when Run returns
 
+	// dec is the fetcher's. Its changes refer to the message data, which
+	// stays alive, unmodified, while their batch is in flight.
+	dec *cdc.Decoder
+
 	mu    sync.Mutex
 	stats Stats
 
@@ -237,6 +241,7 @@ func NewWithDeadLetters(cfg Config, cons jetstream.Consumer, drv Driver, rep Sta
 		replays: make(chan replayRequest),
 		stopped: make(chan struct{}),
 		held:    map[*batch]struct{}{},
+		dec:     cdc.NewDecoder(),
 	}
 }
 
@@ -430,7 +435,7 @@ func (b *batch) len() int {
 
 // add appends m, decoded, to b.
 func (r *Runner) add(b *batch, m jetstream.Msg) {
-	c, err := cdc.Decode(m.Data())
+	c, err := r.dec.Decode(m.Data())
 	if err != nil {
 		seq, _ := position(m)
 		r.log.Error("undecodable change message", "subject", m.Subject(), "stream_seq", seq, "error", err)
