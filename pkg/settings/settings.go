@@ -127,7 +127,7 @@ func Default() Settings {
 		ReconcileInterval:   30 * time.Second,
 		StreamMaxBytes:      1 << 30,
 		SinkBatchSize:       1000,
-		SinkBatchWait:       50 * time.Millisecond,
+		SinkBatchWait:       20 * time.Millisecond,
 		NATSPingInterval:    5 * time.Second,
 		NATSMaxPingsOut:     2,
 		// Three of capture's 10s keepalive requests unanswered.

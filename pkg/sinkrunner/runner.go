@@ -73,11 +73,13 @@ type Config struct {
 	PipelineID    int64
 	DestinationID int64
 	SourceID      int64
-	// BatchSize is the most messages fetched and applied at once (1000).
+	// BatchSize is the most messages applied at once (1000).
 	BatchSize int
-	// BatchWait is how long a fetch waits to fill a batch (50ms): the
-	// longest a change waits for others to join its batch, so it bounds
-	// the latency batching adds.
+	// BatchWait is how long a batch waits for more changes after its
+	// first one when the destination is free (20ms): the longest a change
+	// waits for others to join its batch then. A full batch goes at once;
+	// while the destination applies one batch the next keeps filling, so
+	// under load batches grow without waiting.
 	BatchWait time.Duration
 	// ApplyTimeout bounds one Apply call (5m).
 	ApplyTimeout time.Duration
@@ -110,7 +112,7 @@ type Observer interface {
 func DefaultConfig() Config {
 	return Config{
 		BatchSize:      1000,
-		BatchWait:      50 * time.Millisecond,
+		BatchWait:      20 * time.Millisecond,
 		ApplyTimeout:   5 * time.Minute,
 		MinBackoff:     500 * time.Millisecond,
 		MaxBackoff:     30 * time.Second,
@@ -180,6 +182,10 @@ type Runner struct {
 
 	replays chan replayRequest
 	stopped chan struct{} // closed when Run returns
+
+	// confirming is closed when the last ack's confirmation returned;
+	// only the applier touches it.
+	confirming chan struct{}
 
 	// dec is the fetcher's. Its changes refer to the message data, which
 	// stays alive, unmodified, while their batch is in flight.
@@ -283,6 +289,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	// fetcher, which keeps filling it.
 	ready := make(chan *batch)
 	wg.Go(func() { r.fetchLoop(ctx, ready) })
+	defer r.awaitConfirm()
 	for {
 		select {
 		case <-ctx.Done():
@@ -1004,26 +1011,43 @@ func (r *Runner) nakUnsettled(f *inFlight) {
 // ack acknowledges f.msgs[idx]. Callers ack only what is durable: the
 // messages of a committed Apply, or dead letters the queue has stored. Acks
 // are processed in order on one connection, so a confirmed DoubleAck of the
-// last message means the plain acks before it landed too. A lost ack only
-// causes a redelivery, which the driver's version guards (and the dead-letter
-// queue's deduplication) make harmless.
+// last message means the plain acks before it landed too. The confirmation
+// is awaited in the background, while the next batch applies (one at a
+// time: the next ack waits for it first): it only tells whether to warn. A
+// lost ack only causes a redelivery, which the driver's version guards (and
+// the dead-letter queue's deduplication) make harmless. Only the applier
+// calls it.
 func (r *Runner) ack(ctx context.Context, f *inFlight, idx []int) {
 	if len(idx) == 0 {
 		return
 	}
+	r.awaitConfirm()
 	for _, i := range idx[:len(idx)-1] {
 		if err := f.msgs[i].Ack(); err != nil {
 			r.log.Warn("ack message", "subject", f.msgs[i].Subject(), "error", err)
 		}
 		f.settled[i] = true
 	}
-	last := idx[len(idx)-1]
-	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := f.msgs[last].DoubleAck(actx); err != nil {
-		r.log.Warn("confirm acks; the messages may be redelivered", "messages", len(idx), "error", err)
+	last, n := f.msgs[idx[len(idx)-1]], len(idx)
+	f.settled[idx[len(idx)-1]] = true
+	done := make(chan struct{})
+	r.confirming = done
+	go func() {
+		defer close(done)
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := last.DoubleAck(actx); err != nil && ctx.Err() == nil {
+			r.log.Warn("confirm acks; the messages may be redelivered", "messages", n, "error", err)
+		}
+	}()
+}
+
+// awaitConfirm waits for the last ack's confirmation.
+func (r *Runner) awaitConfirm() {
+	if r.confirming != nil {
+		<-r.confirming
+		r.confirming = nil
 	}
-	f.settled[last] = true
 }
 
 // position returns a message's stream sequence and time, zero when the
