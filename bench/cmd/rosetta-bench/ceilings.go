@@ -37,7 +37,22 @@ type measure struct {
 	// confirmed position reached the backlog's end.
 	CaptureInRun          float64 `json:"capture_in_run_seconds,omitempty"`
 	CaptureInRunPerSecond float64 `json:"capture_in_run_per_second,omitempty"`
-	Note                  string  `json:"note,omitempty"`
+	// AckedSeconds is, in a capture-alone run, the seconds from the slot
+	// active until the stream held every change (every publish
+	// acknowledged): the capture rate without the confirm delay that
+	// Seconds (the slot's confirmed position) includes.
+	AckedSeconds   float64 `json:"acked_seconds,omitempty"`
+	AckedPerSecond float64 `json:"acked_per_second,omitempty"`
+	// CPU seconds per million changes of PostgreSQL backends in the run
+	// (cpu.go): the source's walsender streaming the slot, and the
+	// destination's backends (the staged-upsert ceiling's connection, the
+	// sink's connections end to end).
+	WalsenderCPUPerM   float64 `json:"walsender_cpu_seconds_per_million_changes,omitempty"`
+	DestinationCPUPerM float64 `json:"destination_backend_cpu_seconds_per_million_changes,omitempty"`
+	// NATSShare is the share of the Rosetta process's CPU profile spent
+	// in the embedded NATS server's code (-pprof only).
+	NATSShare float64 `json:"embedded_nats_share_of_cpu_profile,omitempty"`
+	Note      string  `json:"note,omitempty"`
 }
 
 func newMeasure(n int64, d time.Duration) measure {
@@ -130,7 +145,13 @@ func decodeLoop(ctx context.Context, s *server, slot string) (measure, pglogrepl
 
 // recvlogical is PostgreSQL's own decode rate: pg_recvlogical draining
 // the slot to /dev/null with the options capture uses, until endpos.
-func recvlogical(ctx context.Context, s *server, slot string, endpos string, changes int64) (measure, error) {
+func (b *bench) recvlogical(ctx context.Context, slot string, endpos string, changes int64) (measure, error) {
+	s := b.pg
+	ws, err := b.sampleBackends(ctx, "src", walsenderQuery, slot)
+	if err != nil {
+		return measure{}, err
+	}
+	defer ws.total()
 	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, "pg_recvlogical"),
 		"-d", s.dsn("src"), "--slot", slot, "--start", "--no-loop",
 		"-o", "proto_version=1", "-o", "publication_names="+pubName,
@@ -142,13 +163,15 @@ func recvlogical(ctx context.Context, s *server, slot string, endpos string, cha
 		return measure{}, fmt.Errorf("pg_recvlogical: %w", err)
 	}
 	hwm := sampleHWM(cmd.Process.Pid)
-	err := cmd.Wait()
+	err = cmd.Wait()
 	d := time.Since(start)
 	peak := hwm()
+	wsCPU, _ := ws.total()
 	if err != nil {
 		return measure{}, fmt.Errorf("pg_recvlogical: %v: %s", err, out.String())
 	}
 	m := newMeasure(changes, d)
+	m.WalsenderCPUPerM = perMillion(wsCPU, changes)
 	if ps := cmd.ProcessState; ps != nil {
 		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
 			m.setUsage(ru, peak)
@@ -272,6 +295,8 @@ func stagedCeiling(ctx context.Context, s *server, db string, bl *backlog, batch
 			FROM stage s WHERE NOT s._del AND NOT EXISTS (SELECT 1 FROM staged_ceiling t WHERE t.id = s.id)`
 	)
 	stageCols := append(append([]string{}, columns...), "_del", "_lsn", "_seq")
+	backend := int(conn.PgConn().PID())
+	cpu0, _ := procCPU(backend)
 	start := time.Now()
 	for i := 0; i < len(bl.ops); i += batchSize {
 		batch := bl.ops[i:min(i+batchSize, len(bl.ops))]
@@ -311,6 +336,9 @@ func stagedCeiling(ctx context.Context, s *server, db string, bl *backlog, batch
 		}
 	}
 	m := newMeasure(int64(len(bl.ops)), time.Since(start))
+	if cpu1, ok := procCPU(backend); ok {
+		m.DestinationCPUPerM = perMillion(cpu1-cpu0, m.Changes)
+	}
 	var cnt int64
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM staged_ceiling").Scan(&cnt); err != nil {
 		return m, err
@@ -355,6 +383,9 @@ func jetstreamCeiling(ctx context.Context, dir string, n int64, size int) (measu
 	const window = 4096
 	pending := make([]jetstream.PubAckFuture, 0, n)
 	oldest := 0
+	// The server is embedded: this process's CPU is the client's and the
+	// server's, what publishing costs at the least.
+	cpu0 := selfCPU()
 	start := time.Now()
 	for i := int64(0); i < n; i++ {
 		for len(pending)-oldest >= window {
@@ -381,5 +412,9 @@ func jetstreamCeiling(ctx context.Context, dir string, n int64, size int) (measu
 	case <-ctx.Done():
 		return measure{}, ctx.Err()
 	}
-	return newMeasure(n, time.Since(start)), nil
+	m := newMeasure(n, time.Since(start))
+	m.CPUSeconds = (selfCPU() - cpu0).Seconds()
+	m.CPUSecPerMChgs = perMillion(selfCPU()-cpu0, n)
+	m.Note = "CPU: the bench process's own (client and embedded server) during the publishes"
+	return m, nil
 }

@@ -251,7 +251,7 @@ func (b *bench) runWorkload(ctx context.Context, conn *pgx.Conn, w workload) (*w
 	if slot, err = slotFor("recv"); err != nil {
 		return wr, err
 	}
-	m, err = recvlogical(ctx, b.pg, slot, bl.endLSN, n)
+	m, err = b.recvlogical(ctx, slot, bl.endLSN, n)
 	dropSlot(ctx, conn, slot)
 	if err != nil {
 		return wr, err
@@ -353,15 +353,27 @@ func (b *bench) runCapture(ctx context.Context, conn *pgx.Conn, r *rosettaRun, n
 	if err := r.configure(ctx); err != nil {
 		return measure{}, 0, err
 	}
+	ws, err := b.sampleBackends(ctx, "src", walsenderQuery, r.slot)
+	if err != nil {
+		return measure{}, 0, err
+	}
+	defer ws.total()
 	if err := r.start(""); err != nil {
 		return measure{}, 0, err
 	}
 	r.profile(b.pprofDir, b.profileSecs)
 	defer r.stop()
-	var activeAt time.Time
+	var activeAt, ackedAt time.Time
+	var js jetstream.JetStream
+	var closeNC func()
+	defer func() {
+		if closeNC != nil {
+			closeNC()
+		}
+	}()
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
-	err := waitFor(wctx, 20*time.Millisecond, func() (bool, error) {
+	err = waitFor(wctx, 20*time.Millisecond, func() (bool, error) {
 		if r.exited() {
 			return false, fmt.Errorf("rosetta capture exited: %v\n%s", r.waitErr, r.logTail())
 		}
@@ -372,22 +384,41 @@ func (b *bench) runCapture(ctx context.Context, conn *pgx.Conn, r *rosettaRun, n
 		if active && activeAt.IsZero() {
 			activeAt = time.Now()
 		}
+		if !activeAt.IsZero() && ackedAt.IsZero() {
+			// Every publish acknowledged: the stream (this run's alone)
+			// holds every change.
+			if js == nil {
+				js, closeNC, _ = connectNATS(ctx, r.natsAddr)
+			}
+			if js != nil {
+				if last, err := streamLastSeq(ctx, js, r.srcID); err == nil && last >= uint64(n) {
+					ackedAt = time.Now()
+				}
+			}
+		}
 		return confirmed >= end, nil
 	})
 	if err != nil {
 		return measure{}, 0, err
 	}
-	m := newMeasure(n, time.Since(activeAt))
-	m.Note = fmt.Sprintf("from slot active; process start to slot active %.2fs; includes the default confirm delay (fsync interval + 1s)",
+	doneAt := time.Now()
+	wsCPU, _ := ws.total()
+	m := newMeasure(n, doneAt.Sub(activeAt))
+	m.Note = fmt.Sprintf("from slot active to slot confirmed; process start to slot active %.2fs; includes the default confirm delay (fsync interval + 1s)",
 		activeAt.Sub(r.started).Seconds())
+	if ackedAt.IsZero() {
+		ackedAt = doneAt
+	}
+	m.AckedSeconds = ackedAt.Sub(activeAt).Seconds()
+	m.AckedPerSecond = float64(n) / m.AckedSeconds
+	m.WalsenderCPUPerM = perMillion(wsCPU, n)
 	size := 0
-	if js, closeNC, err := connectNATS(ctx, r.natsAddr); err == nil {
+	if js != nil {
 		if s, err := js.Stream(ctx, streamName(r.srcID)); err == nil {
 			if msg, err := s.GetMsg(ctx, 1); err == nil {
 				size = len(msg.Data)
 			}
 		}
-		closeNC()
 	}
 	if size == 0 {
 		size = 700
@@ -395,6 +426,20 @@ func (b *bench) runCapture(ctx context.Context, conn *pgx.Conn, r *rosettaRun, n
 	ru := r.stop()
 	m.setUsage(ru, r.peakKB)
 	return m, size, nil
+}
+
+// streamLastSeq is the last sequence of the source's stream: how many
+// changes JetStream stored (and acknowledged) in a run's fresh stream.
+func streamLastSeq(ctx context.Context, js jetstream.JetStream, srcID int64) (uint64, error) {
+	s, err := js.Stream(ctx, streamName(srcID))
+	if err != nil {
+		return 0, err
+	}
+	si, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return si.State.LastSeq, nil
 }
 
 // runSinkAlone runs bin/rosetta sink on the stream a capture run filled,
@@ -451,19 +496,29 @@ func (b *bench) runEndToEnd(ctx context.Context, conn *pgx.Conn, r *rosettaRun, 
 	if err := r.configure(ctx); err != nil {
 		return measure{}, err
 	}
-	if err := r.start(""); err != nil {
-		return measure{}, err
-	}
-	r.profile(b.pprofDir, b.profileSecs)
-	defer r.stop()
 	var dconn *pgx.Conn
+	var dst *cpuSampler
 	if r.dest == "postgres" {
 		var err error
 		if dconn, err = b.pg.connect(ctx, r.dstDB); err != nil {
 			return measure{}, err
 		}
 		defer dconn.Close(context.Background())
+		if dst, err = b.sampleBackends(ctx, "src", destinationQuery, r.dstDB, int(dconn.PgConn().PID())); err != nil {
+			return measure{}, err
+		}
+		defer dst.total()
 	}
+	ws, err := b.sampleBackends(ctx, "src", walsenderQuery, r.slot)
+	if err != nil {
+		return measure{}, err
+	}
+	defer ws.total()
+	if err := r.start(""); err != nil {
+		return measure{}, err
+	}
+	r.profile(b.pprofDir, b.profileSecs)
+	defer r.stop()
 	var activeAt, confirmedAt time.Time
 	var js jetstream.JetStream
 	var closeNC func()
@@ -475,7 +530,7 @@ func (b *bench) runEndToEnd(ctx context.Context, conn *pgx.Conn, r *rosettaRun, 
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
 	n := int64(len(bl.ops))
-	err := waitFor(wctx, 20*time.Millisecond, func() (bool, error) {
+	err = waitFor(wctx, 20*time.Millisecond, func() (bool, error) {
 		if r.exited() {
 			return false, fmt.Errorf("rosetta dev exited: %v\n%s", r.waitErr, r.logTail())
 		}
@@ -506,7 +561,12 @@ func (b *bench) runEndToEnd(ctx context.Context, conn *pgx.Conn, r *rosettaRun, 
 		return measure{}, err
 	}
 	doneAt := time.Now()
+	// Before the process stops: its connections' backends end with it.
+	wsCPU, _ := ws.total()
+	dstCPU, _ := dst.total()
 	m := newMeasure(n, doneAt.Sub(activeAt))
+	m.WalsenderCPUPerM = perMillion(wsCPU, n)
+	m.DestinationCPUPerM = perMillion(dstCPU, n)
 	if confirmedAt.IsZero() {
 		confirmedAt = doneAt
 	}
@@ -524,5 +584,8 @@ func (b *bench) runEndToEnd(ctx context.Context, conn *pgx.Conn, r *rosettaRun, 
 	}
 	m.Note = fmt.Sprintf("from slot active (process start to slot active %.2fs); %s", activeAt.Sub(r.started).Seconds(), note)
 	m.setUsage(ru, r.peakKB)
+	if prof := r.profilePath(); prof != "" {
+		m.NATSShare = focusShare(ctx, b.rosettaBin, prof, `github\.com/nats-io/nats-server`)
+	}
 	return m, nil
 }

@@ -46,6 +46,8 @@ type workloadResult struct {
 	SinkPostgres *measure `json:"rosetta_sink_alone_postgres,omitempty"`
 	E2EPostgres  *measure `json:"rosetta_e2e_postgres,omitempty"`
 	E2EDuckDB    *measure `json:"rosetta_e2e_duckdb,omitempty"`
+	// Budget is the CPU per change of the parts and the rate it allows.
+	Budget *cpuBudget `json:"cpu_budget,omitempty"`
 }
 
 type target struct {
@@ -53,6 +55,9 @@ type target struct {
 	Value  float64 `json:"value"`
 	Target string  `json:"target"`
 	Met    bool    `json:"met"`
+	// Reachable says what the machine allows: the CPU-bound ceiling of
+	// the figure as the same ratio (cpuBudget), when there is one.
+	Reachable string `json:"cpu_bound_ceiling,omitempty"`
 }
 
 func newResults(changes int) *results {
@@ -100,18 +105,32 @@ func (r *results) evaluate() {
 	add := func(what string, v float64, tgt string, met bool) {
 		r.Targets = append(r.Targets, target{What: what, Value: v, Target: tgt, Met: met})
 	}
+	// reachable notes the CPU-bound ceiling beside the last target added.
+	reachable := func(ceiling, recv float64) {
+		if ceiling > 0 && recv > 0 {
+			r.Targets[len(r.Targets)-1].Reachable = fmt.Sprintf("CPU-bound ceiling on %d cores: %.0f changes/s = %.2f x pg_recvlogical",
+				r.Machine.CPUs, ceiling, ceiling/recv)
+		}
+	}
 	for _, w := range r.Workloads {
 		if w.RecvLogical == nil {
 			continue
 		}
+		w.computeBudget(r.Machine.CPUs)
 		rl := w.RecvLogical.PerSecond
 		if w.Workload.Mix == "insert" && w.E2EPostgres != nil {
 			v := w.E2EPostgres.PerSecond / rl
 			add(w.Workload.Name+": end to end into PostgreSQL / pg_recvlogical", v, ">= 0.5", v >= 0.5)
+			if w.Budget != nil {
+				reachable(w.Budget.E2ECeiling, rl)
+			}
 		}
 		if w.Workload.Mix == "insert" && w.Capture != nil {
 			v := w.Capture.PerSecond / rl
 			add(w.Workload.Name+": capture alone / pg_recvlogical", v, ">= 0.8", v >= 0.8)
+			if w.Budget != nil {
+				reachable(w.Budget.CaptureCeiling, rl)
+			}
 		}
 		if w.SinkPostgres != nil && w.StagedUpsert != nil {
 			v := w.SinkPostgres.PerSecond / w.StagedUpsert.PerSecond
@@ -156,6 +175,7 @@ func (r *results) print(out io.Writer) {
 			rate(w.E2EPostgres), ratio(w.E2EPostgres, w.RecvLogical), rate(w.E2EDuckDB), ratio(w.E2EDuckDB, w.RecvLogical), rss, cpu)
 	}
 	tw.Flush()
+	r.printCPU(out)
 	if l := r.Latency; l != nil {
 		fmt.Fprintln(out, "\nlatency (ms; source commit → destination visible, corrected for coordinated omission; commit → JetStream ack)")
 		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -173,10 +193,49 @@ func (r *results) print(out io.Writer) {
 			if !t.Met {
 				mark = "NOT MET"
 			}
-			fmt.Fprintf(out, "  %-60s %8.2f  %-7s %s\n", t.What, t.Value, t.Target, mark)
+			fmt.Fprintf(out, "  %-60s %8.2f  %-7s %-7s %s\n", t.What, t.Value, t.Target, mark, t.Reachable)
 		}
 	}
 	if r.Error != "" {
 		fmt.Fprintln(out, "\nERROR:", r.Error)
 	}
+}
+
+// printCPU prints the capture rates (confirmed and acknowledged) and the
+// CPU budget of every workload.
+func (r *results) printCPU(out io.Writer) {
+	fmt.Fprintln(out, "\ncapture alone: rate to the slot confirmed (includes one confirm delay, fsync interval + 1 s) and to every publish acknowledged (the stream's last sequence reaching the change count)")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tconfirmed/s\t(÷recv)\tacknowledged/s\t(÷recv)\t")
+	for _, w := range r.Workloads {
+		if c := w.Capture; c != nil && c.AckedPerSecond > 0 {
+			acked := &measure{PerSecond: c.AckedPerSecond}
+			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.0f\t%s\t\n", w.Workload.Name, c.PerSecond, ratio(c, w.RecvLogical), c.AckedPerSecond, ratio(acked, w.RecvLogical))
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "\nCPU budget (CPU seconds per million changes: each part's least in any run that measured it; ceiling = %d cores / sum of the parts; then what the end-to-end run into PostgreSQL used)\n", r.Machine.CPUs)
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\twalsender\tjetstream\tdest backend\tcapture ceiling/s\t(÷recv)\te2e ceiling/s\t(÷recv)\te2e: dev\twalsender\tdest\tbound/s\tNATS share of dev\t")
+	for _, w := range r.Workloads {
+		bu := w.Budget
+		if bu == nil {
+			continue
+		}
+		rl := w.RecvLogical.PerSecond
+		div := func(v float64) string {
+			if v <= 0 || rl <= 0 {
+				return ""
+			}
+			return fmt.Sprintf("%.2f", v/rl)
+		}
+		share := ""
+		if bu.NATSShare > 0 {
+			share = fmt.Sprintf("%.0f %%", bu.NATSShare*100)
+		}
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.0f\t%s\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t%.0f\t%s\t\n", w.Workload.Name,
+			bu.Walsender, bu.JetStream, bu.Destination, bu.CaptureCeiling, div(bu.CaptureCeiling), bu.E2ECeiling, div(bu.E2ECeiling),
+			bu.E2EDev, bu.E2EWalsender, bu.E2EDestination, bu.E2EActualBound, share)
+	}
+	tw.Flush()
 }

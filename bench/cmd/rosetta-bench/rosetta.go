@@ -50,6 +50,9 @@ type rosettaRun struct {
 	started time.Time
 	done    chan struct{}
 	waitErr error
+	// profiled is closed when the CPU profile is written (or given up).
+	profiled chan struct{}
+	profPath string
 }
 
 func (b *bench) newRun(name, command, dest, slot, table string) *rosettaRun {
@@ -325,7 +328,9 @@ func (r *rosettaRun) profile(dir string, secs int) {
 		return
 	}
 	r.sampleHeap(dir)
+	r.profiled = make(chan struct{})
 	go func() {
+		defer close(r.profiled)
 		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", r.metrics, secs)
 		for i := 0; i < 100 && !r.exited(); i++ {
 			resp, err := http.Get(url)
@@ -339,13 +344,31 @@ func (r *rosettaRun) profile(dir string, secs int) {
 				return
 			}
 			os.MkdirAll(dir, 0o755)
-			f, err := os.Create(filepath.Join(dir, r.name+"-"+r.command+".pprof"))
+			path := filepath.Join(dir, r.name+"-"+r.command+".pprof")
+			f, err := os.Create(path)
 			if err != nil {
 				return
 			}
 			defer f.Close()
-			io.Copy(f, resp.Body)
+			if _, err := io.Copy(f, resp.Body); err == nil {
+				r.profPath = path
+			}
 			return
 		}
 	}()
+}
+
+// profilePath waits (up to a minute) for the CPU profile of the run and
+// returns its path, or "" without one (no -pprof, or the process ended
+// before its profile was complete).
+func (r *rosettaRun) profilePath() string {
+	if r.profiled == nil {
+		return ""
+	}
+	select {
+	case <-r.profiled:
+	case <-time.After(time.Minute):
+		return ""
+	}
+	return r.profPath
 }
