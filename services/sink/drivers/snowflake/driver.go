@@ -651,7 +651,7 @@ func (d *Driver) ensureTable(ctx context.Context, conn *sql.Conn, table string, 
 		}
 		if items := st.widenings(cols); len(items) > 0 {
 			// One statement for every widened column of the table.
-			ddl = append(ddl, "ALTER TABLE "+target+" ALTER "+strings.Join(items, ", "))
+			ddl = append(ddl, alterColumnsSQL(target, items))
 			d.log.Info("widening destination columns to the source's types", "table", table, "columns", items)
 		}
 	}

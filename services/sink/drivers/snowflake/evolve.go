@@ -79,9 +79,7 @@ func addColumnDDL(target, table string, c stageColumn, existing map[string]strin
 // stands for no comment. Snowflake keeps a column's comment across RENAME
 // COLUMN, so a mark follows its column.
 func (d *Driver) columnComments(ctx context.Context, conn *sql.Conn, table string) (map[string]string, error) {
-	q := "SELECT " + ident("COLUMN_NAME") + ", " + ident("COMMENT") + " FROM " + qualified(d.cfg.database, "INFORMATION_SCHEMA", "COLUMNS") +
-		" WHERE " + ident("TABLE_SCHEMA") + " = ? AND " + ident("TABLE_NAME") + " = ?"
-	rows, err := conn.QueryContext(ctx, q, d.cfg.schema, table)
+	rows, err := conn.QueryContext(ctx, columnCommentsSQL(d.cfg.database), d.cfg.schema, table)
 	if err != nil {
 		return nil, fmt.Errorf("read column comments of %s: %w", table, err)
 	}
@@ -159,7 +157,7 @@ func (d *Driver) renameColumns(ctx context.Context, conn *sql.Conn, target strin
 	}
 	var ddl []string
 	for _, r := range colmark.Renames(st.comments, destTypes, src, func(c contracts.Column) string { return newType[c.Name] }) {
-		q := "ALTER TABLE " + target + " RENAME COLUMN " + ident(r.Old) + " TO " + ident(r.New)
+		q := renameColumnSQL(target, r.Old, r.New)
 		if _, err := conn.ExecContext(ctx, q); err != nil {
 			return ddl, fmt.Errorf("rename destination column %s to %s: %w", ident(r.Old), ident(r.New), err)
 		}
@@ -199,13 +197,13 @@ func (d *Driver) markSourceColumns(ctx context.Context, conn *sql.Conn, target, 
 		if attnum, isMark := colmark.Parse(comment); comment != "" && (!isMark || c.attnum == 0 || attnum == c.attnum) {
 			continue
 		}
-		items = append(items, "COLUMN "+ident(c.name)+" COMMENT "+stringLiteral(colmark.For(c.attnum)))
+		items = append(items, markItem(c.name, c.attnum))
 		marked = append(marked, c)
 	}
 	if len(items) == 0 {
 		return nil
 	}
-	if _, err := conn.ExecContext(ctx, "ALTER TABLE "+target+" ALTER "+strings.Join(items, ", ")); err != nil {
+	if _, err := conn.ExecContext(ctx, alterColumnsSQL(target, items)); err != nil {
 		var se *sf.SnowflakeError
 		if errors.As(err, &se) && (se.Number == 3001 || se.SQLState == "42501") {
 			d.log.Warn("cannot mark the source columns of a destination table the role does not own: "+
@@ -275,7 +273,7 @@ func (st *tableState) widenings(cols []stageColumn) []string {
 	for _, c := range cols {
 		if dest, ok := st.types[c.name]; ok {
 			if to, widen := widenTo(dest, c); widen {
-				items = append(items, "COLUMN "+ident(c.name)+" SET DATA TYPE "+to.sql())
+				items = append(items, widenItem(c.name, to))
 			}
 		}
 	}
@@ -291,7 +289,7 @@ func (st *tableState) widenings(cols []stageColumn) []string {
 func dropColumns(ctx context.Context, conn *sql.Conn, target string, st *tableState, names []string) ([]string, error) {
 	var ddl []string
 	for _, n := range names {
-		q := "ALTER TABLE " + target + " DROP COLUMN " + ident(n)
+		q := dropColumnSQL(target, n)
 		if _, err := conn.ExecContext(ctx, q); err != nil {
 			return ddl, fmt.Errorf("drop destination column %s: %w", ident(n), err)
 		}

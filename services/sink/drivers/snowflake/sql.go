@@ -3,6 +3,8 @@ package snowflake
 import (
 	"strconv"
 	"strings"
+
+	"github.com/rosettacdc/rosetta/pkg/colmark"
 )
 
 // versionType holds a commit LSN (an unsigned 64-bit integer) or a position
@@ -70,6 +72,39 @@ func addBookkeepingColumnSQL(target, name string) string {
 		typ = "BOOLEAN DEFAULT FALSE"
 	}
 	return "ALTER TABLE " + target + " ADD COLUMN IF NOT EXISTS " + ident(name) + " " + typ
+}
+
+// columnCommentsSQL reads the columns' comments of one table of the
+// database (binds schema, table). Snowflake keeps a comment across RENAME
+// COLUMN, so a colmark follows its column.
+func columnCommentsSQL(db string) string {
+	return "SELECT " + ident("COLUMN_NAME") + ", " + ident("COMMENT") + " FROM " + qualified(db, "INFORMATION_SCHEMA", "COLUMNS") +
+		" WHERE " + ident("TABLE_SCHEMA") + " = ? AND " + ident("TABLE_NAME") + " = ?"
+}
+
+// alterColumnsSQL changes several columns in one statement, items from
+// markItem or widenItem: one DDL round trip whatever their number.
+func alterColumnsSQL(target string, items []string) string {
+	return "ALTER TABLE " + target + " ALTER " + strings.Join(items, ", ")
+}
+
+// markItem sets a column's comment to its colmark.
+func markItem(name string, attnum int) string {
+	return "COLUMN " + ident(name) + " COMMENT " + stringLiteral(colmark.For(attnum))
+}
+
+// widenItem sets a column's type (a longer VARCHAR, a NUMBER of more
+// digits: see widenTo).
+func widenItem(name string, to colType) string {
+	return "COLUMN " + ident(name) + " SET DATA TYPE " + to.sql()
+}
+
+func renameColumnSQL(target, from, to string) string {
+	return "ALTER TABLE " + target + " RENAME COLUMN " + ident(from) + " TO " + ident(to)
+}
+
+func dropColumnSQL(target, name string) string {
+	return "ALTER TABLE " + target + " DROP COLUMN " + ident(name)
 }
 
 func createTombSQL(tomb string, keys []stageColumn) string {

@@ -10,6 +10,21 @@ ALTER TABLE "ROSETTA"."CDC"."ORDERS" ADD COLUMN IF NOT EXISTS "PAYLOAD" VARIANT;
 -- adopt a table without version columns
 ALTER TABLE "ROSETTA"."CDC"."ORDERS" ADD COLUMN IF NOT EXISTS "_ROSETTA_LSN" NUMBER(20,0) DEFAULT 0;
 
+-- read column comments (source marks): binds schema, table
+SELECT "COLUMN_NAME", "COMMENT" FROM "ROSETTA"."INFORMATION_SCHEMA"."COLUMNS" WHERE "TABLE_SCHEMA" = ? AND "TABLE_NAME" = ?;
+
+-- mark source columns (created, added, or adopted unmarked)
+ALTER TABLE "ROSETTA"."CDC"."ORDERS" ALTER COLUMN "Odd ""name""" COMMENT 'rosetta: source column attnum=3', COLUMN "PAYLOAD" COMMENT 'rosetta: source column attnum=4';
+
+-- rename a column the source renamed (same attnum)
+ALTER TABLE "ROSETTA"."CDC"."ORDERS" RENAME COLUMN "NAME" TO "FULL_NAME";
+
+-- widen columns the source widened
+ALTER TABLE "ROSETTA"."CDC"."ORDERS" ALTER COLUMN "QTY" SET DATA TYPE NUMBER(19,0), COLUMN "CODE" SET DATA TYPE VARCHAR;
+
+-- drop a column the source dropped (dropped_columns drop)
+ALTER TABLE "ROSETTA"."CDC"."ORDERS" DROP COLUMN "LEGACY";
+
 -- create tombstones (hard delete)
 CREATE TABLE IF NOT EXISTS "ROSETTA"."CDC"."_ROSETTA_TOMB_ORDERS" ("TENANT" VARCHAR, "ID" NUMBER(19,0), "_ROSETTA_LSN" NUMBER(20,0) NOT NULL, "_ROSETTA_SEQ" NUMBER(20,0) NOT NULL, PRIMARY KEY ("TENANT", "ID"));
 
