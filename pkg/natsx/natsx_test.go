@@ -148,3 +148,48 @@ func TestEnsureSourceStreamLeavesAnEqualStreamAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestDuplicateWindow checks that a source stream's dedup window is the one
+// its limits name: an id published again inside it is dropped, and once
+// the window has passed the server no longer remembers it (which is what
+// bounds the memory the ids take), so the same id is stored again. An
+// existing stream ensured with another window gets it.
+func TestDuplicateWindow(t *testing.T) {
+	t.Parallel()
+	js := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := EnsureSourceStream(ctx, js, 5, StreamLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	const window = time.Second
+	s, err := EnsureSourceStream(ctx, js, 5, StreamLimits{Duplicates: window})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.Duplicates; got != window {
+		t.Fatalf("stream ensured with a %s window has %s", window, got)
+	}
+	// Interest retention keeps messages only for consumers.
+	if _, err := EnsurePipelineConsumer(ctx, js, 5, 1, 2, []Table{{Schema: "public", Name: "t"}}); err != nil {
+		t.Fatal(err)
+	}
+	subject := contracts.ChangeSubject(5, "public", "t", 0)
+	id := contracts.MsgID(5, "0/16B3748", 0)
+	publish := func() *jetstream.PubAck {
+		t.Helper()
+		ack, err := js.Publish(ctx, subject, []byte(`{}`), jetstream.WithMsgID(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack
+	}
+	first := publish()
+	if again := publish(); !again.Duplicate || again.Sequence != first.Sequence {
+		t.Fatalf("re-published inside the window: %+v, want a duplicate of sequence %d", again, first.Sequence)
+	}
+	time.Sleep(window + 500*time.Millisecond)
+	if later := publish(); later.Duplicate || later.Sequence == first.Sequence {
+		t.Fatalf("re-published after the window: %+v, want a new message (the id was forgotten)", later)
+	}
+}

@@ -19,15 +19,32 @@ type StreamLimits struct {
 	// publishes beyond it are refused, so capture stops confirming WAL.
 	MaxBytes int64
 	// Duplicates is the dedup window for Nats-Msg-Id; it must outlast the
-	// time between a publish and capture's restart after a crash.
+	// time between a publish and capture's restart after a crash (see
+	// DefaultDuplicateWindow).
 	Duplicates time.Duration
 	// Replicas is 1 on one server, 3 in a production cluster.
 	Replicas int
 }
 
+// DefaultDuplicateWindow is a source stream's dedup window when its limits
+// name none (the services take theirs from settings.DuplicateWindow: 30s
+// with the embedded server, this with an external one). A change capture
+// publishes again after a restart is dropped if its first copy was stored
+// less than this long before; it must cover the confirm lag (the ack,
+// capture's confirm delay and confirm interval: seconds), capture's restart
+// (backoff up to 30s, or a process restart) and, for a crash while a large
+// transaction publishes, that transaction's publish time. A change outside
+// it is stored twice: harmless to destinations (their version guard), seen
+// twice by tapping consumers (same Nats-Msg-Id). It costs memory: the server
+// keeps every id of the window in its heap, about 120 bytes each (heap
+// profile of one 1M-change transaction: 116 MB), so rate x window x 120
+// bytes: 10k changes/s over 2 min is 144 MB, over 10 min (the earlier
+// default) 720 MB, far past rosetta dev's 192 MiB soft memory limit.
+const DefaultDuplicateWindow = 2 * time.Minute
+
 // DefaultStreamLimits are used when a field of StreamLimits is zero.
 func DefaultStreamLimits() StreamLimits {
-	return StreamLimits{MaxBytes: 1 << 30, Duplicates: 10 * time.Minute, Replicas: 1}
+	return StreamLimits{MaxBytes: 1 << 30, Duplicates: DefaultDuplicateWindow, Replicas: 1}
 }
 
 func (l StreamLimits) withDefaults() StreamLimits {

@@ -34,6 +34,7 @@ func newFromFx(p Params) (*Manager, error) {
 	if p.Settings.StreamMaxBytes > 0 {
 		cfg.StreamLimits.MaxBytes = p.Settings.StreamMaxBytes
 	}
+	cfg.StreamLimits.Duplicates = p.Settings.DuplicateWindow()
 	cfg.ConfirmDelay = p.Settings.ConfirmDelay()
 	if p.Settings.CaptureReceiveTimeout > 0 {
 		cfg.ReceiveTimeout = p.Settings.CaptureReceiveTimeout

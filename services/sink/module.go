@@ -55,6 +55,7 @@ func newFromFx(p Params) (*Manager, error) {
 	if p.Settings.StreamMaxBytes > 0 {
 		cfg.StreamLimits.MaxBytes = p.Settings.StreamMaxBytes
 	}
+	cfg.StreamLimits.Duplicates = p.Settings.DuplicateWindow()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
