@@ -67,6 +67,8 @@ type stageColumn struct {
 // statement Apply runs against it. Values are bound ($1, $2 …) or
 // appended, never spliced in.
 type statements struct {
+	// createStage creates the staging table; clearStage replaces it with
+	// an empty one before each batch is staged.
 	createStage, clearStage string
 	// loadPrefix is "INSERT INTO <stage> SELECT <casts> FROM ": load
 	// without its source, the rows named loadAlias with columns w1..wn.
@@ -182,7 +184,12 @@ func buildStatements(target, tomb, stage string, l stageLayout) statements {
 		load("BOOLEAN", boolConv)
 	}
 	s.createStage = "CREATE TEMPORARY TABLE " + st + " (" + strings.Join(defs, ", ") + ")"
-	s.clearStage = "DELETE FROM " + st
+	// Each batch replaces the staging table instead of deleting its rows:
+	// DuckDB keeps deleted rows' storage in a temporary table until the
+	// connection closes (a checkpoint never runs on it), so with DELETE
+	// the stage held every row staged since the file was opened (64 MB
+	// after 200k rows; rosetta dev's peak RSS 30 MB higher).
+	s.clearStage = "CREATE OR REPLACE TEMPORARY TABLE " + st + " (" + strings.Join(defs, ", ") + ")"
 	s.loadPrefix = "INSERT INTO " + st + " SELECT " + strings.Join(exprs, ", ") + " FROM "
 	s.load = s.loadPrefix + ident(loadAlias)
 
