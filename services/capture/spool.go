@@ -196,6 +196,9 @@ func (ss *spools) start(xid uint32, first bool) (sp *spool, created bool, err er
 		if parent == "" {
 			parent = os.TempDir()
 		}
+		if err := os.MkdirAll(parent, 0o700); err != nil {
+			return nil, false, fmt.Errorf("create spool directory %s for streamed transaction %d: %w", parent, xid, err)
+		}
 		// MkdirTemp makes it 0700: spooled rows are source data.
 		dir, err := os.MkdirTemp(parent, ss.prefix+"*")
 		if err != nil {

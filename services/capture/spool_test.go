@@ -99,7 +99,7 @@ func TestSpool(t *testing.T) {
 }
 
 func TestSpools(t *testing.T) {
-	parent := t.TempDir()
+	parent := filepath.Join(t.TempDir(), "not", "there", "yet")
 	ss := newSpools(parent, 7)
 	if _, _, err := ss.start(1, false); err == nil {
 		t.Error("a later block of an unknown transaction was accepted")
