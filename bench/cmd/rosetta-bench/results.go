@@ -216,7 +216,7 @@ func (r *results) printCPU(out io.Writer) {
 	tw.Flush()
 	fmt.Fprintf(out, "\nCPU budget (CPU seconds per million changes: each part's least in any run that measured it; ceiling = %d cores / sum of the parts; then what the end-to-end run into PostgreSQL used)\n", r.Machine.CPUs)
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\twalsender\tjetstream\tdest backend\tcapture ceiling/s\t(÷recv)\te2e ceiling/s\t(÷recv)\te2e: dev\twalsender\tdest\tbound/s\tNATS share of dev\t")
+	fmt.Fprintln(tw, "workload\twalsender\tjetstream\tdest backend\tcapture ceiling/s\t(÷recv)\te2e ceiling/s\t(÷recv)\tcapture run: capture\twalsender\te2e run: dev\twalsender\tdest\tbound/s\tNATS share of dev\t")
 	for _, w := range r.Workloads {
 		bu := w.Budget
 		if bu == nil {
@@ -233,9 +233,13 @@ func (r *results) printCPU(out io.Writer) {
 		if bu.NATSShare > 0 {
 			share = fmt.Sprintf("%.0f %%", bu.NATSShare*100)
 		}
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.0f\t%s\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t%.0f\t%s\t\n", w.Workload.Name,
+		var capCPU, capWS float64
+		if c := w.Capture; c != nil {
+			capCPU, capWS = c.CPUSecPerMChgs, c.WalsenderCPUPerM
+		}
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.0f\t%s\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f\t%s\t\n", w.Workload.Name,
 			bu.Walsender, bu.JetStream, bu.Destination, bu.CaptureCeiling, div(bu.CaptureCeiling), bu.E2ECeiling, div(bu.E2ECeiling),
-			bu.E2EDev, bu.E2EWalsender, bu.E2EDestination, bu.E2EActualBound, share)
+			capCPU, capWS, bu.E2EDev, bu.E2EWalsender, bu.E2EDestination, bu.E2EActualBound, share)
 	}
 	tw.Flush()
 }
