@@ -1,0 +1,90 @@
+package sinkrunner_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/pkg/testkit"
+)
+
+// slowDestination takes a fixed time per Apply without using the CPU, as
+// a database's round trips and commit do.
+type slowDestination struct{ per time.Duration }
+
+func (d slowDestination) Apply(ctx context.Context, _ []cdc.TableBatch) error {
+	select {
+	case <-time.After(d.per):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (slowDestination) Close() error { return nil }
+
+// BenchmarkRunner drains a backlog of 20,000 eight-column inserts through
+// a runner (batches of 1000) into a destination taking 20ms per Apply, and
+// reports changes/s: how much of the fetching, decoding, collapsing and
+// acking is hidden behind the destination's time.
+func BenchmarkRunner(b *testing.B) {
+	const changes = 20000
+	n := testkit.StartNATS(b)
+	_, js := n.Connect(b)
+	ctx := context.Background()
+	var total time.Duration
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		src := int64(1000 + i)
+		if _, err := natsx.EnsureSourceStream(ctx, js, src, natsx.StreamLimits{MaxBytes: 256 << 20}); err != nil {
+			b.Fatal(err)
+		}
+		cons, err := js.CreateOrUpdateConsumer(ctx, contracts.StreamName(src),
+			natsx.PipelineConsumerConfig(src, 1, 1, []natsx.Table{{Schema: "public", Name: "orders"}}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		subject := contracts.ChangeSubject(src, "public", "orders", 0)
+		for k := 0; k < changes; k++ {
+			body := fmt.Appendf(nil, `{"v":1,"op":"c","source":{"source_id":%d,"db":"src","schema":"public","table":"orders","lsn":"0/1D%05X","commit_lsn":"0/1E%05X","seq":0,"txid":%d,"commit_time":"2026-11-23T13:42:43.123456Z"},"columns":[{"name":"id","type":"bigint","base_type":"bigint","key":true},{"name":"ver","type":"integer","base_type":"integer"},{"name":"qty","type":"integer","base_type":"integer"},{"name":"amount","type":"bigint","base_type":"bigint"},{"name":"price","type":"double precision","base_type":"double precision"},{"name":"note","type":"text","base_type":"text"},{"name":"ts","type":"timestamp with time zone","base_type":"timestamp with time zone"},{"name":"attrs","type":"jsonb","base_type":"jsonb"}],"key":{"id":%d},"after":{"amount":%d,"attrs":"{\"sku\": \"SKU-%d\", \"qty\": 1}","id":%d,"note":"order %d v1 shipped to warehouse north-east","price":"34.56","qty":42,"ts":"2026-01-01 00:02:03.456+00","ver":1}}`,
+				src, k*40, k, 750+k, k, 100000001+k, k, k, k)
+			if _, err := js.PublishAsync(subject, body); err != nil {
+				b.Fatal(err)
+			}
+			if k%1000 == 999 {
+				// A bounded window: a loaded machine stalls a larger one.
+				select {
+				case <-js.PublishAsyncComplete():
+				case <-time.After(time.Minute):
+					b.Fatal("publish did not complete")
+				}
+			}
+		}
+		r := sinkrunner.New(sinkrunner.Config{PipelineID: 1, DestinationID: 1, SourceID: src, BatchSize: 1000},
+			cons, slowDestination{per: 20 * time.Millisecond}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		b.StartTimer()
+		start := time.Now()
+		go func() { done <- r.Run(rctx) }()
+		for r.Stats().Applied < changes {
+			time.Sleep(time.Millisecond)
+		}
+		total += time.Since(start)
+		b.StopTimer()
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		_ = js.DeleteStream(ctx, contracts.StreamName(src))
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(changes*b.N)/total.Seconds(), "changes/s")
+}
