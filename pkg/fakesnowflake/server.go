@@ -102,6 +102,7 @@ type Server struct {
 	running  map[string]context.CancelFunc
 	nextID   int64
 	loads    map[string]map[string]string // COPY load history: table key -> file -> sha256
+	lengths  map[string]map[string]int64  // declared VARCHAR/BINARY lengths: table key -> COLUMN -> n (lengths.go)
 	faults   []*fault                     // statements to fail, for tests (FailNext)
 
 	httpSrv  *http.Server
@@ -132,6 +133,7 @@ func New(cfg Config) (*Server, error) {
 		masters:  map[string]*session{},
 		running:  map[string]context.CancelFunc{},
 		loads:    map[string]map[string]string{},
+		lengths:  map[string]map[string]int64{},
 	}
 	for _, u := range cfg.Users {
 		s.users[strings.ToUpper(u.Name)] = append([]*rsa.PublicKey(nil), u.PublicKeys...)

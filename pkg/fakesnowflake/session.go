@@ -432,7 +432,17 @@ func (ss *session) runQuery(ctx context.Context, toks []token, binds [][]any) (*
 	if err != nil {
 		return nil, err
 	}
-	return ss.query(ctx, q, binds[0], true)
+	res, err := ss.query(ctx, q, binds[0], true)
+	if db, schema, table, ok := ss.singleTableStar(toks); ok && err == nil {
+		// The declared lengths DuckDB does not keep (lengths.go).
+		lengths := ss.srv.lengthsOf(db, schema, table)
+		for i, c := range res.columns {
+			if n, ok := lengths[strings.ToUpper(c.Name)]; ok && (c.Type == "text" || c.Type == "binary") {
+				res.columns[i].Length = n
+			}
+		}
+	}
+	return res, err
 }
 
 func (ss *session) runDML(ctx context.Context, toks []token, binds [][]any, stmtType int64, names []string) (*result, error) {
@@ -749,6 +759,8 @@ func (ss *session) createTable(ctx context.Context, toks []token, i int, orRepla
 		return nil, &sfError{code: "001003", sqlState: "42000", msg: "SQL compilation error:\nCREATE TABLE needs a table name"}
 	}
 	db, schema, name := ss.qualify(parts)
+	existed := ifNotExists && !temporary && ss.tableExists(ctx, db, schema, name)
+	var defToks []token
 	var b strings.Builder
 	b.WriteString("CREATE ")
 	if orReplace {
@@ -771,7 +783,8 @@ func (ss *session) createTable(ctx context.Context, toks []token, i int, orRepla
 		if end < 0 {
 			return nil, &sfError{code: "001003", sqlState: "42000", msg: "SQL compilation error:\nunbalanced parentheses in CREATE TABLE"}
 		}
-		defs, err := rewriteColumnDefs(toks[i+1 : end])
+		defToks = toks[i+1 : end]
+		defs, err := rewriteColumnDefs(defToks)
 		if err != nil {
 			return nil, err
 		}
@@ -833,6 +846,9 @@ func (ss *session) createTable(ctx context.Context, toks []token, i int, orRepla
 		ss.temps[key] = tempTable{db: db, schema: schema, name: name}
 	} else {
 		delete(ss.temps, key)
+		if !existed {
+			ss.recordDefLengths(db, schema, name, defToks)
+		}
 	}
 	msg := fmt.Sprintf("Table %s successfully created.", name)
 	if ifNotExists {
@@ -985,7 +1001,10 @@ func (ss *session) runAlter(ctx context.Context, toks []token) (*result, error) 
 		return nil, err
 	}
 	prefix := "ALTER TABLE " + ifExists + nameSQL + " "
+	db, schema, table := ss.qualify(parts)
+	_, temp := ss.lookupTemp(parts)
 	var stmts []string
+	var after []func() // bookkeeping once the statements ran (lengths.go)
 	switch {
 	case i < len(toks) && toks[i].isWord("ADD"):
 		i++
@@ -1011,6 +1030,9 @@ func (ss *session) runAlter(ctx context.Context, toks []token) (*result, error) 
 				return nil, err
 			}
 			stmts = append(stmts, prefix+"ADD COLUMN "+ine+render(def))
+			if !temp {
+				after = append(after, func() { ss.recordDefLengths(db, schema, table, elem) })
+			}
 		}
 	case i+1 < len(toks) && (toks[i].isWord("ALTER") || toks[i].isWord("MODIFY")):
 		// ALTER [COLUMN] c [SET DATA] TYPE t | COMMENT 'x' | UNSET COMMENT |
@@ -1020,13 +1042,20 @@ func (ss *session) runAlter(ctx context.Context, toks []token) (*result, error) 
 		if len(items) > 1 && items[0].isPunct("(") && matchingParen(items, 0) == len(items)-1 {
 			items = items[1 : len(items)-1]
 		}
-		db, schema, table := ss.qualify(parts)
 		for _, rest := range splitTopLevel(items) {
 			q, err := ss.alterColumn(prefix, db, schema, table, rest)
 			if err != nil {
 				return nil, err
 			}
 			stmts = append(stmts, q)
+			if j := setDataTypeAt(rest); j > 0 && !temp {
+				col := rest[0]
+				if col.isWord("COLUMN") {
+					col = rest[1]
+				}
+				n, _ := declaredLength(rest, j)
+				after = append(after, func() { ss.srv.setLength(db, schema, table, col.val, n) })
+			}
 		}
 	default:
 		q, err := ss.prepare(toks[i:])
@@ -1034,11 +1063,18 @@ func (ss *session) runAlter(ctx context.Context, toks []token) (*result, error) 
 			return nil, err
 		}
 		stmts = append(stmts, prefix+q)
+		if !temp {
+			rest := toks[i:]
+			after = append(after, func() { ss.recordAlterLengths(db, schema, table, rest) })
+		}
 	}
 	for _, q := range stmts {
 		if _, err := ss.exec(ctx, q); err != nil {
 			return nil, err
 		}
+	}
+	for _, f := range after {
+		f()
 	}
 	return statusResult(stmtDDL, "Statement executed successfully."), nil
 }
@@ -1076,6 +1112,22 @@ func (ss *session) alterColumn(prefix, db, schema, table string, rest []token) (
 		return "", err
 	}
 	return prefix + "ALTER COLUMN " + col + " SET DATA TYPE " + render(typ), nil
+}
+
+// setDataTypeAt returns the index of the type in one ALTER COLUMN item
+// that sets it ([COLUMN] c [SET DATA] TYPE t), 0 for other items.
+func setDataTypeAt(rest []token) int {
+	j := 1
+	if len(rest) > 0 && rest[0].isWord("COLUMN") {
+		j = 2
+	}
+	switch {
+	case j+2 < len(rest) && rest[j].isWord("SET") && rest[j+1].isWord("DATA") && rest[j+2].isWord("TYPE"):
+		return j + 3
+	case j < len(rest) && rest[j].isWord("TYPE"):
+		return j + 1
+	}
+	return 0
 }
 
 // commentOnColumn is DuckDB's COMMENT ON COLUMN for a table of the session

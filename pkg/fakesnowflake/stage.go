@@ -170,6 +170,9 @@ func (s *Server) forgetTable(ss *session, db, schema, name string, temporary boo
 	_ = os.RemoveAll(dir)
 	s.mu.Lock()
 	delete(s.loads, key)
+	if !temporary {
+		delete(s.lengths, key)
+	}
 	s.mu.Unlock()
 }
 

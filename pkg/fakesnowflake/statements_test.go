@@ -118,3 +118,48 @@ func TestColumnCommentsRenameDropAndWiden(t *testing.T) {
 		t.Fatalf("rows after ALTERs: %v", got)
 	}
 }
+
+// TestDeclaredLengths: VARCHAR(n) and BINARY(n) lengths, which DuckDB does
+// not keep, show in the metadata of SELECT * FROM the table, follow ALTER
+// COLUMN … SET DATA TYPE, RENAME COLUMN and DROP COLUMN, and go with the
+// table.
+func TestDeclaredLengths(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := conn(t, openDB(t, srv, testUser, testKeys()[0]))
+	lengths := func() string {
+		t.Helper()
+		rows, err := c.QueryContext(testContext(t), `SELECT * FROM ROSETTA.PUBLIC.T LIMIT 0`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		cts, err := rows.ColumnTypes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, ct := range cts {
+			n, _ := ct.Length()
+			out = append(out, fmt.Sprintf("%s:%d", ct.Name(), n))
+		}
+		return strings.Join(out, " ")
+	}
+	mustExec(t, c, `CREATE TABLE T (ID INT, S VARCHAR(5), U STRING, B BINARY(4), C CHARACTER VARYING(3))`)
+	if got, want := lengths(), "ID:0 S:5 U:16777216 B:4 C:3"; got != want {
+		t.Fatalf("after CREATE: %s, want %s", got, want)
+	}
+	mustExec(t, c, `CREATE TABLE IF NOT EXISTS T (ID INT, S VARCHAR)`)
+	mustExec(t, c, `ALTER TABLE T ALTER COLUMN S SET DATA TYPE VARCHAR(20), COLUMN C SET DATA TYPE VARCHAR`)
+	mustExec(t, c, `ALTER TABLE T ADD COLUMN IF NOT EXISTS V VARCHAR(7)`)
+	mustExec(t, c, `ALTER TABLE T RENAME COLUMN S TO S2`)
+	mustExec(t, c, `ALTER TABLE T DROP COLUMN B`)
+	if got, want := lengths(), "ID:0 S2:20 U:16777216 C:16777216 V:7"; got != want {
+		t.Fatalf("after ALTERs: %s, want %s", got, want)
+	}
+	mustExec(t, c, `DROP TABLE T`)
+	mustExec(t, c, `CREATE TABLE T (ID INT, S2 VARCHAR)`)
+	if got, want := lengths(), "ID:0 S2:16777216"; got != want {
+		t.Fatalf("after DROP and CREATE: %s, want %s", got, want)
+	}
+}
