@@ -226,6 +226,18 @@ func TestWidenedColumns(t *testing.T) {
 	// Values the column still holds exactly arrive.
 	e.mustApply(ins(cols("bigint", "numeric(14,4)"), 41, 5, "1", "1.2500"))
 	e.expect(`SELECT ID, AMOUNT FROM T WHERE ID = 5`, "5|1.25")
+
+	// A VARCHAR(n) created by hand follows the source's longer varchar,
+	// then its text.
+	e.exec(`CREATE TABLE ROSETTA.PUBLIC.V (ID NUMBER(10,0) PRIMARY KEY, S VARCHAR(5))`)
+	str := func(typ string, lsn uint64, id int, s string) contracts.Change {
+		c := []contracts.Column{{Name: "id", Type: "integer", BaseType: "integer", Key: true, Attnum: 1}, {Name: "s", Type: typ, BaseType: typ, Attnum: 2}}
+		return ev{Table: "v", Columns: c}.Change(contracts.OpCreate, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "", fmt.Sprintf(`{"id":%d,"s":%q}`, id, s))
+	}
+	e.mustApply(str("character varying(5)", 50, 1, "abcde"))
+	e.mustApply(str("character varying(20)", 51, 2, strings.Repeat("x", 20)))
+	e.mustApply(str("text", 52, 3, strings.Repeat("y", 1000)))
+	e.expect(`SELECT ID, LENGTH(S) FROM V ORDER BY ID`, "1|5", "2|20", "3|1000")
 }
 
 // TestWidenTo pins which destination types are widened for which source
