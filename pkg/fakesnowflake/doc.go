@@ -79,8 +79,10 @@
 //     BINARY/VARBINARY -> BLOB; TIMESTAMP/TIMESTAMP_NTZ/DATETIME -> TIMESTAMP;
 //     TIMESTAMP_TZ/TIMESTAMP_LTZ -> TIMESTAMPTZ; VARIANT/OBJECT/ARRAY -> JSON;
 //     DATE, TIME, BOOLEAN unchanged. GEOGRAPHY, VECTOR, DECFLOAT are rejected.
-//     VARCHAR and BINARY lengths are not kept: such columns report Snowflake's
-//     maximum length, so a driver cannot observe a length increase here.
+//     DuckDB keeps no VARCHAR or BINARY lengths: the fake keeps those declared in
+//     CREATE TABLE, ADD COLUMN and ALTER COLUMN … SET DATA TYPE (following RENAME
+//     and DROP COLUMN) and reports them in the metadata of SELECT * FROM one
+//     table; other queries report Snowflake's maximum. Lengths are not enforced.
 //   - PRIMARY KEY, UNIQUE and FOREIGN KEY constraints are dropped: Snowflake does
 //     not enforce them (only NOT NULL), so the fake must not reject duplicates.
 //     TRANSIENT, CLUSTER BY, COPY GRANTS and KEY=value table options are dropped.

@@ -192,9 +192,9 @@ func TestEvolveRetriedAfterDDL(t *testing.T) {
 }
 
 // TestWidenedColumns widens source columns (smallint to integer to bigint,
-// numeric(6,2) to numeric(12,2)): the destination NUMBER columns get the
-// wider precision before the batch, and values only the wider type holds
-// arrive. A change of scale, which Snowflake cannot make in place, is no
+// numeric(6,2) to numeric(12,2), varchar(5) to varchar(20) to text): the
+// destination NUMBER and hand-made VARCHAR(5) columns get the wider type
+// before the batch, and values only the wider type holds arrive. A change of scale, which Snowflake cannot make in place, is no
 // widening: a value the column cannot hold exactly fails permanently,
 // naming the column and table.
 func TestWidenedColumns(t *testing.T) {
@@ -241,8 +241,7 @@ func TestWidenedColumns(t *testing.T) {
 }
 
 // TestWidenTo pins which destination types are widened for which source
-// types, including the VARCHAR lengths the fake cannot show (it keeps no
-// lengths).
+// types.
 func TestWidenTo(t *testing.T) {
 	t.Parallel()
 	num := func(p, s int) colType { return colType{kind: kindNumber, precision: p, scale: s} }
