@@ -9,6 +9,10 @@
 //     source's publication and replication slot over a normal connection.
 //   - StartReplication, ReceiveMessage and SendStatus drive a replication
 //     connection (replication=database) in copy-both mode.
+//     StartReplicationWith can ask PostgreSQL 14+ to stream in-progress
+//     transactions (protocol version 2); the caller holds their messages,
+//     in version 1 shape, until the commit and then hands them to the
+//     Decoder like a whole transaction.
 //
 // The package knows nothing of NATS or of Rosetta's services; the capture
 // service composes it with JetStream.
