@@ -137,11 +137,35 @@ func (s *stream) handle(ctx context.Context, x *pglogrepl.XLogData) error {
 			return err
 		}
 	}
-	msg, err := pglogrepl.Parse(x.WALData)
+	return s.applyRaw(ctx, x.WALStart, x.WALData)
+}
+
+// applyRaw applies one version 1 message from its bytes, received or
+// replayed from a spool. Inserts, updates and deletes, most of a stream,
+// are decoded straight from their bytes (no pglogrepl.Parse allocations
+// per column) and need nothing else of apply.
+func (s *stream) applyRaw(ctx context.Context, walStart pglogrepl.LSN, data []byte) error {
+	changes, ok, err := s.dec.DecodeRowMessage(walStart, data)
 	if err != nil {
-		return fmt.Errorf("parse pgoutput message at %s: %w", x.WALStart, err)
+		return err
 	}
-	return s.apply(ctx, x.WALStart, msg)
+	if ok {
+		return s.publishAll(ctx, changes)
+	}
+	msg, err := pglogrepl.Parse(data)
+	if err != nil {
+		return fmt.Errorf("parse pgoutput message at %s: %w", walStart, err)
+	}
+	return s.apply(ctx, walStart, msg)
+}
+
+func (s *stream) publishAll(ctx context.Context, changes []contracts.Change) error {
+	for i := range changes {
+		if err := s.publish(ctx, &changes[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // apply decodes one version 1 message, received or replayed from a spool,
@@ -161,10 +185,8 @@ func (s *stream) apply(ctx context.Context, walStart pglogrepl.LSN, msg pglogrep
 	if err != nil {
 		return err
 	}
-	for i := range changes {
-		if err := s.publish(ctx, &changes[i]); err != nil {
-			return err
-		}
+	if err := s.publishAll(ctx, changes); err != nil {
+		return err
 	}
 	if c, ok := msg.(*pglogrepl.CommitMessage); ok {
 		// The transaction's end becomes confirmable once all its publishes
@@ -264,12 +286,8 @@ func (s *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2)
 	}
 	i := 0
 	err := sp.replay(func(walStart pglogrepl.LSN, data []byte) error {
-		msg, err := pglogrepl.Parse(data)
-		if err != nil {
-			return fmt.Errorf("parse spooled message of transaction %d at %s: %w", m.Xid, walStart, err)
-		}
-		if err := s.apply(ctx, walStart, msg); err != nil {
-			return err
+		if err := s.applyRaw(ctx, walStart, data); err != nil {
+			return fmt.Errorf("replay streamed transaction %d: %w", m.Xid, err)
 		}
 		// A long replay reads nothing from the source: keep taking acks in
 		// and keep the status updates going, or wal_sender_timeout would
