@@ -39,7 +39,8 @@
 //   - CREATE [OR REPLACE] [TEMPORARY|TRANSIENT] TABLE [IF NOT EXISTS] with columns,
 //     AS SELECT or LIKE; CREATE/DROP SCHEMA, DATABASE, STAGE, VIEW; DROP TABLE;
 //     ALTER TABLE ADD [COLUMN] (several columns), ALTER COLUMN (several,
-//     comma-separated) ... [SET DATA] TYPE, COMMENT '…', UNSET COMMENT, DROP
+//     comma-separated) ... [SET DATA] TYPE, COMMENT '…', UNSET COMMENT, DROP DEFAULT
+//     (refused, as in Snowflake, for a default ADD COLUMN defined), DROP
 //     COLUMN, RENAME [COLUMN]; COMMENT [IF EXISTS] ON COLUMN t.c IS '…' (other
 //     COMMENTs are no-ops); USE DATABASE/SCHEMA/WAREHOUSE/ROLE; ALTER SESSION
 //     (no-op); GRANT/REVOKE (no-op).

@@ -2,6 +2,7 @@ package fakesnowflake
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -140,4 +141,30 @@ func (ss *session) tableExists(ctx context.Context, db, schema, table string) bo
 	err := ss.conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = $3`,
 		db, schema, table).Scan(&n)
 	return err == nil && n > 0
+}
+
+// Snowflake refuses DROP DEFAULT on a column whose default ALTER TABLE …
+// ADD COLUMN … DEFAULT defined; the fake remembers those columns to refuse
+// it too.
+
+// markAddedDefault records that ADD COLUMN elem (a column definition) gave
+// the column a default.
+func (s *Server) markAddedDefault(db, schema, table string, elem []token) {
+	if len(elem) == 0 || !elem[0].isIdent() || !slices.ContainsFunc(elem, func(t token) bool { return t.isWord("DEFAULT") }) {
+		return
+	}
+	key := tableLoadKey(db, schema, table)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.added[key] == nil {
+		s.added[key] = map[string]bool{}
+	}
+	s.added[key][strings.ToUpper(elem[0].val)] = true
+}
+
+// addedDefault reports whether ADD COLUMN gave the column its default.
+func (s *Server) addedDefault(db, schema, table, column string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.added[tableLoadKey(db, schema, table)][strings.ToUpper(column)]
 }

@@ -103,6 +103,7 @@ type Server struct {
 	nextID   int64
 	loads    map[string]map[string]string // COPY load history: table key -> file -> sha256
 	lengths  map[string]map[string]int64  // declared VARCHAR/BINARY lengths: table key -> COLUMN -> n (lengths.go)
+	added    map[string]map[string]bool   // columns ADD COLUMN gave a DEFAULT: table key -> COLUMN (lengths.go)
 	faults   []*fault                     // statements to fail, for tests (FailNext)
 
 	httpSrv  *http.Server
@@ -134,6 +135,7 @@ func New(cfg Config) (*Server, error) {
 		running:  map[string]context.CancelFunc{},
 		loads:    map[string]map[string]string{},
 		lengths:  map[string]map[string]int64{},
+		added:    map[string]map[string]bool{},
 	}
 	for _, u := range cfg.Users {
 		s.users[strings.ToUpper(u.Name)] = append([]*rsa.PublicKey(nil), u.PublicKeys...)

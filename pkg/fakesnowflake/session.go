@@ -1031,7 +1031,10 @@ func (ss *session) runAlter(ctx context.Context, toks []token) (*result, error) 
 			}
 			stmts = append(stmts, prefix+"ADD COLUMN "+ine+render(def))
 			if !temp {
-				after = append(after, func() { ss.recordDefLengths(db, schema, table, elem) })
+				after = append(after, func() {
+					ss.recordDefLengths(db, schema, table, elem)
+					ss.srv.markAddedDefault(db, schema, table, elem)
+				})
 			}
 		}
 	case i+1 < len(toks) && (toks[i].isWord("ALTER") || toks[i].isWord("MODIFY")):
@@ -1096,6 +1099,9 @@ func (ss *session) alterColumn(prefix, db, schema, table string, rest []token) (
 		return ss.commentOnColumn(db, schema, table, rest[0].val, quoteString(rest[j+1].val)), nil
 	case rest[j].isWord("UNSET") && j+1 < len(rest) && rest[j+1].isWord("COMMENT"):
 		return ss.commentOnColumn(db, schema, table, rest[0].val, "NULL"), nil
+	case rest[j].isWord("DROP") && j+1 < len(rest) && rest[j+1].isWord("DEFAULT") && ss.srv.addedDefault(db, schema, table, rest[0].val):
+		return "", &sfError{code: "002262", sqlState: "0A000", msg: fmt.Sprintf(
+			"SQL compilation error:\nUnsupported feature 'Alter Column Drop Default': column %s's default was defined by ALTER TABLE … ADD COLUMN", rest[0].val)}
 	case rest[j].isWord("SET") && j+2 < len(rest) && rest[j+1].isWord("DATA") && rest[j+2].isWord("TYPE"):
 		j += 3
 	case rest[j].isWord("TYPE"):

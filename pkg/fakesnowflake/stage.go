@@ -172,6 +172,7 @@ func (s *Server) forgetTable(ss *session, db, schema, name string, temporary boo
 	delete(s.loads, key)
 	if !temporary {
 		delete(s.lengths, key)
+		delete(s.added, key)
 	}
 	s.mu.Unlock()
 }

@@ -42,6 +42,10 @@ func TestAlterTableAndSnowflakeSyntax(t *testing.T) {
 	mustExec(t, c, "INSERT INTO T VALUES (1)")
 	// Snowflake adds several columns in one statement; DuckDB needs one each.
 	mustExec(t, c, "ALTER TABLE T ADD COLUMN A NUMBER(5,1) DEFAULT 1.5, B VARIANT")
+	// As in Snowflake, a default ADD COLUMN defined cannot be dropped.
+	if _, err := c.ExecContext(testContext(t), "ALTER TABLE T ALTER COLUMN A DROP DEFAULT"); err == nil {
+		t.Fatal("DROP DEFAULT of a default ADD COLUMN defined succeeded")
+	}
 	mustExec(t, c, "ALTER TABLE IF EXISTS T ADD C TIMESTAMP_TZ")
 	got := queryStrings(t, c, "SELECT ID, A, B, C FROM T")
 	if strings.Join(got[0], "|") != "1|1.5|NULL|NULL" {

@@ -624,13 +624,12 @@ func (d *Driver) ensureTable(ctx context.Context, conn *sql.Conn, table string, 
 		for _, c := range cols {
 			if _, ok := st.types[c.name]; !ok {
 				if _, foreign := st.foreign[c.name]; !foreign {
-					add, err := addColumnDDL(target, table, c, existing)
+					add, filled, err := addColumnDDL(target, table, c, existing)
 					if err != nil {
 						return nil, err
 					}
 					ddl = append(ddl, add...)
 					_, hasValue := existing[c.name]
-					filled := len(add) > 1
 					d.log.Info("adding column to destination table", "table", table, "column", c.name, "existing_rows_value", filled)
 					if hasValue && !filled {
 						d.log.Warn("rows already in the destination table keep NULL in the added column: a "+c.typ.sql()+

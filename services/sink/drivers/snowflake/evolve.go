@@ -47,31 +47,32 @@ func existingValues(b cdc.TableBatch) map[string]string {
 // arrives are exactly those rows (every change written after the ALTER
 // lists the column, so the first of them brings it), so the column is
 // added with that value as its default, which Snowflake gives the existing
-// rows in the same statement, and the default is dropped at once: rows
-// written from then on carry their own value (the MERGE names every
-// column anyway). DDL commits on its own in Snowflake; one statement keeps
-// the fill from being lost between the ADD and a separate UPDATE.
+// rows in the same statement. DDL commits on its own in Snowflake; one
+// statement keeps the fill from being lost between the ADD and a separate
+// UPDATE. The default stays: Snowflake refuses DROP DEFAULT on a column
+// whose default an ALTER TABLE defined, and keeping it is harmless: the
+// MERGE names every column of the batch, so rows the driver writes carry
+// their own value, and a row inserted from a change older than the column
+// gets the value the source gave that row too.
 //
 // The value is checked and spelled by encode, like every staged value; a
 // value the column cannot hold exactly is a permanent error naming the
 // table and column. VARIANT and BINARY columns cannot take it: a default
 // must be a constant there, and PARSE_JSON or a binary literal is not one
 // Rosetta can rely on, so their existing rows hold NULL (docs/snowflake.md).
-func addColumnDDL(target, table string, c stageColumn, existing map[string]string) ([]string, error) {
+// filled reports whether the column takes the existing rows' value.
+func addColumnDDL(target, table string, c stageColumn, existing map[string]string) (ddl []string, filled bool, err error) {
 	add := addColumnSQL(target, c)
 	v, ok := existing[c.name]
 	if !ok || c.typ.kind == kindVariant || c.typ.kind == kindBinary {
-		return []string{add}, nil
+		return []string{add}, false, nil
 	}
 	text, err := encode(c.typ, c.base, v)
 	if err != nil {
-		return nil, sinkrunner.Permanent(fmt.Errorf("%s column %s (%s): the value rows existing before the column was added hold: %w",
+		return nil, false, sinkrunner.Permanent(fmt.Errorf("%s column %s (%s): the value rows existing before the column was added hold: %w",
 			table, ident(c.name), c.typ.sql(), err))
 	}
-	return []string{
-		add + " DEFAULT CAST(" + stringLiteral(text) + " AS " + c.typ.sql() + ")",
-		"ALTER TABLE " + target + " ALTER COLUMN " + ident(c.name) + " DROP DEFAULT",
-	}, nil
+	return []string{add + " DEFAULT CAST(" + stringLiteral(text) + " AS " + c.typ.sql() + ")"}, true, nil
 }
 
 // columnComments reads the comment of every column of table (in the
