@@ -239,9 +239,8 @@ func testStreamFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	wal1, _ := w.currentLSN()
-	// Capture retries the refused change on a new session, reporting
-	// RUNNING while it starts one, so the state is read until it names the
-	// refused change again.
+	// Capture retries the refused change on a new session; the state
+	// names the refused change whenever it is read between sessions.
 	refusal := func() string {
 		var msg string
 		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -252,7 +251,14 @@ func testStreamFull(t *testing.T) {
 		return msg
 	}
 	msg1 := refusal()
-	time.Sleep(10 * time.Second)
+	// Each retry session is refused again at once: the source must stay
+	// ERROR throughout, not flash RUNNING while a session starts.
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if st, m := w.sourceState(); st != "ERROR" {
+			t.Errorf("source state %s %q while the stream is full, want ERROR throughout", st, m)
+			break
+		}
+	}
 	s2, err := w.slot()
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ type ackTracker struct {
 	txs       []*trackedTx // oldest first; the last one may be open
 	queue     []pendingPub // unresolved publishes, oldest first
 	head      int          // queue[:head] are resolved
+	acked     int          // publishes acknowledged since the tracker was made
 
 	// durability is how long after its last acknowledgement a transaction
 	// becomes confirmable. JetStream acknowledges a message once it is
@@ -174,6 +175,7 @@ func (a *ackTracker) waitOldest(ctx context.Context, timeout time.Duration) erro
 
 func (a *ackTracker) resolve() {
 	p := &a.queue[a.head]
+	a.acked++
 	p.tx.outstanding--
 	if p.tx.outstanding == 0 {
 		p.tx.settledAt = a.now()

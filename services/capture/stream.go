@@ -35,6 +35,8 @@ type stream struct {
 	walEnd     uint64        // the server's last reported WAL end, for the lag metric
 	bodyHint   int           // capacity for the next message body
 	subjects   map[cdcTable]string
+	start      pglogrepl.LSN // the confirmed position the session started from
+	startedAt  time.Time
 
 	// streaming is set when the server streams in-progress transactions
 	// (protocol version 2): their messages are spooled until they commit.
@@ -62,7 +64,10 @@ func (s *stream) subject(c *contracts.Change) string {
 // run streams until an error or ctx's end; on ctx's end it drains and
 // returns nil.
 func (s *stream) run(ctx context.Context) error {
-	s.w.report(StateRunning, "")
+	s.start, s.startedAt = s.acks.confirmed, time.Now()
+	if !s.w.failing {
+		s.w.report(StateRunning, "")
+	}
 	s.lastReport = time.Now()
 	for {
 		err := s.step(ctx)
@@ -92,7 +97,12 @@ func (s *stream) step(ctx context.Context) error {
 	if err := s.sendStatus(now, false); err != nil {
 		return err
 	}
-	if now.Sub(s.lastReport) >= s.w.cfg.StatusInterval {
+	if s.w.failing && s.recovered(now) {
+		s.w.failing = false
+		s.w.report(StateRunning, "")
+		s.lastReport = now
+	}
+	if !s.w.failing && now.Sub(s.lastReport) >= s.w.cfg.StatusInterval {
 		s.w.report(StateRunning, "")
 		s.lastReport = now
 	}
@@ -196,6 +206,18 @@ func (s *stream) apply(ctx context.Context, walStart pglogrepl.LSN, msg pglogrep
 		}
 	}
 	return nil
+}
+
+// recovered reports whether this session, started after a failed one, has
+// shown that the failure is behind it: JetStream acknowledged a publish, or
+// the source decoded past the session's start with nothing to publish, or
+// the session ran one status interval without an error (a quiet source
+// shows neither). Until then the source keeps its ERROR state: a session
+// that reconnects and is refused again at once (a full stream) would
+// otherwise flash RUNNING at every retry.
+func (s *stream) recovered(now time.Time) bool {
+	return s.acks.acked > 0 || (s.acks.idle() && s.acks.confirmed > s.start) ||
+		now.Sub(s.startedAt) >= s.w.cfg.StatusInterval
 }
 
 // handleStreamed takes the messages of streamed transactions (protocol

@@ -39,6 +39,10 @@ type worker struct {
 	// every change before it is acknowledged by JetStream. Owned by run's
 	// goroutine; it survives reconnects.
 	confirmed pglogrepl.LSN
+	// failing is set while the source's reported state is ERROR from a
+	// failed session; the next session reports RUNNING only once it made
+	// progress (see stream.recovered). Owned by run's goroutine.
+	failing bool
 }
 
 func newWorker(cfg Config, store ConfigStore, js jetstream.JetStream, log *slog.Logger, spec sourceSpec) *worker {
@@ -109,6 +113,7 @@ func (w *worker) run(ctx context.Context) {
 		w.log.Error("capture failed, reconnecting", "error", msg, "retry_in", backoff)
 		w.cfg.Metrics.Error("capture", "session")
 		w.report(StateError, msg)
+		w.failing = true
 		t := time.NewTimer(jitter.Spread(backoff))
 		select {
 		case <-ctx.Done():
