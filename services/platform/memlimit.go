@@ -20,12 +20,12 @@ const defaultMemoryLimit = 192 << 20
 // defaultGCPercent is GOGC under Rosetta's own memory limit when GOGC is
 // not set. The limit already bounds the heap, so the default GOGC of 100
 // only made the collector run twice as often as it needs below it: in
-// `make bench` (ins-100, 200k changes) GOGC 200-400 cut the sink's CPU per
-// change by about a fifth (background marking 15 % -> 8 % of its profile)
-// and rosetta dev's by about a seventh, while its peak RSS into PostgreSQL
-// stayed at 245-247 MB (the limit binds either way). It is not applied
-// without the limit, where it would let the heap grow to three times its
-// live size.
+// `make bench` (ins-100, 200k changes) GOGC 200 cut the sink's CPU per
+// change by 13 % (background marking 15 % -> 7 % of its profile) and
+// rosetta dev's by about 15 %, while its peak RSS into PostgreSQL stayed
+// at 241-247 MB (the limit binds either way; docs/performance.md). It is
+// not applied without the limit, where it would let the heap grow to three
+// times its live size.
 const defaultGCPercent = 200
 
 func applyMemoryLimit(log *slog.Logger) {
