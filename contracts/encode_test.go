@@ -7,9 +7,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rosettacdc/rosetta/pkg/benchcpu"
 )
 
 // stdJSON is the reference AppendJSON must equal: encoding/json with HTML
@@ -147,7 +148,7 @@ func BenchmarkEncodeChange(b *testing.B) {
 	b.Run("append", func(b *testing.B) {
 		var dst []byte
 		b.ReportAllocs()
-		defer reportCPU(b)()
+		defer benchcpu.PerOp(b)()
 		for b.Loop() {
 			var err error
 			if dst, err = c.AppendJSON(dst[:0]); err != nil {
@@ -155,27 +156,6 @@ func BenchmarkEncodeChange(b *testing.B) {
 			}
 		}
 	})
-}
-
-// reportCPU adds cpu-ns/op, the process's CPU time (user + system, all
-// threads, so the garbage collector's share too) per iteration: on a
-// shared machine wall time per op mostly measures the neighbours, CPU time
-// much less so. Use as defer reportCPU(b)(). (pkg/pgrepl's benchmarks have
-// the same; contracts imports nothing of the module.)
-func reportCPU(b *testing.B) func() {
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			b.Fatal(err)
-		}
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	start := cpu()
-	return func() {
-		if b.N > 0 {
-			b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op")
-		}
-	}
 }
 
 // TestFormatLSNEqualsPrintf: the append form equals the %X/%X it replaced.

@@ -2,11 +2,10 @@ package cdc
 
 import (
 	"fmt"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/benchcpu"
 )
 
 // BenchmarkCollapse folds a 1000-change batch: inserts, then updates of
@@ -45,7 +44,7 @@ func batchBodies() [][]byte {
 func BenchmarkDecodeBatch(b *testing.B) {
 	bodies := batchBodies()
 	b.ReportAllocs()
-	defer cpuPerOp(b)()
+	defer benchcpu.PerOp(b)()
 	for b.Loop() {
 		decode := NewDecoder().Decode // a runner's Decoder; its caches fill on the first message
 		changes := make([]contracts.Change, 0, len(bodies))
@@ -58,26 +57,6 @@ func BenchmarkDecodeBatch(b *testing.B) {
 		}
 		if _, err := Collapse(changes); err != nil {
 			b.Fatal(err)
-		}
-	}
-}
-
-// cpuPerOp reports cpu-ns/op: the process's user and system CPU time (all
-// threads, the collector's too) per iteration. On a shared machine wall
-// time mostly measures the neighbours; CPU time much less. Use as
-// defer cpuPerOp(b)().
-func cpuPerOp(b *testing.B) func() {
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			b.Fatal(err)
-		}
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	start := cpu()
-	return func() {
-		if b.N > 0 {
-			b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op")
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/rosettacdc/rosetta/pkg/benchcpu"
 )
 
 // slowValue is ValueFromJSON as it was before its fast paths: every
@@ -114,7 +116,7 @@ func BenchmarkDecoder(b *testing.B) {
 	body := []byte(`{"v":1,"op":"c","source":{"source_id":1,"db":"src","schema":"public","table":"orders","lsn":"0/1D78E70","commit_lsn":"0/1D79000","seq":17,"txid":750,"commit_time":"2026-11-23T13:42:43.123456Z"},"columns":[{"name":"id","type":"bigint","base_type":"bigint","key":true},{"name":"ver","type":"integer","base_type":"integer"},{"name":"qty","type":"integer","base_type":"integer"},{"name":"amount","type":"bigint","base_type":"bigint"},{"name":"price","type":"double precision","base_type":"double precision"},{"name":"note","type":"text","base_type":"text"},{"name":"ts","type":"timestamp with time zone","base_type":"timestamp with time zone"},{"name":"attrs","type":"jsonb","base_type":"jsonb"}],"key":{"id":123456},"after":{"amount":123456001,"attrs":"{\"sku\": \"SKU-456\", \"qty\": 1}","id":123456,"note":"order 123456 v1 shipped to warehouse north-east","price":"34.56","qty":42,"ts":"2026-01-01 00:02:03.456+00","ver":1}}`)
 	dec := NewDecoder()
 	b.ReportAllocs()
-	defer cpuPerOp(b)()
+	defer benchcpu.PerOp(b)()
 	for b.Loop() {
 		if _, err := dec.Decode(body); err != nil {
 			b.Fatal(err)

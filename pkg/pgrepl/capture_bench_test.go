@@ -3,12 +3,12 @@ package pgrepl
 import (
 	"context"
 	"encoding/binary"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/rosettacdc/rosetta/pkg/benchcpu"
 )
 
 // benchRel is the bench's table (bench/cmd/rosetta-bench): id bigint
@@ -71,7 +71,7 @@ func BenchmarkDecodeBenchRow(b *testing.B) {
 	ctx := context.Background()
 	d := benchDecoder(b)
 	b.ReportAllocs()
-	defer reportCPU(b)()
+	defer benchcpu.PerOp(b)()
 	for b.Loop() {
 		if _, err := d.Decode(ctx, 0x1D78E70, benchInsert); err != nil {
 			b.Fatal(err)
@@ -89,7 +89,7 @@ func BenchmarkCaptureChange(b *testing.B) {
 	wal := encodeInsert(benchInsert)
 	hint := 0
 	b.ReportAllocs()
-	defer reportCPU(b)()
+	defer benchcpu.PerOp(b)()
 	for b.Loop() {
 		msg, err := pglogrepl.Parse(wal)
 		if err != nil {
@@ -115,7 +115,7 @@ func BenchmarkCaptureChangeInPlace(b *testing.B) {
 	wal := encodeInsert(benchInsert)
 	hint := 0
 	b.ReportAllocs()
-	defer reportCPU(b)()
+	defer benchcpu.PerOp(b)()
 	for b.Loop() {
 		changes, ok, err := d.DecodeRowMessage(0x1D78E70, wal)
 		if err != nil || !ok {
@@ -159,25 +159,4 @@ func appendTuple(out []byte, t *pglogrepl.TupleData) []byte {
 		}
 	}
 	return out
-}
-
-// reportCPU adds cpu-ns/op, the process's CPU time (user + system, all
-// threads, so the garbage collector's share too) per iteration: on a
-// shared machine wall time per op mostly measures the neighbours, CPU time
-// much less so. Use as defer reportCPU(b)().
-func reportCPU(b *testing.B) func() {
-	start := processCPU(b)
-	return func() {
-		if b.N > 0 {
-			b.ReportMetric(float64(processCPU(b)-start)/float64(b.N), "cpu-ns/op")
-		}
-	}
-}
-
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
