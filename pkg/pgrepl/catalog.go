@@ -75,9 +75,13 @@ SET LOCAL IntervalStyle TO 'postgres'; SET LOCAL extra_float_digits TO 1; SET LO
 // are never reused within a table: a consumer tells a renamed column from
 // a new one by them (contracts.Column.Attnum). Read by name, like
 // existing values, as the table is now: a column renamed again since the
-// change was written is not found and goes without one.
+// change was written is not found and goes without one. The same query
+// reads whether the column has a default or is an identity column: one
+// added that way holds, in the rows that existed, values the table's
+// rewrite wrote and logical replication never sent, unless PostgreSQL
+// kept a single existing value for them (attmissingval, read below).
 const attnumsSQL = `
-SELECT attname, attnum::int FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped`
+SELECT attname, attnum::int, atthasdef OR attidentity <> '' FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped`
 
 const primaryKeySQL = `
 SELECT a.attname
@@ -97,6 +101,7 @@ func (r *CatalogResolver) ResolveRelation(ctx context.Context, rel *pglogrepl.Re
 	cols := make([]Column, len(rel.Columns))
 	pk := make(map[string]bool)
 	attnums := make(map[string]int, len(rel.Columns))
+	defaulted := make(map[string]bool, len(rel.Columns))
 	var existing []existingValue
 	err := pgx.BeginTxFunc(ctx, r.conn, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, resolveSession); err != nil {
@@ -155,8 +160,10 @@ func (r *CatalogResolver) ResolveRelation(ctx context.Context, rel *pglogrepl.Re
 		}
 		var name string
 		var num int
-		if _, err := pgx.ForEachRow(numRows, []any{&name, &num}, func() error {
+		var def bool
+		if _, err := pgx.ForEachRow(numRows, []any{&name, &num, &def}, func() error {
 			attnums[name] = num
+			defaulted[name] = def
 			return nil
 		}); err != nil {
 			return fmt.Errorf("query column numbers: %w", err)
@@ -194,6 +201,7 @@ func (r *CatalogResolver) ResolveRelation(ctx context.Context, rel *pglogrepl.Re
 	for i, c := range rel.Columns {
 		cols[i].Column.Name = c.Name
 		cols[i].Column.Attnum = attnums[c.Name]
+		cols[i].Defaulted = defaulted[c.Name]
 		if array, ok := byName[c.Name]; ok {
 			text, err := firstArrayElement(array)
 			if err != nil {

@@ -23,6 +23,25 @@ type Column struct {
 	// enums and non-built-in types. int2/int4/int8 values become JSON
 	// numbers, bool values JSON booleans, everything else JSON strings.
 	ValueOID uint32
+	// Defaulted is set when the column has a default or is an identity
+	// column (pg_attribute.atthasdef, attidentity). Added to a table, such
+	// a column gives the rows already there values of their own (a
+	// rewrite of the table, which logical replication does not send),
+	// unless PostgreSQL kept one existing value for all of them
+	// (Column.ExistingValue).
+	Defaulted bool
+}
+
+// UnsentValues names columns added to a table whose existing rows got
+// values logical replication never sent: a column added with a volatile
+// default (gen_random_uuid(), clock_timestamp(), a serial or identity
+// column) rewrites the table, or the table was rewritten before the
+// relation was resolved and a non-volatile default's existing value is gone
+// with it. Destinations hold NULL in those columns for those rows until
+// the rows change again or the table is backfilled.
+type UnsentValues struct {
+	Schema, Table string
+	Columns       []string
 }
 
 // Resolver supplies what a pgoutput RelationMessage does not carry: the
@@ -48,6 +67,7 @@ type Decoder struct {
 	tx        *txState
 	spans     []valueSpan // scratch of newRow and oldRow
 	wire      wireScratch // scratch of DecodeRowMessage
+	unsent    []UnsentValues
 }
 
 type relation struct {
@@ -76,6 +96,19 @@ func NewDecoder(sourceID int64, database string, r Resolver) *Decoder {
 		types:     pgtype.NewMap(),
 		relations: make(map[uint32]*relation),
 	}
+}
+
+// TakeUnsentValues returns, and forgets, the tables that relation messages
+// decoded since the last call described with a new column whose values
+// for existing rows were never sent (see UnsentValues). A column is new
+// when the relation was described before in this decoder's life and that
+// description had no column of its number (of its name, when the number
+// is not known). The first description of a relation has nothing to
+// compare with, so a column added before it is not reported.
+func (d *Decoder) TakeUnsentValues() []UnsentValues {
+	u := d.unsent
+	d.unsent = nil
+	return u
 }
 
 // InTransaction reports whether a Begin has been decoded and its Commit not
@@ -331,8 +364,42 @@ func (d *Decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 			r.keys++
 		}
 	}
+	if prev, ok := d.relations[m.RelationID]; ok {
+		if cols := addedWithUnsentValues(prev.columns, cols); len(cols) > 0 {
+			d.unsent = append(d.unsent, UnsentValues{Schema: m.Namespace, Table: m.RelationName, Columns: cols})
+		}
+	}
 	d.relations[m.RelationID] = r
 	return nil
+}
+
+// addedWithUnsentValues returns the names of the columns of cur that prev
+// did not have and whose existing rows hold values never replicated: a
+// default or identity, and no single existing value. Column numbers are
+// never reused within a table, so a column dropped and added again under
+// its old name is new; a renamed one is not.
+func addedWithUnsentValues(prev []contracts.Column, cur []Column) []string {
+	var out []string
+	for _, c := range cur {
+		if !c.Defaulted || c.ExistingValue != "" {
+			continue
+		}
+		known := false
+		for _, p := range prev {
+			if c.Attnum != 0 && p.Attnum != 0 {
+				known = c.Attnum == p.Attnum
+			} else {
+				known = c.Name == p.Name
+			}
+			if known {
+				break
+			}
+		}
+		if !known {
+			out = append(out, c.Name)
+		}
+	}
+	return out
 }
 
 func (d *Decoder) rel(id uint32, what string) (*relation, error) {

@@ -36,6 +36,7 @@ const (
 	EnvApplyTime   = "ROSETTA_SINK_APPLY_TIMEOUT"
 	EnvStreaming   = "ROSETTA_CAPTURE_STREAMING"
 	EnvSpoolDir    = "ROSETTA_CAPTURE_SPOOL_DIR"
+	EnvRewriteFill = "ROSETTA_CAPTURE_BACKFILL_ON_REWRITE"
 )
 
 // DevSecretKey encrypts secrets under `rosetta dev` when ROSETTA_SECRET_KEY
@@ -112,6 +113,12 @@ type Settings struct {
 	// CaptureSpoolDir is where capture spools streamed transactions until
 	// they commit; empty is the system's temporary directory.
 	CaptureSpoolDir string
+	// CaptureBackfillOnRewrite makes capture create a backfill job of a
+	// table when a column was added to it with values for its existing
+	// rows that logical replication never sends (a volatile default, an
+	// identity column: the table was rewritten). "on" (the default) or
+	// "off", which only logs a warning.
+	CaptureBackfillOnRewrite bool
 	// SinkApplyTimeout bounds one batch's apply at a destination; a stalled
 	// destination connection fails the apply after it, and the batch is
 	// retried on a new connection.
@@ -140,6 +147,8 @@ func Default() Settings {
 		CaptureReceiveTimeout: 30 * time.Second,
 		SinkApplyTimeout:      2 * time.Minute,
 		CaptureStreaming:      true,
+		// A rewrite's values reach destinations without the user noticing.
+		CaptureBackfillOnRewrite: true,
 	}
 }
 
@@ -171,6 +180,16 @@ func Load() (Settings, error) {
 			s.CaptureStreaming = false
 		default:
 			errs = append(errs, fmt.Errorf("%s=%q: want on or off", EnvStreaming, v))
+		}
+	}
+	if v := os.Getenv(EnvRewriteFill); v != "" {
+		switch v {
+		case "on", "true", "1":
+			s.CaptureBackfillOnRewrite = true
+		case "off", "false", "0":
+			s.CaptureBackfillOnRewrite = false
+		default:
+			errs = append(errs, fmt.Errorf("%s=%q: want on or off", EnvRewriteFill, v))
 		}
 	}
 	if v := os.Getenv(EnvReconcile); v != "" {
