@@ -251,6 +251,26 @@ func (f *fixture) info(t *testing.T) *jetstream.ConsumerInfo {
 	return info
 }
 
+// pull fetches what the consumer delivers to a second puller within wait
+// (up to 10 messages), acks or naks each, and returns how many came.
+func (f *fixture) pull(t *testing.T, wait time.Duration, ack bool) int {
+	t.Helper()
+	b, err := f.cons.Fetch(10, jetstream.FetchMaxWait(wait))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for m := range b.Messages() {
+		n++
+		if ack {
+			_ = m.Ack()
+		} else {
+			_ = m.Nak()
+		}
+	}
+	return n
+}
+
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -315,15 +335,7 @@ func TestRunner(t *testing.T) {
 		}
 		// A second puller on the same consumer gets whatever JetStream
 		// would redeliver; the in-progress marks must hold every message.
-		b, err := f.cons.Fetch(10, jetstream.FetchMaxWait(300*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		stolen := 0
-		for m := range b.Messages() {
-			stolen++
-			_ = m.Nak()
-		}
+		stolen := f.pull(t, 300*time.Millisecond, false)
 		if stolen != 0 {
 			t.Errorf("while failing: %d messages redelivered past the ack wait; in-progress marks should hold them", stolen)
 		}
@@ -385,15 +397,9 @@ func TestRunnerPipelined(t *testing.T) {
 			return calls >= 3 && f.info(t).NumAckPending == 6
 		})
 		time.Sleep(1500 * time.Millisecond)
-		b, err := f.cons.Fetch(10, jetstream.FetchMaxWait(300*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		stolen := 0
-		for m := range b.Messages() {
-			stolen++
-			_ = m.Nak()
-		}
+		// A second puller on the consumer gets what JetStream would
+		// redeliver; the in-progress marks must hold every message.
+		stolen := f.pull(t, 300*time.Millisecond, false)
 		info := f.info(t)
 		if stolen != 0 || info.NumRedelivered != 0 || info.NumAckPending != 6 || info.AckFloor.Stream != 0 {
 			t.Fatalf("while failing: %d stolen, %d redelivered, %d pending, ack floor %d; want 0, 0, 6 (the failing batch and the next), 0",
@@ -480,15 +486,7 @@ func TestRunnerPipelined(t *testing.T) {
 			t.Fatalf("Run: %v", err)
 		}
 		// Nak'ed: delivered again at once, not after the 1s ack wait.
-		b, err := f.cons.Fetch(10, jetstream.FetchMaxWait(500*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := 0
-		for m := range b.Messages() {
-			got++
-			_ = m.Ack()
-		}
+		got := f.pull(t, 500*time.Millisecond, true)
 		if got != 6 {
 			t.Errorf("fetched %d right after the stop, want the 6 nak'ed", got)
 		}
