@@ -1,12 +1,12 @@
 package duckdb
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
 	"github.com/rosettacdc/rosetta/pkg/colmark"
 )
 
@@ -20,19 +20,8 @@ import (
 // the driver created once a batch has listed its source columns.
 func TestDroppedColumns(t *testing.T) {
 	t.Parallel()
-	v1 := []contracts.Column{{Name: "id", Type: "integer", BaseType: "integer", Key: true},
-		{Name: "a", Type: "text", BaseType: "text"}, {Name: "b", Type: "text", BaseType: "text"}}
-	v2 := v1[:2]
-	before, after := ev{Table: "t", Columns: v1}, ev{Table: "t", Columns: v2}
-	ins1 := func(lsn uint64, id int, a, b string) contracts.Change {
-		return before.Change(contracts.OpCreate, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "", fmt.Sprintf(`{"id":%d,"a":%q,"b":%q}`, id, a, b))
-	}
-	upd1 := func(lsn uint64, id int, a, b string) contracts.Change {
-		return before.Change(contracts.OpUpdate, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "", fmt.Sprintf(`{"id":%d,"a":%q,"b":%q}`, id, a, b))
-	}
-	upd2 := func(op contracts.Op, lsn uint64, id int, a string) contracts.Change {
-		return after.Change(op, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "", fmt.Sprintf(`{"id":%d,"a":%q}`, id, a))
-	}
+	f := cdctest.NewDroppedB(false)
+	ins1, upd1, upd2 := f.InsBefore, f.UpdBefore, f.WriteAfter
 	exec := func(t *testing.T, e *env, q string) {
 		t.Helper()
 		db := e.db()

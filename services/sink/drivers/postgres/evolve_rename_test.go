@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
 	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
@@ -21,16 +22,7 @@ import (
 func TestRenamedColumn(t *testing.T) {
 	t.Parallel()
 	pg := testkit.StartPostgres(t)
-	cols := func(attnums bool, second string) []contracts.Column {
-		c := []contracts.Column{{Name: "id", Type: "integer", BaseType: "integer", Key: true, Attnum: 1},
-			{Name: second, Type: "text", BaseType: "text", Attnum: 2}, {Name: "b", Type: "text", BaseType: "text", Attnum: 3}}
-		if !attnums {
-			for i := range c {
-				c[i].Attnum = 0
-			}
-		}
-		return c
-	}
+	cols := cdctest.RenameColumns
 	run := func(t *testing.T, policy string, attnums, plainMarks bool) *env {
 		t.Helper()
 		e := newEnv(t, pg, "sink")

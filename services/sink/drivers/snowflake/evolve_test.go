@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
 	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
@@ -39,19 +40,8 @@ func columnOf(what, name string) string {
 // the driver created once a batch has listed its source columns.
 func TestDroppedColumns(t *testing.T) {
 	t.Parallel()
-	v1 := []contracts.Column{{Name: "id", Type: "integer", BaseType: "integer", Key: true, Attnum: 1},
-		{Name: "a", Type: "text", BaseType: "text", Attnum: 2}, {Name: "b", Type: "text", BaseType: "text", Attnum: 3}}
-	v2 := v1[:2]
-	before, after := ev{Table: "t", Columns: v1}, ev{Table: "t", Columns: v2}
-	ins1 := func(lsn uint64, id int, a, b string) contracts.Change {
-		return before.Change(contracts.OpCreate, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "", fmt.Sprintf(`{"id":%d,"a":%q,"b":%q}`, id, a, b))
-	}
-	upd1 := func(lsn uint64, id int, a, b string) contracts.Change {
-		return before.Change(contracts.OpUpdate, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "", fmt.Sprintf(`{"id":%d,"a":%q,"b":%q}`, id, a, b))
-	}
-	upd2 := func(op contracts.Op, lsn uint64, id int, a string) contracts.Change {
-		return after.Change(op, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "", fmt.Sprintf(`{"id":%d,"a":%q}`, id, a))
-	}
+	f := cdctest.NewDroppedB(true)
+	ins1, upd1, upd2 := f.InsBefore, f.UpdBefore, f.WriteAfter
 	run := func(t *testing.T, settings map[string]any, handMade bool) *env {
 		t.Helper()
 		e := newEnv(t, settings)
@@ -113,16 +103,7 @@ func TestDroppedColumns(t *testing.T) {
 // producer) the rename still arrives as a new column beside the old one.
 func TestRenamedColumn(t *testing.T) {
 	t.Parallel()
-	cols := func(attnums bool, second string) []contracts.Column {
-		c := []contracts.Column{{Name: "id", Type: "integer", BaseType: "integer", Key: true, Attnum: 1},
-			{Name: second, Type: "text", BaseType: "text", Attnum: 2}, {Name: "b", Type: "text", BaseType: "text", Attnum: 3}}
-		if !attnums {
-			for i := range c {
-				c[i].Attnum = 0
-			}
-		}
-		return c
-	}
+	cols := cdctest.RenameColumns
 	row := func(e ev, op contracts.Op, lsn uint64, id int, name, a, b string) contracts.Change {
 		return e.Change(op, lsn, 1, fmt.Sprintf(`{"id":%d}`, id), "", fmt.Sprintf(`{"id":%d,%q:%q,"b":%q}`, id, name, a, b))
 	}
