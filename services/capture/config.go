@@ -27,6 +27,10 @@ type ConfigStore interface {
 	ListAllSources(ctx context.Context) ([]configstore.Source, error)
 	ListAllPipelines(ctx context.Context) ([]configstore.Pipeline, error)
 	SetSourceState(ctx context.Context, st configstore.SourceState) error
+	// CreateBackfillJob records a PENDING backfill job; capture creates
+	// one when a table got values logical replication never sends
+	// (Config.BackfillOnRewrite).
+	CreateBackfillJob(ctx context.Context, in configstore.BackfillInput) (configstore.BackfillJob, error)
 }
 
 // Source states capture reports.
@@ -97,6 +101,14 @@ type Config struct {
 	// largest transactions in flight at once, about their pgoutput size.
 	// Empty is os.TempDir().
 	SpoolDir string
+	// BackfillOnRewrite makes capture create a backfill job of a table,
+	// for each pipeline that holds it, when a relation message of this
+	// session describes it with a new column whose existing rows got
+	// values logical replication never sends: a column added with a
+	// volatile default (gen_random_uuid(), clock_timestamp(), serial) or
+	// as an identity column rewrites the table. Off, capture only logs a
+	// warning. Default true.
+	BackfillOnRewrite bool
 	// Metrics records published changes, confirmed positions and errors;
 	// nil records nothing.
 	Metrics Metrics
@@ -118,6 +130,7 @@ func DefaultConfig() Config {
 		BackoffMax:        30 * time.Second,
 		ConnectTimeout:    10 * time.Second,
 		Streaming:         true,
+		BackfillOnRewrite: true,
 	}
 }
 

@@ -41,6 +41,7 @@ func newFromFx(p Params) (*Manager, error) {
 	}
 	cfg.Streaming = p.Settings.CaptureStreaming
 	cfg.SpoolDir = p.Settings.CaptureSpoolDir
+	cfg.BackfillOnRewrite = p.Settings.CaptureBackfillOnRewrite
 	if p.Metrics != nil {
 		cfg.Metrics = p.Metrics
 	}

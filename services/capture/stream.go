@@ -195,6 +195,9 @@ func (s *stream) apply(ctx context.Context, walStart pglogrepl.LSN, msg pglogrep
 	if err != nil {
 		return err
 	}
+	if unsent := s.dec.TakeUnsentValues(); len(unsent) > 0 {
+		s.w.backfillUnsent(ctx, s.applied, unsent)
+	}
 	if err := s.publishAll(ctx, changes); err != nil {
 		return err
 	}
