@@ -172,26 +172,19 @@ func Load() (Settings, error) {
 	str(EnvLogFormat, &s.LogFormat)
 	str(EnvSpoolDir, &s.CaptureSpoolDir)
 	var errs []error
-	if v := os.Getenv(EnvStreaming); v != "" {
-		switch v {
+	onOff := func(env string, dst *bool) {
+		switch v := os.Getenv(env); v {
+		case "":
 		case "on", "true", "1":
-			s.CaptureStreaming = true
+			*dst = true
 		case "off", "false", "0":
-			s.CaptureStreaming = false
+			*dst = false
 		default:
-			errs = append(errs, fmt.Errorf("%s=%q: want on or off", EnvStreaming, v))
+			errs = append(errs, fmt.Errorf("%s=%q: want on or off", env, v))
 		}
 	}
-	if v := os.Getenv(EnvRewriteFill); v != "" {
-		switch v {
-		case "on", "true", "1":
-			s.CaptureBackfillOnRewrite = true
-		case "off", "false", "0":
-			s.CaptureBackfillOnRewrite = false
-		default:
-			errs = append(errs, fmt.Errorf("%s=%q: want on or off", EnvRewriteFill, v))
-		}
-	}
+	onOff(EnvStreaming, &s.CaptureStreaming)
+	onOff(EnvRewriteFill, &s.CaptureBackfillOnRewrite)
 	if v := os.Getenv(EnvReconcile); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
