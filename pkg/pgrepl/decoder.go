@@ -68,6 +68,10 @@ type Decoder struct {
 	spans     []valueSpan // scratch of newRow and oldRow
 	wire      wireScratch // scratch of DecodeRowMessage
 	unsent    []UnsentValues
+	// baseline holds, per relation, the columns an earlier session of the
+	// same source last described (SetBaseline): a relation's first
+	// description in this decoder is compared with it.
+	baseline map[uint32][]contracts.Column
 }
 
 type relation struct {
@@ -101,15 +105,39 @@ func NewDecoder(sourceID int64, database string, r Resolver) *Decoder {
 // TakeUnsentValues returns, and forgets, the tables that relation messages
 // decoded since the last call described with a new column whose values
 // for existing rows were never sent (see UnsentValues). A column is new
-// when the relation was described before in this decoder's life and that
-// description had no column of its number (of its name, when the number
-// is not known). The first description of a relation has nothing to
-// compare with, so a column added before it is not reported.
+// when the relation was described before in this decoder's life (or in
+// its baseline, see SetBaseline) and that description had no column of its
+// number (of its name, when the number is not known). A relation described
+// for the first time has nothing to compare with, so a column added before
+// it is not reported.
 func (d *Decoder) TakeUnsentValues() []UnsentValues {
 	u := d.unsent
 	d.unsent = nil
 	return u
 }
+
+// Known returns the columns of every relation described so far, this
+// decoder's descriptions over its baseline's: what the decoder of the
+// source's next replication session takes as its baseline, so that a
+// column added while the connection was re-established is still found
+// new. The slices are shared; callers must not modify them.
+//
+// The next session resumes from the confirmed position, which may be
+// before descriptions already seen; a column found new then (the same
+// ALTER replayed) is reported again, so the report is at least once.
+func (d *Decoder) Known() map[uint32][]contracts.Column {
+	out := make(map[uint32][]contracts.Column, len(d.baseline)+len(d.relations))
+	for id, cols := range d.baseline {
+		out[id] = cols
+	}
+	for id, r := range d.relations {
+		out[id] = r.columns
+	}
+	return out
+}
+
+// SetBaseline gives the decoder what an earlier session's decoder Known.
+func (d *Decoder) SetBaseline(b map[uint32][]contracts.Column) { d.baseline = b }
 
 // InTransaction reports whether a Begin has been decoded and its Commit not
 // yet.
@@ -364,8 +392,12 @@ func (d *Decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 			r.keys++
 		}
 	}
-	if prev, ok := d.relations[m.RelationID]; ok {
-		if cols := addedWithUnsentValues(prev.columns, cols); len(cols) > 0 {
+	prev, ok := d.baseline[m.RelationID]
+	if r, seen := d.relations[m.RelationID]; seen {
+		prev, ok = r.columns, true
+	}
+	if ok {
+		if cols := addedWithUnsentValues(prev, cols); len(cols) > 0 {
 			d.unsent = append(d.unsent, UnsentValues{Schema: m.Namespace, Table: m.RelationName, Columns: cols})
 		}
 	}

@@ -74,3 +74,42 @@ func TestTakeUnsentValues(t *testing.T) {
 		})
 	}
 }
+
+// TestUnsentValuesAcrossSessions: a column added while capture reconnected
+// is compared with what the earlier session's decoder knew (Known,
+// SetBaseline), not missed as a first description.
+func TestUnsentValuesAcrossSessions(t *testing.T) {
+	id, v := acol("id", 1, false, ""), acol("v", 2, false, "")
+	u := acol("u", 3, true, "")
+	for _, tt := range []struct {
+		name   string
+		before []Column // described by the first session
+		after  []Column // the first description of the next session
+		want   []string
+	}{
+		{"added while reconnecting", []Column{id, v}, []Column{id, v, u}, []string{"u"}},
+		{"known before reconnecting", []Column{id, v, u}, []Column{id, v, u}, nil},
+		{"replayed from before the column", []Column{id, v, u}, []Column{id, v}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res := &describedResolver{descs: [][]Column{tt.before, tt.after}}
+			first := NewDecoder(1, "db", res)
+			if _, err := first.Decode(context.Background(), 0, relMessage(tt.before)); err != nil {
+				t.Fatal(err)
+			}
+			next := NewDecoder(1, "db", res)
+			next.SetBaseline(first.Known())
+			if _, err := next.Decode(context.Background(), 0, relMessage(tt.after)); err != nil {
+				t.Fatal(err)
+			}
+			got := next.TakeUnsentValues()
+			var cols []string
+			if len(got) == 1 {
+				cols = got[0].Columns
+			}
+			if len(got) > 1 || !slices.Equal(cols, tt.want) {
+				t.Fatalf("reported %+v, want %v", got, tt.want)
+			}
+		})
+	}
+}

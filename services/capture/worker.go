@@ -43,6 +43,11 @@ type worker struct {
 	// failed session; the next session reports RUNNING only once it made
 	// progress (see stream.recovered). Owned by run's goroutine.
 	failing bool
+	// relations are the columns of every relation the last session's
+	// decoder knew: the next session's decoder compares its first
+	// descriptions with them, so a column added while capture reconnected
+	// is still found (pgrepl.Decoder.Known). Owned by run's goroutine.
+	relations map[uint32][]contracts.Column
 }
 
 func newWorker(cfg Config, store ConfigStore, js jetstream.JetStream, log *slog.Logger, spec sourceSpec) *worker {
@@ -246,6 +251,8 @@ func (w *worker) session(ctx context.Context) error {
 	}()
 	w.log.Info("capture streaming", "slot", src.Slot, "publication", src.Publication, "start_lsn", w.confirmed,
 		"tables", len(spec.Tables), "streaming", streaming)
+	s.dec.SetBaseline(w.relations)
+	defer func() { w.relations = s.dec.Known() }()
 	return s.run(ctx)
 }
 
