@@ -24,7 +24,7 @@ const (
 // Job kinds.
 const (
 	JobKindSnapshot = "snapshot" // initial read of a pipeline table
-	JobKindBackfill = "backfill" // asked for through the API
+	JobKindBackfill = "backfill" // asked for through the API, or by capture after a table rewrite (docs/types.md)
 )
 
 // BackfillFilter is one condition on the rows a backfill reads. Value is
