@@ -30,7 +30,7 @@ type ackTracker struct {
 	txs       []*trackedTx // oldest first; the last one may be open
 	queue     []pendingPub // unresolved publishes, oldest first
 	head      int          // queue[:head] are resolved
-	acked     int          // publishes acknowledged since the tracker was made
+	stored    int          // publishes JetStream stored (not as duplicates) since the tracker was made
 
 	// durability is how long after its last acknowledgement a transaction
 	// becomes confirmable. JetStream acknowledges a message once it is
@@ -135,7 +135,8 @@ func (a *ackTracker) poll(now time.Time, timeout time.Duration) error {
 	for a.head < len(a.queue) {
 		p := &a.queue[a.head]
 		select {
-		case <-p.f.Ok():
+		case ack := <-p.f.Ok():
+			a.resolve(ack)
 		case err := <-p.f.Err():
 			return fmt.Errorf("publish %s: %w", p.what, err)
 		default:
@@ -145,7 +146,6 @@ func (a *ackTracker) poll(now time.Time, timeout time.Duration) error {
 			a.advance()
 			return nil
 		}
-		a.resolve()
 	}
 	a.advance()
 	return nil
@@ -161,8 +161,8 @@ func (a *ackTracker) waitOldest(ctx context.Context, timeout time.Duration) erro
 	wait := time.NewTimer(max(timeout-time.Since(p.at), 0))
 	defer wait.Stop()
 	select {
-	case <-p.f.Ok():
-		a.resolve()
+	case ack := <-p.f.Ok():
+		a.resolve(ack)
 	case err := <-p.f.Err():
 		return fmt.Errorf("publish %s: %w", p.what, err)
 	case <-wait.C:
@@ -173,9 +173,12 @@ func (a *ackTracker) waitOldest(ctx context.Context, timeout time.Duration) erro
 	return a.poll(time.Now(), timeout)
 }
 
-func (a *ackTracker) resolve() {
+// resolve settles the oldest publish, acknowledged by ack.
+func (a *ackTracker) resolve(ack *jetstream.PubAck) {
 	p := &a.queue[a.head]
-	a.acked++
+	if ack == nil || !ack.Duplicate {
+		a.stored++
+	}
 	p.tx.outstanding--
 	if p.tx.outstanding == 0 {
 		p.tx.settledAt = a.now()

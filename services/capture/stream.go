@@ -35,7 +35,6 @@ type stream struct {
 	walEnd     uint64        // the server's last reported WAL end, for the lag metric
 	bodyHint   int           // capacity for the next message body
 	subjects   map[cdcTable]string
-	start      pglogrepl.LSN // the confirmed position the session started from
 	startedAt  time.Time
 
 	// streaming is set when the server streams in-progress transactions
@@ -64,7 +63,7 @@ func (s *stream) subject(c *contracts.Change) string {
 // run streams until an error or ctx's end; on ctx's end it drains and
 // returns nil.
 func (s *stream) run(ctx context.Context) error {
-	s.start, s.startedAt = s.acks.confirmed, time.Now()
+	s.startedAt = time.Now()
 	if !s.w.failing {
 		s.w.report(StateRunning, "")
 	}
@@ -212,15 +211,15 @@ func (s *stream) apply(ctx context.Context, walStart pglogrepl.LSN, msg pglogrep
 }
 
 // recovered reports whether this session, started after a failed one, has
-// shown that the failure is behind it: JetStream acknowledged a publish, or
-// the source decoded past the session's start with nothing to publish, or
+// shown that the failure is behind it: JetStream stored a publish (an ack
+// as a duplicate of what an earlier session published says nothing), or
 // the session ran one status interval without an error (a quiet source
-// shows neither). Until then the source keeps its ERROR state: a session
-// that reconnects and is refused again at once (a full stream) would
-// otherwise flash RUNNING at every retry.
+// has nothing to publish). Until then the source keeps its ERROR state: a
+// session that reconnects, re-publishes what the stream already holds and
+// is refused again (a full stream) would otherwise flash RUNNING at every
+// retry.
 func (s *stream) recovered(now time.Time) bool {
-	return s.acks.acked > 0 || (s.acks.idle() && s.acks.confirmed > s.start) ||
-		now.Sub(s.startedAt) >= s.w.cfg.StatusInterval
+	return s.acks.stored > 0 || now.Sub(s.startedAt) >= s.w.cfg.StatusInterval
 }
 
 // handleStreamed takes the messages of streamed transactions (protocol
