@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
@@ -46,14 +48,7 @@ func BenchmarkRunner(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
 		src := int64(1000 + i)
-		if _, err := natsx.EnsureSourceStream(ctx, js, src, natsx.StreamLimits{MaxBytes: 256 << 20}); err != nil {
-			b.Fatal(err)
-		}
-		cons, err := js.CreateOrUpdateConsumer(ctx, contracts.StreamName(src),
-			natsx.PipelineConsumerConfig(src, 1, 1, []natsx.Table{{Schema: "public", Name: "orders"}}))
-		if err != nil {
-			b.Fatal(err)
-		}
+		cons := benchConsumer(b, js, src)
 		subject := contracts.ChangeSubject(src, "public", "orders", 0)
 		for k := 0; k < changes; k++ {
 			body := fmt.Appendf(nil, `{"v":1,"op":"c","source":{"source_id":%d,"db":"src","schema":"public","table":"orders","lsn":"0/1D%05X","commit_lsn":"0/1E%05X","seq":0,"txid":%d,"commit_time":"2026-11-23T13:42:43.123456Z"},"columns":[{"name":"id","type":"bigint","base_type":"bigint","key":true},{"name":"ver","type":"integer","base_type":"integer"},{"name":"qty","type":"integer","base_type":"integer"},{"name":"amount","type":"bigint","base_type":"bigint"},{"name":"price","type":"double precision","base_type":"double precision"},{"name":"note","type":"text","base_type":"text"},{"name":"ts","type":"timestamp with time zone","base_type":"timestamp with time zone"},{"name":"attrs","type":"jsonb","base_type":"jsonb"}],"key":{"id":%d},"after":{"amount":%d,"attrs":"{\"sku\": \"SKU-%d\", \"qty\": 1}","id":%d,"note":"order %d v1 shipped to warehouse north-east","price":"34.56","qty":42,"ts":"2026-01-01 00:02:03.456+00","ver":1}}`,
@@ -137,14 +132,7 @@ func BenchmarkRunnerLatency(b *testing.B) {
 	var all []time.Duration
 	for i := 0; b.Loop(); i++ {
 		src := int64(2000 + i)
-		if _, err := natsx.EnsureSourceStream(ctx, js, src, natsx.StreamLimits{MaxBytes: 256 << 20}); err != nil {
-			b.Fatal(err)
-		}
-		cons, err := js.CreateOrUpdateConsumer(ctx, contracts.StreamName(src),
-			natsx.PipelineConsumerConfig(src, 1, 1, []natsx.Table{{Schema: "public", Name: "orders"}}))
-		if err != nil {
-			b.Fatal(err)
-		}
+		cons := benchConsumer(b, js, src)
 		dst := &timedDestination{per: 3 * time.Millisecond}
 		r := sinkrunner.New(sinkrunner.Config{PipelineID: 1, DestinationID: 1, SourceID: src}, cons, dst, nil,
 			slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -178,4 +166,20 @@ func BenchmarkRunnerLatency(b *testing.B) {
 	slices.Sort(all)
 	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// benchConsumer provisions source src's stream and a pipeline consumer of
+// its public.orders, as capture does.
+func benchConsumer(b *testing.B, js jetstream.JetStream, src int64) jetstream.Consumer {
+	b.Helper()
+	ctx := context.Background()
+	if _, err := natsx.EnsureSourceStream(ctx, js, src, natsx.StreamLimits{MaxBytes: 256 << 20}); err != nil {
+		b.Fatal(err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, contracts.StreamName(src),
+		natsx.PipelineConsumerConfig(src, 1, 1, []natsx.Table{{Schema: "public", Name: "orders"}}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cons
 }
