@@ -6,6 +6,7 @@
 package colmark
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,4 +98,19 @@ func Dropped(marked map[string]bool, cols []contracts.Column) []string {
 	}
 	slices.Sort(gone)
 	return gone
+}
+
+// The values of a destination's dropped_columns setting: what happens to
+// a marked column once the source dropped it.
+const (
+	DroppedKeep = "keep" // the default: keep it, write NULL from the drop on
+	DroppedDrop = "drop" // drop it
+)
+
+// CheckDroppedPolicy reports a dropped_columns value that is neither.
+func CheckDroppedPolicy(policy string) error {
+	if policy != DroppedKeep && policy != DroppedDrop {
+		return fmt.Errorf("dropped_columns %.40q is not one of keep, drop", policy)
+	}
+	return nil
 }

@@ -31,6 +31,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/rosettacdc/rosetta/pkg/colmark"
 )
 
 // Config is a duckdb destination's configuration, the JSON of
@@ -70,8 +72,8 @@ type Config struct {
 
 // The values of Config.DroppedColumns.
 const (
-	DroppedKeep = "keep"
-	DroppedDrop = "drop"
+	DroppedKeep = colmark.DroppedKeep
+	DroppedDrop = colmark.DroppedDrop
 )
 
 // DefaultConfig holds the defaults applied to empty fields.
@@ -170,8 +172,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %s is negative", d.name, d.v))
 		}
 	}
-	if c.DroppedColumns != DroppedKeep && c.DroppedColumns != DroppedDrop {
-		errs = append(errs, fmt.Errorf("dropped_columns %.40q is not one of keep, drop", c.DroppedColumns))
+	if err := colmark.CheckDroppedPolicy(c.DroppedColumns); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("duckdb destination config: %w", err)

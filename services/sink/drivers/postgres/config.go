@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/rosettacdc/rosetta/pkg/colmark"
 )
 
 // Config is a postgres destination's configuration, the JSON of
@@ -50,8 +52,8 @@ type Config struct {
 
 // The values of Config.DroppedColumns.
 const (
-	DroppedKeep = "keep"
-	DroppedDrop = "drop"
+	DroppedKeep = colmark.DroppedKeep
+	DroppedDrop = colmark.DroppedDrop
 )
 
 // DefaultConfig holds the defaults applied to empty fields.
@@ -126,8 +128,8 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("sslmode %q is not one of disable, allow, prefer, require, verify-ca, verify-full", c.SSLMode))
 	}
-	if c.DroppedColumns != DroppedKeep && c.DroppedColumns != DroppedDrop {
-		errs = append(errs, fmt.Errorf("dropped_columns %.40q is not one of keep, drop", c.DroppedColumns))
+	if err := colmark.CheckDroppedPolicy(c.DroppedColumns); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("postgres destination config: %w", err)

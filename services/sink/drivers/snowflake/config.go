@@ -33,6 +33,8 @@ import (
 
 	sf "github.com/snowflakedb/gosnowflake"
 	"github.com/youmark/pkcs8"
+
+	"github.com/rosettacdc/rosetta/pkg/colmark"
 )
 
 // Config is a snowflake destination's configuration, the JSON of
@@ -85,8 +87,8 @@ type Config struct {
 
 // The values of Config.DroppedColumns.
 const (
-	DroppedKeep = "keep"
-	DroppedDrop = "drop"
+	DroppedKeep = colmark.DroppedKeep
+	DroppedDrop = colmark.DroppedDrop
 )
 
 // DefaultConfig holds the defaults applied to empty fields.
@@ -193,8 +195,8 @@ func (c *Config) Validate() error {
 	if c.Protocol != "https" && c.Protocol != "http" {
 		errs = append(errs, fmt.Errorf("protocol %q is not https or http", c.Protocol))
 	}
-	if c.DroppedColumns != DroppedKeep && c.DroppedColumns != DroppedDrop {
-		errs = append(errs, fmt.Errorf("dropped_columns %.40q is not one of keep, drop", c.DroppedColumns))
+	if err := colmark.CheckDroppedPolicy(c.DroppedColumns); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("snowflake destination config: %w", err)
