@@ -87,16 +87,30 @@ func SourceStreamConfig(sourceID int64, lim StreamLimits) jetstream.StreamConfig
 // metadata.
 func EnsureSourceStream(ctx context.Context, js jetstream.JetStream, sourceID int64, lim StreamLimits) (jetstream.Stream, error) {
 	cfg := SourceStreamConfig(sourceID, lim)
-	if s, err := js.Stream(ctx, cfg.Name); err == nil {
-		if sameStreamConfig(s.CachedInfo().Config, cfg) {
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Create, not create-or-update: when two services find it missing
+		// at once, the second create of the same configuration is a no-op
+		// on the server, where an update would race the first one's
+		// consumers. A different configuration is refused and updated below.
+		s, err = js.CreateStream(ctx, cfg)
+		if err == nil {
 			return s, nil
 		}
-	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
+		s, err = js.Stream(ctx, cfg.Name)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("look up stream %s: %w", cfg.Name, err)
 	}
-	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	if sameStreamConfig(s.CachedInfo().Config, cfg) {
+		return s, nil
+	}
+	s, err = js.UpdateStream(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("update stream %s: %w", cfg.Name, err)
 	}
 	return s, nil
 }
