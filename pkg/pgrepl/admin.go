@@ -97,7 +97,9 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 			sql += ", publish_via_partition_root = true"
 		}
 		sql += ")"
-		_, err := conn.Exec(ctx, sql)
+		// err, not a new one: the re-read below must replace the
+		// ErrNoRows checked after this block.
+		_, err = conn.Exec(ctx, sql)
 		if err == nil {
 			return nil
 		}

@@ -25,6 +25,7 @@ func TestWithPostgres(t *testing.T) {
 	t.Parallel()
 	pg := testkit.StartPostgres(t)
 	t.Run("Publication", func(t *testing.T) { t.Parallel(); testPublication(t, pg) })
+	t.Run("PublicationCreatedConcurrently", func(t *testing.T) { t.Parallel(); testPublicationConcurrent(t, pg) })
 	t.Run("Slot", func(t *testing.T) { t.Parallel(); testSlot(t, pg) })
 	t.Run("Decode", func(t *testing.T) { t.Parallel(); testDecode(t, pg) })
 	t.Run("Stream", func(t *testing.T) { t.Parallel(); testStream(t, pg) })
@@ -96,6 +97,33 @@ func testPublication(t *testing.T, pg *testkit.Postgres) {
 	}
 	if err := conn.QueryRow(ctx, `SELECT pubviaroot FROM pg_publication WHERE pubname = 'My Pub'`).Scan(&viaRoot); err != nil || !viaRoot {
 		t.Fatalf("new publication: publish_via_partition_root = %v (%v), want on", viaRoot, err)
+	}
+}
+
+// testPublicationConcurrent makes two EnsurePublication calls both find the
+// publication missing and both create it: an event trigger holds every
+// CREATE PUBLICATION for a second, so the loser gets duplicate_object and
+// must re-read the publication the winner made, not fail.
+func testPublicationConcurrent(t *testing.T, pg *testkit.Postgres) {
+	ctx := ctxT(t)
+	db := pg.CreateDatabase(t, "pubrace")
+	pg.Exec(t, db, `CREATE TABLE a (id int PRIMARY KEY);
+		CREATE FUNCTION hold_create() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); END $$;
+		CREATE EVENT TRIGGER hold_create ON ddl_command_start WHEN TAG IN ('CREATE PUBLICATION') EXECUTE FUNCTION hold_create()`)
+	tables := []natsx.Table{{Schema: "public", Name: "a"}}
+	errs := make(chan error, 2)
+	for range 2 {
+		conn := pg.Connect(t, db)
+		go func() { errs <- EnsurePublication(ctx, conn, "raced", tables) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent EnsurePublication: %v", err)
+		}
+	}
+	got, err := PublicationTables(ctx, pg.Connect(t, db), "raced")
+	if err != nil || !slices.Equal(got, tables) {
+		t.Fatalf("tables = %v (%v), want %v", got, err, tables)
 	}
 }
 
