@@ -5,16 +5,22 @@ export GOTOOLCHAIN ?= auto
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build deps test test-faults test-fidelity demo bench lint fmt vet clean
+.PHONY: all build web deps test test-faults test-fidelity demo bench lint fmt vet clean
 
 all: build
 
 deps:
 	@./scripts/ensure-deps.sh
 
-build:
+# The web console (web/, Vite + React) is built first and embedded into
+# bin/rosetta; a plain `go build ./...` without it still compiles and the
+# binary then says at / how to build the console.
+build: web
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/rosetta ./services/rosetta
 	$(GO) build -o bin/duckquery ./scripts/duckquery
+
+web:
+	@./scripts/build-web.sh
 
 # Every test, against real PostgreSQL, Redis and NATS servers the tests start
 # themselves. Prints one closing line: "N passed, N failed, N skipped".
@@ -50,4 +56,4 @@ lint: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 
 clean:
-	rm -rf bin .rosetta/demo
+	rm -rf bin .rosetta/demo web/dist/console

@@ -34,3 +34,6 @@ fi
 # fetches the right toolchain by itself when GOTOOLCHAIN allows it.
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 go mod download
+
+# The web console: Node.js, npm and web/'s packages from its lockfile.
+"$(dirname "$0")/ensure-web-deps.sh"

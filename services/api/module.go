@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"time"
 
@@ -44,6 +45,18 @@ type Params struct {
 	WAL *walmonitor.Store `optional:"true"`
 	// Obs sets the LAGGING threshold (ROSETTA_LAG_THRESHOLD).
 	Obs settings.Observability `optional:"true"`
+	// Console is the admin console served at "/"; without it "/" is 404.
+	Console *Console `optional:"true"`
+}
+
+// Console is the admin console's built files (web.Console), supplied by
+// the composition root so that this package does not depend on the front
+// end.
+type Console struct {
+	Files fs.FS
+	// Built is false when the binary was compiled before the front end:
+	// "/" then says how to build it.
+	Built bool
 }
 
 // lagGaugeInterval is how often the API records every destination's lag
@@ -75,6 +88,9 @@ func NewFromParams(p Params) (*Server, error) {
 	s.UseMetrics(p.Metrics)
 	if p.WAL != nil {
 		s.UseWALMetrics(p.WAL)
+	}
+	if p.Console != nil {
+		s.UseConsole(p.Console.Files, p.Console.Built)
 	}
 	p.Lifecycle.Append(fx.Hook{OnStart: s.Listen, OnStop: s.Shutdown})
 	if p.Metrics != nil {

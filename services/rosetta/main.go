@@ -30,6 +30,7 @@ import (
 	"github.com/rosettacdc/rosetta/services/platform"
 	"github.com/rosettacdc/rosetta/services/sink"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/snowflake"
+	"github.com/rosettacdc/rosetta/web"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -134,8 +135,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return migrate(ctx, &s, log)
 	}
 
+	consoleFiles, consoleBuilt, err := web.Console()
+	if err != nil {
+		return err
+	}
+	if !consoleBuilt && (cmd == "dev" || cmd == "api") {
+		log.Warn("the web console is not built into this binary: run make build; the API works without it")
+	}
+
 	opts := []fx.Option{
 		fx.Supply(log),
+		fx.Supply(&api.Console{Files: consoleFiles, Built: consoleBuilt}),
 		platform.Module(&s),
 		fx.Provide(
 			fx.Annotate(asStore, fx.As(new(capture.ConfigStore))),
@@ -237,6 +247,7 @@ func printDevStartup(w io.Writer, s *settings.Settings, nc *nats.Conn) {
 		p("NATS connected at %s", nc.ConnectedUrl())
 	}
 	p("API listening on http://%s/api/v1", s.HTTPAddr)
+	p("console at http://%s/", s.HTTPAddr)
 	p("capture, sinks and the backfill worker are running; progress follows here")
 }
 
