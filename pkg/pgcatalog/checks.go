@@ -150,18 +150,32 @@ func CheckTables(ctx context.Context, conn *pgx.Conn, tables []Table) error {
 			problems = append(problems, msg)
 		case *in.kind != "r" && *in.kind != "p":
 			problems = append(problems, fmt.Sprintf("%s is a %s, not a table: only tables can be replicated", t, relkindName(*in.kind)))
-		case *in.ident == "n":
-			problems = append(problems, fmt.Sprintf("%s has REPLICA IDENTITY NOTHING, so its updates and deletes cannot be captured: run ALTER TABLE %s REPLICA IDENTITY FULL, or REPLICA IDENTITY DEFAULT if it has a primary key", t, t.quoted()))
-		case *in.ident == "d" && !in.hasPK:
-			problems = append(problems, fmt.Sprintf("%s has no primary key: add one, or run ALTER TABLE %s REPLICA IDENTITY FULL", t, t.quoted()))
-		case !in.canSelect:
-			problems = append(problems, fmt.Sprintf("the source user cannot read %s: run GRANT SELECT ON %s TO the source user", t, t.quoted()))
+		default:
+			if msg := identityProblem(t, *in.ident, in.hasPK, in.canSelect); msg != "" {
+				problems = append(problems, msg)
+			}
 		}
 	}
 	if len(problems) > 0 {
 		return &Problem{Field: "tables", Msg: strings.Join(problems, "; ")}
 	}
 	return nil
+}
+
+// identityProblem says what keeps a table from being replicated, and how
+// to fix it, from its replica identity (pg_class.relreplident), whether it
+// has a primary key and whether the user may read it; "" when nothing does.
+// CheckTables and ListTables word it the same way.
+func identityProblem(t Table, ident string, hasPK, canSelect bool) string {
+	switch {
+	case ident == "n":
+		return fmt.Sprintf("%s has REPLICA IDENTITY NOTHING, so its updates and deletes cannot be captured: run ALTER TABLE %s REPLICA IDENTITY FULL, or REPLICA IDENTITY DEFAULT if it has a primary key", t, t.quoted())
+	case ident == "d" && !hasPK:
+		return fmt.Sprintf("%s has no primary key: add one, or run ALTER TABLE %s REPLICA IDENTITY FULL", t, t.quoted())
+	case !canSelect:
+		return fmt.Sprintf("the source user cannot read %s: run GRANT SELECT ON %s TO the source user", t, t.quoted())
+	}
+	return ""
 }
 
 func relkindName(k string) string {

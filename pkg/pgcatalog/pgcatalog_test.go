@@ -184,6 +184,49 @@ func TestCatalog(t *testing.T) {
 			})
 		}
 	})
+
+	t.Run("list tables", func(t *testing.T) {
+		t.Parallel()
+		conn, err := Connect(ctx, endpoint(pg, db, "postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		got, err := ListTables(ctx, conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type row struct{ ident, pk, idCols, problem string }
+		byName := map[string]row{}
+		for _, ti := range got {
+			byName[ti.Table.String()] = row{ti.ReplicaIdentity, strings.Join(ti.PrimaryKey, ","), strings.Join(ti.IdentityColumns, ","), ti.Problem}
+		}
+		want := map[string]row{
+			"Sales.Orders":      {"default", "id", "id", ""},
+			"public.by_index":   {"index", "", "id", ""},
+			"public.full_ident": {"full", "", "", ""},
+			"public.no_pk":      {"default", "", "", `public.no_pk has no primary key: add one, or run ALTER TABLE "public"."no_pk" REPLICA IDENTITY FULL`},
+			"public.nothing":    {"nothing", "id", "", "REPLICA IDENTITY NOTHING"},
+			"public.parted":     {"default", "id", "id", ""},
+			"public.with_pk":    {"default", "id", "id", ""},
+		}
+		if len(byName) != len(want) {
+			t.Errorf("listed %d tables, want %d (views and other schemas' objects left out): %v", len(byName), len(want), byName)
+		}
+		for name, w := range want {
+			g, ok := byName[name]
+			if !ok {
+				t.Errorf("%s not listed", name)
+				continue
+			}
+			if g.ident != w.ident || g.pk != w.pk || g.idCols != w.idCols || !strings.Contains(g.problem, w.problem) || (w.problem == "") != (g.problem == "") {
+				t.Errorf("%s = %+v, want %+v", name, g, w)
+			}
+		}
+		if got[0].Table.String() != "Sales.Orders" {
+			t.Errorf("first table %s, want Sales.Orders (ordered by schema, then name)", got[0].Table)
+		}
+	})
 }
 
 func TestWALLevelNotLogical(t *testing.T) {

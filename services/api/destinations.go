@@ -87,7 +87,11 @@ type fieldSpec struct {
 	secret   bool // stored encrypted, never shown (configstore.IsSecretField)
 	def      any  // stored when the field is omitted; nil for none
 	oneOf    []string
+	doc      string // what the field means, for GET /destination-types
 }
+
+// droppedColumnsDoc explains dropped_columns, which every type has.
+const droppedColumnsDoc = "What happens to a destination column whose source column is dropped: keep it (NULL from then on) or drop it."
 
 // destinationTypes lists the accepted types, for messages.
 const destinationTypes = "postgres, snowflake or duckdb"
@@ -100,15 +104,15 @@ func destinationFields(typ string) []fieldSpec {
 	switch typ {
 	case "postgres":
 		return []fieldSpec{
-			{name: "host", required: true},
+			{name: "host", required: true, doc: "Host name or address of the destination PostgreSQL."},
 			{name: "port", kind: kindPort, def: 5432},
 			{name: "database", required: true},
 			{name: "user", required: true},
-			{name: "password", secret: true},
-			{name: "schema", def: "public"},
+			{name: "password", secret: true, doc: "Write-only: stored encrypted, never shown."},
+			{name: "schema", def: "public", doc: "Schema the tables are written to."},
 			{name: "sslmode", def: "prefer", oneOf: sslmodes},
 			// What happens to a column the source drops (docs/types.md).
-			{name: "dropped_columns", def: "keep", oneOf: droppedColumns},
+			{name: "dropped_columns", def: "keep", oneOf: droppedColumns, doc: droppedColumnsDoc},
 		}
 	case "snowflake":
 		return []fieldSpec{
@@ -118,28 +122,28 @@ func destinationFields(typ string) []fieldSpec {
 			{name: "schema", required: true},
 			{name: "warehouse"},
 			{name: "role"},
-			{name: "private_key", secret: true},
-			{name: "private_key_path"},
-			{name: "private_key_passphrase", secret: true},
+			{name: "private_key", secret: true, doc: "Write-only PEM text of the private key (key-pair authentication)."},
+			{name: "private_key_path", doc: "Path of a PEM private key file on the sink's host, instead of private_key."},
+			{name: "private_key_passphrase", secret: true, doc: "Write-only passphrase of an encrypted key."},
 			// host, port and protocol override the endpoint derived from
 			// account (private link, or a test double).
-			{name: "host"},
+			{name: "host", doc: "Overrides the host derived from account."},
 			{name: "port", kind: kindPort},
 			{name: "protocol", oneOf: []string{"https", "http"}},
 			// Keep deleted rows with _ROSETTA_DELETED = true (docs/snowflake.md).
-			{name: "soft_delete", kind: kindBool, def: false},
-			{name: "dropped_columns", def: "keep", oneOf: droppedColumns},
+			{name: "soft_delete", kind: kindBool, def: false, doc: "Keep deleted rows with _ROSETTA_DELETED = true instead of deleting them."},
+			{name: "dropped_columns", def: "keep", oneOf: droppedColumns, doc: droppedColumnsDoc},
 		}
 	case "duckdb":
 		return []fieldSpec{
-			{name: "path", required: true},
+			{name: "path", required: true, doc: "Database file on the sink's host."},
 			{name: "schema", def: "main"},
 			// How the driver shares the file with readers (docs/duckdb.md).
-			{name: "release_after", kind: kindDuration},
-			{name: "max_hold", kind: kindDuration},
-			{name: "reader_window", kind: kindDuration},
-			{name: "lock_timeout", kind: kindDuration},
-			{name: "dropped_columns", def: "keep", oneOf: droppedColumns},
+			{name: "release_after", kind: kindDuration, doc: "Close the file after this long without a batch so readers can open it (default 1s)."},
+			{name: "max_hold", kind: kindDuration, doc: "Longest time the file stays open while batches keep arriving (default 30s)."},
+			{name: "reader_window", kind: kindDuration, doc: "Pause after a max_hold release before reopening (default 1s)."},
+			{name: "lock_timeout", kind: kindDuration, doc: "How long opening the file retries while a reader holds it (default 30s)."},
+			{name: "dropped_columns", def: "keep", oneOf: droppedColumns, doc: droppedColumnsDoc},
 		}
 	}
 	return nil

@@ -144,6 +144,10 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		{"Recovery", jsonFields(recoveryView{})},
 		{"DiscardRequest", jsonFields(discardRequest{})},
 		{"DiscardResult", jsonFields(discardView{})},
+		{"SourceTable", jsonFields(sourceTableView{})},
+		{"DestinationType", jsonFields(destinationTypeView{})},
+		{"DestinationField", jsonFields(fieldView{})},
+		{"DestinationCheck", jsonFields(configCheckResult{})},
 	}
 	for typ, schema := range map[string]string{"postgres": "PostgresDestinationConfig", "snowflake": "SnowflakeDestinationConfig", "duckdb": "DuckDBDestinationConfig"} {
 		var names []string

@@ -148,9 +148,12 @@ func (s *Server) routes() {
 	v1.Post("/sources", s.createSource)
 	v1.Get("/sources", s.listSources)
 	v1.Get("/sources/:id", s.getSource)
+	v1.Get("/sources/:id/tables", s.listSourceTables)
 	v1.Put("/sources/:id", s.updateSource)
 	v1.Delete("/sources/:id", s.deleteSource)
 
+	v1.Get("/destination-types", s.listDestinationTypes)
+	v1.Post("/destinations/check", s.checkDestinationConfig)
 	v1.Post("/destinations", s.createDestination)
 	v1.Get("/destinations", s.listDestinations)
 	v1.Get("/destinations/:id", s.getDestination)
