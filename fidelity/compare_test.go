@@ -262,6 +262,8 @@ func duckEqual(c column, w *string, g any) bool {
 		b, ok := g.([]byte)
 		want, err := hex.DecodeString(strings.TrimPrefix(*w, `\x`))
 		return ok && err == nil && string(b) == string(want)
+	case kText:
+		// Compared as text below, as is every kind without a case.
 	}
 	s, ok := g.(string)
 	return ok && s == *w

@@ -960,18 +960,6 @@ func (r *Runner) Replay(ctx context.Context, changes []contracts.Change) ([]erro
 	}
 }
 
-// serveReplays serves the Replay requests waiting, without blocking.
-func (r *Runner) serveReplays(ctx context.Context) {
-	for {
-		select {
-		case req := <-r.replays:
-			req.reply <- r.serveReplay(ctx, req)
-		default:
-			return
-		}
-	}
-}
-
 func (r *Runner) serveReplay(ctx context.Context, req replayRequest) replayReply {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
