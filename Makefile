@@ -24,8 +24,13 @@ web:
 
 # Every test, against real PostgreSQL, Redis and NATS servers the tests start
 # themselves. Prints one closing line: "N passed, N failed, N skipped".
+# The checkers of `make lint` run first; their failure fails the run, after
+# the tests still ran.
 test: deps
-	@set -o pipefail; $(GO) test $(TEST_FLAGS) -json ./... | $(GO) run ./scripts/testsummary
+	@lint=0; ./scripts/lint.sh || lint=1; \
+	set -o pipefail; $(GO) test $(TEST_FLAGS) -json ./... | $(GO) run ./scripts/testsummary; rc=$$?; \
+	if [ $$lint -ne 0 ]; then echo "make lint failed: see its findings above the tests"; fi; \
+	exit $$(( rc != 0 || lint != 0 ))
 
 # The fault suite (real processes killed, stopped and restarted, links stalled;
 # docs/guarantees.md, docs/faults.md)
@@ -52,8 +57,10 @@ vet:
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')
 
-lint: vet
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+# gofmt, go vet, staticcheck, go mod tidy and Redocly's OpenAPI lint
+# (scripts/lint.sh); make test runs it too.
+lint:
+	@./scripts/lint.sh
 
 clean:
 	rm -rf bin .rosetta/demo web/dist/console
