@@ -101,8 +101,8 @@ COUNT_SQL="SELECT CAST((SELECT count(*) FROM customers) AS VARCHAR)||' customers
 SUM_SQL="SELECT md5(coalesce(string_agg(CAST(id AS VARCHAR)||'|'||name||'|'||coalesce(email,''), ',' ORDER BY id),'')) FROM customers"
 count() { psql_db "$1" -tAc "$COUNT_SQL" 2>/dev/null || echo "(no tables yet)"; }
 checksum() { psql_db "$1" -tAc "$SUM_SQL" 2>/dev/null; }
-# DuckDB allows one writer per file; Rosetta releases it between batches
-# (docs/duckdb.md) and duckquery retries until it gets a turn.
+# DuckDB allows one process per file while it writes; duckquery asks the
+# Rosetta process holding the file to run the query (docs/duckdb.md).
 duck_count() { ./bin/duckquery -wait "${1:-1s}" "$DUCK" "$COUNT_SQL" 2>/dev/null || echo "(busy or no tables yet)"; }
 duck_checksum() { ./bin/duckquery -wait 20s "$DUCK" "$SUM_SQL" 2>/dev/null; }
 

@@ -1,77 +1,100 @@
-// Command duckquery runs one SQL query against a DuckDB file opened
-// read-only and prints the rows tab-separated. While Rosetta writes the file
-// it holds DuckDB's lock; duckquery retries until Rosetta releases it (see
-// docs/duckdb.md) or -wait runs out. The demo uses it to show DuckDB rows.
+// Command duckquery runs one read-only SQL query against a DuckDB file and
+// prints the rows tab-separated. While Rosetta writes the file it holds
+// DuckDB's lock; duckquery then asks the Rosetta process holding it to run
+// the query (pkg/destquery, over NATS: ROSETTA_NATS_URL, or `rosetta dev`'s
+// embedded server). Without Rosetta it opens the file read-only itself,
+// retrying for -wait while another process holds it. Only single read
+// statements are accepted, and a query cannot read other files.
 package main
 
 import (
 	"context"
-	"database/sql"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
-	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/nats-io/nats.go"
+
+	"github.com/rosettacdc/rosetta/pkg/destquery"
+	"github.com/rosettacdc/rosetta/pkg/settings"
 )
 
 func main() {
-	wait := flag.Duration("wait", 10*time.Second, "how long to retry while the file is locked")
-	flag.Usage = func() { fmt.Fprintln(os.Stderr, "usage: duckquery [-wait 10s] FILE SQL") }
+	wait := flag.Duration("wait", 10*time.Second, "how long to retry while a process that serves no queries holds the file")
+	limit := flag.Int("limit", destquery.MaxLimit, "most rows printed")
+	natsURL := flag.String("nats", defaultNATS(), "NATS of the running Rosetta, to reach the process holding the file (empty: never)")
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: duckquery [-wait 10s] [-limit N] [-nats URL] FILE SQL")
+		flag.PrintDefaults()
+	}
 	flag.Parse()
 	if flag.NArg() != 2 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), flag.Arg(1), *wait); err != nil {
+	if err := run(flag.Arg(0), flag.Arg(1), *natsURL, *wait, *limit); err != nil {
 		fmt.Fprintln(os.Stderr, "duckquery:", err)
 		os.Exit(1)
 	}
 }
 
-func run(path, query string, wait time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), wait+30*time.Second)
+// defaultNATS is Rosetta's NATS: ROSETTA_NATS_URL, else where `rosetta dev`
+// runs its embedded server.
+func defaultNATS() string {
+	if u := os.Getenv(settings.EnvNATSURL); u != "" {
+		return u
+	}
+	addr := os.Getenv(settings.EnvNATSListen)
+	if addr == "" {
+		addr = settings.Default().EmbeddedNATSAddr
+	}
+	return "nats://" + addr
+}
+
+func run(path, query, natsURL string, wait time.Duration, limit int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), wait+destquery.MaxTimeout)
 	defer cancel()
+	var nc *nats.Conn
+	if natsURL != "" {
+		// No Rosetta running is the normal case for a file at rest: a
+		// short connect attempt, then the file itself.
+		c, err := nats.Connect(natsURL, nats.Timeout(time.Second), nats.Name("duckquery"))
+		if err == nil {
+			defer c.Close()
+			nc = c
+		}
+	}
+	q := destquery.NewQuerier(nil, nc)
+	req := destquery.Request{SQL: query, Limit: limit, Timeout: destquery.MaxTimeout}
 	deadline := time.Now().Add(wait)
 	for {
-		err := queryOnce(ctx, path, query)
+		res, err := q.Query(ctx, path, req)
 		if err == nil {
+			printResult(res)
 			return nil
 		}
-		if !strings.Contains(err.Error(), "lock") || time.Now().After(deadline) {
+		if !errors.Is(err, destquery.ErrHeldElsewhere) || time.Now().After(deadline) {
 			return err
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // paces retries while another process holds the file
 	}
 }
 
-func queryOnce(ctx context.Context, path, query string) error {
-	db, err := sql.Open("duckdb", path+"?access_mode=READ_ONLY")
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, query)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	vals := make([]any, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return err
-		}
-		out := make([]string, len(vals))
-		for i, v := range vals {
-			out[i] = fmt.Sprint(v)
+func printResult(res *destquery.Result) {
+	for _, row := range res.Rows {
+		out := make([]string, len(row))
+		for i, v := range row {
+			out[i] = "NULL"
+			if v != nil {
+				out[i] = *v
+			}
 		}
 		fmt.Println(strings.Join(out, "\t"))
 	}
-	return rows.Err()
+	if res.Truncated {
+		fmt.Fprintf(os.Stderr, "duckquery: output truncated at %d rows\n", len(res.Rows))
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/destquery"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/secrets"
 	"github.com/rosettacdc/rosetta/pkg/settings"
@@ -28,17 +29,23 @@ import (
 
 // Module provides *slog.Logger is supplied by the caller (see NewLogger);
 // this module provides the store, NATS, the process's metrics (see
-// metrics.go), the WAL sample store and, optionally, Redis.
+// metrics.go), the WAL sample store, the registry of DuckDB files this
+// process holds (pkg/destquery; the sinks fill it, the API reads through
+// it) and, optionally, Redis.
 func Module(s *settings.Settings) fx.Option {
 	opts := []fx.Option{
 		fx.Supply(s),
-		fx.Provide(newStore, newNATS, newObservability, newMetrics, newWALStore),
+		fx.Provide(newStore, newNATS, newObservability, newMetrics, newWALStore, newQueryRegistry),
 		fx.Invoke(applyMemoryLimit),
 	}
 	if s.RedisURL != "" {
 		opts = append(opts, fx.Provide(newRedis))
 	}
 	return fx.Module("platform", opts...)
+}
+
+func newQueryRegistry(log *slog.Logger) *destquery.Registry {
+	return destquery.NewRegistry(log.With("component", "destquery"))
 }
 
 // NewLogger builds the process logger from settings: JSON for production,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/destquery"
 	"github.com/rosettacdc/rosetta/pkg/dlq"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
@@ -48,7 +49,23 @@ type Manager struct {
 
 	rmu     sync.Mutex
 	runners map[pairKey]runnerRef
+
+	// queries learns the DuckDB files this manager's drivers hold; nil
+	// when nobody reads through them (see ServeQueries).
+	queries *destquery.Registry
 }
+
+// fileHolder is a driver that holds a file other processes cannot open
+// meanwhile, and can lend it to a read-only query (the duckdb driver).
+type fileHolder interface {
+	destquery.Holder
+	Path() string
+}
+
+// ServeQueries makes every runner whose driver holds a file (DuckDB) add
+// it to reg while it runs, so that queries on the file are served by this
+// process (pkg/destquery). Call it before Run.
+func (m *Manager) ServeQueries(reg *destquery.Registry) { m.queries = reg }
 
 // runnerRef is a running runner and the source its consumer reads.
 type runnerRef struct {
@@ -338,6 +355,10 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 	runner := sinkrunner.NewWithDeadLetters(rcfg, cons, drv, m.store, letters, rlog)
 	rctx, cancel := context.WithCancel(ctx)
 	run := &running{cancel: cancel, done: make(chan struct{})}
+	unhold := func() {}
+	if h, ok := drv.(fileHolder); ok && m.queries != nil {
+		unhold = m.queries.Add(h.Path(), h)
+	}
 	// Owned by the manager: stop() cancels it and waits for done.
 	go func() {
 		defer close(run.done)
@@ -346,6 +367,8 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 				rlog.Warn("close destination driver", "error", err)
 			}
 		}()
+		// Runs before Close: queries stop coming to a closing driver.
+		defer unhold()
 		if err := runner.Run(rctx); err != nil {
 			rlog.Error("sink runner stopped", "error", err)
 		}

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 
+	"github.com/rosettacdc/rosetta/pkg/destquery"
 	"github.com/rosettacdc/rosetta/pkg/dlq"
 	"github.com/rosettacdc/rosetta/pkg/metrics"
 	"github.com/rosettacdc/rosetta/pkg/settings"
@@ -22,7 +24,32 @@ import (
 // ConfigStore is also a RecoveryStore (*configstore.Store is). Without
 // Redis, rejected changes are retried with the error in the destination's
 // health.
-var Module = fx.Module("sink", fx.Provide(newFromFx), fx.Invoke(runWithLifecycle))
+var Module = fx.Module("sink", fx.Provide(newFromFx), fx.Invoke(runWithLifecycle, serveQueries))
+
+// serveQueries answers, over NATS, queries on the DuckDB files this
+// process's sinks hold, for as long as the app runs.
+func serveQueries(lc fx.Lifecycle, p Params) {
+	if p.Queries == nil || p.NC == nil {
+		return
+	}
+	var stop func()
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			s, err := p.Queries.Serve(p.NC)
+			if err != nil {
+				return fmt.Errorf("sink: serve duckdb queries: %w", err)
+			}
+			stop = s
+			return nil
+		},
+		OnStop: func(context.Context) error {
+			if stop != nil {
+				stop()
+			}
+			return nil
+		},
+	})
+}
 
 // Params are the sink module's dependencies.
 type Params struct {
@@ -33,6 +60,11 @@ type Params struct {
 	Log      *slog.Logger
 	Redis    *redis.Client    `optional:"true"`
 	Metrics  *metrics.Metrics `optional:"true"`
+	// Queries, when provided with NC, is where the runners record the
+	// DuckDB files they hold; the module answers queries on them over NC
+	// (pkg/destquery) for the other processes.
+	Queries *destquery.Registry `optional:"true"`
+	NC      *nats.Conn          `optional:"true"`
 }
 
 func newFromFx(p Params) (*Manager, error) {
@@ -62,7 +94,9 @@ func newFromFx(p Params) (*Manager, error) {
 	log := p.Log.With("service", "sink")
 	if p.Redis == nil {
 		log.Info("dead-letter queue disabled: set ROSETTA_REDIS_URL to dead-letter the changes a destination rejects; until then they are retried")
-		return NewManager(cfg, p.Store, p.JS, log), nil
+		m := NewManager(cfg, p.Store, p.JS, log)
+		m.ServeQueries(p.Queries)
+		return m, nil
 	}
 	q, err := dlq.New(p.Redis, cfg.DLQ.Queue)
 	if err != nil {
@@ -72,7 +106,9 @@ func newFromFx(p Params) (*Manager, error) {
 	if !ok {
 		log.Warn("the config store cannot hold dlq recoveries; dead letters are kept but never replayed")
 	}
-	return NewManagerWithDLQ(cfg, p.Store, p.JS, q, rs, log), nil
+	m := NewManagerWithDLQ(cfg, p.Store, p.JS, q, rs, log)
+	m.ServeQueries(p.Queries)
+	return m, nil
 }
 
 // runWithLifecycle runs the manager from OnStart with its own context; OnStop
