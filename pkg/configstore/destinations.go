@@ -8,6 +8,8 @@ import (
 	"sort"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/rosettacdc/rosetta/pkg/secrets"
 )
 
 // DestinationInput is what an admin sets on a destination.
@@ -49,7 +51,13 @@ func splitSecrets(cfg map[string]any) (plain map[string]any, secret map[string]s
 	return plain, secret, cleared, nil
 }
 
-func (s *Store) sealSecrets(m map[string]string) (enc []byte, keys []string, err error) {
+// destinationSecretsBinding binds a destination's sealed secrets to its row,
+// so they open nowhere else.
+func destinationSecretsBinding(id int64) string {
+	return secrets.Binding("destinations", id, "secrets")
+}
+
+func (s *Store) sealSecrets(id int64, m map[string]string) (enc []byte, keys []string, err error) {
 	keys = make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -62,7 +70,7 @@ func (s *Store) sealSecrets(m map[string]string) (enc []byte, keys []string, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode secrets: %w", err)
 	}
-	enc, err = s.box.Seal(body)
+	enc, err = s.box.Seal(body, destinationSecretsBinding(id))
 	if err != nil {
 		return nil, nil, fmt.Errorf("encrypt secrets: %w", err)
 	}
@@ -74,7 +82,7 @@ func (s *Store) openSecrets(id int64, enc []byte) (map[string]string, error) {
 	if enc == nil {
 		return m, nil
 	}
-	body, err := s.box.Open(enc)
+	body, err := s.box.Open(enc, destinationSecretsBinding(id))
 	if err != nil {
 		return nil, fmt.Errorf("decrypt secrets of destination %d: %w", id, err)
 	}
@@ -109,12 +117,17 @@ func (s *Store) CreateDestination(ctx context.Context, in DestinationInput) (Des
 	if err != nil {
 		return Destination{}, fmt.Errorf("create destination %s: %w", in.Name, err)
 	}
-	enc, keys, err := s.sealSecrets(secret)
+	// The id is taken first because the sealed secrets are bound to it.
+	var id int64
+	if err := s.pool.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('destinations', 'id'))`).Scan(&id); err != nil {
+		return Destination{}, fmt.Errorf("create destination %s: %w", in.Name, err)
+	}
+	enc, keys, err := s.sealSecrets(id, secret)
 	if err != nil {
 		return Destination{}, fmt.Errorf("create destination %s: %w", in.Name, err)
 	}
-	row := s.pool.QueryRow(ctx, `INSERT INTO destinations (name, type, config, secrets, secret_keys)
-		VALUES ($1, $2, $3, $4, $5) RETURNING `+destinationColumns, in.Name, in.Type, plain, enc, keys)
+	row := s.pool.QueryRow(ctx, `INSERT INTO destinations (id, name, type, config, secrets, secret_keys)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+destinationColumns, id, in.Name, in.Type, plain, enc, keys)
 	d, err := s.scanDestination(row, false)
 	if err != nil {
 		return Destination{}, fmt.Errorf("create destination %s: %w", in.Name, destinationWriteError(in, err))
@@ -146,7 +159,7 @@ func (s *Store) UpdateDestination(ctx context.Context, id int64, in DestinationI
 		for _, k := range cleared {
 			delete(stored, k)
 		}
-		newEnc, keys, err := s.sealSecrets(stored)
+		newEnc, keys, err := s.sealSecrets(id, stored)
 		if err != nil {
 			return err
 		}

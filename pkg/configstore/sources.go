@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/rosettacdc/rosetta/pkg/secrets"
 )
 
 // SourceInput is what an admin sets on a source.
@@ -39,7 +41,7 @@ func (s *Store) scanSource(row pgx.Row, withSecret bool) (Source, error) {
 	}
 	src.PasswordSet = enc != nil
 	if withSecret && enc != nil {
-		pw, err := s.box.OpenString(enc)
+		pw, err := s.box.OpenString(enc, sourcePasswordBinding(src.ID))
 		if err != nil {
 			return Source{}, fmt.Errorf("decrypt password of source %d: %w", src.ID, err)
 		}
@@ -48,11 +50,15 @@ func (s *Store) scanSource(row pgx.Row, withSecret bool) (Source, error) {
 	return src, nil
 }
 
-func (s *Store) sealPassword(pw *string) ([]byte, error) {
+// sourcePasswordBinding binds a source's sealed password to its row, so it
+// opens nowhere else.
+func sourcePasswordBinding(id int64) string { return secrets.Binding("sources", id, "password") }
+
+func (s *Store) sealPassword(id int64, pw *string) ([]byte, error) {
 	if pw == nil || *pw == "" {
 		return nil, nil
 	}
-	enc, err := s.box.SealString(*pw)
+	enc, err := s.box.SealString(*pw, sourcePasswordBinding(id))
 	if err != nil {
 		return nil, fmt.Errorf("encrypt password: %w", err)
 	}
@@ -62,19 +68,20 @@ func (s *Store) sealPassword(pw *string) ([]byte, error) {
 // CreateSource stores a new source, deriving its publication and slot
 // names when they are empty.
 func (s *Store) CreateSource(ctx context.Context, in SourceInput) (Source, error) {
-	enc, err := s.sealPassword(in.Password)
-	if err != nil {
-		return Source{}, fmt.Errorf("create source %s: %w", in.Name, err)
-	}
 	if in.SSLMode == "" {
 		in.SSLMode = "prefer"
 	}
 	var out Source
-	err = s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		// The id is taken first because the derived names contain it.
+	err := s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		// The id is taken first because the derived names contain it and
+		// the sealed password is bound to it.
 		var id int64
 		var inst string
 		if err := tx.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('sources', 'id')), (SELECT id FROM installation)`).Scan(&id, &inst); err != nil {
+			return err
+		}
+		enc, err := s.sealPassword(id, in.Password)
+		if err != nil {
 			return err
 		}
 		pub, slot := in.Publication, in.Slot
@@ -87,7 +94,6 @@ func (s *Store) CreateSource(ctx context.Context, in SourceInput) (Source, error
 		row := tx.QueryRow(ctx, `INSERT INTO sources (id, name, host, port, database, username, password_enc, publication, slot, sslmode)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING `+sourceColumns,
 			id, in.Name, in.Host, in.Port, in.Database, in.User, enc, pub, slot, in.SSLMode)
-		var err error
 		out, err = s.scanSource(row, false)
 		return err
 	})
@@ -100,7 +106,7 @@ func (s *Store) CreateSource(ctx context.Context, in SourceInput) (Source, error
 // UpdateSource replaces a source's settings; see SourceInput for the fields
 // an empty value keeps.
 func (s *Store) UpdateSource(ctx context.Context, id int64, in SourceInput) (Source, error) {
-	enc, err := s.sealPassword(in.Password)
+	enc, err := s.sealPassword(id, in.Password)
 	if err != nil {
 		return Source{}, fmt.Errorf("update source %d: %w", id, err)
 	}

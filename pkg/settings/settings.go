@@ -6,9 +6,12 @@ package settings
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -20,6 +23,7 @@ const (
 	EnvRedisURL    = "ROSETTA_REDIS_URL"
 	EnvDataDir     = "ROSETTA_DATA_DIR"
 	EnvSecretKey   = "ROSETTA_SECRET_KEY"
+	EnvSecretPrev  = "ROSETTA_SECRET_KEY_PREVIOUS"
 	EnvLogLevel    = "ROSETTA_LOG_LEVEL"
 	EnvLogFormat   = "ROSETTA_LOG_FORMAT"
 	EnvReconcile   = "ROSETTA_RECONCILE_INTERVAL"
@@ -77,7 +81,12 @@ type Settings struct {
 	// SecretKey encrypts stored passwords and keys (AES-256-GCM, key derived
 	// with SHA-256 from this string). At least 16 characters.
 	SecretKey string
-	// Dev is set by `rosetta dev`: allows the dev secret key, with a warning.
+	// SecretKeyPrevious is the key being rotated away from: values sealed
+	// under it still open, new ones are sealed under SecretKey, and
+	// `rosetta secrets rotate` re-seals the rest. Empty outside a rotation.
+	SecretKeyPrevious string
+	// Dev is set by `rosetta dev`: allows the dev secret key, with a
+	// warning, as long as every listener is on loopback.
 	Dev bool
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string
@@ -152,11 +161,45 @@ func Default() Settings {
 	}
 }
 
+// secretEnv lists the variables that may hold a secret: each can be given
+// as NAME_FILE, the path of a file holding the value (a mounted Secret), so
+// that it never appears in the environment or in a process listing.
+var secretEnv = []string{EnvSecretKey, EnvSecretPrev, EnvConfigDSN, EnvNATSURL, EnvRedisURL}
+
+// lookupEnv reads name, or for a secret variable name_FILE; setting both is
+// an error, since which one wins would be a guess.
+func lookupEnv(name string) (string, bool, error) {
+	v, ok := os.LookupEnv(name)
+	if !slices.Contains(secretEnv, name) {
+		return v, ok, nil
+	}
+	path, fromFile := os.LookupEnv(name + "_FILE")
+	if !fromFile {
+		return v, ok, nil
+	}
+	if ok {
+		return "", false, fmt.Errorf("%s and %s_FILE are both set: set one", name, name)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", false, fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	// A file written by an editor or `echo` ends in a newline that is not
+	// part of the secret.
+	return strings.TrimRight(string(b), "\r\n"), true, nil
+}
+
 // Load reads the environment over Default.
 func Load() (Settings, error) {
 	s := Default()
+	var errs []error
 	str := func(name string, dst *string) {
-		if v, ok := os.LookupEnv(name); ok {
+		v, ok, err := lookupEnv(name)
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		if ok {
 			*dst = v
 		}
 	}
@@ -168,10 +211,10 @@ func Load() (Settings, error) {
 	str(EnvNATSSync, &s.EmbeddedNATSSync)
 	str(EnvDataDir, &s.DataDir)
 	str(EnvSecretKey, &s.SecretKey)
+	str(EnvSecretPrev, &s.SecretKeyPrevious)
 	str(EnvLogLevel, &s.LogLevel)
 	str(EnvLogFormat, &s.LogFormat)
 	str(EnvSpoolDir, &s.CaptureSpoolDir)
-	var errs []error
 	onOff := func(env string, dst *bool) {
 		switch v := os.Getenv(env); v {
 		case "":
@@ -293,6 +336,20 @@ func (s *Settings) DuplicateWindow() time.Duration {
 	}
 }
 
+// loopback reports whether a listen address host:port binds only to a
+// loopback interface. An empty host or 0.0.0.0 binds to every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // Validate checks the settings a service needs; it applies the dev secret
 // key under Dev and reports whether it did (the caller logs a warning).
 func (s *Settings) Validate() (usedDevKey bool, err error) {
@@ -303,6 +360,26 @@ func (s *Settings) Validate() (usedDevKey bool, err error) {
 	if s.SecretKey == "" && s.Dev {
 		s.SecretKey = DevSecretKey
 		usedDevKey = true
+	}
+	if s.SecretKey == DevSecretKey {
+		// The development key is public: whatever it sealed is readable
+		// by anyone who reads the config DB. Only a machine's own user may
+		// reach a process using it.
+		if !s.Dev {
+			errs = append(errs, fmt.Errorf("%s is the public development key: only `rosetta dev` on loopback may use it; set a random key (e.g. `openssl rand -hex 32`)", EnvSecretKey))
+		}
+		for _, l := range []struct{ env, addr string }{{EnvHTTPAddr, s.HTTPAddr}, {EnvNATSListen, s.EmbeddedNATSAddr}} {
+			if l.env == EnvNATSListen && s.NATSURL != "" {
+				continue
+			}
+			if !loopback(l.addr) {
+				errs = append(errs, fmt.Errorf("%s=%q is not a loopback address, and %s is unset (the public development key would seal secrets): set %s, or listen on 127.0.0.1",
+					l.env, l.addr, EnvSecretKey, EnvSecretKey))
+			}
+		}
+	}
+	if s.SecretKeyPrevious != "" && len(s.SecretKeyPrevious) < 16 {
+		errs = append(errs, fmt.Errorf("%s is too short (%d characters): it must be the key in use before the rotation", EnvSecretPrev, len(s.SecretKeyPrevious)))
 	}
 	if s.SecretKey == "" {
 		errs = append(errs, fmt.Errorf("%s is empty: set it to a random string of at least 16 characters (e.g. `openssl rand -hex 32`)", EnvSecretKey))

@@ -63,7 +63,7 @@ func NewLogger(s *settings.Settings) *slog.Logger {
 }
 
 func newStore(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (*configstore.Store, error) {
-	box, err := secrets.NewBox(s.SecretKey)
+	box, err := secrets.NewBox(s.SecretKey, s.SecretKeyPrevious)
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}

@@ -45,6 +45,8 @@ Usage:
   rosetta sink       run sinks (JetStream -> destinations)
   rosetta backfill   run snapshot and backfill jobs (PostgreSQL -> JetStream)
   rosetta migrate    apply config DB migrations and exit
+  rosetta secrets rotate
+                     re-seal stored secrets under a new ROSETTA_SECRET_KEY
   rosetta tail <source_id>[.<schema>.<table>]
                      print live changes (rosetta tail -h)
   rosetta version    print the version
@@ -57,6 +59,7 @@ Configuration comes from the environment (flags override):
   ROSETTA_REDIS_URL           Redis for dead-letter queues (optional)
   ROSETTA_DATA_DIR            data directory (default ./.rosetta)
   ROSETTA_SECRET_KEY          key encrypting stored secrets (required, except dev)
+  ROSETTA_SECRET_KEY_PREVIOUS the key before a rotation (rosetta secrets rotate)
   ROSETTA_LOG_LEVEL           debug, info, warn, error
   ROSETTA_LOG_FORMAT          json or text
   ROSETTA_METRICS_ADDR        extra /metrics listener (the API serves /metrics too)
@@ -81,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "tail":
 		return runTail(rest, stdout, stderr)
+	case "secrets":
+		return runSecrets(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "rosetta", version)
 		return nil
@@ -221,7 +226,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 func asStore(s *configstore.Store) *configstore.Store { return s }
 
 func migrate(ctx context.Context, s *settings.Settings, log *slog.Logger) error {
-	box, err := secrets.NewBox(s.SecretKey)
+	box, err := secrets.NewBox(s.SecretKey, s.SecretKeyPrevious)
 	if err != nil {
 		return err
 	}
