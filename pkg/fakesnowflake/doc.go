@@ -43,7 +43,7 @@
 //     (refused, as in Snowflake, for a default ADD COLUMN defined), DROP
 //     COLUMN, RENAME [COLUMN]; COMMENT [IF EXISTS] ON COLUMN t.c IS '…' (other
 //     COMMENTs are no-ops); USE DATABASE/SCHEMA/WAREHOUSE/ROLE; ALTER SESSION
-//     (no-op); GRANT/REVOKE (no-op).
+//     SET/UNSET and SHOW PARAMETERS (see Session parameters); GRANT/REVOKE (no-op).
 //   - [db.]INFORMATION_SCHEMA.COLUMNS, read from DuckDB's duckdb_columns():
 //     TABLE_CATALOG, TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION,
 //     DATA_TYPE (DuckDB's spelling), IS_NULLABLE, NUMERIC_PRECISION,
@@ -63,6 +63,25 @@
 // GET, external stages, COPY transformations, ON_ERROR other than
 // ABORT_STATEMENT, AUTOINCREMENT, ...) fails with code 002040 and a message naming
 // the construct, rather than doing something subtly different.
+//
+// # Session parameters
+//
+// Each session starts from Snowflake's defaults, overlaid with the user's
+// parameters (User.Parameters: what ALTER USER … SET gives), then the
+// login request's SESSION_PARAMETERS (gosnowflake's Config.Params; an
+// unknown name fails the login), then ALTER SESSION SET/UNSET. The fake
+// acts on QUOTED_IDENTIFIERS_IGNORE_CASE, the DATE/TIME/TIMESTAMP input
+// formats (in COPY), ERROR_ON_NONDETERMINISTIC_MERGE and
+// STATEMENT_TIMEOUT_IN_SECONDS (paramDefaults lists them and what they
+// do); Server.Parameters shows each session's values to tests.
+//
+// # Injected faults
+//
+// Server.FailNext and FailNextWith fail the next statements matching a
+// pattern with one of Snowflake's errors: 000603 internal, 000630
+// statement timeout, 000606 no warehouse, 091003 stage failure, 090073
+// resource monitor quota, 390114 token expired (which also ends the
+// session: later requests get 390111).
 //
 // # Rewrites
 //
@@ -86,6 +105,7 @@
 //     table; other queries report Snowflake's maximum. Lengths are not enforced.
 //   - PRIMARY KEY, UNIQUE and FOREIGN KEY constraints are dropped: Snowflake does
 //     not enforce them (only NOT NULL), so the fake must not reject duplicates.
+//     The columns of a PRIMARY KEY become NOT NULL, as Snowflake makes them.
 //     TRANSIENT, CLUSTER BY, COPY GRANTS and KEY=value table options are dropped.
 //   - Qualified references to a session's temporary tables are pointed at DuckDB's
 //     temp catalog. IFF, NVL, PARSE_JSON, OBJECT_CONSTRUCT, ARRAY_CONSTRUCT and

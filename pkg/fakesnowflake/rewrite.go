@@ -177,21 +177,37 @@ func rewriteExpressions(toks []token) ([]token, error) {
 
 // constraintStarts begin table-level constraints. Snowflake accepts PRIMARY KEY,
 // UNIQUE and FOREIGN KEY but enforces only NOT NULL, so the fake drops them rather
-// than let DuckDB reject duplicates Snowflake would store.
+// than let DuckDB reject duplicates Snowflake would store. A primary key's
+// columns become NOT NULL, as Snowflake makes them.
 var constraintStarts = map[string]bool{"PRIMARY": true, "UNIQUE": true, "FOREIGN": true, "CONSTRAINT": true}
 
 // rewriteColumnDefs rewrites one CREATE TABLE element list (the tokens between the
 // outer parentheses) and returns it without table-level constraints.
 func rewriteColumnDefs(toks []token) ([]token, error) {
+	elems := splitTopLevel(toks)
+	pk := map[string]bool{}
+	for _, elem := range elems {
+		for i := 0; i+2 < len(elem); i++ {
+			if elem[0].kind == tkWord && constraintStarts[elem[0].val] && elem[i].isWord("PRIMARY") &&
+				elem[i+1].isWord("KEY") && elem[i+2].isPunct("(") {
+				for _, c := range elem[i+3:] {
+					if c.isIdent() {
+						pk[c.val] = true
+					}
+				}
+				break
+			}
+		}
+	}
 	var out []token
-	for _, elem := range splitTopLevel(toks) {
+	for _, elem := range elems {
 		if len(elem) == 0 {
 			continue
 		}
 		if constraintStarts[elem[0].val] && elem[0].kind == tkWord {
 			continue // table-level PRIMARY KEY / UNIQUE / FOREIGN KEY: not enforced by Snowflake
 		}
-		def, err := rewriteColumnDef(elem)
+		def, err := rewriteColumnDef(elem, pk[elem[0].val])
 		if err != nil {
 			return nil, err
 		}
@@ -203,8 +219,9 @@ func rewriteColumnDefs(toks []token) ([]token, error) {
 	return out, nil
 }
 
-// rewriteColumnDef rewrites "name TYPE [options]".
-func rewriteColumnDef(elem []token) ([]token, error) {
+// rewriteColumnDef rewrites "name TYPE [options]"; inKey: a table-level
+// primary key lists the column, which makes it NOT NULL.
+func rewriteColumnDef(elem []token, inKey bool) ([]token, error) {
 	if !elem[0].isIdent() {
 		return nil, fmt.Errorf("expected a column name at %q", elem[0].text)
 	}
@@ -218,8 +235,15 @@ func rewriteColumnDef(elem []token) ([]token, error) {
 	}
 	out = append(out, typ...)
 	var tail []token
+	notNull := false
 	for i < len(elem) {
 		t := elem[i]
+		if t.isWord("NOT") && i+1 < len(elem) && elem[i+1].isWord("NULL") {
+			notNull = true
+		}
+		if t.isWord("PRIMARY") {
+			inKey = true
+		}
 		switch {
 		case t.isWord("PRIMARY") || t.isWord("UNIQUE") || t.isWord("ENFORCED") || t.isWord("RELY") ||
 			t.isWord("NORELY") || t.isWord("VALIDATE") || t.isWord("NOVALIDATE"):
@@ -247,6 +271,9 @@ func rewriteColumnDef(elem []token) ([]token, error) {
 			tail = append(tail, t) // NOT NULL, NULL, DEFAULT <expr>
 			i++
 		}
+	}
+	if inKey && !notNull {
+		tail = append(tail, word("NOT"), word("NULL"))
 	}
 	tail, err = rewriteExpressions(tail) // DEFAULT expressions may contain casts
 	if err != nil {

@@ -27,7 +27,7 @@ func TestRewriteColumnDefs(t *testing.T) {
 			`V JSON, O JSON, A JSON, B BLOB, VB BLOB, OK BOOLEAN, D DATE, TM TIME`},
 		// Snowflake does not enforce PRIMARY KEY / UNIQUE / FOREIGN KEY: dropped.
 		{`id INT PRIMARY KEY, code TEXT UNIQUE COMMENT 'c', ref INT REFERENCES other (id), PRIMARY KEY (id), CONSTRAINT u UNIQUE (code)`,
-			`ID DECIMAL(38,0), CODE VARCHAR, REF DECIMAL(38,0)`},
+			`ID DECIMAL(38,0) NOT NULL, CODE VARCHAR, REF DECIMAL(38,0)`},
 		{`"MixedCase" TEXT DEFAULT 'x', n NUMBER DEFAULT 0::NUMBER(3,0)`,
 			`"MixedCase" VARCHAR DEFAULT 'x', N DECIMAL(38,0) DEFAULT 0::DECIMAL(3,0)`},
 	}

@@ -32,6 +32,10 @@ type User struct {
 	// PublicKeys are the registered RSA public keys (Snowflake allows two, for
 	// rotation; the fake allows any number).
 	PublicKeys []*rsa.PublicKey
+	// Parameters are the user's session parameter defaults (ALTER USER …
+	// SET name = value), applied to each of its new sessions before the
+	// login's own. See paramDefaults for the ones the fake acts on.
+	Parameters map[string]string
 }
 
 // Config configures a Server. Build it from DefaultConfig.
@@ -95,16 +99,17 @@ type Server struct {
 	stageDir string
 	ownStage bool // stageDir is a temporary directory we remove on Close
 
-	mu       sync.Mutex
-	users    map[string][]*rsa.PublicKey
-	sessions map[string]*session // by session token
-	masters  map[string]*session // by master token
-	running  map[string]context.CancelFunc
-	nextID   int64
-	loads    map[string]map[string]string // COPY load history: table key -> file -> sha256
-	lengths  map[string]map[string]int64  // declared VARCHAR/BINARY lengths: table key -> COLUMN -> n (lengths.go)
-	added    map[string]map[string]bool   // columns ADD COLUMN gave a DEFAULT: table key -> COLUMN (lengths.go)
-	faults   []*fault                     // statements to fail, for tests (FailNext)
+	mu         sync.Mutex
+	users      map[string][]*rsa.PublicKey
+	userParams map[string]map[string]string // User.Parameters by user, upper-cased names
+	sessions   map[string]*session          // by session token
+	masters    map[string]*session          // by master token
+	running    map[string]context.CancelFunc
+	nextID     int64
+	loads      map[string]map[string]string // COPY load history: table key -> file -> sha256
+	lengths    map[string]map[string]int64  // declared VARCHAR/BINARY lengths: table key -> COLUMN -> n (lengths.go)
+	added      map[string]map[string]bool   // columns ADD COLUMN gave a DEFAULT: table key -> COLUMN (lengths.go)
+	faults     []*fault                     // statements to fail, for tests (FailNext)
 
 	httpSrv  *http.Server
 	listener net.Listener
@@ -127,18 +132,20 @@ func New(cfg Config) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      log,
-		users:    map[string][]*rsa.PublicKey{},
-		sessions: map[string]*session{},
-		masters:  map[string]*session{},
-		running:  map[string]context.CancelFunc{},
-		loads:    map[string]map[string]string{},
-		lengths:  map[string]map[string]int64{},
-		added:    map[string]map[string]bool{},
+		cfg:        cfg,
+		log:        log,
+		users:      map[string][]*rsa.PublicKey{},
+		userParams: map[string]map[string]string{},
+		sessions:   map[string]*session{},
+		masters:    map[string]*session{},
+		running:    map[string]context.CancelFunc{},
+		loads:      map[string]map[string]string{},
+		lengths:    map[string]map[string]int64{},
+		added:      map[string]map[string]bool{},
 	}
 	for _, u := range cfg.Users {
 		s.users[strings.ToUpper(u.Name)] = append([]*rsa.PublicKey(nil), u.PublicKeys...)
+		s.userParams[strings.ToUpper(u.Name)] = upperKeys(u.Parameters)
 	}
 	s.stageDir = cfg.StageDir
 	if s.stageDir == "" {
@@ -247,54 +254,15 @@ func (s *Server) SetUser(u User) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.users[strings.ToUpper(u.Name)] = append([]*rsa.PublicKey(nil), u.PublicKeys...)
+	s.userParams[strings.ToUpper(u.Name)] = upperKeys(u.Parameters)
 }
 
-// fault is a FailNext request: the next n statements whose text contains
-// pattern fail.
-type fault struct {
-	pattern string
-	n       int
-}
-
-// FailNext makes the next n statements whose SQL text contains pattern
-// (case-insensitive) fail without running, with the error Snowflake gives
-// for an internal, transient failure (code 000603, SQLSTATE XX000): what a
-// client sees when the service fails mid-batch. The session and any open
-// transaction stay as they were, so the client decides whether to roll
-// back. For tests of retries; n <= 0 removes pending faults for pattern.
-func (s *Server) FailNext(pattern string, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := strings.ToUpper(pattern)
-	kept := s.faults[:0]
-	for _, f := range s.faults {
-		if f.pattern != p {
-			kept = append(kept, f)
-		}
+func upperKeys(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.ToUpper(k)] = v
 	}
-	s.faults = kept
-	if n > 0 {
-		s.faults = append(s.faults, &fault{pattern: p, n: n})
-	}
-}
-
-// injectedFault returns the error for sqlText when a FailNext request
-// matches it, counting it down.
-func (s *Server) injectedFault(sqlText string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	text := strings.ToUpper(sqlText)
-	for i, f := range s.faults {
-		if !strings.Contains(text, f.pattern) {
-			continue
-		}
-		if f.n--; f.n <= 0 {
-			s.faults = append(s.faults[:i], s.faults[i+1:]...)
-		}
-		return &sfError{code: "000603", sqlState: "XX000",
-			msg: "SQL execution internal error: Processing aborted due to error 300005:1 (injected by fakesnowflake FailNext)"}
-	}
-	return nil
+	return out
 }
 
 // Close stops serving, ends all sessions (rolling back open transactions) and
@@ -441,6 +409,9 @@ type loginRequest struct {
 		LoginName     string `json:"LOGIN_NAME"`
 		Authenticator string `json:"AUTHENTICATOR"`
 		Token         string `json:"TOKEN"`
+		// SessionParameters are the client's session parameters
+		// (gosnowflake's Config.Params), applied over the user's.
+		SessionParameters map[string]any `json:"SESSION_PARAMETERS"`
 	} `json:"data"`
 }
 
@@ -482,6 +453,16 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		schemaName = "PUBLIC"
 	}
 	ss, err := s.openSession(r.Context(), user, dbName, schemaName, normalizeName(q.Get("warehouse")), normalizeName(q.Get("roleName")))
+	if err == nil {
+		err = ss.applyLoginParams(req.Data.SessionParameters)
+		if err != nil {
+			_ = ss.close()
+			s.mu.Lock()
+			delete(s.sessions, ss.token)
+			delete(s.masters, ss.masterToken)
+			s.mu.Unlock()
+		}
+	}
 	if err != nil {
 		s.writeFailure(w, "390189", err.Error(), nil)
 		return
@@ -536,6 +517,9 @@ func (s *Server) openSession(ctx context.Context, user, dbName, schemaName, ware
 		role:        role,
 		temps:       map[string]tempTable{},
 	}
+	s.mu.Lock()
+	ss.params = newParams(s.userParams[user])
+	s.mu.Unlock()
 	ss.setExpiry(time.Now().Add(s.cfg.SessionTTL))
 	if err := ss.init(ctx); err != nil {
 		_ = conn.Close()
@@ -706,7 +690,7 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request) {
 			s.mu.Unlock()
 		}()
 	}
-	if err := s.injectedFault(req.SQLText); err != nil {
+	if err := s.injectedFault(ss, req.SQLText); err != nil {
 		fail(err)
 		return
 	}

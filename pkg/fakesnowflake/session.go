@@ -3,6 +3,7 @@ package fakesnowflake
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -58,6 +59,7 @@ type session struct {
 	inTx      bool
 	txAborted bool // a statement failed inside the open transaction (see execute)
 	temps     map[string]tempTable
+	params    map[string]string // session parameters (params.go)
 }
 
 func (ss *session) setExpiry(t time.Time) { ss.expiry.Store(t.UnixNano()) }
@@ -92,8 +94,11 @@ func (ss *session) close() error {
 		return nil
 	}
 	ss.closed = true
-	// Closing the connection rolls back an open transaction, as Snowflake does when a
-	// session ends.
+	// The DuckDB connection must not go back to the pool: it holds the
+	// session's temporary tables and any open transaction. ErrBadConn makes
+	// database/sql close it, which drops them and rolls the transaction
+	// back, as Snowflake does when a session ends.
+	_ = ss.conn.Raw(func(any) error { return driver.ErrBadConn })
 	err := ss.conn.Close()
 	_ = os.RemoveAll(ss.srv.sessionStageRoot(ss.id))
 	if err != nil {
@@ -271,7 +276,7 @@ func (ss *session) implicitCommit(ctx context.Context) error {
 
 // execute runs one Snowflake statement. binds holds one argument row per execution
 // (several for array binding).
-func (ss *session) execute(ctx context.Context, sqlText string, binds [][]any) (*result, error) {
+func (ss *session) execute(ctx context.Context, sqlText string, binds [][]any) (_ *result, err error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.closed {
@@ -283,6 +288,24 @@ func (ss *session) execute(ctx context.Context, sqlText string, binds [][]any) (
 	}
 	for len(toks) > 0 && toks[len(toks)-1].isPunct(";") {
 		toks = toks[:len(toks)-1]
+	}
+	if ss.paramTrue("QUOTED_IDENTIFIERS_IGNORE_CASE") {
+		// Quoted identifiers fold to upper case like unquoted ones.
+		for i := range toks {
+			if toks[i].kind == tkQuoted {
+				toks[i].val = strings.ToUpper(toks[i].val)
+			}
+		}
+	}
+	if d := ss.statementTimeout(); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, d, errStatementTimeout)
+		defer cancel()
+		defer func() {
+			if err != nil && context.Cause(ctx) == errStatementTimeout {
+				err = errStatementTimeout
+			}
+		}()
 	}
 	if len(toks) == 0 {
 		return nil, &sfError{code: "000900", sqlState: "42000", msg: "Empty SQL statement."}
@@ -336,6 +359,11 @@ func (ss *session) execute(ctx context.Context, sqlText string, binds [][]any) (
 		return ss.runList(ctx, sqlText, toks)
 	case "COMMENT":
 		return ss.runComment(ctx, toks)
+	case "SHOW":
+		if len(toks) > 1 && toks[1].isWord("PARAMETERS") {
+			return ss.showParameters(toks)
+		}
+		return nil, unsupported("SHOW %s", toks[1].text)
 	case "GRANT", "REVOKE":
 		// Privileges have no effect on what a driver can observe here.
 		return statusResult(stmtDDL, "Statement executed successfully."), nil
@@ -490,7 +518,7 @@ func (ss *session) runMerge(ctx context.Context, toks []token, binds [][]any) (*
 	}
 	var counts [3]int64
 	for _, args := range binds {
-		if has[1] || has[2] {
+		if (has[1] || has[2]) && ss.paramTrue("ERROR_ON_NONDETERMINISTIC_MERGE") {
 			if err := ss.checkDeterministicMerge(ctx, toks); err != nil {
 				return nil, err
 			}
@@ -978,7 +1006,9 @@ func (ss *session) runAlter(ctx context.Context, toks []token) (*result, error) 
 		return nil, &sfError{code: "001003", sqlState: "42000", msg: "SQL compilation error:\nincomplete ALTER statement"}
 	}
 	switch toks[1].val {
-	case "SESSION", "WAREHOUSE", "USER", "ACCOUNT":
+	case "SESSION":
+		return ss.runAlterSession(toks)
+	case "WAREHOUSE", "USER", "ACCOUNT":
 		return statusResult(stmtAltSess, "Statement executed successfully."), nil
 	case "TABLE":
 	default:
@@ -1025,7 +1055,7 @@ func (ss *session) runAlter(ctx context.Context, toks []token) (*result, error) 
 			if elem[0].isWord("CONSTRAINT") || elem[0].isWord("PRIMARY") || elem[0].isWord("UNIQUE") || elem[0].isWord("FOREIGN") {
 				continue // not enforced by Snowflake
 			}
-			def, err := rewriteColumnDef(elem)
+			def, err := rewriteColumnDef(elem, false)
 			if err != nil {
 				return nil, err
 			}

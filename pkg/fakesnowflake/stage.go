@@ -418,6 +418,9 @@ type copyFormat struct {
 	emptyAsNull bool
 	compression string
 	parseHeader bool
+	// DATE_FORMAT, TIME_FORMAT, TIMESTAMP_FORMAT; "" when not given (AUTO,
+	// which falls back to the session's input formats).
+	dateFormat, timeFormat, timestampFormat string
 }
 
 func parseFileFormat(v optValue) (copyFormat, error) {
@@ -450,8 +453,14 @@ func parseFileFormat(v optValue) (copyFormat, error) {
 			f.compression = strings.ToUpper(o.str)
 		case "PARSE_HEADER":
 			f.parseHeader = o.bool()
+		case "DATE_FORMAT":
+			f.dateFormat = o.str
+		case "TIME_FORMAT":
+			f.timeFormat = o.str
+		case "TIMESTAMP_FORMAT":
+			f.timestampFormat = o.str
 		case "ESCAPE_UNENCLOSED_FIELD", "ERROR_ON_COLUMN_COUNT_MISMATCH", "TRIM_SPACE", "RECORD_DELIMITER",
-			"BINARY_FORMAT", "ENCODING", "DATE_FORMAT", "TIME_FORMAT", "TIMESTAMP_FORMAT", "BINARY_AS_TEXT",
+			"BINARY_FORMAT", "ENCODING", "BINARY_AS_TEXT",
 			"USE_LOGICAL_TYPE", "USE_VECTORIZED_SCANNER", "REPLACE_INVALID_CHARACTERS", "SNAPPY_COMPRESSION":
 			// Accepted; the fake applies DuckDB's defaults (see the package doc).
 		case "FORMAT_NAME":
@@ -829,6 +838,11 @@ func (ss *session) copyFileSQL(ctx context.Context, tableSQL string, cols []tabl
 		}
 		var sel, tgt []string
 		for i, t := range targets {
+			if f.typ == "CSV" {
+				if err := ss.inputFormatError(colType[strings.ToLower(t)], f); err != nil {
+					return "", err
+				}
+			}
 			sel = append(sel, conv(fmt.Sprintf("c%d", i+1), "VARCHAR", t))
 			tgt = append(tgt, quoteIdent(t))
 		}
