@@ -311,7 +311,6 @@ func decodePrivateKey(text, passphrase []byte, field string) (*rsa.PrivateKey, e
 
 // driverConfig is the gosnowflake configuration for one login with key.
 func (c Config) driverConfig(key *rsa.PrivateKey) *sf.Config {
-	yes, tag := "true", "rosetta-sink"
 	return &sf.Config{
 		Account:       c.Account,
 		User:          c.User,
@@ -329,13 +328,6 @@ func (c Config) driverConfig(key *rsa.PrivateKey) *sf.Config {
 		DisableTelemetry: true,
 		LoginTimeout:     c.LoginTimeout,
 		MaxRetryCount:    c.MaxRetryCount,
-		Params: map[string]*string{
-			// The session holds the temporary staging tables: keep it alive
-			// between sparse batches rather than lose them to expiry.
-			"client_session_keep_alive": &yes,
-			// Lets users find (and attribute warehouse credits to) Rosetta's
-			// statements in QUERY_HISTORY.
-			"query_tag": &tag,
-		},
+		Params:           sessionParamMap(),
 	}
 }

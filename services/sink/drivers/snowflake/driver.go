@@ -140,8 +140,9 @@ type job struct {
 // one, changes nothing. docs/snowflake.md lists the statements.
 //
 // Values Snowflake cannot hold exactly (*RowError) and data Snowflake
-// rejects (SQLSTATE classes 22 and 23) are sinkrunner.Permanent; a rejected
-// login is a *ConfigError (see there); everything else is transient.
+// rejects (the error numbers of errorRules) are sinkrunner.Permanent; a
+// rejected login is a *ConfigError (see there); everything else is
+// transient, and a lost session is replaced by the next Apply.
 func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -464,8 +465,10 @@ func (d *Driver) afterError(ctx context.Context, err error, jobs []*job) {
 	}
 	var se *sf.SnowflakeError
 	// A cancelled statement or transaction may leave the connection closed
-	// by database/sql; errors other than Snowflake's own are network-level.
-	if ctx.Err() != nil || !sinkrunner.IsPermanent(err) && !errors.As(err, &se) {
+	// by database/sql; errors other than Snowflake's own are network-level;
+	// a lost session (expired token, session gone) must be replaced, its
+	// staging tables with it.
+	if ctx.Err() != nil || !sinkrunner.IsPermanent(err) && !errors.As(err, &se) || sessionLost(err) {
 		if cerr := d.disconnect(); cerr != nil {
 			d.log.Warn("close snowflake session after error", "error", cerr)
 		}
@@ -536,6 +539,7 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 			j.shape.keys = append(j.shape.keys, i)
 		}
 	}
+	j.shape.nullableKeys = keysNullable(cols)
 	for _, n := range nulls {
 		// No row of the batch has a value for it (source ""): staged NULL.
 		cols = append(cols, stageColumn{name: n, typ: j.st.types[n]})
@@ -686,7 +690,7 @@ func (d *Driver) ensureTable(ctx context.Context, conn *sql.Conn, table string, 
 	switch {
 	case d.cfg.SoftDelete:
 	case len(keys) > 0:
-		if _, err := conn.ExecContext(ctx, createTombSQL(tomb, keys)); err != nil {
+		if _, err := conn.ExecContext(ctx, createTombSQL(tomb, keys, keysNullable(cols))); err != nil {
 			return nil, fmt.Errorf("create tombstone table: %w", err)
 		}
 		st.hasTomb = true
@@ -748,32 +752,6 @@ func (s *tableState) covers(cols []stageColumn, soft bool) bool {
 	_, lsn := s.types[lsnCol]
 	_, seq := s.types[seqCol]
 	return lsn && seq && (!soft || s.hasDeleted)
-}
-
-// classify marks errors the same batch will always hit as permanent, with
-// their dead-letter class: data Snowflake rejects (SQLSTATE class 22, data
-// exception; class 23, integrity constraint violation; gosnowflake's error
-// has no SQLState method for sinkrunner.ErrorClass to read). Connection errors, timeouts, transaction
-// conflicts and the rest are transient and retried.
-func classify(err error) error {
-	if err == nil || sinkrunner.IsPermanent(err) {
-		return err
-	}
-	var se *sf.SnowflakeError
-	if !errors.As(err, &se) || len(se.SQLState) != 5 {
-		return err
-	}
-	switch {
-	case strings.HasPrefix(se.SQLState, "23"):
-		return sinkrunner.PermanentClass(sinkrunner.ClassConstraint, err)
-	case se.SQLState == "22001":
-		return sinkrunner.PermanentClass(sinkrunner.ClassTooLong, err)
-	case se.SQLState == "22003":
-		return sinkrunner.PermanentClass(sinkrunner.ClassOutOfRange, err)
-	case strings.HasPrefix(se.SQLState, "22"):
-		return sinkrunner.PermanentClass(sinkrunner.ClassInvalidValue, err)
-	}
-	return err
 }
 
 func randomHex(n int) string {

@@ -303,8 +303,8 @@ func TestDriver(t *testing.T) {
 		// MERGE fails inside the transaction, after the first one's.
 		queryRows(t, e.rd, `ALTER TABLE OTHER ALTER COLUMN NAME SET NOT NULL`)
 		err := e.apply(it.Ins(20, 2, "b"), other.Change(contracts.OpCreate, 20, 2, `{"id":2}`, ``, `{"id":2,"name":null}`))
-		if !sinkrunner.IsPermanent(err) || sinkrunner.ErrorClass(err) != sinkrunner.ClassInvalidValue {
-			t.Fatalf("NULL into a NOT NULL column: %v (class %s); want a permanent %s error", err, sinkrunner.ErrorClass(err), sinkrunner.ClassInvalidValue)
+		if !sinkrunner.IsPermanent(err) || sinkrunner.ErrorClass(err) != sinkrunner.ClassConstraint {
+			t.Fatalf("NULL into a NOT NULL column: %v (class %s); want a permanent %s error", err, sinkrunner.ErrorClass(err), sinkrunner.ClassConstraint)
 		}
 		e.expect(items, "1|a|<null>")
 		e.expect(`SELECT ID FROM OTHER`, "1")

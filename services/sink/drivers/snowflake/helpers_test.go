@@ -69,12 +69,26 @@ func pemPKCS8(t testing.TB, key *rsa.PrivateKey) string {
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// hostileParams are user-level parameters that change what the driver's
+// statements mean unless it pins its own (sessionParams): every driver test
+// runs with them.
+var hostileParams = map[string]string{
+	"TIMESTAMP_INPUT_FORMAT":          "DD/MM/YYYY HH24:MI:SS",
+	"DATE_INPUT_FORMAT":               "DD/MM/YYYY",
+	"TIME_INPUT_FORMAT":               "HH12:MI AM",
+	"QUOTED_IDENTIFIERS_IGNORE_CASE":  "TRUE",
+	"ERROR_ON_NONDETERMINISTIC_MERGE": "FALSE",
+	"STATEMENT_TIMEOUT_IN_SECONDS":    "30",
+	"LOCK_TIMEOUT":                    "0",
+	"QUERY_TAG":                       "someone-else",
+}
+
 // startFake runs a fake Snowflake where testUser logs in with the first
-// test key.
+// test key, with hostileParams as its user-level parameters.
 func startFake(t testing.TB) *fakesnowflake.Server {
 	t.Helper()
 	cfg := fakesnowflake.DefaultConfig(testAccount)
-	cfg.Users = []fakesnowflake.User{{Name: testUser, PublicKeys: []*rsa.PublicKey{&testKeys()[0].PublicKey}}}
+	cfg.Users = []fakesnowflake.User{{Name: testUser, PublicKeys: []*rsa.PublicKey{&testKeys()[0].PublicKey}, Parameters: hostileParams}}
 	cfg.StageDir = t.TempDir()
 	srv, err := fakesnowflake.New(cfg)
 	if err != nil {
@@ -154,6 +168,7 @@ func openReader(t testing.TB, srv *fakesnowflake.Server) *sql.DB {
 		Account: testAccount, User: testUser, Authenticator: sf.AuthTypeJwt, PrivateKey: testKeys()[0],
 		Host: srv.Host(), Port: srv.Port(), Protocol: "http", DisableTelemetry: true,
 		Database: "ROSETTA", Schema: "PUBLIC", LoginTimeout: 10 * time.Second, MaxRetryCount: 1,
+		Params: sessionParamMap(), // the reader checks results, under the driver's settings
 	}))
 	t.Cleanup(func() { _ = db.Close() })
 	return db

@@ -39,8 +39,11 @@ func newer(aL, aS, bL, bS string) string {
 func col(alias, name string) string { return alias + "." + ident(name) }
 
 // createTableSQL creates a destination table. The primary key is
-// informational in Snowflake (not enforced) but documents the key for
-// users and tools.
+// informational in Snowflake (uniqueness is not enforced) but documents the
+// key for users and tools. It is declared only over keys that cannot hold
+// NULL: Snowflake does enforce the NOT NULL a primary key implies, and a
+// source table without a primary key under REPLICA IDENTITY FULL (the only
+// way every column of a change is a key) may hold NULL in any of them.
 func createTableSQL(target string, cols []stageColumn, soft bool) string {
 	var defs, keys []string
 	for _, c := range cols {
@@ -53,7 +56,7 @@ func createTableSQL(target string, cols []stageColumn, soft bool) string {
 	if soft {
 		defs = append(defs, ident(deletedCol)+" BOOLEAN DEFAULT FALSE NOT NULL")
 	}
-	if len(keys) > 0 {
+	if len(keys) > 0 && !keysNullable(cols) {
 		defs = append(defs, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
 	}
 	return "CREATE TABLE IF NOT EXISTS " + target + " (" + strings.Join(defs, ", ") + ")"
@@ -107,14 +110,18 @@ func dropColumnSQL(target, name string) string {
 	return "ALTER TABLE " + target + " DROP COLUMN " + ident(name)
 }
 
-func createTombSQL(tomb string, keys []stageColumn) string {
+// createTombSQL creates the tombstone table of a target; nullable: the
+// keys may hold NULL (keysNullable), so no primary key is declared.
+func createTombSQL(tomb string, keys []stageColumn, nullable bool) string {
 	var defs, names []string
 	for _, k := range keys {
 		defs = append(defs, ident(k.name)+" "+k.typ.sql())
 		names = append(names, ident(k.name))
 	}
-	defs = append(defs, ident(lsnCol)+" "+versionType+" NOT NULL", ident(seqCol)+" "+versionType+" NOT NULL",
-		"PRIMARY KEY ("+strings.Join(names, ", ")+")")
+	defs = append(defs, ident(lsnCol)+" "+versionType+" NOT NULL", ident(seqCol)+" "+versionType+" NOT NULL")
+	if !nullable {
+		defs = append(defs, "PRIMARY KEY ("+strings.Join(names, ", ")+")")
+	}
 	return "CREATE TABLE IF NOT EXISTS " + tomb + " (" + strings.Join(defs, ", ") + ")"
 }
 
@@ -267,12 +274,31 @@ func mergeSQL(o objects, s shape, opt mergeOptions) string {
 	if opt.fallback {
 		var on []string
 		for i, k := range s.keyCols() {
-			on = append(on, col("f", k.name)+" = "+col("s", fbKeyPrefix+strconv.Itoa(i+1)))
+			on = append(on, s.keyEq(col("f", k.name), col("s", fbKeyPrefix+strconv.Itoa(i+1))))
 		}
 		b.WriteString(" LEFT JOIN " + o.target + " AS f ON " + col("s", fbCol) + " AND " + strings.Join(on, " AND "))
 	}
 	if !opt.soft {
 		b.WriteString(" LEFT JOIN " + o.tomb + " AS x ON " + keyMatch("x", "s", s))
+	}
+	if opt.fallback || !opt.soft {
+		// One source row per staged row, whatever the joined tables hold:
+		// duplicate keys there (rows written by hand, a table shared with
+		// another tool) would otherwise multiply it, and Snowflake fails a
+		// MERGE whose target row two source rows match (100090). The
+		// newest tombstone and fallback row win.
+		var part []string
+		for _, k := range s.keyCols() {
+			part = append(part, col("s", k.name))
+		}
+		order := []string{}
+		if !opt.soft {
+			order = append(order, col("x", lsnCol)+" DESC NULLS LAST", col("x", seqCol)+" DESC NULLS LAST")
+		}
+		if opt.fallback {
+			order = append(order, col("f", lsnCol)+" DESC NULLS LAST", col("f", seqCol)+" DESC NULLS LAST")
+		}
+		b.WriteString(" QUALIFY ROW_NUMBER() OVER (PARTITION BY " + strings.Join(part, ", ") + " ORDER BY " + strings.Join(order, ", ") + ") = 1")
 	}
 	b.WriteString(") AS s ON " + keyMatch("t", "s", s))
 
@@ -355,7 +381,34 @@ func tombSQL(o objects, s shape) string {
 func keyMatch(a, b string, s shape) string {
 	var parts []string
 	for _, k := range s.keyCols() {
-		parts = append(parts, col(a, k.name)+" = "+col(b, k.name))
+		parts = append(parts, s.keyEq(col(a, k.name), col(b, k.name)))
 	}
 	return strings.Join(parts, " AND ")
+}
+
+// keyEq compares two key values: with "=" when the keys cannot hold NULL,
+// NULL-safe otherwise (NULL matches NULL, as the source's key does under
+// REPLICA IDENTITY FULL), which "=" would never match: every change of such
+// a row would insert it again.
+func (s shape) keyEq(a, b string) string {
+	if s.nullableKeys {
+		return a + " IS NOT DISTINCT FROM " + b
+	}
+	return a + " = " + b
+}
+
+// keysNullable reports whether the key columns of a batch's columns may
+// hold NULL: only when every column is a key, which is how a source table
+// without a primary key under REPLICA IDENTITY FULL arrives (a primary key
+// or a replica identity index never holds NULL).
+func keysNullable(cols []stageColumn) bool {
+	if len(cols) == 0 {
+		return false
+	}
+	for _, c := range cols {
+		if !c.key && c.source != "" {
+			return false
+		}
+	}
+	return true
 }

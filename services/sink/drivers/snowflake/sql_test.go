@@ -63,7 +63,7 @@ func TestStatementsGolden(t *testing.T) {
 		{"widen columns the source widened", alterColumnsSQL(o.target, []string{widenItem("QTY", colType{kind: kindNumber, precision: 19}),
 			widenItem("CODE", colType{kind: kindText})})},
 		{"drop a column the source dropped (dropped_columns drop)", dropColumnSQL(o.target, "LEGACY")},
-		{"create tombstones (hard delete)", createTombSQL(o.tomb, s.keyCols())},
+		{"create tombstones (hard delete)", createTombSQL(o.tomb, s.keyCols(), false)},
 		{"create registry (once per schema)", createRegistrySQL(o.registry)},
 		{"create staging table (once per session and batch shape)", createStageSQL(o.stage, s)},
 		{"put (per batch and table, before the transaction)", putSQL(o, "/tmp/rosetta-snowflake-1234.csv.gz", "0a1b2c3d4e5f6071")},

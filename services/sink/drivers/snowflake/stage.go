@@ -29,6 +29,9 @@ type stageColumn struct {
 type shape struct {
 	cols []stageColumn
 	keys []int
+	// nullableKeys: the keys may hold NULL (keysNullable), so they are
+	// matched NULL-safe (keyEq).
+	nullableKeys bool
 }
 
 func (s shape) keyCols() []stageColumn {
