@@ -304,15 +304,74 @@ type RowChange struct {
 	Values map[string]Value
 	// Unchanged lists columns whose value the destination must keep from
 	// the row it already stores (unchanged TOASTed values PostgreSQL did
-	// not send): from the row at FallbackKey when it is set, else from the
-	// row at Key.
+	// not send): from the row at FallbackKey for Moved columns, else from
+	// the row at Key.
 	Unchanged []string
 	// FallbackKey is set when the key changed within the batch (or the
-	// change itself was an update of the key) and columns are Unchanged:
-	// their value is the one stored at this old key before the batch.
+	// change itself was an update of the key) and left columns unchanged
+	// (Moved): the old key, whose stored row before the batch may hold
+	// their values.
 	FallbackKey []Value
 	// Version is the version of the newest change folded into this state.
 	Version contracts.Version
+	// ColVersions holds, for the columns of Values that an older change of
+	// the batch provided (a newer one left them unchanged), that change's
+	// version. Nil when every value is the state's own: full changes, the
+	// common case. Drivers store per-column versions from it so that a
+	// late older change fills exactly what it alone knows
+	// (services/sink/drivers/internal/guard).
+	ColVersions map[string]contracts.Version
+	// Moved holds the columns a key change (folded into this state) left
+	// unchanged: their value comes from the row at FallbackKey, as the
+	// batch holds it (Values, when it has one) or as the destination
+	// stores it, whichever is newer but older than the move. Nil unless
+	// the key changed.
+	Moved map[string]MovedColumn
+	// Floor is the version of a delete of the key folded into this upsert
+	// (deleted, then re-created within the batch): no change older than it
+	// may fill the row. Nil when the batch did not delete the key first.
+	Floor *contracts.Version
+}
+
+// MovedColumn is a column a key change left unchanged.
+type MovedColumn struct {
+	// Version is the version of the value RowChange.Values holds for the
+	// column (taken from the old key's earlier state in the batch); zero
+	// when Values has none.
+	Version contracts.Version
+	// Move is the version of the key change: a value stored at the old
+	// key is the one to take only if it is older than Move and newer than
+	// Version.
+	Move contracts.Version
+	// From is the old key. Columns of one state may come from different
+	// old keys when the batch moved the row twice.
+	From []Value
+}
+
+// colVersion is the version of the value r holds for col.
+func (r *RowChange) colVersion(col string) contracts.Version {
+	if v, ok := r.ColVersions[col]; ok {
+		return v
+	}
+	return r.Version
+}
+
+// setColVersion records a column version that differs from r's own.
+func (r *RowChange) setColVersion(col string, v contracts.Version) {
+	if v == r.Version {
+		return
+	}
+	if r.ColVersions == nil {
+		r.ColVersions = map[string]contracts.Version{}
+	}
+	r.ColVersions[col] = v
+}
+
+func (r *RowChange) setMoved(col string, m MovedColumn) {
+	if r.Moved == nil {
+		r.Moved = map[string]MovedColumn{}
+	}
+	r.Moved[col] = m
 }
 
 // TableBatch is everything one batch does to one table.
@@ -676,6 +735,18 @@ func (ts *tableState) apply(c *contracts.Change) error {
 	if i, ok := ts.rows[identity(prevKey)]; ok && !ts.states[i].Delete {
 		prev = &ts.states[i]
 	}
+	// The key's own earlier state in the batch: a delete is this
+	// upsert's floor, an upsert passes its floor on.
+	if i, ok := ts.rows[identity(key)]; ok {
+		switch own := &ts.states[i]; {
+		case own.Delete:
+			f := own.Version
+			next.Floor = &f
+		default:
+			next.Floor = own.Floor
+		}
+	}
+	moved := identity(prevKey) != identity(key)
 	for _, col := range c.Unchanged {
 		if _, sent := next.Values[col]; sent {
 			continue
@@ -686,23 +757,48 @@ func (ts *tableState) apply(c *contracts.Change) error {
 			next.Values[col] = sharedValue(raw)
 			continue
 		}
+		var (
+			v        Value
+			has      bool
+			pm       MovedColumn
+			wasMoved bool
+		)
 		if prev != nil {
-			if v, ok := prev.Values[col]; ok {
-				next.Values[col] = v
-				continue
+			v, has = prev.Values[col]
+			pm, wasMoved = prev.Moved[col]
+		}
+		if has {
+			next.Values[col] = v
+		} else {
+			next.Unchanged = append(next.Unchanged, col)
+		}
+		switch {
+		case moved:
+			// Taken across a key change: the value counts as the
+			// move's own (version ver), and the driver may still
+			// find a newer one at the old key (MovedColumn).
+			mc := MovedColumn{Move: ver, From: prevKey}
+			switch {
+			case wasMoved:
+				mc = pm
+			case has:
+				mc.Version = prev.colVersion(col)
+			}
+			next.setMoved(col, mc)
+		case has || wasMoved:
+			// The older change's value, with its version.
+			next.setColVersion(col, prev.colVersion(col))
+			if wasMoved {
+				next.setMoved(col, pm)
 			}
 		}
-		next.Unchanged = append(next.Unchanged, col)
 	}
-	if len(next.Unchanged) > 0 {
-		switch {
-		case prev != nil && prev.FallbackKey != nil:
+	if len(next.Moved) > 0 {
+		if prev != nil && prev.FallbackKey != nil {
 			// The earlier state itself still waits for values from a
 			// row stored before the batch; so does this one.
 			next.FallbackKey = prev.FallbackKey
-		case prev != nil && identity(prevKey) == identity(key):
-			// Same key, values kept from the stored row at Key.
-		case identity(prevKey) != identity(key):
+		} else {
 			next.FallbackKey = prevKey
 		}
 	}

@@ -47,6 +47,8 @@ func txt(s string) Value { return Value{Text: s} }
 
 func ver(lsn uint64, seq int64) contracts.Version { return contracts.Version{LSN: lsn, Seq: seq} }
 
+func ptrVer(lsn uint64, seq int64) *contracts.Version { v := ver(lsn, seq); return &v }
+
 func vals(kv ...string) map[string]Value {
 	m := map[string]Value{}
 	for i := 0; i < len(kv); i += 2 {
@@ -122,7 +124,7 @@ func TestCollapse(t *testing.T) {
 				change(c, "10", 2, `{"id":1}`, ``, `{"id":1,"name":"n","big":null}`),
 			},
 			want: []TableBatch{{Table: refT, Columns: colsT, Rows: []RowChange{
-				{Key: []Value{txt("1")}, Values: vals("id", "1", "name", "n", "big", "<null>"), Version: ver(0x10, 2)},
+				{Key: []Value{txt("1")}, Values: vals("id", "1", "name", "n", "big", "<null>"), Version: ver(0x10, 2), Floor: ptrVer(0x10, 1)},
 			}}},
 		},
 		{
@@ -141,7 +143,8 @@ func TestCollapse(t *testing.T) {
 				change(u, "12", 1, `{"id":1}`, ``, `{"id":1,"name":"b"}`, "big"),
 			},
 			want: []TableBatch{{Table: refT, Columns: colsT, Rows: []RowChange{
-				{Key: []Value{txt("1")}, Values: vals("id", "1", "name", "b", "big", "x"), Version: ver(0x12, 1)},
+				{Key: []Value{txt("1")}, Values: vals("id", "1", "name", "b", "big", "x"), Version: ver(0x12, 1),
+					ColVersions: map[string]contracts.Version{"big": ver(0x10, 1)}},
 			}}},
 		},
 		{
@@ -180,7 +183,8 @@ func TestCollapse(t *testing.T) {
 			},
 			want: []TableBatch{{Table: refT, Columns: colsT, Rows: []RowChange{
 				{Delete: true, Key: []Value{txt("1")}, Version: ver(0x10, 1)},
-				{Key: []Value{txt("2")}, Values: vals("id", "2", "name", "a"), Unchanged: []string{"big"}, FallbackKey: []Value{txt("1")}, Version: ver(0x10, 1)},
+				{Key: []Value{txt("2")}, Values: vals("id", "2", "name", "a"), Unchanged: []string{"big"}, FallbackKey: []Value{txt("1")}, Version: ver(0x10, 1),
+					Moved: map[string]MovedColumn{"big": {Move: ver(0x10, 1), From: []Value{txt("1")}}}},
 			}}},
 		},
 		{
@@ -192,7 +196,8 @@ func TestCollapse(t *testing.T) {
 			want: []TableBatch{{Table: refT, Columns: colsT, Rows: []RowChange{
 				{Delete: true, Key: []Value{txt("1")}, Version: ver(0x10, 1)},
 				{Delete: true, Key: []Value{txt("2")}, Version: ver(0x11, 1)},
-				{Key: []Value{txt("3")}, Values: vals("id", "3", "name", "b"), Unchanged: []string{"big"}, FallbackKey: []Value{txt("1")}, Version: ver(0x11, 1)},
+				{Key: []Value{txt("3")}, Values: vals("id", "3", "name", "b"), Unchanged: []string{"big"}, FallbackKey: []Value{txt("1")}, Version: ver(0x11, 1),
+					Moved: map[string]MovedColumn{"big": {Move: ver(0x10, 1), From: []Value{txt("1")}}}},
 			}}},
 		},
 		{
@@ -203,7 +208,8 @@ func TestCollapse(t *testing.T) {
 			},
 			want: []TableBatch{{Table: refT, Columns: colsT, Rows: []RowChange{
 				{Delete: true, Key: []Value{txt("1")}, Version: ver(0x11, 1)},
-				{Key: []Value{txt("2")}, Values: vals("id", "2", "name", "b"), Unchanged: []string{"big"}, FallbackKey: []Value{txt("1")}, Version: ver(0x11, 1)},
+				{Key: []Value{txt("2")}, Values: vals("id", "2", "name", "b"), Unchanged: []string{"big"}, FallbackKey: []Value{txt("1")}, Version: ver(0x11, 1),
+					Moved: map[string]MovedColumn{"big": {Move: ver(0x11, 1), From: []Value{txt("1")}}}},
 			}}},
 		},
 		{
@@ -214,7 +220,8 @@ func TestCollapse(t *testing.T) {
 			},
 			want: []TableBatch{{Table: refT, Columns: colsT, Rows: []RowChange{
 				{Delete: true, Key: []Value{txt("1")}, Version: ver(0x11, 1)},
-				{Key: []Value{txt("2")}, Values: vals("id", "2", "name", "b", "big", "x"), Version: ver(0x11, 1)},
+				{Key: []Value{txt("2")}, Values: vals("id", "2", "name", "b", "big", "x"), Version: ver(0x11, 1), FallbackKey: []Value{txt("1")},
+					Moved: map[string]MovedColumn{"big": {Version: ver(0x10, 1), Move: ver(0x11, 1), From: []Value{txt("1")}}}},
 			}}},
 		},
 		{

@@ -68,6 +68,15 @@ func (b TableBatch) FollowRenames() TableBatch {
 			delete(values, old)
 			if _, newer := values[name]; !newer && !slices.Contains(unchanged, name) {
 				values[name] = v
+				if cv, ok := r.ColVersions[old]; ok {
+					colv := make(map[string]contracts.Version, len(r.ColVersions))
+					for k, x := range r.ColVersions {
+						colv[k] = x
+					}
+					delete(colv, old)
+					colv[name] = cv
+					r.ColVersions = colv
+				}
 			}
 		}
 		for j, n := range unchanged {
