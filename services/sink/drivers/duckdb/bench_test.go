@@ -59,11 +59,11 @@ func benchStage(b *testing.B, n int) (*Driver, *sql.Conn, *stagePlan, [][]driver
 	if err != nil {
 		b.Fatal(err)
 	}
-	plan, _, err := d.prepare(ctx, conn, batches[0])
+	plan, _, _, err := d.prepare(ctx, conn, batches[0])
 	if err != nil {
 		b.Fatal(err)
 	}
-	rows, _, err := stageRows(batches[0], plan.layout)
+	rows, _, err := stageRows(batches[0], plan.layout, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

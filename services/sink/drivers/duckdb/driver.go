@@ -21,6 +21,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
 )
 
 var _ sinkrunner.Driver = (*Driver)(nil)
@@ -66,11 +67,17 @@ type tableShape struct {
 // stagePlan is a staging table on the current connection, the SQL that
 // applies it to its destination table, and the appender's column types.
 type stagePlan struct {
-	layout    stageLayout
-	sql       statements
-	hasTomb   bool
-	wireTypes []duckdb.TypeInfo
-	wireNames []string
+	layout  stageLayout
+	sql     statements
+	hasTomb bool
+	target  string
+	stage   string
+	// truncateInvalidate turns columns older than a truncate ($1, $2)
+	// into unknown in every newer row; set for batches that truncate,
+	// from the destination table's columns.
+	truncateInvalidate string
+	wireTypes          []duckdb.TypeInfo
+	wireNames          []string
 }
 
 // New returns a driver for cfg. It does no I/O: the file is opened, and its
@@ -166,7 +173,7 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) error {
 	// prepare returns the batch as the destination takes it: without
 	// columns the source dropped (see Config.DroppedColumns).
-	plan, b, err := d.prepare(ctx, conn, b)
+	plan, b, fills, err := d.prepare(ctx, conn, b)
 	if err != nil {
 		return err
 	}
@@ -181,15 +188,16 @@ func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatc
 		}
 		return nil
 	}
-	var hasDelete, hasUpsert, hasFallback bool
+	var hasFloor, hasUpsert bool
+	var extra []extraFill
 	if len(b.Rows) > 0 {
-		rows, fb, err := stageRows(b, plan.layout)
+		rows, ex, err := stageRows(b, plan.layout, fills)
 		if err != nil {
 			return err
 		}
-		hasFallback = fb
+		extra = ex
 		for _, r := range b.Rows {
-			hasDelete = hasDelete || r.Delete
+			hasFloor = hasFloor || r.Delete || r.Floor != nil
 			hasUpsert = hasUpsert || !r.Delete
 		}
 		if err := exec("clear staging table", plan.sql.clearStage); err != nil {
@@ -199,11 +207,20 @@ func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatc
 			return fmt.Errorf("stage %d rows: %w", len(rows), err)
 		}
 	}
-	// (a) Before anything is deleted: a row whose key changed in this
-	// batch takes its kept (TOASTed, not sent) values from the row stored
-	// at its old key.
-	if hasFallback && plan.sql.fill != "" {
-		if err := exec("fill unchanged columns", plan.sql.fill); err != nil {
+	// (a) Before anything is deleted: a row whose key changed takes the
+	// columns the change left unchanged from the row stored at its old
+	// key, where guard.FillSources found them newer than the batch's.
+	if fills != nil && plan.sql.fill != "" {
+		if err := exec("fill moved rows", plan.sql.fill); err != nil {
+			return err
+		}
+	}
+	for _, f := range extra {
+		q, args, err := extraFillSQL(plan, f)
+		if err != nil {
+			return err
+		}
+		if err := exec("fill moved rows from a second old key", q, args...); err != nil {
 			return err
 		}
 	}
@@ -217,6 +234,11 @@ func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatc
 		if err := exec("truncate", plan.sql.truncateRows, lsn, seq); err != nil {
 			return err
 		}
+		if plan.truncateInvalidate != "" {
+			if err := exec("invalidate columns before truncate", plan.truncateInvalidate, lsn, seq); err != nil {
+				return err
+			}
+		}
 		if err := exec("record truncate", plan.sql.truncateMark, lsn, seq, d.cfg.Schema, b.Table.Table); err != nil {
 			return err
 		}
@@ -226,25 +248,33 @@ func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatc
 			}
 		}
 	}
-	if hasDelete {
-		// (c) A delete only removes an older row (an older delete
-		// redelivered must not remove a row inserted after it), and
-		// leaves a tombstone so that an older insert or update of the
-		// key arriving later is not resurrected.
+	if hasFloor {
+		// (c) A delete (or the delete before a re-created row) only
+		// removes an older row (an older delete redelivered must not
+		// remove a row inserted after it), turns columns of a newer row
+		// older than itself into unknown, and leaves a tombstone while
+		// the key has no row or one with unknown columns, so that an
+		// older change arriving later neither resurrects nor fills it.
 		if err := exec("delete", plan.sql.deleteRows); err != nil {
 			return err
 		}
-		if err := exec("update tombstones", plan.sql.tombUpdate); err != nil {
+		if plan.sql.invalidateRows != "" {
+			if err := exec("invalidate columns before delete", plan.sql.invalidateRows); err != nil {
+				return err
+			}
+		}
+		if err := exec("update tombstones", plan.sql.tombUpdate, d.cfg.Schema, b.Table.Table); err != nil {
 			return err
 		}
-		if err := exec("record tombstones", plan.sql.tombInsert); err != nil {
+		if err := exec("record tombstones", plan.sql.tombInsert, d.cfg.Schema, b.Table.Table); err != nil {
 			return err
 		}
 	}
 	if hasUpsert {
-		// (d) Only an older row is overwritten, keeping the stored value
-		// of columns the change did not send.
-		if err := exec("update", plan.sql.update); err != nil {
+		// (d) A newer change overwrites the stored row, keeping the
+		// columns it left unchanged; an older one fills only the
+		// columns whose stored version is older than its own.
+		if err := exec("update", plan.sql.update, d.cfg.Schema, b.Table.Table); err != nil {
 			return err
 		}
 		// (e) A missing row is inserted unless a newer delete
@@ -252,8 +282,8 @@ func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatc
 		if err := exec("insert", plan.sql.insert, d.cfg.Schema, b.Table.Table); err != nil {
 			return err
 		}
-		// The row now carries a newer version than its old tombstone;
-		// the row's own guard takes over.
+		// The row now carries a newer version than its old tombstone
+		// and every column known: the row's own guard takes over.
 		if err := exec("drop superseded tombstones", plan.sql.untomb); err != nil {
 			return err
 		}
@@ -397,18 +427,18 @@ func sleep(ctx context.Context, d time.Duration) error {
 // columns the source dropped are dropped, or staged as NULL
 // (Config.DroppedColumns). It returns nil for a batch that only truncates
 // a table that does not exist.
-func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) (*stagePlan, cdc.TableBatch, error) {
+func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) (*stagePlan, cdc.TableBatch, []map[string][]cdc.Value, error) {
 	if len(b.KeyColumns()) == 0 && len(b.Rows) > 0 {
-		return nil, b, sinkrunner.Permanent(errors.New("the change events name no key columns; rows cannot be matched"))
+		return nil, b, nil, sinkrunner.Permanent(errors.New("the change events name no key columns; rows cannot be matched"))
 	}
 	seen := map[string]string{}
 	for _, c := range b.Columns {
 		if strings.HasPrefix(strings.ToLower(c.Name), reservedPrefix) {
-			return nil, b, sinkrunner.Permanent(fmt.Errorf("column %q uses the prefix %s Rosetta reserves", c.Name, reservedPrefix))
+			return nil, b, nil, sinkrunner.Permanent(fmt.Errorf("column %q uses the prefix %s Rosetta reserves", c.Name, reservedPrefix))
 		}
 		// DuckDB matches identifiers case-insensitively, even quoted.
 		if other, ok := seen[strings.ToLower(c.Name)]; ok {
-			return nil, b, sinkrunner.Permanent(fmt.Errorf("columns %q and %q are one column in DuckDB, whose identifiers are case-insensitive", other, c.Name))
+			return nil, b, nil, sinkrunner.Permanent(fmt.Errorf("columns %q and %q are one column in DuckDB, whose identifiers are case-insensitive", other, c.Name))
 		}
 		seen[strings.ToLower(c.Name)] = c.Name
 	}
@@ -419,14 +449,14 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 	b = b.Without(b.Dropped)
 	shape, err := d.shape(ctx, conn, b)
 	if err != nil || shape == nil {
-		return nil, b, err
+		return nil, b, nil, err
 	}
 	if widened, err := widenColumns(ctx, conn, shape.target, shape.types, b.Columns); err != nil {
-		return nil, b, err
+		return nil, b, nil, err
 	} else if len(widened) > 0 {
 		d.log.Info("widened destination columns to the source's types", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", widened)
 		if shape.types, err = d.loadColumns(ctx, conn, b.Table.Table); err != nil {
-			return nil, b, err
+			return nil, b, nil, err
 		}
 	}
 	var nulls []string // dropped source columns kept: every row written sets them NULL
@@ -434,7 +464,7 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 		if d.cfg.DroppedColumns == DroppedDrop {
 			ddl, err := dropColumns(ctx, conn, shape.target, gone)
 			if err != nil {
-				return nil, b, err
+				return nil, b, nil, err
 			}
 			d.log.Info("dropped destination columns the source dropped", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", ddl)
 			for _, n := range gone {
@@ -445,14 +475,18 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 			nulls = gone
 		}
 	}
+	// Columns moved rows take from their old keys' stored rows.
+	fills, err := d.fillSources(ctx, conn, shape, b)
+	if err != nil {
+		return nil, b, nil, err
+	}
 	keep := map[string]bool{}
-	for _, r := range b.Rows {
-		if !r.Delete {
-			for _, name := range r.Unchanged {
-				keep[name] = true
-			}
+	for _, f := range fills {
+		for name := range f {
+			keep[name] = true
 		}
 	}
+	b = guard.Filled(b, fills, func(int, string, []cdc.Value) cdc.Value { return cdc.Value{Null: true} })
 	cols := make([]stageColumn, len(b.Columns))
 	var sig strings.Builder
 	sig.WriteString(shape.target)
@@ -460,7 +494,7 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 		typ := shape.types[c.Name]
 		conv, err := converterFor(typ)
 		if err != nil {
-			return nil, b, sinkrunner.Permanent(fmt.Errorf("column %s: %w", c.Name, err))
+			return nil, b, nil, sinkrunner.Permanent(fmt.Errorf("column %s: %w", c.Name, err))
 		}
 		cols[i] = stageColumn{Name: c.Name, Type: typ, Key: c.Key, Keep: keep[c.Name] && !c.Key, conv: conv}
 		sig.WriteString("\x00" + c.Name + "\x01" + typ + "\x01" + strconv.FormatBool(c.Key) + strconv.FormatBool(cols[i].Keep))
@@ -469,34 +503,36 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 		// No row of the batch has a value for it: staged as NULL.
 		conv, err := converterFor(shape.types[n])
 		if err != nil {
-			return nil, b, sinkrunner.Permanent(fmt.Errorf("column %s: %w", n, err))
+			return nil, b, nil, sinkrunner.Permanent(fmt.Errorf("column %s: %w", n, err))
 		}
 		cols = append(cols, stageColumn{Name: n, Type: shape.types[n], conv: conv})
 		sig.WriteString("\x00" + n + "\x01" + shape.types[n] + "\x01null")
 	}
 	if plan, ok := d.stages[sig.String()]; ok {
-		return plan, b, nil
+		return withTruncate(plan, shape, b), b, fills, nil
 	}
 	d.nextID++
 	layout := newLayout(cols)
 	plan := &stagePlan{
 		layout:  layout,
 		sql:     buildStatements(shape.target, shape.tomb, "_rosetta_stage_"+strconv.Itoa(d.nextID), layout),
+		stage:   "_rosetta_stage_" + strconv.Itoa(d.nextID),
 		hasTomb: shape.hasTomb,
+		target:  shape.target,
 	}
 	if len(b.Rows) == 0 {
 		// Truncate only: no staging needed; not cached, as the batch
 		// may lack the columns a staging table needs.
-		return plan, b, nil
+		return withTruncate(plan, shape, b), b, fills, nil
 	}
 	if plan.wireTypes, plan.wireNames, err = wireColumns(layout); err != nil {
-		return nil, b, err
+		return nil, b, nil, err
 	}
 	if _, err := conn.ExecContext(ctx, plan.sql.createStage); err != nil {
-		return nil, b, fmt.Errorf("create staging table: %w", err)
+		return nil, b, nil, fmt.Errorf("create staging table: %w", err)
 	}
 	d.stages[sig.String()] = plan
-	return plan, b, nil
+	return withTruncate(plan, shape, b), b, fills, nil
 }
 
 // wireColumns lists the appender's column types and names in layout order.
@@ -505,7 +541,7 @@ func wireColumns(l stageLayout) ([]duckdb.TypeInfo, []string, error) {
 	for _, c := range l.cols {
 		types = append(types, c.conv.wire)
 	}
-	types = append(types, wireBool, wireBigint, wireBigint, wireBool)
+	types = append(types, wireBool, wireBigint, wireBigint, wireBool, duckdb.TYPE_VARCHAR, wireBigint, wireBigint)
 	for _, k := range l.keys {
 		types = append(types, l.cols[k].conv.wire)
 	}
@@ -585,6 +621,11 @@ func (d *Driver) shape(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) (*
 			if _, ok := types[v]; !ok {
 				ddl = append(ddl, addVersionSQL(target, v))
 			}
+		}
+		if _, ok := types[colvCol]; !ok {
+			// Tables created before column versions: every row's
+			// columns have the row's version.
+			ddl = append(ddl, "ALTER TABLE "+target+" ADD COLUMN IF NOT EXISTS "+ident(colvCol)+" "+colvType)
 		}
 		if len(keys) == 0 {
 			// A lone truncate names no columns: the stored primary key
@@ -697,7 +738,8 @@ func (s *tableShape) covers(cols []contracts.Column) bool {
 	}
 	_, lsn := s.types[lsnCol]
 	_, seq := s.types[seqCol]
-	return lsn && seq
+	_, colv := s.types[colvCol]
+	return lsn && seq && colv
 }
 
 // classify marks errors the same batch will always hit as permanent: data

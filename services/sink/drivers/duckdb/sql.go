@@ -17,11 +17,20 @@ const (
 	reservedPrefix    = "_rosetta_"
 	lsnCol            = "_rosetta_lsn"
 	seqCol            = "_rosetta_seq"
+	// colvCol is the sparse record of column versions,
+	// MAP(VARCHAR, BIGINT[]): for each column whose value is older than
+	// the row's version, [lsn, seq] of the change it came from, [0, -1]
+	// when unknown; NULL (the common case) when every column has the
+	// row's version (services/sink/drivers/internal/guard). In staging,
+	// the versions of the staged values, on the same terms.
+	colvCol = "_rosetta_colv"
 	// Staging-only columns.
 	delCol        = "_rosetta_del"   // the key's final state is deleted
-	fbFlagCol     = "_rosetta_fb"    // fill kept columns from the fallback key
+	floorLSNCol   = "_rosetta_flsn"  // the floor: a delete's own version, or the delete before an upsert
+	floorSeqCol   = "_rosetta_fseq"  //
+	fbFlagCol     = "_rosetta_fb"    // fill columns from the row stored at the fallback key
 	fbColPrefix   = "_rosetta_fb_"   // _rosetta_fb_1..n: the fallback key, in key order
-	keepColPrefix = "_rosetta_keep_" // _rosetta_keep_<pos>: keep the stored value of column <pos>
+	keepColPrefix = "_rosetta_keep_" // _rosetta_keep_<pos>: take column <pos> from the fallback key's row
 	// loadAlias names the rows the appender sends inside the load
 	// statement; loadColPrefix + 1..n their columns.
 	loadAlias     = "_rosetta_rows"
@@ -56,15 +65,16 @@ type stageColumn struct {
 	Name string
 	Type string // the destination column's type, as DuckDB's catalog prints it
 	Key  bool
-	// Keep is set when some row of the batch lists the column as
-	// unchanged: the stage then has a flag column saying, per row,
-	// whether to keep the stored value.
+	// Keep is set when some row of the batch takes the column from the
+	// row stored at its old key (guard.FillSources): the stage then has
+	// a flag column saying, per row, whether to take it.
 	Keep bool
 	conv converter
 }
 
 // statements is the SQL of one batch shape: the staging table and every
-// statement Apply runs against it. Values are bound ($1, $2 …) or
+// statement Apply runs against it, implementing the version guard's rule
+// (services/sink/drivers/internal/guard). Values are bound ($1, $2 …) or
 // appended, never spliced in.
 type statements struct {
 	// createStage creates the staging table; clearStage replaces it with
@@ -76,25 +86,28 @@ type statements struct {
 	// load inserts the appended rows into the staging table, casting
 	// each from its wire type to the column's type.
 	load string
-	// fill sets kept columns of rows whose key changed from the row
-	// stored at their fallback key.
+	// fill sets the flagged columns of moved rows from the row stored at
+	// their fallback key.
 	fill string
 	// truncate* take $1 = truncate LSN, $2 = seq; truncateMark also
 	// $3 = schema, $4 = table.
 	truncateRows, truncateMark, truncateTombs string
-	// deleteRows removes rows older than a staged delete; tombUpdate and
-	// tombInsert record staged deletes whose key has no row left.
-	deleteRows, tombUpdate, tombInsert string
-	// update rewrites existing older rows; insert adds the rest ($1 =
-	// schema, $2 = table for the truncate watermark); untomb drops
-	// tombstones older than a staged upsert.
+	// deleteRows removes rows older than a staged floor; invalidateRows
+	// turns columns of newer rows older than it into unknown; tombUpdate
+	// and tombInsert record floors whose key has no row, or one with
+	// unknown columns, left ($1 = schema, $2 = table).
+	deleteRows, invalidateRows, tombUpdate, tombInsert string
+	// update merges staged upserts into stored rows per column; insert
+	// adds the rest (both $1 = schema, $2 = table for the truncate
+	// watermark); untomb drops tombstones older than a staged upsert
+	// whose row now has every column known.
 	update, insert, untomb string
 }
 
 // stageLayout is the column order of a staging table (and of the rows the
 // loader appends): the data columns (cols), then delete flag, version,
-// fallback flag, fallback key in key order, and the keep flags of the
-// columns with Keep, in column order.
+// fallback flag, column versions, floor, fallback key in key order, and
+// the keep flags of the columns with Keep, in column order.
 type stageLayout struct {
 	cols  []stageColumn
 	keys  []int // positions in cols of the key columns, in key order
@@ -114,8 +127,12 @@ func newLayout(cols []stageColumn) stageLayout {
 	return l
 }
 
+// metaWidth is the number of bookkeeping columns between the data columns
+// and the fallback key: del, lsn, seq, fb, colv, flsn, fseq.
+const metaWidth = 7
+
 // width is the number of staging columns.
-func (l stageLayout) width() int { return len(l.cols) + 4 + len(l.keys) + len(l.keeps) }
+func (l stageLayout) width() int { return len(l.cols) + metaWidth + len(l.keys) + len(l.keeps) }
 
 func keepCol(pos int) string { return keepColPrefix + strconv.Itoa(pos+1) }
 func fbCol(k int) string     { return fbColPrefix + strconv.Itoa(k+1) }
@@ -138,13 +155,22 @@ func buildStatements(target, tomb, stage string, l stageLayout) statements {
 	}
 	version := func(a string) string { return "(" + a + "." + ident(lsnCol) + ", " + a + "." + ident(seqCol) + ")" }
 	const param12 = "(CAST($1 AS BIGINT), CAST($2 AS BIGINT))"
-	keeps := map[int]bool{}
-	for _, p := range l.keeps {
-		keeps[p] = true
+	floor := "(s." + ident(floorLSNCol) + ", s." + ident(floorSeqCol) + ")"
+	hasFloor := "s." + ident(floorLSNCol) + " IS NOT NULL"
+	// aboveWatermark: version v is newer than the table's last truncate.
+	aboveWatermark := func(v string) string {
+		return "NOT EXISTS (SELECT 1 FROM " + ident(bookkeepingSchema, registryTable) + " AS w WHERE w.schema_name = $1 AND w.table_name = $2" +
+			" AND (w.truncate_lsn, w.truncate_seq) >= " + v + ")"
+	}
+	var data []stageColumn
+	for _, c := range l.cols {
+		if !c.Key {
+			data = append(data, c)
+		}
 	}
 
 	var s statements
-	var defs, names, sel, exprs, set []string
+	var defs, names, sel, exprs []string
 	wire := 0
 	load := func(typ string, conv converter) {
 		wire++
@@ -154,27 +180,25 @@ func buildStatements(target, tomb, stage string, l stageLayout) statements {
 		}
 		exprs = append(exprs, e)
 	}
-	for i, c := range l.cols {
+	for _, c := range l.cols {
 		defs = append(defs, ident(c.Name)+" "+c.Type)
 		names = append(names, ident(c.Name))
 		sel = append(sel, "s."+ident(c.Name))
 		load(c.Type, c.conv)
-		switch {
-		case c.Key:
-		case keeps[i]:
-			set = append(set, ident(c.Name)+" = CASE WHEN s."+ident(keepCol(i))+" THEN t."+ident(c.Name)+" ELSE s."+ident(c.Name)+" END")
-		default:
-			set = append(set, ident(c.Name)+" = s."+ident(c.Name))
-		}
 	}
 	boolConv := converter{wire: wireBool}
 	bigintConv := converter{wire: wireBigint}
 	defs = append(defs, ident(delCol)+" BOOLEAN NOT NULL", ident(lsnCol)+" BIGINT NOT NULL", ident(seqCol)+" BIGINT NOT NULL",
-		ident(fbFlagCol)+" BOOLEAN NOT NULL")
+		ident(fbFlagCol)+" BOOLEAN NOT NULL", ident(colvCol)+" "+colvType, ident(floorLSNCol)+" BIGINT", ident(floorSeqCol)+" BIGINT")
 	load("BOOLEAN", boolConv)
 	load("BIGINT", bigintConv)
 	load("BIGINT", bigintConv)
 	load("BOOLEAN", boolConv)
+	// The column versions travel as JSON text.
+	wire++
+	exprs = append(exprs, "CAST(CAST("+ident(loadAlias, loadColPrefix+strconv.Itoa(wire))+" AS JSON) AS "+colvType+")")
+	load("BIGINT", bigintConv)
+	load("BIGINT", bigintConv)
 	for i, k := range l.keys {
 		defs = append(defs, ident(fbCol(i))+" "+l.cols[k].Type)
 		load(l.cols[k].Type, l.cols[k].conv)
@@ -208,33 +232,55 @@ func buildStatements(target, tomb, stage string, l stageLayout) statements {
 		" WHERE w.schema_name = $3 AND w.table_name = $4 AND (w.truncate_lsn, w.truncate_seq) < " + param12
 	s.truncateTombs = "DELETE FROM " + tomb + " AS x WHERE " + version("x") + " < " + param12
 
-	noRow := "NOT EXISTS (SELECT 1 FROM " + target + " AS t WHERE " + match("t", "s", false) + ")"
-	s.deleteRows = "DELETE FROM " + target + " AS t USING " + st + " AS s WHERE s." + ident(delCol) +
-		" AND " + match("t", "s", false) + " AND " + version("t") + " < " + version("s")
+	s.deleteRows = "DELETE FROM " + target + " AS t USING " + st + " AS s WHERE " + hasFloor +
+		" AND " + match("t", "s", false) + " AND " + version("t") + " < " + floor
+	if len(data) > 0 {
+		s.invalidateRows = "UPDATE " + target + " AS t SET " + invalidateSet(data, "[s."+ident(floorLSNCol)+", s."+ident(floorSeqCol)+"]") +
+			" FROM " + st + " AS s WHERE " + hasFloor + " AND " + match("t", "s", false) + " AND t." + ident(colvCol) + " IS NOT NULL AND " +
+			version("t") + " > " + floor
+	}
+	// A floor needs a tombstone while its key has no row, or a row with
+	// unknown columns.
+	needTomb := hasFloor + " AND " + aboveWatermark(floor) +
+		" AND NOT EXISTS (SELECT 1 FROM " + target + " AS t WHERE " + match("t", "s", false) + " AND NOT " + hasUnknown("t") + ")"
 	var keyNames, keySel []string
 	for _, k := range l.keys {
 		keyNames = append(keyNames, ident(l.cols[k].Name))
 		keySel = append(keySel, "s."+ident(l.cols[k].Name))
 	}
-	s.tombUpdate = "UPDATE " + tomb + " AS x SET " + ident(lsnCol) + " = s." + ident(lsnCol) + ", " + ident(seqCol) + " = s." + ident(seqCol) +
-		" FROM " + st + " AS s WHERE s." + ident(delCol) + " AND " + match("x", "s", false) + " AND " + version("x") + " < " + version("s") +
-		" AND " + noRow
+	s.tombUpdate = "UPDATE " + tomb + " AS x SET " + ident(lsnCol) + " = s." + ident(floorLSNCol) + ", " + ident(seqCol) + " = s." + ident(floorSeqCol) +
+		" FROM " + st + " AS s WHERE " + needTomb + " AND " + match("x", "s", false) + " AND " + version("x") + " < " + floor
 	s.tombInsert = "INSERT INTO " + tomb + " (" + strings.Join(keyNames, ", ") + ", " + ident(lsnCol) + ", " + ident(seqCol) + ")" +
-		" SELECT " + strings.Join(keySel, ", ") + ", s." + ident(lsnCol) + ", s." + ident(seqCol) + " FROM " + st + " AS s" +
-		" WHERE s." + ident(delCol) + " AND " + noRow +
-		" AND NOT EXISTS (SELECT 1 FROM " + tomb + " AS x WHERE " + match("x", "s", false) + ")"
+		" SELECT " + strings.Join(keySel, ", ") + ", s." + ident(floorLSNCol) + ", s." + ident(floorSeqCol) + " FROM " + st + " AS s" +
+		" WHERE " + needTomb + " AND NOT EXISTS (SELECT 1 FROM " + tomb + " AS x WHERE " + match("x", "s", false) + ")"
 
-	set = append(set, ident(lsnCol)+" = s."+ident(lsnCol), ident(seqCol)+" = s."+ident(seqCol))
+	// fast: a full change newer than the stored row, the common case,
+	// overwrites every column; anything else merges per column.
+	fast := "s." + ident(colvCol) + " IS NULL AND " + version("t") + " < " + version("s")
+	newer := version("t") + " < " + version("s")
+	var set []string
+	for _, c := range data {
+		set = append(set, ident(c.Name)+" = CASE WHEN "+fast+" THEN s."+ident(c.Name)+" WHEN "+colVersion("t", c.Name)+" < "+
+			colVersion("s", c.Name)+" THEN s."+ident(c.Name)+" ELSE t."+ident(c.Name)+" END")
+	}
+	set = append(set, ident(colvCol)+" = CASE WHEN "+fast+" THEN NULL ELSE "+mergedColVersions(data)+" END",
+		ident(lsnCol)+" = CASE WHEN "+newer+" THEN s."+ident(lsnCol)+" ELSE t."+ident(lsnCol)+" END",
+		ident(seqCol)+" = CASE WHEN "+newer+" THEN s."+ident(seqCol)+" ELSE t."+ident(seqCol)+" END")
 	s.update = "UPDATE " + target + " AS t SET " + strings.Join(set, ", ") + " FROM " + st + " AS s" +
-		" WHERE NOT s." + ident(delCol) + " AND " + match("t", "s", false) + " AND " + version("t") + " < " + version("s")
-	s.insert = "INSERT INTO " + target + " (" + strings.Join(names, ", ") + ", " + ident(lsnCol) + ", " + ident(seqCol) + ")" +
-		" SELECT " + strings.Join(sel, ", ") + ", s." + ident(lsnCol) + ", s." + ident(seqCol) + " FROM " + st + " AS s" +
-		" WHERE NOT s." + ident(delCol) + " AND " + noRow +
+		" WHERE NOT s." + ident(delCol) + " AND " + match("t", "s", false) + " AND (" + newer +
+		// A late older change (or the same version again, carrying
+		// older columns) may still fill columns of a row with column
+		// versions, unless a delete or truncate newer than it is known.
+		" OR t." + ident(colvCol) + " IS NOT NULL AND " + version("t") + " >= " + version("s") + " AND " + aboveWatermark(version("s")) +
+		" AND NOT EXISTS (SELECT 1 FROM " + tomb + " AS x WHERE " + match("x", "s", false) + " AND " + version("x") + " > " + version("s") + "))"
+	s.insert = "INSERT INTO " + target + " (" + strings.Join(names, ", ") + ", " + ident(lsnCol) + ", " + ident(seqCol) + ", " + ident(colvCol) + ")" +
+		" SELECT " + strings.Join(sel, ", ") + ", s." + ident(lsnCol) + ", s." + ident(seqCol) + ", s." + ident(colvCol) + " FROM " + st + " AS s" +
+		" WHERE NOT s." + ident(delCol) + " AND NOT EXISTS (SELECT 1 FROM " + target + " AS t WHERE " + match("t", "s", false) + ")" +
 		" AND NOT EXISTS (SELECT 1 FROM " + tomb + " AS x WHERE " + match("x", "s", false) + " AND " + version("x") + " >= " + version("s") + ")" +
-		" AND NOT EXISTS (SELECT 1 FROM " + ident(bookkeepingSchema, registryTable) + " AS w WHERE w.schema_name = $1 AND w.table_name = $2" +
-		" AND (w.truncate_lsn, w.truncate_seq) >= " + version("s") + ")"
+		" AND " + aboveWatermark(version("s"))
 	s.untomb = "DELETE FROM " + tomb + " AS x USING " + st + " AS s WHERE NOT s." + ident(delCol) +
-		" AND " + match("x", "s", false) + " AND " + version("x") + " < " + version("s")
+		" AND " + match("x", "s", false) + " AND " + version("x") + " < " + version("s") +
+		" AND EXISTS (SELECT 1 FROM " + target + " AS t WHERE " + match("t", "s", false) + " AND NOT " + hasUnknown("t") + ")"
 	return s
 }
 
@@ -260,7 +306,7 @@ func createTableSQL(target string, cols []stageColumn) string {
 			keys = append(keys, ident(c.Name))
 		}
 	}
-	defs = append(defs, ident(lsnCol)+" BIGINT NOT NULL", ident(seqCol)+" BIGINT NOT NULL")
+	defs = append(defs, ident(lsnCol)+" BIGINT NOT NULL", ident(seqCol)+" BIGINT NOT NULL", ident(colvCol)+" "+colvType)
 	if len(keys) > 0 {
 		defs = append(defs, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
 	}

@@ -3,18 +3,24 @@ package duckdb
 import (
 	"database/sql/driver"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
 )
 
 // stageRows converts a table batch's rows into staging rows in the layout's
 // column order (see stageLayout), each value converted from PostgreSQL's
-// text form to its column's wire type. It reports whether any row takes
-// kept values from a fallback key. A value the destination column cannot
-// hold exactly is a permanent error naming table, column, key and value.
-func stageRows(b cdc.TableBatch, l stageLayout) ([][]driver.Value, bool, error) {
+// text form to its column's wire type. fills holds, per row, the columns
+// to take from the row stored at an old key (guard.FillSources; b already
+// counts them as provided): the first such key is staged as the row's
+// fallback key with keep flags, and columns from any other key are
+// returned as extra fills. A value the destination column cannot hold
+// exactly is a permanent error naming table, column, key and value.
+func stageRows(b cdc.TableBatch, l stageLayout, fills []map[string][]cdc.Value) ([][]driver.Value, []extraFill, error) {
 	pos := make(map[string]int, len(l.cols))
 	for i, c := range l.cols {
 		pos[c.Name] = i
@@ -28,11 +34,13 @@ func stageRows(b cdc.TableBatch, l stageLayout) ([][]driver.Value, bool, error) 
 		keepIdx[p] = i
 	}
 	base := len(l.cols)
+	fb := base + metaWidth
 	out := make([][]driver.Value, len(b.Rows))
-	anyFallback := false
-	for n, r := range b.Rows {
+	var extra []extraFill
+	for n := range b.Rows {
+		r := &b.Rows[n]
 		if len(r.Key) != len(l.keys) {
-			return nil, false, fmt.Errorf("row %d has %d key values for %d key columns", n, len(r.Key), len(l.keys))
+			return nil, nil, fmt.Errorf("row %d has %d key values for %d key columns", n, len(r.Key), len(l.keys))
 		}
 		row := make([]driver.Value, l.width())
 		convert := func(p int, v cdc.Value) (driver.Value, error) {
@@ -47,12 +55,16 @@ func stageRows(b cdc.TableBatch, l stageLayout) ([][]driver.Value, bool, error) 
 			}
 			return out, nil
 		}
+		var fill map[string][]cdc.Value
+		if fills != nil {
+			fill = fills[n]
+		}
 		for p := range l.cols {
 			v, ok := cdc.Value{Null: true}, false
 			if k, isKey := keyOf[p]; isKey {
 				// The key decides which row this is, for deletes too.
 				v, ok = r.Key[k], true
-			} else if !r.Delete {
+			} else if !r.Delete && fill[l.cols[p].Name] == nil && !slices.Contains(r.Unchanged, l.cols[p].Name) {
 				v, ok = r.Values[l.cols[p].Name]
 			}
 			if !ok {
@@ -60,42 +72,57 @@ func stageRows(b cdc.TableBatch, l stageLayout) ([][]driver.Value, bool, error) 
 			}
 			var err error
 			if row[p], err = convert(p, v); err != nil {
-				return nil, false, err
-			}
-		}
-		unchanged := 0
-		if !r.Delete {
-			for _, name := range r.Unchanged {
-				if p, ok := pos[name]; ok {
-					if i, ok := keepIdx[p]; ok {
-						row[base+4+len(l.keys)+i] = true
-						unchanged++
-					}
-				}
+				return nil, nil, err
 			}
 		}
 		for i := range l.keeps {
-			if row[base+4+len(l.keys)+i] == nil {
-				row[base+4+len(l.keys)+i] = false
-			}
+			row[fb+len(l.keys)+i] = false
 		}
-		fallback := !r.Delete && unchanged > 0 && len(r.FallbackKey) == len(l.keys)
 		row[base] = r.Delete
 		row[base+1] = int64(r.Version.LSN)
 		row[base+2] = r.Version.Seq
-		row[base+3] = fallback
-		if fallback {
-			anyFallback = true
-			for k, p := range l.keys {
-				var err error
-				if row[base+4+k], err = convert(p, r.FallbackKey[k]); err != nil {
-					return nil, false, err
+		row[base+3] = false
+		if !r.Delete {
+			row[base+4] = stagedColVersions(l.cols, r)
+		}
+		switch {
+		case r.Delete:
+			row[base+5], row[base+6] = int64(r.Version.LSN), r.Version.Seq
+		case r.Floor != nil:
+			row[base+5], row[base+6] = int64(r.Floor.LSN), r.Floor.Seq
+		}
+		var primary []cdc.Value
+		for _, name := range slices.Sorted(maps.Keys(fill)) {
+			from := fill[name]
+			if primary == nil {
+				primary = from
+				row[base+3] = true
+				for k, p := range l.keys {
+					var err error
+					if row[fb+k], err = convert(p, from[k]); err != nil {
+						return nil, nil, err
+					}
 				}
+			}
+			if guard.KeyID(from) != guard.KeyID(primary) {
+				extra = append(extra, extraFill{key: r.Key, from: from, column: name})
+				continue
+			}
+			if i, ok := keepIdx[pos[name]]; ok {
+				row[fb+len(l.keys)+i] = true
 			}
 		}
 		out[n] = row
 	}
-	return out, anyFallback, nil
+	return out, extra, nil
+}
+
+// extraFill is a column of a moved row to take from a second old key (the
+// batch moved the row twice): applied by one statement each, after the
+// staged fill.
+type extraFill struct {
+	key, from []cdc.Value
+	column    string
 }
 
 // describeKey prints a row's key for error messages: id=42, tenant="a".

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,17 +24,16 @@ func writeValue(buf *bytes.Buffer, v cdc.Value) {
 
 // encodeRows writes the staging rows of one table batch in COPY text format,
 // in the column order of buildStatements: the data columns (cols), then
-// del, lsn, seq, unchanged positions, fallback flag and fallback key.
+// del, lsn, seq, the staged column versions and the floor.
 func encodeRows(buf *bytes.Buffer, cols []stageColumn, rows []cdc.RowChange) {
-	pos := make(map[string]int, len(cols))
 	keyIdx := make(map[string]int, len(cols))
-	for i, c := range cols {
-		pos[c.Name] = i + 1
+	for _, c := range cols {
 		if c.Key {
 			keyIdx[c.Name] = len(keyIdx)
 		}
 	}
-	for _, r := range rows {
+	for i := range rows {
+		r := &rows[i]
 		for i, c := range cols {
 			if i > 0 {
 				buf.WriteByte('\t')
@@ -44,7 +44,7 @@ func encodeRows(buf *bytes.Buffer, cols []stageColumn, rows []cdc.RowChange) {
 				continue
 			}
 			v, ok := r.Values[c.Name]
-			if r.Delete || !ok {
+			if r.Delete || !ok || slices.Contains(r.Unchanged, c.Name) {
 				v = cdc.Value{Null: true}
 			}
 			writeValue(buf, v)
@@ -58,30 +58,20 @@ func encodeRows(buf *bytes.Buffer, cols []stageColumn, rows []cdc.RowChange) {
 		buf.WriteByte('\t')
 		buf.WriteString(strconv.FormatInt(r.Version.Seq, 10))
 		buf.WriteByte('\t')
-		var unch []string
-		for _, name := range r.Unchanged {
-			if p, ok := pos[name]; ok {
-				unch = append(unch, strconv.Itoa(p))
-			}
-		}
-		if len(unch) == 0 || r.Delete {
+		if r.Delete {
 			buf.WriteString(`\N`)
 		} else {
-			buf.WriteString("{" + strings.Join(unch, ",") + "}")
+			stagedColVersions(buf, cols, r)
 		}
-		hasFallback := len(r.FallbackKey) == len(keyIdx) && len(unch) > 0 && !r.Delete
-		if hasFallback {
-			buf.WriteString("\tt")
-		} else {
-			buf.WriteString("\tf")
-		}
-		for k := 0; k < len(keyIdx); k++ {
-			buf.WriteByte('\t')
-			if hasFallback {
-				writeValue(buf, r.FallbackKey[k])
-			} else {
-				buf.WriteString(`\N`)
-			}
+		// The floor: a delete's own version, or the delete the key had
+		// earlier in the batch.
+		switch {
+		case r.Delete:
+			buf.WriteString("\t" + strconv.FormatInt(int64(r.Version.LSN), 10) + "\t" + strconv.FormatInt(r.Version.Seq, 10))
+		case r.Floor != nil:
+			buf.WriteString("\t" + strconv.FormatInt(int64(r.Floor.LSN), 10) + "\t" + strconv.FormatInt(r.Floor.Seq, 10))
+		default:
+			buf.WriteString("\t\\N\t\\N")
 		}
 		// The sent text of checked columns, again, for the exactness
 		// check (buildStatements).
@@ -94,7 +84,7 @@ func encodeRows(buf *bytes.Buffer, cols []stageColumn, rows []cdc.RowChange) {
 			if k, isKey := keyIdx[c.Name]; isKey && k < len(r.Key) {
 				v, ok = r.Key[k], true
 			}
-			if r.Delete || !ok {
+			if r.Delete || !ok || slices.Contains(r.Unchanged, c.Name) {
 				v = cdc.Value{Null: true}
 			}
 			writeValue(buf, v)

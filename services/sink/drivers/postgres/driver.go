@@ -61,6 +61,12 @@ type stagePlan struct {
 	cols    []stageColumn
 	sql     statements
 	hasTomb bool
+	target  string
+	colv    colvSQL
+	// truncateInvalidate turns columns older than a truncate ($1, $2)
+	// into unknown in every newer row; set for batches that truncate,
+	// from the destination table's columns.
+	truncateInvalidate string
 }
 
 // New returns a driver for cfg; it connects on the first Apply, so a
@@ -164,15 +170,19 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 			// nothing to remove.
 			continue
 		}
-		var hasDelete, hasUpsert, hasFallback bool
+		// (a) Before anything is deleted: a row whose key changed takes
+		// the columns the change left unchanged from the row stored at
+		// its old key, when that is newer than what the batch carries.
+		if b, err = fillMoved(ctx, tx, plan, b); err != nil {
+			return fmt.Errorf("apply batch to %s: %w", table, err)
+		}
+		var hasFloor, hasUpsert bool
 		for _, r := range b.Rows {
-			if r.Delete {
-				hasDelete = true
-				continue
+			if r.Delete || r.Floor != nil {
+				hasFloor = true
 			}
-			hasUpsert = true
-			if r.FallbackKey != nil && len(r.Unchanged) > 0 {
-				hasFallback = true
+			if !r.Delete {
+				hasUpsert = true
 			}
 		}
 		if len(b.Rows) > 0 {
@@ -185,42 +195,55 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 				return fmt.Errorf("apply batch to %s: %w", table, err)
 			}
 		}
-		// (a) Before anything is deleted: a row whose key changed in
-		// this batch takes its unchanged (TOASTed, not sent) values
-		// from the row stored at its old key.
-		if hasFallback && plan.sql.fill != "" {
-			enqueue(table, "fill unchanged columns", plan.sql.fill)
-		}
 		if t := b.Truncate; t != nil {
 			// (b) Only rows older than the truncate go: a truncate
 			// redelivered after newer rows were applied must not
-			// remove them. The watermark keeps rows older than the
-			// truncate from being inserted again later (step e), and
-			// tombstones older than it are covered by it.
+			// remove them, and columns of newer rows that an older
+			// change filled become unknown. The watermark keeps
+			// older changes from filling or inserting anything later
+			// (steps d, e), and tombstones older than it are covered
+			// by it.
 			lsn, seq := int64(t.LSN), t.Seq
 			enqueue(table, "truncate", plan.sql.truncateRows, lsn, seq)
+			if plan.truncateInvalidate != "" {
+				enqueue(table, "invalidate columns before truncate", plan.truncateInvalidate, lsn, seq)
+			}
 			enqueue(table, "record truncate", plan.sql.truncateMark, lsn, seq, d.cfg.Schema, b.Table.Table)
 			if plan.hasTomb {
 				enqueue(table, "drop tombstones before truncate", plan.sql.truncateTombs, lsn, seq)
 			}
 		}
-		if hasDelete {
-			// (c) A delete only removes an older row (an older delete
-			// redelivered must not remove a row inserted after it),
-			// and leaves a tombstone so that an older insert or
-			// update of the key arriving later is not resurrected.
+		if hasFloor {
+			// (c) A delete (or the delete before a re-created row)
+			// only removes an older row (an older delete redelivered
+			// must not remove a row inserted after it), turns columns
+			// of a newer row older than itself into unknown, and
+			// leaves a tombstone while the key has no row or one with
+			// unknown columns, so that an older change arriving later
+			// neither resurrects the row nor fills it.
 			enqueue(table, "delete", plan.sql.deleteRows)
-			enqueue(table, "record tombstones", plan.sql.tombstone)
+			if plan.sql.invalidateRows != "" {
+				enqueue(table, "invalidate columns before delete", plan.sql.invalidateRows)
+			}
+			enqueue(table, "record tombstones", plan.sql.tombstone, d.cfg.Schema, b.Table.Table)
 		}
 		if hasUpsert {
-			// (d) Only an older row is overwritten, keeping the stored
-			// value of columns the change did not send.
-			enqueue(table, "update", plan.sql.update)
+			// (d) A newer change overwrites the stored row, keeping
+			// the columns it left unchanged; an older one fills only
+			// the columns whose stored version is older than its own.
+			if plan.colv.has {
+				enqueue(table, "update", plan.sql.update, d.cfg.Schema, b.Table.Table)
+			} else {
+				// No late fills without column versions, nor their
+				// watermark parameters.
+				enqueue(table, "update", plan.sql.update)
+			}
 			// (e) A missing row is inserted unless a newer delete
 			// (tombstone) or truncate of it was already applied.
 			enqueue(table, "insert", plan.sql.insert, d.cfg.Schema, b.Table.Table)
 			// The row now carries a newer version than its old
-			// tombstone; the row's own guard takes over.
+			// tombstone and every column known: the row's own guard
+			// takes over.
 			enqueue(table, "drop superseded tombstones", plan.sql.untomb)
 		}
 	}
@@ -343,21 +366,23 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 		sig.WriteString("\x00" + n + "\x01" + shape.types[n] + "\x01null")
 	}
 	if plan, ok := d.stages[sig.String()]; ok {
-		return plan, b, nil
+		return withTruncate(plan, shape, b), b, nil
 	}
 	d.nextID++
 	stage := "_rosetta_stage_" + strconv.Itoa(d.nextID)
-	plan := &stagePlan{cols: cols, sql: buildStatements(shape.target, shape.tomb, stage, cols), hasTomb: shape.hasTomb}
+	x := colvSQL{has: shape.hasColv()}
+	sig.WriteString("\x00colv=" + strconv.FormatBool(x.has))
+	plan := &stagePlan{cols: cols, sql: buildStatements(shape.target, shape.tomb, stage, cols, x), hasTomb: shape.hasTomb, target: shape.target, colv: x}
 	if len(b.Rows) == 0 {
 		// Truncate only: no staging needed; not cached, as the batch
 		// may lack the columns a staging table needs.
-		return plan, b, nil
+		return withTruncate(plan, shape, b), b, nil
 	}
 	if _, err := tx.Exec(ctx, plan.sql.createStage); err != nil {
 		return nil, b, fmt.Errorf("create staging table: %w", err)
 	}
 	d.stages[sig.String()] = plan
-	return plan, b, nil
+	return withTruncate(plan, shape, b), b, nil
 }
 
 // shape returns the destination table's shape, creating the table, adding
@@ -415,6 +440,22 @@ func (d *Driver) shape(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*table
 		for _, v := range []string{lsnCol, seqCol} {
 			if _, ok := types[v]; !ok {
 				ddl = append(ddl, addVersionSQL(target, v))
+			}
+		}
+		if _, ok := types[colvCol]; !ok {
+			// Tables created before column versions: every row's
+			// columns have the row's version. A table the sink's role
+			// does not own keeps going without (ownsTable).
+			owner, err := ownsTable(ctx, tx, target)
+			if err != nil {
+				return nil, err
+			}
+			if owner {
+				ddl = append(ddl, "ALTER TABLE "+target+" ADD COLUMN IF NOT EXISTS "+ident(colvCol)+" jsonb")
+			} else {
+				d.log.Warn("destination table has no column versions and the sink's role cannot add them: partial updates "+
+					"(unchanged TOASTed columns) are exact only in order; add the column to make them exact in any order",
+					"table", d.cfg.Schema+"."+b.Table.Table, "column", colvCol+" jsonb")
 			}
 		}
 		if len(keys) == 0 {
@@ -512,6 +553,12 @@ func (s *tableShape) covers(cols []contracts.Column) bool {
 	_, lsn := s.types[lsnCol]
 	_, seq := s.types[seqCol]
 	return lsn && seq
+}
+
+// hasColv reports whether the table has the column-version record.
+func (s *tableShape) hasColv() bool {
+	_, ok := s.types[colvCol]
+	return ok
 }
 
 // copyWhere is the part of a COPY error that names the staging column and

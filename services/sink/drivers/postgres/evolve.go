@@ -233,14 +233,23 @@ func columnComments(ctx context.Context, tx pgx.Tx, target string) (map[string]*
 // treated as dropped or renamed). Key columns are never marked: a dropped
 // key column changes the table's key, which no policy handles. Runs under
 // the DDL lock.
+// ownsTable reports whether the sink's role owns target (may alter it).
+func ownsTable(ctx context.Context, tx pgx.Tx, target string) (bool, error) {
+	var owner bool
+	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass($1)), false)`,
+		target).Scan(&owner); err != nil {
+		return false, fmt.Errorf("read owner of %s: %w", target, err)
+	}
+	return owner, nil
+}
+
 func markSourceColumns(ctx context.Context, tx pgx.Tx, target string, cols []contracts.Column) (map[string]bool, error) {
 	// COMMENT needs the table's owner: on a table someone else owns
 	// (created by hand, written with INSERT/UPDATE grants only), nothing
 	// is marked, so nothing is treated as dropped.
-	var owner bool
-	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass($1)), false)`,
-		target).Scan(&owner); err != nil {
-		return nil, fmt.Errorf("read owner of %s: %w", target, err)
+	owner, err := ownsTable(ctx, tx, target)
+	if err != nil {
+		return nil, err
 	}
 	comments, err := columnComments(ctx, tx, target)
 	if err != nil {

@@ -21,12 +21,17 @@ const (
 	reservedPrefix    = "_rosetta_"
 	lsnCol            = "_rosetta_lsn"
 	seqCol            = "_rosetta_seq"
+	// colvCol is the sparse record of column versions (jsonb): for each
+	// column whose value is older than the row's version, [lsn, seq] of
+	// the change it came from, [0, -1] when unknown. NULL (the common
+	// case) when every column has the row's version. In staging, the
+	// versions of the staged values, on the same terms.
+	colvCol = "_rosetta_colv"
 	// Staging-only columns.
-	delCol       = "_rosetta_del"       // boolean: the key's final state is deleted
-	unchangedCol = "_rosetta_unchanged" // int[]: 1-based positions of columns to keep
-	fbFlagCol    = "_rosetta_fb"        // boolean: fill unchanged columns from the fallback key
-	fbColPrefix  = "_rosetta_fb_"       // _rosetta_fb_1..n: the fallback key, in key order
-	inColPrefix  = "_rosetta_in_"       // _rosetta_in_<pos>: the sent text of a checked column
+	delCol      = "_rosetta_del"  // boolean: the key's final state is deleted
+	floorLSNCol = "_rosetta_flsn" // the floor: a delete's own version, or the delete before an upsert
+	floorSeqCol = "_rosetta_fseq"
+	inColPrefix = "_rosetta_in_" // _rosetta_in_<pos>: the sent text of a checked column
 )
 
 // ident quotes a (possibly qualified) identifier. Every identifier in
@@ -86,23 +91,25 @@ func needsCheck(dest, sent string) bool {
 }
 
 // statements is the SQL of one table shape: the staging table and every
-// statement Apply runs against it. Values are bound ($1, $2 …) or copied,
-// never spliced in.
+// statement Apply runs against it, implementing the version guard's rule
+// (services/sink/drivers/internal/guard) in set-based SQL. Values are bound
+// ($1, $2 …) or copied, never spliced in.
 type statements struct {
 	createStage string
 	copy        string
-	// fill sets unchanged columns of rows whose key changed from the row
-	// stored at their fallback key.
-	fill string
 	// truncate* take $1 = truncate LSN, $2 = seq; truncateMark also
 	// $3 = schema, $4 = table.
 	truncateRows, truncateMark, truncateTombs string
-	// deleteRows removes rows older than a staged delete; tombstone records
-	// staged deletes whose key has no newer row left.
-	deleteRows, tombstone string
-	// update rewrites existing older rows; insert adds the rest ($1 =
-	// schema, $2 = table for the truncate watermark); untomb drops
-	// tombstones older than a staged upsert.
+	// deleteRows removes rows older than a staged floor (a delete, or the
+	// delete an upsert followed in its batch); invalidateRows turns
+	// columns of newer rows older than the floor into unknown; tombstone
+	// records floors whose key has no row, or one with unknown columns,
+	// left ($1 = schema, $2 = table for the truncate watermark).
+	deleteRows, invalidateRows, tombstone string
+	// update merges staged upserts into stored rows per column; insert
+	// adds the rest (both $1 = schema, $2 = table for the truncate
+	// watermark); untomb drops tombstones older than a staged upsert whose
+	// row now has every column known.
 	update, insert, untomb string
 	// checks select, per checked column, one staged row whose value the
 	// destination type does not hold exactly: its sent text, the stored
@@ -119,50 +126,37 @@ type columnCheck struct {
 // buildStatements generates the SQL of one shape: target and tomb are the
 // destination and tombstone tables, stage the temporary staging table, cols
 // the batch's columns (key columns flagged) in staging order.
-func buildStatements(target, tomb, stage string, cols []stageColumn) statements {
-	var keys []stageColumn
+func buildStatements(target, tomb, stage string, cols []stageColumn, x colvSQL) statements {
+	var keys, data []stageColumn
 	for _, c := range cols {
 		if c.Key {
 			keys = append(keys, c)
+		} else {
+			data = append(data, c)
 		}
 	}
-	match := func(l, r string, fallback bool) string {
+	match := func(l, r string) string {
 		parts := make([]string, len(keys))
 		for i, k := range keys {
-			rc := ident(k.Name)
-			if fallback {
-				rc = ident(fbColPrefix + strconv.Itoa(i+1))
-			}
-			parts[i] = l + "." + ident(k.Name) + " = " + r + "." + rc
+			parts[i] = l + "." + ident(k.Name) + " = " + r + "." + ident(k.Name)
 		}
 		return strings.Join(parts, " AND ")
 	}
 	version := func(a string) string { return "(" + a + "." + ident(lsnCol) + ", " + a + "." + ident(seqCol) + ")" }
-	// keep picks, per row, the stored value for a column listed as
-	// unchanged and the staged value otherwise.
-	keep := func(pos int, name string) string {
-		return ident(name) + " = CASE WHEN " + strconv.Itoa(pos) + " = ANY(s." + ident(unchangedCol) + ") THEN t." +
-			ident(name) + " ELSE s." + ident(name) + " END"
-	}
+	floor := "(s." + ident(floorLSNCol) + ", s." + ident(floorSeqCol) + ")"
+	watermark := "(SELECT w.truncate_lsn, w.truncate_seq FROM " + ident(bookkeepingSchema, registryTable) +
+		" AS w WHERE w.schema_name = $1 AND w.table_name = $2)"
 
 	var st statements
-	var defs, names, sel, keepSet []string
-	for i, c := range cols {
+	var defs, names, sel []string
+	for _, c := range cols {
 		defs = append(defs, ident(c.Name)+" "+c.Type)
 		names = append(names, ident(c.Name))
 		sel = append(sel, "s."+ident(c.Name))
-		if !c.Key {
-			keepSet = append(keepSet, keep(i+1, c.Name))
-		}
 	}
-	meta := []string{ident(delCol), ident(lsnCol), ident(seqCol), ident(unchangedCol), ident(fbFlagCol)}
+	meta := []string{ident(delCol), ident(lsnCol), ident(seqCol), ident(colvCol), ident(floorLSNCol), ident(floorSeqCol)}
 	defs = append(defs, ident(delCol)+" boolean NOT NULL", ident(lsnCol)+" bigint NOT NULL", ident(seqCol)+" bigint NOT NULL",
-		ident(unchangedCol)+" int[]", ident(fbFlagCol)+" boolean NOT NULL")
-	for i, k := range keys {
-		n := fbColPrefix + strconv.Itoa(i+1)
-		defs = append(defs, ident(n)+" "+k.Type)
-		meta = append(meta, ident(n))
-	}
+		ident(colvCol)+" jsonb", ident(floorLSNCol)+" bigint", ident(floorSeqCol)+" bigint")
 	var keyText []string
 	for _, k := range keys {
 		keyText = append(keyText, "s."+ident(k.Name)+"::text")
@@ -188,41 +182,68 @@ func buildStatements(target, tomb, stage string, cols []stageColumn) statements 
 	st.createStage = "CREATE TEMPORARY TABLE " + ident(stage) + " (" + strings.Join(defs, ", ") + ") ON COMMIT DELETE ROWS"
 	st.copy = "COPY " + ident(stage) + " (" + strings.Join(append(append([]string{}, names...), meta...), ", ") + ") FROM STDIN"
 
-	if len(keepSet) > 0 {
-		st.fill = "UPDATE " + ident(stage) + " AS s SET " + strings.Join(keepSet, ", ") + ", " + ident(unchangedCol) + " = NULL" +
-			" FROM " + target + " AS t WHERE s." + ident(fbFlagCol) + " AND " + match("t", "s", true)
-	}
-
 	st.truncateRows = "DELETE FROM " + target + " AS t WHERE " + version("t") + " < ($1, $2)"
 	st.truncateMark = "UPDATE " + ident(bookkeepingSchema, registryTable) + " AS w SET truncate_lsn = $1, truncate_seq = $2" +
 		" WHERE w.schema_name = $3 AND w.table_name = $4 AND (w.truncate_lsn, w.truncate_seq) < ($1, $2)"
 	st.truncateTombs = "DELETE FROM " + tomb + " AS x WHERE " + version("x") + " < ($1, $2)"
 
-	st.deleteRows = "DELETE FROM " + target + " AS t USING " + ident(stage) + " AS s WHERE s." + ident(delCol) +
-		" AND " + match("t", "s", false) + " AND " + version("t") + " < " + version("s")
 	var keyNames, keySel []string
 	for _, k := range keys {
 		keyNames = append(keyNames, ident(k.Name))
 		keySel = append(keySel, "s."+ident(k.Name))
 	}
+	hasFloor := "s." + ident(floorLSNCol) + " IS NOT NULL"
+	st.deleteRows = "DELETE FROM " + target + " AS t USING " + ident(stage) + " AS s WHERE " + hasFloor +
+		" AND " + match("t", "s") + " AND " + version("t") + " < " + floor
+	if len(data) > 0 && x.has {
+		st.invalidateRows = "UPDATE " + target + " AS t SET " + x.invalidateSet(data, "jsonb_build_array(s."+ident(floorLSNCol)+", s."+ident(floorSeqCol)+")") +
+			" FROM " + ident(stage) + " AS s WHERE " + hasFloor + " AND " + match("t", "s") + " AND t." + ident(colvCol) + " IS NOT NULL AND " +
+			version("t") + " > " + floor
+	}
 	st.tombstone = "INSERT INTO " + tomb + " AS x (" + strings.Join(keyNames, ", ") + ", " + ident(lsnCol) + ", " + ident(seqCol) + ")" +
-		" SELECT " + strings.Join(keySel, ", ") + ", s." + ident(lsnCol) + ", s." + ident(seqCol) + " FROM " + ident(stage) + " AS s" +
-		" WHERE s." + ident(delCol) + " AND NOT EXISTS (SELECT 1 FROM " + target + " AS t WHERE " + match("t", "s", false) + ")" +
+		" SELECT " + strings.Join(keySel, ", ") + ", s." + ident(floorLSNCol) + ", s." + ident(floorSeqCol) + " FROM " + ident(stage) + " AS s" +
+		" WHERE " + hasFloor + " AND " + floor + " > " + watermark +
+		" AND NOT EXISTS (SELECT 1 FROM " + target + " AS t WHERE " + match("t", "s") + " AND NOT " + x.hasUnknown("t") + ")" +
 		" ON CONFLICT (" + strings.Join(keyNames, ", ") + ") DO UPDATE SET " + ident(lsnCol) + " = EXCLUDED." + ident(lsnCol) +
 		", " + ident(seqCol) + " = EXCLUDED." + ident(seqCol) + " WHERE " + version("x") + " < " + version("EXCLUDED")
 
-	set := append(append([]string{}, keepSet...), ident(lsnCol)+" = s."+ident(lsnCol), ident(seqCol)+" = s."+ident(seqCol))
+	// fast: a full change newer than the stored row, the common case,
+	// overwrites every column; anything else merges per column.
+	fast := "s." + ident(colvCol) + " IS NULL AND " + version("t") + " < " + version("s")
+	set := make([]string, 0, len(data)+3)
+	for _, c := range data {
+		set = append(set, ident(c.Name)+" = CASE WHEN "+fast+" THEN s."+ident(c.Name)+" WHEN "+x.colVersion("t", c.Name)+" < "+
+			x.colVersion("s", c.Name)+" THEN s."+ident(c.Name)+" ELSE t."+ident(c.Name)+" END")
+	}
+	if x.has {
+		set = append(set, ident(colvCol)+" = CASE WHEN "+fast+" THEN NULL ELSE "+x.mergedColVersions(data)+" END")
+	}
+	newer := version("t") + " < " + version("s")
+	set = append(set, ident(lsnCol)+" = CASE WHEN "+newer+" THEN s."+ident(lsnCol)+" ELSE t."+ident(lsnCol)+" END",
+		ident(seqCol)+" = CASE WHEN "+newer+" THEN s."+ident(seqCol)+" ELSE t."+ident(seqCol)+" END")
+	late := ""
+	if x.has {
+		// A late older change (or the same version again, carrying
+		// older columns) may still fill columns of a row with column
+		// versions, unless a delete or truncate newer than it is known.
+		late = " OR t." + ident(colvCol) + " IS NOT NULL AND " + version("t") + " >= " + version("s") + " AND " + version("s") + " > " + watermark +
+			" AND NOT EXISTS (SELECT 1 FROM " + tomb + " AS x WHERE " + match("x", "s") + " AND " + version("x") + " > " + version("s") + ")"
+	}
 	st.update = "UPDATE " + target + " AS t SET " + strings.Join(set, ", ") + " FROM " + ident(stage) + " AS s" +
-		" WHERE NOT s." + ident(delCol) + " AND " + match("t", "s", false) + " AND " + version("t") + " < " + version("s")
-	st.insert = "INSERT INTO " + target + " (" + strings.Join(names, ", ") + ", " + ident(lsnCol) + ", " + ident(seqCol) + ")" +
-		" SELECT " + strings.Join(sel, ", ") + ", s." + ident(lsnCol) + ", s." + ident(seqCol) + " FROM " + ident(stage) + " AS s" +
+		" WHERE NOT s." + ident(delCol) + " AND " + match("t", "s") + " AND (" + newer + late + ")"
+	insCols, insSel := ident(lsnCol)+", "+ident(seqCol), "s."+ident(lsnCol)+", s."+ident(seqCol)
+	if x.has {
+		insCols, insSel = insCols+", "+ident(colvCol), insSel+", s."+ident(colvCol)
+	}
+	st.insert = "INSERT INTO " + target + " (" + strings.Join(names, ", ") + ", " + insCols + ")" +
+		" SELECT " + strings.Join(sel, ", ") + ", " + insSel + " FROM " + ident(stage) + " AS s" +
 		" WHERE NOT s." + ident(delCol) +
-		" AND NOT EXISTS (SELECT 1 FROM " + target + " AS t WHERE " + match("t", "s", false) + ")" +
-		" AND NOT EXISTS (SELECT 1 FROM " + tomb + " AS x WHERE " + match("x", "s", false) + " AND " + version("x") + " >= " + version("s") + ")" +
-		" AND " + version("s") + " > (SELECT w.truncate_lsn, w.truncate_seq FROM " + ident(bookkeepingSchema, registryTable) +
-		" AS w WHERE w.schema_name = $1 AND w.table_name = $2)"
+		" AND NOT EXISTS (SELECT 1 FROM " + target + " AS t WHERE " + match("t", "s") + ")" +
+		" AND NOT EXISTS (SELECT 1 FROM " + tomb + " AS x WHERE " + match("x", "s") + " AND " + version("x") + " >= " + version("s") + ")" +
+		" AND " + version("s") + " > " + watermark
 	st.untomb = "DELETE FROM " + tomb + " AS x USING " + ident(stage) + " AS s WHERE NOT s." + ident(delCol) +
-		" AND " + match("x", "s", false) + " AND " + version("x") + " < " + version("s")
+		" AND " + match("x", "s") + " AND " + version("x") + " < " + version("s") +
+		" AND EXISTS (SELECT 1 FROM " + target + " AS t WHERE " + match("t", "s") + " AND NOT " + x.hasUnknown("t") + ")"
 	return st
 }
 
@@ -248,7 +269,7 @@ func createTableSQL(target string, cols []stageColumn) string {
 			keys = append(keys, ident(c.Name))
 		}
 	}
-	defs = append(defs, ident(lsnCol)+" bigint NOT NULL", ident(seqCol)+" bigint NOT NULL")
+	defs = append(defs, ident(lsnCol)+" bigint NOT NULL", ident(seqCol)+" bigint NOT NULL", ident(colvCol)+" jsonb")
 	if len(keys) > 0 {
 		defs = append(defs, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
 	}

@@ -25,7 +25,7 @@ func TestStatementsGolden(t *testing.T) {
 	}
 	target := ident("sink", "orders")
 	tomb := ident(bookkeepingSchema, tombstoneTableName("sink", "orders"))
-	st := buildStatements(target, tomb, "_rosetta_stage_1", cols)
+	st := buildStatements(target, tomb, "_rosetta_stage_1", cols, colvSQL{has: true})
 	var b strings.Builder
 	for _, part := range []struct{ name, sql string }{
 		{"create table", createTableSQL(target, cols)},
@@ -33,7 +33,7 @@ func TestStatementsGolden(t *testing.T) {
 		{"add column", addColumnSQL(target, cols[3])},
 		{"create stage", st.createStage},
 		{"copy", st.copy},
-		{"fill", st.fill},
+		{"invalidate rows", st.invalidateRows},
 		{"truncate rows", st.truncateRows},
 		{"truncate mark", st.truncateMark},
 		{"truncate tombstones", st.truncateTombs},
@@ -107,8 +107,8 @@ func TestCheckStatement(t *testing.T) {
 		{Name: "price", Type: "numeric(10,1)", Check: "numeric(10,3)"},
 		{Name: "note", Type: "text"},
 	}
-	st := buildStatements(ident("public", "t"), ident("_rosetta", "tomb_t"), "_rosetta_stage_1", cols)
-	if !strings.HasSuffix(st.copy, `"_rosetta_fb_1", "_rosetta_in_2") FROM STDIN`) {
+	st := buildStatements(ident("public", "t"), ident("_rosetta", "tomb_t"), "_rosetta_stage_1", cols, colvSQL{has: true})
+	if !strings.HasSuffix(st.copy, `"_rosetta_fseq", "_rosetta_in_2") FROM STDIN`) {
 		t.Errorf("copy does not end with the checked column's sent text: %s", st.copy)
 	}
 	if len(st.checks) != 1 {

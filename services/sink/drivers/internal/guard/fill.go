@@ -47,42 +47,74 @@ func FallbackKeys(b cdc.TableBatch) (keys [][]cdc.Value, columns []string) {
 // the row at a key as it was before the batch, or nil. b is not modified;
 // rows that change are copied.
 func Fill(b cdc.TableBatch, stored func(key []cdc.Value) *Stored) cdc.TableBatch {
-	out := b
-	cloned := false
+	sources := FillSources(b, func(key []cdc.Value) map[string]contracts.Version {
+		if st := stored(key); st != nil {
+			return st.ColVersions
+		}
+		return nil
+	})
+	return Filled(b, sources, func(_ int, col string, from []cdc.Value) cdc.Value {
+		return stored(from).Values[col]
+	})
+}
+
+// FillSources is Fill's decision alone, for a driver that copies the
+// values itself: per row of b, the columns to take from the row stored at
+// an old key, and that key. versions returns the column versions stored
+// at a key (nil when it has no row). Nil when no column is taken.
+func FillSources(b cdc.TableBatch, versions func(key []cdc.Value) map[string]contracts.Version) []map[string][]cdc.Value {
+	var out []map[string][]cdc.Value
 	for i, r := range b.Rows {
 		if r.Delete || len(r.Moved) == 0 {
 			continue
 		}
-		var values map[string]cdc.Value
-		var unchanged []string
-		for c, m := range r.Moved {
-			src := stored(m.From)
-			if src == nil {
-				continue
-			}
-			bv, ok := src.ColVersions[c]
+		for _, c := range slices.Sorted(maps.Keys(r.Moved)) {
+			m := r.Moved[c]
+			vs := versions(m.From)
+			bv, ok := vs[c]
+			// The old key's row may be newer than the move (the key
+			// was used again since): its columns from before the move
+			// still count, as the move's delete is not applied yet.
 			if !ok || bv == Unknown || !bv.Less(m.Move) {
 				continue
 			}
 			if !slices.Contains(r.Unchanged, c) && !m.Version.Less(bv) {
 				continue
 			}
-			if values == nil {
-				values, unchanged = maps.Clone(r.Values), slices.Clone(r.Unchanged)
-				if values == nil {
-					values = map[string]cdc.Value{}
-				}
+			if out == nil {
+				out = make([]map[string][]cdc.Value, len(b.Rows))
 			}
-			values[c] = src.Values[c]
-			unchanged = slices.DeleteFunc(unchanged, func(u string) bool { return u == c })
+			if out[i] == nil {
+				out[i] = map[string][]cdc.Value{}
+			}
+			out[i][c] = m.From
 		}
-		if values == nil {
+	}
+	return out
+}
+
+// Filled returns b with the columns sources names taken: value gives the
+// value of row i's column col stored at key from (a driver that copies
+// the values in SQL returns a placeholder). b is not modified.
+func Filled(b cdc.TableBatch, sources []map[string][]cdc.Value, value func(i int, col string, from []cdc.Value) cdc.Value) cdc.TableBatch {
+	if sources == nil {
+		return b
+	}
+	out := b
+	out.Rows = slices.Clone(b.Rows)
+	for i, cols := range sources {
+		if len(cols) == 0 {
 			continue
 		}
-		if !cloned {
-			out.Rows, cloned = slices.Clone(b.Rows), true
+		r := &out.Rows[i]
+		r.Values, r.Unchanged = maps.Clone(r.Values), slices.Clone(r.Unchanged)
+		if r.Values == nil {
+			r.Values = map[string]cdc.Value{}
 		}
-		out.Rows[i].Values, out.Rows[i].Unchanged = values, unchanged
+		for c, from := range cols {
+			r.Values[c] = value(i, c, from)
+			r.Unchanged = slices.DeleteFunc(r.Unchanged, func(u string) bool { return u == c })
+		}
 	}
 	return out
 }

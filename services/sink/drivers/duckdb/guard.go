@@ -1,0 +1,149 @@
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
+)
+
+// fillSources reads the column versions stored at the old keys of the rows
+// b moved and decides which columns they take from there
+// (guard.FillSources). Nil when b moved no row.
+func (d *Driver) fillSources(ctx context.Context, conn *sql.Conn, shape *tableShape, b cdc.TableBatch) ([]map[string][]cdc.Value, error) {
+	keys, cols := guard.FallbackKeys(b)
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	keyNames := b.KeyColumns()
+	var where, sel []string
+	var convs []converter
+	for _, k := range keyNames {
+		typ := shape.types[k]
+		conv, err := converterFor(typ)
+		if err != nil {
+			return nil, fmt.Errorf("key column %s: %w", k, err)
+		}
+		convs = append(convs, conv)
+		where = append(where, ident(k)+" = CAST(CAST(? AS "+wireName(conv.wire)+") AS "+typ+")")
+	}
+	for _, c := range cols {
+		sel = append(sel, "CAST("+colVersion("t", c)+" AS VARCHAR)")
+	}
+	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + shape.target + " AS t WHERE " + strings.Join(where, " AND ")
+	stored := map[string]map[string]contracts.Version{}
+	for _, key := range keys {
+		args := make([]any, len(key))
+		for i, v := range key {
+			if v.Null {
+				continue
+			}
+			a, err := convs[i].convert(v.Text)
+			if err != nil {
+				return nil, fmt.Errorf("old key of a moved row: %w", err)
+			}
+			args[i] = a
+		}
+		texts := make([]sql.NullString, len(cols))
+		dest := make([]any, len(cols))
+		for i := range texts {
+			dest[i] = &texts[i]
+		}
+		err := conn.QueryRowContext(ctx, q, args...).Scan(dest...)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read column versions at the old keys of moved rows: %w", err)
+		}
+		vs := map[string]contracts.Version{}
+		for i, c := range cols {
+			v, err := parseVersion(texts[i])
+			if err != nil {
+				return nil, fmt.Errorf("read column version of %s: %w", c, err)
+			}
+			vs[c] = v
+		}
+		stored[guard.KeyID(key)] = vs
+	}
+	return guard.FillSources(b, func(key []cdc.Value) map[string]contracts.Version { return stored[guard.KeyID(key)] }), nil
+}
+
+// parseVersion reads a version list's text, "[lsn, seq]".
+func parseVersion(s sql.NullString) (contracts.Version, error) {
+	if !s.Valid {
+		return guard.Unknown, nil
+	}
+	var lsn, seq int64
+	if _, err := fmt.Sscanf(s.String, "[%d, %d]", &lsn, &seq); err != nil {
+		return contracts.Version{}, fmt.Errorf("parse %q: %w", s.String, err)
+	}
+	return contracts.Version{LSN: uint64(lsn), Seq: seq}, nil
+}
+
+// extraFillSQL is the statement that copies one column of a staged moved
+// row from the row stored at a second old key.
+func extraFillSQL(plan *stagePlan, f extraFill) (string, []any, error) {
+	l := plan.layout
+	var set string
+	var match, from []string
+	var args, fromArgs []any
+	for _, c := range l.cols {
+		if c.Name == f.column {
+			set = ident(c.Name) + " = t." + ident(c.Name)
+		}
+	}
+	for k, p := range l.keys {
+		c := l.cols[p]
+		cast := "CAST(CAST(? AS " + wireName(c.conv.wire) + ") AS " + c.Type + ")"
+		match = append(match, "s."+ident(c.Name)+" = "+cast)
+		from = append(from, "t."+ident(c.Name)+" = "+cast)
+		a, err := c.conv.convert(f.key[k].Text)
+		if err != nil {
+			return "", nil, err
+		}
+		b, err := c.conv.convert(f.from[k].Text)
+		if err != nil {
+			return "", nil, err
+		}
+		args, fromArgs = append(args, a), append(fromArgs, b)
+	}
+	if set == "" {
+		return "", nil, fmt.Errorf("column %s is not staged", f.column)
+	}
+	q := "UPDATE " + ident(plan.stage) + " AS s SET " + set + " FROM " + plan.target + " AS t WHERE " + strings.Join(from, " AND ") +
+		" AND " + strings.Join(match, " AND ")
+	return q, append(fromArgs, args...), nil
+}
+
+// withTruncate returns plan with the statement that invalidates columns
+// older than b's truncate, generated from the destination table's columns
+// (a batch that only truncates names none); plan itself when b does not
+// truncate.
+func withTruncate(plan *stagePlan, shape *tableShape, b cdc.TableBatch) *stagePlan {
+	if b.Truncate == nil {
+		return plan
+	}
+	keys := map[string]bool{}
+	for _, k := range b.KeyColumns() {
+		keys[k] = true
+	}
+	var data []stageColumn
+	for name, typ := range shape.types {
+		if keys[name] || name == lsnCol || name == seqCol || name == colvCol {
+			continue
+		}
+		data = append(data, stageColumn{Name: name, Type: typ})
+	}
+	p := *plan
+	if len(data) > 0 {
+		p.truncateInvalidate = "UPDATE " + shape.target + " AS t SET " + invalidateSet(data, "[CAST($1 AS BIGINT), CAST($2 AS BIGINT)]") +
+			" WHERE t." + ident(colvCol) + " IS NOT NULL AND (t." + ident(lsnCol) + ", t." + ident(seqCol) + ") > (CAST($1 AS BIGINT), CAST($2 AS BIGINT))"
+	}
+	return &p
+}

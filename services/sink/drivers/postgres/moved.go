@@ -1,0 +1,122 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
+)
+
+// withTruncate returns plan with the statement that invalidates columns
+// older than b's truncate, generated from the destination table's columns
+// (a batch that only truncates names none); plan itself when b does not
+// truncate.
+func withTruncate(plan *stagePlan, shape *tableShape, b cdc.TableBatch) *stagePlan {
+	if b.Truncate == nil {
+		return plan
+	}
+	keys := map[string]bool{}
+	for _, k := range b.KeyColumns() {
+		keys[k] = true
+	}
+	var data []stageColumn
+	for name, typ := range shape.types {
+		if keys[name] || name == lsnCol || name == seqCol || name == colvCol {
+			continue
+		}
+		data = append(data, stageColumn{Name: name, Type: typ})
+	}
+	p := *plan
+	if x := (colvSQL{has: shape.hasColv()}); len(data) > 0 && x.has {
+		p.truncateInvalidate = "UPDATE " + shape.target + " AS t SET " + x.invalidateSet(data, "jsonb_build_array($1::bigint, $2::bigint)") +
+			" WHERE t." + ident(colvCol) + " IS NOT NULL AND (t." + ident(lsnCol) + ", t." + ident(seqCol) + ") > ($1, $2)"
+	}
+	return &p
+}
+
+// fillMoved completes the rows of b whose key changed (guard.Fill) from
+// the rows stored at their old keys, read in one round trip. b is returned
+// unchanged when it moved no row.
+func fillMoved(ctx context.Context, tx pgx.Tx, plan *stagePlan, b cdc.TableBatch) (cdc.TableBatch, error) {
+	keys, cols := guard.FallbackKeys(b)
+	if len(keys) == 0 {
+		return b, nil
+	}
+	var keyCols []stageColumn
+	for _, c := range plan.cols {
+		if c.Key {
+			keyCols = append(keyCols, c)
+		}
+	}
+	var where, sel []string
+	for i, k := range keyCols {
+		where = append(where, ident(k.Name)+" = $"+fmt.Sprint(i+1)+"::text::"+k.Type)
+	}
+	for _, c := range cols {
+		sel = append(sel, ident(c)+"::text", plan.colv.colVersion("t", c)+"::text")
+	}
+	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + plan.target + " AS t WHERE " + strings.Join(where, " AND ")
+	var batch pgx.Batch
+	for _, key := range keys {
+		args := make([]any, len(key))
+		for i, v := range key {
+			if !v.Null {
+				args[i] = v.Text
+			}
+		}
+		batch.Queue(q, args...)
+	}
+	stored := map[string]*guard.Stored{}
+	br := tx.SendBatch(ctx, &batch)
+	for _, key := range keys {
+		dest := make([]any, 2*len(cols))
+		texts := make([]*string, 2*len(cols))
+		for i := range dest {
+			dest[i] = &texts[i]
+		}
+		err := br.QueryRow().Scan(dest...)
+		if err == pgx.ErrNoRows {
+			continue
+		}
+		if err != nil {
+			br.Close()
+			return b, fmt.Errorf("read rows at the old keys of moved rows: %w", err)
+		}
+		st := &guard.Stored{Values: map[string]cdc.Value{}, ColVersions: map[string]contracts.Version{}}
+		for i, c := range cols {
+			if texts[2*i] == nil {
+				st.Values[c] = cdc.Value{Null: true}
+			} else {
+				st.Values[c] = cdc.Value{Text: *texts[2*i]}
+			}
+			v, err := parseVersion(texts[2*i+1])
+			if err != nil {
+				br.Close()
+				return b, fmt.Errorf("read column version of %s: %w", c, err)
+			}
+			st.ColVersions[c] = v
+		}
+		stored[guard.KeyID(key)] = st
+	}
+	if err := br.Close(); err != nil {
+		return b, fmt.Errorf("read rows at the old keys of moved rows: %w", err)
+	}
+	return guard.Fill(b, func(key []cdc.Value) *guard.Stored { return stored[guard.KeyID(key)] }), nil
+}
+
+// parseVersion reads a version array's text, "[lsn, seq]".
+func parseVersion(s *string) (contracts.Version, error) {
+	if s == nil {
+		return guard.Unknown, nil
+	}
+	var lsn, seq int64
+	if _, err := fmt.Sscanf(*s, "[%d, %d]", &lsn, &seq); err != nil {
+		return contracts.Version{}, fmt.Errorf("parse %q: %w", *s, err)
+	}
+	return contracts.Version{LSN: uint64(lsn), Seq: seq}, nil
+}
