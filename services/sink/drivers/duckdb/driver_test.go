@@ -159,7 +159,7 @@ func TestDriver(t *testing.T) {
 		e.expect(`SELECT unnest(constraint_column_names) FROM duckdb_constraints()
 			WHERE schema_name = 'sink' AND table_name = 'items' AND constraint_type = 'PRIMARY KEY'`, "id")
 		e.expect(`SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'sink' AND table_name = 'items' ORDER BY column_index`,
-			"id|INTEGER", "name|VARCHAR", "big|VARCHAR", "_rosetta_lsn|BIGINT", "_rosetta_seq|BIGINT")
+			"id|INTEGER", "name|VARCHAR", "big|VARCHAR", "_rosetta_lsn|BIGINT", "_rosetta_seq|BIGINT", "_rosetta_colv|MAP(VARCHAR, BIGINT[])")
 	})
 
 	t.Run("key change keeps unchanged values", func(t *testing.T) {
