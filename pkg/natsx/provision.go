@@ -22,7 +22,10 @@ type StreamLimits struct {
 	// time between a publish and capture's restart after a crash (see
 	// DefaultDuplicateWindow).
 	Duplicates time.Duration
-	// Replicas is 1 on one server, 3 in a production cluster.
+	// Replicas is how many servers hold the stream and its consumers
+	// (ROSETTA_STREAM_REPLICAS): 1 on one server, 3 in a production
+	// cluster. More than the cluster has is refused with
+	// ErrTooManyReplicas.
 	Replicas int
 }
 
@@ -98,7 +101,7 @@ func EnsureSourceStream(ctx context.Context, js jetstream.JetStream, sourceID in
 			return s, nil
 		}
 		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, explainReplicas(err, cfg.Replicas))
 		}
 		s, err = js.Stream(ctx, cfg.Name)
 	}
@@ -108,9 +111,13 @@ func EnsureSourceStream(ctx context.Context, js jetstream.JetStream, sourceID in
 	if sameStreamConfig(s.CachedInfo().Config, cfg) {
 		return s, nil
 	}
+	// A changed ROSETTA_STREAM_REPLICAS lands here too: JetStream moves
+	// the stream, and its consumers, which inherit the stream's replica
+	// count (PipelineConsumerConfig leaves theirs at zero), to that many
+	// servers while it keeps serving.
 	s, err = js.UpdateStream(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("update stream %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("update stream %s: %w", cfg.Name, explainReplicas(err, cfg.Replicas))
 	}
 	return s, nil
 }

@@ -132,6 +132,9 @@ type Settings struct {
 	// destination connection fails the apply after it, and the batch is
 	// retried on a new connection.
 	SinkApplyTimeout time.Duration
+	// Scale holds the settings of a deployment over several processes
+	// (scale.go).
+	Scale
 }
 
 // Default returns the settings used when nothing is set: everything on
@@ -158,6 +161,7 @@ func Default() Settings {
 		CaptureStreaming:      true,
 		// A rewrite's values reach destinations without the user noticing.
 		CaptureBackfillOnRewrite: true,
+		Scale:                    DefaultScale(),
 	}
 }
 
@@ -289,6 +293,9 @@ func Load() (Settings, error) {
 		}
 		s.SinkBatchWait = d
 	}
+	if err := s.Scale.load(); err != nil {
+		errs = append(errs, err)
+	}
 	return s, errors.Join(errs...)
 }
 
@@ -414,6 +421,9 @@ func (s *Settings) Validate() (usedDevKey bool, err error) {
 		if _, err := time.ParseDuration(s.EmbeddedNATSSync); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: want \"always\" or a duration like 1s", EnvNATSSync, s.EmbeddedNATSSync))
 		}
+	}
+	if err := s.Scale.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if s.DataDir != "" {
 		abs, err := filepath.Abs(s.DataDir)

@@ -35,6 +35,7 @@ func newFromFx(p Params) (*Manager, error) {
 		cfg.StreamLimits.MaxBytes = p.Settings.StreamMaxBytes
 	}
 	cfg.StreamLimits.Duplicates = p.Settings.DuplicateWindow()
+	cfg.StreamLimits.Replicas = p.Settings.StreamReplicas
 	cfg.ConfirmDelay = p.Settings.ConfirmDelay()
 	if p.Settings.CaptureReceiveTimeout > 0 {
 		cfg.ReceiveTimeout = p.Settings.CaptureReceiveTimeout

@@ -42,7 +42,8 @@ Usage:
   rosetta dev        run api, capture, sink and backfill in one process, embedded NATS
   rosetta api        run the REST API
   rosetta capture    run capture (PostgreSQL -> JetStream)
-  rosetta sink       run sinks (JetStream -> destinations)
+  rosetta sink       run sinks (JetStream -> destinations); --destinations 3,7
+                     runs only those destinations' sinks
   rosetta backfill   run snapshot and backfill jobs (PostgreSQL -> JetStream)
   rosetta migrate    apply config DB migrations and exit
   rosetta secrets rotate
@@ -65,6 +66,9 @@ Configuration comes from the environment (flags override):
   ROSETTA_METRICS_ADDR        extra /metrics listener (the API serves /metrics too)
   ROSETTA_WAL_MONITOR_INTERVAL  how often capture checks sources' WAL (default 60s)
   ROSETTA_LAG_THRESHOLD       lag above which a destination is LAGGING (default 60s)
+  ROSETTA_SINK_DESTINATIONS   destinations whose sinks rosetta sink runs (default all)
+  ROSETTA_STREAM_REPLICAS     replicas of every stream and consumer (default 1)
+  ROSETTA_HEALTH_ADDR         capture's and sink's /livez and /readyz listener
 Run 'rosetta <command> -h' for the flags of a command.
 `
 
@@ -113,6 +117,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&s.RedisURL, "redis-url", s.RedisURL, "Redis URL ("+settings.EnvRedisURL+")")
 	fs.StringVar(&s.DataDir, "data-dir", s.DataDir, "data directory ("+settings.EnvDataDir+")")
 	fs.StringVar(&s.LogLevel, "log-level", s.LogLevel, "log level ("+settings.EnvLogLevel+")")
+	var destinations string
+	if cmd == "sink" {
+		fs.StringVar(&destinations, "destinations", "", "run only these destinations' sinks, ids separated by commas like 3,7; empty runs all ("+settings.EnvSinkDestinations+")")
+	}
 	var lagThreshold time.Duration
 	fs.DurationVar(&lagThreshold, "lag-threshold", 0, "lag above which a destination is LAGGING ("+settings.EnvLagThreshold+", default 60s)")
 	if err := fs.Parse(rest); err != nil {
@@ -120,6 +128,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return nil
 		}
 		return err
+	}
+	if destinations != "" {
+		ids, err := settings.ParseDestinationIDs(destinations)
+		if err != nil {
+			return fmt.Errorf("--destinations: %w", err)
+		}
+		s.SinkDestinations = ids
 	}
 	if lagThreshold < 0 {
 		return errors.New("--lag-threshold must not be negative")
@@ -182,11 +197,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "api":
 		opts = append(opts, api.Module)
 	case "capture":
-		opts = append(opts, capture.Module)
+		opts = append(opts, capture.Module, platform.HealthModule)
 	case "backfill":
 		opts = append(opts, backfill.Module)
 	case "sink":
-		opts = append(opts, sink.Module)
+		opts = append(opts, sink.Module, platform.HealthModule)
 	}
 	app := fx.New(opts...)
 	if err := app.Err(); err != nil {

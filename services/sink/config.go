@@ -14,7 +14,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
@@ -54,6 +56,11 @@ type Config struct {
 	// StreamLimits are used when the sink creates a source's stream (the
 	// capture service creates it too, with the same limits).
 	StreamLimits natsx.StreamLimits
+	// Destinations are the destinations whose sinks this manager runs;
+	// empty runs every destination's. The others are left to the sink
+	// instances that run them: their health is not reported and their
+	// consumers are not touched here.
+	Destinations []int64
 	// Drivers are the destination types this build supports; nil means
 	// BuiltinDrivers().
 	Drivers Drivers
@@ -85,6 +92,11 @@ func DefaultConfig() Config {
 	}
 }
 
+// runs reports whether this manager runs the sinks of destination id.
+func (c Config) runs(id int64) bool {
+	return len(c.Destinations) == 0 || slices.Contains(c.Destinations, id)
+}
+
 // Validate checks the config.
 func (c Config) Validate() error {
 	var errs []error
@@ -93,6 +105,11 @@ func (c Config) Validate() error {
 	}
 	if c.Runner.BatchSize < 0 || c.Runner.BatchSize > 100000 {
 		errs = append(errs, errors.New("sink: batch size must be between 1 and 100000"))
+	}
+	for _, id := range c.Destinations {
+		if id <= 0 {
+			errs = append(errs, fmt.Errorf("sink: destination id %d is not positive", id))
+		}
 	}
 	if c.DLQ.PollInterval < 0 || c.DLQ.Lease < 0 {
 		errs = append(errs, errors.New("sink: dlq poll interval and lease must not be negative"))

@@ -229,6 +229,9 @@ func (m *Manager) reconcile(ctx context.Context) {
 	for _, p := range pipelines {
 		tables, terr := parseTables(p.Tables)
 		for _, destID := range p.DestinationIDs {
+			if !m.cfg.runs(destID) {
+				continue // another sink instance runs it
+			}
 			key := pairKey{PipelineID: p.ID, DestinationID: destID}
 			desired[key] = true
 			m.reconcilePair(ctx, key, p, tables, terr, dests)

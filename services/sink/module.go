@@ -88,10 +88,15 @@ func newFromFx(p Params) (*Manager, error) {
 		cfg.StreamLimits.MaxBytes = p.Settings.StreamMaxBytes
 	}
 	cfg.StreamLimits.Duplicates = p.Settings.DuplicateWindow()
+	cfg.StreamLimits.Replicas = p.Settings.StreamReplicas
+	cfg.Destinations = p.Settings.SinkDestinations
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	log := p.Log.With("service", "sink")
+	if len(cfg.Destinations) > 0 {
+		log.Info("running the sinks of some destinations only", "destinations", cfg.Destinations)
+	}
 	if p.Redis == nil {
 		log.Info("dead-letter queue disabled: set ROSETTA_REDIS_URL to dead-letter the changes a destination rejects; until then they are retried")
 		m := NewManager(cfg, p.Store, p.JS, log)
