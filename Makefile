@@ -5,7 +5,7 @@ export GOTOOLCHAIN ?= auto
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build web deps test test-faults test-fidelity demo bench lint fmt vet clean
+.PHONY: all build web deps test test-deploy test-faults test-fidelity demo bench lint fmt vet clean
 
 all: build
 
@@ -25,12 +25,21 @@ web:
 # Every test, against real PostgreSQL, Redis and NATS servers the tests start
 # themselves. Prints one closing line: "N passed, N failed, N skipped".
 # The checkers of `make lint` run first; their failure fails the run, after
-# the tests still ran.
+# the tests still ran. deploy/ is a module of its own, outside go.work (its
+# Kubernetes and BuildKit dependencies would otherwise raise the versions of
+# Rosetta's own in workspace builds), so its check of the deployment files
+# runs after the root packages, into the same summary.
 test: deps
 	@lint=0; ./scripts/lint.sh || lint=1; \
-	set -o pipefail; $(GO) test $(TEST_FLAGS) -json ./... | $(GO) run ./scripts/testsummary; rc=$$?; \
+	set -o pipefail; { $(GO) test $(TEST_FLAGS) -json ./...; (cd deploy && GOWORK=off $(GO) test -count=1 -json ./...); } | \
+	  $(GO) run ./scripts/testsummary; rc=$$?; \
 	if [ $$lint -ne 0 ]; then echo "make lint failed: see its findings above the tests"; fi; \
 	exit $$(( rc != 0 || lint != 0 ))
+
+# The deployment files (deploy/) against the binary: Dockerfile, compose,
+# Kubernetes manifests. Also part of `make test`.
+test-deploy:
+	cd deploy && GOWORK=off $(GO) test -count=1 -v ./...
 
 # The fault suite (real processes killed, stopped and restarted, links stalled;
 # docs/guarantees.md, docs/faults.md)
@@ -53,6 +62,7 @@ bench: deps build
 
 vet:
 	$(GO) vet ./...
+	cd deploy && GOWORK=off $(GO) vet ./...
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')

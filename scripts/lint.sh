@@ -29,6 +29,9 @@ step gofmt gofmt_clean
 step "go vet" go vet ./...
 step staticcheck go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
 step "go mod tidy" env GOWORK=off go mod tidy -diff
+# deploy/ is a module of its own (its test checks the deployment files).
+step "go vet (deploy)" bash -c 'cd deploy && GOWORK=off go vet ./...'
+step "go mod tidy (deploy)" bash -c 'cd deploy && GOWORK=off go mod tidy -diff'
 command -v npx >/dev/null || ./scripts/ensure-web-deps.sh >&2
 if command -v npx >/dev/null; then
   step redocly npx --yes "@redocly/cli@$REDOCLY_VERSION" lint --format=stylish contracts/openapi.yaml
