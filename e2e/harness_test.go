@@ -120,6 +120,7 @@ func (e *env) command(service string) *exec.Cmd {
 		"ROSETTA_NATS_URL="+e.natsURL,
 		"ROSETTA_DATA_DIR="+e.dataDir,
 		"ROSETTA_SECRET_KEY=e2e-test-secret-key-0123456789",
+		"ROSETTA_API_TOKEN="+apiToken,
 		"ROSETTA_RECONCILE_INTERVAL=2s",
 		"ROSETTA_LOG_LEVEL=info",
 		"ROSETTA_LOG_FORMAT=text",
@@ -153,8 +154,14 @@ func (e *env) waitHealthy(exited chan error) {
 	}
 }
 
+// apiToken is the harness's bootstrap admin token (ROSETTA_API_TOKEN).
+const apiToken = "e2e-test-api-token-0123456789abcdef"
+
+// healthy reports whether the API is ready: its dependencies answer.
 func (e *env) healthy() bool {
-	resp, err := http.Get("http://" + e.httpAddr + "/api/v1/health")
+	req, _ := http.NewRequest("GET", "http://"+e.httpAddr+"/api/v1/ready", nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return false
 	}
@@ -188,6 +195,7 @@ func (e *env) api(method, path string, body any, out any) int {
 	}
 	req, _ := http.NewRequest(method, "http://"+e.httpAddr+"/api/v1"+path, rd)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+apiToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)

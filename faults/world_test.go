@@ -94,6 +94,7 @@ func newWorld(t *testing.T, opt worldOptions) *world {
 		"ROSETTA_REDIS_URL=" + w.redis.URL(),
 		"ROSETTA_DATA_DIR=" + t.TempDir(),
 		"ROSETTA_SECRET_KEY=faults-test-secret-key-0123456789",
+		"ROSETTA_API_TOKEN=" + apiToken,
 		"ROSETTA_RECONCILE_INTERVAL=2s",
 		"ROSETTA_LOG_LEVEL=info",
 		"ROSETTA_LOG_FORMAT=text",
@@ -120,7 +121,10 @@ func newWorld(t *testing.T, opt worldOptions) *world {
 	return w
 }
 
-// waitHealthy waits until the API answers /health.
+// apiToken is the harness's bootstrap admin token (ROSETTA_API_TOKEN).
+const apiToken = "faults-test-api-token-0123456789abcdef"
+
+// waitHealthy waits until the API answers /ready: its dependencies answer.
 func (w *world) waitHealthy() {
 	w.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -128,7 +132,9 @@ func (w *world) waitHealthy() {
 		if !w.api.running() {
 			w.t.Fatalf("api exited during start")
 		}
-		resp, err := http.Get("http://" + w.httpAddr + "/api/v1/health")
+		req, _ := http.NewRequest("GET", "http://"+w.httpAddr+"/api/v1/ready", nil)
+		req.Header.Set("Authorization", "Bearer "+apiToken)
+		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -157,6 +163,7 @@ func (w *world) call(method, path string, body, out any) (int, error) {
 	}
 	req, _ := http.NewRequest(method, "http://"+w.httpAddr+"/api/v1"+path, rd)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+apiToken)
 	client := http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {

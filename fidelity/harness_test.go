@@ -101,6 +101,7 @@ func (e *env) start() {
 		"ROSETTA_REDIS_URL=",
 		"ROSETTA_DATA_DIR="+e.dataDir,
 		"ROSETTA_SECRET_KEY=fidelity-test-secret-key-0123456789",
+		"ROSETTA_API_TOKEN="+apiToken,
 		"ROSETTA_RECONCILE_INTERVAL=2s",
 		"ROSETTA_LOG_LEVEL=info",
 		"ROSETTA_LOG_FORMAT=text",
@@ -128,8 +129,14 @@ func (e *env) start() {
 	}
 }
 
+// apiToken is the harness's bootstrap admin token (ROSETTA_API_TOKEN).
+const apiToken = "fidelity-test-api-token-0123456789abcdef"
+
+// healthy reports whether the API is ready: its dependencies answer.
 func (e *env) healthy() bool {
-	resp, err := http.Get("http://" + e.httpAddr + "/api/v1/health")
+	req, _ := http.NewRequest("GET", "http://"+e.httpAddr+"/api/v1/ready", nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return false
 	}
@@ -163,6 +170,7 @@ func (e *env) mustAPI(method, path string, body any, out any) {
 	}
 	req, _ := http.NewRequest(method, "http://"+e.httpAddr+"/api/v1"+path, rd)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+apiToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)

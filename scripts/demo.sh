@@ -8,6 +8,8 @@
 #   DEMO_SECONDS   how long to write changes (default 30; 0 = until Ctrl-C)
 #   DEMO_PG_PORT   port of the demo PostgreSQL (default 55432)
 #   ROSETTA_HTTP_ADDR  API address (default 127.0.0.1:8080)
+#   ROSETTA_API_TOKEN  admin API token; unset, rosetta dev generates one and
+#                      stores it in .rosetta/demo/data/api-token
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,11 +71,14 @@ for i in $(seq 1 120); do
   kill -0 "$ROSETTA_PID" 2>/dev/null || { tail -20 "$ROOT/rosetta.log"; echo "rosetta dev exited"; exit 1; }
   sleep 0.5
 done
-curl -fsS "$API/health"; echo
+# rosetta dev stored its admin token before the API answered.
+TOKEN="${ROSETTA_API_TOKEN:-$(cat "$ROSETTA_DATA_DIR/api-token")}"
+echo "API token: ${ROSETTA_API_TOKEN:+from ROSETTA_API_TOKEN}${ROSETTA_API_TOKEN:-$ROSETTA_DATA_DIR/api-token}"
+curl -fsS -H "Authorization: Bearer $TOKEN" "$API/ready"; echo
 
 api() { # method path [json]
   local out code
-  out=$(curl -sS -X "$1" "$API$2" -H 'Content-Type: application/json' ${3:+-d "$3"} -w '\n%{http_code}')
+  out=$(curl -sS -X "$1" "$API$2" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' ${3:+-d "$3"} -w '\n%{http_code}')
   code=${out##*$'\n'}; out=${out%$'\n'*}
   if [ "$code" -ge 400 ]; then echo "$1 $2 -> $code $out" >&2; return 1; fi
   echo "$out"

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/apitoken"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/metrics"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
@@ -53,6 +54,8 @@ type client struct {
 	cfgDB string
 	logs  *syncBuffer
 	f     *fixture
+	// token is sent as the bearer token; newClient makes an admin one.
+	token string
 }
 
 type syncBuffer struct {
@@ -94,7 +97,11 @@ func newClient(t *testing.T, f *fixture, js jetstream.JetStream, redis Pinger) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &client{t: t, srv: srv, store: store, cfgDB: cfgDB, logs: logs, f: f}
+	token, _, err := store.CreateToken(ctx, configstore.TokenInput{Name: "test-admin", Role: apitoken.Admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{t: t, srv: srv, store: store, cfgDB: cfgDB, logs: logs, f: f, token: token}
 	t.Cleanup(func() {
 		for _, s := range allSecrets {
 			if strings.Contains(logs.String(), s) {
@@ -123,6 +130,9 @@ func (c *client) do(method, path string, body any) (int, []byte) {
 	}
 	req := httptest.NewRequest(method, "/api/v1"+path, rd)
 	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.srv.App().Test(req, -1)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
@@ -135,6 +145,16 @@ func (c *client) do(method, path string, body any) (int, []byte) {
 		}
 	}
 	return resp.StatusCode, raw
+}
+
+// mustToken creates a token of role and returns its value.
+func (c *client) mustToken(name string, role apitoken.Role) string {
+	c.t.Helper()
+	v, _, err := c.store.CreateToken(context.Background(), configstore.TokenInput{Name: name, Role: role})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return v
 }
 
 // must sends a request, fails unless the status is want, and decodes the
@@ -706,7 +726,16 @@ func testEvents(t *testing.T, f *fixture) {
 func testHealth(t *testing.T, f *fixture) {
 	var h healthBody
 	c := newClient(t, f, f.js, nil)
-	c.must(200, "GET", "/health", nil, &h)
+	// Liveness: no token, no dependency detail.
+	c.token = ""
+	var live map[string]any
+	c.must(200, "GET", "/health", nil, &live)
+	if len(live) != 1 || live["status"] != "ok" {
+		t.Fatalf("health = %v, want only status ok", live)
+	}
+	c.wantError("GET", "/ready", nil, 401, "", "Authorization: Bearer")
+	c.token = c.mustToken("ready-viewer", apitoken.Viewer)
+	c.must(200, "GET", "/ready", nil, &h)
 	if h.Status != "ok" || h.Checks["config_db"].Status != "ok" || h.Checks["nats"].Status != "ok" || h.Checks["redis"].Status != "disabled" {
 		t.Fatalf("health = %+v", h)
 	}
@@ -714,12 +743,12 @@ func testHealth(t *testing.T, f *fixture) {
 	r := testkit.StartRedis(t)
 	rc := redisClient(t, r)
 	withRedis := newClient(t, f, f.js, RedisPinger(rc))
-	withRedis.must(200, "GET", "/health", nil, &h)
+	withRedis.must(200, "GET", "/ready", nil, &h)
 	if h.Status != "ok" || h.Checks["redis"].Status != "ok" {
 		t.Fatalf("health with redis = %+v", h)
 	}
 	r.Kill()
-	withRedis.must(503, "GET", "/health", nil, &h)
+	withRedis.must(503, "GET", "/ready", nil, &h)
 	if h.Status != "degraded" || h.Checks["redis"].Status != "error" || h.Checks["config_db"].Status != "ok" {
 		t.Fatalf("health with redis down = %+v", h)
 	}
@@ -730,7 +759,7 @@ func testHealth(t *testing.T, f *fixture) {
 	noNATS := newClient(t, f, js, nil)
 	noNATS.srv.cfg.PublishTimeout = 500 * time.Millisecond
 	n.Shutdown()
-	noNATS.must(503, "GET", "/health", nil, &h)
+	noNATS.must(503, "GET", "/ready", nil, &h)
 	if h.Status != "degraded" || h.Checks["nats"].Status != "error" {
 		t.Fatalf("health with nats down = %+v", h)
 	}
@@ -743,10 +772,9 @@ func testHealth(t *testing.T, f *fixture) {
 	// The config DB down: the store is closed.
 	broken := newClient(t, f, f.js, nil)
 	broken.store.Close()
-	broken.must(503, "GET", "/health", nil, &h)
-	if h.Status != "degraded" || h.Checks["config_db"].Status != "error" {
-		t.Fatalf("health with config db down = %+v", h)
-	}
+	// The token cannot be checked: 503 either way, without detail.
+	broken.wantError("GET", "/ready", nil, 503, "", "config database")
+	broken.must(200, "GET", "/health", nil, nil)
 }
 
 func testListen(t *testing.T, c *client) {

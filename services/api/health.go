@@ -8,7 +8,18 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// healthBody is GET /health: "ok" when every configured dependency
+// livenessBody is GET /health: the process serves requests. It says
+// nothing about dependencies, whose errors (hosts, addresses) are not for
+// unauthenticated callers; GET /ready has them.
+type livenessBody struct {
+	Status string `json:"status"`
+}
+
+func (s *Server) health(c *fiber.Ctx) error {
+	return c.JSON(livenessBody{Status: "ok"})
+}
+
+// healthBody is GET /ready: "ok" when every configured dependency
 // answers, "degraded" (HTTP 503) otherwise.
 type healthBody struct {
 	Status string                 `json:"status"`
@@ -20,7 +31,7 @@ type checkResult struct {
 	Error  string `json:"error,omitempty"`
 }
 
-func (s *Server) health(c *fiber.Ctx) error {
+func (s *Server) ready(c *fiber.Ctx) error {
 	checks := map[string]func(context.Context) error{
 		"config_db": s.store.Ping,
 		"nats": func(ctx context.Context) error {

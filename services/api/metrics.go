@@ -13,5 +13,8 @@ func (s *Server) UseMetrics(m *metrics.Metrics) {
 	if m == nil {
 		return
 	}
-	s.app.Get("/metrics", adaptor.HTTPHandler(m.Handler()))
+	// The matrix has GET /metrics, so handle cannot fail here.
+	if err := s.handle("GET", "/metrics", adaptor.HTTPHandler(m.Handler())); err != nil {
+		s.log.Error("serve metrics", "error", err)
+	}
 }

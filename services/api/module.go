@@ -47,6 +47,8 @@ type Params struct {
 	Obs settings.Observability `optional:"true"`
 	// Console is the admin console served at "/"; without it "/" is 404.
 	Console *Console `optional:"true"`
+	// Access holds the bootstrap token (ROSETTA_API_TOKEN).
+	Access settings.Access `optional:"true"`
 }
 
 // Console is the admin console's built files (web.Console), supplied by
@@ -92,7 +94,12 @@ func NewFromParams(p Params) (*Server, error) {
 	if p.Console != nil {
 		s.UseConsole(p.Console.Files, p.Console.Built)
 	}
-	p.Lifecycle.Append(fx.Hook{OnStart: s.Listen, OnStop: s.Shutdown})
+	p.Lifecycle.Append(fx.Hook{OnStart: func(ctx context.Context) error {
+		if err := s.Bootstrap(ctx, p.Access.APIToken); err != nil {
+			return err
+		}
+		return s.Listen(ctx)
+	}, OnStop: s.Shutdown})
 	if p.Metrics != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})

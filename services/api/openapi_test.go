@@ -134,6 +134,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		{"PipelineDestinationStatus", jsonFields(pipelineDestinationStatus{})},
 		{"Error", jsonFields(errorBody{})},
 		{"Health", jsonFields(healthBody{})},
+		{"Liveness", jsonFields(livenessBody{})},
+		{"WhoAmI", jsonFields(whoamiView{})},
 		{"DLQTable", jsonFields(dlqTableView{})},
 		{"DLQSummary", jsonFields(dlqSummaryView{})},
 		{"PipelineDLQ", jsonFields(pipelineDLQView{})},

@@ -131,53 +131,63 @@ func New(cfg Config, store *configstore.Store, js jetstream.JetStream, redis Pin
 		IdleTimeout:           2 * time.Minute,
 		ErrorHandler:          s.handleError,
 	})
-	s.routes()
+	if err := s.routes(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
 // App is the Fiber app, for tests (App().Test) or for mounting elsewhere.
 func (s *Server) App() *fiber.App { return s.app }
 
-func (s *Server) routes() {
+func (s *Server) routes() error {
 	s.app.Use(s.recoverPanic, s.logRequests, s.withTimeout)
-	v1 := s.app.Group("/api/v1")
-	v1.Get("/health", s.health)
-	v1.Get("/metrics/wal", s.getWALMetrics)
-	v1.Get("/status", s.getStatus)
-
-	v1.Post("/sources", s.createSource)
-	v1.Get("/sources", s.listSources)
-	v1.Get("/sources/:id", s.getSource)
-	v1.Get("/sources/:id/tables", s.listSourceTables)
-	v1.Put("/sources/:id", s.updateSource)
-	v1.Delete("/sources/:id", s.deleteSource)
-
-	v1.Get("/destination-types", s.listDestinationTypes)
-	v1.Post("/destinations/check", s.checkDestinationConfig)
-	v1.Post("/destinations", s.createDestination)
-	v1.Get("/destinations", s.listDestinations)
-	v1.Get("/destinations/:id", s.getDestination)
-	v1.Put("/destinations/:id", s.updateDestination)
-	v1.Delete("/destinations/:id", s.deleteDestination)
-
-	v1.Post("/pipelines", s.createPipeline)
-	v1.Get("/pipelines", s.listPipelines)
-	v1.Get("/pipelines/:id", s.getPipeline)
-	v1.Put("/pipelines/:id", s.updatePipeline)
-	v1.Delete("/pipelines/:id", s.deletePipeline)
-	v1.Post("/pipelines/:id/start", s.startPipeline)
-	v1.Post("/pipelines/:id/pause", s.pausePipeline)
-	v1.Post("/pipelines/:id/refresh", s.refreshPipeline)
-	v1.Post("/pipelines/:id/backfill", s.createBackfill)
-	v1.Get("/pipelines/:id/backfill", s.listBackfills)
-	v1.Get("/backfill/:job_id", s.getBackfill)
-	v1.Post("/backfill/:job_id/cancel", s.cancelBackfill)
-
-	v1.Get("/pipelines/:id/dlq", s.getPipelineDLQ)
-	v1.Get("/pipelines/:id/destinations/:destination_id/dlq", s.listDLQ)
-	v1.Post("/pipelines/:id/destinations/:destination_id/recover-dlq", s.recoverDLQ)
-	v1.Get("/pipelines/:id/destinations/:destination_id/dlq/recoveries/:recovery_id", s.getRecovery)
-	v1.Post("/pipelines/:id/destinations/:destination_id/discard-dlq", s.discardDLQ)
+	const v1 = "/api/v1"
+	for _, r := range []struct {
+		method, path string
+		h            fiber.Handler
+	}{
+		{"GET", "/health", s.health},
+		{"GET", "/ready", s.ready},
+		{"GET", "/whoami", s.whoami},
+		{"GET", "/metrics/wal", s.getWALMetrics},
+		{"GET", "/status", s.getStatus},
+		{"POST", "/sources", s.createSource},
+		{"GET", "/sources", s.listSources},
+		{"GET", "/sources/:id", s.getSource},
+		{"GET", "/sources/:id/tables", s.listSourceTables},
+		{"PUT", "/sources/:id", s.updateSource},
+		{"DELETE", "/sources/:id", s.deleteSource},
+		{"GET", "/destination-types", s.listDestinationTypes},
+		{"POST", "/destinations/check", s.checkDestinationConfig},
+		{"POST", "/destinations", s.createDestination},
+		{"GET", "/destinations", s.listDestinations},
+		{"GET", "/destinations/:id", s.getDestination},
+		{"PUT", "/destinations/:id", s.updateDestination},
+		{"DELETE", "/destinations/:id", s.deleteDestination},
+		{"POST", "/pipelines", s.createPipeline},
+		{"GET", "/pipelines", s.listPipelines},
+		{"GET", "/pipelines/:id", s.getPipeline},
+		{"PUT", "/pipelines/:id", s.updatePipeline},
+		{"DELETE", "/pipelines/:id", s.deletePipeline},
+		{"POST", "/pipelines/:id/start", s.startPipeline},
+		{"POST", "/pipelines/:id/pause", s.pausePipeline},
+		{"POST", "/pipelines/:id/refresh", s.refreshPipeline},
+		{"POST", "/pipelines/:id/backfill", s.createBackfill},
+		{"GET", "/pipelines/:id/backfill", s.listBackfills},
+		{"GET", "/backfill/:job_id", s.getBackfill},
+		{"POST", "/backfill/:job_id/cancel", s.cancelBackfill},
+		{"GET", "/pipelines/:id/dlq", s.getPipelineDLQ},
+		{"GET", "/pipelines/:id/destinations/:destination_id/dlq", s.listDLQ},
+		{"POST", "/pipelines/:id/destinations/:destination_id/recover-dlq", s.recoverDLQ},
+		{"GET", "/pipelines/:id/destinations/:destination_id/dlq/recoveries/:recovery_id", s.getRecovery},
+		{"POST", "/pipelines/:id/destinations/:destination_id/discard-dlq", s.discardDLQ},
+	} {
+		if err := s.handle(r.method, v1+r.path, r.h); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Listen binds cfg.Addr and serves in the background until Shutdown. A

@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/metrics"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 	"github.com/rosettacdc/rosetta/pkg/walmonitor"
@@ -29,13 +27,14 @@ func (f *fakeWAL) List(_ context.Context, q walmonitor.Query) ([]walmonitor.Samp
 func TestWALMetricsAndPrometheus(t *testing.T) {
 	t.Parallel()
 	_, js := testkit.StartNATS(t).Connect(t)
-	srv, err := New(Config{}, &configstore.Store{}, js, nil, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pg := testkit.StartPostgres(t)
+	c := newClient(t, &fixture{pg: pg, js: js}, js, nil)
+	srv := c.srv
 	get := func(path string) (int, string) {
 		t.Helper()
-		resp, err := srv.App().Test(httptest.NewRequest("GET", path, nil), -1)
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := srv.App().Test(req, -1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,8 +8,11 @@ import (
 	"testing"
 )
 
+// testAPIToken is the bootstrap admin token the tests start Rosetta with.
+const testAPIToken = "rosetta-test-api-token-0123456789abcdef"
+
 // apiCaller returns a function that sends a JSON request to the API at
-// base, fails t on a transport error or a status of 300 and above, and
+// base with testAPIToken, fails t on a transport error or a status of 300 and above, and
 // decodes the answer into out when out is not nil.
 func apiCaller(t *testing.T, base string) func(method, path string, body, out any) {
 	return func(method, path string, body, out any) {
@@ -20,6 +23,8 @@ func apiCaller(t *testing.T, base string) func(method, path string, body, out an
 			r = bytes.NewReader(b)
 		}
 		req, _ := http.NewRequestWithContext(t.Context(), method, base+path, r)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+testAPIToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

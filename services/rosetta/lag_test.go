@@ -83,6 +83,7 @@ func TestDevProgressAndLag(t *testing.T) {
 		"ROSETTA_SINK_BATCH_WAIT=50ms",
 		"ROSETTA_WAL_MONITOR_INTERVAL=1s",
 		"ROSETTA_LOG_FORMAT=text",
+		"ROSETTA_API_TOKEN="+testAPIToken,
 	)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

@@ -63,6 +63,8 @@ Configuration comes from the environment (flags override):
   ROSETTA_SECRET_KEY_PREVIOUS the key before a rotation (rosetta secrets rotate)
   ROSETTA_LOG_LEVEL           debug, info, warn, error
   ROSETTA_LOG_FORMAT          json or text
+  ROSETTA_API_TOKEN           bootstrap admin API token (dev generates one)
+  ROSETTA_API_TOKEN_FILE      file holding it, instead of ROSETTA_API_TOKEN
   ROSETTA_METRICS_ADDR        extra /metrics listener (the API serves /metrics too)
   ROSETTA_WAL_MONITOR_INTERVAL  how often capture checks sources' WAL (default 60s)
   ROSETTA_LAG_THRESHOLD       lag above which a destination is LAGGING (default 60s)
@@ -154,6 +156,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if cmd == "migrate" {
 		return migrate(ctx, &s, log)
 	}
+	// Only the API uses access settings; other services ignore them.
+	var access settings.Access
+	if cmd == "dev" || cmd == "api" {
+		if access, err = settings.LoadAccess(); err != nil {
+			return err
+		}
+	}
+	var devTokenPath string
+	if cmd == "dev" && access.APIToken == "" {
+		access.APIToken, devTokenPath, _, err = devToken(s.DataDir)
+		if err != nil {
+			return err
+		}
+	}
 
 	consoleFiles, consoleBuilt, err := web.Console()
 	if err != nil {
@@ -164,7 +180,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 
 	opts := []fx.Option{
-		fx.Supply(log),
+		fx.Supply(log, access),
 		fx.Supply(&api.Console{Files: consoleFiles, Built: consoleBuilt}),
 		platform.Module(&s),
 		fx.Provide(
@@ -215,7 +231,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	log.Info("rosetta running", "command", cmd, "api", s.HTTPAddr, "version", version)
 	stopProgress := func() {}
 	if cmd == "dev" {
-		printDevStartup(stderr, &s, devNATS)
+		printDevStartup(stderr, &s, devNATS, devTokenPath)
 		pctx, cancelProgress := context.WithCancel(ctx)
 		progressDone := make(chan struct{})
 		// Owned here: stopped and waited for before the app (and the
@@ -258,7 +274,7 @@ func migrate(ctx context.Context, s *settings.Settings, log *slog.Logger) error 
 }
 
 // printDevStartup says what `rosetta dev` started, once it is up.
-func printDevStartup(w io.Writer, s *settings.Settings, nc *nats.Conn) {
+func printDevStartup(w io.Writer, s *settings.Settings, nc *nats.Conn, tokenPath string) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, progressPrefix+format+"\n", args...) }
 	p("config DB migrated (%s)", redactDSN(s.ConfigDSN))
 	if s.NATSURL == "" {
@@ -267,6 +283,13 @@ func printDevStartup(w io.Writer, s *settings.Settings, nc *nats.Conn) {
 		p("NATS connected at %s", nc.ConnectedUrl())
 	}
 	p("API listening on http://%s/api/v1", s.HTTPAddr)
+	if tokenPath != "" {
+		p("admin API token in %s; use it with:", tokenPath)
+		p("  export ROSETTA_API_TOKEN=$(cat %s)", tokenPath)
+		p("  curl -H \"Authorization: Bearer $ROSETTA_API_TOKEN\" http://%s/api/v1/whoami", s.HTTPAddr)
+	} else {
+		p("API token: the one in %s (send it as Authorization: Bearer <token>)", settings.EnvAPIToken)
+	}
 	p("console at http://%s/", s.HTTPAddr)
 	p("capture, sinks and the backfill worker are running; progress follows here")
 }

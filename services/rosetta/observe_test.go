@@ -46,7 +46,7 @@ func TestObserveRunningPipeline(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	app := fx.New(
-		fx.Supply(log),
+		fx.Supply(log, settings.Access{APIToken: testAPIToken}),
 		platform.Module(&s),
 		fx.Provide(
 			fx.Annotate(asStore, fx.As(new(capture.ConfigStore))),
@@ -102,7 +102,9 @@ func TestObserveRunningPipeline(t *testing.T) {
 	}
 
 	scrape := func() string {
-		resp, err := http.Get(base + "/metrics")
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", base+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+testAPIToken)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -27,6 +27,9 @@ import (
 
 const secretKey = "rosetta-bench-secret-key-0123456789"
 
+// benchAPIToken is the bootstrap admin token the bench starts Rosetta with.
+const benchAPIToken = "rosetta-bench-api-token-0123456789abcdef"
+
 // rosettaRun is one bin/rosetta process pointed at a slot copy, with its
 // own config DB, data directory and destination.
 type rosettaRun struct {
@@ -147,6 +150,9 @@ func (r *rosettaRun) start(dataDir string) error {
 		"ROSETTA_NATS_URL=",
 		"ROSETTA_DATA_DIR="+dataDir,
 		"ROSETTA_SECRET_KEY="+secretKey,
+		// The bench configures through the config DB, not the API; the
+		// token only keeps `rosetta dev` from generating one.
+		"ROSETTA_API_TOKEN="+benchAPIToken,
 		"ROSETTA_STREAM_MAX_BYTES="+strconv.FormatInt(16<<30, 10),
 		"ROSETTA_LOG_LEVEL=info",
 		"ROSETTA_LOG_FORMAT=text",
