@@ -143,7 +143,7 @@ func (w *world) assertEqual() {
 		w.t.Fatalf("connect destination: %v", err)
 	}
 	defer dst.Close(ctx)
-	for _, table := range []string{"accounts", "lines"} {
+	for _, table := range []string{"accounts", "lines", "docs"} {
 		cols := watched[table]
 		want, err := rowsOf(ctx, src, table, cols)
 		if err != nil {
@@ -167,6 +167,9 @@ func rowsOf(ctx context.Context, conn *pgx.Conn, table string, cols []string) ([
 	exprs := make([]string, len(cols))
 	for i, c := range cols {
 		exprs[i] = "coalesce(" + pgx.Identifier{c}.Sanitize() + "::text, '∅')"
+		if hashed[c] {
+			exprs[i] = "coalesce(md5(" + pgx.Identifier{c}.Sanitize() + "::text), '∅')"
+		}
 	}
 	rows, err := conn.Query(ctx, "SELECT concat_ws('|', "+strings.Join(exprs, ", ")+") FROM "+pgx.Identifier{table}.Sanitize())
 	if err != nil {

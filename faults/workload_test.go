@@ -17,13 +17,19 @@ CREATE TABLE accounts (id bigint PRIMARY KEY, owner text NOT NULL, balance numer
   version int NOT NULL, active boolean, note text);
 CREATE TABLE lines (acct bigint, n bigint, sku text, qty int, PRIMARY KEY (acct, n));
 CREATE TABLE noise (id bigserial PRIMARY KEY, v text);
+CREATE TABLE docs (id bigint PRIMARY KEY, score int NOT NULL, body text);
+ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
 `
 
 // watched are the pipeline's tables and the columns compared.
 var watched = map[string][]string{
 	"accounts": {"id", "owner", "balance", "version", "active", "note"},
 	"lines":    {"acct", "n", "sku", "qty"},
+	"docs":     {"id", "score", "body"},
 }
+
+// hashed are the watched columns compared by their md5 (300 kB values).
+var hashed = map[string]bool{"body": true}
 
 // workload writes to the watched tables until stopped: inserts, updates,
 // deletes and primary-key changes across both tables, in transactions of
@@ -37,6 +43,10 @@ type workload struct {
 	wg        sync.WaitGroup
 	committed atomic.Int64
 	paused    atomic.Bool
+	// docs makes the workload also write docs rows with 300 kB
+	// out-of-line (STORAGE EXTERNAL) bodies, mostly updated by statements
+	// that leave the body untouched (unchanged TOAST in the events).
+	docs bool
 	failed    atomic.Int64
 	lastErr   atomic.Value
 }
@@ -44,8 +54,13 @@ type workload struct {
 // startWorkload starts writing; seed separates the id ranges of workloads
 // running at once.
 func startWorkload(t *testing.T, dsn string, seed uint64) *workload {
+	return startWorkloadOf(t, dsn, seed, false)
+}
+
+// startWorkloadOf is startWorkload, with docs rows when docs is set.
+func startWorkloadOf(t *testing.T, dsn string, seed uint64, docs bool) *workload {
 	ctx, cancel := context.WithCancel(context.Background())
-	wl := &workload{t: t, dsn: dsn, cancel: cancel}
+	wl := &workload{t: t, dsn: dsn, cancel: cancel, docs: docs}
 	wl.wg.Add(1)
 	go func() {
 		defer wl.wg.Done()
@@ -68,6 +83,7 @@ func (wl *workload) run(ctx context.Context, seed uint64) {
 	next := int64(seed) * 10_000_000 // next account id
 	base := next
 	moves := int64(0) // lines' key changes move n by a multiple of 1000 used once
+	docs := int64(0)  // docs rows inserted (ids 1..docs)
 	var conn *pgx.Conn
 	defer func() {
 		if conn != nil {
@@ -92,6 +108,9 @@ func (wl *workload) run(ctx context.Context, seed uint64) {
 		}
 		pick := func() int64 { return base + rng.Int64N(max(next-base, 1)) }
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if wl.docs && rng.IntN(3) == 0 {
+				return wl.writeDocs(ctx, tx, rng, &docs)
+			}
 			for range 1 + rng.IntN(4) {
 				var err error
 				switch r := rng.IntN(100); {
@@ -164,6 +183,25 @@ func (wl *workload) run(ctx context.Context, seed uint64) {
 		wl.committed.Add(1)
 		sleep(ctx, time.Duration(rng.IntN(4))*time.Millisecond)
 	}
+}
+
+// writeDocs inserts a docs row with a 300 kB body (at most 40 rows), or
+// updates rows leaving the body untouched, or rewrites or deletes one.
+func (wl *workload) writeDocs(ctx context.Context, tx pgx.Tx, rng *rand.Rand, n *int64) error {
+	pick := func() int64 { return 1 + rng.Int64N(max(*n, 1)) }
+	var err error
+	switch r := rng.IntN(100); {
+	case r < 15 && *n < 40 || *n < 5:
+		*n++
+		_, err = tx.Exec(ctx, `INSERT INTO docs VALUES ($1, 0, repeat(md5($2), 9400))`, *n, fmt.Sprint(rng.Int64()))
+	case r < 85: // the body stays as it is: unchanged TOAST
+		_, err = tx.Exec(ctx, `UPDATE docs SET score = score + 1 WHERE id = $1 OR id = $2`, pick(), pick())
+	case r < 95:
+		_, err = tx.Exec(ctx, `UPDATE docs SET score = score + 1, body = repeat(md5($2), 9400) WHERE id = $1`, pick(), fmt.Sprint(rng.Int64()))
+	default:
+		_, err = tx.Exec(ctx, `DELETE FROM docs WHERE id = $1`, pick())
+	}
+	return err
 }
 
 func (wl *workload) fail(err error) {

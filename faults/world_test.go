@@ -233,7 +233,7 @@ func (w *world) createPipeline() {
 	}, &dst)
 	w.mustCall("POST", "/pipelines", map[string]any{
 		"name": "p", "source_id": w.sourceID, "destination_ids": []int64{dst.ID},
-		"tables": []string{"public.accounts", "public.lines"},
+		"tables": []string{"public.accounts", "public.lines", "public.docs"},
 	}, &pipe)
 	w.mustCall("POST", fmt.Sprintf("/pipelines/%d/start", pipe.ID), nil, nil)
 	w.pipelineID, w.destID = pipe.ID, dst.ID

@@ -2,11 +2,18 @@ package postgres
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
 // copyEscaper escapes a value for COPY's text format. Values arrive in
@@ -91,4 +98,51 @@ func encodeRows(buf *bytes.Buffer, cols []stageColumn, rows []cdc.RowChange) {
 		}
 		buf.WriteByte('\n')
 	}
+}
+
+// copyWhere is the part of a COPY error that names the staging column and
+// the value (", at COPY …, line 3, column price: \"1.005\""); PgError's
+// message alone does not say which column refused what.
+func copyWhere(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Where != "" {
+		return ", at " + pgErr.Where
+	}
+	return ""
+}
+
+// checkExact fails permanently when a staged value is not exactly the
+// value sent: a destination column whose type differs from the sent type
+// (see needsCheck) may round it (numeric scale, timestamp precision, real)
+// or trim it (trailing spaces beyond varchar(n)) without an error.
+func checkExact(ctx context.Context, tx pgx.Tx, b cdc.TableBatch, plan *stagePlan) error {
+	for _, c := range plan.sql.checks {
+		var sent, stored *string
+		var key []*string
+		err := tx.QueryRow(ctx, c.sql).Scan(&sent, &stored, &key)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("check that column %q (%s) holds values sent as %s exactly: %w", c.col.Name, c.col.Type, c.col.Check, err)
+		}
+		var keyText []string
+		for i, k := range b.KeyColumns() {
+			if i < len(key) && key[i] != nil {
+				keyText = append(keyText, fmt.Sprintf("%s=%q", k, *key[i]))
+			}
+		}
+		show := func(v *string) string {
+			if v == nil {
+				return "NULL"
+			}
+			if len(*v) > 80 {
+				return strconv.Quote((*v)[:80] + "…")
+			}
+			return strconv.Quote(*v)
+		}
+		return sinkrunner.Permanent(fmt.Errorf("%s.%s column %q (%s), row with key %s: value %s (sent as %s) would be stored as %s: the destination type cannot hold it exactly",
+			b.Table.Schema, b.Table.Table, c.col.Name, c.col.Type, strings.Join(keyText, ", "), show(sent), c.col.Check, show(stored)))
+	}
+	return nil
 }

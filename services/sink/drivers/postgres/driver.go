@@ -62,6 +62,7 @@ type stagePlan struct {
 	sql     statements
 	hasTomb bool
 	target  string
+	stage   string
 	colv    colvSQL
 	// truncateInvalidate turns columns older than a truncate ($1, $2)
 	// into unknown in every newer row; set for batches that truncate,
@@ -151,7 +152,10 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 	var (
 		queue pgx.Batch
 		owner []string // table and step of each queued statement, for errors
-		buf   bytes.Buffer
+		// partial are the tables whose batch left columns unchanged:
+		// rows may be left with columns no change has provided yet.
+		partial []reportPlan
+		buf     bytes.Buffer
 	)
 	enqueue := func(table, step, sql string, args ...any) {
 		queue.Queue(sql, args...)
@@ -246,6 +250,9 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 			// takes over.
 			enqueue(table, "drop superseded tombstones", plan.sql.untomb)
 		}
+		if plan.colv.has && slices.ContainsFunc(b.Rows, func(r cdc.RowChange) bool { return !r.Delete && len(r.Unchanged) > 0 }) {
+			partial = append(partial, reportPlan{table: table, plan: plan})
+		}
 	}
 	if queue.Len() > 0 {
 		br := tx.SendBatch(ctx, &queue)
@@ -257,6 +264,11 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 		}
 		if err := br.Close(); err != nil {
 			return fmt.Errorf("apply batch: %w", err)
+		}
+	}
+	for _, p := range partial {
+		if err := d.reportUnknown(ctx, tx, p); err != nil {
+			return err
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -372,7 +384,8 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 	stage := "_rosetta_stage_" + strconv.Itoa(d.nextID)
 	x := colvSQL{has: shape.hasColv()}
 	sig.WriteString("\x00colv=" + strconv.FormatBool(x.has))
-	plan := &stagePlan{cols: cols, sql: buildStatements(shape.target, shape.tomb, stage, cols, x), hasTomb: shape.hasTomb, target: shape.target, colv: x}
+	plan := &stagePlan{cols: cols, sql: buildStatements(shape.target, shape.tomb, stage, cols, x), hasTomb: shape.hasTomb, target: shape.target,
+		stage: stage, colv: x}
 	if len(b.Rows) == 0 {
 		// Truncate only: no staging needed; not cached, as the batch
 		// may lack the columns a staging table needs.
@@ -561,53 +574,6 @@ func (s *tableShape) hasColv() bool {
 	return ok
 }
 
-// copyWhere is the part of a COPY error that names the staging column and
-// the value (", at COPY …, line 3, column price: \"1.005\""); PgError's
-// message alone does not say which column refused what.
-func copyWhere(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Where != "" {
-		return ", at " + pgErr.Where
-	}
-	return ""
-}
-
-// checkExact fails permanently when a staged value is not exactly the
-// value sent: a destination column whose type differs from the sent type
-// (see needsCheck) may round it (numeric scale, timestamp precision, real)
-// or trim it (trailing spaces beyond varchar(n)) without an error.
-func checkExact(ctx context.Context, tx pgx.Tx, b cdc.TableBatch, plan *stagePlan) error {
-	for _, c := range plan.sql.checks {
-		var sent, stored *string
-		var key []*string
-		err := tx.QueryRow(ctx, c.sql).Scan(&sent, &stored, &key)
-		if errors.Is(err, pgx.ErrNoRows) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("check that column %q (%s) holds values sent as %s exactly: %w", c.col.Name, c.col.Type, c.col.Check, err)
-		}
-		var keyText []string
-		for i, k := range b.KeyColumns() {
-			if i < len(key) && key[i] != nil {
-				keyText = append(keyText, fmt.Sprintf("%s=%q", k, *key[i]))
-			}
-		}
-		show := func(v *string) string {
-			if v == nil {
-				return "NULL"
-			}
-			if len(*v) > 80 {
-				return strconv.Quote((*v)[:80] + "…")
-			}
-			return strconv.Quote(*v)
-		}
-		return sinkrunner.Permanent(fmt.Errorf("%s.%s column %q (%s), row with key %s: value %s (sent as %s) would be stored as %s: the destination type cannot hold it exactly",
-			b.Table.Schema, b.Table.Table, c.col.Name, c.col.Type, strings.Join(keyText, ", "), show(sent), c.col.Check, show(stored)))
-	}
-	return nil
-}
-
 // classify marks errors the same batch will always hit as permanent: data
 // the destination rejects (class 22, data exception; class 23, integrity
 // constraint violation; class 54, a limit such as a key value too large for
@@ -626,27 +592,4 @@ func classify(err error) error {
 		}
 	}
 	return err
-}
-
-// lockTables takes, in name order, a transaction-scoped advisory lock per
-// destination table of the batch. The version guards compare with the
-// stored row and then write, which is exact for one writer; two sinks
-// applying the same table at once (a sink frozen past the ack wait while
-// JetStream hands its messages to another) could each miss the other's
-// uncommitted tombstone or row and resurrect a deleted key or lose an
-// update (faults/ SIGSTOPSinkPastAckWait). Serializing writers per table
-// keeps the guards exact; the name order keeps two sinks from deadlocking.
-func lockTables(ctx context.Context, tx pgx.Tx, schema string, work []cdc.TableBatch) error {
-	names := make([]string, 0, len(work))
-	for _, b := range work {
-		names = append(names, schema+"."+b.Table.Table)
-	}
-	slices.Sort(names)
-	names = slices.Compact(names)
-	for _, n := range names {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "rosetta apply "+n); err != nil {
-			return fmt.Errorf("lock %s for apply: %w", n, err)
-		}
-	}
-	return nil
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -119,4 +120,70 @@ func parseVersion(s *string) (contracts.Version, error) {
 		return contracts.Version{}, fmt.Errorf("parse %q: %w", *s, err)
 	}
 	return contracts.Version{LSN: uint64(lsn), Seq: seq}, nil
+}
+
+// reportPlan is a table whose staged batch held partial changes.
+type reportPlan struct {
+	table string
+	plan  *stagePlan
+}
+
+// reportUnknown warns about rows of the batch left with columns no change
+// has provided yet (unknown, stored NULL): an update left TOASTed columns
+// unchanged and no older change of the row has arrived. That is normal for
+// a moment after a redelivery; it stays so for a row that existed before
+// the pipeline and was never snapshotted, until a backfill of the key
+// completes it. At most 10 rows per batch are named.
+func (d *Driver) reportUnknown(ctx context.Context, tx pgx.Tx, p reportPlan) error {
+	var keys, match []string
+	for _, c := range p.plan.cols {
+		if c.Key {
+			keys = append(keys, "t."+ident(c.Name)+"::text")
+			match = append(match, "t."+ident(c.Name)+" = s."+ident(c.Name))
+		}
+	}
+	q := "SELECT ARRAY[" + strings.Join(keys, ", ") + "], ARRAY(SELECT e.key FROM jsonb_each(t." + ident(colvCol) + ") AS e WHERE e.value = " +
+		unknownVersion + " ORDER BY e.key) FROM " + p.plan.target + " AS t JOIN " + ident(p.plan.stage) + " AS s ON " + strings.Join(match, " AND ") +
+		" WHERE NOT s." + ident(delCol) + " AND s." + ident(colvCol) + " IS NOT NULL AND " + p.plan.colv.hasUnknown("t") + " LIMIT 10"
+	rows, err := tx.Query(ctx, q)
+	if err != nil {
+		return fmt.Errorf("find rows of %s with unknown columns: %w", p.table, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key, cols []string
+		if err := rows.Scan(&key, &cols); err != nil {
+			return fmt.Errorf("find rows of %s with unknown columns: %w", p.table, err)
+		}
+		d.log.Warn("row has columns no change has provided yet: an update left them unchanged (TOASTed) and no older change of "+
+			"the row has arrived; they stay NULL until one does, or a backfill of the key completes them",
+			"table", p.table, "key", key, "columns", cols)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("find rows of %s with unknown columns: %w", p.table, err)
+	}
+	return nil
+}
+
+// lockTables takes, in name order, a transaction-scoped advisory lock per
+// destination table of the batch. The version guards compare with the
+// stored row and then write, which is exact for one writer; two sinks
+// applying the same table at once (a sink frozen past the ack wait while
+// JetStream hands its messages to another) could each miss the other's
+// uncommitted tombstone or row and resurrect a deleted key or lose an
+// update (faults/ SIGSTOPSinkPastAckWait). Serializing writers per table
+// keeps the guards exact; the name order keeps two sinks from deadlocking.
+func lockTables(ctx context.Context, tx pgx.Tx, schema string, work []cdc.TableBatch) error {
+	names := make([]string, 0, len(work))
+	for _, b := range work {
+		names = append(names, schema+"."+b.Table.Table)
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	for _, n := range names {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "rosetta apply "+n); err != nil {
+			return fmt.Errorf("lock %s for apply: %w", n, err)
+		}
+	}
+	return nil
 }
