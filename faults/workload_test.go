@@ -46,9 +46,9 @@ type workload struct {
 	// docs makes the workload also write docs rows with 300 kB
 	// out-of-line (STORAGE EXTERNAL) bodies, mostly updated by statements
 	// that leave the body untouched (unchanged TOAST in the events).
-	docs bool
-	failed    atomic.Int64
-	lastErr   atomic.Value
+	docs    bool
+	failed  atomic.Int64
+	lastErr atomic.Value
 }
 
 // startWorkload starts writing; seed separates the id ranges of workloads
@@ -108,7 +108,7 @@ func (wl *workload) run(ctx context.Context, seed uint64) {
 		}
 		pick := func() int64 { return base + rng.Int64N(max(next-base, 1)) }
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if wl.docs && rng.IntN(3) == 0 {
+			if wl.docs && rng.IntN(3) > 0 {
 				return wl.writeDocs(ctx, tx, rng, &docs)
 			}
 			for range 1 + rng.IntN(4) {
@@ -185,13 +185,14 @@ func (wl *workload) run(ctx context.Context, seed uint64) {
 	}
 }
 
-// writeDocs inserts a docs row with a 300 kB body (at most 40 rows), or
+// writeDocs inserts a docs row with a 300 kB body (at most 40 rows, in two
+// transactions of three), or
 // updates rows leaving the body untouched, or rewrites or deletes one.
 func (wl *workload) writeDocs(ctx context.Context, tx pgx.Tx, rng *rand.Rand, n *int64) error {
 	pick := func() int64 { return 1 + rng.Int64N(max(*n, 1)) }
 	var err error
 	switch r := rng.IntN(100); {
-	case r < 15 && *n < 40 || *n < 5:
+	case r < 25 && *n < 40 || *n < 10:
 		*n++
 		_, err = tx.Exec(ctx, `INSERT INTO docs VALUES ($1, 0, repeat(md5($2), 9400))`, *n, fmt.Sprint(rng.Int64()))
 	case r < 85: // the body stays as it is: unchanged TOAST

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -286,6 +287,9 @@ func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatc
 		// and every column known: the row's own guard takes over.
 		if err := exec("drop superseded tombstones", plan.sql.untomb); err != nil {
 			return err
+		}
+		if slices.ContainsFunc(b.Rows, func(r cdc.RowChange) bool { return !r.Delete && len(r.Unchanged) > 0 }) {
+			return d.reportUnknown(ctx, conn, plan, b)
 		}
 	}
 	return nil

@@ -147,3 +147,40 @@ func withTruncate(plan *stagePlan, shape *tableShape, b cdc.TableBatch) *stagePl
 	}
 	return &p
 }
+
+// reportUnknown warns about rows of the batch left with columns no change
+// has provided yet (unknown, stored NULL): an update left TOASTed columns
+// unchanged and no older change of the row has arrived. That is normal for
+// a moment after a redelivery; it stays so for a row that existed before
+// the pipeline and was never snapshotted, until a backfill of the key
+// completes it. At most 10 rows per batch are named.
+func (d *Driver) reportUnknown(ctx context.Context, conn *sql.Conn, plan *stagePlan, b cdc.TableBatch) error {
+	var keys, match []string
+	for _, p := range plan.layout.keys {
+		c := plan.layout.cols[p]
+		keys = append(keys, "CAST(t."+ident(c.Name)+" AS VARCHAR)")
+		match = append(match, "t."+ident(c.Name)+" = s."+ident(c.Name))
+	}
+	q := "SELECT concat_ws(', ', " + strings.Join(keys, ", ") + "), array_to_string(list_sort(list_filter(map_keys(t." + ident(colvCol) +
+		"), k -> t." + ident(colvCol) + "[k] = " + unknownVersion + ")), ', ') FROM " + plan.target + " AS t JOIN " + ident(plan.stage) +
+		" AS s ON " + strings.Join(match, " AND ") + " WHERE NOT s." + ident(delCol) + " AND s." + ident(colvCol) + " IS NOT NULL AND " +
+		hasUnknown("t") + " LIMIT 10"
+	rows, err := conn.QueryContext(ctx, q)
+	if err != nil {
+		return fmt.Errorf("find rows with unknown columns: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key, cols string
+		if err := rows.Scan(&key, &cols); err != nil {
+			return fmt.Errorf("find rows with unknown columns: %w", err)
+		}
+		d.log.Warn("row has columns no change has provided yet: an update left them unchanged (TOASTed) and no older change of "+
+			"the row has arrived; they stay NULL until one does, or a backfill of the key completes them",
+			"table", d.cfg.Schema+"."+b.Table.Table, "key", key, "columns", cols)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("find rows with unknown columns: %w", err)
+	}
+	return nil
+}
