@@ -109,5 +109,24 @@ func ConsumerName(pipelineID, destinationID int64) string {
 	return "pipeline_" + strconv.FormatInt(pipelineID, 10) + "_dest_" + strconv.FormatInt(destinationID, 10)
 }
 
+// ParseConsumerName is ConsumerName's inverse; ok is false for a name it
+// did not make (a tap's own consumer, say).
+func ParseConsumerName(name string) (pipelineID, destinationID int64, ok bool) {
+	rest, found := strings.CutPrefix(name, "pipeline_")
+	if !found {
+		return 0, 0, false
+	}
+	p, d, found := strings.Cut(rest, "_dest_")
+	if !found {
+		return 0, 0, false
+	}
+	pid, err1 := strconv.ParseInt(p, 10, 64)
+	did, err2 := strconv.ParseInt(d, 10, 64)
+	if err1 != nil || err2 != nil || ConsumerName(pid, did) != name {
+		return 0, 0, false
+	}
+	return pid, did, true
+}
+
 // ConfigStreamName is the stream holding config events.
 const ConfigStreamName = "ROSETTA_CONFIG"

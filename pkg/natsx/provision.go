@@ -208,6 +208,36 @@ func DeletePipelineConsumer(ctx context.Context, js jetstream.JetStream, sourceI
 	return nil
 }
 
+// PipelineConsumerID names the consumer of one pipeline destination.
+type PipelineConsumerID struct {
+	PipelineID    int64
+	DestinationID int64
+}
+
+// ListPipelineConsumers returns the pipeline consumers on a source's stream
+// (consumers of other names, such as a tap's, are left out); a missing
+// stream has none.
+func ListPipelineConsumers(ctx context.Context, js jetstream.JetStream, sourceID int64) ([]PipelineConsumerID, error) {
+	s, err := js.Stream(ctx, contracts.StreamName(sourceID))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list consumers of %s: %w", contracts.StreamName(sourceID), err)
+	}
+	names := s.ConsumerNames(ctx)
+	var out []PipelineConsumerID
+	for n := range names.Name() {
+		if p, d, ok := contracts.ParseConsumerName(n); ok {
+			out = append(out, PipelineConsumerID{PipelineID: p, DestinationID: d})
+		}
+	}
+	if err := names.Err(); err != nil {
+		return nil, fmt.Errorf("list consumers of %s: %w", contracts.StreamName(sourceID), err)
+	}
+	return out, nil
+}
+
 // EnsureConfigStream creates the stream of config events (kept a day; they
 // are notifications, the config DB is the state).
 func EnsureConfigStream(ctx context.Context, js jetstream.JetStream) error {

@@ -89,6 +89,12 @@ func (s *memStore) setPipeline(p configstore.Pipeline) {
 	s.pipelines = append(s.pipelines, p)
 }
 
+func (s *memStore) deletePipeline(id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pipelines = slices.DeleteFunc(s.pipelines, func(p configstore.Pipeline) bool { return p.ID == id })
+}
+
 // syncBuffer collects a test's logs; they are printed if the test fails
 // (workers log from their own goroutines, where t.Log is not allowed late).
 type syncBuffer struct {
@@ -372,6 +378,7 @@ func TestCapture(t *testing.T) {
 	t.Run("PublishFailureRestartDedup", func(t *testing.T) { t.Parallel(); testPublishFailure(t, pg, js) })
 	t.Run("PauseResumeTableChange", func(t *testing.T) { t.Parallel(); testPauseResume(t, pg, js) })
 	t.Run("FxModule", func(t *testing.T) { t.Parallel(); testFxModule(t, pg, js) })
+	t.Run("StandbyTakeover", func(t *testing.T) { t.Parallel(); testStandbyTakeover(t, pg, js) })
 }
 
 func testEnvelope(t *testing.T, pg *testkit.Postgres, js jetstream.JetStream) {
@@ -675,6 +682,26 @@ func testPauseResume(t *testing.T, pg *testkit.Postgres, js jetstream.JetStream)
 	if got := e.fetch(2, 2, 1); len(got) != 1 || rowJSON(got[0].change.Key) != `{"id":2}` {
 		t.Errorf("paused pipeline's consumer buffered %+v", got)
 	}
+
+	// Pipeline 2 deleted: capture, the one provisioner, deletes its
+	// consumer so the stream stops keeping changes for it; pipeline 1's
+	// stays, and so does a tap's consumer of another name.
+	ctx := context.Background()
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, contracts.StreamName(e.src.ID), jetstream.ConsumerConfig{Durable: "tap", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	e.store.deletePipeline(2)
+	e.event(contracts.KindPipeline, 2, contracts.ActionDeleted)
+	exists := func(name string) bool {
+		_, err := e.js.Consumer(ctx, contracts.StreamName(e.src.ID), name)
+		return err == nil
+	}
+	eventually(t, 20*time.Second, "pipeline 2's consumer deleted", func() (bool, string) {
+		return !exists(contracts.ConsumerName(2, 2)), ""
+	})
+	if !exists(contracts.ConsumerName(1, 1)) || !exists("tap") {
+		t.Errorf("capture deleted a consumer it should keep: pipeline 1's %v, tap's %v", exists(contracts.ConsumerName(1, 1)), exists("tap"))
+	}
 }
 
 func testFxModule(t *testing.T, pg *testkit.Postgres, js jetstream.JetStream) {
@@ -709,4 +736,54 @@ func testFxModule(t *testing.T, pg *testkit.Postgres, js jetstream.JetStream) {
 	if st := e.store.state(); st.State != StateStopped {
 		t.Errorf("state after stop = %+v", st)
 	}
+}
+
+// testStandbyTakeover runs two capture instances on one source: the one
+// holding the slot publishes, the other is a standby that reports no state
+// (no ERROR) and takes the slot over when the active one stops, with no
+// change lost.
+func testStandbyTakeover(t *testing.T, pg *testkit.Postgres, js jetstream.JetStream) {
+	e := newEnv(t, pg, js, 1005, `CREATE TABLE a (id int PRIMARY KEY);`)
+	e.store.setPipeline(configstore.Pipeline{ID: 1, SourceID: e.src.ID, DestinationIDs: []int64{1}, Tables: []string{"public.a"},
+		Status: configstore.StatusStart})
+	cfg := testConfig()
+	cfg.TakeoverInterval = 200 * time.Millisecond
+	stopActive := e.start(cfg)
+	activePID := e.waitActive(true)
+	e.exec("INSERT INTO a VALUES (1)")
+	e.waitMsgs(1)
+
+	e.start(cfg)                // the standby
+	time.Sleep(2 * time.Second) // several takeover attempts
+	if _, pid := e.slot(); pid != activePID {
+		t.Fatalf("slot moved to pid %d while the active capture (pid %d) ran", pid, activePID)
+	}
+	for _, st := range e.store.allStates() {
+		if st.State != StateRunning {
+			t.Fatalf("while one capture is active and one standby, a state %+v was reported", st)
+		}
+	}
+	e.exec("INSERT INTO a VALUES (2)")
+	e.waitMsgs(2)
+
+	stopActive()
+	stopped := time.Now()
+	eventually(t, 20*time.Second, "the standby takes the slot", func() (bool, string) {
+		s, pid := e.slot()
+		return s.Active && pid != activePID, fmt.Sprintf("pid %d", pid)
+	})
+	t.Logf("standby took the slot %s after the active capture stopped", time.Since(stopped).Round(10*time.Millisecond))
+	e.exec("INSERT INTO a VALUES (3)")
+	msgs := e.waitMsgs(3)
+	var keys []string
+	for _, m := range msgs {
+		keys = append(keys, rowJSON(m.change.Key))
+	}
+	if !slices.Equal(keys, []string{`{"id":1}`, `{"id":2}`, `{"id":3}`}) {
+		t.Fatalf("stream holds %v, want ids 1, 2, 3 once each", keys)
+	}
+	eventually(t, 10*time.Second, "RUNNING reported by the new active capture", func() (bool, string) {
+		st := e.store.state()
+		return st.State == StateRunning, fmt.Sprintf("%+v", st)
+	})
 }

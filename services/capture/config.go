@@ -65,6 +65,13 @@ type Config struct {
 	// ConfirmInterval is the shortest time between two status updates sent
 	// because the confirmed LSN advanced. Default 1s.
 	ConfirmInterval time.Duration
+	// TakeoverInterval is how often a standby capture, one whose source's
+	// slot another capture instance holds, tries to take the slot over.
+	// PostgreSQL admits one walsender per slot, so the standby gets it
+	// within this interval of the active instance letting it go (dying,
+	// losing PostgreSQL, or giving it up because it cannot publish).
+	// Default 1s.
+	TakeoverInterval time.Duration
 	// PublishWindow is the number of changes published and not yet
 	// acknowledged by JetStream a worker allows before it waits. Default 4096.
 	PublishWindow int
@@ -122,6 +129,7 @@ func DefaultConfig() Config {
 		StatusInterval:    10 * time.Second,
 		StandbyInterval:   10 * time.Second,
 		ConfirmInterval:   time.Second,
+		TakeoverInterval:  time.Second,
 		ReceiveTimeout:    30 * time.Second,
 		PublishWindow:     4096,
 		AckTimeout:        30 * time.Second,

@@ -46,6 +46,7 @@ func withDefaults(c Config) Config {
 	dur(&c.StatusInterval, d.StatusInterval)
 	dur(&c.StandbyInterval, d.StandbyInterval)
 	dur(&c.ConfirmInterval, d.ConfirmInterval)
+	dur(&c.TakeoverInterval, d.TakeoverInterval)
 	dur(&c.AckTimeout, d.AckTimeout)
 	dur(&c.DrainTimeout, d.DrainTimeout)
 	dur(&c.BackoffMin, d.BackoffMin)

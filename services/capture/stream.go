@@ -409,6 +409,7 @@ func (s *stream) applyChangedTables(ctx context.Context) error {
 		return err
 	}
 	s.applied = spec
+	s.w.removeStaleConsumers(ctx, spec)
 	s.w.log.Info("capture tables changed", "tables", len(spec.Tables), "consumers", len(spec.Consumers))
 	return nil
 }

@@ -43,6 +43,9 @@ type worker struct {
 	// failed session; the next session reports RUNNING only once it made
 	// progress (see stream.recovered). Owned by run's goroutine.
 	failing bool
+	// standby is set while another capture instance holds the source's
+	// slot (standby.go). Owned by run's goroutine.
+	standby bool
 	// relations are the columns of every relation the last session's
 	// decoder knew: the next session's decoder compares its first
 	// descriptions with them, so a column added while capture reconnected
@@ -89,12 +92,34 @@ func (w *worker) run(ctx context.Context) {
 		before := w.confirmed
 		err := w.session(ctx)
 		if ctx.Err() != nil {
-			w.report(StateStopped, "")
-			w.log.Info("capture stopped", "confirmed_lsn", w.confirmed)
+			if !w.standby { // the active instance owns the source's state
+				w.report(StateStopped, "")
+			}
+			w.log.Info("capture stopped", "confirmed_lsn", w.confirmed, "standby", w.standby)
 			return
 		}
 		if err == nil {
 			err = errors.New("replication session ended")
+		}
+		if slotHeldElsewhere(err) {
+			// Another instance captures this source: not an error, and
+			// not this worker's state to report (the active one reports
+			// RUNNING). Try again soon, to take over when it lets go.
+			if !w.standby {
+				w.log.Info("standby: another capture instance holds the source's replication slot; taking over when it lets go",
+					"slot", w.currentSpec().Source.Slot, "retry_every", w.cfg.TakeoverInterval)
+				w.standby = true
+			}
+			backoff = w.cfg.BackoffMin
+			t := time.NewTimer(w.cfg.TakeoverInterval)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				w.log.Info("capture stopped", "standby", true)
+				return
+			case <-t.C:
+			}
+			continue
 		}
 		if w.confirmed > before {
 			backoff = w.cfg.BackoffMin
@@ -217,6 +242,13 @@ func (w *worker) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if w.standby {
+		w.log.Info("took over the source's replication slot: this instance now captures it", "slot", src.Slot, "start_lsn", w.confirmed)
+		w.standby = false
+	}
+	// This worker holds the slot now: it is the source's one active
+	// capture, the one that may delete consumers.
+	w.removeStaleConsumers(sctx, spec)
 
 	// A publisher of its own bounds this worker's unacknowledged publishes
 	// and is cleaned up with the session (pending futures fail, so nothing

@@ -21,7 +21,6 @@ import (
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/dlq"
-	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
@@ -53,9 +52,12 @@ type Config struct {
 	// ReconcileInterval is how often the config store is re-read without
 	// a config event (30s).
 	ReconcileInterval time.Duration
-	// StreamLimits are used when the sink creates a source's stream (the
-	// capture service creates it too, with the same limits).
-	StreamLimits natsx.StreamLimits
+	// ConsumerRetry is how often a started pipeline destination whose
+	// consumer capture has not created yet is looked at again (1s);
+	// ConsumerGrace how long it may be missing before its health says so
+	// (30s).
+	ConsumerRetry time.Duration
+	ConsumerGrace time.Duration
 	// Destinations are the destinations whose sinks this manager runs;
 	// empty runs every destination's. The others are left to the sink
 	// instances that run them: their health is not reported and their
@@ -87,7 +89,8 @@ func DefaultConfig() Config {
 	return Config{
 		Runner:            sinkrunner.DefaultConfig(),
 		ReconcileInterval: 30 * time.Second,
-		StreamLimits:      natsx.DefaultStreamLimits(),
+		ConsumerRetry:     time.Second,
+		ConsumerGrace:     30 * time.Second,
 		DLQ:               DLQConfig{Queue: dlq.DefaultConfig(), PollInterval: 2 * time.Second, Lease: time.Minute},
 	}
 }

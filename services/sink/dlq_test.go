@@ -110,12 +110,10 @@ func newDLQFixture(t *testing.T, pg *testkit.Postgres, queue dlq.Config) *dlqFix
 			t.Errorf("Run: %v", err)
 		}
 	})
-	// Paused, the consumer exists: changes published now are kept for it
-	// and arrive in one batch once the pipeline starts.
-	waitFor(t, "the pipeline's consumer", func() bool {
-		_, err := js.Consumer(ctx, contracts.StreamName(f.src.ID), contracts.ConsumerName(f.p.ID, f.dst.ID))
-		return err == nil
-	})
+	// Paused, the consumer exists (capture creates it; this test stands
+	// in): changes published now are kept for it and arrive in one batch
+	// once the pipeline starts.
+	provision(t, js, f.src.ID, f.p.ID, f.dst.ID)
 	return f
 }
 

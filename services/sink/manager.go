@@ -41,6 +41,9 @@ type Manager struct {
 
 	watching bool
 	sinks    map[pairKey]*pairState
+	// retrySoon asks Run to reconcile again after ConsumerRetry: a
+	// consumer capture is about to create was missing.
+	retrySoon bool
 
 	// progress observes every runner's committed batches; nil when the
 	// store cannot record progress (see ProgressStore).
@@ -87,6 +90,9 @@ type pairState struct {
 	// restarts the runner.
 	fingerprint string
 	run         *running
+	// missingSince is when the pair's consumer was first found missing;
+	// zero while it exists.
+	missingSince time.Time
 	// What the manager itself last reported (PAUSED, or ERROR when no
 	// runner could start); empty while a runner reports.
 	health  configstore.Health
@@ -114,6 +120,12 @@ func NewManagerWithDLQ(cfg Config, store ConfigStore, js jetstream.JetStream, q 
 	d := DefaultConfig()
 	if cfg.ReconcileInterval <= 0 {
 		cfg.ReconcileInterval = d.ReconcileInterval
+	}
+	if cfg.ConsumerRetry <= 0 {
+		cfg.ConsumerRetry = d.ConsumerRetry
+	}
+	if cfg.ConsumerGrace <= 0 {
+		cfg.ConsumerGrace = d.ConsumerGrace
 	}
 	if cfg.Drivers == nil {
 		cfg.Drivers = BuiltinDrivers()
@@ -178,16 +190,25 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.reconcile(ctx)
 	tick := time.NewTicker(m.cfg.ReconcileInterval)
 	defer tick.Stop()
+	soon := time.NewTimer(m.cfg.ConsumerRetry)
+	defer soon.Stop()
 	for {
+		var retry <-chan time.Time
+		if m.retrySoon {
+			soon.Reset(m.cfg.ConsumerRetry)
+			retry = soon.C
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-m.wake:
+		case <-retry:
 		case <-tick.C:
 			if !m.watching {
 				m.watch(ctx)
 			}
 		}
+		m.retrySoon = false
 		m.reconcile(ctx)
 	}
 }
@@ -241,14 +262,9 @@ func (m *Manager) reconcile(ctx context.Context) {
 		if desired[key] {
 			continue
 		}
-		// The pipeline, or this destination of it, is gone: stop, and
-		// remove its consumer so the stream (interest retention) stops
-		// keeping changes for it.
+		// The pipeline, or this destination of it, is gone: stop. Its
+		// consumer is capture's to delete (services/capture consumers.go).
 		m.stop(key, st)
-		if err := natsx.DeletePipelineConsumer(ctx, m.js, st.sourceID, key.PipelineID, key.DestinationID); err != nil {
-			m.log.Warn("delete consumer of removed pipeline destination", "pipeline", key.PipelineID, "destination", key.DestinationID, "error", err)
-			continue // retried on the next reconcile
-		}
 		m.log.Info("pipeline destination removed", "pipeline", key.PipelineID, "destination", key.DestinationID)
 		delete(m.sinks, key)
 		if m.progress != nil {
@@ -270,29 +286,14 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 		m.sinks[key] = st
 	}
 	if st.sourceID != p.SourceID {
-		// The pipeline now reads another source: its old consumer is on
-		// the old source's stream.
+		// The pipeline now reads another source: its consumer is on the
+		// new source's stream (capture deletes the old one).
 		m.stop(key, st)
-		if err := natsx.DeletePipelineConsumer(ctx, m.js, st.sourceID, key.PipelineID, key.DestinationID); err != nil {
-			log.Warn("delete consumer on the previous source", "error", err)
-		}
 		st.sourceID = p.SourceID
 	}
 	if tablesErr != nil {
 		m.stop(key, st)
 		m.setHealth(ctx, key, st, configstore.HealthError, tablesErr.Error())
-		return
-	}
-	// The consumer exists whether the pipeline runs or not: while paused
-	// the stream keeps its changes for it. Idempotent; capture does the
-	// same.
-	if _, err := natsx.EnsureSourceStream(ctx, m.js, p.SourceID, m.cfg.StreamLimits); err != nil {
-		m.provisionFailed(ctx, log, key, st, err)
-		return
-	}
-	cons, err := natsx.EnsurePipelineConsumer(ctx, m.js, p.SourceID, p.ID, key.DestinationID, tables)
-	if err != nil {
-		m.provisionFailed(ctx, log, key, st, err)
 		return
 	}
 	if p.Status != configstore.StatusStart {
@@ -303,6 +304,19 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 		m.setHealth(ctx, key, st, configstore.HealthPaused, "")
 		return
 	}
+	// Capture creates and updates the consumer (before the tables join
+	// the publication); the sink only binds to it. The handle names the
+	// consumer, so a filter capture changes later applies to it as is.
+	cons, err := m.js.Consumer(ctx, contracts.StreamName(p.SourceID), contracts.ConsumerName(p.ID, key.DestinationID))
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		m.consumerMissing(ctx, log, key, st, p.SourceID)
+		return
+	}
+	if err != nil {
+		m.provisionFailed(ctx, log, key, st, err)
+		return
+	}
+	st.missingSince = time.Time{}
 	dl, ok := dests[key.DestinationID]
 	if !ok {
 		dl.dest, dl.err = m.store.DestinationWithSecrets(ctx, key.DestinationID)
@@ -386,11 +400,30 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 	log.Info("sink started", "destination_type", dest.Type, "tables", len(tables), "dead_letters", letters != nil)
 }
 
-// provisionFailed handles a NATS error while ensuring the stream or
-// consumer: a running sink keeps running (its consumer existed); one that
-// is not running says why.
+// consumerMissing handles a started pipeline destination whose consumer
+// capture has not created (yet): capture creates it within moments of the
+// pipeline starting, so the manager looks again every ConsumerRetry and
+// reports ERROR only once it has been missing for ConsumerGrace. A running
+// sink keeps running (its consumer was deleted under it: it will say so).
+func (m *Manager) consumerMissing(ctx context.Context, log *slog.Logger, key pairKey, st *pairState, sourceID int64) {
+	m.retrySoon = true
+	now := time.Now()
+	if st.missingSince.IsZero() {
+		st.missingSince = now
+		log.Info("waiting for capture to create the pipeline destination's consumer")
+	}
+	if st.run == nil && now.Sub(st.missingSince) >= m.cfg.ConsumerGrace {
+		m.setHealth(ctx, key, st, configstore.HealthError, fmt.Sprintf(
+			"consumer %s does not exist on stream %s: capture creates it when the pipeline starts; is rosetta capture running and capturing source %d?",
+			contracts.ConsumerName(key.PipelineID, key.DestinationID), contracts.StreamName(sourceID), sourceID))
+	}
+}
+
+// provisionFailed handles a NATS error while looking up the consumer: a
+// running sink keeps running (its consumer existed); one that is not
+// running says why.
 func (m *Manager) provisionFailed(ctx context.Context, log *slog.Logger, key pairKey, st *pairState, err error) {
-	log.Warn("provision stream and consumer", "error", err)
+	log.Warn("look up consumer", "error", err)
 	if st.run == nil && ctx.Err() == nil {
 		m.setHealth(ctx, key, st, configstore.HealthError, err.Error())
 	}

@@ -118,6 +118,22 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// provision creates the source's stream and a pipeline destination's
+// consumer on app.items and app.orders, as capture does before it publishes.
+func provision(t *testing.T, js jetstream.JetStream, source, pipeline int64, dests ...int64) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := natsx.EnsureSourceStream(ctx, js, source, natsx.StreamLimits{MaxBytes: 64 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dests {
+		if _, err := natsx.EnsurePipelineConsumer(ctx, js, source, pipeline, d,
+			[]natsx.Table{{Schema: "app", Name: "items"}, {Schema: "app", Name: "orders"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func change(op contracts.Op, source int64, table string, lsn uint64, id int, name string) contracts.Change {
@@ -160,6 +176,7 @@ func TestManager(t *testing.T) {
 	cfg.Runner.BatchWait = 50 * time.Millisecond
 	cfg.Runner.MinBackoff = 50 * time.Millisecond
 	cfg.Runner.ReportEvery = 10 * time.Millisecond
+	provision(t, js, source, pipeline, pgDest, sfDest)
 	m := NewManager(cfg, store, js, quietLog())
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -207,8 +224,7 @@ func TestManager(t *testing.T) {
 		return err == nil
 	}
 
-	// Started: both consumers exist, postgres applies, the unsupported type says why not.
-	waitFor(t, "consumers", func() bool { return consumerExists(pipeline, pgDest) && consumerExists(pipeline, sfDest) })
+	// Started: postgres applies, the unsupported type says why not.
 	publish(change(contracts.OpCreate, source, "items", 10, 1, "a"), change(contracts.OpCreate, source, "items", 11, 2, "b"))
 	waitFor(t, "rows in one.items", func() bool { return rows(`SELECT id, name FROM one.items ORDER BY id`) == "1=a,2=b" })
 	waitFor(t, "healthy", func() bool { return store.state(pipeline, pgDest).Health == configstore.HealthHealthy })
@@ -255,7 +271,8 @@ func TestManager(t *testing.T) {
 	publish(change(contracts.OpCreate, source, "items", 30, 3, "c"))
 	waitFor(t, "rows in two.items", func() bool { return rows(`SELECT id, name FROM two.items ORDER BY id`) == "3=c" })
 
-	// A table added to the pipeline: the consumer's filter follows.
+	// A table added to the pipeline (capture widens the consumer's
+	// filter; provision did already): the runner restarts and applies it.
 	store.update(func(s *memStore) {
 		p := s.pipelines[pipeline]
 		p.Tables = []string{"app.items", "app.orders"}
@@ -274,18 +291,21 @@ func TestManager(t *testing.T) {
 		t.Errorf("reconcile without a change restarted the runner (%d -> %d)", m2, got)
 	}
 
-	// The destination is removed from the pipeline, then the pipeline goes.
+	// The destination is removed from the pipeline, then the pipeline
+	// goes: the runners stop; the consumers are capture's to delete, so
+	// they are still there.
 	store.update(func(s *memStore) {
 		p := s.pipelines[pipeline]
 		p.DestinationIDs = []int64{pgDest}
 		s.pipelines[pipeline] = p
 	})
 	notify(contracts.KindPipeline, pipeline)
-	waitFor(t, "unsupported destination consumer deleted", func() bool { return !consumerExists(pipeline, sfDest) })
 	store.update(func(s *memStore) { delete(s.pipelines, pipeline) })
 	notify(contracts.KindPipeline, pipeline)
-	waitFor(t, "postgres consumer deleted", func() bool { return !consumerExists(pipeline, pgDest) })
 	waitFor(t, "runner stopped", func() bool { return counts.closed.Load() == counts.opened.Load() })
+	if !consumerExists(pipeline, pgDest) || !consumerExists(pipeline, sfDest) {
+		t.Error("the sink deleted a consumer: deleting them is capture's")
+	}
 }
 
 func TestManagerReportsUnusableConfig(t *testing.T) {
@@ -297,6 +317,7 @@ func TestManagerReportsUnusableConfig(t *testing.T) {
 		Secrets: map[string]string{"password": "hunter2-secret"}}
 	store.pipelines[1] = configstore.Pipeline{ID: 1, SourceID: 31, DestinationIDs: []int64{1, 2}, Tables: []string{"app.t"}, Status: configstore.StatusStart}
 	store.pipelines[2] = configstore.Pipeline{ID: 2, SourceID: 31, DestinationIDs: []int64{1}, Tables: []string{"no_schema"}, Status: configstore.StatusStart}
+	provision(t, js, 31, 1, 1, 2)
 	m := NewManager(DefaultConfig(), store, js, quietLog())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -328,6 +349,7 @@ func TestModule(t *testing.T) {
 	store := newMemStore()
 	store.dests[1] = configstore.Destination{ID: 1, Type: "oracle"}
 	store.pipelines[1] = configstore.Pipeline{ID: 1, SourceID: 41, DestinationIDs: []int64{1}, Tables: []string{"app.t"}, Status: configstore.StatusStart}
+	provision(t, js, 41, 1, 1)
 	s := settings.Default()
 	app := fx.New(
 		fx.NopLogger,
@@ -405,10 +427,6 @@ func TestManagerRunsOnlyItsDestinations(t *testing.T) {
 			}
 		})
 	}
-	consumerExists := func(d int64) bool {
-		_, err := js.Consumer(ctx, contracts.StreamName(source), contracts.ConsumerName(pipeline, d))
-		return err == nil
-	}
 	count := func(schema string) int {
 		var n int
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+schema+`.items`).Scan(&n); err != nil {
@@ -424,13 +442,10 @@ func TestManagerRunsOnlyItsDestinations(t *testing.T) {
 		}
 	}
 
+	// Both consumers exist (capture creates them; the changes wait in
+	// the stream for B's sink).
+	provision(t, js, source, pipeline, destA, destB)
 	start(destA)
-	waitFor(t, "destination A's consumer", func() bool { return consumerExists(destA) })
-	// Destination B's consumer is created for it (the changes wait for
-	// its sink) by whoever provisions; a test stands in here.
-	if _, err := natsx.EnsurePipelineConsumer(ctx, js, source, pipeline, destB, []natsx.Table{{Schema: "app", Name: "items"}}); err != nil {
-		t.Fatal(err)
-	}
 	for id := 1; id <= 5; id++ {
 		publish(id)
 	}
@@ -449,4 +464,53 @@ func TestManagerRunsOnlyItsDestinations(t *testing.T) {
 	waitFor(t, "five rows in b.items", func() bool { return count("b") == 5 })
 	publish(6)
 	waitFor(t, "six rows in both", func() bool { return count("a") == 6 && count("b") == 6 })
+}
+
+// TestManagerWaitsForCapturesConsumer: a started pipeline destination whose
+// consumer capture has not created yet is looked at again every
+// ConsumerRetry, reported ERROR after ConsumerGrace with what to check, and
+// runs as soon as the consumer appears.
+func TestManagerWaitsForCapturesConsumer(t *testing.T) {
+	t.Parallel()
+	pg := testkit.StartPostgres(t)
+	n := testkit.StartNATS(t)
+	_, js := n.Connect(t)
+	ctx := context.Background()
+	db := pg.CreateDatabase(t, "dest")
+	conn := pg.Connect(t, db)
+	const source, pipeline, dest = 61, 8, 4
+	store := newMemStore()
+	store.dests[dest] = configstore.Destination{ID: dest, Name: "w", Type: "postgres",
+		Config:  map[string]any{"host": pg.Host(), "port": pg.Port, "database": db, "user": "postgres", "schema": "w", "sslmode": "disable"},
+		Secrets: map[string]string{"password": "unused-by-trust-auth"}}
+	store.pipelines[pipeline] = configstore.Pipeline{ID: pipeline, SourceID: source, DestinationIDs: []int64{dest},
+		Tables: []string{"app.items"}, Status: configstore.StatusStart}
+	cfg := DefaultConfig()
+	cfg.ReconcileInterval = time.Hour // only the consumer retry reconciles
+	cfg.ConsumerRetry = 100 * time.Millisecond
+	cfg.ConsumerGrace = 300 * time.Millisecond
+	cfg.Runner.BatchWait = 20 * time.Millisecond
+	m := NewManager(cfg, store, js, quietLog())
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(mctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitFor(t, "ERROR naming the missing consumer", func() bool {
+		st := store.state(pipeline, dest)
+		return st.Health == configstore.HealthError && strings.Contains(st.LastError, "is rosetta capture running")
+	})
+	provision(t, js, source, pipeline, dest)
+	body, _ := json.Marshal(change(contracts.OpCreate, source, "items", 10, 1, "a"))
+	if _, err := js.Publish(ctx, contracts.ChangeSubject(source, "app", "items", 0), body); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the row, once the consumer exists", func() bool {
+		var n int
+		return conn.QueryRow(ctx, `SELECT count(*) FROM w.items`).Scan(&n) == nil && n == 1
+	})
 }

@@ -84,11 +84,6 @@ func newFromFx(p Params) (*Manager, error) {
 	if p.Settings.ReconcileInterval > 0 {
 		cfg.ReconcileInterval = p.Settings.ReconcileInterval
 	}
-	if p.Settings.StreamMaxBytes > 0 {
-		cfg.StreamLimits.MaxBytes = p.Settings.StreamMaxBytes
-	}
-	cfg.StreamLimits.Duplicates = p.Settings.DuplicateWindow()
-	cfg.StreamLimits.Replicas = p.Settings.StreamReplicas
 	cfg.Destinations = p.Settings.SinkDestinations
 	if err := cfg.Validate(); err != nil {
 		return nil, err
