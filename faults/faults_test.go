@@ -35,6 +35,7 @@ func TestFaults(t *testing.T) {
 	// The longest first, so that it overlaps the others.
 	run("SIGSTOPSinkPastAckWait", testSIGSTOPSinkPastAckWait)
 	run("SIGKILLCaptureMidTransaction", testSIGKILLCaptureMidTransaction)
+	run("SIGKILLActiveCapture", testSIGKILLActiveCapture)
 	run("SIGTERMEachService", testSIGTERMEachService)
 	run("SIGKILLSinkRepeatedly", testSIGKILLSinkRepeatedly)
 	run("SIGKILLSinkToastUnchanged", testSIGKILLSinkToastUnchanged)

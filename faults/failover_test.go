@@ -1,0 +1,67 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"testing"
+)
+
+// The active capture is SIGKILLed under load while a second capture
+// instance stands by: the standby takes the slot over (PostgreSQL admits one
+// walsender per slot) and the destination ends equal to the source. The
+// takeover time (kill to the slot streaming to the other instance) is
+// logged.
+func testSIGKILLActiveCapture(t *testing.T) {
+	w, wl := setup(t, worldOptions{}, false, 21)
+	w.waitStreaming()
+	before := w.slotPID()
+	if before == 0 {
+		t.Fatal("no walsender on the slot after waitStreaming")
+	}
+	standby := newProc(t, "capture-2", w.env, bins.rosetta, "capture")
+	standby.start()
+	time.Sleep(3 * time.Second) // the standby retries the slot meanwhile
+	if pid := w.slotPID(); pid != before {
+		t.Fatalf("slot moved from walsender %d to %d while the active capture ran", before, pid)
+	}
+
+	w.capture.kill()
+	killed := time.Now()
+	deadline := killed.Add(60 * time.Second)
+	for {
+		if pid := w.slotPID(); pid != 0 && pid != before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the standby did not take the slot over within 60s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("takeover after SIGKILL of the active capture: %s", time.Since(killed).Round(10*time.Millisecond))
+	w.capture.start() // now the standby
+	time.Sleep(3 * time.Second)
+	finish(t, w, wl, 90*time.Second)
+}
+
+// slotPID is the pid of the walsender streaming the source's slot, 0 when
+// none does.
+func (w *world) slotPID() int32 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, w.srcPG.DSN(w.sourceDB))
+	if err != nil {
+		return 0
+	}
+	defer conn.Close(ctx)
+	var pid *int32
+	err = conn.QueryRow(ctx, `SELECT r.active_pid FROM pg_replication_slots r
+		JOIN pg_stat_activity a ON a.pid = r.active_pid AND a.backend_type = 'walsender'
+		WHERE r.database = $1 AND NOT r.temporary LIMIT 1`, w.sourceDB).Scan(&pid)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) || pid == nil {
+		return 0
+	}
+	return *pid
+}
