@@ -65,3 +65,36 @@ func (w *world) slotPID() int32 {
 	}
 	return *pid
 }
+
+// The active capture's link to NATS stalls under load (nothing forwarded,
+// nothing closed) while a standby capture reaches NATS directly: the active
+// one cannot publish, ends its session and lets the slot go; the standby
+// takes it over. Then the link is restored and everything converges. The
+// time from the stall to the takeover is logged.
+func testNATSStallActiveCapture(t *testing.T) {
+	w, wl := setup(t, worldOptions{proxies: true}, false, 22)
+	w.waitStreaming()
+	before := w.slotPID()
+	standby := newProc(t, "capture-2", w.env, bins.rosetta, "capture") // NATS without the proxy
+	standby.start()
+	time.Sleep(3 * time.Second)
+	if pid := w.slotPID(); pid != before {
+		t.Fatalf("slot moved from walsender %d to %d while the active capture ran", before, pid)
+	}
+	w.pxCaptureNATS.Stall()
+	stalled := time.Now()
+	deadline := stalled.Add(120 * time.Second)
+	for {
+		if pid := w.slotPID(); pid != 0 && pid != before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the standby did not take the slot over within 120s of the active capture's NATS link stalling")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("takeover after the active capture's NATS link stalled: %s", time.Since(stalled).Round(100*time.Millisecond))
+	w.pxCaptureNATS.Resume()
+	time.Sleep(3 * time.Second)
+	finish(t, w, wl, 90*time.Second)
+}

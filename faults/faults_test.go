@@ -36,6 +36,7 @@ func TestFaults(t *testing.T) {
 	run("SIGSTOPSinkPastAckWait", testSIGSTOPSinkPastAckWait)
 	run("SIGKILLCaptureMidTransaction", testSIGKILLCaptureMidTransaction)
 	run("SIGKILLActiveCapture", testSIGKILLActiveCapture)
+	run("NATSStallActiveCapture", testNATSStallActiveCapture)
 	run("SIGTERMEachService", testSIGTERMEachService)
 	run("SIGKILLSinkRepeatedly", testSIGKILLSinkRepeatedly)
 	run("SIGKILLSinkToastUnchanged", testSIGKILLSinkToastUnchanged)
