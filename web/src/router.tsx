@@ -3,10 +3,15 @@
 import type { QueryClient } from "@tanstack/react-query";
 import { createRootRouteWithContext, createRoute, createRouter, redirect } from "@tanstack/react-router";
 import { z } from "zod";
-import type { Session } from "./auth/session";
+import { signedIn, type Session } from "./auth/session";
 import { Layout } from "./pages/Layout";
 import { SignInPage } from "./pages/SignIn";
 import { OverviewPage } from "./pages/Overview";
+import { SourcesPage } from "./pages/Sources";
+import { DestinationsPage } from "./pages/Destinations";
+import { PipelinesPage } from "./pages/Pipelines";
+import { PipelinePage } from "./pages/Pipeline";
+import { WALPage } from "./pages/WAL";
 
 type Ctx = { session: Session; queryClient: QueryClient };
 
@@ -22,8 +27,8 @@ const signInRoute = createRoute({
 const appRoute = createRoute({
   getParentRoute: () => rootRoute,
   id: "app",
-  beforeLoad: ({ context, location }) => {
-    if (!context.session.token) {
+  beforeLoad: ({ location }) => {
+    if (!signedIn()) {
       throw redirect({ to: "/sign-in", search: { next: location.href } });
     }
   },
@@ -34,9 +39,25 @@ const pageSearch = z.object({ offset: z.number().int().min(0).optional() });
 
 export const overviewRoute = createRoute({ getParentRoute: () => appRoute, path: "/", component: OverviewPage, validateSearch: pageSearch });
 
-const routeTree = rootRoute.addChildren([
+export const sourcesRoute = createRoute({ getParentRoute: () => appRoute, path: "/sources", component: SourcesPage, validateSearch: pageSearch });
+export const destinationsRoute = createRoute({
+  getParentRoute: () => appRoute,
+  path: "/destinations",
+  component: DestinationsPage,
+  validateSearch: pageSearch,
+});
+export const pipelinesRoute = createRoute({ getParentRoute: () => appRoute, path: "/pipelines", component: PipelinesPage, validateSearch: pageSearch });
+export const pipelineRoute = createRoute({ getParentRoute: () => appRoute, path: "/pipelines/$id", component: PipelinePage });
+export const walRoute = createRoute({
+  getParentRoute: () => appRoute,
+  path: "/wal",
+  component: WALPage,
+  validateSearch: z.object({ source: z.number().int().optional(), hours: z.number().optional() }),
+});
+
+export const routeTree = rootRoute.addChildren([
   signInRoute,
-  appRoute.addChildren([overviewRoute]),
+  appRoute.addChildren([overviewRoute, sourcesRoute, destinationsRoute, pipelinesRoute, pipelineRoute, walRoute]),
 ]);
 
 export const router = createRouter({

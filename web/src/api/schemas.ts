@@ -106,7 +106,7 @@ export const DestinationType = z.object({ type: z.enum(destinationTypeNames), fi
 export type DestinationType = z.infer<typeof DestinationType>;
 export const DestinationTypes = z.object({ items: z.array(DestinationType) });
 
-export const CheckResult = z.object({ ok: z.boolean(), error: z.string().optional(), field: z.string().optional() });
+export const DestinationCheck = z.object({ ok: z.boolean(), checked: z.enum(["connected", "config"]) });
 
 export const SourceTable = z.object({
   table: z.string(),

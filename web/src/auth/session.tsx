@@ -8,6 +8,12 @@ import { Whoami } from "../api/schemas";
 const tokenKey = "rosetta.token";
 const whoKey = "rosetta.who";
 
+// signedIn reads the stored token directly: the router asks it during a
+// navigation that may run before React has re-rendered after signIn.
+export function signedIn(): boolean {
+  return !!sessionStorage.getItem(tokenKey) && !!sessionStorage.getItem(whoKey);
+}
+
 export type Session = {
   token: string | null;
   who: Whoami | null;

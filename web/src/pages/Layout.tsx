@@ -2,7 +2,6 @@ import { Link, Outlet, useNavigate } from "@tanstack/react-router";
 import { useQueryClient } from "@tanstack/react-query";
 import { useEffect } from "react";
 import { useSession } from "../auth/session";
-import { can } from "../auth/roles";
 import { Button } from "../ui/controls";
 
 // Layout is the signed-in frame: navigation (only the pages the role may
@@ -27,9 +26,6 @@ export function Layout() {
     { to: "/sources", label: "Sources", show: true },
     { to: "/destinations", label: "Destinations", show: true },
     { to: "/wal", label: "WAL & slots", show: true },
-    { to: "/tail", label: "Live tail", show: can(role, "tail") },
-    { to: "/query", label: "Query DuckDB", show: can(role, "query") },
-    { to: "/audit", label: "Audit log", show: can(role, "audit") },
   ];
   return (
     <div className="shell">

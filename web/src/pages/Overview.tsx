@@ -1,5 +1,5 @@
 import { useQuery } from "@tanstack/react-query";
-import { useNavigate, useSearch } from "@tanstack/react-router";
+import { Link, useNavigate, useSearch } from "@tanstack/react-router";
 import { createColumnHelper } from "@tanstack/react-table";
 import { errorMessage } from "../api/client";
 import { liveInterval, pageSize, q } from "../api/queries";
@@ -14,7 +14,9 @@ const columns = [
   col.accessor("pipeline_name", {
     header: "Pipeline",
     cell: (c) => (
-      <a href={`/pipelines/${c.row.original.pipeline_id}`}>{c.getValue()}</a>
+      <Link to="/pipelines/$id" params={{ id: String(c.row.original.pipeline_id) }}>
+        {c.getValue()}
+      </Link>
     ),
   }),
   col.accessor("name", {

@@ -1,0 +1,171 @@
+import { zodResolver } from "@hookform/resolvers/zod";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useNavigate, useSearch } from "@tanstack/react-router";
+import { createColumnHelper } from "@tanstack/react-table";
+import { useState } from "react";
+import { useForm } from "react-hook-form";
+import { z } from "zod";
+import { api, errorMessage } from "../api/client";
+import { pageSize, q } from "../api/queries";
+import { Source, SourceRequest, sslmodes } from "../api/schemas";
+import { can } from "../auth/roles";
+import { useSession } from "../auth/session";
+import { Button, InputField, Notice, PageHeader, SelectField } from "../ui/controls";
+import { Confirm, Modal } from "../ui/dialogs";
+import { rootError, showApiError } from "../ui/forms";
+import { fmtTime } from "../ui/format";
+import { DataTable, Pager } from "../ui/table";
+
+// The form keeps optional text fields as strings; toRequest drops the
+// empty ones (the API then keeps the stored value or picks the default).
+export const SourceForm = SourceRequest.extend({
+  password: z.string().optional(),
+  publication: z.string().max(63).optional(),
+  slot: z.union([z.literal(""), z.string().regex(/^[a-z0-9_]{1,63}$/, "lower-case letters, digits and _ only, at most 63")]).optional(),
+});
+export type SourceForm = z.infer<typeof SourceForm>;
+
+const sourceFields = ["name", "host", "port", "database", "user", "password", "publication", "slot", "sslmode"] as const;
+
+export function sourceRequest(v: SourceForm, editing: boolean): SourceRequest {
+  const out: SourceRequest = { name: v.name, host: v.host, port: v.port, database: v.database, user: v.user };
+  if (v.password) out.password = v.password;
+  else if (!editing) out.password = null;
+  if (v.publication) out.publication = v.publication;
+  if (v.slot) out.slot = v.slot;
+  if (v.sslmode) out.sslmode = v.sslmode;
+  return out;
+}
+
+function SourceDialog({ source, open, onOpenChange }: { source?: Source; open: boolean; onOpenChange: (o: boolean) => void }) {
+  const qc = useQueryClient();
+  const editing = !!source;
+  const form = useForm<SourceForm>({
+    resolver: zodResolver(SourceForm),
+    values: source
+      ? { name: source.name, host: source.host, port: source.port, database: source.database, user: source.user, password: "", publication: source.publication, slot: source.slot, sslmode: source.sslmode as SourceForm["sslmode"] }
+      : { name: "", host: "", port: 5432, database: "", user: "", password: "", publication: "", slot: "", sslmode: "prefer" },
+  });
+  const save = useMutation({
+    mutationFn: (v: SourceForm) =>
+      editing
+        ? api(`/sources/${source!.id}`, { method: "PUT", body: sourceRequest(v, true), schema: Source })
+        : api("/sources", { method: "POST", body: sourceRequest(v, false), schema: Source }),
+    onSuccess: async () => {
+      await qc.invalidateQueries({ queryKey: ["sources"] });
+      onOpenChange(false);
+      form.reset();
+    },
+    onError: (err) => showApiError(form, err, sourceFields),
+  });
+  const e = form.formState.errors;
+  return (
+    <Modal
+      open={open}
+      onOpenChange={onOpenChange}
+      title={editing ? `Edit source ${source!.name}` : "New source"}
+      description="A PostgreSQL database with wal_level=logical. Rosetta connects to it before saving."
+    >
+      <form onSubmit={form.handleSubmit((v) => save.mutate(v))} noValidate>
+        <div className="form-grid">
+          <InputField label="Name" error={e.name?.message} {...form.register("name")} />
+          <InputField label="Host" error={e.host?.message} {...form.register("host")} />
+          <InputField label="Port" type="number" error={e.port?.message} {...form.register("port", { valueAsNumber: true })} />
+          <InputField label="Database" error={e.database?.message} {...form.register("database")} />
+          <InputField label="User" error={e.user?.message} {...form.register("user")} />
+          <InputField
+            label="Password"
+            type="password"
+            autoComplete="new-password"
+            hint={editing ? (source!.password_set ? "Stored; leave empty to keep it." : "None stored.") : "Write-only: never shown again."}
+            error={e.password?.message}
+            {...form.register("password")}
+          />
+          <SelectField label="SSL mode" options={sslmodes.map((m) => ({ value: m, label: m }))} error={e.sslmode?.message} {...form.register("sslmode")} />
+          <InputField label="Publication" hint="Empty: rosetta_<installation>_<id>" error={e.publication?.message} {...form.register("publication")} />
+          <InputField label="Replication slot" hint="Empty: rosetta_<installation>_<id>" error={e.slot?.message} {...form.register("slot")} />
+        </div>
+        {rootError(form) && <Notice kind="error">{rootError(form)}</Notice>}
+        <div className="dialog-actions">
+          <Button onClick={() => onOpenChange(false)}>Cancel</Button>
+          <Button type="submit" variant="primary" disabled={save.isPending}>
+            {save.isPending ? "Checking the source…" : editing ? "Save" : "Create source"}
+          </Button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
+const col = createColumnHelper<Source>();
+
+export function SourcesPage() {
+  const { offset = 0 } = useSearch({ from: "/app/sources" });
+  const navigate = useNavigate();
+  const { who } = useSession();
+  const qc = useQueryClient();
+  const sources = useQuery(q.sources(offset));
+  const [editing, setEditing] = useState<Source | undefined>();
+  const [open, setOpen] = useState(false);
+  const admin = can(who?.role, "configure");
+  const columns = [
+    col.accessor("name", { header: "Name" }),
+    col.accessor((s) => `${s.user}@${s.host}:${s.port}/${s.database}`, { id: "conn", header: "Connection", cell: (c) => <code>{c.getValue()}</code> }),
+    col.accessor("sslmode", { header: "SSL" }),
+    col.accessor("slot", { header: "Slot", cell: (c) => <code>{c.getValue()}</code> }),
+    col.accessor("updated_at", { header: "Updated", cell: (c) => fmtTime(c.getValue()) }),
+    col.display({
+      id: "actions",
+      header: "Actions",
+      cell: (c) => (
+        <div className="row-actions">
+          <Button onClick={() => navigate({ to: "/wal", search: { source: c.row.original.id } })}>WAL</Button>
+          {admin && (
+            <>
+              <Button
+                onClick={() => {
+                  setEditing(c.row.original);
+                  setOpen(true);
+                }}
+              >
+                Edit
+              </Button>
+              <Confirm
+                trigger={<Button variant="danger">Delete</Button>}
+                title={`Delete source ${c.row.original.name}?`}
+                body="Refused while a pipeline uses it."
+                confirmLabel="Delete"
+                danger
+                onConfirm={async () => {
+                  await api(`/sources/${c.row.original.id}`, { method: "DELETE" });
+                  await qc.invalidateQueries({ queryKey: ["sources"] });
+                }}
+              />
+            </>
+          )}
+        </div>
+      ),
+    }),
+  ];
+  return (
+    <>
+      <PageHeader title="Sources">
+        {admin && (
+          <Button
+            variant="primary"
+            onClick={() => {
+              setEditing(undefined);
+              setOpen(true);
+            }}
+          >
+            New source
+          </Button>
+        )}
+      </PageHeader>
+      {sources.error && <Notice kind="error">{errorMessage(sources.error)}</Notice>}
+      <DataTable data={sources.data?.items ?? []} columns={columns} caption="Sources" empty={sources.isLoading ? "Loading…" : "No sources yet."} rowKey={(s) => String(s.id)} />
+      <Pager label="Sources" offset={offset} limit={pageSize} total={sources.data?.total ?? 0} onChange={(o) => navigate({ to: "/sources", search: { offset: o } })} />
+      {open && <SourceDialog source={editing} open={open} onOpenChange={setOpen} />}
+    </>
+  );
+}
