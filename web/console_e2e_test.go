@@ -9,10 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/rosettacdc/rosetta/pkg/apitoken"
+	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/secrets"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
@@ -63,6 +65,7 @@ func TestConsoleInChromium(t *testing.T) {
 
 	dataDir := t.TempDir()
 	adminToken := randomToken(t)
+	const secretKey = "console-e2e-secret-key-0123456789"
 	httpAddr := "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
 	logs := &testkit.LogBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -73,7 +76,7 @@ func TestConsoleInChromium(t *testing.T) {
 		"ROSETTA_EMBEDDED_NATS_ADDR=127.0.0.1:"+strconv.Itoa(testkit.FreePort(t)),
 		"ROSETTA_DATA_DIR="+dataDir,
 		"ROSETTA_REDIS_URL="+redis.URL(),
-		"ROSETTA_SECRET_KEY=console-e2e-secret-key-0123456789",
+		"ROSETTA_SECRET_KEY="+secretKey,
 		"ROSETTA_RECONCILE_INTERVAL=2s",
 		"ROSETTA_WAL_MONITOR_INTERVAL=2s",
 		"ROSETTA_LOG_FORMAT=text",
@@ -93,7 +96,7 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 	})
 	waitHealthy(t, "http://"+httpAddr+"/api/v1/health", exited, logs)
-	tokens := consoleTokens(t, bin, cmd.Env, adminToken)
+	tokens := consoleTokens(t, pg.DSN(configDB), secretKey, adminToken)
 
 	artifacts := os.Getenv("ROSETTA_CONSOLE_ARTIFACTS")
 	if artifacts == "" {
@@ -184,23 +187,26 @@ func httpGet(url string) (int, error) {
 type tokens struct{ admin, viewer string }
 
 // consoleTokens are the tokens the suite signs in with: the bootstrap admin
-// token given to rosetta dev (ROSETTA_API_TOKEN), and a viewer token made
-// with `rosetta token create`.
-func consoleTokens(t *testing.T, bin string, env []string, admin string) tokens {
+// token given to rosetta dev (ROSETTA_API_TOKEN), and a viewer token
+// created in the config database as `rosetta token create` would.
+func consoleTokens(t *testing.T, dsn, secretKey, admin string) tokens {
 	t.Helper()
-	cmd := exec.Command(bin, "token", "create", "--name", "console-viewer", "--role", "viewer")
-	cmd.Env = env
-	out, err := cmd.Output()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	box, err := secrets.NewBox(secretKey)
 	if err != nil {
-		t.Logf("rosetta token create is not available (%v); the viewer checks are skipped only if the API has no access control", err)
-		return tokens{admin: admin}
+		t.Fatal(err)
 	}
-	return tokens{admin: admin, viewer: lastLine(string(out))}
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
+	st, err := configstore.Open(ctx, dsn, box)
+	if err != nil {
+		t.Fatalf("open the config DB to create a viewer token: %v", err)
+	}
+	defer st.Close()
+	viewer, _, err := st.CreateToken(ctx, configstore.TokenInput{Name: "console-viewer", Role: apitoken.Viewer})
+	if err != nil {
+		t.Fatalf("create a viewer token: %v", err)
+	}
+	return tokens{admin: admin, viewer: viewer}
 }
 
 func randomToken(t *testing.T) string {

@@ -44,11 +44,7 @@ export async function whoami(token: string): Promise<Whoami> {
     if (err instanceof ApiError && err.status === 401) {
       throw new ApiError(401, "The API refused this token: it is wrong, expired or revoked.");
     }
-    if (err instanceof ApiError && err.status === 404) {
-      // An API without access control (no /whoami) lets every caller do
-      // everything; say so instead of pretending to check the token.
-      return { name: "anyone (this API does not check tokens)", role: "admin" };
-    }
+
     throw err;
   }
 }
