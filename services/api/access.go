@@ -37,11 +37,13 @@ var accessMatrix = map[string]apitoken.Role{
 	"GET /api/v1/destination-types": apitoken.Viewer,
 	// Connects out with the credentials given: as much as a create.
 	"POST /api/v1/destinations/check": apitoken.Admin,
-	"POST /api/v1/destinations":       apitoken.Admin,
-	"GET /api/v1/destinations":        apitoken.Viewer,
-	"GET /api/v1/destinations/:id":    apitoken.Viewer,
-	"PUT /api/v1/destinations/:id":    apitoken.Admin,
-	"DELETE /api/v1/destinations/:id": apitoken.Admin,
+	// Reads a destination's rows.
+	"POST /api/v1/destinations/:id/query": apitoken.Operator,
+	"POST /api/v1/destinations":           apitoken.Admin,
+	"GET /api/v1/destinations":            apitoken.Viewer,
+	"GET /api/v1/destinations/:id":        apitoken.Viewer,
+	"PUT /api/v1/destinations/:id":        apitoken.Admin,
+	"DELETE /api/v1/destinations/:id":     apitoken.Admin,
 
 	"POST /api/v1/pipelines":               apitoken.Admin,
 	"GET /api/v1/pipelines":                apitoken.Viewer,

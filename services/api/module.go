@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/destquery"
 	"github.com/rosettacdc/rosetta/pkg/dlq"
 	"github.com/rosettacdc/rosetta/pkg/metrics"
 	"github.com/rosettacdc/rosetta/pkg/settings"
@@ -45,6 +47,10 @@ type Params struct {
 	WAL *walmonitor.Store `optional:"true"`
 	// Obs sets the LAGGING threshold (ROSETTA_LAG_THRESHOLD).
 	Obs settings.Observability `optional:"true"`
+	// Queries and NATS serve read-only queries on DuckDB destinations
+	// through the process holding each file (pkg/destquery).
+	Queries *destquery.Registry `optional:"true"`
+	NC      *nats.Conn          `optional:"true"`
 	// Console is the admin console served at "/"; without it "/" is 404.
 	Console *Console `optional:"true"`
 	// Access holds the bootstrap token (ROSETTA_API_TOKEN).
@@ -90,6 +96,9 @@ func NewFromParams(p Params) (*Server, error) {
 	s.UseMetrics(p.Metrics)
 	if p.WAL != nil {
 		s.UseWALMetrics(p.WAL)
+	}
+	if p.Queries != nil || p.NC != nil {
+		s.UseDuckDBQueries(destquery.NewQuerier(p.Queries, p.NC))
 	}
 	if p.Console != nil {
 		s.UseConsole(p.Console.Files, p.Console.Built)

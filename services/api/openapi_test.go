@@ -150,6 +150,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		{"DestinationType", jsonFields(destinationTypeView{})},
 		{"DestinationField", jsonFields(fieldView{})},
 		{"DestinationCheck", jsonFields(configCheckResult{})},
+		{"QueryRequest", jsonFields(queryRequest{})},
+		{"QueryResult", jsonFields(queryView{})},
 	}
 	for typ, schema := range map[string]string{"postgres": "PostgresDestinationConfig", "snowflake": "SnowflakeDestinationConfig", "duckdb": "DuckDBDestinationConfig"} {
 		var names []string

@@ -105,8 +105,10 @@ type Server struct {
 	redis Pinger
 	dlq   DeadLetters // nil: dead-letter queues disabled
 	wal   WALSamples  // nil: WAL monitoring samples unavailable
-	log   *slog.Logger
-	app   *fiber.App
+	// queries serves POST /destinations/{id}/query; nil answers 409.
+	queries DuckDBQuerier
+	log     *slog.Logger
+	app     *fiber.App
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -165,6 +167,7 @@ func (s *Server) routes() error {
 		{"GET", "/destinations/:id", s.getDestination},
 		{"PUT", "/destinations/:id", s.updateDestination},
 		{"DELETE", "/destinations/:id", s.deleteDestination},
+		{"POST", "/destinations/:id/query", s.queryDestination},
 		{"POST", "/pipelines", s.createPipeline},
 		{"GET", "/pipelines", s.listPipelines},
 		{"GET", "/pipelines/:id", s.getPipeline},

@@ -242,11 +242,28 @@ try {
   log("filtered backfill (id <= 10) completed");
   await check(page, "09-pipeline");
 
+  // --- read-only SQL on the DuckDB destination while it replicates --------
+  await page.getByRole("link", { name: "Query DuckDB" }).click();
+  await page.getByLabel("Destination").selectOption({ label: "analytics" });
+  const sqlBox = page.getByLabel("SQL");
+  await sqlBox.fill("DELETE FROM main.customers");
+  await page.getByRole("button", { name: "Run query" }).click();
+  await page.getByText("only a single read statement").waitFor();
+  if ((await sqlBox.getAttribute("aria-invalid")) !== "true") throw new Error("a refused statement is not shown at the SQL field");
+  await sqlBox.fill("SELECT count(*) AS n FROM main.customers WHERE id <= 10");
+  await page.getByRole("button", { name: "Run query" }).click();
+  await page.getByRole("cell", { name: "10", exact: true }).waitFor();
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download CSV" }).click()]);
+  const csv = await (await import("node:fs/promises")).readFile(await download.path(), "utf8");
+  if (csv !== "n\r\n10\r\n") throw new Error(`the CSV download is ${JSON.stringify(csv)}`);
+  log("DuckDB query page: a write refused at the SQL field, a count read while the sink writes, CSV downloaded");
+  await check(page, "10-query");
+
   // --- WAL and slot charts ------------------------------------------------
   await page.getByRole("link", { name: "WAL & slots" }).click();
   await page.getByText("Last check").waitFor({ timeout: 30_000 });
   await page.getByRole("img", { name: /WAL retained for the slot over time/ }).waitFor();
-  await check(page, "10-wal");
+  await check(page, "11-wal");
 
   // --- a viewer sees no write actions -----------------------------------
   {
@@ -268,7 +285,8 @@ try {
     const n = await page.getByRole("button", { name: writeButtons }).count();
     if (n) throw new Error(`a viewer sees ${n} write actions on the pipeline page`);
     if (await page.getByRole("heading", { name: "Dead-letter queues" }).count()) throw new Error("a viewer sees the dead-letter queues (row data)");
-    await check(page, "11-viewer-pipeline");
+    if (await page.getByRole("link", { name: "Query DuckDB" }).count()) throw new Error("a viewer is offered the DuckDB query page");
+    await check(page, "12-viewer-pipeline");
     log("viewer: no write action on any page, no dead-letter rows");
   }
 

@@ -12,6 +12,7 @@ import { DestinationsPage } from "./pages/Destinations";
 import { PipelinesPage } from "./pages/Pipelines";
 import { PipelinePage } from "./pages/Pipeline";
 import { WALPage } from "./pages/WAL";
+import { QueryPage } from "./pages/Query";
 
 type Ctx = { session: Session; queryClient: QueryClient };
 
@@ -55,9 +56,16 @@ export const walRoute = createRoute({
   validateSearch: z.object({ source: z.number().int().optional(), hours: z.number().optional() }),
 });
 
+export const queryRoute = createRoute({
+  getParentRoute: () => appRoute,
+  path: "/query",
+  component: QueryPage,
+  validateSearch: z.object({ destination: z.number().int().optional() }),
+});
+
 export const routeTree = rootRoute.addChildren([
   signInRoute,
-  appRoute.addChildren([overviewRoute, sourcesRoute, destinationsRoute, pipelinesRoute, pipelineRoute, walRoute]),
+  appRoute.addChildren([overviewRoute, sourcesRoute, destinationsRoute, pipelinesRoute, pipelineRoute, walRoute, queryRoute]),
 ]);
 
 export const router = createRouter({

@@ -283,3 +283,18 @@ export const Recovery = z.object({
 export type Recovery = z.infer<typeof Recovery>;
 export const DiscardRequest = z.object({ table: z.string().optional() });
 export const DiscardResult = z.object({ discarded: z.number().int(), table: z.string().nullable() });
+
+export const QueryRequest = z.object({
+  sql: z.string().trim().min(1, "write a query"),
+  limit: z.number().int().min(1).max(100000).optional(),
+  timeout_ms: z.number().int().min(1).max(60000).optional(),
+});
+export type QueryRequest = z.infer<typeof QueryRequest>;
+export const QueryResult = z.object({
+  columns: z.array(z.string()),
+  types: z.array(z.string()),
+  rows: z.array(z.array(z.string().nullable())),
+  truncated: z.boolean(),
+  elapsed_ms: z.number().int(),
+});
+export type QueryResult = z.infer<typeof QueryResult>;

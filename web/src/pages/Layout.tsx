@@ -2,6 +2,7 @@ import { Link, Outlet, useNavigate } from "@tanstack/react-router";
 import { useQueryClient } from "@tanstack/react-query";
 import { useEffect } from "react";
 import { useSession } from "../auth/session";
+import { can } from "../auth/roles";
 import { Button } from "../ui/controls";
 
 // Layout is the signed-in frame: navigation (only the pages the role may
@@ -26,6 +27,7 @@ export function Layout() {
     { to: "/sources", label: "Sources", show: true },
     { to: "/destinations", label: "Destinations", show: true },
     { to: "/wal", label: "WAL & slots", show: true },
+    { to: "/query", label: "Query DuckDB", show: can(role, "query") },
   ];
   return (
     <div className="shell">

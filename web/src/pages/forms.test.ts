@@ -134,3 +134,10 @@ describe("the API's field errors", () => {
     expect(calls[0][1].message).toBe(err.message);
   });
 });
+
+describe("query result as CSV", () => {
+  it("quotes what needs quoting and writes NULL as an empty field", async () => {
+    const { toCSV } = await import("./Query");
+    expect(toCSV({ columns: ["id", "note"], rows: [["1", 'say "hi", then\nleave'], ["2", null]] })).toBe('id,note\r\n1,"say ""hi"", then\nleave"\r\n2,\r\n');
+  });
+});
