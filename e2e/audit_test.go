@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/contracts"
@@ -22,10 +23,10 @@ type audit struct {
 	sourceID int64
 }
 
-func startAudit(t *testing.T, url string, sourceID int64) *audit {
+func startAudit(t *testing.T, url string, sourceID int64, opts ...nats.Option) *audit {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, js, err := natsx.Connect(ctx, url, "audit", nil)
+	_, js, err := natsx.ConnectWith(ctx, url, "audit", nil, natsx.Liveness{}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

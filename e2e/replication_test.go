@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
@@ -59,10 +62,17 @@ func TestReplicatesEveryKindOfChange(t *testing.T) {
 	e.start()
 	if os.Getenv("E2E_AUDIT") != "" {
 		url := e.natsURL
+		var opts []nats.Option
 		if url == "" {
+			// rosetta dev's embedded server: its services' user.
 			url = "nats://" + e.natsAddr
+			creds, err := natsx.ReadDevCredentials(e.dataDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts = append(opts, creds.Services.Option())
 		}
-		e.audit = startAudit(t, url, 1)
+		e.audit = startAudit(t, url, 1, opts...)
 	}
 	e.createPipeline("public.customers", "public.order_items", "public.events")
 	e.waitCapturing()
@@ -164,10 +174,17 @@ func TestConvergesAfterSIGKILL(t *testing.T) {
 	e.start()
 	if os.Getenv("E2E_AUDIT") != "" {
 		url := e.natsURL
+		var opts []nats.Option
 		if url == "" {
+			// rosetta dev's embedded server: its services' user.
 			url = "nats://" + e.natsAddr
+			creds, err := natsx.ReadDevCredentials(e.dataDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts = append(opts, creds.Services.Option())
 		}
-		e.audit = startAudit(t, url, 1)
+		e.audit = startAudit(t, url, 1, opts...)
 	}
 	e.createPipeline("public.customers", "public.order_items")
 	e.waitCapturing()

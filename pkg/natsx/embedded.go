@@ -4,6 +4,7 @@ package natsx
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -32,6 +33,11 @@ type EmbeddedConfig struct {
 	// SyncInterval is how often JetStream fsyncs when SyncAlways is off;
 	// 0 keeps the server default (2 minutes).
 	SyncInterval time.Duration
+	// Users, when set, are the only clients the server admits (no
+	// anonymous access); see DevCredentials.
+	Users []*server.User
+	// TLS, when set, makes every client connection use TLS.
+	TLS *tls.Config
 }
 
 // Embedded is a running in-process NATS server with JetStream.
@@ -67,6 +73,12 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 		SyncInterval:       cfg.SyncInterval,
 		SyncAlways:         cfg.SyncAlways,
 		JetStreamMaxMemory: 256 << 20,
+		Users:              cfg.Users,
+	}
+	if cfg.TLS != nil {
+		opts.TLSConfig = cfg.TLS
+		opts.TLS = true
+		opts.TLSTimeout = 5
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -117,8 +129,8 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Con
 }
 
 // ConnectWith is Connect with the given liveness settings (zero fields take
-// DefaultLiveness's).
-func ConnectWith(ctx context.Context, url, name string, log *slog.Logger, live Liveness) (*nats.Conn, jetstream.JetStream, error) {
+// DefaultLiveness's) and extra options (credentials, TLS).
+func ConnectWith(ctx context.Context, url, name string, log *slog.Logger, live Liveness, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
 	d := DefaultLiveness()
 	if live.PingInterval <= 0 {
 		live.PingInterval = d.PingInterval
@@ -134,6 +146,7 @@ func ConnectWith(ctx context.Context, url, name string, log *slog.Logger, live L
 		nats.PingInterval(live.PingInterval),
 		nats.MaxPingsOutstanding(live.MaxPingsOut),
 	}
+	opts = append(opts, extra...)
 	if log != nil {
 		opts = append(opts,
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

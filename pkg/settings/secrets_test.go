@@ -57,7 +57,7 @@ func TestDevKeyOnlyOnLoopback(t *testing.T) {
 		{name: "dev, API on every interface", dev: true, http: ":8080", nats: "127.0.0.1:4223"},
 		{name: "dev, NATS on a LAN address", dev: true, http: "127.0.0.1:8080", nats: "10.0.0.5:4223"},
 		{name: "dev, external NATS: its listen address is unused", dev: true, http: "127.0.0.1:8080", nats: "0.0.0.0:4223", natsURL: "nats://n:4222", wantDevKey: true, okErr: true},
-		{name: "dev with a real key anywhere", dev: true, key: "a-real-key-0123456789", http: "0.0.0.0:8080", nats: "0.0.0.0:4223", okErr: true},
+		{name: "dev with a real key anywhere", dev: true, key: "a-real-key-0123456789", http: "0.0.0.0:8080", nats: "0.0.0.0:4223", natsURL: "nats://n:4222", okErr: true},
 		{name: "not dev, dev key given", key: DevSecretKey, http: "127.0.0.1:8080", nats: "127.0.0.1:4223"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,6 +69,30 @@ func TestDevKeyOnlyOnLoopback(t *testing.T) {
 			}
 			if used != tc.wantDevKey && tc.okErr {
 				t.Fatalf("used dev key = %v, want %v", used, tc.wantDevKey)
+			}
+		})
+	}
+}
+
+// TestEmbeddedNATSOffLoopbackNeedsTLS: the embedded server listens beyond
+// loopback only with a certificate.
+func TestEmbeddedNATSOffLoopbackNeedsTLS(t *testing.T) {
+	for _, tc := range []struct {
+		name, addr, cert, key string
+		ok                    bool
+	}{
+		{name: "loopback", addr: "127.0.0.1:4223", ok: true},
+		{name: "all interfaces without TLS", addr: "0.0.0.0:4223"},
+		{name: "all interfaces with TLS", addr: "0.0.0.0:4223", cert: "c.pem", key: "k.pem", ok: true},
+		{name: "cert without key", addr: "127.0.0.1:4223", cert: "c.pem"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Default()
+			s.SecretKey = "a-real-key-0123456789"
+			s.EmbeddedNATSAddr, s.EmbeddedNATSTLSCert, s.EmbeddedNATSTLSKey = tc.addr, tc.cert, tc.key
+			_, err := s.Validate()
+			if (err == nil) != tc.ok {
+				t.Fatalf("Validate: err = %v, want ok=%v", err, tc.ok)
 			}
 		})
 	}

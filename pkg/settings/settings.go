@@ -33,6 +33,8 @@ const (
 	EnvBatchWait   = "ROSETTA_SINK_BATCH_WAIT"
 	EnvNATSListen  = "ROSETTA_EMBEDDED_NATS_ADDR"
 	EnvNATSSync    = "ROSETTA_EMBEDDED_NATS_SYNC"
+	EnvNATSTLSCert = "ROSETTA_EMBEDDED_NATS_TLS_CERT"
+	EnvNATSTLSKey  = "ROSETTA_EMBEDDED_NATS_TLS_KEY"
 	EnvConfirm     = "ROSETTA_CAPTURE_CONFIRM_DELAY"
 	EnvNATSPing    = "ROSETTA_NATS_PING_INTERVAL"
 	EnvNATSPings   = "ROSETTA_NATS_MAX_PINGS_OUT"
@@ -61,6 +63,10 @@ type Settings struct {
 	// `rosetta tail` and other programs can tap the stream. Port 0 picks a
 	// free port. The default avoids 4222, where a system NATS often runs.
 	EmbeddedNATSAddr string
+	// EmbeddedNATSTLSCert and EmbeddedNATSTLSKey are PEM files: with them
+	// the embedded server accepts only TLS clients. Required when
+	// EmbeddedNATSAddr is not a loopback address.
+	EmbeddedNATSTLSCert, EmbeddedNATSTLSKey string
 	// EmbeddedNATSSync is how the embedded JetStream fsyncs: a duration
 	// between fsyncs (default 1s), or "always" to fsync every message before
 	// acknowledging it (about 6x slower here). Either way capture confirms
@@ -213,6 +219,8 @@ func Load() (Settings, error) {
 	str(EnvRedisURL, &s.RedisURL)
 	str(EnvNATSListen, &s.EmbeddedNATSAddr)
 	str(EnvNATSSync, &s.EmbeddedNATSSync)
+	str(EnvNATSTLSCert, &s.EmbeddedNATSTLSCert)
+	str(EnvNATSTLSKey, &s.EmbeddedNATSTLSKey)
 	str(EnvDataDir, &s.DataDir)
 	str(EnvSecretKey, &s.SecretKey)
 	str(EnvSecretPrev, &s.SecretKeyPrevious)
@@ -383,6 +391,15 @@ func (s *Settings) Validate() (usedDevKey bool, err error) {
 				errs = append(errs, fmt.Errorf("%s=%q is not a loopback address, and %s is unset (the public development key would seal secrets): set %s, or listen on 127.0.0.1",
 					l.env, l.addr, EnvSecretKey, EnvSecretKey))
 			}
+		}
+	}
+	if s.NATSURL == "" {
+		if (s.EmbeddedNATSTLSCert == "") != (s.EmbeddedNATSTLSKey == "") {
+			errs = append(errs, fmt.Errorf("%s and %s go together: set both or neither", EnvNATSTLSCert, EnvNATSTLSKey))
+		}
+		if !loopback(s.EmbeddedNATSAddr) && s.EmbeddedNATSTLSCert == "" {
+			errs = append(errs, fmt.Errorf("%s=%q is not a loopback address: the embedded NATS carries row data and credentials, so off loopback it needs TLS (%s and %s), or listen on 127.0.0.1",
+				EnvNATSListen, s.EmbeddedNATSAddr, EnvNATSTLSCert, EnvNATSTLSKey))
 		}
 	}
 	if s.SecretKeyPrevious != "" && len(s.SecretKeyPrevious) < 16 {

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/rosettacdc/rosetta/pkg/destquery"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 )
 
@@ -61,7 +62,20 @@ func run(path, query, natsURL string, wait time.Duration, limit int) error {
 	if natsURL != "" {
 		// No Rosetta running is the normal case for a file at rest: a
 		// short connect attempt, then the file itself.
-		c, err := nats.Connect(natsURL, nats.Timeout(time.Second), nats.Name("duckquery"))
+		opts := []nats.Option{nats.Timeout(time.Second), nats.Name("duckquery")}
+		if os.Getenv(settings.EnvNATSURL) == "" {
+			// The embedded server of `rosetta dev` admits its tap user.
+			dir := os.Getenv(settings.EnvDataDir)
+			if dir == "" {
+				dir = settings.Default().DataDir
+			}
+			tap, err := natsx.TapOptions(dir)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, tap...)
+		}
+		c, err := nats.Connect(natsURL, opts...)
 		if err == nil {
 			defer c.Close()
 			nc = c

@@ -6,6 +6,7 @@ package platform
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -94,6 +95,7 @@ type NATSResult struct {
 func newNATS(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (NATSResult, error) {
 	url := s.NATSURL
 	var emb *natsx.Embedded
+	var connectOpts []nats.Option
 	if url == "" {
 		host, port, err := splitAddr(s.EmbeddedNATSAddr)
 		if err != nil {
@@ -109,7 +111,28 @@ func newNATS(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (NATSResul
 					"fsync_interval", ecfg.SyncInterval, "confirm_delay", d, "settings", settings.EnvNATSSync+", "+settings.EnvConfirm)
 			}
 		}
+		// The embedded server admits only the generated users: the
+		// services' own and the tap's (rosetta tail), kept in the data dir.
+		creds, err := natsx.LoadOrCreateDevCredentials(s.DataDir)
+		if err != nil {
+			return NATSResult{}, fmt.Errorf("embedded nats: %w", err)
+		}
+		ecfg.Users = creds.Users()
+		connectOpts = append(connectOpts, creds.Services.Option())
+		if s.EmbeddedNATSTLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(s.EmbeddedNATSTLSCert, s.EmbeddedNATSTLSKey)
+			if err != nil {
+				return NATSResult{}, fmt.Errorf("embedded nats TLS (%s, %s): %w", settings.EnvNATSTLSCert, settings.EnvNATSTLSKey, err)
+			}
+			ecfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
 		emb, err = natsx.StartEmbedded(ecfg, log)
+		if err == nil && ecfg.TLS != nil {
+			// The process's own connection stays inside the process (no
+			// socket, so no certificate to check against a host name);
+			// TLS protects the listener that other programs reach.
+			connectOpts = append(connectOpts, nats.InProcessServer(emb.Server()))
+		}
 		if err != nil {
 			return NATSResult{}, fmt.Errorf("embedded nats on %s (set %s to another address, or %s to use a NATS server): %w",
 				s.EmbeddedNATSAddr, settings.EnvNATSListen, settings.EnvNATSURL, err)
@@ -119,7 +142,7 @@ func newNATS(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (NATSResul
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	nc, js, err := natsx.ConnectWith(ctx, url, "rosetta", log,
-		natsx.Liveness{PingInterval: s.NATSPingInterval, MaxPingsOut: s.NATSMaxPingsOut})
+		natsx.Liveness{PingInterval: s.NATSPingInterval, MaxPingsOut: s.NATSMaxPingsOut}, connectOpts...)
 	if err != nil {
 		if emb != nil {
 			emb.Shutdown()

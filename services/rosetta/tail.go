@@ -21,6 +21,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/humanize"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 )
 
@@ -37,7 +38,11 @@ Flags:
 
 // tailOptions is what `rosetta tail` was asked to do.
 type tailOptions struct {
-	NATSURL  string
+	NATSURL string
+	// DataDir holds the embedded server's credentials (tap user), used
+	// when NATSURL is the embedded server's.
+	DataDir  string
+	embedded bool
 	SourceID int64
 	Schema   string // empty: every table of the source
 	Table    string
@@ -76,6 +81,11 @@ func parseTailArgs(args []string, stderr io.Writer, now func() time.Time) (tailO
 		fs.PrintDefaults()
 	}
 	defURL := os.Getenv(settings.EnvNATSURL)
+	opts.embedded = defURL == ""
+	opts.DataDir = os.Getenv(settings.EnvDataDir)
+	if opts.DataDir == "" {
+		opts.DataDir = settings.Default().DataDir
+	}
 	if defURL == "" {
 		addr := os.Getenv(settings.EnvNATSListen)
 		if addr == "" {
@@ -85,6 +95,7 @@ func parseTailArgs(args []string, stderr io.Writer, now func() time.Time) (tailO
 	}
 	since := fs.String("since", "", "start at this time: RFC3339 (2026-11-23T10:00:00Z) or a duration ago (10m)")
 	fs.StringVar(&opts.NATSURL, "nats-url", defURL, "NATS URL ("+settings.EnvNATSURL+", else the embedded server's "+settings.EnvNATSListen+")")
+	fs.StringVar(&opts.DataDir, "data-dir", opts.DataDir, "data dir of the `rosetta dev` whose embedded NATS to read, for its credentials ("+settings.EnvDataDir+")")
 	fs.Uint64Var(&opts.Seq, "seq", 0, "start at this stream sequence")
 	fs.BoolVar(&opts.JSON, "json", false, "print each change event as one JSON line, as published")
 	fs.IntVar(&opts.Max, "n", 0, "exit after this many changes (0: run until interrupted)")
@@ -167,7 +178,19 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 // reports on progress how far it is from the live end until it gets there;
 // progress never goes to out, so --json output stays clean.
 func tail(ctx context.Context, opts tailOptions, out, progress io.Writer) error {
-	nc, err := nats.Connect(opts.NATSURL, nats.Name("rosetta tail"), nats.Timeout(5*time.Second))
+	connOpts := []nats.Option{nats.Name("rosetta tail"), nats.Timeout(5 * time.Second)}
+	if opts.embedded {
+		tap, err := natsx.TapOptions(opts.DataDir)
+		if err != nil {
+			return fmt.Errorf("tail: %w", err)
+		}
+		connOpts = append(connOpts, tap...)
+	}
+	nc, err := nats.Connect(opts.NATSURL, connOpts...)
+	if errors.Is(err, nats.ErrAuthorization) && opts.embedded {
+		return fmt.Errorf("tail: the embedded NATS at %s refused the connection: run tail with the --data-dir (%s) of that `rosetta dev`, which holds its %s",
+			opts.NATSURL, settings.EnvDataDir, natsx.CredentialsFile)
+	}
 	if err != nil {
 		return fmt.Errorf("tail: connect to nats %s (set %s or --nats-url): %w", opts.NATSURL, settings.EnvNATSURL, err)
 	}
