@@ -21,7 +21,7 @@ const (
 	codeSessionExpired    = "390112" // session token expired: the client renews it
 	codeSessionGone       = "390111" // session no longer exists
 	codeMasterTokenGone   = "390114" // master token invalid: the client must log in again
-	codeAccountMismatch   = "390201" // the account in the request is not this server's
+	codeObjectMissing     = "390201" // the login's database or schema does not exist or is not authorized
 	jwtClockSkewTolerance = 60 * time.Second
 )
 
@@ -84,7 +84,7 @@ func verifyJWT(token, account string, now time.Time, keysFor func(user string) (
 		return "", &loginError{codeJWTInvalid, fmt.Sprintf("JWT token is invalid: sub %q is not ACCOUNT.USER", claims.Sub)}
 	}
 	if subAccount != acct {
-		return "", &loginError{codeAccountMismatch, fmt.Sprintf("JWT token is for account %q, this server is account %q", subAccount, acct)}
+		return "", &loginError{codeJWTInvalid, fmt.Sprintf("JWT token is for account %q, this server is account %q", subAccount, acct)}
 	}
 	keys, known := keysFor(user)
 	if !known {

@@ -50,7 +50,10 @@
 //     NUMERIC_SCALE and COMMENT (column comments survive RENAME COLUMN).
 //   - PUT file://... @stage[/path] [AUTO_COMPRESS, OVERWRITE, PARALLEL,
 //     SOURCE_COMPRESSION]; LIST and REMOVE @stage [PATTERN].
-//   - COPY INTO table [(cols)] FROM @stage[/path] [FILES, PATTERN]
+//   - COPY INTO table FROM @stage[/path], or the transformation form
+//     COPY INTO table (cols) FROM (SELECT $1, $3, … FROM @stage[/path]) (file
+//     columns by position only; a column list without a transformation is
+//     refused with 001003, as Snowflake documents it only with one) [FILES, PATTERN]
 //     FILE_FORMAT=(TYPE=CSV|PARQUET, FIELD_DELIMITER, SKIP_HEADER,
 //     FIELD_OPTIONALLY_ENCLOSED_BY, ESCAPE, NULL_IF, EMPTY_FIELD_AS_NULL,
 //     COMPRESSION, PARSE_HEADER) [MATCH_BY_COLUMN_NAME] [PURGE] [FORCE]
@@ -60,9 +63,12 @@
 //     skipped unless FORCE=TRUE, like Snowflake's load metadata.
 //
 // Anything else (multi-statement requests, async queries, stage array binding,
-// GET, external stages, COPY transformations, ON_ERROR other than
-// ABORT_STATEMENT, AUTOINCREMENT, ...) fails with code 002040 and a message naming
-// the construct, rather than doing something subtly different.
+// GET, external stages, COPY transformations beyond $N, ON_ERROR other than
+// ABORT_STATEMENT, TRUNCATECOLUMNS=TRUE, SIZE_LIMIT, TRIM_SPACE=TRUE,
+// AUTOINCREMENT, ...) fails with code 002040 and a message naming the
+// construct, rather than doing something subtly different. A word that is no
+// documented COPY or file format option is a syntax error (001003), as in
+// Snowflake.
 //
 // # Session parameters
 //

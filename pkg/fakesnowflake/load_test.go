@@ -220,3 +220,47 @@ func TestCopyErrorsAreClear(t *testing.T) {
 		t.Fatalf("PUT to a missing table stage = %d %q, want 002003", se.Number, se.Message)
 	}
 }
+
+// TestCopyTransformAndStrictOptions loads a CSV file with the documented
+// transformation form (columns picked by position), and refuses what
+// Snowflake documents nowhere or the fake would silently get wrong: a
+// column list without a transformation, an unknown option (syntax error
+// 001003), an option the fake does not implement (002040).
+func TestCopyTransformAndStrictOptions(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := conn(t, openDB(t, srv, testUser, testKeys()[0]))
+	ctx := testContext(t)
+	mustExec(t, c, "CREATE TABLE T (ID INT NOT NULL, NAME TEXT, NOTE TEXT)")
+	path := filepath.Join(t.TempDir(), "rows.csv")
+	if err := os.WriteFile(path, []byte("x,1,a\ny,2,b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	queryStrings(t, c, "PUT file://"+path+" @%T/d")
+	res := queryStrings(t, c, `COPY INTO T (NAME, ID, NOTE) FROM (SELECT $3, $2, $1 FROM @%T/d/) FILE_FORMAT = (TYPE = CSV) FORCE = TRUE`)
+	if len(res) != 1 || res[0][3] != "2" {
+		t.Fatalf("COPY with a transformation = %q, want one file with 2 rows loaded", res)
+	}
+	got := queryStrings(t, c, "SELECT ID, NAME, NOTE FROM T ORDER BY ID")
+	if len(got) != 2 || strings.Join(got[0], "|") != "1|a|x" || strings.Join(got[1], "|") != "2|b|y" {
+		t.Fatalf("rows = %q, want 1|a|x, 2|b|y", got)
+	}
+	for _, tc := range []struct {
+		sql  string
+		code int
+	}{
+		{`COPY INTO T (ID, NAME, NOTE) FROM @%T/d/ FILE_FORMAT = (TYPE = CSV) FORCE = TRUE`, 1003},
+		{`COPY INTO T FROM @%T/d/ FILE_FORMAT = (TYPE = CSV) FORCE = TRUE NO_SUCH_OPTION = TRUE`, 1003},
+		{`COPY INTO T FROM @%T/d/ FILE_FORMAT = (TYPE = CSV NO_SUCH_FORMAT_OPTION = 1) FORCE = TRUE`, 1003},
+		{`COPY INTO T FROM @%T/d/ FILE_FORMAT = (TYPE = CSV) TRUNCATECOLUMNS = TRUE FORCE = TRUE`, 2040},
+		{`COPY INTO T FROM @%T/d/ FILE_FORMAT = (TYPE = CSV TRIM_SPACE = TRUE) FORCE = TRUE`, 2040},
+		{`COPY INTO T FROM @%T/d/ FILE_FORMAT = (TYPE = CSV) SIZE_LIMIT = 10 FORCE = TRUE`, 2040},
+		{`COPY INTO T (ID, NAME) FROM (SELECT $1, UPPER($2) FROM @%T/d/) FILE_FORMAT = (TYPE = CSV) FORCE = TRUE`, 2040},
+		{`COPY INTO T (ID, NAME) FROM (SELECT $1 FROM @%T/d/) FILE_FORMAT = (TYPE = CSV) FORCE = TRUE`, 2020},
+	} {
+		_, err := c.ExecContext(ctx, tc.sql)
+		if se := snowflakeError(t, err); se.Number != tc.code {
+			t.Errorf("%s\n= %d %q, want %06d", tc.sql, se.Number, se.Message, tc.code)
+		}
+	}
+}

@@ -427,8 +427,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if accountLocator(req.Data.AccountName) != accountLocator(s.cfg.Account) {
-		s.writeFailure(w, codeAccountMismatch, fmt.Sprintf("Account %q does not exist on this server (account %q)",
-			req.Data.AccountName, s.cfg.Account), nil)
+		// Another account is another host: Snowflake's front end answers
+		// 404 for an account it does not serve.
+		http.Error(w, fmt.Sprintf("account %q does not exist on this server (account %q)", req.Data.AccountName, s.cfg.Account), http.StatusNotFound)
 		return
 	}
 	user, err := verifyJWT(req.Data.Token, s.cfg.Account, time.Now(), func(u string) ([]*rsa.PublicKey, bool) {
@@ -453,14 +454,20 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		schemaName = "PUBLIC"
 	}
 	ss, err := s.openSession(r.Context(), user, dbName, schemaName, normalizeName(q.Get("warehouse")), normalizeName(q.Get("roleName")))
+	if err == nil && fmt.Sprint(req.Data.SessionParameters["CLIENT_VALIDATE_DEFAULT_PARAMETERS"]) == "true" &&
+		(q.Get("databaseName") != "" || q.Get("schemaName") != "") {
+		// The client asks Snowflake to check the database and schema it
+		// names (gosnowflake does by default): a missing one fails the login.
+		if uerr := ss.use(r.Context(), dbName, schemaName, true); uerr != nil {
+			s.endSession(ss)
+			s.writeFailure(w, codeObjectMissing, fmt.Sprintf("The requested database or schema does not exist or not authorized: %s.%s", dbName, schemaName), nil)
+			return
+		}
+	}
 	if err == nil {
 		err = ss.applyLoginParams(req.Data.SessionParameters)
 		if err != nil {
-			_ = ss.close()
-			s.mu.Lock()
-			delete(s.sessions, ss.token)
-			delete(s.masters, ss.masterToken)
-			s.mu.Unlock()
+			s.endSession(ss)
 		}
 	}
 	if err != nil {
@@ -484,6 +491,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			"roleName":      ss.role,
 		},
 	}})
+}
+
+// endSession forgets and closes a session that failed its login.
+func (s *Server) endSession(ss *session) {
+	s.mu.Lock()
+	delete(s.sessions, ss.token)
+	delete(s.masters, ss.masterToken)
+	s.mu.Unlock()
+	_ = ss.close()
 }
 
 // normalizeName applies Snowflake's rule to a name given in connection parameters:

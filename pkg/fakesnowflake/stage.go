@@ -459,14 +459,39 @@ func parseFileFormat(v optValue) (copyFormat, error) {
 			f.timeFormat = o.str
 		case "TIMESTAMP_FORMAT":
 			f.timestampFormat = o.str
-		case "ESCAPE_UNENCLOSED_FIELD", "ERROR_ON_COLUMN_COUNT_MISMATCH", "TRIM_SPACE", "RECORD_DELIMITER",
-			"BINARY_FORMAT", "ENCODING", "BINARY_AS_TEXT",
-			"USE_LOGICAL_TYPE", "USE_VECTORIZED_SCANNER", "REPLACE_INVALID_CHARACTERS", "SNAPPY_COMPRESSION":
-			// Accepted; the fake applies DuckDB's defaults (see the package doc).
+		case "ESCAPE_UNENCLOSED_FIELD":
+			if !strings.EqualFold(o.str, "NONE") {
+				return f, unsupported("ESCAPE_UNENCLOSED_FIELD other than NONE")
+			}
+		case "ERROR_ON_COLUMN_COUNT_MISMATCH":
+			if !o.bool() {
+				return f, unsupported("ERROR_ON_COLUMN_COUNT_MISMATCH=FALSE")
+			}
+		case "TRIM_SPACE", "REPLACE_INVALID_CHARACTERS":
+			if o.bool() {
+				return f, unsupported("%s=TRUE", k)
+			}
+		case "BINARY_FORMAT":
+			if !strings.EqualFold(o.str, "HEX") {
+				return f, unsupported("BINARY_FORMAT=%s (only HEX)", o.str)
+			}
+		case "ENCODING":
+			if !strings.EqualFold(strings.ReplaceAll(o.str, "-", ""), "UTF8") {
+				return f, unsupported("ENCODING=%s (only UTF8)", o.str)
+			}
+		case "RECORD_DELIMITER":
+			if o.str != "\n" && o.str != "\\n" {
+				return f, unsupported("RECORD_DELIMITER other than newline")
+			}
+		case "BINARY_AS_TEXT", "USE_LOGICAL_TYPE", "USE_VECTORIZED_SCANNER", "SNAPPY_COMPRESSION":
+			// Parquet reading options with no effect on the text columns the fake reads.
 		case "FORMAT_NAME":
 			return f, unsupported("named file formats (FORMAT_NAME)")
 		default:
-			return f, unsupported("file format option %s", k)
+			if fileFormatOptions[k] {
+				return f, unsupported("file format option %s", k)
+			}
+			return f, &sfError{code: "001003", sqlState: "42000", msg: "SQL compilation error:\nsyntax error: unexpected '" + k + "' (not a file format option)"}
 		}
 	}
 	if f.typ != "CSV" && f.typ != "PARQUET" {
@@ -574,12 +599,40 @@ func (ss *session) runCopy(ctx context.Context, sqlText string, toks []token) (*
 	if i >= len(toks) || !toks[i].isWord("FROM") || i+1 >= len(toks) {
 		return nil, &sfError{code: "001003", sqlState: "42000", msg: "SQL compilation error:\nCOPY INTO needs FROM @stage"}
 	}
+	// positions[k] is the file column ($N) loaded into the k-th target
+	// column: the transformation form FROM (SELECT $1, … FROM @stage).
+	var positions []int
+	stageAt, stageEnd := toks[i+1].pos, len(sqlText)
+	optsAt := -1
 	if toks[i+1].isPunct("(") {
-		return nil, unsupported("COPY with a transformation query (FROM (SELECT ...))")
+		end := matchingParen(toks, i+1)
+		if end < 0 {
+			return nil, &sfError{code: "001003", sqlState: "42000", msg: "SQL compilation error:\nunbalanced parentheses in COPY"}
+		}
+		var err error
+		positions, stageAt, err = parseCopyTransform(toks[i+2 : end])
+		if err != nil {
+			return nil, err
+		}
+		if colList != nil && len(colList) != len(positions) {
+			return nil, &sfError{code: "002020", sqlState: "21S01", msg: fmt.Sprintf(
+				"SQL compilation error:\nInsert value list does not match column list expecting %d but got %d", len(colList), len(positions))}
+		}
+		stageEnd, optsAt = toks[end].pos, toks[end].pos+1
+	} else if colList != nil {
+		// Snowflake documents a column list only with a transformation.
+		return nil, &sfError{code: "001003", sqlState: "42000", msg: "SQL compilation error:\nsyntax error: a COPY column list " +
+			"needs the transformation form COPY INTO t (cols) FROM (SELECT $1, … FROM @stage)"}
 	}
-	ref, rest, err := parseStageRef(sqlText[toks[i+1].pos:])
+	ref, rest, err := parseStageRef(sqlText[stageAt:stageEnd])
 	if err != nil {
 		return nil, &sfError{code: "001003", sqlState: "42000", msg: "SQL compilation error:\n" + err.Error()}
+	}
+	if optsAt >= 0 {
+		if strings.TrimSpace(rest) != "" {
+			return nil, unsupported("a COPY transformation other than SELECT $1, $2, … FROM @stage (%s)", strings.TrimSpace(rest))
+		}
+		rest = sqlText[optsAt:]
 	}
 	opts, err := parseOptions(rest)
 	if err != nil {
@@ -614,9 +667,21 @@ func (ss *session) runCopy(ctx context.Context, sqlText string, toks []token) (*
 			if !strings.EqualFold(v.str, "ABORT_STATEMENT") {
 				return nil, unsupported("ON_ERROR=%s (only ABORT_STATEMENT)", v.str)
 			}
-		case "LOAD_UNCERTAIN_FILES", "ENFORCE_LENGTH", "TRUNCATECOLUMNS", "SIZE_LIMIT", "RETURN_FAILED_ONLY":
+		case "ENFORCE_LENGTH":
+			if !v.bool() {
+				return nil, unsupported("ENFORCE_LENGTH=FALSE")
+			}
+		case "TRUNCATECOLUMNS":
+			if v.bool() {
+				return nil, unsupported("TRUNCATECOLUMNS=TRUE")
+			}
+		case "LOAD_UNCERTAIN_FILES", "RETURN_FAILED_ONLY":
+			// No effect on what a client observes here.
 		default:
-			return nil, unsupported("COPY option %s", k)
+			if copyOptions[k] {
+				return nil, unsupported("COPY option %s", k)
+			}
+			return nil, &sfError{code: "001003", sqlState: "42000", msg: "SQL compilation error:\nsyntax error: unexpected '" + k + "' (not a COPY option)"}
 		}
 	}
 	dir, loadKey, err := ss.stageDirFor(ctx, ref)
@@ -691,7 +756,7 @@ func (ss *session) runCopy(ctx context.Context, sqlText string, toks []token) (*
 		return nil, err
 	}
 	for i := range todo {
-		q, err := ss.copyFileSQL(ctx, tableSQL, cols, colList, todo[i].file.path, format, matchBy)
+		q, err := ss.copyFileSQL(ctx, tableSQL, cols, colList, positions, todo[i].file.path, format, matchBy)
 		if err == nil {
 			var res interface{ RowsAffected() (int64, error) }
 			res, err = ss.exec(ctx, q)
@@ -749,8 +814,11 @@ func (ss *session) runCopy(ctx context.Context, sqlText string, toks []token) (*
 }
 
 // copyFileSQL builds the INSERT that loads one staged file.
-func (ss *session) copyFileSQL(ctx context.Context, tableSQL string, cols []tableColumn, colList []string,
+func (ss *session) copyFileSQL(ctx context.Context, tableSQL string, cols []tableColumn, colList []string, positions []int,
 	path string, f copyFormat, matchBy string) (string, error) {
+	if positions != nil && (matchBy != "NONE" || f.typ != "CSV") {
+		return "", unsupported("a COPY transformation with MATCH_BY_COLUMN_NAME or of %s files", f.typ)
+	}
 	var reader string
 	switch f.typ {
 	case "PARQUET":
@@ -798,6 +866,9 @@ func (ss *session) copyFileSQL(ctx context.Context, tableSQL string, cols []tabl
 			if colList != nil {
 				n = len(colList)
 			}
+			for _, p := range positions {
+				n = max(n, p)
+			}
 			var cs []string
 			for i := 0; i < n; i++ {
 				cs = append(cs, fmt.Sprintf("'c%d': 'VARCHAR'", i+1))
@@ -843,7 +914,11 @@ func (ss *session) copyFileSQL(ctx context.Context, tableSQL string, cols []tabl
 					return "", err
 				}
 			}
-			sel = append(sel, conv(fmt.Sprintf("c%d", i+1), "VARCHAR", t))
+			at := i + 1
+			if positions != nil {
+				at = positions[i]
+			}
+			sel = append(sel, conv(fmt.Sprintf("c%d", at), "VARCHAR", t))
 			tgt = append(tgt, quoteIdent(t))
 		}
 		return "INSERT INTO " + tableSQL + " (" + strings.Join(tgt, ", ") + ") SELECT " + strings.Join(sel, ", ") + " FROM " + reader, nil
@@ -970,4 +1045,54 @@ func (ss *session) runRemove(ctx context.Context, sqlText string, toks []token) 
 		res.rows = append(res.rows, []*string{strp(f.rel), strp("removed")})
 	}
 	return res, nil
+}
+
+// copyOptions are the copy options Snowflake documents for COPY INTO
+// <table>; one the fake does not implement fails with 002040, a word that
+// is none of them with a syntax error (001003), as in Snowflake.
+var copyOptions = map[string]bool{
+	"FILE_FORMAT": true, "FILES": true, "PATTERN": true, "ON_ERROR": true, "SIZE_LIMIT": true, "PURGE": true,
+	"RETURN_FAILED_ONLY": true, "MATCH_BY_COLUMN_NAME": true, "INCLUDE_METADATA": true, "ENFORCE_LENGTH": true,
+	"TRUNCATECOLUMNS": true, "FORCE": true, "LOAD_UNCERTAIN_FILES": true, "FILE_PROCESSOR": true, "LOAD_MODE": true,
+	"VALIDATION_MODE": true,
+}
+
+// parseCopyTransform reads the inside of a COPY transformation,
+// SELECT $1, $2, … FROM @stage: the file column of each selected item and
+// where in the statement the stage reference starts. Any other expression
+// fails with 002040.
+func parseCopyTransform(toks []token) ([]int, int, error) {
+	if len(toks) == 0 || !toks[0].isWord("SELECT") {
+		return nil, 0, &sfError{code: "001003", sqlState: "42000", msg: "SQL compilation error:\nsyntax error: a COPY transformation starts with SELECT"}
+	}
+	from := -1
+	for j, t := range toks {
+		if t.isWord("FROM") {
+			from = j
+			break
+		}
+	}
+	if from < 0 || from+1 >= len(toks) {
+		return nil, 0, &sfError{code: "001003", sqlState: "42000", msg: "SQL compilation error:\nsyntax error: a COPY transformation needs FROM @stage"}
+	}
+	var positions []int
+	for _, item := range splitTopLevel(toks[1:from]) {
+		if len(item) != 2 || !item[0].isPunct("$") || item[1].kind != tkNumber || item[1].sp {
+			return nil, 0, unsupported("COPY transformation item %q (only $N)", render(item))
+		}
+		n, err := strconv.Atoi(item[1].text)
+		if err != nil || n < 1 {
+			return nil, 0, &sfError{code: "001003", sqlState: "42000", msg: "SQL compilation error:\ninvalid file column $" + item[1].text}
+		}
+		positions = append(positions, n)
+	}
+	return positions, toks[from+1].pos, nil
+}
+
+// fileFormatOptions are file format options Snowflake documents for CSV
+// and Parquet that the fake does not implement (002040); any other word
+// is a syntax error (001003).
+var fileFormatOptions = map[string]bool{
+	"FILE_EXTENSION": true, "SKIP_BLANK_LINES": true, "DATE_FORMAT": true, "TIME_FORMAT": true, "TIMESTAMP_FORMAT": true,
+	"SKIP_BYTE_ORDER_MARK": true, "EMPTY_FIELD_AS_NULL": true, "MULTI_LINE": true, "NULL_IF": true,
 }
