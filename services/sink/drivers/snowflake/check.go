@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	sf "github.com/snowflakedb/gosnowflake"
@@ -33,8 +35,11 @@ func (e *CheckError) ConfigField() string { return e.Field }
 
 // Check tells whether a snowflake destination config (the JSON the API
 // stores, secrets included) can be used: it decodes it, reads and decrypts
-// the private key, then logs in and runs SELECT 1, within ctx and at most
-// CheckTimeout. Every failure is a *CheckError.
+// the private key, logs in, then does in small what every batch does
+// (checkSession): a temporary table in the configured schema, a PUT of a
+// tiny file to its stage and a REMOVE, an INSERT and a SELECT on the
+// warehouse. All within ctx and at most CheckTimeout. Every failure is a
+// *CheckError naming the field or grant to fix.
 //
 // A key given by private_key_path is not checked: the file is on the
 // sink's host, which need not be the caller's; the sink reports a bad file
@@ -58,27 +63,23 @@ func Check(ctx context.Context, raw json.RawMessage) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, CheckTimeout)
 	defer cancel()
-	cfg.LoginTimeout = CheckTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		cfg.LoginTimeout = time.Until(dl)
-	}
 	cfg.MaxRetryCount = 1
 	db := sql.OpenDB(sf.NewConnector(sf.SnowflakeDriver{}, *cfg.driverConfig(key)))
 	defer db.Close()
-	var one int
-	err = db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+	conn, err := db.Conn(ctx)
 	if err == nil {
-		return nil
+		defer conn.Close()
+		return checkSession(ctx, conn, cfg)
 	}
 	if loginRejected(err) {
 		return &CheckError{Field: rejectedField(err), Err: loginError(cfg, err, key)}
 	}
+	if objectMissing(err) {
+		return &CheckError{Field: "database", Err: loginError(cfg, err, key)}
+	}
 	var se *sf.SnowflakeError
 	if errors.As(err, &se) {
-		// Logged in, but the session cannot run a query: typically no
-		// usable warehouse, database or schema for the role.
-		return &CheckError{Err: fmt.Errorf("logged in to snowflake account %s as %s, but SELECT 1 failed: %w; "+
-			"check that the role can use the warehouse, database and schema", cfg.Account, cfg.User, err)}
+		return &CheckError{Err: fmt.Errorf("log in to snowflake account %s as %s: %w", cfg.Account, cfg.User, err)}
 	}
 	field, where := "account", "account "+cfg.Account
 	if cfg.Host != "" {
@@ -100,9 +101,53 @@ func rejectedField(err error) string {
 			return "user"
 		case 390189:
 			return "role"
-		case 390201:
-			return "account"
 		}
 	}
 	return "private_key"
+}
+
+// checkSession runs, on a logged-in session, what every batch needs: a
+// temporary table in the configured schema (CREATE TABLE on the schema),
+// a file PUT to its table stage and removed (the stage's cloud storage is
+// reachable from here), an INSERT and a SELECT (a warehouse the role can
+// use and resume). The table goes with the session.
+func checkSession(ctx context.Context, conn *sql.Conn, cfg Config) error {
+	name := "_ROSETTA_CHECK_" + strings.ToUpper(randomHex(6))
+	table := qualified(cfg.database, cfg.schema, name)
+	stage := "@" + ident(cfg.database) + "." + ident(cfg.schema) + ".%" + ident(name)
+	f, err := os.CreateTemp("", "rosetta-check-*.csv")
+	if err != nil {
+		return &CheckError{Err: fmt.Errorf("create the check's local file: %w", err)}
+	}
+	defer os.Remove(f.Name())
+	_, werr := f.WriteString("1\n")
+	if err := errors.Join(werr, f.Close()); err != nil {
+		return &CheckError{Err: fmt.Errorf("write the check's local file: %w", err)}
+	}
+	where := fmt.Sprintf("snowflake account %s as %s", cfg.Account, cfg.User)
+	steps := []struct {
+		q, field, fix string
+	}{
+		{"CREATE TEMPORARY TABLE " + table + " (" + ident("X") + " NUMBER(1,0))", "schema",
+			"the database and schema must exist and the role needs USAGE on both and CREATE TABLE on the schema"},
+		{"PUT " + stringLiteral("file://"+f.Name()) + " " + stage + "/check AUTO_COMPRESS = TRUE OVERWRITE = TRUE", "",
+			"uploading to a table stage failed: check the network policy and that this host can reach the account's stage storage"},
+		{"REMOVE " + stage + "/check", "", "removing a staged file failed"},
+		{"INSERT INTO " + table + " (" + ident("X") + ") VALUES (1)", "warehouse",
+			"the role needs USAGE (and OPERATE, to resume it) on the warehouse, set as warehouse or as the user's default"},
+		{"SELECT " + ident("X") + " FROM " + table, "warehouse", "a query on the warehouse failed"},
+	}
+	for _, st := range steps {
+		rows, err := conn.QueryContext(ctx, st.q)
+		if err == nil {
+			for rows.Next() {
+			}
+			err = errors.Join(rows.Err(), rows.Close())
+		}
+		if err != nil {
+			return &CheckError{Field: st.field, Err: fmt.Errorf("logged in to %s, but %s failed: %w; %s",
+				where, strings.SplitN(st.q, " ", 2)[0], err, st.fix)}
+		}
+	}
+	return nil
 }

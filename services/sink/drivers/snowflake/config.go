@@ -75,7 +75,9 @@ type Config struct {
 	// it in every row written from then on; DroppedDrop drops it.
 	DroppedColumns string `json:"dropped_columns"`
 
-	// LoginTimeout bounds a login, retries included (60s); not in the JSON.
+	// LoginTimeout bounds a login, retries included (60s), as a deadline on
+	// its context (gosnowflake's own LoginTimeout is deprecated); not in
+	// the JSON.
 	LoginTimeout time.Duration `json:"-"`
 	// MaxRetryCount is gosnowflake's HTTP retry count (0: its default, 7);
 	// not in the JSON.
@@ -177,6 +179,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	var err error
+	if strings.TrimSpace(c.Account) != "" {
+		if c.Account, err = normalizeAccount(c.Account); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.database, err = configName("database", c.Database); err != nil {
 		errs = append(errs, err)
 	}
@@ -326,7 +333,6 @@ func (c Config) driverConfig(key *rsa.PrivateKey) *sf.Config {
 		Application:   "Rosetta",
 		// Client telemetry is not needed and is one less outbound call.
 		DisableTelemetry: true,
-		LoginTimeout:     c.LoginTimeout,
 		MaxRetryCount:    c.MaxRetryCount,
 		Params:           sessionParamMap(),
 	}

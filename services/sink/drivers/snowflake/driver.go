@@ -405,7 +405,13 @@ func (d *Driver) connect(ctx context.Context) (*sql.Conn, error) {
 		return nil, &ConfigError{Err: fmt.Errorf("snowflake destination: %w", err)}
 	}
 	db := sql.OpenDB(sf.NewConnector(sf.SnowflakeDriver{}, *d.cfg.driverConfig(key)))
-	conn, err := db.Conn(ctx)
+	lctx := ctx
+	if d.cfg.LoginTimeout > 0 {
+		var cancel context.CancelFunc
+		lctx, cancel = context.WithTimeout(ctx, d.cfg.LoginTimeout)
+		defer cancel()
+	}
+	conn, err := db.Conn(lctx)
 	if err != nil {
 		_ = db.Close()
 		return nil, loginError(d.cfg, err, key)
@@ -419,6 +425,12 @@ func (d *Driver) connect(ctx context.Context) (*sql.Conn, error) {
 // loginError explains a rejected key-pair login; other failures (network,
 // timeouts) stay transient.
 func loginError(cfg Config, err error, key *rsa.PrivateKey) error {
+	if objectMissing(err) {
+		return &ConfigError{Err: fmt.Errorf(
+			"snowflake account %s accepted the login of user %s but refused its database, schema or warehouse: %w; "+
+				"check that database %s, schema %s and the warehouse exist and that the role can use them",
+			cfg.Account, cfg.User, err, ident(cfg.database), ident(cfg.schema))}
+	}
 	if loginRejected(err) {
 		return &ConfigError{Err: fmt.Errorf(
 			"snowflake rejected the key-pair login of user %s on account %s: %w; check account, user and role, and that the "+
@@ -438,10 +450,18 @@ func loginRejected(err error) bool {
 		return false
 	}
 	switch se.Number {
-	case 390100, 390101, 390144, 390189, 390201:
+	case 390100, 390101, 390144, 390189:
 		return true
 	}
 	return false
+}
+
+// objectMissing reports whether a login failed with 390201: the database,
+// schema or warehouse it names does not exist or the role may not use it
+// (gosnowflake asks Snowflake to check them at login).
+func objectMissing(err error) bool {
+	var se *sf.SnowflakeError
+	return errors.As(err, &se) && se.Number == 390201
 }
 
 // keyFingerprint is Snowflake's RSA_PUBLIC_KEY_FP of the key's public half.

@@ -167,7 +167,7 @@ func openReader(t testing.TB, srv *fakesnowflake.Server) *sql.DB {
 	db := sql.OpenDB(sf.NewConnector(sf.SnowflakeDriver{}, sf.Config{
 		Account: testAccount, User: testUser, Authenticator: sf.AuthTypeJwt, PrivateKey: testKeys()[0],
 		Host: srv.Host(), Port: srv.Port(), Protocol: "http", DisableTelemetry: true,
-		Database: "ROSETTA", Schema: "PUBLIC", LoginTimeout: 10 * time.Second, MaxRetryCount: 1,
+		Database: "ROSETTA", Schema: "PUBLIC", MaxRetryCount: 1,
 		Params: sessionParamMap(), // the reader checks results, under the driver's settings
 	}))
 	t.Cleanup(func() { _ = db.Close() })

@@ -113,3 +113,31 @@ func shortHash(parts ...string) string {
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return strings.ToUpper(hex.EncodeToString(sum[:6]))
 }
+
+// accountPattern is an account identifier: org-account, or a legacy
+// locator with optional region and cloud (xy12345.eu-west-1.aws).
+var accountPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){0,2}$`)
+
+// normalizeAccount checks an account identifier and returns the one
+// gosnowflake derives the right host from. AWS US West (Oregon),
+// us-west-2, is the one region whose legacy locator URL carries no region
+// (xy12345.snowflakecomputing.com): xy12345.us-west-2 names a host that
+// does not exist, so the region is dropped. A URL or host name is refused
+// with what to give instead.
+func normalizeAccount(a string) (string, error) {
+	a = strings.TrimSpace(a)
+	lower := strings.ToLower(a)
+	if strings.Contains(lower, "snowflakecomputing") || strings.Contains(lower, "://") || strings.ContainsAny(a, "/: ") {
+		return "", fmt.Errorf("account %q is a URL or host name: give the account identifier, the part of the account URL "+
+			"before .snowflakecomputing.com (myorg-myaccount, or a locator such as xy12345.eu-west-1)", a)
+	}
+	if !accountPattern.MatchString(a) {
+		return "", fmt.Errorf("account %q is not an account identifier (myorg-myaccount, or a locator such as xy12345.eu-west-1)", a)
+	}
+	for _, region := range []string{".us-west-2.aws", ".us-west-2"} {
+		if strings.HasSuffix(lower, region) {
+			return a[:len(a)-len(region)], nil
+		}
+	}
+	return a, nil
+}

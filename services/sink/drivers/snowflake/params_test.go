@@ -24,6 +24,13 @@ func TestSessionParametersPinned(t *testing.T) {
 				t.Errorf("session %d: %s = %q, want %q", i, p.name, got[p.name], p.value)
 			}
 		}
+		// Independently of sessionParams: none of the user's hostile
+		// values may survive.
+		for name, hostile := range hostileParams {
+			if strings.EqualFold(got[name], hostile) {
+				t.Errorf("session %d: %s = %q, the user's value; the driver must pin it", i, name, got[name])
+			}
+		}
 	}
 }
 

@@ -219,13 +219,19 @@ const csvFormat = "FILE_FORMAT = (TYPE = CSV COMPRESSION = GZIP FIELD_DELIMITER 
 	" FIELD_OPTIONALLY_ENCLOSED_BY = '\"' ESCAPE = NONE ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = ()" +
 	" EMPTY_FIELD_AS_NULL = TRUE BINARY_FORMAT = HEX ERROR_ON_COLUMN_COUNT_MISMATCH = TRUE)"
 
-// copySQL loads the batch's file into the staging table. FORCE = TRUE:
-// Snowflake's load history must never skip a file (a redelivered batch is
-// new data to this table even when identical); PURGE = TRUE removes the
-// file once loaded.
+// copySQL loads the batch's file into the staging table, in the form
+// Snowflake documents for a column list: a transformation selecting the
+// file's columns by position ($1, $2, …). FORCE = TRUE: Snowflake's load
+// history must never skip a file (a redelivered batch is new data to this
+// table even when identical); PURGE = TRUE removes the file once loaded.
 func copySQL(o objects, s shape, dir string) string {
-	return "COPY INTO " + o.stage + " (" + strings.Join(stageColumnNames(s), ", ") + ") FROM " + o.stageAt + "/" + dir + "/ " +
-		csvFormat + " ON_ERROR = ABORT_STATEMENT PURGE = TRUE FORCE = TRUE"
+	names := stageColumnNames(s)
+	pos := make([]string, len(names))
+	for i := range names {
+		pos[i] = "$" + strconv.Itoa(i+1)
+	}
+	return "COPY INTO " + o.stage + " (" + strings.Join(names, ", ") + ") FROM (SELECT " + strings.Join(pos, ", ") +
+		" FROM " + o.stageAt + "/" + dir + "/) " + csvFormat + " ON_ERROR = ABORT_STATEMENT PURGE = TRUE FORCE = TRUE"
 }
 
 func removeSQL(o objects, dir string) string { return "REMOVE " + o.stageAt + "/" + dir + "/" }
