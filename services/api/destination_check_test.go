@@ -125,7 +125,7 @@ func testSnowflakeCheck(t *testing.T, c *client) {
 
 	// PUT: the stored key is used when none is sent; a new key is checked.
 	path := fmt.Sprintf("/destinations/%d", ok.ID)
-	c.must(200, "PUT", path, body("snow-ok", map[string]any{"private_key": nil, "schema": "OTHER"}), nil)
+	c.must(200, "PUT", path, body("snow-ok", map[string]any{"private_key": nil, "warehouse": "OTHER_WH"}), nil)
 	wantError("PUT", path, body("snow-ok", map[string]any{"private_key": plain(keys[1])}), "config.private_key", "RSA_PUBLIC_KEY")
 	wantError("PUT", path, body("snow-ok", map[string]any{"private_key": nil, "user": "nobody"}), "config.user", "user nobody")
 	// A key on the sink's host is left to the sink.
