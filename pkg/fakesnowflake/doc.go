@@ -119,18 +119,29 @@
 //
 // # Known differences from Snowflake
 //
-//   - Timestamps keep microseconds (DuckDB), not nanoseconds; TIMESTAMP_TZ values
-//     come back at UTC offset 0 (the instant is right, the original offset is
-//     lost); TIMESTAMP_LTZ is reported as timestamp_tz.
-//   - A failed statement inside a transaction aborts the whole DuckDB transaction,
-//     whereas Snowflake rolls back only that statement. The fake then fails the
-//     COMMIT with an explanatory error instead of silently losing the earlier
-//     statements.
-//   - Snowflake's nondeterministic-MERGE check is DuckDB's: a target row matched
-//     by several source rows fails the MERGE.
-//   - CSV loading uses DuckDB's reader: backslash escapes in unenclosed fields
-//     (ESCAPE_UNENCLOSED_FIELD) are not interpreted; BINARY columns are read as hex.
-//   - Error codes are Snowflake's for the common cases (100072 NULL into NOT NULL,
-//     002003 missing object, 000904 invalid identifier, 001003 syntax error,
-//     100038 conversion, 100046 out of range); messages carry DuckDB's text.
+// What the fake does differently, and what a test against it therefore
+// cannot show (the driver's live test covers what it can):
+//
+//	Area                     Snowflake                                  fakesnowflake
+//	quoted identifiers       "id" and ID are different columns          DuckDB resolves names case-insensitively:
+//	                                                                    the same column
+//	VARCHAR(n), BINARY(n)    longer values fail (100078)                lengths kept for SELECT * metadata, not enforced
+//	INFORMATION_SCHEMA       Snowflake type names (NUMBER, TEXT, …),    DATA_TYPE in DuckDB's spelling (DECIMAL,
+//	                         many views and columns                     VARCHAR, …); only COLUMNS, with the columns above
+//	ALTER … SET DATA TYPE    refuses a new scale or type family         runs DuckDB's ALTER, which converts
+//	timestamps               nanoseconds; TIMESTAMP_TZ keeps the offset microseconds; TIMESTAMP_TZ returned at UTC
+//	AUTO date/time parsing   Snowflake's AUTO formats                   DuckDB's parser
+//	*_INPUT_FORMAT not AUTO  values parsed with that format             COPY into such a column fails (100035, 100040,
+//	                                                                    100108), even when every value is NULL
+//	failed statement in a    only that statement is rolled back         the transaction is aborted; COMMIT then fails
+//	transaction                                                         with an explanatory error
+//	CSV escapes              ESCAPE_UNENCLOSED_FIELD interpreted        only NONE accepted
+//	login parameters         SESSION_PARAMETERS applied                 same; an unknown name fails the login
+//	privileges, warehouses   enforced; no warehouse fails DML (000606)  none; 000606 only by FailNextWith
+//	LOCK_TIMEOUT             bounds waits for locks                     stored and shown only
+//	nondeterministic MERGE   100090 when a target row matches twice     same, by a probe query (skipped with binds in
+//	                                                                    USING or ON)
+//	error messages           Snowflake's text                           Snowflake's numbers (errors.go, faults.go),
+//	                                                                    DuckDB's text
+
 package fakesnowflake
