@@ -41,6 +41,8 @@ func (k fieldKind) String() string {
 		return "duration"
 	case kindBool:
 		return "bool"
+	case kindBatchSize:
+		return "batch_size"
 	}
 	return "string"
 }

@@ -77,6 +77,7 @@ const (
 	kindPort
 	kindDuration // a Go duration string such as "1s" or "500ms", >= 0
 	kindBool
+	kindBatchSize // an integer from 1 to 100000 (the sink's largest batch)
 )
 
 // fieldSpec is one config field of a destination type.
@@ -133,6 +134,10 @@ func destinationFields(typ string) []fieldSpec {
 			// Keep deleted rows with _ROSETTA_DELETED = true (docs/snowflake.md).
 			{name: "soft_delete", kind: kindBool, def: false, doc: "Keep deleted rows with _ROSETTA_DELETED = true instead of deleting them."},
 			{name: "dropped_columns", def: "keep", oneOf: droppedColumns, doc: droppedColumnsDoc},
+			// Warehouse credits follow the number of batches (docs/snowflake.md).
+			{name: "flush_interval", kind: kindDuration, doc: "Longest a change waits before its batch is applied (default 60s): " +
+				"each batch resumes the warehouse, so a longer interval costs latency and saves credits."},
+			{name: "batch_size", kind: kindBatchSize, doc: "Most changes applied in one batch, 1-100000 (default 20000); a full batch is applied at once."},
 		}
 	case "duckdb":
 		return []fieldSpec{
@@ -255,6 +260,15 @@ func decodeField(path string, f fieldSpec, raw json.RawMessage) (any, error) {
 		}
 		if n < 1 || n > 65535 {
 			return nil, invalid(path, "%s must be from 1 to 65535", path)
+		}
+		return n, nil
+	case kindBatchSize:
+		var n int
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return nil, invalid(path, "%s must be an integer", path)
+		}
+		if n < 1 || n > 100000 {
+			return nil, invalid(path, "%s must be from 1 to 100000", path)
 		}
 		return n, nil
 	case kindBool:

@@ -363,7 +363,7 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 		m.setHealth(ctx, key, st, configstore.HealthError, err.Error())
 		return
 	}
-	rcfg := m.cfg.Runner
+	rcfg := withBatchPolicy(m.cfg.Runner, drv)
 	rcfg.PipelineID, rcfg.DestinationID, rcfg.SourceID = key.PipelineID, key.DestinationID, p.SourceID
 	var letters sinkrunner.DeadLetterQueue // a nil interface, not a nil *dlq.Queue inside one
 	if m.dlq != nil {

@@ -103,3 +103,40 @@ func TestCheckUsesStageAndWarehouse(t *testing.T) {
 	}
 	(&env{t: t, srv: srv}).noStagedFiles()
 }
+
+// TestBatchPolicy: a snowflake destination flushes every 60 s or 20000
+// changes unless its config says otherwise, and the driver hands that to
+// the sink; bad values are refused.
+func TestBatchPolicy(t *testing.T) {
+	t.Parallel()
+	srv := startFake(t)
+	for _, tc := range []struct {
+		extra map[string]any
+		size  int
+		wait  time.Duration
+		err   string
+	}{
+		{extra: nil, size: DefaultBatchSize, wait: DefaultFlushInterval},
+		{extra: map[string]any{"flush_interval": "5m", "batch_size": 100000}, size: 100000, wait: 5 * time.Minute},
+		{extra: map[string]any{"flush_interval": "200ms", "batch_size": "500"}, size: 500, wait: 200 * time.Millisecond},
+		{extra: map[string]any{"flush_interval": "forever"}, err: "flush_interval"},
+		{extra: map[string]any{"flush_interval": "2h"}, err: "flush_interval"},
+		{extra: map[string]any{"batch_size": 0}, err: "batch_size"},
+		{extra: map[string]any{"batch_size": 100001}, err: "batch_size"},
+	} {
+		drv, err := Factory(context.Background(), fakeConfig(t, srv, tc.extra), quietLog())
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v: %v, want an error naming %s", tc.extra, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", tc.extra, err)
+		}
+		size, wait := drv.(*Driver).BatchPolicy()
+		if size != tc.size || wait != tc.wait {
+			t.Errorf("%v: policy %d %s, want %d %s", tc.extra, size, wait, tc.size, tc.wait)
+		}
+	}
+}

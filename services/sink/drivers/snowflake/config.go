@@ -74,6 +74,13 @@ type Config struct {
 	// column was dropped: DroppedKeep (default) keeps it and writes NULL to
 	// it in every row written from then on; DroppedDrop drops it.
 	DroppedColumns string `json:"dropped_columns"`
+	// FlushInterval is the longest a change waits before its batch is
+	// applied, BatchSize the most changes in one batch: the sink's batch
+	// policy for this destination (BatchPolicy). Every batch resumes the
+	// warehouse, so the default trades up to a minute of latency for far
+	// fewer warehouse wake-ups than the sink's 20 ms.
+	FlushInterval time.Duration `json:"-"`
+	BatchSize     int           `json:"batch_size"`
 
 	// LoginTimeout bounds a login, retries included (60s), as a deadline on
 	// its context (gosnowflake's own LoginTimeout is deprecated); not in
@@ -93,11 +100,19 @@ const (
 	DroppedDrop = colmark.DroppedDrop
 )
 
+// The batch policy of a snowflake destination without flush_interval or
+// batch_size (docs/snowflake.md, Latency and warehouse credits).
+const (
+	DefaultFlushInterval = 60 * time.Second
+	DefaultBatchSize     = 20000
+)
+
 // DefaultConfig holds the defaults applied to empty fields.
 func DefaultConfig() Config {
 	// Losing a column's history surprises warehouse users more than a
 	// column of NULLs: dropped columns are kept by default.
-	return Config{Protocol: "https", LoginTimeout: 60 * time.Second, DroppedColumns: DroppedKeep}
+	return Config{Protocol: "https", LoginTimeout: 60 * time.Second, DroppedColumns: DroppedKeep,
+		FlushInterval: DefaultFlushInterval, BatchSize: DefaultBatchSize}
 }
 
 // ParseConfig decodes a destination's JSON config over DefaultConfig and
@@ -134,6 +149,8 @@ func decodeConfig(raw json.RawMessage) (Config, error) {
 		Protocol             string          `json:"protocol"`
 		SoftDelete           json.RawMessage `json:"soft_delete"`
 		DroppedColumns       string          `json:"dropped_columns"`
+		FlushInterval        string          `json:"flush_interval"`
+		BatchSize            json.RawMessage `json:"batch_size"`
 	}
 	if err := json.Unmarshal(raw, &wire); err != nil {
 		// json errors quote offsets and types, not values.
@@ -148,6 +165,20 @@ func decodeConfig(raw json.RawMessage) (Config, error) {
 	}
 	if wire.DroppedColumns != "" {
 		c.DroppedColumns = wire.DroppedColumns
+	}
+	if wire.FlushInterval != "" {
+		d, err := time.ParseDuration(wire.FlushInterval)
+		if err != nil || d <= 0 || d > time.Hour {
+			return Config{}, fmt.Errorf("snowflake destination config: flush_interval %.20q is not a duration from 1ms to 1h, such as \"60s\"", wire.FlushInterval)
+		}
+		c.FlushInterval = d
+	}
+	if n := strings.Trim(string(wire.BatchSize), `" `); n != "" && n != "null" {
+		v, err := strconv.Atoi(n)
+		if err != nil || v < 1 || v > 100000 {
+			return Config{}, fmt.Errorf("snowflake destination config: batch_size %.20q is not an integer from 1 to 100000", n)
+		}
+		c.BatchSize = v
 	}
 	if port := strings.Trim(string(wire.Port), `" `); port != "" && port != "null" {
 		p, err := strconv.Atoi(port)

@@ -96,6 +96,13 @@ type ConfigError struct {
 func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
+// BatchPolicy is the destination's flush interval and batch size
+// (Config.FlushInterval, Config.BatchSize), which the sink uses instead
+// of its own for this destination's runner.
+func (d *Driver) BatchPolicy() (size int, wait time.Duration) {
+	return d.cfg.BatchSize, d.cfg.FlushInterval
+}
+
 // Close ends the Snowflake session.
 func (d *Driver) Close() error {
 	d.mu.Lock()
