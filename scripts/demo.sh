@@ -75,6 +75,7 @@ done
 TOKEN="${ROSETTA_API_TOKEN:-$(cat "$ROSETTA_DATA_DIR/api-token")}"
 echo "API token: ${ROSETTA_API_TOKEN:+from ROSETTA_API_TOKEN}${ROSETTA_API_TOKEN:-$ROSETTA_DATA_DIR/api-token}"
 curl -fsS -H "Authorization: Bearer $TOKEN" "$API/ready"; echo
+printf '\n\033[1mconsole: http://%s/\033[0m  sign in with the API token %s\n' "$API_ADDR" "$TOKEN"
 
 api() { # method path [json]
   local out code
@@ -135,7 +136,25 @@ for i in $(seq 1 60); do same && break; sleep 1; done
 echo "source:   $(count shop)   checksum $(checksum shop)"
 echo "duckdb:   $(duck_count 20s)   checksum $(duck_checksum)"
 echo "postgres: $(count warehouse)   checksum $(checksum warehouse)"
-api GET "/pipelines/$PIPE"; echo
+# One line per destination: its rows, health and lag as the API reports them.
+summary() {
+  api GET "/pipelines/$PIPE" | node -e '
+    const [duck, pg] = process.argv.slice(1);
+    const p = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    const rows = { duckdb: duck, postgres: pg };
+    const lag = (s) => (s === null ? "–" : `${s.toFixed(1)} s`);
+    const table = [["destination", "rows", "health", "lag", "lag bytes", "pending", "dead-lettered"]];
+    for (const d of p.destinations) {
+      table.push([`${d.name} (${d.type})`, rows[d.type] ?? "–", d.health + (d.reason ? `: ${d.reason}` : ""), lag(d.lag_seconds),
+        d.lag_bytes === null ? "–" : String(d.lag_bytes), d.pending === null ? "–" : String(d.pending), String(d.dlq.depth)]);
+    }
+    const w = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
+    for (const r of table) console.log("  " + r.map((c, i) => c.padEnd(w[i])).join("  "));
+  ' "$(duck_count 20s)" "$(count warehouse)"
+}
+step "pipeline $PIPE, per destination"
+summary
+printf '\nconsole: http://%s/  (API token: %s)\n' "$API_ADDR" "$TOKEN"
 if same; then
   printf '\n\033[1;32mboth destinations equal the source\033[0m\n'
 else
