@@ -151,10 +151,10 @@ func (s *Store) Authenticate(ctx context.Context, value string) (Token, error) {
 }
 
 // ListTokens returns tokens by id, revoked ones too when withRevoked.
-func (s *Store) ListTokens(ctx context.Context, withRevoked bool, p Page) ([]Token, int, error) {
+func (s *Store) ListTokens(ctx context.Context, withRevoked bool, p Page) ([]Token, int64, error) {
 	p = p.normalized()
 	var out []Token
-	var total int
+	var total int64
 	err := s.inTx(ctx, readTx(), func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM api_tokens WHERE $1 OR revoked_at IS NULL`, withRevoked).Scan(&total); err != nil {
 			return err

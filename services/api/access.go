@@ -23,6 +23,11 @@ var accessMatrix = map[string]apitoken.Role{
 	"GET /api/v1/whoami": apitoken.Viewer,
 	"GET /metrics":       apitoken.Viewer,
 
+	"POST /api/v1/tokens":       apitoken.Admin,
+	"GET /api/v1/tokens":        apitoken.Admin,
+	"DELETE /api/v1/tokens/:id": apitoken.Admin,
+	"GET /api/v1/audit":         apitoken.Admin,
+
 	"GET /api/v1/metrics/wal": apitoken.Viewer,
 	"GET /api/v1/status":      apitoken.Viewer,
 
@@ -66,16 +71,20 @@ var accessMatrix = map[string]apitoken.Role{
 	"POST /api/v1/pipelines/:id/destinations/:destination_id/discard-dlq":                apitoken.Operator,
 }
 
-// handle registers a route behind the role the access matrix gives it.
+// handle registers a route behind the role the access matrix gives it;
+// a change (any method but GET) is recorded in the audit log.
 func (s *Server) handle(method, path string, h fiber.Handler) error {
 	min, ok := accessMatrix[method+" "+path]
 	if !ok {
 		return fmt.Errorf("api: route %s %s has no entry in the access matrix (services/api/access.go)", method, path)
 	}
-	if min == apitoken.Public {
-		s.app.Add(method, path, h)
-		return nil
+	chain := []fiber.Handler{h}
+	if method != fiber.MethodGet && method != fiber.MethodHead && !readOnlyPosts[path] {
+		chain = append([]fiber.Handler{s.audited(method, path)}, chain...)
 	}
-	s.app.Add(method, path, s.require(min), h)
+	if min != apitoken.Public {
+		chain = append([]fiber.Handler{s.require(min)}, chain...)
+	}
+	s.app.Add(method, path, chain...)
 	return nil
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"regexp"
@@ -235,5 +236,82 @@ func checkSecurityDoc(t *testing.T) {
 		if _, ok := accessMatrix[route]; !ok {
 			t.Errorf("docs/security.md lists %s, which the matrix does not have", specOp(route))
 		}
+	}
+}
+
+// TestTokenAPIAndAudit manages tokens over the API and checks the audit
+// log: who made each change, before and after, and no secret in it.
+func TestTokenAPIAndAudit(t *testing.T) {
+	t.Parallel()
+	pg := testkit.StartPostgres(t)
+	_, js := testkit.StartNATS(t).Connect(t)
+	f := &fixture{pg: pg, js: js, destDB: pg.CreateDatabase(t, "dest")}
+	c := newClient(t, f, js, nil)
+
+	var tok tokenView
+	c.must(201, "POST", "/tokens", map[string]any{"name": "ci", "role": "operator", "expires_in": "24h"}, &tok)
+	if !strings.HasPrefix(tok.Token, apitoken.Prefix) || tok.Role != "operator" || tok.ExpiresAt == nil ||
+		tok.ExpiresAt.Sub(time.Now()) < 23*time.Hour {
+		t.Fatalf("created token %+v", tok)
+	}
+	c.wantError("POST", "/tokens", map[string]any{"name": "ci", "role": "viewer"}, 409, "name")
+	c.wantError("POST", "/tokens", map[string]any{"name": "x", "role": "root"}, 422, "role", "viewer, operator or admin")
+	c.wantError("POST", "/tokens", map[string]any{"name": "x", "role": "viewer", "expires_in": "-1h"}, 422, "expires_in")
+	// Names refuse invisible format characters as well as controls.
+	c.wantError("POST", "/tokens", map[string]any{"name": "admin\u202e", "role": "viewer"}, 422, "name", "format characters")
+	bidi := c.pgDestBody("wh\u200b")
+	c.wantError("POST", "/destinations", bidi, 422, "name", "format characters")
+	var list listBody[tokenView]
+	c.must(200, "GET", "/tokens", nil, &list)
+	if list.Total != 2 || list.Items[1].Name != "ci" || list.Items[1].Token != "" {
+		t.Fatalf("tokens = %+v", list)
+	}
+
+	// The operator token works, cannot manage tokens, and stops once revoked.
+	admin := c.token
+	c.token = tok.Token
+	c.wantError("GET", "/tokens", nil, 403, "", "admin role")
+	c.must(200, "GET", "/whoami", nil, nil)
+	c.token = admin
+	c.must(200, "DELETE", fmt.Sprintf("/tokens/%d", tok.ID), nil, nil)
+	c.token = tok.Token
+	c.wantError("GET", "/whoami", nil, 401, "")
+	c.token = admin
+
+	var d idView
+	c.must(201, "POST", "/destinations", c.pgDestBody("wh"), &d)
+	upd := c.pgDestBody("wh2")
+	c.must(200, "PUT", fmt.Sprintf("/destinations/%d", d.ID), upd, nil)
+	c.must(204, "DELETE", fmt.Sprintf("/destinations/%d", d.ID), nil, nil)
+
+	var audit listBody[auditView]
+	raw := c.must(200, "GET", "/audit?limit=10", nil, &audit)
+	for _, s := range append(allSecrets, tok.Token, admin) {
+		if strings.Contains(string(raw), s) {
+			t.Fatalf("the audit log holds a secret or token: %s", raw)
+		}
+	}
+	var got []string
+	for _, e := range audit.Items {
+		got = append(got, fmt.Sprintf("%s %s %s %s before=%t after=%t", e.Token, e.Action, e.Entity, e.EntityID,
+			string(e.Before) != "null", string(e.After) != "null"))
+	}
+	want := []string{
+		fmt.Sprintf("test-admin delete destinations %d before=true after=false", d.ID),
+		fmt.Sprintf("test-admin update destinations %d before=true after=true", d.ID),
+		fmt.Sprintf("test-admin create destinations %d before=false after=true", d.ID),
+		fmt.Sprintf("test-admin revoke tokens %d before=true after=true", tok.ID),
+		fmt.Sprintf("test-admin create tokens %d before=false after=true", tok.ID),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || audit.Total != 5 {
+		t.Fatalf("audit log (%d):\n%s\nwant:\n%s", audit.Total, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(string(audit.Items[1].Before), `"name":"wh"`) || !strings.Contains(string(audit.Items[1].After), `"name":"wh2"`) ||
+		!strings.Contains(string(audit.Items[1].After), `"password_set":true`) {
+		t.Fatalf("update before/after: %s / %s", audit.Items[1].Before, audit.Items[1].After)
+	}
+	c.must(200, "GET", "/audit?limit=2&offset=4", nil, &audit)
+	if len(audit.Items) != 1 || audit.Items[0].Action != "create" || audit.Items[0].Entity != "tokens" {
+		t.Fatalf("audit page 3: %+v", audit.Items)
 	}
 }

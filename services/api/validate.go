@@ -36,6 +36,11 @@ func optionalString(field, v string, max int, required bool) (string, error) {
 	if strings.IndexFunc(v, unicode.IsControl) >= 0 {
 		return "", invalid(field, "%s must not contain control characters", field)
 	}
+	// Bidi overrides and zero-width characters make a name read other
+	// than it is (in the console, in `rosetta tail`, in logs).
+	if i := strings.IndexFunc(v, func(r rune) bool { return unicode.Is(unicode.Cf, r) }); i >= 0 {
+		return "", invalid(field, "%s must not contain invisible format characters (U+%04X at byte %d)", field, []rune(v[i:])[0], i)
+	}
 	return v, nil
 }
 

@@ -50,6 +50,8 @@ Usage:
                      re-seal stored secrets under a new ROSETTA_SECRET_KEY
   rosetta tail <source_id>[.<schema>.<table>]
                      print live changes (rosetta tail -h)
+  rosetta token create|list|revoke
+                     manage API tokens (rosetta token -h)
   rosetta version    print the version
 
 Configuration comes from the environment (flags override):
@@ -92,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runTail(rest, stdout, stderr)
 	case "secrets":
 		return runSecrets(rest, stdout, stderr)
+	case "token":
+		return runToken(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "rosetta", version)
 		return nil

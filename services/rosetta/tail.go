@@ -292,7 +292,7 @@ func printChange(out io.Writer, data []byte, seq uint64, asJSON bool) error {
 				line = buf.Bytes()
 			}
 		}
-		if _, err := fmt.Fprintf(out, "%s\n", line); err != nil {
+		if _, err := fmt.Fprintf(out, "%s\n", escapeControls(string(line))); err != nil {
 			return fmt.Errorf("tail: write: %w", err)
 		}
 		return nil
@@ -304,7 +304,7 @@ func printChange(out io.Writer, data []byte, seq uint64, asJSON bool) error {
 	} else {
 		line = formatChange(&ch, seq)
 	}
-	if _, err := fmt.Fprintln(out, line); err != nil {
+	if _, err := fmt.Fprintln(out, escapeControls(line)); err != nil {
 		return fmt.Errorf("tail: write: %w", err)
 	}
 	return nil
