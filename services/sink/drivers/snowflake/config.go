@@ -363,6 +363,7 @@ func (c Config) driverConfig(key *rsa.PrivateKey) *sf.Config {
 		Protocol:      c.Protocol,
 		Application:   "Rosetta",
 		// Client telemetry is not needed and is one less outbound call.
+		//lint:ignore SA1019 gosnowflake 1.19 has no other switch for client telemetry; Rosetta sends none
 		DisableTelemetry: true,
 		MaxRetryCount:    c.MaxRetryCount,
 		Params:           sessionParamMap(),
