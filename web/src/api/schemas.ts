@@ -94,7 +94,7 @@ export type Destination = z.infer<typeof Destination>;
 // A destination type's config fields, as GET /destination-types lists them.
 export const DestinationField = z.object({
   name: z.string(),
-  kind: z.enum(["string", "port", "duration", "bool"]),
+  kind: z.enum(["string", "port", "duration", "bool", "batch_size"]),
   required: z.boolean(),
   secret: z.boolean(),
   default: z.union([z.string(), z.number(), z.boolean()]).nullable(),

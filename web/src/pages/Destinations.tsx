@@ -108,7 +108,7 @@ function DestinationDialog({
               <InputField
                 key={f.name}
                 label={label}
-                type={f.secret ? "password" : f.kind === "port" ? "number" : "text"}
+                type={f.secret ? "password" : f.kind === "port" || f.kind === "batch_size" ? "number" : "text"}
                 autoComplete={f.secret ? "new-password" : "off"}
                 placeholder={f.default !== null && f.default !== "" ? String(f.default) : undefined}
                 hint={hint}

@@ -26,6 +26,8 @@ export function configSchema(fields: DestinationField[], storedSecrets: Set<stri
     const label = `config.${f.name}`;
     if (f.kind === "port") {
       s = z.string().refine((v) => v === "" || (/^\d+$/.test(v) && +v >= 1 && +v <= 65535), `${label} must be from 1 to 65535`);
+    } else if (f.kind === "batch_size") {
+      s = z.string().refine((v) => v === "" || (/^\d+$/.test(v) && +v >= 1 && +v <= 100000), `${label} must be from 1 to 100000`);
     } else if (f.kind === "duration") {
       s = z.string().refine((v) => v === "" || duration.test(v), `${label} must be a duration such as 500ms or 2s`);
     } else if (f.one_of.length > 0) {
@@ -68,7 +70,7 @@ export function toRequest(v: DestinationFormValues, fields: DestinationField[]):
       continue;
     }
     if (typeof raw !== "string" || raw === "") continue;
-    config[f.name] = f.kind === "port" ? Number(raw) : raw;
+    config[f.name] = f.kind === "port" || f.kind === "batch_size" ? Number(raw) : raw;
   }
   return { name: v.name, type: v.type, config };
 }

@@ -25,6 +25,7 @@ const pgFields = [
   field({ name: "sslmode", default: "prefer", one_of: ["disable", "prefer"] }),
   field({ name: "max_hold", kind: "duration" }),
   field({ name: "soft_delete", kind: "bool", default: false }),
+  field({ name: "batch_size", kind: "batch_size" }),
 ];
 
 describe("source form", () => {
@@ -61,17 +62,18 @@ describe("destination form from the type's fields", () => {
       created_at: "",
       updated_at: "",
     });
-    expect(init.config).toEqual({ host: "h", port: "6543", password: "", sslmode: "prefer", max_hold: "", soft_delete: false });
+    expect(init.config).toEqual({ host: "h", port: "6543", password: "", sslmode: "prefer", max_hold: "", soft_delete: false, batch_size: "" });
   });
   it("sends ports as numbers and leaves empty fields out", () => {
-    const body = toRequest({ name: "wh", type: "postgres", config: { host: "h", port: "5433", password: "", sslmode: "", max_hold: "2s", soft_delete: true } }, pgFields);
-    expect(body).toEqual({ name: "wh", type: "postgres", config: { host: "h", port: 5433, max_hold: "2s", soft_delete: true } });
+    const body = toRequest({ name: "wh", type: "postgres", config: { host: "h", port: "5433", password: "", sslmode: "", max_hold: "2s", soft_delete: true, batch_size: "500" } }, pgFields);
+    expect(body).toEqual({ name: "wh", type: "postgres", config: { host: "h", port: 5433, max_hold: "2s", soft_delete: true, batch_size: 500 } });
   });
   it.each([
     [{ host: "" }, "config.host is required"],
     [{ port: "0" }, "config.port must be from 1 to 65535"],
     [{ max_hold: "2 seconds" }, "config.max_hold must be a duration"],
     [{ sslmode: "sometimes" }, "config.sslmode must be one of disable, prefer"],
+    [{ batch_size: "200000" }, "config.batch_size must be from 1 to 100000"],
   ])("checks %o before asking the API", (patch, msg) => {
     const res = configSchema(pgFields, new Set()).safeParse({ name: "wh", type: "postgres", config: { host: "h", port: "", sslmode: "", max_hold: "", ...patch } });
     expect(res.success).toBe(false);
