@@ -80,8 +80,10 @@ const pairs: [string, z.ZodType][] = [
   ["QueryResult", S.QueryResult],
 ];
 
-// Schemas of routes the console does not call (GET /health is for probes).
-const notRead = new Set(["Liveness"]);
+// Schemas of routes the console does not call: GET /health is for probes;
+// tokens are managed with rosetta token and the API, the audit log has no
+// page yet.
+const notRead = new Set(["Liveness", "TokenRequest", "Token", "AuditEntry"]);
 
 describe("zod schemas match contracts/openapi.yaml", () => {
   it.each(pairs)("%s", (name, schema) => {
