@@ -46,12 +46,11 @@ func TestEmbeddedAuth(t *testing.T) {
 		t.Fatalf("anonymous connect: err = %v, want an authorization error", err)
 	}
 
-	svc, svcJS, err := Connect(ctx, url, "services", nil)
-	if err == nil {
+	if svc, _, err := Connect(ctx, url, "services", nil); err == nil {
 		svc.Close()
 		t.Fatal("a client without credentials connected through Connect")
 	}
-	svc, svcJS, err = ConnectWith(ctx, url, "services", nil, Liveness{}, creds.Services.Option())
+	svc, svcJS, err := ConnectWith(ctx, url, "services", nil, Liveness{}, creds.Services.Option())
 	if err != nil {
 		t.Fatal(err)
 	}
