@@ -3,6 +3,7 @@ package settings
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -11,8 +12,9 @@ import (
 
 // Environment variables of API access control (docs/security.md).
 const (
-	EnvAPIToken     = "ROSETTA_API_TOKEN"
-	EnvAPITokenFile = "ROSETTA_API_TOKEN_FILE"
+	EnvAPIToken       = "ROSETTA_API_TOKEN"
+	EnvAPITokenFile   = "ROSETTA_API_TOKEN_FILE"
+	EnvAllowedOrigins = "ROSETTA_ALLOWED_ORIGINS"
 )
 
 // Access configures who may use the API. It is loaded apart from Settings
@@ -24,6 +26,11 @@ type Access struct {
 	// `rosetta token create` still work). `rosetta dev` generates one when
 	// it is empty.
 	APIToken string
+	// AllowedOrigins are web origins allowed to call the API from a
+	// browser (ROSETTA_ALLOWED_ORIGINS, comma-separated, like
+	// https://console.example.com); requests from other origins are
+	// refused and CORS is off when it is empty.
+	AllowedOrigins []string
 }
 
 // LoadAccess reads the environment and validates it.
@@ -47,6 +54,18 @@ func LoadAccess() (Access, error) {
 		a.APIToken = tok
 	}
 	var errs []error
+	for _, o := range strings.Split(os.Getenv(EnvAllowedOrigins), ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			errs = append(errs, fmt.Errorf("%s: %q is not an origin like https://console.example.com", EnvAllowedOrigins, o))
+			continue
+		}
+		a.AllowedOrigins = append(a.AllowedOrigins, u.Scheme+"://"+u.Host)
+	}
 	if a.APIToken != "" {
 		if err := apitoken.CheckBootstrap(a.APIToken); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", EnvAPIToken, err))

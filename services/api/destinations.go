@@ -408,6 +408,9 @@ func (s *Server) updateDestination(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if err := secretsStayBound(old, in); err != nil {
+		return err
+	}
 	pw := old.Secrets["password"]
 	if v, ok := in.Config["password"].(string); ok {
 		pw = v
@@ -431,6 +434,33 @@ func (s *Server) updateDestination(c *fiber.Ctx) error {
 	}
 	s.publish(c, contracts.KindDestination, d.ID, contracts.ActionUpdated)
 	return c.JSON(viewDestination(d))
+}
+
+// boundFields are the config fields saying where a destination's stored
+// secrets are sent.
+var boundFields = map[string][]string{
+	"postgres":  {"host", "port", "database", "user", "sslmode"},
+	"snowflake": {"account", "user", "host", "port", "protocol"},
+}
+
+// secretsStayBound refuses an update that moves a destination (a bound
+// field or the type changes) while keeping a stored secret: the secret
+// must be sent again, or a new host would receive it.
+func secretsStayBound(old configstore.Destination, in configstore.DestinationInput) error {
+	for _, k := range old.SecretKeys {
+		if _, given := in.Config[k]; given {
+			continue
+		}
+		if in.Type != old.Type {
+			return invalid("config."+k, "type changed: send config.%s again (a stored secret is only used where it was given)", k)
+		}
+		for _, f := range boundFields[old.Type] {
+			if fmt.Sprint(old.Config[f]) != fmt.Sprint(in.Config[f]) {
+				return invalid("config."+k, "config.%s changed: send config.%s again (a stored secret is only used where it was given)", f, k)
+			}
+		}
+	}
+	return nil
 }
 
 // connectionChanged reports whether a postgres destination's connection

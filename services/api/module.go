@@ -78,6 +78,7 @@ func NewFromParams(p Params) (*Server, error) {
 	cfg.Addr = p.Settings.HTTPAddr
 	cfg.DestinationCheckers = p.Checkers
 	cfg.LagThreshold = p.Obs.LagThreshold // zero: the default
+	cfg.AllowedOrigins = p.Access.AllowedOrigins
 	var pinger Pinger
 	if p.Redis != nil {
 		pinger = RedisPinger(p.Redis)

@@ -44,6 +44,9 @@ type Config struct {
 	// LagThreshold is how far behind its source (lag_seconds) a
 	// destination may be before it is LAGGING (DefaultLagThreshold).
 	LagThreshold time.Duration
+	// AllowedOrigins are web origins (https://console.example.com) allowed
+	// to call the API from a browser, with CORS; others are refused.
+	AllowedOrigins []string
 	// DestinationCheckers check destinations of other types than postgres
 	// on POST and PUT /destinations, each within CheckTimeout; nil checks
 	// only the shape of their config.
@@ -143,7 +146,7 @@ func New(cfg Config, store *configstore.Store, js jetstream.JetStream, redis Pin
 func (s *Server) App() *fiber.App { return s.app }
 
 func (s *Server) routes() error {
-	s.app.Use(s.recoverPanic, s.logRequests, s.withTimeout)
+	s.app.Use(s.recoverPanic, s.logRequests, s.withTimeout, s.browserGuard)
 	const v1 = "/api/v1"
 	for _, r := range []struct {
 		method, path string
@@ -230,6 +233,18 @@ func (s *Server) Listen(ctx context.Context) error {
 	}()
 	s.log.Info("api listening", "addr", ln.Addr().String())
 	return nil
+}
+
+// loopbackOnly reports whether the server listens on a loopback address
+// only, where requests must be addressed to loopback (browserGuard).
+func (s *Server) loopbackOnly() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return false
+	}
+	a, ok := s.ln.Addr().(*net.TCPAddr)
+	return ok && a.IP.IsLoopback()
 }
 
 // Addr is the address Listen bound, or nil before Listen.

@@ -210,6 +210,19 @@ func (s *Server) updateSource(c *fiber.Ctx) error {
 	if in.SSLMode != "" {
 		sslmode = in.SSLMode
 	}
+	// The stored password goes only where it was given: moving the source
+	// needs it again, or a new host would receive it.
+	if in.Password == nil && old.Password != "" {
+		for _, f := range []struct {
+			name  string
+			moved bool
+		}{{"host", in.Host != old.Host}, {"port", in.Port != old.Port}, {"database", in.Database != old.Database},
+			{"user", in.User != old.User}, {"sslmode", sslmode != old.SSLMode}} {
+			if f.moved {
+				return invalid("password", "%s changed: send the password again (a stored password is only used where it was given)", f.name)
+			}
+		}
+	}
 	// Only a change of where or how to connect is checked again, so a
 	// source that is down can still be renamed.
 	if in.Host != old.Host || in.Port != old.Port || in.Database != old.Database || in.User != old.User ||

@@ -67,6 +67,7 @@ Configuration comes from the environment (flags override):
   ROSETTA_LOG_FORMAT          json or text
   ROSETTA_API_TOKEN           bootstrap admin API token (dev generates one)
   ROSETTA_API_TOKEN_FILE      file holding it, instead of ROSETTA_API_TOKEN
+  ROSETTA_ALLOWED_ORIGINS     web origins allowed to call the API (CORS)
   ROSETTA_METRICS_ADDR        extra /metrics listener (the API serves /metrics too)
   ROSETTA_WAL_MONITOR_INTERVAL  how often capture checks sources' WAL (default 60s)
   ROSETTA_LAG_THRESHOLD       lag above which a destination is LAGGING (default 60s)
