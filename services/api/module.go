@@ -95,6 +95,8 @@ func NewFromParams(p Params) (*Server, error) {
 		s.UseDeadLetters(q)
 	}
 	s.UseMetrics(p.Metrics)
+	// Verify reads DuckDB destinations through their holder too.
+	s.UseVerifyQueries(destquery.NewQuerier(p.Queries, p.NC))
 	if p.WAL != nil {
 		s.UseWALMetrics(p.WAL)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
+	"github.com/rosettacdc/rosetta/pkg/verify"
 )
 
 // readSpec reads contracts/openapi.yaml as lines. The checks below parse
@@ -155,6 +156,10 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		{"DestinationCheck", jsonFields(configCheckResult{})},
 		{"QueryRequest", jsonFields(queryRequest{})},
 		{"QueryResult", jsonFields(queryView{})},
+		{"VerifyRequest", jsonFields(VerifyRequest{})},
+		{"Verification", jsonFields(VerifyView{})},
+		{"VerifyResult", jsonFields(verify.TableResult{})},
+		{"VerifyKey", jsonFields(verify.KeyDiff{})},
 	}
 	for typ, schema := range map[string]string{"postgres": "PostgresDestinationConfig", "snowflake": "SnowflakeDestinationConfig", "duckdb": "DuckDBDestinationConfig"} {
 		var names []string

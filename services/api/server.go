@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/destquery"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 )
 
@@ -110,6 +111,9 @@ type Server struct {
 	wal   WALSamples  // nil: WAL monitoring samples unavailable
 	// queries serves POST /destinations/{id}/query; nil answers 409.
 	queries DuckDBQuerier
+	// verifyQueries reaches DuckDB destination files through the process
+	// that holds them (verify); nil opens them here.
+	verifyQueries *destquery.Querier
 	log     *slog.Logger
 	app     *fiber.App
 
@@ -184,6 +188,7 @@ func (s *Server) routes() error {
 		{"POST", "/pipelines/:id/pause", s.pausePipeline},
 		{"POST", "/pipelines/:id/refresh", s.refreshPipeline},
 		{"POST", "/pipelines/:id/backfill", s.createBackfill},
+		{"POST", "/pipelines/:id/verify", s.verifyPipeline},
 		{"GET", "/pipelines/:id/backfill", s.listBackfills},
 		{"GET", "/backfill/:job_id", s.getBackfill},
 		{"POST", "/backfill/:job_id/cancel", s.cancelBackfill},
@@ -276,6 +281,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	return nil
 }
+
+// UseVerifyQueries makes verify read DuckDB destination files through q.
+func (s *Server) UseVerifyQueries(q *destquery.Querier) { s.verifyQueries = q }
 
 // withTimeout gives each request a context bounded by RequestTimeout.
 func (s *Server) withTimeout(c *fiber.Ctx) error {

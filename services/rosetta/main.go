@@ -52,6 +52,9 @@ Usage:
                      print live changes (rosetta tail -h)
   rosetta token create|list|revoke
                      manage API tokens (rosetta token -h)
+  rosetta verify <pipeline>
+                     compare a pipeline's tables at source and destinations
+                     (rosetta verify -h)
   rosetta version    print the version
 
 Configuration comes from the environment (flags override):
@@ -79,6 +82,9 @@ Run 'rosetta <command> -h' for the flags of a command.
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, errDiffer) {
+			os.Exit(3)
+		}
 		fmt.Fprintln(os.Stderr, "rosetta:", err)
 		os.Exit(1)
 	}
@@ -97,6 +103,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runSecrets(rest, stdout, stderr)
 	case "token":
 		return runToken(rest, stdout, stderr)
+	case "verify":
+		return runVerify(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "rosetta", version)
 		return nil
