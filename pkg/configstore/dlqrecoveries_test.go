@@ -108,9 +108,16 @@ func TestDLQRecoveries(t *testing.T) {
 	if err != nil || !ok || again.ID != r.ID || again.Runs != 2 || again.Replayed != 3 || again.Failed != 1 {
 		t.Fatalf("claim after release = %+v %v %v", again, ok, err)
 	}
-	// Its lease expires: another worker takes it over.
-	time.Sleep(20 * time.Millisecond)
-	taken, ok, err := s.ClaimDLQRecovery(ctx, "w4", time.Minute, serving)
+	// Its lease (1ms) expires: another worker takes it over. Polled: a
+	// claim finds nothing until the config DB's clock passes the lease.
+	var taken DLQRecovery
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		taken, ok, err = s.ClaimDLQRecovery(ctx, "w4", time.Minute, serving)
+		if err != nil || ok || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond) // paces the polling
+	}
 	if err != nil || !ok || taken.ID != r.ID || taken.Worker != "w4" || taken.Runs != 3 {
 		t.Fatalf("claim of an expired lease = %+v %v %v", taken, ok, err)
 	}

@@ -70,7 +70,16 @@ func TestCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 	pg.Exec(t, "postgres", `SELECT pg_reload_conf()`)
-	time.Sleep(300 * time.Millisecond) // the postmaster reloads asynchronously
+	// The postmaster reloads asynchronously: wait until pwuser needs its
+	// password (a wrong one is refused), not for a guessed while.
+	wrong := endpoint(pg, db, "pwuser")
+	wrong.Password = "not-" + secret
+	for deadline := time.Now().Add(30 * time.Second); connect(t, wrong) == nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("pg_hba.conf not reloaded within 30s: pwuser still connects without its password")
+		}
+		time.Sleep(20 * time.Millisecond) // paces the polling
+	}
 
 	t.Run("connect", func(t *testing.T) {
 		t.Parallel()
