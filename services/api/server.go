@@ -114,8 +114,8 @@ type Server struct {
 	// verifyQueries reaches DuckDB destination files through the process
 	// that holds them (verify); nil opens them here.
 	verifyQueries *destquery.Querier
-	log     *slog.Logger
-	app     *fiber.App
+	log           *slog.Logger
+	app           *fiber.App
 
 	mu    sync.Mutex
 	ln    net.Listener
