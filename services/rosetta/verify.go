@@ -18,6 +18,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/destquery"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/secrets"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 	"github.com/rosettacdc/rosetta/pkg/verify"
@@ -60,6 +61,7 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 		natsURL = "nats://" + s.EmbeddedNATSAddr
 	}
 	fs.StringVar(&s.ConfigDSN, "config-dsn", s.ConfigDSN, "config database URL ("+settings.EnvConfigDSN+")")
+	fs.StringVar(&s.DataDir, "data-dir", s.DataDir, "data dir of the `rosetta dev` whose embedded NATS to use, for its credentials ("+settings.EnvDataDir+")")
 	fs.StringVar(&natsURL, "nats-url", natsURL, "NATS of the running Rosetta, to read DuckDB files through their holder (empty: open them here)")
 	tables := fs.String("tables", "", "comma-separated schema.table list (default: every table of the pipeline)")
 	dests := fs.String("destinations", "", "comma-separated destination ids (default: every destination)")
@@ -110,7 +112,15 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	if natsURL != "" {
 		// Without a running Rosetta nothing holds the files: a short
 		// attempt, then they are opened here.
-		if c, err := nats.Connect(natsURL, nats.Timeout(2*time.Second), nats.Name("rosetta verify")); err == nil {
+		opts := []nats.Option{nats.Timeout(2 * time.Second), nats.Name("rosetta verify")}
+		if s.NATSURL == "" {
+			// rosetta dev's embedded server admits its tap user, which
+			// may ask holders for queries (pkg/natsx).
+			if tap, err := natsx.TapOptions(s.DataDir); err == nil {
+				opts = append(opts, tap...)
+			}
+		}
+		if c, err := nats.Connect(natsURL, opts...); err == nil {
 			defer c.Close()
 			nc = c
 		}

@@ -75,11 +75,13 @@ func TestConfigEventsAndVerify(t *testing.T) {
 		"ROSETTA_LOG_FORMAT=text",
 		"ROSETTA_SECRET_KEY=verify-test-secret-key-0123456789",
 		"ROSETTA_API_TOKEN="+testAPIToken,
+		// Shared with the CLI: it finds the embedded NATS's tap
+		// credentials there, to read the DuckDB file through its holder.
+		"ROSETTA_DATA_DIR="+t.TempDir(),
 	)
 	logs := &testkit.LogBuffer{}
 	cmd := exec.Command(bin, "dev")
 	cmd.Env = append(env,
-		"ROSETTA_DATA_DIR="+t.TempDir(),
 		// Far above the test's length: only config events can make the
 		// services react in time.
 		"ROSETTA_RECONCILE_INTERVAL=1h",
