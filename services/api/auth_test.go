@@ -251,7 +251,7 @@ func TestTokenAPIAndAudit(t *testing.T) {
 	var tok tokenView
 	c.must(201, "POST", "/tokens", map[string]any{"name": "ci", "role": "operator", "expires_in": "24h"}, &tok)
 	if !strings.HasPrefix(tok.Token, apitoken.Prefix) || tok.Role != "operator" || tok.ExpiresAt == nil ||
-		tok.ExpiresAt.Sub(time.Now()) < 23*time.Hour {
+		time.Until(*tok.ExpiresAt) < 23*time.Hour {
 		t.Fatalf("created token %+v", tok)
 	}
 	c.wantError("POST", "/tokens", map[string]any{"name": "ci", "role": "viewer"}, 409, "name")
