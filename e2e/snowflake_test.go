@@ -37,6 +37,9 @@ func TestSnowflakeDestinationThroughTheAPI(t *testing.T) {
 			"account": "e2eacct", "user": "loader", "database": "ROSETTA", "schema": "PUBLIC",
 			"warehouse": "LOAD_WH", "private_key": pemKey,
 			"host": srv.Host(), "port": srv.Port(), "protocol": "http",
+			// Flush as soon as the destination is free: the default (60s,
+			// to let a warehouse sleep) would slow the test down.
+			"flush_interval": "200ms",
 		},
 	}, &raw)
 	if code != 201 {

@@ -73,7 +73,10 @@ func TestFidelitySnowflake(t *testing.T) {
 	var dst idOnly
 	e.mustAPI("POST", "/destinations", map[string]any{"name": "snow", "type": "snowflake", "config": map[string]any{
 		"account": "fidacct", "user": "loader", "database": "ROSETTA", "schema": "PUBLIC", "warehouse": "LOAD_WH",
-		"private_key": pemKey, "host": srv.Host(), "port": srv.Port(), "protocol": "http"}}, &dst)
+		"private_key": pemKey, "host": srv.Host(), "port": srv.Port(), "protocol": "http",
+		// Flush as soon as the destination is free: the default (60s, to
+		// let a warehouse sleep) would outlast the test's waits.
+		"flush_interval": "200ms"}}, &dst)
 	e.createPipeline("snow", []int64{dst.ID}, "public.fid_sf")
 	e.waitCapturing()
 
