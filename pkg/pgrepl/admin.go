@@ -264,9 +264,17 @@ func checkSlot(s Slot, db string) error {
 	return nil
 }
 
+// isDuplicateObject reports whether a CREATE lost a race with another
+// session creating the same object. PostgreSQL reports it two ways: as
+// duplicate_object (42710) when the other session had committed before
+// the CREATE looked, and as a unique_violation (23505) on the catalog's
+// name index when both looked before either committed.
 func isDuplicateObject(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "42710"
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return pgErr.Code == "42710" || pgErr.Code == "23505" && strings.HasPrefix(pgErr.ConstraintName, "pg_")
 }
 
 // normalizeTables sorts tables and drops duplicates, so table sets compare

@@ -101,29 +101,37 @@ func testPublication(t *testing.T, pg *testkit.Postgres) {
 }
 
 // testPublicationConcurrent makes two EnsurePublication calls both find the
-// publication missing and both create it: an event trigger holds every
-// CREATE PUBLICATION for a second, so the loser gets duplicate_object and
-// must re-read the publication the winner made, not fail.
+// publication missing and both create it; the loser must re-read the
+// publication the winner made, not fail. PostgreSQL reports the lost race
+// two ways, and an event trigger that holds CREATE PUBLICATION for a second
+// picks which: held before the name check (ddl_command_start), the loser
+// mostly finds the winner committed and gets duplicate_object; held after
+// the catalog insert (ddl_command_end), the loser inserts the same name
+// before the winner commits and gets a unique_violation on the catalog.
 func testPublicationConcurrent(t *testing.T, pg *testkit.Postgres) {
-	ctx := ctxT(t)
-	db := pg.CreateDatabase(t, "pubrace")
-	pg.Exec(t, db, `CREATE TABLE a (id int PRIMARY KEY);
-		CREATE FUNCTION hold_create() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); END $$;
-		CREATE EVENT TRIGGER hold_create ON ddl_command_start WHEN TAG IN ('CREATE PUBLICATION') EXECUTE FUNCTION hold_create()`)
-	tables := []natsx.Table{{Schema: "public", Name: "a"}}
-	errs := make(chan error, 2)
-	for range 2 {
-		conn := pg.Connect(t, db)
-		go func() { errs <- EnsurePublication(ctx, conn, "raced", tables) }()
-	}
-	for range 2 {
-		if err := <-errs; err != nil {
-			t.Fatalf("concurrent EnsurePublication: %v", err)
-		}
-	}
-	got, err := PublicationTables(ctx, pg.Connect(t, db), "raced")
-	if err != nil || !slices.Equal(got, tables) {
-		t.Fatalf("tables = %v (%v), want %v", got, err, tables)
+	for _, event := range []string{"ddl_command_start", "ddl_command_end"} {
+		t.Run(event, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := pg.CreateDatabase(t, "pubrace_"+strings.TrimPrefix(event, "ddl_command_"))
+			pg.Exec(t, db, `CREATE TABLE a (id int PRIMARY KEY);
+				CREATE FUNCTION hold_create() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); END $$;
+				CREATE EVENT TRIGGER hold_create ON `+event+` WHEN TAG IN ('CREATE PUBLICATION') EXECUTE FUNCTION hold_create()`)
+			tables := []natsx.Table{{Schema: "public", Name: "a"}}
+			errs := make(chan error, 2)
+			for range 2 {
+				conn := pg.Connect(t, db)
+				go func() { errs <- EnsurePublication(ctx, conn, "raced", tables) }()
+			}
+			for range 2 {
+				if err := <-errs; err != nil {
+					t.Fatalf("concurrent EnsurePublication: %v", err)
+				}
+			}
+			got, err := PublicationTables(ctx, pg.Connect(t, db), "raced")
+			if err != nil || !slices.Equal(got, tables) {
+				t.Fatalf("tables = %v (%v), want %v", got, err, tables)
+			}
+		})
 	}
 }
 
