@@ -15,6 +15,8 @@ const (
 	EnvAPIToken       = "ROSETTA_API_TOKEN"
 	EnvAPITokenFile   = "ROSETTA_API_TOKEN_FILE"
 	EnvAllowedOrigins = "ROSETTA_ALLOWED_ORIGINS"
+	EnvHTTPTLSCert    = "ROSETTA_HTTP_TLS_CERT"
+	EnvHTTPTLSKey     = "ROSETTA_HTTP_TLS_KEY"
 )
 
 // Access configures who may use the API. It is loaded apart from Settings
@@ -31,6 +33,11 @@ type Access struct {
 	// https://console.example.com); requests from other origins are
 	// refused and CORS is off when it is empty.
 	AllowedOrigins []string
+	// TLSCertFile and TLSKeyFile (ROSETTA_HTTP_TLS_CERT, ROSETTA_HTTP_TLS_KEY:
+	// PEM files, the certificate file may hold the chain) make the API
+	// serve HTTPS only. Both or neither. The files are read again when they
+	// change, so a renewed certificate needs no restart.
+	TLSCertFile, TLSKeyFile string
 }
 
 // LoadAccess reads the environment and validates it.
@@ -54,6 +61,10 @@ func LoadAccess() (Access, error) {
 		a.APIToken = tok
 	}
 	var errs []error
+	a.TLSCertFile, a.TLSKeyFile = os.Getenv(EnvHTTPTLSCert), os.Getenv(EnvHTTPTLSKey)
+	if (a.TLSCertFile == "") != (a.TLSKeyFile == "") {
+		errs = append(errs, fmt.Errorf("set both %s and %s to serve HTTPS, or neither", EnvHTTPTLSCert, EnvHTTPTLSKey))
+	}
 	for _, o := range strings.Split(os.Getenv(EnvAllowedOrigins), ",") {
 		o = strings.TrimSpace(o)
 		if o == "" {

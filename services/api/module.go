@@ -79,6 +79,7 @@ func NewFromParams(p Params) (*Server, error) {
 	cfg.DestinationCheckers = p.Checkers
 	cfg.LagThreshold = p.Obs.LagThreshold // zero: the default
 	cfg.AllowedOrigins = p.Access.AllowedOrigins
+	cfg.TLSCertFile, cfg.TLSKeyFile = p.Access.TLSCertFile, p.Access.TLSKeyFile
 	var pinger Pinger
 	if p.Redis != nil {
 		pinger = RedisPinger(p.Redis)

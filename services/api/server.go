@@ -11,6 +11,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,9 @@ type Config struct {
 	// AllowedOrigins are web origins (https://console.example.com) allowed
 	// to call the API from a browser, with CORS; others are refused.
 	AllowedOrigins []string
+	// TLSCertFile and TLSKeyFile, both set, make Listen serve HTTPS only
+	// (ROSETTA_HTTP_TLS_CERT/_KEY), reloading the files when they change.
+	TLSCertFile, TLSKeyFile string
 	// DestinationCheckers check destinations of other types than postgres
 	// on POST and PUT /destinations, each within CheckTimeout; nil checks
 	// only the shape of their config.
@@ -215,10 +219,20 @@ func (s *Server) Listen(ctx context.Context) error {
 	if s.ln != nil {
 		return errors.New("api: already listening")
 	}
+	var certs *certReloader
+	if s.cfg.TLSCertFile != "" || s.cfg.TLSKeyFile != "" {
+		var err error
+		if certs, err = newCertReloader(s.cfg.TLSCertFile, s.cfg.TLSKeyFile, s.log); err != nil {
+			return fmt.Errorf("api: %w", err)
+		}
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("api: listen on %s (is another process using this port? set ROSETTA_HTTP_ADDR or --http-addr): %w", s.cfg.Addr, err)
+	}
+	if certs != nil {
+		ln = tls.NewListener(ln, certs.tlsConfig())
 	}
 	// Bounded: a NATS that is down must not hold up the start (the
 	// caller's ctx may allow minutes).
@@ -236,7 +250,7 @@ func (s *Server) Listen(ctx context.Context) error {
 			s.log.Error("api server stopped", "error", err)
 		}
 	}()
-	s.log.Info("api listening", "addr", ln.Addr().String())
+	s.log.Info("api listening", "addr", ln.Addr().String(), "tls", certs != nil)
 	return nil
 }
 

@@ -244,7 +244,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	log.Info("rosetta running", "command", cmd, "api", s.HTTPAddr, "version", version)
 	stopProgress := func() {}
 	if cmd == "dev" {
-		printDevStartup(stderr, &s, devNATS, devTokenPath)
+		printDevStartup(stderr, &s, devNATS, devTokenPath, access.TLSCertFile != "")
 		pctx, cancelProgress := context.WithCancel(ctx)
 		progressDone := make(chan struct{})
 		// Owned here: stopped and waited for before the app (and the
@@ -287,7 +287,11 @@ func migrate(ctx context.Context, s *settings.Settings, log *slog.Logger) error 
 }
 
 // printDevStartup says what `rosetta dev` started, once it is up.
-func printDevStartup(w io.Writer, s *settings.Settings, nc *nats.Conn, tokenPath string) {
+func printDevStartup(w io.Writer, s *settings.Settings, nc *nats.Conn, tokenPath string, https bool) {
+	scheme := "http"
+	if https {
+		scheme = "https"
+	}
 	p := func(format string, args ...any) { fmt.Fprintf(w, progressPrefix+format+"\n", args...) }
 	p("config DB migrated (%s)", redactDSN(s.ConfigDSN))
 	if s.NATSURL == "" {
@@ -295,15 +299,15 @@ func printDevStartup(w io.Writer, s *settings.Settings, nc *nats.Conn, tokenPath
 	} else {
 		p("NATS connected at %s", nc.ConnectedUrl())
 	}
-	p("API listening on http://%s/api/v1", s.HTTPAddr)
+	p("API listening on %s://%s/api/v1", scheme, s.HTTPAddr)
 	if tokenPath != "" {
 		p("admin API token in %s; use it with:", tokenPath)
 		p("  export ROSETTA_API_TOKEN=$(cat %s)", tokenPath)
-		p("  curl -H \"Authorization: Bearer $ROSETTA_API_TOKEN\" http://%s/api/v1/whoami", s.HTTPAddr)
+		p("  curl -H \"Authorization: Bearer $ROSETTA_API_TOKEN\" %s://%s/api/v1/whoami", scheme, s.HTTPAddr)
 	} else {
 		p("API token: the one in %s (send it as Authorization: Bearer <token>)", settings.EnvAPIToken)
 	}
-	p("console at http://%s/", s.HTTPAddr)
+	p("console at %s://%s/", scheme, s.HTTPAddr)
 	p("capture, sinks and the backfill worker are running; progress follows here")
 }
 
