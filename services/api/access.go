@@ -81,6 +81,9 @@ func (s *Server) handle(method, path string, h fiber.Handler) error {
 		return fmt.Errorf("api: route %s %s has no entry in the access matrix (services/api/access.go)", method, path)
 	}
 	chain := []fiber.Handler{h}
+	if connectsOut[method+" "+path] {
+		chain = append([]fiber.Handler{s.limitOutbound}, chain...)
+	}
 	if method != fiber.MethodGet && method != fiber.MethodHead && !readOnlyPosts[path] {
 		chain = append([]fiber.Handler{s.audited(method, path)}, chain...)
 	}

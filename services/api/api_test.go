@@ -77,6 +77,13 @@ func (b *syncBuffer) String() string {
 
 func newClient(t *testing.T, f *fixture, js jetstream.JetStream, redis Pinger) *client {
 	t.Helper()
+	// The suites send many checked requests with one token quickly;
+	// testOutboundLimits tests the limits.
+	return newClientConfig(t, f, js, redis, Config{Addr: "127.0.0.1:0", Outbound: OutboundLimits{PerMinute: 6000, Burst: 1000, Concurrent: 64}})
+}
+
+func newClientConfig(t *testing.T, f *fixture, js jetstream.JetStream, redis Pinger, cfg Config) *client {
+	t.Helper()
 	ctx := context.Background()
 	cfgDB := f.pg.CreateDatabase(t, "cfg")
 	box, err := secrets.NewBox("api-test-secret-key-0123456789")
@@ -93,7 +100,7 @@ func newClient(t *testing.T, f *fixture, js jetstream.JetStream, redis Pinger) *
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := New(Config{Addr: "127.0.0.1:0"}, store, js, redis, log)
+	srv, err := New(cfg, store, js, redis, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +122,13 @@ func newClient(t *testing.T, f *fixture, js jetstream.JetStream, redis Pinger) *
 // do sends a request; body is sent as is when it is a string, as JSON
 // otherwise. Every response is checked for secrets.
 func (c *client) do(method, path string, body any) (int, []byte) {
+	c.t.Helper()
+	code, raw, _ := c.doHeaders(method, path, body)
+	return code, raw
+}
+
+// doHeaders is do, also returning the response's headers.
+func (c *client) doHeaders(method, path string, body any) (int, []byte, http.Header) {
 	c.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -144,7 +158,7 @@ func (c *client) do(method, path string, body any) (int, []byte) {
 			c.t.Fatalf("%s %s: the response contains a secret: %s", method, path, raw)
 		}
 	}
-	return resp.StatusCode, raw
+	return resp.StatusCode, raw, resp.Header
 }
 
 // mustToken creates a token of role and returns its value.
@@ -236,6 +250,7 @@ func TestAPI(t *testing.T) {
 	t.Run("events", func(t *testing.T) { t.Parallel(); testEvents(t, f) })
 	t.Run("health", func(t *testing.T) { t.Parallel(); testHealth(t, f) })
 	t.Run("listen and shutdown", func(t *testing.T) { t.Parallel(); testListen(t, newClient(t, f, js, nil)) })
+	t.Run("outbound limits", func(t *testing.T) { t.Parallel(); testOutboundLimits(t, f, js) })
 	t.Run("tls listener", func(t *testing.T) { t.Parallel(); testTLS(t, newClient(t, f, js, nil)) })
 	t.Run("fx module", func(t *testing.T) { t.Parallel(); testModule(t, newClient(t, f, js, nil)) })
 }

@@ -52,6 +52,9 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile, both set, make Listen serve HTTPS only
 	// (ROSETTA_HTTP_TLS_CERT/_KEY), reloading the files when they change.
 	TLSCertFile, TLSKeyFile string
+	// Outbound limits the requests that connect to sources and
+	// destinations (429 beyond it); zero fields take the defaults.
+	Outbound OutboundLimits
 	// DestinationCheckers check destinations of other types than postgres
 	// on POST and PUT /destinations, each within CheckTimeout; nil checks
 	// only the shape of their config.
@@ -120,6 +123,7 @@ type Server struct {
 	verifyQueries *destquery.Querier
 	log           *slog.Logger
 	app           *fiber.App
+	outbound      *outboundLimiter
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -134,7 +138,7 @@ func New(cfg Config, store *configstore.Store, js jetstream.JetStream, redis Pin
 		return nil, errors.New("new api server: store, jetstream and logger are required")
 	}
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, store: store, js: js, redis: redis, log: log}
+	s := &Server{cfg: cfg, store: store, js: js, redis: redis, log: log, outbound: newOutboundLimiter(cfg.Outbound)}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "rosetta",
 		DisableStartupMessage: true,
