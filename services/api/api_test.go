@@ -487,6 +487,22 @@ func testDestinationValidation(t *testing.T, c *client) {
 	}
 }
 
+func manyTables(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("public.t%d", i)
+	}
+	return out
+}
+
+func manyIDs(n int) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = int64(i + 1)
+	}
+	return out
+}
+
 func testPipelines(t *testing.T, c *client) {
 	ctx := context.Background()
 	var src, d1, d2 idView
@@ -522,6 +538,8 @@ func testPipelines(t *testing.T, c *client) {
 		{"no destinations", map[string]any{"name": "x", "source_id": src.ID, "destination_ids": []int64{}, "tables": []string{"public.orders"}}, 422, "destination_ids", []string{"at least one"}},
 		{"destination ids as strings", map[string]any{"name": "x", "source_id": src.ID, "destination_ids": []string{"1"}, "tables": []string{"public.orders"}}, 422, "destination_ids", []string{"integer"}},
 		{"duplicate name", body("p", "public.orders"), 409, "name", []string{`"p" already exists`}},
+		{"too many tables", body("x", manyTables(maxPipelineTables+1)...), 422, "tables", []string{"at most 1000 tables, got 1001"}},
+		{"too many destinations", map[string]any{"name": "x", "source_id": src.ID, "destination_ids": manyIDs(maxPipelineDestinations + 1), "tables": []string{"public.orders"}}, 422, "destination_ids", []string{"at most 20 destinations"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,7 +20,10 @@ import (
 // table to a started one, and POST /pipelines/{id}/refresh record snapshot
 // jobs for tables that need one.
 
-const maxBatchSize = 1_000_000
+// maxBatchSize bounds the rows a backfill reads and publishes at a time:
+// the worker holds a batch in memory, so a million wide rows would be
+// gigabytes. 100,000 is past where larger batches stop paying.
+const maxBatchSize = 100_000
 
 // backfillRequest is the body of POST /pipelines/{id}/backfill.
 type backfillRequest struct {

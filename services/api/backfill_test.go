@@ -51,6 +51,7 @@ func TestBackfillAPI(t *testing.T) {
 			{"destination not in pipeline", map[string]any{"table": "public.orders", "destination_ids": []int64{d2.ID}}, "destination_ids",
 				[]string{fmt.Sprintf("destination %d", d2.ID)}, 422},
 			{"batch size", map[string]any{"table": "public.orders", "batch_size": 0}, "batch_size", []string{"batch_size"}, 422},
+			{"batch size too large", map[string]any{"table": "public.orders", "batch_size": 100_001}, "batch_size", []string{"from 1 to 100000"}, 422},
 			{"too many filters", map[string]any{"table": "public.orders", "filters": []any{ok, ok, ok, ok, ok, ok}}, "filters",
 				[]string{"at most 5 filters"}, 422},
 			{"unknown column", map[string]any{"table": "public.orders", "filters": []any{filter("nope", "=", 1)}}, "filters[0]",

@@ -84,6 +84,14 @@ type destinationStateView struct {
 	DLQ *dlqSummaryView `json:"dlq"`
 }
 
+// Caps on one pipeline: each table is checked against the source on every
+// create and update and has its own subject and guard bookkeeping at
+// every destination, and each destination its own consumer and sink.
+const (
+	maxPipelineTables       = 1000
+	maxPipelineDestinations = 20
+)
+
 func viewPipeline(p configstore.Pipeline) pipelineView {
 	ids := p.DestinationIDs
 	if ids == nil {
@@ -110,6 +118,12 @@ func (r pipelineRequest) input() (configstore.PipelineInput, error) {
 	in.SourceID = *r.SourceID
 	if len(r.DestinationIDs) == 0 {
 		return in, invalid("destination_ids", "destination_ids must list at least one destination id")
+	}
+	if len(r.DestinationIDs) > maxPipelineDestinations {
+		return in, invalid("destination_ids", "a pipeline has at most %d destinations, got %d", maxPipelineDestinations, len(r.DestinationIDs))
+	}
+	if len(r.Tables) > maxPipelineTables {
+		return in, invalid("tables", "a pipeline has at most %d tables, got %d: split them over several pipelines", maxPipelineTables, len(r.Tables))
 	}
 	seen := map[int64]bool{}
 	for _, id := range r.DestinationIDs {

@@ -206,7 +206,7 @@ export const BackfillRequest = z.object({
   table: z.string().min(1, "pick a table"),
   destination_ids: z.array(id).optional(),
   filters: z.array(BackfillFilter).max(5, "at most 5 filters").optional(),
-  batch_size: z.number().int().min(1).max(1000000).optional(),
+  batch_size: z.number().int().min(1).max(100000).optional(),
 });
 export type BackfillRequest = z.infer<typeof BackfillRequest>;
 

@@ -20,7 +20,7 @@ import { DataTable, Pager } from "../ui/table";
 export const BackfillForm = z.object({
   table: z.string().min(1, "pick a table"),
   destination_ids: z.array(z.number()),
-  batch_size: z.string().refine((v) => v === "" || (/^\d+$/.test(v) && +v >= 1 && +v <= 1000000), "batch size: 1 to 1,000,000"),
+  batch_size: z.string().refine((v) => v === "" || (/^\d+$/.test(v) && +v >= 1 && +v <= 100000), "batch size: 1 to 100,000"),
   filters: z
     .array(z.object({ column: z.string().min(1, "column is required"), op: z.enum(filterOps), value: z.string() }))
     .max(5, "at most 5 filters"),
