@@ -92,7 +92,8 @@ find_id() { # path name
 step "creating the source, the destination and the pipeline through the REST API"
 SRC=$(find_id /sources shop)
 [ -n "$SRC" ] || SRC=$(api POST /sources "{\"name\":\"shop\",\"host\":\"127.0.0.1\",\"port\":$PGPORT,\"database\":\"shop\",\"user\":\"postgres\",\"password\":\"demo-password\",\"sslmode\":\"disable\"}" | id_of)
-DUCK="$ROOT/analytics.duckdb"
+# Inside the data dir: the API keeps DuckDB files there (ROSETTA_DUCKDB_ROOTS).
+DUCK="$ROSETTA_DATA_DIR/analytics.duckdb"
 DDB=$(find_id /destinations analytics)
 [ -n "$DDB" ] || DDB=$(api POST /destinations "{\"name\":\"analytics\",\"type\":\"duckdb\",\"config\":{\"path\":\"$DUCK\",\"release_after\":\"200ms\",\"max_hold\":\"2s\"}}" | id_of)
 DST=$(find_id /destinations warehouse)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/rosettacdc/rosetta/pkg/apitoken"
@@ -17,6 +18,8 @@ const (
 	EnvAllowedOrigins = "ROSETTA_ALLOWED_ORIGINS"
 	EnvHTTPTLSCert    = "ROSETTA_HTTP_TLS_CERT"
 	EnvHTTPTLSKey     = "ROSETTA_HTTP_TLS_KEY"
+	EnvDuckDBRoots    = "ROSETTA_DUCKDB_ROOTS"
+	EnvKeysDir        = "ROSETTA_KEYS_DIR"
 )
 
 // Access configures who may use the API. It is loaded apart from Settings
@@ -38,6 +41,14 @@ type Access struct {
 	// serve HTTPS only. Both or neither. The files are read again when they
 	// change, so a renewed certificate needs no restart.
 	TLSCertFile, TLSKeyFile string
+	// DuckDBRoots (ROSETTA_DUCKDB_ROOTS, comma-separated absolute
+	// directories) are where DuckDB destination files may be; empty means
+	// the data dir.
+	DuckDBRoots []string
+	// KeysDir (ROSETTA_KEYS_DIR, an absolute directory) is where Snowflake
+	// private_key_path files may be; empty refuses private_key_path (send
+	// the PEM text as private_key instead).
+	KeysDir string
 }
 
 // LoadAccess reads the environment and validates it.
@@ -64,6 +75,19 @@ func LoadAccess() (Access, error) {
 	a.TLSCertFile, a.TLSKeyFile = os.Getenv(EnvHTTPTLSCert), os.Getenv(EnvHTTPTLSKey)
 	if (a.TLSCertFile == "") != (a.TLSKeyFile == "") {
 		errs = append(errs, fmt.Errorf("set both %s and %s to serve HTTPS, or neither", EnvHTTPTLSCert, EnvHTTPTLSKey))
+	}
+	for _, d := range strings.Split(os.Getenv(EnvDuckDBRoots), ",") {
+		if d = strings.TrimSpace(d); d == "" {
+			continue
+		}
+		if !filepath.IsAbs(d) {
+			errs = append(errs, fmt.Errorf("%s: %q is not an absolute directory", EnvDuckDBRoots, d))
+			continue
+		}
+		a.DuckDBRoots = append(a.DuckDBRoots, filepath.Clean(d))
+	}
+	if a.KeysDir = os.Getenv(EnvKeysDir); a.KeysDir != "" && !filepath.IsAbs(a.KeysDir) {
+		errs = append(errs, fmt.Errorf("%s: %q is not an absolute directory", EnvKeysDir, a.KeysDir))
 	}
 	for _, o := range strings.Split(os.Getenv(EnvAllowedOrigins), ",") {
 		o = strings.TrimSpace(o)

@@ -87,6 +87,9 @@ func (s *Server) checkDestinationConfig(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if err := s.confinePaths(&in); err != nil {
+		return err
+	}
 	pw, _ := in.Config["password"].(string)
 	if err := s.checkDestination(c.UserContext(), in, pw); err != nil {
 		return err

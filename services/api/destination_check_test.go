@@ -130,7 +130,8 @@ func testSnowflakeCheck(t *testing.T, c *client) {
 	// Another user with the stored key: refused before any login (the
 	// key stays bound to where it was given).
 	wantError("PUT", path, body("snow-ok", map[string]any{"private_key": nil, "user": "nobody"}), "config.private_key", "config.user changed")
-	// A key on the sink's host is left to the sink.
+	// A key on the sink's host is left to the sink, inside ROSETTA_KEYS_DIR.
+	c.srv.cfg.KeysDir = "/etc/rosetta"
 	c.must(200, "PUT", path, body("snow-ok", map[string]any{"private_key": "", "private_key_path": "/etc/rosetta/rsa_key.p8"}), nil)
 
 	var list listBody[destinationView]

@@ -341,6 +341,9 @@ func (s *Server) createDestination(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if err := s.confinePaths(&in); err != nil {
+		return err
+	}
 	pw, _ := in.Config["password"].(string)
 	if err := s.checkDestination(c.UserContext(), in, pw); err != nil {
 		return err
@@ -406,6 +409,9 @@ func (s *Server) updateDestination(c *fiber.Ctx) error {
 	}
 	in, err := req.input(old.SecretKeys)
 	if err != nil {
+		return err
+	}
+	if err := s.confinePaths(&in); err != nil {
 		return err
 	}
 	if err := secretsStayBound(old, in); err != nil {

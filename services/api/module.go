@@ -80,6 +80,10 @@ func NewFromParams(p Params) (*Server, error) {
 	cfg.LagThreshold = p.Obs.LagThreshold // zero: the default
 	cfg.AllowedOrigins = p.Access.AllowedOrigins
 	cfg.TLSCertFile, cfg.TLSKeyFile = p.Access.TLSCertFile, p.Access.TLSKeyFile
+	cfg.DuckDBRoots, cfg.KeysDir = p.Access.DuckDBRoots, p.Access.KeysDir
+	if len(cfg.DuckDBRoots) == 0 && p.Settings.DataDir != "" {
+		cfg.DuckDBRoots = []string{p.Settings.DataDir}
+	}
 	var pinger Pinger
 	if p.Redis != nil {
 		pinger = RedisPinger(p.Redis)

@@ -52,6 +52,12 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile, both set, make Listen serve HTTPS only
 	// (ROSETTA_HTTP_TLS_CERT/_KEY), reloading the files when they change.
 	TLSCertFile, TLSKeyFile string
+	// DuckDBRoots are the directories DuckDB destination files may be in
+	// (ROSETTA_DUCKDB_ROOTS, default the data dir); empty confines none.
+	DuckDBRoots []string
+	// KeysDir is the directory Snowflake private_key_path files must be
+	// in (ROSETTA_KEYS_DIR); empty refuses private_key_path.
+	KeysDir string
 	// Outbound limits the requests that connect to sources and
 	// destinations (429 beyond it); zero fields take the defaults.
 	Outbound OutboundLimits

@@ -63,7 +63,9 @@ func TestConfigEventsAndVerify(t *testing.T) {
 	pg.Exec(t, srcDB, `CREATE TABLE public.items (id bigint PRIMARY KEY, title text, price numeric(8,2), at timestamptz, ok boolean);
 		INSERT INTO public.items SELECT g, 'row ' || g, g * 0.25, '2026-01-01'::timestamptz + g * interval '1 minute', g % 3 = 0
 		FROM generate_series(1, 2000) g`)
-	duckPath := filepath.Join(t.TempDir(), "dest.duckdb")
+	dataDir := t.TempDir()
+	// Inside the data dir: the API confines DuckDB files to it.
+	duckPath := filepath.Join(dataDir, "dest.duckdb")
 
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	natsAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
@@ -77,7 +79,7 @@ func TestConfigEventsAndVerify(t *testing.T) {
 		"ROSETTA_API_TOKEN="+testAPIToken,
 		// Shared with the CLI: it finds the embedded NATS's tap
 		// credentials there, to read the DuckDB file through its holder.
-		"ROSETTA_DATA_DIR="+t.TempDir(),
+		"ROSETTA_DATA_DIR="+dataDir,
 	)
 	logs := &testkit.LogBuffer{}
 	cmd := exec.Command(bin, "dev")
