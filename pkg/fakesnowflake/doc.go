@@ -116,6 +116,10 @@
 //   - Qualified references to a session's temporary tables are pointed at DuckDB's
 //     temp catalog. IFF, NVL, PARSE_JSON, OBJECT_CONSTRUCT, ARRAY_CONSTRUCT and
 //     SYSDATE are renamed to DuckDB equivalents.
+//   - GET, OBJECT_INSERT, OBJECT_KEYS and ARRAY_SIZE are not rewritten: each
+//     session's DuckDB connection has macros of those names with Snowflake's
+//     semantics (semistructured.go), e.g. OBJECT_INSERT leaves a SQL NULL value
+//     out and refuses an existing key without updateFlag.
 //
 // # Known differences from Snowflake
 //

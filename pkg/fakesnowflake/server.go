@@ -166,8 +166,15 @@ func New(cfg Config) (*Server, error) {
 	// under its own name so three-part names (DB.SCHEMA.TABLE) resolve as in Snowflake.
 	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
 		// Deterministic session time zone: TIMESTAMP_TZ values come back in UTC.
-		_, err := execer.ExecContext(context.Background(), "SET TimeZone='UTC'", nil)
-		return err
+		if _, err := execer.ExecContext(context.Background(), "SET TimeZone='UTC'", nil); err != nil {
+			return err
+		}
+		for _, q := range semiStructuredMacros {
+			if _, err := execer.ExecContext(context.Background(), q, nil); err != nil {
+				return fmt.Errorf("create semi-structured function: %w", err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		s.cleanupStage()

@@ -167,3 +167,38 @@ func TestDeclaredLengths(t *testing.T) {
 		t.Fatalf("after DROP and CREATE: %s, want %s", got, want)
 	}
 }
+
+// TestSemiStructuredFunctions pins the Snowflake semantics of the object
+// functions the fake provides as macros (semistructured.go), on an OBJECT
+// column as the Snowflake driver keeps its column versions.
+func TestSemiStructuredFunctions(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := conn(t, openDB(t, srv, testUser, testKeys()[0]))
+	mustExec(t, c, "CREATE TABLE T (ID INT, O OBJECT)")
+	mustExec(t, c, `INSERT INTO T SELECT 1, OBJECT_INSERT(OBJECT_INSERT(OBJECT_CONSTRUCT(), 'B', ARRAY_CONSTRUCT(5, -1)), '$.x', 'dollar')`)
+	mustExec(t, c, "INSERT INTO T SELECT 2, NULL")
+	got := queryStrings(t, c, `SELECT GET(GET(O, 'B'), 0)::NUMBER(20,0), GET(GET(O, 'B'), 1), GET(GET(O, 'B'), 2), GET(O, '$.x'), GET(O, 'missing'),
+		ARRAY_SIZE(OBJECT_KEYS(O)), ARRAY_SIZE(O), GET(O, 0),
+		OBJECT_INSERT(O, 'C', NULL), OBJECT_INSERT(O, 'C', PARSE_JSON('null')), OBJECT_INSERT(O, 'B', 7, TRUE), OBJECT_INSERT(O, 'N', 1, TRUE)
+		FROM T ORDER BY ID`)
+	want := [][]string{
+		{"5", "-1", "NULL", `"dollar"`, "NULL", "2", "NULL", "NULL",
+			"{\n  \"$.x\": \"dollar\",\n  \"B\": [\n    5,\n    -1\n  ]\n}",
+			"{\n  \"$.x\": \"dollar\",\n  \"B\": [\n    5,\n    -1\n  ],\n  \"C\": null\n}",
+			"{\n  \"$.x\": \"dollar\",\n  \"B\": 7\n}",
+			"{\n  \"$.x\": \"dollar\",\n  \"B\": [\n    5,\n    -1\n  ],\n  \"N\": 1\n}"},
+		{"NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL"},
+	}
+	for r := range want {
+		for i, w := range want[r] {
+			if got[r][i] != w {
+				t.Errorf("row %d column %d = %q, want %q", r+1, i+1, got[r][i], w)
+			}
+		}
+	}
+	// An existing key without the update flag is an error, as in Snowflake.
+	if _, err := c.ExecContext(testContext(t), "SELECT OBJECT_INSERT(O, 'B', 1) FROM T WHERE ID = 1"); err == nil {
+		t.Fatal("OBJECT_INSERT of an existing key without updateFlag succeeded")
+	}
+}

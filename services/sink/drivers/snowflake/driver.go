@@ -3,11 +3,7 @@ package snowflake
 import (
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
 	"database/sql"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -135,6 +131,14 @@ type job struct {
 	shape shape
 	opt   mergeOptions
 	dir   string // stage directory holding the batch's file; "" without rows
+	// fills holds, per row, the columns to take from the row stored at an
+	// old key (guard.FillSources); extra those from a second old key.
+	fills []map[string][]cdc.Value
+	extra []extraFill
+	// names are the table's data columns; guarded: the batch has floors
+	// or partial rows, so the tombstones follow the rows' completeness.
+	names   []string
+	guarded bool
 }
 
 // Apply applies batches in one Snowflake transaction. Before it, outside
@@ -219,9 +223,24 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 	return nil
 }
 
-// applyTable runs one table's statements inside the transaction. mark is the
-// table's truncate watermark before this batch.
+// applyTable runs one table's statements inside the transaction, in the
+// order of the version guard's specification (guard.Table.Apply). mark is
+// the table's truncate watermark before this batch.
 func (d *Driver) applyTable(ctx context.Context, tx *sql.Tx, j *job, mark contracts.Version) error {
+	if len(j.b.Rows) > 0 {
+		// The staging table still holds the last committed batch's rows.
+		if _, err := tx.ExecContext(ctx, clearStageSQL(j.o.stage)); err != nil {
+			return fmt.Errorf("clear staging table: %w", err)
+		}
+		if err := copyInto(ctx, tx, copySQL(j.o, j.shape, j.dir), len(j.b.Rows)); err != nil {
+			return err
+		}
+		// Before anything is deleted: moved rows take the columns their
+		// key change left unchanged from the row stored at the old key.
+		if err := d.fillStage(ctx, tx, j); err != nil {
+			return err
+		}
+	}
 	if t := j.b.Truncate; t != nil {
 		lsn, err := bindLSN(t.LSN)
 		if err != nil {
@@ -236,6 +255,13 @@ func (d *Driver) applyTable(ctx context.Context, tx *sql.Tx, j *job, mark contra
 			}
 			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return fmt.Errorf("truncate: %w", err)
+			}
+			// Newer rows lose the columns a change from before the
+			// truncate filled.
+			if len(j.names) > 0 {
+				if _, err := tx.ExecContext(ctx, truncateInvalidateSQL(j.o.target, j.names), lsn, t.Seq, lsn, lsn, t.Seq); err != nil {
+					return fmt.Errorf("invalidate columns before truncate: %w", err)
+				}
 			}
 			if j.st.hasTomb {
 				if _, err := tx.ExecContext(ctx, truncateTombsSQL(j.o.tomb), lsn, lsn, t.Seq); err != nil {
@@ -255,21 +281,24 @@ func (d *Driver) applyTable(ctx context.Context, tx *sql.Tx, j *job, mark contra
 	if len(j.b.Rows) == 0 {
 		return nil
 	}
-	// The staging table still holds the last committed batch's rows.
-	if _, err := tx.ExecContext(ctx, clearStageSQL(j.o.stage)); err != nil {
-		return fmt.Errorf("clear staging table: %w", err)
-	}
-	if err := copyInto(ctx, tx, copySQL(j.o, j.shape, j.dir), len(j.b.Rows)); err != nil {
-		return err
-	}
 	markLSN, err := bindLSN(mark.LSN)
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, mergeSQL(j.o, j.shape, j.opt), markLSN, markLSN, mark.Seq); err != nil {
+	marks := []any{markLSN, markLSN, mark.Seq, markLSN, markLSN, mark.Seq}
+	if !d.cfg.SoftDelete {
+		marks = append(marks, markLSN, markLSN, mark.Seq)
+	}
+	if _, err := tx.ExecContext(ctx, mergeSQL(j.o, j.shape, j.opt), marks...); err != nil {
 		return fmt.Errorf("merge %d rows: %w", len(j.b.Rows), err)
 	}
-	if !d.cfg.SoftDelete {
+	switch {
+	case d.cfg.SoftDelete:
+	case j.guarded:
+		if _, err := tx.ExecContext(ctx, tombGuardSQL(j.o, j.shape, j.names), marks[:6]...); err != nil {
+			return fmt.Errorf("record tombstones: %w", err)
+		}
+	default:
 		if _, err := tx.ExecContext(ctx, tombSQL(j.o, j.shape)); err != nil {
 			return fmt.Errorf("record tombstones: %w", err)
 		}
@@ -366,7 +395,7 @@ func (d *Driver) stageFile(ctx context.Context, conn *sql.Conn, j *job, dir stri
 		return fmt.Errorf("create staging file: %w", err)
 	}
 	defer os.Remove(f.Name())
-	err = encodeFile(f, j.b.Table, j.shape, j.b.Rows)
+	j.extra, err = encodeFile(f, j.b.Table, j.shape, j.b.Rows, j.fills)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("write staging file: %w", cerr)
 	}
@@ -383,102 +412,23 @@ func (d *Driver) stageFile(ctx context.Context, conn *sql.Conn, j *job, dir stri
 // BestSpeed, with klauspost/compress's implementation of it (faster, smaller
 // and leaner than the standard library's; BenchmarkStageFile and
 // docs/snowflake.md have the numbers).
-func encodeFile(w io.Writer, table cdc.TableRef, s shape, rows []cdc.RowChange) error {
+func encodeFile(w io.Writer, table cdc.TableRef, s shape, rows []cdc.RowChange, fills []map[string][]cdc.Value) ([]extraFill, error) {
 	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	if err != nil {
-		return fmt.Errorf("gzip staging file: %w", err)
+		return nil, fmt.Errorf("gzip staging file: %w", err)
 	}
-	if err := writeStageCSV(zw, table, s, rows); err != nil {
+	extra, err := writeStageCSV(zw, table, s, rows, fills)
+	if err != nil {
 		var re *RowError
 		if errors.As(err, &re) {
-			return sinkrunner.PermanentClass(re.Class(), err)
+			return nil, sinkrunner.PermanentClass(re.Class(), err)
 		}
-		return err
+		return nil, err
 	}
 	if err := zw.Close(); err != nil {
-		return fmt.Errorf("gzip staging file: %w", err)
+		return nil, fmt.Errorf("gzip staging file: %w", err)
 	}
-	return nil
-}
-
-// connect returns the session, logging in if needed. A new session has no
-// staging tables yet.
-func (d *Driver) connect(ctx context.Context) (*sql.Conn, error) {
-	if d.conn != nil {
-		return d.conn, nil
-	}
-	key, err := d.cfg.privateKey()
-	if err != nil {
-		return nil, &ConfigError{Err: fmt.Errorf("snowflake destination: %w", err)}
-	}
-	db := sql.OpenDB(sf.NewConnector(sf.SnowflakeDriver{}, *d.cfg.driverConfig(key)))
-	lctx := ctx
-	if d.cfg.LoginTimeout > 0 {
-		var cancel context.CancelFunc
-		lctx, cancel = context.WithTimeout(ctx, d.cfg.LoginTimeout)
-		defer cancel()
-	}
-	conn, err := db.Conn(lctx)
-	if err != nil {
-		_ = db.Close()
-		return nil, loginError(d.cfg, err, key)
-	}
-	d.db, d.conn = db, conn
-	d.stages = map[string]string{}
-	d.log.Info("logged in to snowflake", "account", d.cfg.Account, "user", d.cfg.User)
-	return conn, nil
-}
-
-// loginError explains a rejected key-pair login; other failures (network,
-// timeouts) stay transient.
-func loginError(cfg Config, err error, key *rsa.PrivateKey) error {
-	if objectMissing(err) {
-		return &ConfigError{Err: fmt.Errorf(
-			"snowflake account %s accepted the login of user %s but refused its database, schema or warehouse: %w; "+
-				"check that database %s, schema %s and the warehouse exist and that the role can use them",
-			cfg.Account, cfg.User, err, ident(cfg.database), ident(cfg.schema))}
-	}
-	if loginRejected(err) {
-		return &ConfigError{Err: fmt.Errorf(
-			"snowflake rejected the key-pair login of user %s on account %s: %w; check account, user and role, and that the "+
-				"public key of the configured private key (fingerprint %s) is registered on the user: "+
-				"ALTER USER … SET RSA_PUBLIC_KEY = '…' (DESC USER shows RSA_PUBLIC_KEY_FP)",
-			cfg.User, cfg.Account, err, keyFingerprint(key))}
-	}
-	return fmt.Errorf("log in to snowflake account %s as %s: %w", cfg.Account, cfg.User, err)
-}
-
-// loginRejected reports whether Snowflake answered a login with one of the
-// codes that mean the account, user, role or key is wrong (as opposed to a
-// network failure or timeout).
-func loginRejected(err error) bool {
-	var se *sf.SnowflakeError
-	if !errors.As(err, &se) {
-		return false
-	}
-	switch se.Number {
-	case 390100, 390101, 390144, 390189:
-		return true
-	}
-	return false
-}
-
-// objectMissing reports whether a login failed with 390201: the database,
-// schema or warehouse it names does not exist or the role may not use it
-// (gosnowflake asks Snowflake to check them at login).
-func objectMissing(err error) bool {
-	var se *sf.SnowflakeError
-	return errors.As(err, &se) && se.Number == 390201
-}
-
-// keyFingerprint is Snowflake's RSA_PUBLIC_KEY_FP of the key's public half.
-func keyFingerprint(key *rsa.PrivateKey) string {
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		return "unknown"
-	}
-	sum := sha256.Sum256(der)
-	return "SHA256:" + base64.StdEncoding.EncodeToString(sum[:])
+	return extra, nil
 }
 
 // afterError forgets what a failed Apply may have made stale (table shapes)
@@ -575,11 +525,8 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 	if len(b.Rows) > 0 && len(j.shape.keys) == 0 {
 		return nil, sinkrunner.Permanent(errors.New("the change events name no key columns; rows cannot be matched"))
 	}
-	j.opt = mergeOptions{soft: d.cfg.SoftDelete, clearDeleted: !d.cfg.SoftDelete && j.st.hasDeleted}
-	for _, r := range b.Rows {
-		if !r.Delete && r.FallbackKey != nil && len(r.Unchanged) > 0 {
-			j.opt.fallback = true
-		}
+	if err := d.guardShape(ctx, conn, j); err != nil {
+		return nil, err
 	}
 	stageKey := j.table + "\x00" + j.shape.signature()
 	stageName, ok := d.stages[stageKey]
@@ -594,191 +541,6 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 		d.stages[stageKey] = stageName
 	}
 	return j, nil
-}
-
-// mapColumns gives each column of the batch its Snowflake name and the type
-// a new column gets, rejecting reserved names and names that collide once
-// mapped.
-func mapColumns(b cdc.TableBatch) ([]stageColumn, error) {
-	cols := make([]stageColumn, 0, len(b.Columns))
-	seen := map[string]string{}
-	for _, c := range b.Columns {
-		if err := checkSourceName("column", c.Name); err != nil {
-			return nil, err
-		}
-		name := destName(c.Name)
-		if other, dup := seen[name]; dup {
-			return nil, fmt.Errorf("columns %q and %q both map to the Snowflake column %s", other, c.Name, ident(name))
-		}
-		seen[name] = c.Name
-		base := c.BaseType
-		if base == "" {
-			base = c.Type
-		}
-		cols = append(cols, stageColumn{source: c.Name, name: name, base: base, typ: mapType(base), key: c.Key, attnum: c.Attnum})
-	}
-	return cols, nil
-}
-
-// ensureTable returns the destination table's state, creating the table,
-// adding missing columns and creating its tombstone table when the cache
-// does not already show everything the batch needs. DDL is idempotent (IF
-// NOT EXISTS), so sinks of several pipelines sharing a destination may run
-// it concurrently. A batch without columns (a lone truncate) of a table
-// that does not exist gets a state with exists false.
-func (d *Driver) ensureTable(ctx context.Context, conn *sql.Conn, table string, cols []stageColumn, existing map[string]string) (*tableState, error) {
-	if st, ok := d.tables[table]; ok && st.covers(cols, d.cfg.SoftDelete) && len(st.widenings(cols)) == 0 {
-		return st, nil
-	}
-	target := qualified(d.cfg.database, d.cfg.schema, table)
-	st, err := d.loadTable(ctx, conn, target, table)
-	if err != nil {
-		return nil, err
-	}
-	reload := false
-	var ddl []string
-	switch {
-	case !st.exists && len(cols) == 0:
-		return st, nil
-	case !st.exists:
-		ddl = append(ddl, createTableSQL(target, cols, d.cfg.SoftDelete))
-		d.log.Info("creating destination table", "table", table)
-	default:
-		renamed, err := d.renameColumns(ctx, conn, target, st, cols)
-		if len(renamed) > 0 {
-			reload = true
-			d.log.Info("renamed destination columns the source renamed", "table", table, "ddl", renamed)
-		}
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range cols {
-			if _, ok := st.types[c.name]; !ok {
-				if _, foreign := st.foreign[c.name]; !foreign {
-					add, filled, err := addColumnDDL(target, table, c, existing)
-					if err != nil {
-						return nil, err
-					}
-					ddl = append(ddl, add...)
-					_, hasValue := existing[c.name]
-					d.log.Info("adding column to destination table", "table", table, "column", c.name, "existing_rows_value", filled)
-					if hasValue && !filled {
-						d.log.Warn("rows already in the destination table keep NULL in the added column: a "+c.typ.sql()+
-							" column cannot take the value they hold at the source as its default; backfill the table to send them",
-							"table", table, "column", c.name)
-					}
-				}
-			}
-		}
-		bookkeeping := []string{lsnCol, seqCol}
-		if d.cfg.SoftDelete {
-			bookkeeping = append(bookkeeping, deletedCol)
-		}
-		for _, name := range bookkeeping {
-			if _, ok := st.types[name]; !ok {
-				ddl = append(ddl, addBookkeepingColumnSQL(target, name))
-			}
-		}
-		if items := st.widenings(cols); len(items) > 0 {
-			// One statement for every widened column of the table.
-			ddl = append(ddl, alterColumnsSQL(target, items))
-			d.log.Info("widening destination columns to the source's types", "table", table, "columns", items)
-		}
-	}
-	for _, q := range ddl {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			return nil, fmt.Errorf("prepare destination table: %w", err)
-		}
-	}
-	if len(ddl) > 0 || reload {
-		if st, err = d.loadTable(ctx, conn, target, table); err != nil {
-			return nil, err
-		}
-	}
-	switch {
-	case !st.exists:
-		// Snowflake answers "does not exist or not authorized" alike.
-		return nil, fmt.Errorf("destination table %s is not visible to the role even after CREATE TABLE IF NOT EXISTS: "+
-			"grant the role ownership of it, or SELECT, INSERT, UPDATE and DELETE", target)
-	case !st.covers(cols, d.cfg.SoftDelete):
-		return nil, fmt.Errorf("destination table %s lacks columns after adding them", target)
-	}
-	if err := d.markSourceColumns(ctx, conn, target, table, st, cols); err != nil {
-		return nil, err
-	}
-	tomb := qualified(d.cfg.database, d.cfg.schema, tombPrefix+table)
-	var keys []stageColumn
-	for _, c := range cols {
-		if c.key {
-			c.typ = st.types[c.name]
-			keys = append(keys, c)
-		}
-	}
-	switch {
-	case d.cfg.SoftDelete:
-	case len(keys) > 0:
-		if _, err := conn.ExecContext(ctx, createTombSQL(tomb, keys, keysNullable(cols))); err != nil {
-			return nil, fmt.Errorf("create tombstone table: %w", err)
-		}
-		st.hasTomb = true
-	default:
-		// A lone truncate names no key: the tombstones exist only if an
-		// earlier batch created them.
-		t, err := describe(ctx, conn, tomb)
-		if err != nil {
-			return nil, err
-		}
-		st.hasTomb = t.exists
-	}
-	d.tables[table] = st
-	return st, nil
-}
-
-// describe reads a table's columns from the metadata of an empty query.
-func describe(ctx context.Context, conn *sql.Conn, name string) (*tableState, error) {
-	st := &tableState{types: map[string]colType{}, foreign: map[string]string{}}
-	rows, err := conn.QueryContext(ctx, "SELECT * FROM "+name+" LIMIT 0")
-	if err != nil {
-		var se *sf.SnowflakeError
-		if errors.As(err, &se) && se.Number == 2003 { // does not exist or not authorized
-			return st, nil
-		}
-		return nil, fmt.Errorf("read columns of %s: %w", name, err)
-	}
-	defer rows.Close()
-	cts, err := rows.ColumnTypes()
-	if err != nil {
-		return nil, fmt.Errorf("read columns of %s: %w", name, err)
-	}
-	st.exists = true
-	for _, ct := range cts {
-		p, s, _ := ct.DecimalSize()
-		l, _ := ct.Length()
-		t, ok := typeFromResult(ct.DatabaseTypeName(), p, s, l)
-		if !ok {
-			st.foreign[ct.Name()] = ct.DatabaseTypeName()
-			continue
-		}
-		st.types[ct.Name()] = t
-	}
-	_, st.hasDeleted = st.types[deletedCol]
-	return st, nil
-}
-
-func (s *tableState) covers(cols []stageColumn, soft bool) bool {
-	if !s.exists {
-		return len(cols) == 0
-	}
-	for _, c := range cols {
-		_, ok := s.types[c.name]
-		_, foreign := s.foreign[c.name]
-		if !ok && !foreign {
-			return false
-		}
-	}
-	_, lsn := s.types[lsnCol]
-	_, seq := s.types[seqCol]
-	return lsn && seq && (!soft || s.hasDeleted)
 }
 
 func randomHex(n int) string {

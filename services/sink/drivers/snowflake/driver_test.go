@@ -198,7 +198,7 @@ func TestDriver(t *testing.T) {
 			contracts.Column{Name: "Mixed Case", Type: "public.mood", BaseType: "text"})}
 		e.mustApply(wide.Change(contracts.OpCreate, 20, 1, `{"id":2}`, ``, `{"id":2,"name":"b","price":"12.50","Mixed Case":"happy"}`))
 		e.expect(`SELECT ID, NAME, PRICE, "Mixed Case" FROM ITEMS ORDER BY ID`, "1|a|<null>|<null>", "2|b|12.50|happy")
-		e.expectTypes("ITEMS", "ID NUMBER(10,0)", "NAME TEXT", "BIG TEXT", "_ROSETTA_LSN NUMBER(20,0)", "_ROSETTA_SEQ NUMBER(20,0)",
+		e.expectTypes("ITEMS", "ID NUMBER(10,0)", "NAME TEXT", "BIG TEXT", "_ROSETTA_LSN NUMBER(20,0)", "_ROSETTA_SEQ NUMBER(20,0)", "_ROSETTA_COLV VARIANT",
 			"PRICE NUMBER(10,2)", "Mixed Case TEXT")
 		// A table changed behind the driver's back: the cached shape is
 		// refreshed after the failure.
@@ -392,7 +392,7 @@ func TestTypesRoundTrip(t *testing.T) {
 		"ID NUMBER(19,0)", "I2 NUMBER(5,0)", "I4 NUMBER(10,0)", "DEC NUMBER(12,4)", "FREE TEXT", "WIDE TEXT",
 		"F8 REAL", "F4 REAL", "FLAG BOOLEAN", "TXT TEXT", "VC TEXT", "DAY DATE", "CLOCK TIME", "NTZ TIMESTAMP_NTZ",
 		"TZ TIMESTAMP_TZ", "TTZ TEXT", "RAW BINARY", "DOC VARIANT", "TAGS VARIANT", "GRID VARIANT", "UID TEXT", "SPAN TEXT",
-		"MOOD TEXT", "AMOUNT NUMBER(8,2)", "_ROSETTA_LSN NUMBER(20,0)", "_ROSETTA_SEQ NUMBER(20,0)")
+		"MOOD TEXT", "AMOUNT NUMBER(8,2)", "_ROSETTA_LSN NUMBER(20,0)", "_ROSETTA_SEQ NUMBER(20,0)", "_ROSETTA_COLV VARIANT")
 	// Casts to VARCHAR show what the fake stored (DuckDB's text forms).
 	e.expect(`SELECT ID, I2, I4, DEC, FREE, WIDE, F8, F4, FLAG, TXT, VC FROM TYPED ORDER BY ID`,
 		"2|<null>|<null>|<null>|<null>|<null>|NaN|-inf|0|<null>|<null>",

@@ -19,16 +19,28 @@ const (
 	registryTable  = "_ROSETTA_TABLES"  // truncate watermark per destination table
 	tombPrefix     = "_ROSETTA_TOMB_"   // + table: key and version of hard-deleted rows
 	stagePrefix    = "_ROSETTA_STAGE_"  // + hash: a session's temporary staging table
+	// colvCol is the sparse record of column versions (OBJECT): for each
+	// column whose value is older than the row's version, the version key
+	// (versionKey) of the change it came from, 0 when unknown; NULL (the
+	// common case) when every column has the row's version
+	// (services/sink/drivers/internal/guard).
+	colvCol = "_ROSETTA_COLV"
 	// Staging-only columns.
-	delCol       = "_ROSETTA_DEL"       // the key's final state is deleted
-	unchangedCol = "_ROSETTA_UNCHANGED" // '0'/'1' per data column: keep the stored value
-	fbCol        = "_ROSETTA_FB"        // take unchanged values from the row at the fallback key
-	fbKeyPrefix  = "_ROSETTA_FB_"       // + n: the fallback key, in key order
+	delCol      = "_ROSETTA_DEL"  // the key's final state is deleted
+	fullCol     = "_ROSETTA_FULL" // every staged value has the row's version
+	floorLSNCol = "_ROSETTA_FLSN" // the floor: a delete's own version, or the delete before an upsert
+	floorSeqCol = "_ROSETTA_FSEQ" //
+	fbCol       = "_ROSETTA_FB"   // take the KEEP columns from the row at the fallback key
+	keepCol     = "_ROSETTA_KEEP" // '0'/'1' per data column: take it from the fallback key's row
+	fbKeyPrefix = "_ROSETTA_FB_"  // + n: the fallback key, in key order
+	verPrefix   = "_ROSETTA_V_"   // + n: version key of TOASTable data column n's value; NULL: the row's
 	// Columns computed in the MERGE source.
-	fbFoundCol  = "_ROSETTA_FBF"  // a row exists at the fallback key
-	fbValPrefix = "_ROSETTA_FBV_" // + n: data column n of the row at the fallback key
-	tombLSNCol  = "_ROSETTA_TLSN" // version of the key's tombstone, if any
-	tombSeqCol  = "_ROSETTA_TSEQ"
+	rowKeyCol    = "_ROSETTA_SV"   // the staged row's version key
+	floorKeyCol  = "_ROSETTA_FV"   // the floor's version key, NULL without one
+	colKeyPrefix = "_ROSETTA_SV_"  // + n: version key of data column n's staged value
+	tombLSNCol   = "_ROSETTA_TLSN" // version of the key's tombstone, if any
+	tombSeqCol   = "_ROSETTA_TSEQ"
+	doneCol      = "_ROSETTA_DONE" // tombstone MERGE: the key's row exists with every column known
 )
 
 // ident quotes one Snowflake identifier. Every identifier in generated SQL

@@ -1,6 +1,7 @@
 package snowflake
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -52,7 +53,7 @@ func createTableSQL(target string, cols []stageColumn, soft bool) string {
 			keys = append(keys, ident(c.name))
 		}
 	}
-	defs = append(defs, ident(lsnCol)+" "+versionType+" NOT NULL", ident(seqCol)+" "+versionType+" NOT NULL")
+	defs = append(defs, ident(lsnCol)+" "+versionType+" NOT NULL", ident(seqCol)+" "+versionType+" NOT NULL", ident(colvCol)+" OBJECT")
 	if soft {
 		defs = append(defs, ident(deletedCol)+" BOOLEAN DEFAULT FALSE NOT NULL")
 	}
@@ -68,11 +69,14 @@ func addColumnSQL(target string, c stageColumn) string {
 
 // addBookkeepingColumnSQL adopts a table that exists without one of
 // Rosetta's columns: existing rows count as older than any change (version
-// 0) and as not deleted.
+// 0), as not deleted, and as holding every column at the row's version.
 func addBookkeepingColumnSQL(target, name string) string {
 	typ := versionType + " DEFAULT 0"
-	if name == deletedCol {
+	switch name {
+	case deletedCol:
 		typ = "BOOLEAN DEFAULT FALSE"
+	case colvCol:
+		typ = "OBJECT" // NULL: every column has its row's version
 	}
 	return "ALTER TABLE " + target + " ADD COLUMN IF NOT EXISTS " + ident(name) + " " + typ
 }
@@ -171,15 +175,22 @@ func truncateTombsSQL(tomb string) string {
 	return "DELETE FROM " + tomb + " AS x WHERE " + olderThanBound("x")
 }
 
-// stageColumnNames lists the staging table's columns in file order.
+// stageColumnNames lists the staging table's columns in file order (see
+// writeStageCSV).
 func stageColumnNames(s shape) []string {
 	var names []string
 	for _, c := range s.cols {
 		names = append(names, ident(c.name))
 	}
-	names = append(names, ident(delCol), ident(lsnCol), ident(seqCol), ident(unchangedCol), ident(fbCol))
+	names = append(names, ident(delCol), ident(lsnCol), ident(seqCol), ident(fullCol), ident(floorLSNCol), ident(floorSeqCol),
+		ident(fbCol), ident(keepCol))
 	for i := range s.keys {
 		names = append(names, ident(fbKeyPrefix+strconv.Itoa(i+1)))
+	}
+	for i, c := range s.cols {
+		if c.toast {
+			names = append(names, ident(verPrefix+strconv.Itoa(i+1)))
+		}
 	}
 	return names
 }
@@ -193,9 +204,15 @@ func createStageSQL(stage string, s shape) string {
 		defs = append(defs, ident(c.name)+" "+c.typ.stageSQL())
 	}
 	defs = append(defs, ident(delCol)+" BOOLEAN NOT NULL", ident(lsnCol)+" "+versionType+" NOT NULL",
-		ident(seqCol)+" "+versionType+" NOT NULL", ident(unchangedCol)+" VARCHAR", ident(fbCol)+" BOOLEAN NOT NULL")
+		ident(seqCol)+" "+versionType+" NOT NULL", ident(fullCol)+" BOOLEAN NOT NULL", ident(floorLSNCol)+" "+versionType,
+		ident(floorSeqCol)+" "+versionType, ident(fbCol)+" BOOLEAN NOT NULL", ident(keepCol)+" VARCHAR")
 	for i, k := range s.keyCols() {
 		defs = append(defs, ident(fbKeyPrefix+strconv.Itoa(i+1))+" "+k.typ.stageSQL())
+	}
+	for i, c := range s.cols {
+		if c.toast {
+			defs = append(defs, ident(verPrefix+strconv.Itoa(i+1))+" "+keyType)
+		}
 	}
 	return "CREATE OR REPLACE TEMPORARY TABLE " + stage + " (" + strings.Join(defs, ", ") + ")"
 }
@@ -244,72 +261,72 @@ type mergeOptions struct {
 	// clearDeleted: the target has _ROSETTA_DELETED although soft delete is
 	// off (it was on before); upserts reset it.
 	clearDeleted bool
-	// fallback: some row of the batch takes unchanged values from the row at
-	// its old key, so the source joins the target at the fallback key. Off
-	// otherwise, sparing a second scan of the target.
-	fallback bool
+	// others are the target's data columns the batch does not stage (added
+	// by hand, or at the source after the batch's changes): the changes
+	// leave them as they are; only a floor turns an entry of theirs older
+	// than itself unknown.
+	others []string
 }
 
 // mergeSQL is the one statement that applies a staged batch to the target
-// (binds: the truncate watermark's lsn, lsn, seq):
+// (binds: the truncate watermark's lsn, lsn, seq three times; soft delete
+// twice), implementing the version guard (services/sink/drivers/internal/
+// guard) per key:
 //
-//   - a staged delete removes (or, soft, flags) a row only if it is newer;
-//   - a staged upsert updates a row only if it is newer; an unchanged
-//     column keeps the stored value, or takes the value of the row at the
-//     fallback key when the key changed;
+//   - a floor (a staged delete, or the delete before a re-created key)
+//     removes a row older than itself (soft delete: flags it); in a newer
+//     row with a record it turns the columns older than itself unknown;
+//   - a staged upsert newer than the row updates it: a full one (the common
+//     path) overwrites every column, a partial one each column whose
+//     stored version is older than the staged value's; an older upsert
+//     meeting a row with a record fills exactly the columns older than
+//     itself, unless a newer tombstone or truncate is known;
 //   - a missing row is inserted only if the change is newer than the
 //     table's truncate watermark and than the key's tombstone (hard
-//     delete), so an older change arriving late does not resurrect it. With
-//     soft delete a staged delete of a missing row inserts a deleted row: it
-//     is the tombstone.
+//     delete), so an older change arriving late does not resurrect it;
+//     columns it left unchanged are unknown. With soft delete a staged
+//     delete of a missing row inserts a deleted row: it is the tombstone.
 func mergeSQL(o objects, s shape, opt mergeOptions) string {
 	var b strings.Builder
-	b.WriteString("MERGE INTO " + o.target + " AS t USING (SELECT s.*")
-	if opt.fallback {
-		b.WriteString(", " + col("f", lsnCol) + " IS NOT NULL AS " + ident(fbFoundCol))
-		for i, c := range s.cols {
-			if !c.key {
-				b.WriteString(", " + col("f", c.name) + " AS " + ident(fbValPrefix+strconv.Itoa(i+1)))
-			}
+	sv, fv, tv := col("s", rowKeyCol), col("s", floorKeyCol), rowKey("t")
+	b.WriteString("MERGE INTO " + o.target + " AS t USING (SELECT s.*, " + rowKey("s") + " AS " + ident(rowKeyCol) + ", " +
+		col("s", floorLSNCol) + " * " + versionScale + " + " + col("s", floorSeqCol) + " + 1 AS " + ident(floorKeyCol))
+	for i, c := range s.cols {
+		if c.toast {
+			b.WriteString(", COALESCE(" + col("s", verPrefix+strconv.Itoa(i+1)) + ", " + rowKey("s") + ") AS " + ident(colKeyPrefix+strconv.Itoa(i+1)))
 		}
 	}
 	if !opt.soft {
 		b.WriteString(", " + col("x", lsnCol) + " AS " + ident(tombLSNCol) + ", " + col("x", seqCol) + " AS " + ident(tombSeqCol))
 	}
 	b.WriteString(" FROM " + o.stage + " AS s")
-	if opt.fallback {
-		var on []string
-		for i, k := range s.keyCols() {
-			on = append(on, s.keyEq(col("f", k.name), col("s", fbKeyPrefix+strconv.Itoa(i+1))))
-		}
-		b.WriteString(" LEFT JOIN " + o.target + " AS f ON " + col("s", fbCol) + " AND " + strings.Join(on, " AND "))
-	}
 	if !opt.soft {
-		b.WriteString(" LEFT JOIN " + o.tomb + " AS x ON " + keyMatch("x", "s", s))
-	}
-	if opt.fallback || !opt.soft {
-		// One source row per staged row, whatever the joined tables hold:
-		// duplicate keys there (rows written by hand, a table shared with
-		// another tool) would otherwise multiply it, and Snowflake fails a
-		// MERGE whose target row two source rows match (100090). The
-		// newest tombstone and fallback row win.
+		// One source row per staged row, whatever the tombstone table
+		// holds: duplicate keys there (rows written by hand, a table shared
+		// with another tool) would otherwise multiply it, and Snowflake
+		// fails a MERGE whose target row two source rows match (100090).
+		// The newest tombstone wins.
 		var part []string
 		for _, k := range s.keyCols() {
 			part = append(part, col("s", k.name))
 		}
-		order := []string{}
-		if !opt.soft {
-			order = append(order, col("x", lsnCol)+" DESC NULLS LAST", col("x", seqCol)+" DESC NULLS LAST")
-		}
-		if opt.fallback {
-			order = append(order, col("f", lsnCol)+" DESC NULLS LAST", col("f", seqCol)+" DESC NULLS LAST")
-		}
-		b.WriteString(" QUALIFY ROW_NUMBER() OVER (PARTITION BY " + strings.Join(part, ", ") + " ORDER BY " + strings.Join(order, ", ") + ") = 1")
+		b.WriteString(" LEFT JOIN " + o.tomb + " AS x ON " + keyMatch("x", "s", s) + " QUALIFY ROW_NUMBER() OVER (PARTITION BY " +
+			strings.Join(part, ", ") + " ORDER BY " + col("x", lsnCol) + " DESC NULLS LAST, " + col("x", seqCol) + " DESC NULLS LAST) = 1")
 	}
 	b.WriteString(") AS s ON " + keyMatch("t", "s", s))
 
-	isNewer := newer(col("s", lsnCol), col("s", seqCol), col("t", lsnCol), col("t", seqCol))
-	var set, insCols, insVals []string
+	isNewer := tv + " < " + sv
+	// fast: a full change newer than the stored row, the common path.
+	fast := col("s", fullCol) + " AND " + isNewer
+	// gone: the stored value of a column is older than the staged floor
+	// (soft delete: or the row is a deleted one the change is newer than).
+	gone := func(st string) string {
+		if opt.soft {
+			return "(" + col("t", deletedCol) + " OR " + st + " < " + fv + ")"
+		}
+		return st + " < " + fv
+	}
+	var set, insCols, insVals, toastNames, recNames, recEntries, insEntries []string
 	for i, c := range s.cols {
 		insCols = append(insCols, ident(c.name))
 		if c.key {
@@ -323,28 +340,49 @@ func mergeSQL(o objects, s shape, opt mergeOptions) string {
 		case "OBJECT", "ARRAY":
 			staged = "PARSE_JSON(" + staged + ")::" + c.typ.variant
 		}
-		unchanged := "SUBSTR(" + col("s", unchangedCol) + ", " + strconv.Itoa(i+1) + ", 1) = '1'"
-		stored, fresh := col("t", c.name), staged
-		if opt.fallback {
-			fb := col("s", fbValPrefix+strconv.Itoa(i+1))
-			stored = "CASE WHEN " + col("s", fbFoundCol) + " THEN " + fb + " ELSE " + stored + " END"
-			// A new row's unchanged value can only come from the old key
-			// (NULL when there is none: the value was never seen).
-			fresh = "CASE WHEN " + unchanged + " THEN " + fb + " ELSE " + staged + " END"
+		insVals = append(insVals, staged)
+		if !c.toast {
+			// Its version is always the row's: newer wins.
+			set = append(set, ident(c.name)+" = IFF("+isNewer+", "+staged+", "+col("t", c.name)+")")
+			continue
 		}
-		set = append(set, ident(c.name)+" = CASE WHEN "+unchanged+" THEN "+stored+" ELSE "+staged+" END")
-		insVals = append(insVals, fresh)
+		st := storedKey("t", c.name)
+		eff := "IFF(" + gone(st) + ", 0, " + st + ")"
+		ski := col("s", colKeyPrefix+strconv.Itoa(i+1))
+		set = append(set, ident(c.name)+" = CASE WHEN "+fast+" OR "+eff+" < "+ski+" THEN "+staged+" WHEN "+gone(st)+" THEN NULL ELSE "+
+			col("t", c.name)+" END")
+		toastNames, recNames = append(toastNames, c.name), append(recNames, c.name)
+		recEntries = append(recEntries, "NULLIF(GREATEST("+eff+", "+ski+"), GREATEST("+tv+", "+sv+"))")
+		insEntries = append(insEntries, "NULLIF("+ski+", "+sv+")")
 	}
-	version := []string{ident(lsnCol) + " = " + col("s", lsnCol), ident(seqCol) + " = " + col("s", seqCol)}
-	insCols = append(insCols, ident(lsnCol), ident(seqCol))
-	insVals = append(insVals, col("s", lsnCol), col("s", seqCol))
+	record := col("t", colvCol)
+	if len(recNames) > 0 {
+		record = recordSQL(recNames, recEntries)
+	}
+	set = append(set, ident(colvCol)+" = IFF("+fast+", NULL, "+record+")",
+		ident(lsnCol)+" = IFF("+isNewer+", "+col("s", lsnCol)+", "+col("t", lsnCol)+")",
+		ident(seqCol)+" = IFF("+isNewer+", "+col("s", seqCol)+", "+col("t", seqCol)+")")
+	insCols = append(insCols, ident(lsnCol), ident(seqCol), ident(colvCol))
+	insVals = append(insVals, col("s", lsnCol), col("s", seqCol), "IFF("+col("s", fullCol)+", NULL, "+recordSQL(toastNames, insEntries)+")")
 	watermark := "(" + col("s", lsnCol) + " > ? OR (" + col("s", lsnCol) + " = ? AND " + col("s", seqCol) + " > ?))"
 	del := col("s", delCol)
+	hasRecord := col("t", colvCol) + " IS NOT NULL"
+	// The columns of a row newer than the floor that are older than it.
+	var invalidate string
+	if names := append(slices.Clip(toastNames), opt.others...); len(names) > 0 {
+		invalidate = " WHEN MATCHED AND " + hasRecord + " AND " + fv + " IS NOT NULL"
+		if opt.soft {
+			invalidate += " AND NOT " + col("t", deletedCol)
+		}
+		invalidate += " THEN UPDATE SET " + strings.Join(invalidateItems(names, fv), ", ")
+	}
 
 	if opt.soft {
-		b.WriteString(" WHEN MATCHED AND " + del + " AND " + isNewer + " THEN UPDATE SET " + ident(deletedCol) + " = TRUE, " + strings.Join(version, ", "))
-		b.WriteString(" WHEN MATCHED AND NOT " + del + " AND " + isNewer + " THEN UPDATE SET " +
-			strings.Join(append(append(set, ident(deletedCol)+" = FALSE"), version...), ", "))
+		b.WriteString(" WHEN MATCHED AND " + del + " AND " + isNewer + " THEN UPDATE SET " + ident(deletedCol) + " = TRUE, " +
+			ident(lsnCol) + " = " + col("s", lsnCol) + ", " + ident(seqCol) + " = " + col("s", seqCol))
+		b.WriteString(" WHEN MATCHED AND NOT " + del + " AND (" + isNewer + " OR " + hasRecord + " AND NOT " + col("t", deletedCol) + " AND " +
+			watermark + ") THEN UPDATE SET " + strings.Join(append(set, ident(deletedCol)+" = FALSE"), ", "))
+		b.WriteString(invalidate)
 		b.WriteString(" WHEN NOT MATCHED AND " + watermark + " THEN INSERT (" + strings.Join(append(insCols, ident(deletedCol)), ", ") +
 			") VALUES (" + strings.Join(append(insVals, del), ", ") + ")")
 		return b.String()
@@ -354,10 +392,13 @@ func mergeSQL(o objects, s shape, opt mergeOptions) string {
 		insCols = append(insCols, ident(deletedCol))
 		insVals = append(insVals, "FALSE")
 	}
-	b.WriteString(" WHEN MATCHED AND " + del + " AND " + isNewer + " THEN DELETE")
-	b.WriteString(" WHEN MATCHED AND NOT " + del + " AND " + isNewer + " THEN UPDATE SET " + strings.Join(append(set, version...), ", "))
-	b.WriteString(" WHEN NOT MATCHED AND NOT " + del + " AND (" + col("s", tombLSNCol) + " IS NULL OR " +
-		newer(col("s", lsnCol), col("s", seqCol), col("s", tombLSNCol), col("s", tombSeqCol)) + ") AND " + watermark +
+	tl, ts := col("s", tombLSNCol), col("s", tombSeqCol)
+	insertable := "(" + tl + " IS NULL OR " + newer(col("s", lsnCol), col("s", seqCol), tl, ts) + ") AND " + watermark
+	b.WriteString(" WHEN MATCHED AND " + tv + " < " + fv + " AND (" + del + " OR NOT (" + insertable + ")) THEN DELETE")
+	b.WriteString(" WHEN MATCHED AND NOT " + del + " AND (" + isNewer + " OR " + hasRecord + " AND (" + tl + " IS NULL OR NOT " +
+		newer(tl, ts, col("s", lsnCol), col("s", seqCol)) + ") AND " + watermark + ") THEN UPDATE SET " + strings.Join(set, ", "))
+	b.WriteString(invalidate)
+	b.WriteString(" WHEN NOT MATCHED AND NOT " + del + " AND " + insertable +
 		" THEN INSERT (" + strings.Join(insCols, ", ") + ") VALUES (" + strings.Join(insVals, ", ") + ")")
 	return b.String()
 }

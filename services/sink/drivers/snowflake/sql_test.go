@@ -10,6 +10,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -21,8 +22,15 @@ func goldenShape() shape {
 		{source: "tenant", name: "TENANT", base: "text", typ: colType{kind: kindText}, key: true},
 		{source: "id", name: "ID", base: "bigint", typ: colType{kind: kindNumber, precision: 19}, key: true},
 		{source: `Odd "name"`, name: `Odd "name"`, base: "numeric(10,2)", typ: colType{kind: kindNumber, precision: 10, scale: 2}},
-		{source: "payload", name: "PAYLOAD", base: "jsonb", typ: colType{kind: kindVariant, variant: "VARIANT"}},
+		{source: "payload", name: "PAYLOAD", base: "jsonb", typ: colType{kind: kindVariant, variant: "VARIANT"}, toast: true},
 	}, keys: []int{0, 1}}
+}
+
+// keepShape is goldenShape with PAYLOAD taken from old keys.
+func keepShape() shape {
+	s := goldenShape()
+	s.cols[3].keep = true
+	return s
 }
 
 func checkGolden(t *testing.T, name string, got []byte) {
@@ -57,6 +65,7 @@ func TestStatementsGolden(t *testing.T) {
 		{"create table, soft_delete", createTableSQL(o.target, s.cols, true)},
 		{"add column (a column the table lacks)", addColumnSQL(o.target, s.cols[3])},
 		{"adopt a table without version columns", addBookkeepingColumnSQL(o.target, lsnCol)},
+		{"adopt a table without column versions", addBookkeepingColumnSQL(o.target, colvCol)},
 		{"read column comments (source marks): binds schema, table", columnCommentsSQL("ROSETTA")},
 		{"mark source columns (created, added, or adopted unmarked)", alterColumnsSQL(o.target, []string{markItem(`Odd "name"`, 3), markItem("PAYLOAD", 4)})},
 		{"rename a column the source renamed (same attnum)", renameColumnSQL(o.target, "NAME", "FULL_NAME")},
@@ -75,10 +84,15 @@ func TestStatementsGolden(t *testing.T) {
 		{"clear staging table", clearStageSQL(o.stage)},
 		{"copy into staging table", copySQL(o, s, "0a1b2c3d4e5f6071")},
 		{"merge: binds watermark lsn, lsn, seq", mergeSQL(o, s, mergeOptions{})},
-		{"merge with a key change keeping unchanged values", mergeSQL(o, s, mergeOptions{fallback: true})},
+		{"merge with a data column the batch does not stage", mergeSQL(o, s, mergeOptions{others: []string{"NOTE"}})},
+		{"fill moved rows from the old key (stage)", fillStageSQL(o, keepShape())},
+		{"fill a moved row from a second old key: binds old key, key", extraFillSQL(o, s, s.cols[3])},
+		{"read column versions at old keys: binds each key", fallbackVersionsSQL(o.target, s, []string{"PAYLOAD"}, 2)},
+		{"invalidate columns older than a truncate: binds lsn, seq, lsn, lsn, seq", truncateInvalidateSQL(o.target, []string{"Odd \"name\"", "PAYLOAD"})},
 		{"merge, soft_delete", mergeSQL(o, s, mergeOptions{soft: true})},
 		{"merge, soft_delete turned off", mergeSQL(o, s, mergeOptions{clearDeleted: true})},
-		{"tombstones (hard delete)", tombSQL(o, s)},
+		{"tombstones (hard delete), batch of full upserts", tombSQL(o, s)},
+		{"tombstones (hard delete), batch with floors or partial rows: binds watermark twice", tombGuardSQL(o, s, []string{"Odd \"name\"", "PAYLOAD"})},
 		{"remove staged files (after a failure)", removeSQL(o, "0a1b2c3d4e5f6071")},
 	} {
 		b.WriteString("-- " + part.name + "\n" + part.sql + ";\n\n")
@@ -99,9 +113,15 @@ func TestStageFileGolden(t *testing.T) {
 		{Key: []cdc.Value{v("a"), v("3")}, Values: map[string]cdc.Value{"tenant": v("a"), "id": v("3")},
 			Unchanged: []string{"payload"}, FallbackKey: []cdc.Value{v("a"), v("1")}, Version: contracts.Version{LSN: 17, Seq: 1}},
 		{Key: []cdc.Value{v("b,\"c\""), v("4")}, Delete: true, Version: contracts.Version{LSN: 18, Seq: 1}},
+		{Key: []cdc.Value{v("a"), v("5")}, Values: map[string]cdc.Value{"tenant": v("a"), "id": v("5"), "payload": v("{}")},
+			ColVersions: map[string]contracts.Version{"payload": {LSN: 0x1_0000_0010, Seq: 3}}, Floor: &contracts.Version{LSN: 19, Seq: 0},
+			Version: contracts.Version{LSN: 20, Seq: 2}},
 	}
+	// Row 3 moved from ("a", "1") and takes its payload from there.
+	fills := []map[string][]cdc.Value{2: {"payload": {v("a"), v("1")}}, 4: nil}
+	rows = guard.Filled(cdc.TableBatch{Rows: rows}, fills, func(int, string, []cdc.Value) cdc.Value { return null }).Rows
 	var buf bytes.Buffer
-	if err := writeStageCSV(&buf, cdc.TableRef{Schema: "app", Table: "orders"}, goldenShape(), rows); err != nil {
+	if _, err := writeStageCSV(&buf, cdc.TableRef{Schema: "app", Table: "orders"}, goldenShape(), rows, fills); err != nil {
 		t.Fatal(err)
 	}
 	checkGolden(t, "stage.golden.csv", buf.Bytes())
