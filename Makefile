@@ -5,7 +5,7 @@ export GOTOOLCHAIN ?= auto
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build web deps test test-deploy test-faults test-fidelity demo bench lint fmt vet clean
+.PHONY: all build web deps test test-deploy test-faults test-fidelity demo bench bench-guard lint fmt vet clean
 
 all: build
 
@@ -57,8 +57,13 @@ demo: deps build
 # run (docs/performance.md): a table on stdout and bench/results/latest.json.
 # BENCH_SCALE=100000 for a quick run; BENCH_FLAGS for more (-workloads,
 # -latency-duration, -pprof DIR).
-bench: deps build
+bench: deps build bench-guard
 	$(GO) run ./bench/cmd/rosetta-bench $(BENCH_FLAGS)
+
+# Tombstone collection at scale (docs/delivery.md): 1,000,000 keys inserted
+# and deleted through a sink runner into PostgreSQL, tombstones kept <= 1 %.
+bench-guard: deps
+	$(GO) test -run '^$$' -bench BenchmarkTombstoneChurn1M -benchtime 1x -timeout 60m ./services/sink/drivers/postgres/
 
 vet:
 	$(GO) vet ./...

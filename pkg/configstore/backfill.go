@@ -357,3 +357,23 @@ func (s *Store) DeferBackfillJob(ctx context.Context, id int64, owner string, wa
 	}
 	return nil
 }
+
+// BusyBackfillTables lists the tables of a source with a backfill job, of
+// any of its pipelines, that may still publish a batch: EXECUTING, or
+// holding an unexpired lease (a cancelled job's worker may be publishing
+// its last batch). A batch carries the snapshot version it was read at,
+// which may be older than changes already applied; a job that starts later
+// reads at a newer one. Every pipeline of the source counts: a job without
+// destination_ids publishes to every consumer of the table.
+func (s *Store) BusyBackfillTables(ctx context.Context, sourceID int64) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT j.table_name FROM backfill_jobs j JOIN pipelines p ON p.id = j.pipeline_id
+		WHERE p.source_id = $1 AND (j.status = 'EXECUTING' OR j.lease_until > now()) ORDER BY j.table_name`, sourceID)
+	if err != nil {
+		return nil, fmt.Errorf("busy backfill tables of source %d: %w", sourceID, err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("busy backfill tables of source %d: %w", sourceID, err)
+	}
+	return tables, nil
+}

@@ -43,6 +43,9 @@ type Metrics struct {
 	walUp        *prometheus.GaugeVec
 	lagSeconds   *prometheus.GaugeVec
 	lagBytes     *prometheus.GaugeVec
+	tombstones   *prometheus.GaugeVec
+	collectBound *prometheus.GaugeVec
+	collected    *prometheus.CounterVec
 }
 
 // New builds the collectors on a new registry, with the Go runtime and
@@ -126,13 +129,25 @@ func New() *Metrics {
 			Namespace: namespace, Subsystem: "destination", Name: "lag_bytes",
 			Help: "WAL bytes between the source's newest known position and the commit LSN of the newest change a pipeline destination applied; 0 when nothing is pending (computed by the API process).",
 		}, []string{"pipeline_id", "destination_id"}),
+		tombstones: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "guard", Name: "tombstones",
+			Help: "Tombstones a destination table keeps after the sink's last collection (docs/delivery.md), by pipeline, destination and source table.",
+		}, []string{"pipeline_id", "destination_id", "table"}),
+		collectBound: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "guard", Name: "collect_bound_lsn",
+			Help: "Commit LSN (as a number) of the collect floor of a destination table: tombstones older than it were collected and changes older than it are refused when their key has no row.",
+		}, []string{"pipeline_id", "destination_id", "table"}),
+		collected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "guard", Name: "tombstones_collected_total",
+			Help: "Tombstones collected, by pipeline, destination and source table.",
+		}, []string{"pipeline_id", "destination_id", "table"}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.captured, m.streamedTxs, m.slotConfirm, m.slotLag, m.applied, m.batchSize, m.applyLatency, m.endToEnd,
 		m.errors, m.pending, m.ackPending, m.dlqDepth, m.walRetained, m.walSafe, m.walStatus, m.walUp,
-		m.lagSeconds, m.lagBytes,
+		m.lagSeconds, m.lagBytes, m.tombstones, m.collectBound, m.collected,
 	)
 	return m
 }
@@ -218,6 +233,18 @@ func (m *Metrics) BatchApplied(pipelineID, destinationID int64, changes []contra
 // ApplyFailed counts one failed Apply attempt of a sink.
 func (m *Metrics) ApplyFailed(_, _ int64, class string) {
 	m.Error("sink", class)
+}
+
+// TombstonesCollected records one tombstone collection of a destination
+// table: the tombstones it keeps, its collect floor and how many went.
+func (m *Metrics) TombstonesCollected(pipelineID, destinationID int64, table string, remaining, collected int64, floorLSN uint64) {
+	if m == nil {
+		return
+	}
+	p, d := id(pipelineID), id(destinationID)
+	m.tombstones.WithLabelValues(p, d, table).Set(float64(remaining))
+	m.collectBound.WithLabelValues(p, d, table).Set(float64(floorLSN))
+	m.collected.WithLabelValues(p, d, table).Add(float64(collected))
 }
 
 // WALSample is one WAL check of a source (see pkg/walmonitor).

@@ -97,6 +97,16 @@ type Config struct {
 	// Observer records committed batches and failed attempts; nil records
 	// nothing.
 	Observer Observer
+	// Tables are the pipeline's source tables ("schema.table"), Bounds
+	// what may still reach them from outside the consumer: with both,
+	// and a driver that is a TombstoneCollector, the runner collects
+	// tombstones every CollectEvery (5m) and on Collect (collect.go).
+	Tables       []string
+	Bounds       GuardBounds
+	CollectEvery time.Duration
+	// GuardObserver records collections; nil takes Observer when it is
+	// one, else records nothing.
+	GuardObserver GuardObserver
 }
 
 // Observer receives a runner's measurements; *metrics.Metrics implements
@@ -118,6 +128,7 @@ func DefaultConfig() Config {
 		MaxBackoff:     30 * time.Second,
 		KeepAliveEvery: 10 * time.Second,
 		ReportEvery:    2 * time.Second,
+		CollectEvery:   5 * time.Minute,
 	}
 }
 
@@ -146,6 +157,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReportEvery <= 0 {
 		c.ReportEvery = d.ReportEvery
+	}
+	if c.CollectEvery <= 0 {
+		c.CollectEvery = d.CollectEvery
+	}
+	if g, ok := c.Observer.(GuardObserver); ok && c.GuardObserver == nil {
+		c.GuardObserver = g
 	}
 	return c
 }
@@ -180,8 +197,9 @@ type Runner struct {
 	dlq  DeadLetterQueue
 	log  *slog.Logger
 
-	replays chan replayRequest
-	stopped chan struct{} // closed when Run returns
+	replays  chan replayRequest
+	collects chan collectRequest
+	stopped  chan struct{} // closed when Run returns
 
 	// confirming is closed when the last ack's confirmation returned;
 	// only the applier touches it.
@@ -238,16 +256,17 @@ func New(cfg Config, cons jetstream.Consumer, drv Driver, rep StateReporter, log
 func NewWithDeadLetters(cfg Config, cons jetstream.Consumer, drv Driver, rep StateReporter, dlq DeadLetterQueue, log *slog.Logger) *Runner {
 	cfg = cfg.withDefaults()
 	return &Runner{
-		cfg:     cfg,
-		cons:    cons,
-		drv:     drv,
-		rep:     rep,
-		dlq:     dlq,
-		log:     log.With("pipeline", cfg.PipelineID, "destination", cfg.DestinationID),
-		replays: make(chan replayRequest),
-		stopped: make(chan struct{}),
-		held:    map[*batch]struct{}{},
-		dec:     cdc.NewDecoder(),
+		cfg:      cfg,
+		cons:     cons,
+		drv:      drv,
+		rep:      rep,
+		dlq:      dlq,
+		log:      log.With("pipeline", cfg.PipelineID, "destination", cfg.DestinationID),
+		replays:  make(chan replayRequest),
+		collects: make(chan collectRequest),
+		stopped:  make(chan struct{}),
+		held:     map[*batch]struct{}{},
+		dec:      cdc.NewDecoder(),
 	}
 }
 
@@ -279,7 +298,7 @@ func (r *Runner) Stats() Stats {
 // being applied or retried when ctx ends, and the one being gathered, are
 // nak'ed, never acked: JetStream redelivers them, and the driver's version
 // guards make applying them again harmless. Between batches it serves
-// Replay requests.
+// Replay and Collect requests and collects tombstones every CollectEvery.
 func (r *Runner) Run(ctx context.Context) error {
 	defer close(r.stopped)
 	var wg sync.WaitGroup
@@ -290,12 +309,18 @@ func (r *Runner) Run(ctx context.Context) error {
 	ready := make(chan *batch)
 	wg.Go(func() { r.fetchLoop(ctx, ready) })
 	defer r.awaitConfirm()
+	collectTick, stopTick := r.collectTicker()
+	defer stopTick()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case req := <-r.replays:
 			req.reply <- r.serveReplay(ctx, req)
+		case req := <-r.collects:
+			req.reply <- r.serveCollect(ctx, req)
+		case <-collectTick:
+			r.runCollect(ctx)
 		case b := <-ready:
 			r.process(ctx, b)
 			r.release(b)

@@ -365,6 +365,10 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 	}
 	rcfg := withBatchPolicy(m.cfg.Runner, drv)
 	rcfg.PipelineID, rcfg.DestinationID, rcfg.SourceID = key.PipelineID, key.DestinationID, p.SourceID
+	if bs, ok := m.store.(BoundsStore); ok {
+		// Tombstone collection (docs/delivery.md).
+		rcfg.Tables, rcfg.Bounds = p.Tables, guardBounds{store: bs, q: m.dlq}
+	}
 	var letters sinkrunner.DeadLetterQueue // a nil interface, not a nil *dlq.Queue inside one
 	if m.dlq != nil {
 		letters = deadLetters{q: m.dlq}

@@ -115,6 +115,14 @@ func (p *progress) ApplyFailed(pipelineID, destinationID int64, class string) {
 	}
 }
 
+// TombstonesCollected passes a collection on to the metrics, when next
+// records them.
+func (p *progress) TombstonesCollected(pipelineID, destinationID int64, table string, remaining, collected int64, floorLSN uint64) {
+	if g, ok := p.next.(sinkrunner.GuardObserver); ok {
+		g.TombstonesCollected(pipelineID, destinationID, table, remaining, collected, floorLSN)
+	}
+}
+
 // throughput is the changes per second of pp over the window ending at
 // sec. Callers hold p.mu.
 func (pp *pairProgress) throughput(sec int64) float64 {

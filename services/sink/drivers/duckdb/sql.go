@@ -162,6 +162,14 @@ func buildStatements(target, tomb, stage string, l stageLayout) statements {
 		return "NOT EXISTS (SELECT 1 FROM " + ident(bookkeepingSchema, registryTable) + " AS w WHERE w.schema_name = $1 AND w.table_name = $2" +
 			" AND (w.truncate_lsn, w.truncate_seq) >= " + v + ")"
 	}
+	// aboveFloors: version v is newer than the table's last truncate and
+	// not older than its collect floor (collect.go): a change older than
+	// the floor finds no tombstone older than the floor any more, and
+	// inserts and fills nothing, as they made it do.
+	aboveFloors := func(v string) string {
+		return "NOT EXISTS (SELECT 1 FROM " + ident(bookkeepingSchema, registryTable) + " AS w WHERE w.schema_name = $1 AND w.table_name = $2" +
+			" AND ((w.truncate_lsn, w.truncate_seq) >= " + v + " OR (COALESCE(w.collect_lsn, 0), COALESCE(w.collect_seq, 0)) > " + v + "))"
+	}
 	var data []stageColumn
 	for _, c := range l.cols {
 		if !c.Key {
@@ -271,13 +279,13 @@ func buildStatements(target, tomb, stage string, l stageLayout) statements {
 		// A late older change (or the same version again, carrying
 		// older columns) may still fill columns of a row with column
 		// versions, unless a delete or truncate newer than it is known.
-		" OR t." + ident(colvCol) + " IS NOT NULL AND " + version("t") + " >= " + version("s") + " AND " + aboveWatermark(version("s")) +
+		" OR t." + ident(colvCol) + " IS NOT NULL AND " + version("t") + " >= " + version("s") + " AND " + aboveFloors(version("s")) +
 		" AND NOT EXISTS (SELECT 1 FROM " + tomb + " AS x WHERE " + match("x", "s", false) + " AND " + version("x") + " > " + version("s") + "))"
 	s.insert = "INSERT INTO " + target + " (" + strings.Join(names, ", ") + ", " + ident(lsnCol) + ", " + ident(seqCol) + ", " + ident(colvCol) + ")" +
 		" SELECT " + strings.Join(sel, ", ") + ", s." + ident(lsnCol) + ", s." + ident(seqCol) + ", s." + ident(colvCol) + " FROM " + st + " AS s" +
 		" WHERE NOT s." + ident(delCol) + " AND NOT EXISTS (SELECT 1 FROM " + target + " AS t WHERE " + match("t", "s", false) + ")" +
 		" AND NOT EXISTS (SELECT 1 FROM " + tomb + " AS x WHERE " + match("x", "s", false) + " AND " + version("x") + " >= " + version("s") + ")" +
-		" AND " + aboveWatermark(version("s"))
+		" AND " + aboveFloors(version("s"))
 	s.untomb = "DELETE FROM " + tomb + " AS x USING " + st + " AS s WHERE NOT s." + ident(delCol) +
 		" AND " + match("x", "s", false) + " AND " + version("x") + " < " + version("s") +
 		" AND EXISTS (SELECT 1 FROM " + target + " AS t WHERE " + match("t", "s", false) + " AND NOT " + hasUnknown("t") + ")"
@@ -294,6 +302,10 @@ var bookkeepingDDL = []string{
 	truncate_lsn BIGINT NOT NULL DEFAULT 0,
 	truncate_seq BIGINT NOT NULL DEFAULT 0,
 	PRIMARY KEY (schema_name, table_name))`,
+	// The collect floor (collect.go); added to registries created before
+	// (DuckDB adds no column with a constraint: NULL reads as 0).
+	"ALTER TABLE " + ident(bookkeepingSchema, registryTable) + " ADD COLUMN IF NOT EXISTS collect_lsn BIGINT DEFAULT 0",
+	"ALTER TABLE " + ident(bookkeepingSchema, registryTable) + " ADD COLUMN IF NOT EXISTS collect_seq BIGINT DEFAULT 0",
 }
 
 // createTableSQL creates a destination table with the version columns and

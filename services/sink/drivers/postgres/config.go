@@ -10,8 +10,9 @@
 //     to the row);
 //   - schema _rosetta holds the bookkeeping that makes redelivery safe:
 //     _rosetta.tables (one row per destination table: its truncate
-//     watermark and the name of its tombstone table) and one tombstone table
-//     per destination table (key and version of deleted rows).
+//     watermark, its collect floor and the name of its tombstone table) and
+//     one tombstone table per destination table (key and version of deleted
+//     rows, collected below the floor: collect.go).
 package postgres
 
 import (

@@ -146,6 +146,12 @@ func buildStatements(target, tomb, stage string, cols []stageColumn, x colvSQL) 
 	floor := "(s." + ident(floorLSNCol) + ", s." + ident(floorSeqCol) + ")"
 	watermark := "(SELECT w.truncate_lsn, w.truncate_seq FROM " + ident(bookkeepingSchema, registryTable) +
 		" AS w WHERE w.schema_name = $1 AND w.table_name = $2)"
+	// A change older than the collect floor finds no tombstone older than
+	// the floor any more (collect.go): it inserts and fills nothing, as
+	// they made it do.
+	collected := "(SELECT w.collect_lsn, w.collect_seq FROM " + ident(bookkeepingSchema, registryTable) +
+		" AS w WHERE w.schema_name = $1 AND w.table_name = $2)"
+	aboveFloors := version("s") + " > " + watermark + " AND " + version("s") + " >= " + collected
 
 	var st statements
 	var defs, names, sel []string
@@ -226,7 +232,7 @@ func buildStatements(target, tomb, stage string, cols []stageColumn, x colvSQL) 
 		// A late older change (or the same version again, carrying
 		// older columns) may still fill columns of a row with column
 		// versions, unless a delete or truncate newer than it is known.
-		late = " OR t." + ident(colvCol) + " IS NOT NULL AND " + version("t") + " >= " + version("s") + " AND " + version("s") + " > " + watermark +
+		late = " OR t." + ident(colvCol) + " IS NOT NULL AND " + version("t") + " >= " + version("s") + " AND " + aboveFloors +
 			" AND NOT EXISTS (SELECT 1 FROM " + tomb + " AS x WHERE " + match("x", "s") + " AND " + version("x") + " > " + version("s") + ")"
 	}
 	st.update = "UPDATE " + target + " AS t SET " + strings.Join(set, ", ") + " FROM " + ident(stage) + " AS s" +
@@ -240,7 +246,7 @@ func buildStatements(target, tomb, stage string, cols []stageColumn, x colvSQL) 
 		" WHERE NOT s." + ident(delCol) +
 		" AND NOT EXISTS (SELECT 1 FROM " + target + " AS t WHERE " + match("t", "s") + ")" +
 		" AND NOT EXISTS (SELECT 1 FROM " + tomb + " AS x WHERE " + match("x", "s") + " AND " + version("x") + " >= " + version("s") + ")" +
-		" AND " + version("s") + " > " + watermark
+		" AND " + aboveFloors
 	st.untomb = "DELETE FROM " + tomb + " AS x USING " + ident(stage) + " AS s WHERE NOT s." + ident(delCol) +
 		" AND " + match("x", "s") + " AND " + version("x") + " < " + version("s") +
 		" AND EXISTS (SELECT 1 FROM " + target + " AS t WHERE " + match("t", "s") + " AND NOT " + x.hasUnknown("t") + ")"
@@ -257,6 +263,9 @@ var bookkeepingDDL = []string{
 	truncate_lsn bigint NOT NULL DEFAULT 0,
 	truncate_seq bigint NOT NULL DEFAULT 0,
 	PRIMARY KEY (schema_name, table_name))`,
+	// The collect floor (collect.go); added to registries created before.
+	"ALTER TABLE " + ident(bookkeepingSchema, registryTable) + " ADD COLUMN IF NOT EXISTS collect_lsn bigint NOT NULL DEFAULT 0",
+	"ALTER TABLE " + ident(bookkeepingSchema, registryTable) + " ADD COLUMN IF NOT EXISTS collect_seq bigint NOT NULL DEFAULT 0",
 }
 
 // createTableSQL creates a destination table with the version columns and
