@@ -36,7 +36,7 @@ func TestSnowflakeDestinationThroughTheAPI(t *testing.T) {
 		"name": "snow", "type": "snowflake", "config": map[string]any{
 			"account": "e2eacct", "user": "loader", "database": "ROSETTA", "schema": "PUBLIC",
 			"warehouse": "LOAD_WH", "private_key": pemKey,
-			"host": srv.Host(), "port": srv.Port(), "protocol": "http",
+			"host": srv.Host(), "port": srv.Port(), "protocol": "https", "tls_ca_file": srv.CAFile(t),
 			// Flush as soon as the destination is free: the default (60s,
 			// to let a warehouse sleep) would slow the test down.
 			"flush_interval": "200ms",
@@ -68,7 +68,7 @@ func TestSnowflakeDestinationThroughTheAPI(t *testing.T) {
 	db := sql.OpenDB(sf.NewConnector(sf.SnowflakeDriver{}, sf.Config{
 		Account: "E2EACCT", User: "LOADER", Authenticator: sf.AuthTypeJwt, PrivateKey: key,
 		//lint:ignore SA1019 gosnowflake 1.19 has no other switch for client telemetry; Rosetta sends none
-		Host: srv.Host(), Port: srv.Port(), Protocol: "http", DisableTelemetry: true,
+		Host: srv.Host(), Port: srv.Port(), Protocol: "https", Transporter: srv.ClientTransport(), DisableTelemetry: true,
 		Database: "ROSETTA", Schema: "PUBLIC",
 	}))
 	defer db.Close()

@@ -73,7 +73,7 @@ func TestFidelitySnowflake(t *testing.T) {
 	var dst idOnly
 	e.mustAPI("POST", "/destinations", map[string]any{"name": "snow", "type": "snowflake", "config": map[string]any{
 		"account": "fidacct", "user": "loader", "database": "ROSETTA", "schema": "PUBLIC", "warehouse": "LOAD_WH",
-		"private_key": pemKey, "host": srv.Host(), "port": srv.Port(), "protocol": "http",
+		"private_key": pemKey, "host": srv.Host(), "port": srv.Port(), "protocol": "https", "tls_ca_file": srv.CAFile(t),
 		// Flush as soon as the destination is free: the default (60s, to
 		// let a warehouse sleep) would outlast the test's waits.
 		"flush_interval": "200ms"}}, &dst)
@@ -102,7 +102,7 @@ func TestFidelitySnowflake(t *testing.T) {
 	db := sql.OpenDB(sf.NewConnector(sf.SnowflakeDriver{}, sf.Config{
 		Account: "FIDACCT", User: "LOADER", Authenticator: sf.AuthTypeJwt, PrivateKey: key,
 		//lint:ignore SA1019 gosnowflake 1.19 has no other switch for client telemetry; Rosetta sends none
-		Host: srv.Host(), Port: srv.Port(), Protocol: "http", DisableTelemetry: true,
+		Host: srv.Host(), Port: srv.Port(), Protocol: "https", Transporter: srv.ClientTransport(), DisableTelemetry: true,
 		Database: "ROSETTA", Schema: "PUBLIC",
 	}))
 	defer db.Close()
@@ -138,7 +138,7 @@ func TestFidelitySnowflake(t *testing.T) {
 		}
 	}
 	e.waitSnowflake(db, cols)
-	e.expectSnowflake(db, `SELECT DATA_TYPE FROM ROSETTA.INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 'FID_SF' AND COLUMN_NAME = 'C_INT2'`, "DECIMAL(10,0)")
+	e.expectSnowflake(db, `SELECT DATA_TYPE || '(' || NUMERIC_PRECISION || ',' || NUMERIC_SCALE || ')' FROM ROSETTA.INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 'FID_SF' AND COLUMN_NAME = 'C_INT2'`, "NUMBER(10,0)")
 
 	// DROP COLUMN under the default policy (keep): the column stays, rows
 	// not written since keep their values, a row updated and a row

@@ -48,6 +48,7 @@ func startServer(t *testing.T) *Server {
 	cfg := DefaultConfig(testAccount)
 	cfg.Users = []User{{Name: testUser, PublicKeys: []*rsa.PublicKey{&testKeys()[0].PublicKey}}}
 	cfg.StageDir = t.TempDir()
+	cfg.TLS = true // the fake's own suite speaks HTTPS too
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatalf("new fake snowflake: %v", err)
@@ -72,7 +73,8 @@ func driverConfig(srv *Server, user string, key *rsa.PrivateKey) sf.Config {
 		PrivateKey:    key,
 		Host:          srv.Host(),
 		Port:          srv.Port(),
-		Protocol:      "http",
+		Protocol:      srv.Protocol(),
+		Transporter:   srv.ClientTransport(),
 		//lint:ignore SA1019 gosnowflake 1.19 has no other switch for client telemetry; Rosetta sends none
 		DisableTelemetry: true,
 		Database:         "ROSETTA",

@@ -23,7 +23,7 @@ func TestQueriesNeedSessionToken(t *testing.T) {
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := (&http.Client{Transport: srv.ClientTransport()}).Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

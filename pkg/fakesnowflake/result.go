@@ -178,10 +178,10 @@ func encoderFor(c column) colEncoder {
 // epochString is Snowflake's "seconds.nanoseconds" since the epoch. Seconds are
 // floored so the fraction is never negative, which is what gosnowflake's parser
 // (seconds, then a separately parsed fraction) needs for instants before 1970.
+// Not through UnixNano, which overflows outside 1678-2262 while Snowflake's
+// timestamps span years 1 to 9999.
 func epochString(t time.Time) string {
-	ns := t.UnixNano()
-	sec := floorDiv(ns, 1e9)
-	return fmt.Sprintf("%d.%09d", sec, ns-sec*1e9)
+	return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
 }
 
 func floorDiv(a, b int64) int64 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"database/sql"
 	"database/sql/driver"
 	"encoding/hex"
@@ -58,6 +59,10 @@ type Config struct {
 	SessionTTL time.Duration
 	// Logger receives request and statement logs. Default: discard.
 	Logger *slog.Logger
+	// TLS serves HTTPS with a certificate for 127.0.0.1 signed by a CA
+	// made at Start (Server.CAPEM): clients use protocol https and trust
+	// that CA, as Rosetta's tls_ca_file does. Default: plain HTTP.
+	TLS bool
 }
 
 // DefaultConfig returns a Config for account with an in-memory ROSETTA database.
@@ -114,6 +119,7 @@ type Server struct {
 	httpSrv  *http.Server
 	listener net.Listener
 	serveErr chan error
+	ca       *testCA // with Config.TLS
 }
 
 // New opens DuckDB and prepares the databases; Start begins serving.
@@ -231,14 +237,44 @@ func (s *Server) Start() error {
 		http.Error(w, "fakesnowflake: no such endpoint "+r.Method+" "+r.URL.Path, http.StatusNotFound)
 	})
 	s.listener = ln
-	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if s.cfg.TLS {
+		ca, err := newTestCA()
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		s.ca = ca
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{ca.cert}, MinVersion: tls.VersionTLS12})
+	}
+	// Refused TLS handshakes (a client trusting another CA, on purpose in
+	// tests) go to the server's logger, not the process's stderr.
+	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	s.serveErr = make(chan error, 1)
 	go func() { s.serveErr <- s.httpSrv.Serve(ln) }()
 	return nil
 }
 
-// URL is the server's base URL (http://127.0.0.1:port).
-func (s *Server) URL() string { return "http://" + s.listener.Addr().String() }
+// URL is the server's base URL (http://127.0.0.1:port, https with
+// Config.TLS).
+func (s *Server) URL() string { return s.Protocol() + "://" + s.listener.Addr().String() }
+
+// Protocol is what clients put in Config.Protocol: https with Config.TLS,
+// else http.
+func (s *Server) Protocol() string {
+	if s.cfg.TLS {
+		return "https"
+	}
+	return "http"
+}
+
+// CAPEM is the PEM certificate of the CA that signed the server's
+// certificate (Config.TLS), for clients to trust; nil without TLS.
+func (s *Server) CAPEM() []byte {
+	if s.ca == nil {
+		return nil
+	}
+	return s.ca.caPEM
+}
 
 // Host is the address clients put in Config.Host.
 func (s *Server) Host() string { return "127.0.0.1" }

@@ -44,11 +44,14 @@ var accessMatrix = map[string]apitoken.Role{
 	"POST /api/v1/destinations/check": apitoken.Admin,
 	// Reads a destination's rows.
 	"POST /api/v1/destinations/:id/query": apitoken.Operator,
-	"POST /api/v1/destinations":           apitoken.Admin,
-	"GET /api/v1/destinations":            apitoken.Viewer,
-	"GET /api/v1/destinations/:id":        apitoken.Viewer,
-	"PUT /api/v1/destinations/:id":        apitoken.Admin,
-	"DELETE /api/v1/destinations/:id":     apitoken.Admin,
+	// Writes and drops a transient table in the destination, with the
+	// stored credentials; changes no config.
+	"POST /api/v1/destinations/:id/check-live": apitoken.Operator,
+	"POST /api/v1/destinations":                apitoken.Admin,
+	"GET /api/v1/destinations":                 apitoken.Viewer,
+	"GET /api/v1/destinations/:id":             apitoken.Viewer,
+	"PUT /api/v1/destinations/:id":             apitoken.Admin,
+	"DELETE /api/v1/destinations/:id":          apitoken.Admin,
 
 	"POST /api/v1/pipelines":              apitoken.Admin,
 	"GET /api/v1/pipelines":               apitoken.Viewer,

@@ -1,13 +1,17 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +19,7 @@ import (
 	sf "github.com/snowflakedb/gosnowflake"
 	"github.com/youmark/pkcs8"
 
+	"github.com/rosettacdc/rosetta/pkg/destcheck"
 	"github.com/rosettacdc/rosetta/pkg/fakesnowflake"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/snowflake"
 )
@@ -65,6 +70,7 @@ func testSnowflakeCheck(t *testing.T, c *client) {
 	cfg := fakesnowflake.DefaultConfig("TESTACCT")
 	cfg.Users = []fakesnowflake.User{{Name: "LOADER", PublicKeys: []*rsa.PublicKey{&keys[0].PublicKey}}}
 	cfg.StageDir = t.TempDir()
+	cfg.TLS = true
 	srv, err := fakesnowflake.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -73,10 +79,26 @@ func testSnowflakeCheck(t *testing.T, c *client) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
+	other, err := fakesnowflake.New(cfg) // another CA
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close() })
+	caFile := func(s *fakesnowflake.Server) string {
+		path := filepath.Join(t.TempDir(), "ca.pem")
+		if err := os.WriteFile(path, s.CAPEM(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	rightCA, wrongCA := caFile(srv), caFile(other)
 
 	body := func(name string, extra map[string]any) map[string]any {
 		config := map[string]any{"account": "TESTACCT", "user": "loader", "database": "ROSETTA", "schema": "PUBLIC",
-			"private_key": plain(keys[0]), "host": srv.Host(), "port": srv.Port(), "protocol": "http"}
+			"private_key": plain(keys[0]), "host": srv.Host(), "port": srv.Port(), "protocol": "https", "tls_ca_file": rightCA}
 		for k, v := range extra {
 			if v == nil {
 				delete(config, k)
@@ -122,6 +144,11 @@ func testSnowflakeCheck(t *testing.T, c *client) {
 	ln.Close()
 	wantError("POST", "/destinations", body("snow-unreachable", map[string]any{"port": closed}),
 		"config.host", "could not reach snowflake")
+	wantError("POST", "/destinations", body("snow-wrong-ca", map[string]any{"tls_ca_file": wrongCA}),
+		"config.tls_ca_file", "does not trust")
+	// Plain HTTP is refused unless asked for by name.
+	wantError("POST", "/destinations", body("snow-http", map[string]any{"protocol": "http", "tls_ca_file": nil}),
+		"config.insecure_http", "unencrypted")
 
 	// PUT: the stored key is used when none is sent; a new key is checked.
 	path := fmt.Sprintf("/destinations/%d", ok.ID)
@@ -133,6 +160,43 @@ func testSnowflakeCheck(t *testing.T, c *client) {
 	// A key on the sink's host is left to the sink, inside ROSETTA_KEYS_DIR.
 	c.srv.cfg.KeysDir = "/etc/rosetta"
 	c.must(200, "PUT", path, body("snow-ok", map[string]any{"private_key": "", "private_key_path": "/etc/rosetta/rsa_key.p8"}), nil)
+
+	// The live check of a stored destination: every step and type passes.
+	c.srv.cfg.LiveCheckers = DestinationLiveCheckers{"snowflake": func(ctx context.Context, raw json.RawMessage) destcheck.Report {
+		return snowflake.LiveCheck(ctx, raw, slog.New(slog.DiscardHandler))
+	}}
+	c.must(200, "PUT", path, body("snow-ok", nil), nil) // the key back in the config, not on the sink's host
+	var live LiveCheckView
+	c.must(200, "POST", path+"/check-live", nil, &live)
+	types := 0
+	for _, r := range live.Results {
+		if !r.OK {
+			t.Errorf("check-live %s failed: %s", r.Check, r.Detail)
+		}
+		if strings.HasPrefix(r.Check, "type ") {
+			types++
+		}
+	}
+	if !live.OK || live.Name != "snow-ok" || types < 20 {
+		t.Fatalf("check-live = ok %v, %s, %d type results; want ok with every type", live.OK, live.Name, types)
+	}
+	// A failing MERGE is a failed step in a 200 answer.
+	srv.FailNext("MERGE", 1)
+	c.must(200, "POST", path+"/check-live", nil, &live)
+	failed := ""
+	for _, r := range live.Results {
+		if !r.OK {
+			failed += r.Check + ";"
+		}
+	}
+	if live.OK || !strings.Contains(failed, "apply") {
+		t.Fatalf("check-live with a failing MERGE = ok %v, failed %q; want apply failed", live.OK, failed)
+	}
+	c.wantError("POST", "/destinations/999999/check-live", nil, 404, "", "does not exist")
+	var duck destinationView
+	c.must(201, "POST", "/destinations", map[string]any{"name": "duck-live", "type": "duckdb", "config": map[string]any{"path": "x.duckdb"}}, &duck)
+	c.wantError("POST", fmt.Sprintf("/destinations/%d/check-live", duck.ID), nil, 422, "", "snowflake destinations only")
+	c.must(204, "DELETE", fmt.Sprintf("/destinations/%d", duck.ID), nil, nil)
 
 	var list listBody[destinationView]
 	c.must(200, "GET", "/destinations", nil, &list)

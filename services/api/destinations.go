@@ -131,6 +131,9 @@ func destinationFields(typ string) []fieldSpec {
 			{name: "host", doc: "Overrides the host derived from account."},
 			{name: "port", kind: kindPort},
 			{name: "protocol", oneOf: []string{"https", "http"}},
+			// Plain HTTP sends the login token and the staged rows in clear.
+			{name: "insecure_http", kind: kindBool, def: false, doc: "Allow protocol http (a test double only): tokens and rows cross the network unencrypted."},
+			{name: "tls_ca_file", doc: "PEM file of CA certificates on the sink's host that the endpoint's certificate must chain to, instead of the system's."},
 			// Keep deleted rows with _ROSETTA_DELETED = true (docs/snowflake.md).
 			{name: "soft_delete", kind: kindBool, def: false, doc: "Keep deleted rows with _ROSETTA_DELETED = true instead of deleting them."},
 			{name: "dropped_columns", def: "keep", oneOf: droppedColumns, doc: droppedColumnsDoc},
@@ -246,6 +249,12 @@ func (r destinationRequest) input(stored []string) (configstore.DestinationInput
 		hasKey := key != "" || (!keySent && storedSet["private_key"])
 		if !hasKey && path == "" {
 			return in, invalid("config.private_key", "a snowflake destination needs config.private_key (the PEM text) or config.private_key_path (a file on the sink's host)")
+		}
+		// Plain HTTP only when asked for by name: it sends the login
+		// token and every staged row unencrypted.
+		if in.Config["protocol"] == "http" && in.Config["insecure_http"] != true {
+			return in, invalid("config.insecure_http", "config.protocol http sends the login token and every staged row unencrypted: "+
+				"set config.insecure_http to true to allow it (a test double only), or use https (with config.tls_ca_file for a private CA)")
 		}
 	}
 	return in, nil
@@ -446,7 +455,7 @@ func (s *Server) updateDestination(c *fiber.Ctx) error {
 // secrets are sent.
 var boundFields = map[string][]string{
 	"postgres":  {"host", "port", "database", "user", "sslmode"},
-	"snowflake": {"account", "user", "host", "port", "protocol"},
+	"snowflake": {"account", "user", "host", "port", "protocol", "insecure_http", "tls_ca_file"},
 }
 
 // secretsStayBound refuses an update that moves a destination (a bound

@@ -41,6 +41,8 @@ type Params struct {
 	// Checkers check destinations before they are stored (see
 	// Config.DestinationCheckers); the composition root provides them.
 	Checkers DestinationCheckers `optional:"true"`
+	// LiveCheckers serve POST /destinations/{id}/check-live.
+	LiveCheckers DestinationLiveCheckers `optional:"true"`
 	// Metrics are served on GET /metrics when provided.
 	Metrics *metrics.Metrics `optional:"true"`
 	// WAL serves GET /api/v1/metrics/wal when provided.
@@ -77,6 +79,7 @@ func NewFromParams(p Params) (*Server, error) {
 	cfg := DefaultConfig()
 	cfg.Addr = p.Settings.HTTPAddr
 	cfg.DestinationCheckers = p.Checkers
+	cfg.LiveCheckers = p.LiveCheckers
 	cfg.LagThreshold = p.Obs.LagThreshold // zero: the default
 	cfg.AllowedOrigins = p.Access.AllowedOrigins
 	cfg.TLSCertFile, cfg.TLSKeyFile = p.Access.TLSCertFile, p.Access.TLSKeyFile

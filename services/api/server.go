@@ -65,6 +65,9 @@ type Config struct {
 	// on POST and PUT /destinations, each within CheckTimeout; nil checks
 	// only the shape of their config.
 	DestinationCheckers DestinationCheckers
+	// LiveCheckers serve POST /destinations/{id}/check-live by type; a
+	// type without one answers 422.
+	LiveCheckers DestinationLiveCheckers
 }
 
 // DefaultConfig returns the defaults: 127.0.0.1:8080, 30s per request,
@@ -193,6 +196,7 @@ func (s *Server) routes() error {
 		{"PUT", "/destinations/:id", s.updateDestination},
 		{"DELETE", "/destinations/:id", s.deleteDestination},
 		{"POST", "/destinations/:id/query", s.queryDestination},
+		{"POST", "/destinations/:id/check-live", s.checkDestinationLive},
 		{"POST", "/pipelines", s.createPipeline},
 		{"GET", "/pipelines", s.listPipelines},
 		{"GET", "/pipelines/:id", s.getPipeline},

@@ -55,6 +55,10 @@ Usage:
   rosetta verify <pipeline>
                      compare a pipeline's tables at source and destinations
                      (rosetta verify -h)
+  rosetta check-destination <destination>
+                     check a Snowflake destination live: login, stage,
+                     warehouse, a round trip of every type
+                     (rosetta check-destination -h)
   rosetta version    print the version
 
 Configuration comes from the environment (flags override):
@@ -105,6 +109,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runToken(rest, stdout, stderr)
 	case "verify":
 		return runVerify(rest, stdout, stderr)
+	case "check-destination":
+		return runCheckDestination(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "rosetta", version)
 		return nil
@@ -202,7 +208,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		),
 		// The API checks a new or changed destination with its driver's
 		// checker (log in, SELECT 1); postgres is checked by the API itself.
-		fx.Supply(api.DestinationCheckers{"snowflake": api.DestinationCheckFunc(snowflake.Check)}),
+		fx.Supply(api.DestinationCheckers{"snowflake": api.DestinationCheckFunc(snowflake.Check)}, liveCheckers(log)),
 		fx.WithLogger(func() fxevent.Logger {
 			if s.LogLevel == "debug" {
 				return &fxevent.SlogLogger{Logger: log}

@@ -40,8 +40,12 @@ func TestAccountForms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.driverConfig(testKeys()[0]).Account; got != "xy12345" {
-		t.Errorf("gosnowflake account = %q, want xy12345", got)
+	sc, err := cfg.driverConfig(testKeys()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Account != "xy12345" {
+		t.Errorf("gosnowflake account = %q, want xy12345", sc.Account)
 	}
 }
 

@@ -43,7 +43,7 @@ func TestCheck(t *testing.T) {
 			words: []string{"private_key_passphrase does not decrypt private_key"}},
 		{name: "no passphrase", extra: map[string]any{"private_key": encrypted}, field: "private_key_passphrase", words: []string{"set private_key_passphrase"}},
 		{name: "not PEM", extra: map[string]any{"private_key": "ssh-rsa AAAA"}, field: "private_key", words: []string{"not a PEM private key"}},
-		{name: "unreachable", extra: map[string]any{"port": closedPort}, field: "host", words: []string{"could not reach snowflake", "http://127.0.0.1:"}},
+		{name: "unreachable", extra: map[string]any{"port": closedPort}, field: "host", words: []string{"could not reach snowflake", "https://127.0.0.1:"}},
 		{name: "bad config", extra: map[string]any{"account": ""}, words: []string{"account is empty"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

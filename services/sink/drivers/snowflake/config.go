@@ -63,10 +63,18 @@ type Config struct {
 	PrivateKeyPassphrase string `json:"private_key_passphrase"`
 	// Host, Port and Protocol override the endpoint gosnowflake derives from
 	// Account (private link, or a test double). Protocol is https (default)
-	// or http.
+	// or http; http needs InsecureHTTP, so that a plain-text endpoint is
+	// never used by mistake.
 	Host     string `json:"host"`
 	Port     int    `json:"port"`
 	Protocol string `json:"protocol"`
+	// InsecureHTTP allows Protocol http: the key-pair JWT, the session
+	// token and every staged file then cross the network unencrypted.
+	InsecureHTTP bool `json:"insecure_http"`
+	// TLSCAFile is a PEM file of CA certificates on the sink's host that
+	// the endpoint's certificate must chain to, instead of the system's
+	// roots (a private-link proxy, a test double); read at every login.
+	TLSCAFile string `json:"tls_ca_file"`
 	// SoftDelete keeps deleted rows, flagged _ROSETTA_DELETED = TRUE, instead
 	// of deleting them.
 	SoftDelete bool `json:"soft_delete"`
@@ -147,6 +155,8 @@ func decodeConfig(raw json.RawMessage) (Config, error) {
 		Host                 string          `json:"host"`
 		Port                 json.RawMessage `json:"port"`
 		Protocol             string          `json:"protocol"`
+		InsecureHTTP         json.RawMessage `json:"insecure_http"`
+		TLSCAFile            string          `json:"tls_ca_file"`
 		SoftDelete           json.RawMessage `json:"soft_delete"`
 		DroppedColumns       string          `json:"dropped_columns"`
 		FlushInterval        string          `json:"flush_interval"`
@@ -158,7 +168,7 @@ func decodeConfig(raw json.RawMessage) (Config, error) {
 	}
 	c := DefaultConfig()
 	c.Account, c.User, c.Role, c.Warehouse = wire.Account, wire.User, wire.Role, wire.Warehouse
-	c.Database, c.Schema, c.Host = wire.Database, wire.Schema, wire.Host
+	c.Database, c.Schema, c.Host, c.TLSCAFile = wire.Database, wire.Schema, wire.Host, wire.TLSCAFile
 	c.PrivateKey, c.PrivateKeyPath, c.PrivateKeyPassphrase = wire.PrivateKey, wire.PrivateKeyPath, wire.PrivateKeyPassphrase
 	if wire.Protocol != "" {
 		c.Protocol = wire.Protocol
@@ -187,12 +197,18 @@ func decodeConfig(raw json.RawMessage) (Config, error) {
 		}
 		c.Port = p
 	}
-	switch v := strings.Trim(string(wire.SoftDelete), `" `); v {
-	case "", "null", "false":
-	case "true":
-		c.SoftDelete = true
-	default:
-		return Config{}, fmt.Errorf("snowflake destination config: soft_delete %.20q is not true or false", v)
+	for _, b := range []struct {
+		name string
+		raw  json.RawMessage
+		to   *bool
+	}{{"soft_delete", wire.SoftDelete, &c.SoftDelete}, {"insecure_http", wire.InsecureHTTP, &c.InsecureHTTP}} {
+		switch v := strings.Trim(string(b.raw), `" `); v {
+		case "", "null", "false":
+		case "true":
+			*b.to = true
+		default:
+			return Config{}, fmt.Errorf("snowflake destination config: %s %.20q is not true or false", b.name, v)
+		}
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -230,8 +246,15 @@ func (c *Config) Validate() error {
 	if c.Port != 0 && (c.Port < 1 || c.Port > 65535) {
 		errs = append(errs, fmt.Errorf("port %d is out of range 1-65535", c.Port))
 	}
-	if c.Protocol != "https" && c.Protocol != "http" {
+	switch {
+	case c.Protocol != "https" && c.Protocol != "http":
 		errs = append(errs, fmt.Errorf("protocol %q is not https or http", c.Protocol))
+	case c.Protocol == "http" && !c.InsecureHTTP:
+		// A CheckError, so that the API's 422 names the field to set.
+		errs = append(errs, &CheckError{Field: "insecure_http", Err: errors.New("protocol http sends the key-pair token, " +
+			"the session token and every staged row unencrypted: set insecure_http to true to allow it (a test double only), or use https")})
+	case c.Protocol == "http" && c.TLSCAFile != "":
+		errs = append(errs, &CheckError{Field: "tls_ca_file", Err: errors.New("tls_ca_file needs protocol https")})
 	}
 	if err := colmark.CheckDroppedPolicy(c.DroppedColumns); err != nil {
 		errs = append(errs, err)
@@ -250,6 +273,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("private_key_set", c.PrivateKey != ""), slog.String("private_key_path", c.PrivateKeyPath),
 		slog.Bool("private_key_passphrase_set", c.PrivateKeyPassphrase != ""),
 		slog.String("host", c.Host), slog.Int("port", c.Port), slog.String("protocol", c.Protocol),
+		slog.Bool("insecure_http", c.InsecureHTTP), slog.String("tls_ca_file", c.TLSCAFile),
 		slog.Bool("soft_delete", c.SoftDelete), slog.String("dropped_columns", c.DroppedColumns),
 	)
 }
@@ -348,8 +372,14 @@ func decodePrivateKey(text, passphrase []byte, field string) (*rsa.PrivateKey, e
 }
 
 // driverConfig is the gosnowflake configuration for one login with key.
-func (c Config) driverConfig(key *rsa.PrivateKey) *sf.Config {
+// It fails only when TLSCAFile cannot be used.
+func (c Config) driverConfig(key *rsa.PrivateKey) (*sf.Config, error) {
+	transport, err := c.transport()
+	if err != nil {
+		return nil, err
+	}
 	return &sf.Config{
+		Transporter:   transport,
 		Account:       c.Account,
 		User:          c.User,
 		Role:          c.Role,
@@ -367,5 +397,5 @@ func (c Config) driverConfig(key *rsa.PrivateKey) *sf.Config {
 		DisableTelemetry: true,
 		MaxRetryCount:    c.MaxRetryCount,
 		Params:           sessionParamMap(),
-	}
+	}, nil
 }

@@ -40,7 +40,10 @@ func TestParseConfig(t *testing.T) {
 	if cfg, err := ParseConfig(base(`,"dropped_columns":"drop"`)); err != nil || cfg.DroppedColumns != DroppedDrop {
 		t.Errorf("dropped_columns drop: %+v, %v", cfg, err)
 	}
-	sc := cfg.driverConfig(testKeys()[0])
+	sc, err := cfg.driverConfig(testKeys()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
 	//lint:ignore SA1019 gosnowflake 1.19 has no other switch for client telemetry; Rosetta sends none
 	if sc.Authenticator.String() != "SNOWFLAKE_JWT" || sc.PrivateKey == nil || !sc.DisableTelemetry || sc.Database != "raw" {
 		t.Errorf("gosnowflake config = %+v", sc)

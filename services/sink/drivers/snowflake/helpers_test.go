@@ -10,7 +10,9 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -90,6 +92,7 @@ func startFake(t testing.TB) *fakesnowflake.Server {
 	cfg := fakesnowflake.DefaultConfig(testAccount)
 	cfg.Users = []fakesnowflake.User{{Name: testUser, PublicKeys: []*rsa.PublicKey{&testKeys()[0].PublicKey}, Parameters: hostileParams}}
 	cfg.StageDir = t.TempDir()
+	cfg.TLS = true // every driver test speaks HTTPS, trusting the fake's CA (tls_ca_file)
 	srv, err := fakesnowflake.New(cfg)
 	if err != nil {
 		t.Fatalf("new fake snowflake: %v", err)
@@ -113,7 +116,12 @@ func fakeConfig(t testing.TB, srv *fakesnowflake.Server, extra map[string]any) j
 		"account": testAccount, "user": strings.ToLower(testUser), "database": "rosetta", "schema": "public",
 		"warehouse": "load_wh", "role": "loader_role",
 		"private_key": pemPKCS8(t, testKeys()[0]),
-		"host":        srv.Host(), "port": srv.Port(), "protocol": "http",
+		"host":        srv.Host(), "port": srv.Port(), "protocol": srv.Protocol(),
+	}
+	if ca := srv.CAPEM(); ca != nil {
+		m["tls_ca_file"] = writeCA(t, ca)
+	} else {
+		m["insecure_http"] = true
 	}
 	for k, v := range extra {
 		if v == nil {
@@ -167,12 +175,37 @@ func openReader(t testing.TB, srv *fakesnowflake.Server) *sql.DB {
 	db := sql.OpenDB(sf.NewConnector(sf.SnowflakeDriver{}, sf.Config{
 		Account: testAccount, User: testUser, Authenticator: sf.AuthTypeJwt, PrivateKey: testKeys()[0],
 		//lint:ignore SA1019 gosnowflake 1.19 has no other switch for client telemetry; Rosetta sends none
-		Host: srv.Host(), Port: srv.Port(), Protocol: "http", DisableTelemetry: true,
+		Host: srv.Host(), Port: srv.Port(), Protocol: srv.Protocol(), DisableTelemetry: true, Transporter: fakeTransport(t, srv),
 		Database: "ROSETTA", Schema: "PUBLIC", MaxRetryCount: 1,
 		Params: sessionParamMap(), // the reader checks results, under the driver's settings
 	}))
 	t.Cleanup(func() { _ = db.Close() })
 	return db
+}
+
+// writeCA writes a CA certificate to a file, for tls_ca_file.
+func writeCA(t testing.TB, pem []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// fakeTransport is the HTTP transport a reader uses for srv: one trusting
+// its CA, as the driver's tls_ca_file makes; nil (gosnowflake's own) for
+// plain HTTP.
+func fakeTransport(t testing.TB, srv *fakesnowflake.Server) http.RoundTripper {
+	t.Helper()
+	if srv.CAPEM() == nil {
+		return nil
+	}
+	tr, err := Config{TLSCAFile: writeCA(t, srv.CAPEM())}.transport()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }
 
 // apply collapses changes into one batch and applies it.

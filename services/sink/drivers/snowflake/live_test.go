@@ -20,8 +20,9 @@ import (
 // and SNOWFLAKE_PRIVATE_KEY_PATH (or SNOWFLAKE_PRIVATE_KEY) are set, with
 // optional SNOWFLAKE_WAREHOUSE, SNOWFLAKE_ROLE and
 // SNOWFLAKE_PRIVATE_KEY_PASSPHRASE. It creates tables named
-// ROSETTA_LIVE_<suffix> in that schema and drops them at the end. It costs
-// a few seconds of warehouse time.
+// ROSETTA_LIVE_<suffix> in that schema and drops them at the end, then runs
+// LiveCheck (ROSETTA_CHECK_<hex>, dropped too). It costs a few seconds of
+// warehouse time.
 func TestLiveSnowflake(t *testing.T) {
 	getenv := func(name string) string { return os.Getenv("SNOWFLAKE_" + name) }
 	if getenv("ACCOUNT") == "" || getenv("USER") == "" || getenv("DATABASE") == "" || getenv("SCHEMA") == "" ||
@@ -42,7 +43,11 @@ func TestLiveSnowflake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd := sql.OpenDB(sf.NewConnector(sf.SnowflakeDriver{}, *cfg.driverConfig(key)))
+	sfc, err := cfg.driverConfig(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := sql.OpenDB(sf.NewConnector(sf.SnowflakeDriver{}, *sfc))
 	defer rd.Close()
 	d := New(cfg, quietLog())
 	defer d.Close()
@@ -95,4 +100,10 @@ func TestLiveSnowflake(t *testing.T) {
 	tq := "SELECT ID, N, F::VARCHAR, TO_VARCHAR(TZ, 'YYYY-MM-DD HH24:MI:SS.FF6 TZH:TZM'), TO_VARCHAR(NTZ, 'YYYY-MM-DD HH24:MI:SS.FF6'), " +
 		"HEX_ENCODE(RAW), TO_JSON(DOC), TO_JSON(TAGS), TXT FROM " + qualified(cfg.database, cfg.schema, destName(typed))
 	e.expect(tq, `1|-12.3400|NaN|2024-02-29 23:59:58.654321 +05:30|2024-02-29 23:59:58.654321|DEADBEEF|{"a":[1,"x"]}|["a","b c",null]|q"uote, comma`+"\nnewline \\N")
+
+	// What `rosetta check-destination` runs: every step and every mapped
+	// type's round trip must pass on the real account too.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	checkReport(t, LiveCheck(ctx, raw, quietLog()))
 }

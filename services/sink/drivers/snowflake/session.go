@@ -23,7 +23,11 @@ func (d *Driver) connect(ctx context.Context) (*sql.Conn, error) {
 	if err != nil {
 		return nil, &ConfigError{Err: fmt.Errorf("snowflake destination: %w", err)}
 	}
-	db := sql.OpenDB(sf.NewConnector(sf.SnowflakeDriver{}, *d.cfg.driverConfig(key)))
+	sfc, err := d.cfg.driverConfig(key)
+	if err != nil {
+		return nil, &ConfigError{Err: fmt.Errorf("snowflake destination: %w", err)}
+	}
+	db := sql.OpenDB(sf.NewConnector(sf.SnowflakeDriver{}, *sfc))
 	lctx := ctx
 	if d.cfg.LoginTimeout > 0 {
 		var cancel context.CancelFunc
