@@ -17,8 +17,12 @@
 // timestamp_ntz as "seconds.nanoseconds", timestamp_tz with " <offset+1440>",
 // binary as hex, variant as indented JSON with sorted keys).
 //
-// Configure the client with Protocol "http", DisableTelemetry true and the
-// environment SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true and SF_DISABLE_MINICORE=true.
+// With Config.TLS the server speaks HTTPS with a certificate for 127.0.0.1
+// signed by a CA made at Start (Server.CAPEM, CAFile); clients use Protocol
+// "https" and trust that CA (Server.ClientTransport, or a Rosetta
+// destination's tls_ca_file), never skip verification. Without it, plain
+// HTTP. Configure the client with DisableTelemetry true and the environment
+// SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true and SF_DISABLE_MINICORE=true.
 //
 // # Sessions, databases, stages
 //
@@ -39,15 +43,22 @@
 //   - CREATE [OR REPLACE] [TEMPORARY|TRANSIENT] TABLE [IF NOT EXISTS] with columns,
 //     AS SELECT or LIKE; CREATE/DROP SCHEMA, DATABASE, STAGE, VIEW; DROP TABLE;
 //     ALTER TABLE ADD [COLUMN] (several columns), ALTER COLUMN (several,
-//     comma-separated) ... [SET DATA] TYPE, COMMENT '…', UNSET COMMENT, DROP DEFAULT
+//     comma-separated) ... [SET DATA] TYPE (refused as Snowflake refuses it:
+//     another type family, a NUMBER's new scale or a shorter VARCHAR fail
+//     with 040052 and Snowflake's message), COMMENT '…', UNSET COMMENT, DROP DEFAULT
 //     (refused, as in Snowflake, for a default ADD COLUMN defined), DROP
 //     COLUMN, RENAME [COLUMN]; COMMENT [IF EXISTS] ON COLUMN t.c IS '…' (other
 //     COMMENTs are no-ops); USE DATABASE/SCHEMA/WAREHOUSE/ROLE; ALTER SESSION
 //     SET/UNSET and SHOW PARAMETERS (see Session parameters); GRANT/REVOKE (no-op).
 //   - [db.]INFORMATION_SCHEMA.COLUMNS, read from DuckDB's duckdb_columns():
 //     TABLE_CATALOG, TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION,
-//     DATA_TYPE (DuckDB's spelling), IS_NULLABLE, NUMERIC_PRECISION,
-//     NUMERIC_SCALE and COMMENT (column comments survive RENAME COLUMN).
+//     DATA_TYPE in Snowflake's names (NUMBER, TEXT, FLOAT, BOOLEAN, DATE,
+//     TIME, TIMESTAMP_NTZ, TIMESTAMP_TZ, BINARY, VARIANT),
+//     CHARACTER_MAXIMUM_LENGTH and CHARACTER_OCTET_LENGTH (declared VARCHAR
+//     and BINARY lengths, else 16777216 and 8388608), NUMERIC_PRECISION,
+//     NUMERIC_PRECISION_RADIX and NUMERIC_SCALE (NUMBER only),
+//     DATETIME_PRECISION (always 9), IS_NULLABLE and COMMENT (column
+//     comments survive RENAME COLUMN).
 //   - PUT file://... @stage[/path] [AUTO_COMPRESS, OVERWRITE, PARALLEL,
 //     SOURCE_COMPRESSION]; LIST and REMOVE @stage [PATTERN].
 //   - COPY INTO table FROM @stage[/path], or the transformation form
@@ -129,11 +140,18 @@
 //	Area                     Snowflake                                  fakesnowflake
 //	quoted identifiers       "id" and ID are different columns          DuckDB resolves names case-insensitively:
 //	                                                                    the same column
-//	VARCHAR(n), BINARY(n)    longer values fail (100078)                lengths kept for SELECT * metadata, not enforced
-//	INFORMATION_SCHEMA       Snowflake type names (NUMBER, TEXT, …),    DATA_TYPE in DuckDB's spelling (DECIMAL,
-//	                         many views and columns                     VARCHAR, …); only COLUMNS, with the columns above
-//	ALTER … SET DATA TYPE    refuses a new scale or type family         runs DuckDB's ALTER, which converts
+//	VARCHAR(n), BINARY(n)    longer values fail (100078)                lengths kept for SELECT * metadata and
+//	                                                                    INFORMATION_SCHEMA, not enforced
+//	INFORMATION_SCHEMA       many views and columns                     only COLUMNS, with the columns above; TIME and
+//	                                                                    TIMESTAMP precision always 9, OBJECT and ARRAY
+//	                                                                    shown as VARIANT, TIMESTAMP_LTZ as TIMESTAMP_TZ
+//	ALTER … SET DATA TYPE    refuses a new scale, a shorter VARCHAR or  same (040052); a BINARY length change and a
+//	                         another type family (040052)               NUMBER precision cut are left to DuckDB's
+//	                                                                    conversion
+//	TLS                      HTTPS, certificates from public CAs,       HTTPS with Config.TLS (a CA made at Start, no
+//	                         OCSP                                       OCSP responder), or plain HTTP
 //	timestamps               nanoseconds; TIMESTAMP_TZ keeps the offset microseconds; TIMESTAMP_TZ returned at UTC
+//	                         years 1 to 9999                            same
 //	AUTO date/time parsing   Snowflake's AUTO formats                   DuckDB's parser
 //	*_INPUT_FORMAT not AUTO  values parsed with that format             COPY into such a column fails (100035, 100040,
 //	                                                                    100108), even when every value is NULL

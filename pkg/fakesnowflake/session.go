@@ -383,17 +383,8 @@ func (ss *session) prepare(toks []token) (string, error) {
 	return render(toks), nil
 }
 
-// columnsView is the part of Snowflake's INFORMATION_SCHEMA.COLUMNS the fake
-// emulates, over DuckDB's duckdb_columns() of one database: names, position,
-// DuckDB's type name, nullability and the column comment. %s is the
-// database's name as a string literal.
-const columnsView = `(SELECT database_name AS "TABLE_CATALOG", schema_name AS "TABLE_SCHEMA", table_name AS "TABLE_NAME", ` +
-	`column_name AS "COLUMN_NAME", column_index AS "ORDINAL_POSITION", data_type AS "DATA_TYPE", ` +
-	`CASE WHEN is_nullable THEN 'YES' ELSE 'NO' END AS "IS_NULLABLE", numeric_precision AS "NUMERIC_PRECISION", ` +
-	`numeric_scale AS "NUMERIC_SCALE", NULLIF(comment, '') AS "COMMENT" FROM duckdb_columns() WHERE database_name = %s AND NOT internal)`
-
 // rewriteColumnsView replaces [db.]INFORMATION_SCHEMA.COLUMNS with
-// columnsView of that database (the session's when unqualified).
+// columnsViewSQL of that database (the session's when unqualified).
 func (ss *session) rewriteColumnsView(toks []token) []token {
 	out := make([]token, 0, len(toks))
 	for i := 0; i < len(toks); {
@@ -405,7 +396,7 @@ func (ss *session) rewriteColumnsView(toks []token) []token {
 				if n == 3 {
 					db = parts[0]
 				}
-				lexed, err := lex(fmt.Sprintf(columnsView, quoteString(db)))
+				lexed, err := lex(ss.srv.columnsViewSQL(db))
 				if err == nil {
 					lexed[0].sp = toks[i].sp
 					out = append(out, lexed...)
@@ -1114,7 +1105,7 @@ func (ss *session) runAlter(ctx context.Context, toks []token) (*result, error) 
 
 // alterColumn renders one item of ALTER TABLE … ALTER COLUMN for DuckDB.
 // A column comment becomes DuckDB's COMMENT ON COLUMN, which duckdb_columns()
-// and INFORMATION_SCHEMA.COLUMNS (see columnsView) show.
+// and INFORMATION_SCHEMA.COLUMNS (see columnsViewSQL) show.
 func (ss *session) alterColumn(prefix, db, schema, table string, rest []token) (string, error) {
 	if len(rest) > 0 && rest[0].isWord("COLUMN") {
 		rest = rest[1:]
@@ -1145,6 +1136,10 @@ func (ss *session) alterColumn(prefix, db, schema, table string, rest []token) (
 	}
 	typ, _, err := rewriteType(rest, j)
 	if err != nil {
+		return "", err
+	}
+	n, _ := declaredLength(rest, j)
+	if err := ss.checkTypeChange(context.Background(), db, schema, table, rest[0].val, typ, n); err != nil {
 		return "", err
 	}
 	return prefix + "ALTER COLUMN " + col + " SET DATA TYPE " + render(typ), nil

@@ -26,6 +26,10 @@ func (e *env) exec(q string) {
 }
 
 // columnOf queries INFORMATION_SCHEMA.COLUMNS about column name of table T.
+// numberType reads a NUMBER column's type from INFORMATION_SCHEMA as
+// Snowflake gives it: NUMBER(p,s).
+const numberType = "DATA_TYPE || '(' || NUMERIC_PRECISION || ',' || NUMERIC_SCALE || ')'"
+
 func columnOf(what, name string) string {
 	return `SELECT ` + what + ` FROM ROSETTA.INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = 'PUBLIC' AND TABLE_NAME = 'T' AND COLUMN_NAME = '` + name + `'`
 }
@@ -191,10 +195,10 @@ func TestWidenedColumns(t *testing.T) {
 	e := newEnv(t, nil)
 	e.mustApply(ins(cols("smallint", "numeric(6,2)"), 10, 1, "32767", "9999.99"))
 	e.mustApply(ins(cols("integer", "numeric(12,2)"), 20, 2, "2147483647", "9999999999.99"))
-	e.expect(columnOf("DATA_TYPE", "N"), "DECIMAL(10,0)")
-	e.expect(columnOf("DATA_TYPE", "AMOUNT"), "DECIMAL(12,2)")
+	e.expect(columnOf(numberType, "N"), "NUMBER(10,0)")
+	e.expect(columnOf(numberType, "AMOUNT"), "NUMBER(12,2)")
 	e.mustApply(ins(cols("bigint", "numeric(12,2)"), 30, 3, "9223372036854775807", "-0.01"))
-	e.expect(columnOf("DATA_TYPE", "N"), "DECIMAL(19,0)")
+	e.expect(columnOf(numberType, "N"), "NUMBER(19,0)")
 	e.expect(`SELECT ID, N, AMOUNT FROM T ORDER BY ID`,
 		"1|32767|9999.99", "2|2147483647|9999999999.99", "3|9223372036854775807|-0.01")
 
@@ -203,7 +207,7 @@ func TestWidenedColumns(t *testing.T) {
 	if !sinkrunner.IsPermanent(err) || !errors.As(err, &re) || re.Column != "amount" || !strings.Contains(err.Error(), "app.t") {
 		t.Fatalf("a value with more fraction digits than the column's scale = %v; want a permanent error naming app.t and amount", err)
 	}
-	e.expect(columnOf("DATA_TYPE", "AMOUNT"), "DECIMAL(12,2)")
+	e.expect(columnOf(numberType, "AMOUNT"), "NUMBER(12,2)")
 	// Values the column still holds exactly arrive.
 	e.mustApply(ins(cols("bigint", "numeric(14,4)"), 41, 5, "1", "1.2500"))
 	e.expect(`SELECT ID, AMOUNT FROM T WHERE ID = 5`, "5|1.25")

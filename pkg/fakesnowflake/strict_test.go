@@ -1,0 +1,73 @@
+package fakesnowflake
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestInformationSchemaTypes: INFORMATION_SCHEMA.COLUMNS names types as
+// Snowflake does, with its sizes, declared VARCHAR and BINARY lengths
+// included (and followed through ALTER and RENAME).
+func TestInformationSchemaTypes(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := conn(t, openDB(t, srv, testUser, testKeys()[0]))
+	mustExec(t, c, `CREATE TABLE TY (ID NUMBER(10,0) NOT NULL, A NUMBER(12,2), I INT, S VARCHAR(20), S2 STRING, B BINARY(8), B2 BINARY,
+		F FLOAT, FL BOOLEAN, D DATE, TM TIME, NTZ TIMESTAMP_NTZ, TZ TIMESTAMP_TZ, V VARIANT)`)
+	mustExec(t, c, `ALTER TABLE TY ALTER COLUMN S SET DATA TYPE VARCHAR(40)`)
+	mustExec(t, c, `ALTER TABLE TY RENAME COLUMN S TO S3`)
+	got := queryStrings(t, c, `SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, CHARACTER_OCTET_LENGTH, NUMERIC_PRECISION,
+		NUMERIC_PRECISION_RADIX, NUMERIC_SCALE, DATETIME_PRECISION, IS_NULLABLE FROM ROSETTA.INFORMATION_SCHEMA.COLUMNS
+		WHERE TABLE_SCHEMA = 'PUBLIC' AND TABLE_NAME = 'TY' ORDER BY ORDINAL_POSITION`)
+	want := [][]string{
+		{"ID", "NUMBER", "NULL", "NULL", "10", "10", "0", "NULL", "NO"},
+		{"A", "NUMBER", "NULL", "NULL", "12", "10", "2", "NULL", "YES"},
+		{"I", "NUMBER", "NULL", "NULL", "38", "10", "0", "NULL", "YES"},
+		{"S3", "TEXT", "40", "160", "NULL", "NULL", "NULL", "NULL", "YES"},
+		{"S2", "TEXT", "16777216", "16777216", "NULL", "NULL", "NULL", "NULL", "YES"},
+		{"B", "BINARY", "8", "8", "NULL", "NULL", "NULL", "NULL", "YES"},
+		{"B2", "BINARY", "8388608", "8388608", "NULL", "NULL", "NULL", "NULL", "YES"},
+		{"F", "FLOAT", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "YES"},
+		{"FL", "BOOLEAN", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "YES"},
+		{"D", "DATE", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "YES"},
+		{"TM", "TIME", "NULL", "NULL", "NULL", "NULL", "NULL", "9", "YES"},
+		{"NTZ", "TIMESTAMP_NTZ", "NULL", "NULL", "NULL", "NULL", "NULL", "9", "YES"},
+		{"TZ", "TIMESTAMP_TZ", "NULL", "NULL", "NULL", "NULL", "NULL", "9", "YES"},
+		{"V", "VARIANT", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "YES"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("INFORMATION_SCHEMA.COLUMNS =\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestAlterColumnTypeStrict: ALTER COLUMN … SET DATA TYPE refuses what
+// Snowflake refuses (040052 with its message) and runs what it allows.
+func TestAlterColumnTypeStrict(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := conn(t, openDB(t, srv, testUser, testKeys()[0]))
+	mustExec(t, c, `CREATE TABLE AL (N NUMBER(10,2), S VARCHAR(20), F FLOAT, U VARCHAR)`)
+	mustExec(t, c, `INSERT INTO AL VALUES (1.25, 'abc', 1.5, 'x')`)
+	for _, tt := range []struct{ alter, want string }{
+		{"N SET DATA TYPE NUMBER(12,4)", "cannot change column N from type NUMBER(10,2) to NUMBER(12,4) because changing the scale of a number is not supported."},
+		{"N SET DATA TYPE VARCHAR(100)", "cannot change column N from type NUMBER(10,2) to VARCHAR(100)."},
+		{"S SET DATA TYPE VARCHAR(10)", "cannot change column S from type VARCHAR(20) to VARCHAR(10) because reducing the byte-length of a varchar is not supported."},
+		{"U TYPE VARCHAR(10)", "cannot change column U from type VARCHAR(16777216) to VARCHAR(10) because reducing"},
+		{"F SET DATA TYPE NUMBER(38,0)", "cannot change column F from type FLOAT to NUMBER(38,0)."},
+		{"S SET DATA TYPE BINARY", "cannot change column S from type VARCHAR(20) to BINARY(8388608)."},
+	} {
+		_, err := c.ExecContext(testContext(t), "ALTER TABLE AL ALTER COLUMN "+tt.alter)
+		se := snowflakeError(t, err)
+		if se.Number != 40052 || se.SQLState != "22000" || !strings.Contains(se.Message, tt.want) {
+			t.Errorf("ALTER COLUMN %s = %d %s %q, want 040052 22000 %q", tt.alter, se.Number, se.SQLState, se.Message, tt.want)
+		}
+	}
+	// Allowed: VARCHAR widening, NUMBER precision up (and down while the
+	// values fit), a synonym.
+	mustExec(t, c, `ALTER TABLE AL ALTER COLUMN S SET DATA TYPE VARCHAR(30), COLUMN N SET DATA TYPE NUMBER(20,2)`)
+	mustExec(t, c, `ALTER TABLE AL ALTER COLUMN S SET DATA TYPE STRING, COLUMN N SET DATA TYPE NUMBER(5,2), COLUMN F TYPE DOUBLE`)
+	if got := queryStrings(t, c, `SELECT N, S, F FROM AL`); fmt.Sprint(got) != "[[1.25 abc 1.5]]" {
+		t.Fatalf("rows after the allowed ALTERs: %v", got)
+	}
+}
