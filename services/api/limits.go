@@ -18,16 +18,17 @@ import (
 // (outboundLimiter), so a script or a stolen token cannot make Rosetta
 // flood a production database with logins.
 var connectsOut = map[string]bool{
-	"POST /api/v1/sources":                true,
-	"PUT /api/v1/sources/:id":             true,
-	"GET /api/v1/sources/:id/tables":      true,
-	"POST /api/v1/destinations/check":     true,
-	"POST /api/v1/destinations":           true,
-	"PUT /api/v1/destinations/:id":        true,
-	"POST /api/v1/destinations/:id/query": true,
-	"POST /api/v1/pipelines":              true,
-	"PUT /api/v1/pipelines/:id":           true,
-	"POST /api/v1/pipelines/:id/verify":   true,
+	"POST /api/v1/sources":                     true,
+	"PUT /api/v1/sources/:id":                  true,
+	"GET /api/v1/sources/:id/tables":           true,
+	"POST /api/v1/destinations/check":          true,
+	"POST /api/v1/destinations":                true,
+	"PUT /api/v1/destinations/:id":             true,
+	"POST /api/v1/destinations/:id/query":      true,
+	"POST /api/v1/destinations/:id/check-live": true,
+	"POST /api/v1/pipelines":                   true,
+	"PUT /api/v1/pipelines/:id":                true,
+	"POST /api/v1/pipelines/:id/verify":        true,
 }
 
 // OutboundLimits bound the routes in connectsOut.
