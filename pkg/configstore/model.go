@@ -39,12 +39,16 @@ type Source struct {
 	Password string `json:"-"` // decrypted; only filled for services
 	// PasswordSet says whether a password is stored, for views that must
 	// not show it.
-	PasswordSet bool      `json:"password_set"`
-	Publication string    `json:"publication"`
-	Slot        string    `json:"slot"`
-	SSLMode     string    `json:"sslmode"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	PasswordSet bool   `json:"password_set"`
+	Publication string `json:"publication"`
+	Slot        string `json:"slot"`
+	SSLMode     string `json:"sslmode"`
+	// AdoptSlot and AdoptPublication: someone else created them; Rosetta
+	// uses them as they are and never alters or drops them.
+	AdoptSlot        bool      `json:"adopt_slot"`
+	AdoptPublication bool      `json:"adopt_publication"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
 }
 
 // Destination is a place changes are applied to. Config holds the

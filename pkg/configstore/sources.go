@@ -26,9 +26,13 @@ type SourceInput struct {
 	Slot        string
 	// SSLMode "" means "prefer" on create and keeps the stored one on update.
 	SSLMode string
+	// AdoptSlot and AdoptPublication hand Rosetta a slot or publication
+	// someone else created: used as they are, never altered or dropped.
+	// nil keeps the stored value on update (false on create).
+	AdoptSlot, AdoptPublication *bool
 }
 
-const sourceColumns = `id, name, host, port, database, username, password_enc, publication, slot, sslmode, created_at, updated_at`
+const sourceColumns = `id, name, host, port, database, username, password_enc, publication, slot, sslmode, adopt_slot, adopt_publication, created_at, updated_at`
 
 // scanSource reads one row of sourceColumns; it decrypts the password only
 // when withSecret is set.
@@ -36,7 +40,7 @@ func (s *Store) scanSource(row pgx.Row, withSecret bool) (Source, error) {
 	var src Source
 	var enc []byte
 	if err := row.Scan(&src.ID, &src.Name, &src.Host, &src.Port, &src.Database, &src.User, &enc,
-		&src.Publication, &src.Slot, &src.SSLMode, &src.CreatedAt, &src.UpdatedAt); err != nil {
+		&src.Publication, &src.Slot, &src.SSLMode, &src.AdoptSlot, &src.AdoptPublication, &src.CreatedAt, &src.UpdatedAt); err != nil {
 		return Source{}, err
 	}
 	src.PasswordSet = enc != nil
@@ -91,9 +95,9 @@ func (s *Store) CreateSource(ctx context.Context, in SourceInput) (Source, error
 		if slot == "" {
 			slot = DerivedName(inst, id)
 		}
-		row := tx.QueryRow(ctx, `INSERT INTO sources (id, name, host, port, database, username, password_enc, publication, slot, sslmode)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING `+sourceColumns,
-			id, in.Name, in.Host, in.Port, in.Database, in.User, enc, pub, slot, in.SSLMode)
+		row := tx.QueryRow(ctx, `INSERT INTO sources (id, name, host, port, database, username, password_enc, publication, slot, sslmode, adopt_slot, adopt_publication)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE($11, false), COALESCE($12, false)) RETURNING `+sourceColumns,
+			id, in.Name, in.Host, in.Port, in.Database, in.User, enc, pub, slot, in.SSLMode, in.AdoptSlot, in.AdoptPublication)
 		out, err = s.scanSource(row, false)
 		return err
 	})
@@ -116,9 +120,11 @@ func (s *Store) UpdateSource(ctx context.Context, id int64, in SourceInput) (Sou
 			publication = COALESCE(NULLIF($9, ''), publication),
 			slot = COALESCE(NULLIF($10, ''), slot),
 			sslmode = COALESCE(NULLIF($11, ''), sslmode),
+			adopt_slot = COALESCE($12, adopt_slot),
+			adopt_publication = COALESCE($13, adopt_publication),
 			updated_at = now()
 		WHERE id = $1 RETURNING `+sourceColumns,
-		id, in.Name, in.Host, in.Port, in.Database, in.User, in.Password != nil, enc, in.Publication, in.Slot, in.SSLMode)
+		id, in.Name, in.Host, in.Port, in.Database, in.User, in.Password != nil, enc, in.Publication, in.Slot, in.SSLMode, in.AdoptSlot, in.AdoptPublication)
 	out, err := s.scanSource(row, false)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Source{}, fmt.Errorf("update source %d: %w", id, ErrNotFound)

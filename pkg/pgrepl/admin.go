@@ -277,6 +277,11 @@ func isDuplicateObject(err error) bool {
 	return pgErr.Code == "42710" || pgErr.Code == "23505" && strings.HasPrefix(pgErr.ConstraintName, "pg_")
 }
 
+func isObjectInUse(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55006"
+}
+
 // normalizeTables sorts tables and drops duplicates, so table sets compare
 // with slices.Equal.
 func normalizeTables(tables []natsx.Table) []natsx.Table {

@@ -26,6 +26,7 @@ func TestWithPostgres(t *testing.T) {
 	pg := testkit.StartPostgres(t)
 	t.Run("Publication", func(t *testing.T) { t.Parallel(); testPublication(t, pg) })
 	t.Run("PublicationCreatedConcurrently", func(t *testing.T) { t.Parallel(); testPublicationConcurrent(t, pg) })
+	t.Run("AdoptedPublication", func(t *testing.T) { t.Parallel(); testAdoptedPublication(t, pg) })
 	t.Run("Slot", func(t *testing.T) { t.Parallel(); testSlot(t, pg) })
 	t.Run("Decode", func(t *testing.T) { t.Parallel(); testDecode(t, pg) })
 	t.Run("Stream", func(t *testing.T) { t.Parallel(); testStream(t, pg) })

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -28,6 +29,10 @@ type sourceRequest struct {
 	Publication *string `json:"publication"`
 	Slot        *string `json:"slot"`
 	SSLMode     *string `json:"sslmode"`
+	// AdoptSlot and AdoptPublication hand Rosetta a slot or publication
+	// someone else created (omitted on PUT: unchanged).
+	AdoptSlot        *bool `json:"adopt_slot"`
+	AdoptPublication *bool `json:"adopt_publication"`
 }
 
 // sourceView is a source as the API shows it: no password, only whether
@@ -43,6 +48,8 @@ type sourceView struct {
 	Publication string    `json:"publication"`
 	Slot        string    `json:"slot"`
 	SSLMode     string    `json:"sslmode"`
+	AdoptSlot   bool      `json:"adopt_slot"`
+	AdoptPub    bool      `json:"adopt_publication"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 }
@@ -50,7 +57,7 @@ type sourceView struct {
 func viewSource(s configstore.Source) sourceView {
 	return sourceView{ID: s.ID, Name: s.Name, Host: s.Host, Port: s.Port, Database: s.Database, User: s.User,
 		PasswordSet: s.PasswordSet, Publication: s.Publication, Slot: s.Slot, SSLMode: s.SSLMode,
-		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+		AdoptSlot: s.AdoptSlot, AdoptPub: s.AdoptPublication, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
 }
 
 func (r sourceRequest) input() (configstore.SourceInput, error) {
@@ -89,11 +96,13 @@ func (r sourceRequest) input() (configstore.SourceInput, error) {
 	if in.SSLMode, err = validSSLMode("sslmode", r.SSLMode); err != nil {
 		return in, err
 	}
+	in.AdoptSlot, in.AdoptPublication = r.AdoptSlot, r.AdoptPublication
 	return in, nil
 }
 
-// checkSource connects to the source and checks it can be captured from.
-func (s *Server) checkSource(ctx context.Context, e pgcatalog.Endpoint, field string) error {
+// checkSource connects to the source and checks it can be captured from,
+// and, when rc asks, its slot and publication.
+func (s *Server) checkSource(ctx context.Context, e pgcatalog.Endpoint, field string, rc *replCheck) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CheckTimeout)
 	defer cancel()
 	conn, err := pgcatalog.Connect(ctx, e)
@@ -103,6 +112,9 @@ func (s *Server) checkSource(ctx context.Context, e pgcatalog.Endpoint, field st
 	defer conn.Close(context.WithoutCancel(ctx))
 	if err := pgcatalog.CheckSource(ctx, conn); err != nil {
 		return checkError(err, "", field, e.Password)
+	}
+	if rc.needed() {
+		return checkReplication(ctx, conn, rc)
 	}
 	return nil
 }
@@ -139,7 +151,16 @@ func (s *Server) createSource(c *fiber.Ctx) error {
 	if in.Password != nil {
 		pw = *in.Password
 	}
-	if err := s.checkSource(c.UserContext(), endpointOf(in, pw), ""); err != nil {
+	rc := &replCheck{slot: in.Slot, pub: in.Publication, adoptSlot: deref(in.AdoptSlot), adoptPub: deref(in.AdoptPublication)}
+	if rc.adoptSlot && in.Slot == "" {
+		return invalid("slot", "adopt_slot needs slot: the name of the replication slot to adopt")
+	}
+	if rc.adoptPub && in.Publication == "" {
+		return invalid("publication", "adopt_publication needs publication: the name of the publication to adopt")
+	}
+	// A derived name is new; a given one may be someone else's.
+	rc.checkSlot, rc.checkPub = in.Slot != "", in.Publication != ""
+	if err := s.checkSource(c.UserContext(), endpointOf(in, pw), "", rc); err != nil {
 		return err
 	}
 	src, err := s.store.CreateSource(c.UserContext(), in)
@@ -223,13 +244,18 @@ func (s *Server) updateSource(c *fiber.Ctx) error {
 			}
 		}
 	}
-	// Only a change of where or how to connect is checked again, so a
-	// source that is down can still be renamed.
-	if in.Host != old.Host || in.Port != old.Port || in.Database != old.Database || in.User != old.User ||
-		pw != old.Password || sslmode != old.SSLMode {
+	moved := in.Host != old.Host || in.Port != old.Port || in.Database != old.Database
+	rc := &replCheck{slot: cmp.Or(in.Slot, old.Slot), pub: cmp.Or(in.Publication, old.Publication),
+		adoptSlot: derefOr(in.AdoptSlot, old.AdoptSlot), adoptPub: derefOr(in.AdoptPublication, old.AdoptPublication)}
+	rc.checkSlot = moved || rc.slot != old.Slot || (rc.adoptSlot && !old.AdoptSlot)
+	rc.checkPub = moved || rc.pub != old.Publication || (rc.adoptPub && !old.AdoptPublication)
+	// Only a change of where or how to connect, or of the slot or
+	// publication, is checked again, so a source that is down can still
+	// be renamed.
+	if moved || in.User != old.User || pw != old.Password || sslmode != old.SSLMode || rc.needed() {
 		e := endpointOf(in, pw)
 		e.SSLMode = sslmode
-		if err := s.checkSource(c.UserContext(), e, ""); err != nil {
+		if err := s.checkSource(c.UserContext(), e, "", rc); err != nil {
 			return err
 		}
 	}
@@ -241,21 +267,33 @@ func (s *Server) updateSource(c *fiber.Ctx) error {
 		return fromStore(err)
 	}
 	s.publish(c, contracts.KindSource, src.ID, contracts.ActionUpdated)
+	// A renamed slot or publication Rosetta created would otherwise stay
+	// on the source for good, the slot holding WAL: drop the old one.
+	if !moved {
+		oldSlot, oldPub := managed(old)
+		if oldSlot == src.Slot {
+			oldSlot = ""
+		}
+		if oldPub == src.Publication {
+			oldPub = ""
+		}
+		if oldSlot != "" || oldPub != "" {
+			e := endpointOf(in, pw)
+			e.SSLMode = sslmode
+			if err := s.dropReplication(c.UserContext(), e, oldSlot, oldPub); err != nil {
+				s.log.Warn("source updated but its former slot or publication was not dropped",
+					"source", id, "error", scrubbed(err, pw), "drop_sql", dropSQL(oldSlot, oldPub))
+			}
+		}
+	}
 	return c.JSON(viewSource(src))
 }
 
-func (s *Server) deleteSource(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
+func deref(b *bool) bool { return b != nil && *b }
+
+func derefOr(b *bool, def bool) bool {
+	if b == nil {
+		return def
 	}
-	err = s.store.DeleteSource(c.UserContext(), id)
-	if errors.Is(err, configstore.ErrNotFound) {
-		return notFound("source %d does not exist", id)
-	}
-	if err != nil {
-		return fromStore(err)
-	}
-	s.publish(c, contracts.KindSource, id, contracts.ActionDeleted)
-	return c.SendStatus(fiber.StatusNoContent)
+	return *b
 }

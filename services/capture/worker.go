@@ -298,10 +298,11 @@ func (w *worker) applyTables(ctx context.Context, conn *pgx.Conn, spec sourceSpe
 			return err
 		}
 	}
-	if err := pgrepl.EnsurePublication(ctx, conn, src.Publication, spec.Tables); err != nil {
-		return err
+	// An adopted publication is its owner's: checked, never altered.
+	if src.AdoptPublication {
+		return pgrepl.CheckAdoptedPublication(ctx, conn, src.Publication, spec.Tables)
 	}
-	return nil
+	return pgrepl.EnsurePublication(ctx, conn, src.Publication, spec.Tables)
 }
 
 // jsStoreFailed is JetStream's error code for a message it did not store;

@@ -50,6 +50,8 @@ export const SourceRequest = z.object({
     .regex(/^[a-z0-9_]{1,63}$/, "slot: lower-case letters, digits and _ only, at most 63")
     .optional(),
   sslmode: z.enum(sslmodes).optional(),
+  adopt_slot: z.boolean().optional(),
+  adopt_publication: z.boolean().optional(),
 });
 export type SourceRequest = z.infer<typeof SourceRequest>;
 
@@ -64,6 +66,8 @@ export const Source = z.object({
   publication: z.string(),
   slot: z.string(),
   sslmode: z.string(),
+  adopt_slot: z.boolean(),
+  adopt_publication: z.boolean(),
   created_at: dateTime,
   updated_at: dateTime,
 });

@@ -133,11 +133,11 @@ export function SourcesPage() {
               <Confirm
                 trigger={<Button variant="danger">Delete</Button>}
                 title={`Delete source ${c.row.original.name}?`}
-                body="Refused while a pipeline uses it."
+                body="Refused while a pipeline uses it. The replication slot and publication Rosetta created on the source are dropped with it (changes the slot still holds are lost); adopted ones are kept."
                 confirmLabel="Delete"
                 danger
                 onConfirm={async () => {
-                  await api(`/sources/${c.row.original.id}`, { method: "DELETE" });
+                  await api(`/sources/${c.row.original.id}?drop_replication=true`, { method: "DELETE" });
                   await qc.invalidateQueries({ queryKey: ["sources"] });
                 }}
               />
