@@ -93,15 +93,20 @@ func QueryFile(ctx context.Context, path string, req Request) (*Result, error) {
 	db := sql.OpenDB(connector)
 	defer db.Close()
 	db.SetMaxOpenConns(1)
+	// The timeout covers parsing too: on a loaded host it can run out
+	// there, and the caller must still hear that it was the timeout.
+	timedOut := func(err error) error {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("query timed out after %s: %w", req.Timeout, err)
+		}
+		return err
+	}
 	if err := CheckRead(ctx, db, req.SQL); err != nil {
-		return nil, err
+		return nil, timedOut(err)
 	}
 	res, err := run(ctx, db, req)
 	if err != nil {
-		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("query timed out after %s: %w", req.Timeout, err)
-		}
-		return nil, fmt.Errorf("query: %w", err)
+		return nil, timedOut(fmt.Errorf("query: %w", err))
 	}
 	return res, nil
 }
