@@ -565,9 +565,22 @@ func testPublishFailure(t *testing.T, pg *testkit.Postgres, js jetstream.JetStre
 	if st := e.store.state(); strings.Contains(st.LastError, e.src.Password) {
 		t.Fatalf("the error state holds the password: %s", st.LastError)
 	}
-	// Let the worker retry a few times: the two changes that fit are
-	// republished and deduplicated, the slot stays before the transaction.
-	time.Sleep(1500 * time.Millisecond)
+	// Let the worker retry: the two changes that fit are republished and
+	// deduplicated, the slot stays before the transaction. Waiting for a
+	// second error state (not a fixed time) proves a retry happened.
+	errorStates := func() int {
+		n := 0
+		for _, st := range e.store.allStates() {
+			if st.State == StateError {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, 30*time.Second, "a second ERROR state (the worker retried)", func() (bool, string) {
+		n := errorStates()
+		return n >= 2, fmt.Sprintf("%d error states", n)
+	})
 	msgs := e.streamMsgs()
 	if len(msgs) != 3 {
 		t.Fatalf("stream holds %d messages after retries, want 3 (1, 2, 3 once each)", len(msgs))
@@ -577,15 +590,6 @@ func testPublishFailure(t *testing.T, pg *testkit.Postgres, js jetstream.JetStre
 	// starts at the confirmed position (it skips only those before it).
 	if s, _ := e.slot(); s.ConfirmedFlushLSN > tx2 {
 		t.Fatalf("slot confirmed %s although the transaction committed at %s is not fully in JetStream", s.ConfirmedFlushLSN, tx2)
-	}
-	errorsSeen := 0
-	for _, st := range e.store.allStates() {
-		if st.State == StateError {
-			errorsSeen++
-		}
-	}
-	if errorsSeen < 2 {
-		t.Errorf("worker reported %d errors, want it to keep retrying", errorsSeen)
 	}
 
 	stopA()

@@ -374,7 +374,10 @@ func readStream(t *testing.T, e *env, n int) []storedMsg {
 		if batch.Error() != nil {
 			t.Fatal(batch.Error())
 		}
-		if got == 0 {
+		// An empty fetch ends the read only once all n are in (it then
+		// shows there are no extras): on a loaded host the first fetches
+		// of a new consumer can come back empty.
+		if got == 0 && (len(out) >= n || ctx.Err() != nil) {
 			break
 		}
 	}
