@@ -22,7 +22,10 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
-var _ sinkrunner.Observer = (*metrics.Metrics)(nil)
+var (
+	_ sinkrunner.Observer      = (*metrics.Metrics)(nil)
+	_ sinkrunner.GuardObserver = (*metrics.Metrics)(nil)
+)
 
 // failOnceDriver fails its first Apply with a transient error, then commits.
 type failOnceDriver struct {
@@ -156,6 +159,21 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.BatchApplied(1, 2, nil, time.Second)
 	m.ApplyFailed(1, 2, "x")
 	m.WALChecked(metrics.WALSample{SourceID: 1})
+	m.TombstonesCollected(1, 2, "s.t", 3, 4, 5)
+}
+
+func TestTombstonesCollected(t *testing.T) {
+	m := metrics.New()
+	m.TombstonesCollected(7, 2, "app.queue", 120, 5000, 0x16B3F28)
+	m.TombstonesCollected(7, 2, "app.queue", 40, 80, 0x16B4000)
+	out := scrape(t, m)
+	for _, l := range []string{
+		`rosetta_guard_tombstones{destination_id="2",pipeline_id="7",table="app.queue"} 40`,
+		`rosetta_guard_collect_bound_lsn{destination_id="2",pipeline_id="7",table="app.queue"} 2.3805952e+07`,
+		`rosetta_guard_tombstones_collected_total{destination_id="2",pipeline_id="7",table="app.queue"} 5080`,
+	} {
+		wantLine(t, out, l)
+	}
 }
 
 func TestWALChecked(t *testing.T) {

@@ -79,6 +79,8 @@ func newFromFx(p Params) (*Manager, error) {
 		cfg.Runner.ApplyTimeout = p.Settings.SinkApplyTimeout
 	}
 	if p.Metrics != nil {
+		// Also the runners' GuardObserver (tombstone collections), through
+		// the manager's progress observer.
 		cfg.Runner.Observer = p.Metrics
 	}
 	if p.Settings.ReconcileInterval > 0 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/metrics"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
@@ -56,7 +57,11 @@ type pairProgress struct {
 	reported float64
 }
 
-var _ sinkrunner.Observer = (*progress)(nil)
+var (
+	_ sinkrunner.Observer      = (*progress)(nil)
+	_ sinkrunner.GuardObserver = (*progress)(nil)
+	_ sinkrunner.GuardObserver = (*metrics.Metrics)(nil)
+)
 
 func newProgress(next sinkrunner.Observer) *progress {
 	return &progress{next: next, now: time.Now, pairs: map[pairKey]*pairProgress{}}

@@ -63,6 +63,28 @@ func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor co
 	return res, nil
 }
 
+// ensureCollectFloor adds the collect floor's columns to the registry when
+// they are missing, under the DDL lock.
+func ensureCollectFloor(ctx context.Context, tx pgx.Tx) error {
+	var has bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1)
+		AND attname = 'collect_seq' AND NOT attisdropped)`, ident(bookkeepingSchema, registryTable)).Scan(&has); err != nil {
+		return fmt.Errorf("read the registry's columns: %w", err)
+	}
+	if has {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
+		return fmt.Errorf("lock for ddl: %w", err)
+	}
+	for _, q := range collectFloorDDL {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("add the collect floor to the registry: %w", err)
+		}
+	}
+	return nil
+}
+
 // raiseCollectFloor raises the table's collect floor to floor (never
 // lowers it) and returns its tombstone table (quoted) and the floor now in
 // force; "" when the table is not in the registry (never written here).
@@ -78,28 +100,21 @@ func (d *Driver) raiseCollectFloor(ctx context.Context, conn *pgx.Conn, table st
 			_ = tx.Rollback(rctx)
 		}
 	}()
-	var registry, hasFloor bool
-	if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT 1 FROM pg_attribute
-		WHERE attrelid = to_regclass($1) AND attname = 'collect_lsn' AND NOT attisdropped)`,
-		ident(bookkeepingSchema, registryTable)).Scan(&registry, &hasFloor); err != nil {
+	var registry bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident(bookkeepingSchema, registryTable)).Scan(&registry); err != nil {
 		return "", now, fmt.Errorf("read bookkeeping schema: %w", err)
 	}
 	if !registry {
 		return "", now, tx.Commit(ctx)
 	}
-	if !hasFloor {
-		// A registry from before collection, and no Apply of this
-		// driver has updated it yet.
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
-			return "", now, fmt.Errorf("lock for ddl: %w", err)
-		}
-		for _, q := range bookkeepingDDL {
-			if _, err := tx.Exec(ctx, q); err != nil {
-				return "", now, fmt.Errorf("add the collect floor to the registry: %w", err)
-			}
-		}
-	}
+	// The apply lock first, then (in ensureCollectFloor) the DDL lock: the
+	// order Apply takes them in.
 	if err := lockTables(ctx, tx, d.cfg.Schema, []cdc.TableBatch{{Table: cdc.TableRef{Table: table}}}); err != nil {
+		return "", now, err
+	}
+	// A registry from before collection that no Apply of this driver has
+	// updated yet.
+	if err := ensureCollectFloor(ctx, tx); err != nil {
 		return "", now, err
 	}
 	var name string

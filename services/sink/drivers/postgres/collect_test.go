@@ -231,3 +231,36 @@ func tombstoneChurn(t testing.TB, keys int) {
 		tb.Logf("%d keys inserted and deleted: %d tombstones kept after collection (limit %d)", keys, kept, keys/100)
 	}
 }
+
+// TestCollectFloorOldRegistry: a destination written before collection
+// existed (a registry without the floor's columns) gets them from the first
+// collection, or from the first Apply, of a new driver.
+func TestCollectFloorOldRegistry(t *testing.T) {
+	t.Parallel()
+	pg := testkit.StartPostgres(t)
+	e := newEnv(t, pg, "sink")
+	ctx := context.Background()
+	it := ev{Table: "items", Columns: itemCols}
+	e.mustApply(it.Ins(10, 1, "one"), it.Ins(11, 2, "two"))
+	e.mustApply(it.Del(20, 1))
+	old := `ALTER TABLE _rosetta.tables DROP COLUMN collect_lsn, DROP COLUMN collect_seq`
+	if _, err := e.conn.Exec(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	fresh := func() *Driver {
+		d := New(e.drv.cfg, quietLog())
+		t.Cleanup(func() { d.Close() })
+		return d
+	}
+	res, err := fresh().CollectTombstones(ctx, cdc.TableRef{Schema: "app", Table: "items"}, contracts.Version{LSN: 30})
+	if err != nil || res.Collected != 1 || res.Remaining != 0 {
+		t.Fatalf("collect on an old registry = %+v, %v", res, err)
+	}
+	if _, err := e.conn.Exec(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	e.drv = fresh()
+	e.mustApply(it.Ins(40, 3, "three"))
+	e.expect(items, "2|two|<null>", "3|three|<null>")
+	e.expect(`SELECT collect_lsn, collect_seq FROM _rosetta.tables`, "0|0")
+}

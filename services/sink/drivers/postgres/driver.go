@@ -485,6 +485,9 @@ func (d *Driver) shape(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*table
 			return nil, fmt.Errorf("prepare destination table: %w", unindexableKey(err, d.cfg.Schema+"."+b.Table.Table, b.Columns))
 		}
 	}
+	if err := ensureCollectFloor(ctx, tx); err != nil {
+		return nil, err
+	}
 	if s.types, err = loadColumns(ctx, tx, target); err != nil {
 		return nil, err
 	}

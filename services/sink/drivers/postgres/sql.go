@@ -263,7 +263,12 @@ var bookkeepingDDL = []string{
 	truncate_lsn bigint NOT NULL DEFAULT 0,
 	truncate_seq bigint NOT NULL DEFAULT 0,
 	PRIMARY KEY (schema_name, table_name))`,
-	// The collect floor (collect.go); added to registries created before.
+}
+
+// collectFloorDDL adds the collect floor (collect.go) to a registry created
+// before it; ensureCollectFloor runs it only when the columns are missing,
+// as ALTER TABLE locks the registry every Apply reads.
+var collectFloorDDL = []string{
 	"ALTER TABLE " + ident(bookkeepingSchema, registryTable) + " ADD COLUMN IF NOT EXISTS collect_lsn bigint NOT NULL DEFAULT 0",
 	"ALTER TABLE " + ident(bookkeepingSchema, registryTable) + " ADD COLUMN IF NOT EXISTS collect_seq bigint NOT NULL DEFAULT 0",
 }
