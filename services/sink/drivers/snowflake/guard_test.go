@@ -3,6 +3,7 @@ package snowflake
 import (
 	"context"
 	"database/sql"
+	"maps"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -27,6 +28,72 @@ func TestGuardProperty(t *testing.T) {
 	if s.Histories() < 1000 {
 		t.Fatalf("only %d histories", s.Histories())
 	}
+	d := applyShuffled(t, e, rng, s)
+	spec, err := guardtest.Spec(d, s.Tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := guardtest.FromSpec(spec)
+	stale := 0
+	for _, table := range s.Tables {
+		got := readGuardTable(t, e.rd, destName(table), "")
+		if diff := guardtest.Diff(table, got, want[table], nil, 10); len(diff) > 0 {
+			t.Errorf("destination differs from the specification:\n%v", diff)
+		}
+		if diff := guardtest.Diff(table, got, s.Truth[table], d.Stale[table], 10); len(diff) > 0 {
+			t.Errorf("destination differs from the source:\n%v", diff)
+		}
+		stale += len(d.Stale[table])
+	}
+	t.Logf("%d histories, %d batches; %d histories with a key change ahead of its old key's history", s.Histories(), len(d.Batches), stale)
+}
+
+// TestGuardPropertySoftDelete is TestGuardProperty with soft_delete (520
+// histories, one table), where a deleted row is its own tombstone: the
+// rows not flagged deleted equal the source's wherever the specification
+// does. (The specification keeps a tombstone beside a re-created row with
+// unknown columns, which soft delete has no place for: see
+// docs/snowflake.md, Limits; so the rows are not compared with it.)
+func TestGuardPropertySoftDelete(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, map[string]any{"soft_delete": true})
+	rng := rand.New(rand.NewPCG(14, 4))
+	s := guardtest.Generate(rng, "public", 1, 520, 7)
+	d := applyShuffled(t, e, rng, s)
+	spec, err := guardtest.Spec(d, s.Tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := guardtest.FromSpec(spec)
+	for _, table := range s.Tables {
+		// Histories where the specification itself ends elsewhere than
+		// the source (the key-change limit) are left out.
+		skip := map[int]bool{}
+		for k := range d.Stale[table] {
+			skip[k] = true
+		}
+		for key, row := range s.Truth[table] {
+			if w, ok := want[table][key]; !ok || !maps.Equal(row, w) {
+				skip[guardtest.PairOf(key)] = true
+			}
+		}
+		for key := range want[table] {
+			if _, ok := s.Truth[table][key]; !ok {
+				skip[guardtest.PairOf(key)] = true
+			}
+		}
+		got := readGuardTable(t, e.rd, destName(table), ` WHERE NOT "_ROSETTA_DELETED"`)
+		if diff := guardtest.Diff(table, got, s.Truth[table], skip, 10); len(diff) > 0 {
+			t.Errorf("destination differs from the source:\n%v", diff)
+		}
+	}
+	t.Logf("%d histories, %d batches", s.Histories(), len(d.Batches))
+}
+
+// applyShuffled delivers s's changes shuffled, 30 % duplicated, in random
+// batches of up to 800 changes.
+func applyShuffled(t *testing.T, e *env, rng *rand.Rand, s *guardtest.Scenario) guardtest.Delivery {
+	t.Helper()
 	d := guardtest.Shuffle(rng, s.Changes, 0.3, 800)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -39,28 +106,12 @@ func TestGuardProperty(t *testing.T) {
 			t.Fatalf("apply batch %d: %v", i, err)
 		}
 	}
-	spec, err := guardtest.Spec(d, s.Tables)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := guardtest.FromSpec(spec)
-	stale := 0
-	for _, table := range s.Tables {
-		got := readGuardTable(t, e.rd, destName(table))
-		if diff := guardtest.Diff(table, got, want[table], nil, 10); len(diff) > 0 {
-			t.Errorf("destination differs from the specification:\n%v", diff)
-		}
-		if diff := guardtest.Diff(table, got, s.Truth[table], d.Stale[table], 10); len(diff) > 0 {
-			t.Errorf("destination differs from the source:\n%v", diff)
-		}
-		stale += len(d.Stale[table])
-	}
-	t.Logf("%d histories, %d batches; %d histories with a key change ahead of its old key's history", s.Histories(), len(d.Batches), stale)
+	return d
 }
 
-func readGuardTable(t *testing.T, db *sql.DB, table string) map[string]guardtest.Row {
+func readGuardTable(t *testing.T, db *sql.DB, table, where string) map[string]guardtest.Row {
 	t.Helper()
-	rows, err := db.Query(`SELECT "ID"::VARCHAR, "N"::VARCHAR, "BODY", "BLOB" FROM ` + ident(table))
+	rows, err := db.Query(`SELECT "ID"::VARCHAR, "N"::VARCHAR, "BODY", "BLOB" FROM ` + ident(table) + where)
 	if err != nil {
 		t.Fatal(err)
 	}

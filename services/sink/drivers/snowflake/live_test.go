@@ -82,6 +82,20 @@ func TestLiveSnowflake(t *testing.T) {
 	e.mustApply(it.Ins(30, 6, "before"), it.Truncate(31), it.Ins(32, 7, "after"))
 	e.mustApply(it.Ins(25, 8, "older than the truncate"))
 	e.expect(q, "7|after|<null>")
+	// Partial changes (BIG unchanged) out of order, through the column
+	// versions in _ROSETTA_COLV: the update before the partial one lands
+	// after it; a partial update lands before the insert.
+	e.mustApply(it.Change(contracts.OpCreate, 40, 1, `{"id":20}`, ``, `{"id":20,"name":"a","big":"A"}`))
+	e.mustApply(it.Change(contracts.OpUpdate, 42, 1, `{"id":20}`, ``, `{"id":20,"name":"c"}`, "big"),
+		it.Change(contracts.OpUpdate, 43, 1, `{"id":21}`, ``, `{"id":21,"name":"p"}`, "big"))
+	e.expect(q, "7|after|<null>", "20|c|A", "21|p|<null>")
+	e.mustApply(it.Change(contracts.OpUpdate, 41, 1, `{"id":20}`, ``, `{"id":20,"name":"b","big":"B"}`),
+		it.Change(contracts.OpCreate, 40, 2, `{"id":21}`, ``, `{"id":21,"name":"i","big":"I"}`))
+	e.expect(q, "7|after|<null>", "20|c|B", "21|p|I")
+	// BIG's values are older than their rows: version keys of 0/29 seq 1
+	// and 0/28 seq 2.
+	e.expect("SELECT ID, GET("+ident(colvCol)+", 'BIG')::NUMBER(38,0) FROM "+table+" ORDER BY ID",
+		"7|<null>", "20|410000000000000000002", "21|400000000000000000003")
 
 	ty := ev{Table: typed, Columns: []contracts.Column{
 		{Name: "id", Type: "bigint", BaseType: "bigint", Key: true},
