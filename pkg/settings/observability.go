@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -14,6 +15,8 @@ const (
 	EnvWALRetention       = "ROSETTA_WAL_METRICS_RETENTION"
 	EnvLagThreshold       = "ROSETTA_LAG_THRESHOLD"
 	EnvPprof              = "ROSETTA_PPROF"
+	EnvMetricsToken       = "ROSETTA_METRICS_TOKEN"
+	EnvMetricsTokenFile   = "ROSETTA_METRICS_TOKEN_FILE"
 )
 
 // Observability configures /metrics and WAL monitoring. It is loaded apart
@@ -38,6 +41,12 @@ type Observability struct {
 	// profiling under load (make bench -pprof). Off by default: profiles
 	// reveal internals and cost CPU while taken.
 	Pprof bool
+	// MetricsToken (ROSETTA_METRICS_TOKEN or the content of
+	// ROSETTA_METRICS_TOKEN_FILE), when set, must be sent as
+	// "Authorization: Bearer <token>" to MetricsAddr's /metrics and
+	// profiler. The profiler on an address other than loopback requires
+	// it: heap profiles hold the secrets in the process's memory.
+	MetricsToken string
 }
 
 // DefaultObservability holds the defaults of Observability.
@@ -69,6 +78,20 @@ func LoadObservability() (Observability, error) {
 		o.Pprof = true
 	default:
 		errs = append(errs, fmt.Errorf("%s=%q: want 1 or 0", EnvPprof, v))
+	}
+	o.MetricsToken = os.Getenv(EnvMetricsToken)
+	if f := os.Getenv(EnvMetricsTokenFile); f != "" {
+		if o.MetricsToken != "" {
+			errs = append(errs, fmt.Errorf("both %s and %s are set: set one", EnvMetricsToken, EnvMetricsTokenFile))
+		} else if b, err := os.ReadFile(f); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", EnvMetricsTokenFile, err))
+		} else if o.MetricsToken = strings.TrimSpace(string(b)); o.MetricsToken == "" {
+			errs = append(errs, fmt.Errorf("%s=%s: the file is empty", EnvMetricsTokenFile, f))
+		}
+	}
+	if o.Pprof && o.MetricsAddr != "" && !loopback(o.MetricsAddr) && o.MetricsToken == "" {
+		errs = append(errs, fmt.Errorf("%s with %s=%s (not loopback) needs %s: heap profiles hold secrets",
+			EnvPprof, EnvMetricsAddr, o.MetricsAddr, EnvMetricsToken))
 	}
 	dur(EnvWALMonitorInterval, &o.WALMonitorInterval)
 	dur(EnvWALRetention, &o.WALRetention)

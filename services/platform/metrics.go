@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,7 +73,14 @@ func newMetrics(p MetricsParams) (*metrics.Metrics, error) {
 					mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 					mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 				}
-				srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+				var h http.Handler = mux
+				if p.Obs.MetricsToken != "" {
+					h = requireBearer(p.Obs.MetricsToken, mux)
+				} else if !loopbackListener(ln) {
+					p.Log.Warn("metrics served without a token on an address other than loopback; set "+settings.EnvMetricsToken+" unless the network is private",
+						"addr", ln.Addr().String())
+				}
+				srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 				go func() {
 					if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 						p.Log.Error("metrics server stopped", "error", err)
@@ -101,6 +109,25 @@ func newMetrics(p MetricsParams) (*metrics.Metrics, error) {
 		},
 	})
 	return m, nil
+}
+
+// requireBearer answers 401 to requests without "Authorization: Bearer
+// <token>" (compared in constant time).
+func requireBearer(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rosetta metrics"`)
+			http.Error(w, "send the metrics token ("+settings.EnvMetricsToken+") as Authorization: Bearer <token>", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func loopbackListener(ln net.Listener) bool {
+	a, ok := ln.Addr().(*net.TCPAddr)
+	return ok && a.IP.IsLoopback()
 }
 
 // newWALStore opens the store of WAL monitoring samples (the wal_metrics

@@ -52,3 +52,63 @@ func TestMetricsAddr(t *testing.T) {
 		t.Fatal("still serving after stop")
 	}
 }
+
+// TestMetricsToken: with a metrics token, /metrics and the profiler on
+// ROSETTA_METRICS_ADDR answer only requests bearing it.
+func TestMetricsToken(t *testing.T) {
+	_, js := testkit.StartNATS(t).Connect(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+	app := fx.New(
+		fx.Supply(slog.New(slog.DiscardHandler), settings.Observability{MetricsAddr: addr, Pprof: true, MetricsToken: "scrape-me"}),
+		fx.Provide(func() jetstream.JetStream { return js }, newMetrics),
+		fx.Invoke(func(*metrics.Metrics) {}),
+		fx.NopLogger,
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := app.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer app.Stop(ctx)
+	for _, path := range []string{"/metrics", "/debug/pprof/"} {
+		for _, tt := range []struct {
+			auth string
+			want int
+		}{{"", 401}, {"Bearer wrong", 401}, {"scrape-me", 401}, {"Bearer scrape-me", 200}} {
+			req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("%s with %q = %d, want %d", path, tt.auth, resp.StatusCode, tt.want)
+			}
+		}
+	}
+}
+
+func TestPprofOffLoopbackNeedsToken(t *testing.T) {
+	for _, tt := range []struct {
+		addr, token string
+		ok          bool
+	}{
+		{"127.0.0.1:9090", "", true},
+		{"localhost:9090", "", true},
+		{":9090", "", false},
+		{"0.0.0.0:9090", "", false},
+		{"10.0.0.5:9090", "", false},
+		{":9090", "t", true},
+	} {
+		t.Setenv(settings.EnvMetricsAddr, tt.addr)
+		t.Setenv(settings.EnvPprof, "1")
+		t.Setenv(settings.EnvMetricsToken, tt.token)
+		_, err := settings.LoadObservability()
+		if (err == nil) != tt.ok {
+			t.Errorf("pprof on %s with token %q: err = %v", tt.addr, tt.token, err)
+		}
+	}
+}
