@@ -1,17 +1,20 @@
 package natsx
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The users of the embedded server of `rosetta dev`. The server admits no
@@ -158,4 +161,20 @@ func TapOptions(dataDir string) ([]nats.Option, error) {
 		return nil, err
 	}
 	return []nats.Option{c.Tap.Option()}, nil
+}
+
+// Tap is a JetStream context connected as the tap user: it can read
+// changes and nothing else (TapPermissions).
+type Tap struct {
+	JS jetstream.JetStream
+}
+
+// ConnectTap connects to url as the tap user (user is its credentials'
+// Option) for a service that reads changes on people's behalf.
+func ConnectTap(ctx context.Context, url string, log *slog.Logger, user nats.Option, extra ...nats.Option) (*nats.Conn, *Tap, error) {
+	nc, js, err := ConnectWith(ctx, url, "rosetta tap", log, DefaultLiveness(), append([]nats.Option{user}, extra...)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect as the tap user: %w", err)
+	}
+	return nc, &Tap{JS: js}, nil
 }

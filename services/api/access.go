@@ -63,8 +63,10 @@ var accessMatrix = map[string]apitoken.Role{
 	"POST /api/v1/pipelines/:id/refresh":  apitoken.Operator,
 	"POST /api/v1/pipelines/:id/backfill": apitoken.Operator,
 	// Answers the differing keys (row data) and may create backfills.
-	"POST /api/v1/pipelines/:id/verify":    apitoken.Operator,
-	"GET /api/v1/pipelines/:id/backfill":   apitoken.Viewer,
+	"POST /api/v1/pipelines/:id/verify":  apitoken.Operator,
+	"GET /api/v1/pipelines/:id/backfill": apitoken.Viewer,
+	// Streams row data as it changes.
+	"GET /api/v1/pipelines/:id/tail":       apitoken.Operator,
 	"GET /api/v1/backfill/:job_id":         apitoken.Viewer,
 	"POST /api/v1/backfill/:job_id/cancel": apitoken.Operator,
 

@@ -16,6 +16,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/destquery"
 	"github.com/rosettacdc/rosetta/pkg/dlq"
 	"github.com/rosettacdc/rosetta/pkg/metrics"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 	"github.com/rosettacdc/rosetta/pkg/walmonitor"
 )
@@ -53,6 +54,8 @@ type Params struct {
 	// through the process holding each file (pkg/destquery).
 	Queries *destquery.Registry `optional:"true"`
 	NC      *nats.Conn          `optional:"true"`
+	// Tap reads the live tail as the tap user (embedded NATS only).
+	Tap *natsx.Tap `optional:"true"`
 	// Console is the admin console served at "/"; without it "/" is 404.
 	Console *Console `optional:"true"`
 	// Access holds the bootstrap token (ROSETTA_API_TOKEN).
@@ -110,6 +113,9 @@ func NewFromParams(p Params) (*Server, error) {
 	}
 	if p.Queries != nil || p.NC != nil {
 		s.UseDuckDBQueries(destquery.NewQuerier(p.Queries, p.NC))
+	}
+	if p.Tap != nil {
+		s.UseTap(p.Tap.JS)
 	}
 	if p.Console != nil {
 		s.UseConsole(p.Console.Files, p.Console.Built)

@@ -133,6 +133,12 @@ type Server struct {
 	log           *slog.Logger
 	app           *fiber.App
 	outbound      *outboundLimiter
+	// tapJS reads the live tail (UseTap); nil uses js.
+	tapJS jetstream.JetStream
+	// streams is the context of long-lived responses (the live tail):
+	// Shutdown cancels it, so they end instead of holding the shutdown.
+	streams     context.Context
+	stopStreams context.CancelFunc
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -148,6 +154,7 @@ func New(cfg Config, store *configstore.Store, js jetstream.JetStream, redis Pin
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, store: store, js: js, redis: redis, log: log, outbound: newOutboundLimiter(cfg.Outbound)}
+	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.app = fiber.New(fiber.Config{
 		AppName:               "rosetta",
 		DisableStartupMessage: true,
@@ -208,6 +215,7 @@ func (s *Server) routes() error {
 		{"POST", "/pipelines/:id/backfill", s.createBackfill},
 		{"POST", "/pipelines/:id/verify", s.verifyPipeline},
 		{"GET", "/pipelines/:id/backfill", s.listBackfills},
+		{"GET", "/pipelines/:id/tail", s.tailPipeline},
 		{"GET", "/backfill/:job_id", s.getBackfill},
 		{"POST", "/backfill/:job_id/cancel", s.cancelBackfill},
 		{"GET", "/pipelines/:id/dlq", s.getPipelineDLQ},
@@ -296,6 +304,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	serve := s.serve
 	s.mu.Unlock()
+	s.stopStreams()
 	err := s.app.ShutdownWithContext(ctx)
 	if serve != nil {
 		select {

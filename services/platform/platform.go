@@ -85,17 +85,22 @@ func newStore(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (*configs
 	return st, nil
 }
 
-// NATSResult carries the connection and its JetStream context.
+// NATSResult carries the connection and its JetStream context, and with
+// the embedded server a second connection as its tap user.
 type NATSResult struct {
 	fx.Out
 	Conn *nats.Conn
 	JS   jetstream.JetStream
+	// Tap is nil with an external NATS (ROSETTA_NATS_URL), whose one set
+	// of credentials the process uses for everything.
+	Tap *natsx.Tap
 }
 
 func newNATS(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (NATSResult, error) {
 	url := s.NATSURL
 	var emb *natsx.Embedded
 	var connectOpts []nats.Option
+	var tapUser nats.Option
 	if url == "" {
 		host, port, err := splitAddr(s.EmbeddedNATSAddr)
 		if err != nil {
@@ -119,6 +124,7 @@ func newNATS(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (NATSResul
 		}
 		ecfg.Users = creds.Users()
 		connectOpts = append(connectOpts, creds.Services.Option())
+		tapUser = creds.Tap.Option()
 		if s.EmbeddedNATSTLSCert != "" {
 			cert, err := tls.LoadX509KeyPair(s.EmbeddedNATSTLSCert, s.EmbeddedNATSTLSKey)
 			if err != nil {
@@ -149,16 +155,31 @@ func newNATS(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (NATSResul
 		}
 		return NATSResult{}, err
 	}
+	var tap *natsx.Tap
+	var tapConn *nats.Conn
+	if emb != nil {
+		// What reads changes for people (the API's live tail) connects
+		// as the tap user, in-process, with the rights of `rosetta tail`.
+		tapConn, tap, err = natsx.ConnectTap(ctx, url, log, tapUser, nats.InProcessServer(emb.Server()))
+		if err != nil {
+			nc.Close()
+			emb.Shutdown()
+			return NATSResult{}, err
+		}
+	}
 	// Registered before any service's hooks, so it stops after them: the
 	// services drain (acks, final confirmations) while NATS is still up.
 	lc.Append(fx.StopHook(func() {
+		if tapConn != nil {
+			tapConn.Close()
+		}
 		_ = nc.Drain()
 		nc.Close()
 		if emb != nil {
 			emb.Shutdown()
 		}
 	}))
-	return NATSResult{Conn: nc, JS: js}, nil
+	return NATSResult{Conn: nc, JS: js, Tap: tap}, nil
 }
 
 func newRedis(lc fx.Lifecycle, s *settings.Settings) (*redis.Client, error) {

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rosettacdc/rosetta/pkg/changetail"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/destcheck"
 	"github.com/rosettacdc/rosetta/pkg/secrets"
@@ -134,7 +135,7 @@ func printLiveCheck(w io.Writer, view api.LiveCheckView) {
 		if !r.OK {
 			res = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Check, res, escapeControls(r.Detail))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Check, res, changetail.Escape(r.Detail))
 	}
 	_ = tw.Flush()
 }

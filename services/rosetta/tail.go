@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/changetail"
 	"github.com/rosettacdc/rosetta/pkg/humanize"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/settings"
@@ -199,47 +196,17 @@ func tail(ctx context.Context, opts tailOptions, out, progress io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("tail: jetstream: %w", err)
 	}
-	name := contracts.StreamName(opts.SourceID)
-	stream, err := js.Stream(ctx, name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("tail: stream %s does not exist: source %d has no captured changes here (is the source created and capture running against this NATS?)", name, opts.SourceID)
-	}
-	if err != nil {
-		return fmt.Errorf("tail: look up stream %s: %w", name, err)
-	}
-
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy}
+	var tables []changetail.Table
 	if opts.Table != "" {
-		cfg.FilterSubjects = []string{contracts.TableFilter(opts.SourceID, opts.Schema, opts.Table)}
+		tables = []changetail.Table{{Schema: opts.Schema, Name: opts.Table}}
 	}
-	switch {
-	case opts.Seq != 0:
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = opts.Seq
-	case !opts.Since.IsZero():
-		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
-		t := opts.Since
-		cfg.OptStartTime = &t
+	cons, err := changetail.Open(ctx, js, opts.SourceID, tables, changetail.Start{Seq: opts.Seq, Since: opts.Since})
+	if errors.Is(err, changetail.ErrNoStream) {
+		return fmt.Errorf("tail: %w: source %d has no captured changes here (is the source created and capture running against this NATS?)", err, opts.SourceID)
 	}
-	cons, err := stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("tail: consumer on %s: %w", name, err)
+		return fmt.Errorf("tail: %w", err)
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("tail: read %s: %w", name, err)
-	}
-	// Next blocks; stopping the iterator when ctx ends unblocks it.
-	stopped := make(chan struct{})
-	defer close(stopped)
-	go func() {
-		select {
-		case <-ctx.Done():
-			it.Stop()
-		case <-stopped:
-		}
-	}()
-	defer it.Stop()
 
 	var catching *catchUp
 	if opts.Seq != 0 || !opts.Since.IsZero() {
@@ -250,160 +217,46 @@ func tail(ctx context.Context, opts tailOptions, out, progress io.Writer) error 
 		catching = newCatchUp(progress, total, time.Now)
 	}
 	printed := 0
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
-			}
-			return fmt.Errorf("tail: read %s: %w", name, err)
-		}
-		var seq uint64
+	err = changetail.Follow(ctx, cons, func(msg jetstream.Msg) error {
+		var seq, left uint64
 		if md, err := msg.Metadata(); err == nil {
-			seq = md.Sequence.Stream
+			seq, left = md.Sequence.Stream, md.NumPending
 		}
 		if err := printChange(out, msg.Data(), seq, opts.JSON); err != nil {
 			return err
 		}
-		if catching != nil {
-			var left uint64
-			if md, err := msg.Metadata(); err == nil {
-				left = md.NumPending
-			}
-			if catching.seen(left) {
-				catching = nil
-			}
+		if catching != nil && catching.seen(left) {
+			catching = nil
 		}
 		printed++
 		if opts.Max > 0 && printed >= opts.Max {
-			return nil
-		}
-	}
-}
-
-// printChange writes one change: the envelope as one JSON line, or a pretty
-// line. A body that is not a change event is shown, not fatal.
-func printChange(out io.Writer, data []byte, seq uint64, asJSON bool) error {
-	if asJSON {
-		line := data
-		if bytes.ContainsAny(data, "\r\n") {
-			var buf bytes.Buffer
-			if err := json.Compact(&buf, data); err == nil {
-				line = buf.Bytes()
-			}
-		}
-		if _, err := fmt.Fprintf(out, "%s\n", escapeControls(string(line))); err != nil {
-			return fmt.Errorf("tail: write: %w", err)
+			return errEnough
 		}
 		return nil
+	})
+	if errors.Is(err, errEnough) {
+		return nil
 	}
-	var ch contracts.Change
-	var line string
-	if err := json.Unmarshal(data, &ch); err != nil {
-		line = fmt.Sprintf("#%d  (not a change event: %v)", seq, err)
-	} else {
-		line = formatChange(&ch, seq)
-	}
-	if _, err := fmt.Fprintln(out, escapeControls(line)); err != nil {
-		return fmt.Errorf("tail: write: %w", err)
+	if err != nil {
+		return fmt.Errorf("tail: %w", err)
 	}
 	return nil
 }
 
-// formatChange is the pretty one-line form of a change:
-//
-//	2026-11-23T10:00:00.123456Z  u  public.orders  id=42  title,price  #17
-//
-// time (commit time), op, schema.table, key, changed columns, stream sequence.
-// For an update the changed columns are those whose value differs from
-// Before when the old row is known (REPLICA IDENTITY FULL), otherwise every
-// column PostgreSQL sent; TOASTed unchanged columns are never listed.
-func formatChange(ch *contracts.Change, seq uint64) string {
-	var b strings.Builder
-	b.WriteString(ch.Source.CommitTime.UTC().Format("2006-01-02T15:04:05.000000Z"))
-	b.WriteString("  ")
-	b.WriteString(string(ch.Op))
-	b.WriteString("  ")
-	b.WriteString(ch.Source.Schema + "." + ch.Source.Table)
-	if key := formatRow(ch.Key, columnOrder(ch)); key != "" {
-		b.WriteString("  " + key)
-	}
-	if cols := changedColumns(ch); len(cols) > 0 {
-		b.WriteString("  " + strings.Join(cols, ","))
-	}
-	if seq != 0 {
-		b.WriteString("  #" + strconv.FormatUint(seq, 10))
-	}
-	return b.String()
-}
+// errEnough stops following once -n changes were printed.
+var errEnough = errors.New("printed enough changes")
 
-// columnOrder is the names of ch's columns in table order.
-func columnOrder(ch *contracts.Change) []string {
-	names := make([]string, 0, len(ch.Columns))
-	for _, c := range ch.Columns {
-		names = append(names, c.Name)
+// printChange writes one change: the envelope as one JSON line, or a pretty
+// line. A body that is not a change event is shown, not fatal.
+func printChange(out io.Writer, data []byte, seq uint64, asJSON bool) error {
+	line := changetail.TextLine(data, seq)
+	if asJSON {
+		line = changetail.JSONLine(data)
 	}
-	return names
-}
-
-// ordered returns the keys of row in the order of names, then any others
-// sorted (a change without columns still prints deterministically).
-func ordered(row contracts.Row, names []string) []string {
-	out := make([]string, 0, len(row))
-	seen := make(map[string]bool, len(row))
-	for _, n := range names {
-		if _, ok := row[n]; ok && !seen[n] {
-			out = append(out, n)
-			seen[n] = true
-		}
+	if _, err := fmt.Fprintln(out, line); err != nil {
+		return fmt.Errorf("tail: write: %w", err)
 	}
-	var rest []string
-	for n := range row {
-		if !seen[n] {
-			rest = append(rest, n)
-		}
-	}
-	sort.Strings(rest)
-	return append(out, rest...)
-}
-
-func formatRow(row contracts.Row, names []string) string {
-	parts := make([]string, 0, len(row))
-	for _, n := range ordered(row, names) {
-		parts = append(parts, n+"="+string(row[n]))
-	}
-	return strings.Join(parts, ",")
-}
-
-func changedColumns(ch *contracts.Change) []string {
-	if ch.Op != contracts.OpUpdate && ch.Op != contracts.OpCreate && ch.Op != contracts.OpRead {
-		return nil
-	}
-	names := ordered(ch.After, columnOrder(ch))
-	if ch.Op != contracts.OpUpdate || !fullBefore(ch) {
-		return names
-	}
-	var changed []string
-	for _, n := range names {
-		if !bytes.Equal(ch.Before[n], ch.After[n]) {
-			changed = append(changed, n)
-		}
-	}
-	return changed
-}
-
-// fullBefore reports whether Before holds the whole old row rather than
-// just the old key.
-func fullBefore(ch *contracts.Change) bool {
-	if len(ch.Before) == 0 {
-		return false
-	}
-	for n := range ch.After {
-		if _, ok := ch.Before[n]; !ok {
-			return false
-		}
-	}
-	return true
+	return nil
 }
 
 // catchUp reports a tail started in the past catching up with the live

@@ -203,15 +203,6 @@ func TestTailArgs(t *testing.T) {
 	}
 }
 
-func TestFormatChangeFullBefore(t *testing.T) {
-	ch := testChange(1, "orders", contracts.OpUpdate, 5, "0/1")
-	ch.Before = contracts.Row{"id": json.RawMessage("5"), "title": json.RawMessage(`"old"`)}
-	ch.After["title"] = json.RawMessage(`"new"`)
-	if got, want := formatChange(&ch, 9), "2026-11-23T10:00:00.000000Z  u  public.orders  id=5  title  #9"; got != want {
-		t.Fatalf("got  %q\nwant %q", got, want)
-	}
-}
-
 func consumerCount(t *testing.T, js jetstream.JetStream, src int64) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rosettacdc/rosetta/pkg/changetail"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/secrets"
 	"github.com/rosettacdc/rosetta/pkg/settings"
@@ -113,7 +114,7 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "ID\tNAME\tROLE\tCREATED\tLAST USED\tEXPIRES\tREVOKED")
 		for _, t := range toks {
-			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, escapeControls(t.Name), t.Role, t.CreatedAt.UTC().Format(time.RFC3339),
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, changetail.Escape(t.Name), t.Role, t.CreatedAt.UTC().Format(time.RFC3339),
 				when(t.LastUsedAt), when(t.ExpiresAt), when(t.RevokedAt))
 		}
 		return w.Flush()
@@ -130,7 +131,7 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("token revoke: %w", err)
 		}
 		audit(ctx, st, stderr, "revoke", t)
-		fmt.Fprintf(stdout, "token %d %q revoked\n", t.ID, escapeControls(t.Name))
+		fmt.Fprintf(stdout, "token %d %q revoked\n", t.ID, changetail.Escape(t.Name))
 	}
 	return nil
 }

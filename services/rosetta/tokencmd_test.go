@@ -54,19 +54,3 @@ func TestTokenCommand(t *testing.T) {
 		t.Fatalf("audit: %+v %v", entries, err)
 	}
 }
-
-func TestEscapeControls(t *testing.T) {
-	for in, want := range map[string]string{
-		"public.orders":          "public.orders",
-		"a\x1b[31mred":           `a\u001b[31mred`,
-		"evil\u202egnp.exe":      `evil\u202egnp.exe`,
-		"zero\u200bwidth":        `zero\u200bwidth`,
-		"c1\u009bx":              `c1\u009bx`,
-		"tag\U000E0041":          `tag\udb40\udc41`,
-		"tab\tstays, é stays 日本": "tab\tstays, é stays 日本",
-	} {
-		if got := escapeControls(in); got != want {
-			t.Errorf("escapeControls(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -206,6 +206,34 @@ try {
   clearInterval(writer);
   writer = undefined;
 
+  // --- live tail: a row written now appears in the browser ---------------
+  await page.getByRole("link", { name: "shop-pipeline" }).first().click();
+  await page.getByRole("link", { name: "Live tail" }).click();
+  await page.getByRole("heading", { name: "Live tail: shop-pipeline" }).waitFor();
+  await page.getByText("Following new changes as they are captured.").waitFor();
+  // The tail starts at new changes; its consumer may still be being made
+  // when the first probe commits, so probes go in until one shows.
+  let probe = 5000;
+  await eventually("a row written at the source shown by the live tail", async () => {
+    psql(pg.source, `INSERT INTO customers (id, name, qty) VALUES (${probe}, 'tail probe ${probe}', 1)`);
+    probe++;
+    await page.getByText(/name="tail probe \d+"/).first().waitFor({ timeout: 2000 });
+  });
+  const probeRow = page.getByRole("row").filter({ hasText: /tail probe/ }).first();
+  const probeText = await probeRow.innerText();
+  if (!/\bc\b/.test(probeText) || !probeText.includes("public.customers") || !/id=50\d\d/.test(probeText)) throw new Error(`the live tail row reads ${JSON.stringify(probeText)}`);
+  await page.getByRole("button", { name: "Pause" }).click();
+  psql(pg.source, `INSERT INTO customers (id, name, qty) VALUES (${probe}, 'while paused', 1)`);
+  await page.getByText(/Paused: [1-9]\d* new changes held back/).waitFor({ timeout: 30_000 });
+  if (await page.getByText('name="while paused"').count()) throw new Error("a change arriving while paused is shown");
+  await page.getByRole("button", { name: "Resume" }).click();
+  await page.getByText('name="while paused"').waitFor();
+  log(`live tail: rows written by the test appear (${probeText.replace(/\s+/g, " ").slice(0, 120)}), pause holds them back, resume shows them`);
+  await check(page, "08-live-tail");
+  await page.getByRole("button", { name: "Clear" }).click();
+  await page.getByText("No changes yet").waitFor();
+  await page.getByRole("link", { name: "Overview" }).click();
+
   // --- a rejected row, recovered from the DLQ page -----------------------
   psql(pg.source, `INSERT INTO customers (id, name, qty) VALUES (9001, 'rejected', -5)`);
   await eventually("the DLQ depth on the overview", async () => {
@@ -216,7 +244,7 @@ try {
   const whSection = page.locator("section.card").filter({ has: page.getByRole("heading", { name: /^warehouse: \d+ dead-lettered$/ }) });
   await whSection.getByRole("cell", { name: "constraint_violation" }).waitFor();
   await whSection.getByText("customers_qty_check").first().waitFor();
-  await check(page, "08-dlq");
+  await check(page, "09-dlq");
   psql(pg.dest, `ALTER TABLE customers DROP CONSTRAINT customers_qty_check`);
   await whSection.getByRole("button", { name: "Recover" }).click();
   await page.getByRole("alertdialog").getByRole("button", { name: "Recover" }).click();
@@ -240,7 +268,7 @@ try {
   const jobText = await job.innerText();
   if (!/\b10\b/.test(jobText)) throw new Error(`the backfill row does not show 10 rows copied: ${jobText}`);
   log("filtered backfill (id <= 10) completed");
-  await check(page, "09-pipeline");
+  await check(page, "10-pipeline");
 
   // --- read-only SQL on the DuckDB destination while it replicates --------
   await page.getByRole("link", { name: "Query DuckDB" }).click();
@@ -257,13 +285,25 @@ try {
   const csv = await (await import("node:fs/promises")).readFile(await download.path(), "utf8");
   if (csv !== "n\r\n10\r\n") throw new Error(`the CSV download is ${JSON.stringify(csv)}`);
   log("DuckDB query page: a write refused at the SQL field, a count read while the sink writes, CSV downloaded");
-  await check(page, "10-query");
+  await check(page, "11-query");
 
   // --- WAL and slot charts ------------------------------------------------
   await page.getByRole("link", { name: "WAL & slots" }).click();
   await page.getByText("Last check").waitFor({ timeout: 30_000 });
   await page.getByRole("img", { name: /WAL retained for the slot over time/ }).waitFor();
-  await check(page, "11-wal");
+  await check(page, "12-wal");
+
+  // --- the audit log shows what this suite did -------------------------
+  await page.getByRole("link", { name: "Audit log" }).click();
+  await page.getByRole("heading", { name: "Audit log" }).waitFor();
+  const auditRow = (action, what) => page.getByRole("row").filter({ has: page.getByRole("cell", { name: action, exact: true }) }).filter({ has: page.getByRole("cell", { name: new RegExp(`^${what} [\\d/]+$`) }) });
+  for (const [action, what] of [["create", "sources"], ["create", "destinations"], ["create", "pipelines"], ["start", "pipelines"], ["recover-dlq", "pipelines"]]) {
+    await auditRow(action, what).first().waitFor();
+  }
+  const created = await auditRow("create", "sources").first().innerText();
+  if (!created.includes(pg.source) || /"?password"?:/.test(created)) throw new Error(`the source's create entry reads ${JSON.stringify(created)}`);
+  log("audit log: the suite's creates, start and DLQ recovery are listed with who and what, the source's fields without a password");
+  await check(page, "13-audit");
 
   // --- a viewer sees no write actions -----------------------------------
   {
@@ -286,7 +326,9 @@ try {
     if (n) throw new Error(`a viewer sees ${n} write actions on the pipeline page`);
     if (await page.getByRole("heading", { name: "Dead-letter queues" }).count()) throw new Error("a viewer sees the dead-letter queues (row data)");
     if (await page.getByRole("link", { name: "Query DuckDB" }).count()) throw new Error("a viewer is offered the DuckDB query page");
-    await check(page, "12-viewer-pipeline");
+    if (await page.getByRole("link", { name: "Live tail" }).count()) throw new Error("a viewer is offered the live tail (row data)");
+    if (await page.getByRole("link", { name: "Audit log" }).count()) throw new Error("a viewer is offered the audit log");
+    await check(page, "14-viewer-pipeline");
     log("viewer: no write action on any page, no dead-letter rows");
   }
 

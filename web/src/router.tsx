@@ -13,6 +13,8 @@ import { PipelinesPage } from "./pages/Pipelines";
 import { PipelinePage } from "./pages/Pipeline";
 import { WALPage } from "./pages/WAL";
 import { QueryPage } from "./pages/Query";
+import { LiveTailPage } from "./pages/LiveTail";
+import { AuditPage } from "./pages/Audit";
 
 type Ctx = { session: Session; queryClient: QueryClient };
 
@@ -49,6 +51,8 @@ export const destinationsRoute = createRoute({
 });
 export const pipelinesRoute = createRoute({ getParentRoute: () => appRoute, path: "/pipelines", component: PipelinesPage, validateSearch: pageSearch });
 export const pipelineRoute = createRoute({ getParentRoute: () => appRoute, path: "/pipelines/$id", component: PipelinePage });
+export const tailRoute = createRoute({ getParentRoute: () => appRoute, path: "/pipelines/$id/tail", component: LiveTailPage });
+export const auditRoute = createRoute({ getParentRoute: () => appRoute, path: "/audit", component: AuditPage, validateSearch: pageSearch });
 export const walRoute = createRoute({
   getParentRoute: () => appRoute,
   path: "/wal",
@@ -65,7 +69,7 @@ export const queryRoute = createRoute({
 
 export const routeTree = rootRoute.addChildren([
   signInRoute,
-  appRoute.addChildren([overviewRoute, sourcesRoute, destinationsRoute, pipelinesRoute, pipelineRoute, walRoute, queryRoute]),
+  appRoute.addChildren([overviewRoute, sourcesRoute, destinationsRoute, pipelinesRoute, pipelineRoute, tailRoute, walRoute, queryRoute, auditRoute]),
 ]);
 
 export const router = createRouter({

@@ -4,6 +4,7 @@
 import { keepPreviousData, queryOptions } from "@tanstack/react-query";
 import { api } from "./client";
 import {
+  AuditEntry,
   Backfill,
   Destination,
   DestinationTypes,
@@ -91,6 +92,12 @@ export const q = {
           signal,
         }),
       refetchInterval: liveInterval,
+      placeholderData: keepPreviousData,
+    }),
+  audit: (offset: number) =>
+    queryOptions({
+      queryKey: ["audit", offset],
+      queryFn: ({ signal }) => api("/audit", { schema: page(AuditEntry), query: { limit: pageSize, offset }, signal }),
       placeholderData: keepPreviousData,
     }),
   wal: (sourceId: number | undefined, from: string) =>

@@ -78,17 +78,19 @@ const pairs: [string, z.ZodType][] = [
   ["WhoAmI", S.Whoami],
   ["QueryRequest", S.QueryRequest],
   ["QueryResult", S.QueryResult],
+  ["TailChange", S.TailChange],
+  ["TailSkipped", S.TailSkipped],
+  ["AuditEntry", S.AuditEntry],
 ];
 
 // Schemas of routes the console does not call: GET /health is for probes;
-// tokens are managed with rosetta token and the API, the audit log has no
-// page yet, verify runs from rosetta verify and the API, the live
-// destination check from rosetta check-destination and the API.
+// tokens are managed with rosetta token and the API, verify runs from
+// rosetta verify and the API, the live destination check from rosetta
+// check-destination and the API.
 const notRead = new Set([
   "Liveness",
   "TokenRequest",
   "Token",
-  "AuditEntry",
   "VerifyRequest",
   "Verification",
   "VerifyResult",

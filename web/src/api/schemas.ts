@@ -302,3 +302,35 @@ export const QueryResult = z.object({
   elapsed_ms: z.number().int(),
 });
 export type QueryResult = z.infer<typeof QueryResult>;
+
+// GET /pipelines/{id}/tail: server-sent events. Names and values arrive
+// escaped by the server (control and format characters as \uXXXX).
+export const TailChange = z.object({
+  seq: z.number().int(),
+  op: z.string(),
+  schema: z.string(),
+  table: z.string(),
+  commit_time: z.string(),
+  commit_lsn: z.string(),
+  key: z.string(),
+  changed: z.array(z.string()),
+  values: z.array(z.object({ column: z.string(), value: z.string() })),
+  line: z.string(),
+  error: z.string().optional(),
+});
+export type TailChange = z.infer<typeof TailChange>;
+export const TailSkipped = z.object({ skipped: z.number().int() });
+
+// GET /audit (admin): who changed what, when, and the entity before and
+// after (the API leaves secrets out).
+export const AuditEntry = z.object({
+  id: z.number().int(),
+  at: z.string(),
+  token: z.string(),
+  action: z.string(),
+  entity: z.string(),
+  entity_id: z.string(),
+  before: z.record(z.string(), z.unknown()).nullable(),
+  after: z.record(z.string(), z.unknown()).nullable(),
+});
+export type AuditEntry = z.infer<typeof AuditEntry>;

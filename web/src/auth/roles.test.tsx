@@ -27,6 +27,16 @@ const fixtures: Record<string, unknown> = {
   "/api/v1/pipelines/1": { ...pipeline, source_state: { state: "RUNNING", last_error: "", confirmed_lsn: "0/1", updated_at: now }, destinations: [status] },
   "/api/v1/pipelines/1/backfill": { items: [], total: 0, limit: 50, offset: 0 },
   "/api/v1/pipelines/1/destinations/2/dlq": { items: [], total: 0, limit: 50, next: null },
+  "/api/v1/audit": {
+    items: [
+      {
+        id: 7, at: now, token: "alice", action: "update", entity: "sources", entity_id: "1",
+        before: { id: 1, host: "old-db", password_set: true, updated_at: now },
+        after: { id: 1, host: "new-db", password_set: true, updated_at: "2026-12-06T00:01:00Z" },
+      },
+    ],
+    total: 1, limit: 50, offset: 0,
+  },
 };
 
 function renderAs(role: Role, path: string) {
@@ -98,6 +108,30 @@ describe("pages by role", () => {
     cleanup();
     renderAs("admin", "/sources");
     await screen.findByRole("button", { name: "New source" });
+  });
+  it("only an admin is offered the audit log, with who, what and the changed field", async () => {
+    for (const role of ["viewer", "operator"] as const) {
+      renderAs(role, "/");
+      await screen.findByRole("heading", { name: "Overview" });
+      expect(screen.queryByRole("link", { name: "Audit log" }), role).toBeNull();
+      cleanup();
+    }
+    renderAs("admin", "/");
+    (await screen.findByRole("link", { name: "Audit log" })).click();
+    await screen.findByRole("heading", { name: "Audit log" });
+    await screen.findByRole("cell", { name: "alice" });
+    expect(screen.getByRole("cell", { name: "sources 1" })).toBeTruthy();
+    expect(screen.getByText("old-db")).toBeTruthy();
+    expect(screen.getByText("new-db")).toBeTruthy();
+    expect(screen.queryByText("password_set")).toBeNull();
+  });
+  it("operators and admins get the live tail; a viewer does not", async () => {
+    renderAs("viewer", "/pipelines/1");
+    await screen.findByRole("heading", { name: "Snapshots and backfills" });
+    expect(screen.queryByRole("link", { name: "Live tail" })).toBeNull();
+    cleanup();
+    renderAs("operator", "/pipelines/1");
+    await screen.findByRole("link", { name: "Live tail" });
   });
   it("the overview shows an ERROR destination's reason without a click", async () => {
     renderAs("viewer", "/");

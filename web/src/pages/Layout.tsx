@@ -28,6 +28,7 @@ export function Layout() {
     { to: "/destinations", label: "Destinations", show: true },
     { to: "/wal", label: "WAL & slots", show: true },
     { to: "/query", label: "Query DuckDB", show: can(role, "query") },
+    { to: "/audit", label: "Audit log", show: can(role, "audit") },
   ];
   return (
     <div className="shell">

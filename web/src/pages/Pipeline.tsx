@@ -1,5 +1,5 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useNavigate, useParams } from "@tanstack/react-router";
+import { Link, useNavigate, useParams } from "@tanstack/react-router";
 import { createColumnHelper } from "@tanstack/react-table";
 import { useState } from "react";
 import { api, errorMessage } from "../api/client";
@@ -69,12 +69,18 @@ export function PipelinePage() {
   const p = detail.data;
   const operate = can(who?.role, "operate");
   const configure = can(who?.role, "configure");
+  const tail = can(who?.role, "tail");
   if (detail.error) return <Notice kind="error">{errorMessage(detail.error)}</Notice>;
   if (!p) return <p>Loading…</p>;
   return (
     <>
       <PageHeader title={`Pipeline ${p.name}`}>
         <StatusBadge value={p.status} />
+        {tail && (
+          <Link className="btn btn-secondary" to="/pipelines/$id/tail" params={{ id }}>
+            Live tail
+          </Link>
+        )}
         {operate && (
           <>
             {p.status === "PAUSE" ? (

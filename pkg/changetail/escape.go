@@ -1,4 +1,4 @@
-package main
+package changetail
 
 import (
 	"fmt"
@@ -7,13 +7,13 @@ import (
 	"unicode/utf16"
 )
 
-// escapeControls makes s safe to print on a terminal: control characters
+// Escape makes s safe to print on a terminal: control characters
 // (C0, DEL, C1: escape sequences start with them) and format characters
 // (Unicode Cf: bidi overrides, zero-width characters, which make text read
 // other than it is) become \uXXXX escapes, the form JSON strings use, so
 // escaped JSON stays valid. Table and column names come from the source
 // database and values from its rows: neither is trusted.
-func escapeControls(s string) string {
+func Escape(s string) string {
 	if strings.IndexFunc(s, unsafeRune) < 0 {
 		return s
 	}
