@@ -10,6 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/rosettacdc/rosetta/pkg/apitoken"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/pgcatalog"
 	"github.com/rosettacdc/rosetta/pkg/snapshot"
@@ -226,7 +227,7 @@ func (s *Server) listBackfills(c *fiber.Ctx) error {
 	now := time.Now()
 	items := make([]backfillView, len(jobs))
 	for i, j := range jobs {
-		items[i] = viewBackfill(j, now)
+		items[i] = forCaller(c, viewBackfill(j, now))
 	}
 	return c.JSON(listBody[backfillView]{Items: items, Total: total, Limit: pg.Limit, Offset: pg.Offset})
 }
@@ -243,7 +244,23 @@ func (s *Server) getBackfill(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(viewBackfill(j, time.Now()))
+	return c.JSON(forCaller(c, viewBackfill(j, time.Now())))
+}
+
+// forCaller hides from a viewer what in a job is row data: the filters'
+// values (an operator may filter on a customer's e-mail) and last_key (a
+// primary key). Operators, who create backfills and read dead-lettered
+// rows, see them. Counts stay: a viewer cannot choose the filters they
+// count, so they cannot probe values with them.
+func forCaller(c *fiber.Ctx, v backfillView) backfillView {
+	if t, ok := caller(c); ok && t.Role.Allows(apitoken.Operator) {
+		return v
+	}
+	for i := range v.Filters {
+		v.Filters[i].Value = nil
+	}
+	v.LastKey = nil
+	return v
 }
 
 // cancelBackfill cancels a PENDING or EXECUTING job; the worker stops at

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rosettacdc/rosetta/pkg/apitoken"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
@@ -95,6 +96,21 @@ func TestBackfillAPI(t *testing.T) {
 		c.must(200, "GET", path, nil, &list)
 		if list.Total < 1 || list.Items[0].ID != j.ID {
 			t.Fatalf("list %+v", list)
+		}
+		if string(got.Filters[0].Value) != `["new","paid"]` {
+			t.Fatalf("an admin sees filter values %s", got.Filters[0].Value)
+		}
+		// A viewer sees the job without the filters' values (row data).
+		viewer := *c
+		viewer.token = c.mustToken("backfill-viewer", apitoken.Viewer)
+		var seen backfillView
+		raw := viewer.must(200, "GET", fmt.Sprintf("/backfill/%d", j.ID), nil, &seen)
+		if len(seen.Filters) != 3 || seen.Filters[0].Column != "status" || seen.Filters[0].Value != nil || strings.Contains(string(raw), "paid") {
+			t.Fatalf("a viewer sees %s", raw)
+		}
+		raw = viewer.must(200, "GET", path, nil, nil)
+		if strings.Contains(string(raw), "paid") {
+			t.Fatalf("a viewer's list shows filter values: %s", raw)
 		}
 		c.must(200, "POST", fmt.Sprintf("/backfill/%d/cancel", j.ID), nil, &got)
 		if got.Status != "CANCELLED" || got.FinishedAt == nil {
