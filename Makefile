@@ -5,7 +5,7 @@ export GOTOOLCHAIN ?= auto
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build web deps test test-deploy test-faults test-fidelity demo bench bench-guard lint fmt vet clean
+.PHONY: all build web deps test test-deploy test-faults test-fidelity demo bench bench-guard bench-console lint fmt vet clean
 
 all: build
 
@@ -55,15 +55,23 @@ demo: deps build
 
 # Throughput, latency and memory against the machine's own ceilings, in one
 # run (docs/performance.md): a table on stdout and bench/results/latest.json.
+# Last, the console's overview first render in Chromium (bench-console).
 # BENCH_SCALE=100000 for a quick run; BENCH_FLAGS for more (-workloads,
-# -latency-duration, -pprof DIR).
+# -latency-duration, -pprof DIR, -console-runs, -console-pipelines).
 bench: deps build bench-guard
+	@./scripts/ensure-browser.sh
 	$(GO) run ./bench/cmd/rosetta-bench $(BENCH_FLAGS)
 
 # Tombstone collection at scale (docs/delivery.md): 1,000,000 keys inserted
 # and deleted through a sink runner into PostgreSQL, tombstones kept <= 1 %.
 bench-guard: deps
 	$(GO) test -run '^$$' -bench BenchmarkTombstoneChurn1M -benchtime 1x -timeout 60m ./services/sink/drivers/postgres/
+
+# The console phase alone: time to first render of the overview with 50
+# paused pipelines, in Chromium on loopback, against the 1 s target.
+bench-console: deps build
+	@./scripts/ensure-browser.sh
+	$(GO) run ./bench/cmd/rosetta-bench -workloads= -latency-duration 0 -out bench/results/console.json $(BENCH_FLAGS)
 
 vet:
 	$(GO) vet ./...

@@ -125,6 +125,9 @@ func run(ctx context.Context, b *bench, changes int, names []string, latDur time
 	}
 	var sustainable float64
 	for _, name := range names {
+		if strings.TrimSpace(name) == "" {
+			continue // -workloads= runs none (e.g. the console phase alone)
+		}
 		w, err := parseWorkload(strings.TrimSpace(name), changes)
 		if err != nil {
 			return err
@@ -167,6 +170,14 @@ func run(ctx context.Context, b *bench, changes int, names []string, latDur time
 		b.res.Latency = lr
 		if err != nil {
 			return fmt.Errorf("latency: %w", err)
+		}
+	}
+	if *consoleRuns > 0 {
+		logf("console: first render of the overview with %d paused pipelines, %d runs in Chromium", *consolePipelines, *consoleRuns)
+		cr, err := b.runConsole(ctx)
+		b.res.Console = cr
+		if err != nil {
+			return fmt.Errorf("console: %w", err)
 		}
 	}
 	return nil

@@ -17,6 +17,7 @@ type results struct {
 	Changes   int               `json:"changes_per_backlog"`
 	Workloads []*workloadResult `json:"workloads"`
 	Latency   *latencyResult    `json:"latency,omitempty"`
+	Console   *consoleResult    `json:"console,omitempty"`
 	Targets   []target          `json:"targets"`
 	Error     string            `json:"error,omitempty"`
 }
@@ -156,34 +157,48 @@ func (r *results) evaluate() {
 			add("latency run: rosetta dev peak RSS MB", r.Latency.PeakRSSMB, "<= 256", r.Latency.PeakRSSMB <= 256)
 		}
 	}
+	if c := r.Console; c != nil {
+		add(fmt.Sprintf("console overview first render ms, median (%d paused)", c.Pipelines), c.MedianMS,
+			fmt.Sprintf("<= %d", consoleTargetMS), c.MedianMS <= consoleTargetMS)
+	}
 }
 
 func (r *results) print(out io.Writer) {
 	r.evaluate()
 	fmt.Fprintf(out, "\nrosetta bench — %d CPUs (%s), %d MB, load at start %s\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemoryMB, r.Machine.Load)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tchanges\trecvlogical/s\tpglogrepl/s\tjetstream/s\tcopy rows/s\tstaged/s\tcapture/s\t(÷recv)\tsink pg/s\t(÷staged)\te2e pg/s\t(÷recv)\te2e duck/s\t(÷recv)\tdev RSS MB\tdev CPU s/M\t")
-	for _, w := range r.Workloads {
-		var rss, cpu string
-		if w.E2EPostgres != nil {
-			rss = fmt.Sprintf("%.0f", w.E2EPostgres.PeakRSSMB)
-			cpu = fmt.Sprintf("%.1f", w.E2EPostgres.CPUSecPerMChgs)
+	// -workloads= (make bench-console) runs none: no empty tables.
+	if len(r.Workloads) > 0 {
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "workload\tchanges\trecvlogical/s\tpglogrepl/s\tjetstream/s\tcopy rows/s\tstaged/s\tcapture/s\t(÷recv)\tsink pg/s\t(÷staged)\te2e pg/s\t(÷recv)\te2e duck/s\t(÷recv)\tdev RSS MB\tdev CPU s/M\t")
+		for _, w := range r.Workloads {
+			var rss, cpu string
+			if w.E2EPostgres != nil {
+				rss = fmt.Sprintf("%.0f", w.E2EPostgres.PeakRSSMB)
+				cpu = fmt.Sprintf("%.1f", w.E2EPostgres.CPUSecPerMChgs)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", w.Workload.Name, w.Workload.Changes,
+				rate(w.RecvLogical), rate(w.DecodeLoop), rate(w.JetStream), rate(w.Copy), rate(w.StagedUpsert),
+				rate(w.Capture), ratio(w.Capture, w.RecvLogical), rate(w.SinkPostgres), ratio(w.SinkPostgres, w.StagedUpsert),
+				rate(w.E2EPostgres), ratio(w.E2EPostgres, w.RecvLogical), rate(w.E2EDuckDB), ratio(w.E2EDuckDB, w.RecvLogical), rss, cpu)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", w.Workload.Name, w.Workload.Changes,
-			rate(w.RecvLogical), rate(w.DecodeLoop), rate(w.JetStream), rate(w.Copy), rate(w.StagedUpsert),
-			rate(w.Capture), ratio(w.Capture, w.RecvLogical), rate(w.SinkPostgres), ratio(w.SinkPostgres, w.StagedUpsert),
-			rate(w.E2EPostgres), ratio(w.E2EPostgres, w.RecvLogical), rate(w.E2EDuckDB), ratio(w.E2EDuckDB, w.RecvLogical), rss, cpu)
+		tw.Flush()
+		r.printCPU(out)
 	}
-	tw.Flush()
-	r.printCPU(out)
 	if l := r.Latency; l != nil {
 		fmt.Fprintln(out, "\nlatency (ms; source commit → destination visible, corrected for coordinated omission; commit → JetStream ack)")
-		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "offered/s\tachieved/s\tp50\tp95\tp99\tmax\tack p50\tack p95\tack p99\tack max\t")
 		for _, p := range l.Phases {
 			fmt.Fprintf(tw, "%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", p.OfferedPerSecond, p.AchievedPerSecond,
 				p.EndToEnd.P50, p.EndToEnd.P95, p.EndToEnd.P99, p.EndToEnd.Max, p.Ack.P50, p.Ack.P95, p.Ack.P99, p.Ack.Max)
 		}
+		tw.Flush()
+	}
+	if c := r.Console; c != nil {
+		fmt.Fprintln(out, "\nconsole (Chromium on loopback; navigation start → every pipeline's row on the overview, fresh context each run)")
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "page\tpipelines\truns\tmedian ms\tmax ms\ttarget ms\t")
+		fmt.Fprintf(tw, "overview first render\t%d\t%d\t%.0f\t%.0f\t%d\t\n", c.Pipelines, len(c.RunsMS), c.MedianMS, c.MaxMS, consoleTargetMS)
 		tw.Flush()
 	}
 	if len(r.Targets) > 0 {

@@ -44,6 +44,7 @@ type rosettaRun struct {
 	dstDB    string
 	duckPath string
 	natsAddr string
+	httpAddr string
 	metrics  string
 	srcID    int64
 
@@ -127,6 +128,7 @@ func (r *rosettaRun) start(dataDir string) error {
 	if err != nil {
 		return err
 	}
+	r.httpAddr = "127.0.0.1:" + strconv.Itoa(httpPort)
 	if r.natsAddr == "" {
 		natsPort, err := freePort()
 		if err != nil {
@@ -145,7 +147,7 @@ func (r *rosettaRun) start(dataDir string) error {
 	r.cmd.Stdout, r.cmd.Stderr = logf, logf
 	env := append(os.Environ(),
 		"ROSETTA_CONFIG_DSN="+r.b.pg.dsn(r.cfgDB),
-		"ROSETTA_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(httpPort),
+		"ROSETTA_HTTP_ADDR="+r.httpAddr,
 		"ROSETTA_EMBEDDED_NATS_ADDR="+r.natsAddr,
 		"ROSETTA_NATS_URL=",
 		"ROSETTA_DATA_DIR="+dataDir,
