@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard/guardtest"
 )
@@ -135,4 +136,22 @@ func readGuardTable(t *testing.T, db *sql.DB, table, where string) map[string]gu
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestGuardAdoptsTable: a table written before column versions (no
+// _ROSETTA_COLV) gets the column added, and the issue's case then holds on
+// it: a partial update (BIG unchanged) applied before the update preceding
+// it ends with that update's BIG, not the older one.
+func TestGuardAdoptsTable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.exec(`CREATE TABLE ROSETTA.PUBLIC.ITEMS (ID NUMBER(10,0) PRIMARY KEY, NAME VARCHAR, BIG VARCHAR,
+		"_ROSETTA_LSN" NUMBER(20,0) NOT NULL, "_ROSETTA_SEQ" NUMBER(20,0) NOT NULL)`)
+	e.exec(`INSERT INTO ROSETTA.PUBLIC.ITEMS VALUES (1, 'a', 'A', 16, 1)`)
+	it := ev{Table: "items", Columns: itemCols}
+	e.mustApply(it.Upd(48, 1, "c"))
+	e.expect(`SELECT ID, NAME, BIG FROM ITEMS`, "1|c|A")
+	e.mustApply(it.Change(contracts.OpUpdate, 32, 1, `{"id":1}`, ``, `{"id":1,"name":"b","big":"B"}`))
+	e.expect(`SELECT ID, NAME, BIG, "_ROSETTA_LSN", GET("_ROSETTA_COLV", 'BIG')::NUMBER(38,0) FROM ITEMS`,
+		"1|c|B|48|320000000000000000002")
 }
