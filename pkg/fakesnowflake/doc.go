@@ -119,7 +119,9 @@
 //     DuckDB keeps no VARCHAR or BINARY lengths: the fake keeps those declared in
 //     CREATE TABLE, ADD COLUMN and ALTER COLUMN … SET DATA TYPE (following RENAME
 //     and DROP COLUMN) and reports them in the metadata of SELECT * FROM one
-//     table; other queries report Snowflake's maximum. Lengths are not enforced.
+//     table; other queries report Snowflake's maximum. INSERT, UPDATE and MERGE
+//     into a table with declared lengths run in a transaction and fail with
+//     100078 (rolled back) when they leave a longer value (enforce.go).
 //   - PRIMARY KEY, UNIQUE and FOREIGN KEY constraints are dropped: Snowflake does
 //     not enforce them (only NOT NULL), so the fake must not reject duplicates.
 //     The columns of a PRIMARY KEY become NOT NULL, as Snowflake makes them.
@@ -140,8 +142,10 @@
 //	Area                     Snowflake                                  fakesnowflake
 //	quoted identifiers       "id" and ID are different columns          DuckDB resolves names case-insensitively:
 //	                                                                    the same column
-//	VARCHAR(n), BINARY(n)    longer values fail (100078)                lengths kept for SELECT * metadata and
-//	                                                                    INFORMATION_SCHEMA, not enforced
+//	VARCHAR(n), BINARY(n)    longer values fail (100078)                same for INSERT, UPDATE, MERGE (a probe after
+//	                                                                    the write; inside a transaction it aborts the
+//	                                                                    transaction); COPY into such a table and
+//	                                                                    CREATE TABLE … AS are not checked
 //	INFORMATION_SCHEMA       many views and columns                     only COLUMNS, with the columns above; TIME and
 //	                                                                    TIMESTAMP precision always 9, OBJECT and ARRAY
 //	                                                                    shown as VARIANT, TIMESTAMP_LTZ as TIMESTAMP_TZ

@@ -326,13 +326,17 @@ func (ss *session) execute(ctx context.Context, sqlText string, binds [][]any) (
 	case "SELECT", "WITH", "VALUES", "FROM", "TABLE":
 		return ss.runQuery(ctx, toks, binds)
 	case "INSERT":
-		return ss.runDML(ctx, toks, binds, stmtInsert, []string{"number of rows inserted"})
+		return ss.writeChecked(ctx, toks, func() (*result, error) {
+			return ss.runDML(ctx, toks, binds, stmtInsert, []string{"number of rows inserted"})
+		})
 	case "UPDATE":
-		return ss.runDML(ctx, toks, binds, stmtUpdate, []string{"number of rows updated", "number of multi-joined rows updated"})
+		return ss.writeChecked(ctx, toks, func() (*result, error) {
+			return ss.runDML(ctx, toks, binds, stmtUpdate, []string{"number of rows updated", "number of multi-joined rows updated"})
+		})
 	case "DELETE":
 		return ss.runDML(ctx, toks, binds, stmtDelete, []string{"number of rows deleted"})
 	case "MERGE":
-		return ss.runMerge(ctx, toks, binds)
+		return ss.writeChecked(ctx, toks, func() (*result, error) { return ss.runMerge(ctx, toks, binds) })
 	case "BEGIN", "START":
 		return ss.begin(ctx)
 	case "COMMIT":

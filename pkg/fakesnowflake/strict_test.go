@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	sf "github.com/snowflakedb/gosnowflake"
 )
 
 // TestInformationSchemaTypes: INFORMATION_SCHEMA.COLUMNS names types as
@@ -70,4 +72,44 @@ func TestAlterColumnTypeStrict(t *testing.T) {
 	if got := queryStrings(t, c, `SELECT N, S, F FROM AL`); fmt.Sprint(got) != "[[1.25 abc 1.5]]" {
 		t.Fatalf("rows after the allowed ALTERs: %v", got)
 	}
+}
+
+// TestLengthsEnforced: a value longer than its column's declared VARCHAR(n)
+// (characters) or BINARY(n) (bytes) fails with 100078 and leaves the table
+// as it was, through INSERT, UPDATE and MERGE, in autocommit and in a
+// transaction (which the failure aborts, see errTxAborted).
+func TestLengthsEnforced(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := conn(t, openDB(t, srv, testUser, testKeys()[0]))
+	mustExec(t, c, `CREATE TABLE L (ID INT, S VARCHAR(3), B BINARY(2), FREE VARCHAR)`)
+	mustExec(t, c, `INSERT INTO L VALUES (?, ?, ?, ?)`, 1, "ééé", sf.DataTypeBinary, []byte{1, 2}, "no limit here")
+	tooLong := func(q, want string) {
+		t.Helper()
+		_, err := c.ExecContext(testContext(t), q)
+		se := snowflakeError(t, err)
+		if se.Number != 100078 || se.SQLState != "22000" || !strings.Contains(se.Message, want) {
+			t.Errorf("%s = %d %s %q, want 100078 22000 %q", q, se.Number, se.SQLState, se.Message, want)
+		}
+	}
+	tooLong(`INSERT INTO L VALUES (2, 'abcd', NULL, NULL)`, "String 'abcd' is too long and would be truncated")
+	_, err := c.ExecContext(testContext(t), `INSERT INTO L VALUES (?, NULL, ?, NULL)`, 2, sf.DataTypeBinary, []byte{1, 2, 3})
+	if se := snowflakeError(t, err); se.Number != 100078 || !strings.Contains(se.Message, "Binary value '010203' is too long") {
+		t.Errorf("a 3-byte value into BINARY(2) = %d %q, want 100078", se.Number, se.Message)
+	}
+	tooLong(`UPDATE L SET S = S || 'x' WHERE ID = 1`, "String 'éééx' is too long")
+	tooLong(`MERGE INTO L t USING (SELECT 1 AS ID, 'long' AS S) s ON t.ID = s.ID WHEN MATCHED THEN UPDATE SET S = s.S`, "String 'long'")
+	mustExec(t, c, `MERGE INTO L t USING (SELECT 3 AS ID, 'abc' AS S) s ON t.ID = s.ID WHEN NOT MATCHED THEN INSERT (ID, S) VALUES (s.ID, s.S)`)
+	mustExec(t, c, `BEGIN`)
+	mustExec(t, c, `INSERT INTO L VALUES (4, 'ok', NULL, NULL)`)
+	tooLong(`INSERT INTO L VALUES (5, 'abcd', NULL, NULL)`, "too long")
+	if _, err := c.ExecContext(testContext(t), `COMMIT`); err == nil {
+		t.Fatal("COMMIT after a refused write succeeded")
+	}
+	if got := queryStrings(t, c, `SELECT ID, S, HEX(B) FROM L ORDER BY ID`); fmt.Sprint(got) != "[[1 ééé 0102] [3 abc NULL]]" {
+		t.Fatalf("rows after the refused writes: %v", got)
+	}
+	// Widened, the column takes the longer value.
+	mustExec(t, c, `ALTER TABLE L ALTER COLUMN S SET DATA TYPE VARCHAR(10)`)
+	mustExec(t, c, `UPDATE L SET S = 'abcdefghij' WHERE ID = 3`)
 }
