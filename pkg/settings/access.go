@@ -22,6 +22,11 @@ const (
 	EnvKeysDir        = "ROSETTA_KEYS_DIR"
 )
 
+// DevTokenFile is where, under the data directory, `rosetta dev` keeps the
+// admin token it generates when ROSETTA_API_TOKEN is empty; local tools
+// (bin/duckquery) read it from there.
+const DevTokenFile = "api-token"
+
 // Access configures who may use the API. It is loaded apart from Settings
 // (LoadAccess) because only the API uses it.
 type Access struct {

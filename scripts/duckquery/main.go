@@ -1,10 +1,14 @@
 // Command duckquery runs one read-only SQL query against a DuckDB file and
 // prints the rows tab-separated. While Rosetta writes the file it holds
-// DuckDB's lock; duckquery then asks the Rosetta process holding it to run
-// the query (pkg/destquery, over NATS: ROSETTA_NATS_URL, or `rosetta dev`'s
-// embedded server). Without Rosetta it opens the file read-only itself,
-// retrying for -wait while another process holds it. Only single read
-// statements are accepted, and a query cannot read other files.
+// DuckDB's lock. When a Rosetta API answers (ROSETTA_HTTP_ADDR, or -api)
+// and has the file as a DuckDB destination, duckquery sends the query to
+// POST /api/v1/destinations/{id}/query with ROSETTA_API_TOKEN or the token
+// `rosetta dev` keeps in its data directory. Otherwise it asks the process
+// holding the file over NATS (pkg/destquery: ROSETTA_NATS_URL, or `rosetta
+// dev`'s embedded server), and when none holds it, opens the file
+// read-only itself, retrying for -wait while another process holds it. It
+// says on stderr which way the query went. Only single read statements are
+// accepted, and a query cannot read other files.
 package main
 
 import (
@@ -27,8 +31,9 @@ func main() {
 	wait := flag.Duration("wait", 10*time.Second, "how long to retry while a process that serves no queries holds the file")
 	limit := flag.Int("limit", destquery.MaxLimit, "most rows printed")
 	natsURL := flag.String("nats", defaultNATS(), "NATS of the running Rosetta, to reach the process holding the file (empty: never)")
+	apiURL := flag.String("api", defaultAPI(), "the running Rosetta's API, tried first (empty: never)")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: duckquery [-wait 10s] [-limit N] [-nats URL] FILE SQL")
+		fmt.Fprintln(os.Stderr, "usage: duckquery [-wait 10s] [-limit N] [-api URL] [-nats URL] FILE SQL")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -36,7 +41,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), flag.Arg(1), *natsURL, *wait, *limit); err != nil {
+	if err := run(flag.Arg(0), flag.Arg(1), *apiURL, *natsURL, *wait, *limit); err != nil {
 		fmt.Fprintln(os.Stderr, "duckquery:", err)
 		os.Exit(1)
 	}
@@ -55,9 +60,17 @@ func defaultNATS() string {
 	return "nats://" + addr
 }
 
-func run(path, query, natsURL string, wait time.Duration, limit int) error {
+func run(path, query, apiURL, natsURL string, wait time.Duration, limit int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), wait+destquery.MaxTimeout)
 	defer cancel()
+	res, err := queryThroughAPI(ctx, apiURL, path, query, limit, os.Stderr)
+	if err == nil {
+		printResult(res)
+		return nil
+	}
+	if !errors.Is(err, errNoAPI) {
+		return err
+	}
 	var nc *nats.Conn
 	if natsURL != "" {
 		// No Rosetta running is the normal case for a file at rest: a
@@ -80,6 +93,11 @@ func run(path, query, natsURL string, wait time.Duration, limit int) error {
 			defer c.Close()
 			nc = c
 		}
+	}
+	if nc != nil {
+		fmt.Fprintf(os.Stderr, "duckquery: asking the Rosetta process holding %s over NATS (%s), else opening it read-only\n", path, natsURL)
+	} else {
+		fmt.Fprintf(os.Stderr, "duckquery: no Rosetta reachable: opening %s read-only\n", path)
 	}
 	q := destquery.NewQuerier(nil, nc)
 	req := destquery.Request{SQL: query, Limit: limit, Timeout: destquery.MaxTimeout}

@@ -9,17 +9,14 @@ import (
 	"strings"
 
 	"github.com/rosettacdc/rosetta/pkg/apitoken"
+	"github.com/rosettacdc/rosetta/pkg/settings"
 )
-
-// devTokenFile is where `rosetta dev` keeps the admin token it generates,
-// under the data directory.
-const devTokenFile = "api-token"
 
 // devToken returns the admin token of `rosetta dev` run without
 // ROSETTA_API_TOKEN: the one stored under dataDir, or a new one written
 // there readable by the user only. created says whether it is new.
 func devToken(dataDir string) (token, path string, created bool, err error) {
-	path = filepath.Join(dataDir, devTokenFile)
+	path = filepath.Join(dataDir, settings.DevTokenFile)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
