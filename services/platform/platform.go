@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 
+	"github.com/rosettacdc/rosetta/pkg/changetail"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/destquery"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
@@ -51,16 +53,40 @@ func newQueryRegistry(log *slog.Logger) *destquery.Registry {
 
 // NewLogger builds the process logger from settings: JSON for production,
 // text for `rosetta dev` unless ROSETTA_LOG_FORMAT says otherwise.
-func NewLogger(s *settings.Settings) *slog.Logger {
+func NewLogger(s *settings.Settings) *slog.Logger { return newLogger(os.Stderr, s) }
+
+func newLogger(w io.Writer, s *settings.Settings) *slog.Logger {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if strings.EqualFold(s.LogFormat, "text") {
-		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+		// The text handler quotes any value with a control or format
+		// character, escaping it.
+		return slog.New(slog.NewTextHandler(w, opts))
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	// JSON escapes only C0 controls: DEL, C1 controls (CSI starts
+	// terminal sequences) and bidi or zero-width characters from source
+	// table names and values would reach whoever tails the log raw.
+	opts.ReplaceAttr = escapeAttr
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// escapeAttr escapes what changetail.Escape escapes in string and error
+// values (names and values from the source end up in both).
+func escapeAttr(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindString:
+		if s := a.Value.String(); changetail.Escape(s) != s {
+			a.Value = slog.StringValue(changetail.Escape(s))
+		}
+	case slog.KindAny:
+		if err, ok := a.Value.Any().(error); ok {
+			a.Value = slog.StringValue(changetail.Escape(err.Error()))
+		}
+	}
+	return a
 }
 
 func newStore(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (*configstore.Store, error) {
