@@ -543,23 +543,26 @@ func Collapse(changes []contracts.Change) ([]TableBatch, error) {
 	return out, nil
 }
 
-// inVersionOrder returns changes sorted by version, stably (the input is
-// returned as is when already sorted, and never modified: callers map
-// changes back to messages by index).
+// inVersionOrder returns changes sorted by version, stably, each change
+// of a table once (the input is returned as is when already strictly
+// ordered, and never modified: callers map changes back to messages by
+// index).
 func inVersionOrder(changes []contracts.Change) ([]contracts.Change, error) {
 	versions := make([]contracts.Version, len(changes))
-	sorted := true
+	ordered := true
 	for i := range changes {
 		v, err := changes[i].Version()
 		if err != nil {
 			return nil, fmt.Errorf("collapse change %d: %w", i, err)
 		}
 		versions[i] = v
-		if i > 0 && v.Less(versions[i-1]) {
-			sorted = false
+		// Equal versions mean a copy (or, across tables, one statement
+		// such as a multi-table TRUNCATE): the slow path sorts them out.
+		if i > 0 && !versions[i-1].Less(v) {
+			ordered = false
 		}
 	}
-	if sorted {
+	if ordered {
 		return changes, nil
 	}
 	idx := make([]int, len(changes))
@@ -567,9 +570,25 @@ func inVersionOrder(changes []contracts.Change) ([]contracts.Change, error) {
 		idx[i] = i
 	}
 	sort.SliceStable(idx, func(a, b int) bool { return versions[idx[a]].Less(versions[idx[b]]) })
-	out := make([]contracts.Change, len(changes))
-	for i, j := range idx {
-		out[i] = changes[j]
+	// A change delivered twice in one batch (a redelivery fetched with
+	// its original, a re-publish after the duplicate window) is folded
+	// once. Folding the copy again is not harmless: a key change's copy
+	// finds its old key already moved away and would replace the moved
+	// row's state with one that lacks the unchanged columns.
+	type seenKey struct {
+		schema, table string
+		v             contracts.Version
+	}
+	seen := make(map[seenKey]bool, len(changes))
+	out := make([]contracts.Change, 0, len(changes))
+	for _, j := range idx {
+		c := &changes[j]
+		k := seenKey{c.Source.Schema, c.Source.Table, versions[j]}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, *c)
 	}
 	return out, nil
 }
