@@ -40,7 +40,10 @@ type Driver struct {
 	conn     *sql.Conn // pinned: temporary tables and transactions are per session
 	tables   map[string]*tableState
 	stages   map[string]string // staging table per target and shape, in this session
-	registry bool              // _ROSETTA_TABLES exists
+	registry bool              // _ROSETTA_TABLES exists, with the collect floor
+	// collectChunk is the most tombstones one DELETE of CollectTombstones
+	// removes; 0 means defaultCollectChunk (tests lower it).
+	collectChunk int
 }
 
 // tableState is what the driver knows of a destination table. It is a
@@ -177,11 +180,8 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 	if err != nil {
 		return err
 	}
-	if !d.registry {
-		if _, err := conn.ExecContext(ctx, createRegistrySQL(qualified(d.cfg.database, d.cfg.schema, registryTable))); err != nil {
-			return fmt.Errorf("create %s: %w", registryTable, err)
-		}
-		d.registry = true
+	if err := d.ensureRegistry(ctx, conn); err != nil {
+		return err
 	}
 	for _, b := range work {
 		j, err := d.prepare(ctx, conn, b)
@@ -224,9 +224,10 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 }
 
 // applyTable runs one table's statements inside the transaction, in the
-// order of the version guard's specification (guard.Table.Apply). mark is
-// the table's truncate watermark before this batch.
-func (d *Driver) applyTable(ctx context.Context, tx *sql.Tx, j *job, mark contracts.Version) error {
+// order of the version guard's specification (guard.Table.Apply). bounds
+// are the table's truncate watermark before this batch and its collect
+// floor.
+func (d *Driver) applyTable(ctx context.Context, tx *sql.Tx, j *job, bounds guardBounds) error {
 	if len(j.b.Rows) > 0 {
 		// The staging table still holds the last committed batch's rows.
 		if _, err := tx.ExecContext(ctx, clearStageSQL(j.o.stage)); err != nil {
@@ -274,13 +275,16 @@ func (d *Driver) applyTable(ctx context.Context, tx *sql.Tx, j *job, mark contra
 		if _, err := tx.ExecContext(ctx, markTruncateSQL(j.o.registry), j.table, lsn, t.Seq); err != nil {
 			return fmt.Errorf("record truncate: %w", err)
 		}
-		if mark.Less(*t) {
-			mark = *t
+		if bounds.truncate.Less(*t) {
+			bounds.truncate = *t
 		}
 	}
 	if len(j.b.Rows) == 0 {
 		return nil
 	}
+	// Inserts and late fills must be newer than the truncate and not
+	// older than the collect floor (collect.go).
+	mark := bounds.exclusive()
 	markLSN, err := bindLSN(mark.LSN)
 	if err != nil {
 		return err
@@ -347,27 +351,32 @@ func copyInto(ctx context.Context, tx *sql.Tx, q string, want int) error {
 	return nil
 }
 
-// readWatermarks reads every table's truncate watermark.
-func readWatermarks(ctx context.Context, tx *sql.Tx, registry string) (map[string]contracts.Version, error) {
+// readWatermarks reads every table's truncate watermark and collect floor.
+func readWatermarks(ctx context.Context, tx *sql.Tx, registry string) (map[string]guardBounds, error) {
 	rows, err := tx.QueryContext(ctx, readRegistrySQL(registry))
 	if err != nil {
 		return nil, fmt.Errorf("read truncate watermarks: %w", err)
 	}
 	defer rows.Close()
-	marks := map[string]contracts.Version{}
+	marks := map[string]guardBounds{}
 	for rows.Next() {
-		var name, lsn, seq string
-		if err := rows.Scan(&name, &lsn, &seq); err != nil {
+		var name, lsn, seq, clsn, cseq string
+		if err := rows.Scan(&name, &lsn, &seq, &clsn, &cseq); err != nil {
 			return nil, fmt.Errorf("read truncate watermarks: %w", err)
 		}
-		l, err1 := strconv.ParseUint(lsn, 10, 64)
-		s, err2 := strconv.ParseInt(seq, 10, 64)
+		mark, err1 := parseVersion(lsn, seq)
+		floor, err2 := parseVersion(clsn, cseq)
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, fmt.Errorf("read truncate watermark of %s: %w", name, err)
 		}
-		if v := (contracts.Version{LSN: l, Seq: s}); marks[name].Less(v) {
-			marks[name] = v
+		b := marks[name]
+		if b.truncate.Less(mark) {
+			b.truncate = mark
 		}
+		if b.collect.Less(floor) {
+			b.collect = floor
+		}
+		marks[name] = b
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read truncate watermarks: %w", err)

@@ -129,16 +129,63 @@ func createTombSQL(tomb string, keys []stageColumn, nullable bool) string {
 	return "CREATE TABLE IF NOT EXISTS " + tomb + " (" + strings.Join(defs, ", ") + ")"
 }
 
+// createRegistrySQL creates the schema's registry: per destination table,
+// its truncate watermark and its collect floor (collect.go).
 func createRegistrySQL(registry string) string {
 	return "CREATE TABLE IF NOT EXISTS " + registry + " (" + ident("TABLE_NAME") + " VARCHAR NOT NULL, " +
 		ident("TRUNCATE_LSN") + " " + versionType + " NOT NULL, " + ident("TRUNCATE_SEQ") + " " + versionType + " NOT NULL, " +
+		ident(collectLSNCol) + " " + versionType + " DEFAULT 0, " + ident(collectSeqCol) + " " + versionType + " DEFAULT 0, " +
 		"PRIMARY KEY (" + ident("TABLE_NAME") + "))"
 }
 
-// readRegistrySQL reads every truncate watermark of the schema; duplicates
-// (two sinks registering one table at once) are harmless: the newest wins.
+// addRegistryColumnSQL gives a registry created before collection one of
+// the collect floor's columns: existing tables have floor 0 (nothing
+// collected).
+func addRegistryColumnSQL(registry, name string) string {
+	return "ALTER TABLE " + registry + " ADD COLUMN IF NOT EXISTS " + ident(name) + " " + versionType + " DEFAULT 0"
+}
+
+// readRegistrySQL reads every truncate watermark and collect floor of the
+// schema; duplicates (two sinks registering one table at once) are
+// harmless: the newest of each wins.
 func readRegistrySQL(registry string) string {
-	return "SELECT " + ident("TABLE_NAME") + ", " + ident("TRUNCATE_LSN") + ", " + ident("TRUNCATE_SEQ") + " FROM " + registry
+	return "SELECT " + ident("TABLE_NAME") + ", " + ident("TRUNCATE_LSN") + ", " + ident("TRUNCATE_SEQ") + ", COALESCE(" +
+		ident(collectLSNCol) + ", 0), COALESCE(" + ident(collectSeqCol) + ", 0) FROM " + registry
+}
+
+// raiseCollectFloorSQL raises a table's collect floor, never lowering it,
+// and registers a table the registry does not list yet (watermark 0):
+// binds table, lsn, seq.
+func raiseCollectFloorSQL(registry string) string {
+	rl, rs := "COALESCE("+col("r", collectLSNCol)+", 0)", "COALESCE("+col("r", collectSeqCol)+", 0)"
+	return "MERGE INTO " + registry + " AS r USING (SELECT ? AS " + ident("TABLE_NAME") + ", ? AS " + ident(collectLSNCol) +
+		", ? AS " + ident(collectSeqCol) + ") AS s ON " + col("r", "TABLE_NAME") + " = " + col("s", "TABLE_NAME") +
+		" WHEN MATCHED AND " + newer(col("s", collectLSNCol), col("s", collectSeqCol), rl, rs) +
+		" THEN UPDATE SET " + ident(collectLSNCol) + " = " + col("s", collectLSNCol) + ", " + ident(collectSeqCol) + " = " + col("s", collectSeqCol) +
+		" WHEN NOT MATCHED THEN INSERT (" + ident("TABLE_NAME") + ", " + ident("TRUNCATE_LSN") + ", " + ident("TRUNCATE_SEQ") + ", " +
+		ident(collectLSNCol) + ", " + ident(collectSeqCol) + ") VALUES (" + col("s", "TABLE_NAME") + ", 0, 0, " +
+		col("s", collectLSNCol) + ", " + col("s", collectSeqCol) + ")"
+}
+
+// readCollectFloorSQL reads a table's collect floor, the newest of its
+// registry rows (binds table).
+func readCollectFloorSQL(registry string) string {
+	return "SELECT COALESCE(" + ident(collectLSNCol) + ", 0) AS L, COALESCE(" + ident(collectSeqCol) + ", 0) AS S FROM " + registry +
+		" WHERE " + ident("TABLE_NAME") + " = ? ORDER BY L DESC, S DESC LIMIT 1"
+}
+
+// collectCutSQL finds the version of the chunk-th oldest tombstone older
+// than the floor (binds lsn, lsn, seq): no row when fewer are left.
+func collectCutSQL(tomb string, chunk int) string {
+	return "SELECT " + col("x", lsnCol) + ", " + col("x", seqCol) + " FROM " + tomb + " AS x WHERE " + olderThanBound("x") +
+		" ORDER BY " + col("x", lsnCol) + ", " + col("x", seqCol) + " LIMIT 1 OFFSET " + strconv.Itoa(chunk-1)
+}
+
+// collectUpToSQL deletes the tombstones at or older than a cut (binds lsn,
+// lsn, seq): with the cut from collectCutSQL, one chunk.
+func collectUpToSQL(tomb string) string {
+	return "DELETE FROM " + tomb + " AS x WHERE (" + col("x", lsnCol) + " < ? OR (" + col("x", lsnCol) + " = ? AND " +
+		col("x", seqCol) + " <= ?))"
 }
 
 // markTruncateSQL raises a table's watermark: binds table, lsn, seq.

@@ -76,7 +76,8 @@ func TestStatementsGolden(t *testing.T) {
 		{"create registry (once per schema)", createRegistrySQL(o.registry)},
 		{"create staging table (once per session and batch shape)", createStageSQL(o.stage, s)},
 		{"put (per batch and table, before the transaction)", putSQL(o, "/tmp/rosetta-snowflake-1234.csv.gz", "0a1b2c3d4e5f6071")},
-		{"read truncate watermarks (in the transaction)", readRegistrySQL(o.registry)},
+		{"add the collect floor to a registry from before collection", addRegistryColumnSQL(o.registry, collectLSNCol)},
+		{"read truncate watermarks and collect floors (in the transaction)", readRegistrySQL(o.registry)},
 		{"truncate rows: binds lsn, lsn, seq", truncateRowsSQL(o.target, false)},
 		{"truncate rows, soft_delete: binds lsn, seq, lsn, lsn, seq", truncateRowsSQL(o.target, true)},
 		{"truncate tombstones: binds lsn, lsn, seq", truncateTombsSQL(o.tomb)},
@@ -94,6 +95,11 @@ func TestStatementsGolden(t *testing.T) {
 		{"tombstones (hard delete), batch of full upserts", tombSQL(o, s)},
 		{"tombstones (hard delete), batch with floors or partial rows: binds watermark twice", tombGuardSQL(o, s, []string{"Odd \"name\"", "PAYLOAD"})},
 		{"remove staged files (after a failure)", removeSQL(o, "0a1b2c3d4e5f6071")},
+		{"collect: raise the collect floor: binds table, lsn, seq", raiseCollectFloorSQL(o.registry)},
+		{"collect: read the collect floor: binds table", readCollectFloorSQL(o.registry)},
+		{"collect: version of the chunk-th oldest tombstone below the floor: binds lsn, lsn, seq", collectCutSQL(o.tomb, defaultCollectChunk)},
+		{"collect: delete a chunk: binds the cut's lsn, lsn, seq", collectUpToSQL(o.tomb)},
+		{"collect: delete the rest below the floor: binds lsn, lsn, seq", truncateTombsSQL(o.tomb)},
 	} {
 		b.WriteString("-- " + part.name + "\n" + part.sql + ";\n\n")
 	}
