@@ -3,6 +3,7 @@ package cdc
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -113,15 +114,20 @@ func inVersionOrder(changes []contracts.Change) ([]contracts.Change, error) {
 	// once. Folding the copy again is not harmless: a key change's copy
 	// finds its old key already moved away and would replace the moved
 	// row's state with one that lacks the unchanged columns.
+	// A copy has the same table, version, operation and key (a version
+	// names one change of a source; tests and tools may still give
+	// changes of different keys one version, and those all count).
 	type seenKey struct {
 		schema, table string
 		v             contracts.Version
+		op            contracts.Op
+		key           string
 	}
 	seen := make(map[seenKey]bool, len(changes))
 	out := make([]contracts.Change, 0, len(changes))
 	for _, j := range idx {
 		c := &changes[j]
-		k := seenKey{c.Source.Schema, c.Source.Table, versions[j]}
+		k := seenKey{c.Source.Schema, c.Source.Table, versions[j], c.Op, rowIdentity(c.Key)}
 		if seen[k] {
 			continue
 		}
@@ -129,6 +135,19 @@ func inVersionOrder(changes []contracts.Change) ([]contracts.Change, error) {
 		out = append(out, *c)
 	}
 	return out, nil
+}
+
+// rowIdentity is a row's columns and raw values in column order, for
+// telling copies of a change apart from other changes.
+func rowIdentity(r contracts.Row) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(r)) {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.Write(r[k])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 type tableState struct {
