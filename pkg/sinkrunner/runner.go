@@ -107,6 +107,11 @@ type Config struct {
 	// GuardObserver records collections; nil takes Observer when it is
 	// one, else records nothing.
 	GuardObserver GuardObserver
+	// Completions, with a driver that is an IncompleteReporter, turns
+	// the rows Apply leaves with unknown columns into completion backfill
+	// jobs, gathered for CompleteEvery (3s) before each round (complete.go).
+	Completions   CompletionStore
+	CompleteEvery time.Duration
 }
 
 // Observer receives a runner's measurements; *metrics.Metrics implements
@@ -129,6 +134,7 @@ func DefaultConfig() Config {
 		KeepAliveEvery: 10 * time.Second,
 		ReportEvery:    2 * time.Second,
 		CollectEvery:   5 * time.Minute,
+		CompleteEvery:  3 * time.Second,
 	}
 }
 
@@ -160,6 +166,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CollectEvery <= 0 {
 		c.CollectEvery = d.CollectEvery
+	}
+	if c.CompleteEvery <= 0 {
+		c.CompleteEvery = d.CompleteEvery
 	}
 	if g, ok := c.Observer.(GuardObserver); ok && c.GuardObserver == nil {
 		c.GuardObserver = g
@@ -196,6 +205,10 @@ type Runner struct {
 	rep  StateReporter
 	dlq  DeadLetterQueue
 	log  *slog.Logger
+	// inc and comp are set when the driver reports incomplete rows and
+	// the config has a CompletionStore.
+	inc  IncompleteReporter
+	comp *completer
 
 	replays  chan replayRequest
 	collects chan collectRequest
@@ -255,7 +268,7 @@ func New(cfg Config, cons jetstream.Consumer, drv Driver, rep StateReporter, log
 // ones in dlq and acks them only once stored. A nil dlq is New.
 func NewWithDeadLetters(cfg Config, cons jetstream.Consumer, drv Driver, rep StateReporter, dlq DeadLetterQueue, log *slog.Logger) *Runner {
 	cfg = cfg.withDefaults()
-	return &Runner{
+	r := &Runner{
 		cfg:      cfg,
 		cons:     cons,
 		drv:      drv,
@@ -268,6 +281,10 @@ func NewWithDeadLetters(cfg Config, cons jetstream.Consumer, drv Driver, rep Sta
 		held:     map[*batch]struct{}{},
 		dec:      cdc.NewDecoder(),
 	}
+	if inc, ok := drv.(IncompleteReporter); ok && cfg.Completions != nil {
+		r.inc, r.comp = inc, newCompleter()
+	}
+	return r
 }
 
 // Stats returns a snapshot of the runner's counters.
@@ -308,6 +325,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	// fetcher, which keeps filling it.
 	ready := make(chan *batch)
 	wg.Go(func() { r.fetchLoop(ctx, ready) })
+	if r.comp != nil {
+		wg.Go(func() { r.completeLoop(ctx) })
+	}
 	defer r.awaitConfirm()
 	collectTick, stopTick := r.collectTicker()
 	defer stopTick()
@@ -836,6 +856,9 @@ func (r *Runner) applyCollapsed(ctx context.Context, sub []contracts.Change, bat
 		// Apply returned nil: the destination transaction committed.
 		r.cfg.Observer.BatchApplied(r.cfg.PipelineID, r.cfg.DestinationID, sub, time.Since(start))
 	}
+	if err == nil && r.inc != nil {
+		r.comp.add(r.inc.Incomplete())
+	}
 	return err
 }
 
@@ -1118,6 +1141,11 @@ func (r *Runner) reportHealthyLocked(ctx context.Context, force bool) {
 	}
 	if st.DeadLettered > 0 {
 		notes = append(notes, fmt.Sprintf("%d changes the destination rejected were sent to the dead-letter queue since the sink started (see the pipeline's DLQ)", st.DeadLettered))
+	}
+	if r.comp != nil {
+		if n := r.comp.note(); n != "" {
+			notes = append(notes, n)
+		}
 	}
 	text := strings.Join(notes, "; ")
 	if !force && r.lastHealth == configstore.HealthHealthy && r.lastReportText == text &&

@@ -369,6 +369,11 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 		// Tombstone collection (docs/delivery.md).
 		rcfg.Tables, rcfg.Bounds = p.Tables, guardBounds{store: bs, q: m.dlq}
 	}
+	if cs, ok := m.store.(sinkrunner.CompletionStore); ok {
+		// Rows left with unknown columns are completed from the source
+		// by the backfill worker (docs/delivery.md).
+		rcfg.Completions = cs
+	}
 	var letters sinkrunner.DeadLetterQueue // a nil interface, not a nil *dlq.Queue inside one
 	if m.dlq != nil {
 		letters = deadLetters{q: m.dlq}

@@ -219,7 +219,7 @@ export const Backfill = z.object({
   id,
   pipeline_id: id,
   table: z.string(),
-  kind: z.enum(["snapshot", "backfill"]),
+  kind: z.enum(["snapshot", "backfill", "completion"]),
   destination_ids: z.array(id),
   filters: z.array(BackfillFilter),
   batch_size: z.number().int(),

@@ -131,3 +131,13 @@ func raiseCollectFloor(ctx context.Context, conn *sql.Conn, schema, table string
 	}
 	return ident(bookkeepingSchema, name), now, nil
 }
+
+var _ sinkrunner.IncompleteReporter = (*Driver)(nil)
+
+// Incomplete returns the rows the last committed Apply left with columns
+// no change has provided yet (see reportUnknown).
+func (d *Driver) Incomplete() []sinkrunner.IncompleteRows {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.incomplete
+}

@@ -35,11 +35,14 @@ type Driver struct {
 	cfg Config
 	log *slog.Logger
 
-	mu       sync.Mutex
-	closed   bool
-	db       *sql.DB
-	conn     *sql.Conn
-	openedAt time.Time
+	mu     sync.Mutex
+	closed bool
+	// found gathers the rows the Apply in progress leaves with unknown
+	// columns; incomplete holds them once it committed (Incomplete).
+	found, incomplete []sinkrunner.IncompleteRows
+	db                *sql.DB
+	conn              *sql.Conn
+	openedAt          time.Time
 	// noReopenUntil keeps the file free for readers after a MaxHold
 	// release.
 	noReopenUntil time.Time
@@ -120,6 +123,7 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 	if d.closed {
 		return errors.New("apply to duckdb destination: driver is closed")
 	}
+	d.found, d.incomplete = nil, nil
 	var work []cdc.TableBatch
 	for _, b := range batches {
 		if len(b.Rows) > 0 || b.Truncate != nil {
@@ -140,6 +144,7 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 			err = classify(err)
 			return
 		}
+		d.incomplete, d.found = d.found, nil
 		d.afterCommit()
 	}()
 	conn, err := d.open(ctx)

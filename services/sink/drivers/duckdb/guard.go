@@ -9,6 +9,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
 )
 
@@ -153,34 +154,50 @@ func withTruncate(plan *stagePlan, shape *tableShape, b cdc.TableBatch) *stagePl
 // unchanged and no older change of the row has arrived. That is normal for
 // a moment after a redelivery; it stays so for a row that existed before
 // the pipeline and was never snapshotted, until a backfill of the key
-// completes it. At most 10 rows per batch are named.
+// completes it: every such row is gathered for Incomplete, which the sink
+// runner turns into a completion backfill. At most 10 rows per batch are
+// named in the log.
 func (d *Driver) reportUnknown(ctx context.Context, conn *sql.Conn, plan *stagePlan, b cdc.TableBatch) error {
 	var keys, match []string
+	found := sinkrunner.IncompleteRows{Table: b.Table.String()}
 	for _, p := range plan.layout.keys {
 		c := plan.layout.cols[p]
+		found.KeyColumns = append(found.KeyColumns, c.Name)
 		keys = append(keys, "CAST(t."+ident(c.Name)+" AS VARCHAR)")
 		match = append(match, "t."+ident(c.Name)+" = s."+ident(c.Name))
 	}
-	q := "SELECT concat_ws(', ', " + strings.Join(keys, ", ") + "), array_to_string(list_sort(list_filter(map_keys(t." + ident(colvCol) +
-		"), k -> t." + ident(colvCol) + "[k] = " + unknownVersion + ")), ', ') FROM " + plan.target + " AS t JOIN " + ident(plan.stage) +
+	q := "SELECT array_to_string(list_sort(list_filter(map_keys(t." + ident(colvCol) +
+		"), k -> t." + ident(colvCol) + "[k] = " + unknownVersion + ")), ', '), " + strings.Join(keys, ", ") + " FROM " + plan.target + " AS t JOIN " + ident(plan.stage) +
 		" AS s ON " + strings.Join(match, " AND ") + " WHERE NOT s." + ident(delCol) + " AND s." + ident(colvCol) + " IS NOT NULL AND " +
-		hasUnknown("t") + " LIMIT 10"
+		hasUnknown("t")
 	rows, err := conn.QueryContext(ctx, q)
 	if err != nil {
 		return fmt.Errorf("find rows with unknown columns: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var key, cols string
-		if err := rows.Scan(&key, &cols); err != nil {
+		var cols string
+		key := make([]string, len(keys))
+		dest := []any{&cols}
+		for i := range key {
+			dest = append(dest, &key[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("find rows with unknown columns: %w", err)
+		}
+		found.Keys = append(found.Keys, key)
+		if len(found.Keys) > 10 {
+			continue
 		}
 		d.log.Warn("row has columns no change has provided yet: an update left them unchanged (TOASTed) and no older change of "+
 			"the row has arrived; they stay NULL until one does, or a backfill of the key completes them",
-			"table", d.cfg.Schema+"."+b.Table.Table, "key", key, "columns", cols)
+			"table", d.cfg.Schema+"."+b.Table.Table, "key", strings.Join(key, ", "), "columns", cols)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("find rows with unknown columns: %w", err)
+	}
+	if len(found.Keys) > 0 {
+		d.found = append(d.found, found)
 	}
 	return nil
 }

@@ -142,3 +142,13 @@ func (d *Driver) raiseCollectFloor(ctx context.Context, conn *pgx.Conn, table st
 	}
 	return tomb, contracts.Version{LSN: uint64(lsn), Seq: seq}, nil
 }
+
+var _ sinkrunner.IncompleteReporter = (*Driver)(nil)
+
+// Incomplete returns the rows the last committed Apply left with columns
+// no change has provided yet (see reportUnknown).
+func (d *Driver) Incomplete() []sinkrunner.IncompleteRows {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.incomplete
+}

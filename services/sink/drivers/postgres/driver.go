@@ -42,6 +42,9 @@ type Driver struct {
 	tables map[string]*tableShape // by destination table name
 	stages map[string]*stagePlan  // by shape signature; temp tables of conn
 	nextID int
+	// found gathers the rows the Apply in progress leaves with unknown
+	// columns; incomplete holds them once it committed (Incomplete).
+	found, incomplete []sinkrunner.IncompleteRows
 }
 
 // tableShape is what the driver knows of a destination table: its columns
@@ -115,6 +118,7 @@ func (d *Driver) Close() error {
 func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.found, d.incomplete = nil, nil
 	var work []cdc.TableBatch
 	for _, b := range batches {
 		if len(b.Rows) > 0 || b.Truncate != nil {
@@ -251,7 +255,7 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 			enqueue(table, "drop superseded tombstones", plan.sql.untomb)
 		}
 		if plan.colv.has && slices.ContainsFunc(b.Rows, func(r cdc.RowChange) bool { return !r.Delete && len(r.Unchanged) > 0 }) {
-			partial = append(partial, reportPlan{table: table, plan: plan})
+			partial = append(partial, reportPlan{table: table, source: b.Table.String(), plan: plan})
 		}
 	}
 	if queue.Len() > 0 {
@@ -274,6 +278,7 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit batch to postgres destination: %w", err)
 	}
+	d.incomplete, d.found = d.found, nil
 	return nil
 }
 

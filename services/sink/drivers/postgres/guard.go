@@ -10,6 +10,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
 )
 
@@ -124,8 +125,9 @@ func parseVersion(s *string) (contracts.Version, error) {
 
 // reportPlan is a table whose staged batch held partial changes.
 type reportPlan struct {
-	table string
-	plan  *stagePlan
+	table  string
+	source string // the source table, schema.table
+	plan   *stagePlan
 }
 
 // reportUnknown warns about rows of the batch left with columns no change
@@ -133,18 +135,22 @@ type reportPlan struct {
 // unchanged and no older change of the row has arrived. That is normal for
 // a moment after a redelivery; it stays so for a row that existed before
 // the pipeline and was never snapshotted, until a backfill of the key
-// completes it. At most 10 rows per batch are named.
+// completes it: every such row is gathered for Incomplete, which the sink
+// runner turns into a completion backfill. At most 10 rows per batch are
+// named in the log.
 func (d *Driver) reportUnknown(ctx context.Context, tx pgx.Tx, p reportPlan) error {
 	var keys, match []string
+	found := sinkrunner.IncompleteRows{Table: p.source}
 	for _, c := range p.plan.cols {
 		if c.Key {
+			found.KeyColumns = append(found.KeyColumns, c.Name)
 			keys = append(keys, "t."+ident(c.Name)+"::text")
 			match = append(match, "t."+ident(c.Name)+" = s."+ident(c.Name))
 		}
 	}
 	q := "SELECT ARRAY[" + strings.Join(keys, ", ") + "], ARRAY(SELECT e.key FROM jsonb_each(t." + ident(colvCol) + ") AS e WHERE e.value = " +
 		unknownVersion + " ORDER BY e.key) FROM " + p.plan.target + " AS t JOIN " + ident(p.plan.stage) + " AS s ON " + strings.Join(match, " AND ") +
-		" WHERE NOT s." + ident(delCol) + " AND s." + ident(colvCol) + " IS NOT NULL AND " + p.plan.colv.hasUnknown("t") + " LIMIT 10"
+		" WHERE NOT s." + ident(delCol) + " AND s." + ident(colvCol) + " IS NOT NULL AND " + p.plan.colv.hasUnknown("t")
 	rows, err := tx.Query(ctx, q)
 	if err != nil {
 		return fmt.Errorf("find rows of %s with unknown columns: %w", p.table, err)
@@ -155,12 +161,19 @@ func (d *Driver) reportUnknown(ctx context.Context, tx pgx.Tx, p reportPlan) err
 		if err := rows.Scan(&key, &cols); err != nil {
 			return fmt.Errorf("find rows of %s with unknown columns: %w", p.table, err)
 		}
+		found.Keys = append(found.Keys, key)
+		if len(found.Keys) > 10 {
+			continue
+		}
 		d.log.Warn("row has columns no change has provided yet: an update left them unchanged (TOASTed) and no older change of "+
 			"the row has arrived; they stay NULL until one does, or a backfill of the key completes them",
 			"table", p.table, "key", key, "columns", cols)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("find rows of %s with unknown columns: %w", p.table, err)
+	}
+	if len(found.Keys) > 0 {
+		d.found = append(d.found, found)
 	}
 	return nil
 }
