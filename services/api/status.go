@@ -52,7 +52,9 @@ type lagInput struct {
 // lagStatus is the computed health and lag of one pipeline destination.
 type lagStatus struct {
 	Health configstore.Health
-	// Reason says why Health is not HEALTHY; empty when it is.
+	// Reason says why Health is not HEALTHY; when it is, what the sink
+	// notes while healthy (rows not yet completed, dead-lettered changes),
+	// usually empty.
 	Reason     string
 	LagSeconds *float64
 	LagBytes   *int64
@@ -73,7 +75,7 @@ type lagStatus struct {
 //     unknown.
 //   - health is PAUSED for a paused pipeline, ERROR when the sink reports
 //     one, LAGGING when lag_seconds is over threshold, UNKNOWN while no sink
-//     has reported, otherwise HEALTHY.
+//     has reported, otherwise HEALTHY, with the sink's notes as reason.
 func computeLag(in lagInput, now time.Time, threshold time.Duration) lagStatus {
 	out := lagStatus{Pending: in.Pending}
 	if !in.Progress.At.IsZero() && now.Sub(in.Progress.At) <= staleProgress {
@@ -116,6 +118,9 @@ func computeLag(in lagInput, now time.Time, threshold time.Duration) lagStatus {
 		out.Reason = joinReason("no sink has reported on this destination yet", behind)
 	default:
 		out.Health = configstore.HealthHealthy
+		// A healthy sink's notes: rows waiting for a completion
+		// backfill, changes sent to the dead-letter queue.
+		out.Reason = in.LastError
 	}
 	return out
 }

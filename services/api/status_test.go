@@ -48,6 +48,12 @@ func TestComputeLag(t *testing.T) {
 		wantReason:  "142 s behind, 53,000 changes pending",
 		wantSeconds: ptrTo(142.0), wantBytes: n(0x4000), wantTput: 7.5,
 	}, {
+		name:        "healthy with notes: the sink's notes are the reason",
+		in:          lagInput{Reported: configstore.HealthHealthy, LastError: "public.docs: 3 rows with columns not yet known (keys 1, 5, 9); completion backfill #12 running", Pending: n(0)},
+		wantHealth:  configstore.HealthHealthy,
+		wantReason:  "public.docs: 3 rows with columns not yet known (keys 1, 5, 9); completion backfill #12 running",
+		wantSeconds: ptrTo(0.0), wantBytes: n(0),
+	}, {
 		name:        "exactly at the threshold is not yet lagging",
 		in:          lagInput{Reported: configstore.HealthHealthy, Progress: applied(60*time.Second, 0x1000), Pending: n(1)},
 		wantHealth:  configstore.HealthHealthy,

@@ -121,6 +121,8 @@ func TestCompleteIncompletableRows(t *testing.T) {
 	health := func() string {
 		var p struct {
 			Destinations []struct {
+				Health    string `json:"health"`
+				Reason    string `json:"reason"`
 				LastError string `json:"last_error"`
 			} `json:"destinations"`
 		}
@@ -128,7 +130,12 @@ func TestCompleteIncompletableRows(t *testing.T) {
 		if len(p.Destinations) != 1 {
 			t.Fatalf("destinations: %+v", p.Destinations)
 		}
-		return p.Destinations[0].LastError
+		// The console shows reason; a healthy sink's notes are it.
+		d := p.Destinations[0]
+		if d.Health == "HEALTHY" && d.Reason != d.LastError {
+			t.Fatalf("healthy destination: reason %q, last_error %q", d.Reason, d.LastError)
+		}
+		return d.Reason
 	}
 	var reason string
 	waitUntil("the health reason names the incomplete rows", 60*time.Second, func() bool {
