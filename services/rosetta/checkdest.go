@@ -110,19 +110,25 @@ func runCheckDestination(args []string, stdout, stderr io.Writer) error {
 
 // destinationID resolves an id or a destination name.
 func destinationID(ctx context.Context, store *configstore.Store, arg string) (int64, error) {
+	return resolveID(ctx, arg, "destination", store.ListAllDestinations, func(d configstore.Destination) (int64, string) { return d.ID, d.Name })
+}
+
+// resolveID reads arg as a positive id, or else finds the entity of kind
+// named arg among those list returns.
+func resolveID[T any](ctx context.Context, arg, kind string, list func(context.Context) ([]T, error), idName func(T) (int64, string)) (int64, error) {
 	if id, err := strconv.ParseInt(arg, 10, 64); err == nil && id > 0 {
 		return id, nil
 	}
-	all, err := store.ListAllDestinations(ctx)
+	all, err := list(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("list destinations: %w", err)
+		return 0, fmt.Errorf("list %ss: %w", kind, err)
 	}
-	for _, d := range all {
-		if d.Name == arg {
-			return d.ID, nil
+	for _, e := range all {
+		if id, name := idName(e); name == arg {
+			return id, nil
 		}
 	}
-	return 0, fmt.Errorf("no destination has the id or name %q", arg)
+	return 0, fmt.Errorf("no %s has the id or name %q", kind, arg)
 }
 
 // printLiveCheck prints one line per step: CHECK, RESULT, DETAIL.

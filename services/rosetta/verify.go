@@ -143,19 +143,7 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 
 // pipelineID resolves an id or a pipeline name.
 func pipelineID(ctx context.Context, store *configstore.Store, arg string) (int64, error) {
-	if id, err := strconv.ParseInt(arg, 10, 64); err == nil && id > 0 {
-		return id, nil
-	}
-	all, err := store.ListAllPipelines(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("list pipelines: %w", err)
-	}
-	for _, p := range all {
-		if p.Name == arg {
-			return p.ID, nil
-		}
-	}
-	return 0, fmt.Errorf("no pipeline has the id or name %q", arg)
+	return resolveID(ctx, arg, "pipeline", store.ListAllPipelines, func(p configstore.Pipeline) (int64, string) { return p.ID, p.Name })
 }
 
 // progressPrinter reports progress at most once a second per table and
