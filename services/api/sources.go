@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -127,11 +126,7 @@ func checkError(err error, prefix, field, password string) error {
 	if errors.As(err, &p) {
 		return fromProblem(p, prefix, field)
 	}
-	msg := err.Error()
-	if password != "" {
-		msg = strings.ReplaceAll(msg, password, "********")
-	}
-	return invalid(field, "could not check the database: %s", msg)
+	return invalid(field, "could not check the database: %s", scrubbed(err, password))
 }
 
 func endpointOf(in configstore.SourceInput, password string) pgcatalog.Endpoint {

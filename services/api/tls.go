@@ -17,8 +17,6 @@ import (
 type certReloader struct {
 	certFile, keyFile string
 	log               *slog.Logger
-	// now is time.Now, replaceable so the tests need not wait a second.
-	now func() time.Time
 
 	mu       sync.Mutex
 	cert     *tls.Certificate
@@ -31,7 +29,7 @@ type certReloader struct {
 const statInterval = time.Second
 
 func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader, error) {
-	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log, now: time.Now}
+	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log}
 	if err := r.load(); err != nil {
 		return nil, err
 	}
@@ -67,7 +65,7 @@ func (r *certReloader) modTimes() (cert, key time.Time, err error) {
 func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := r.now()
+	now := time.Now()
 	if now.Sub(r.lastStat) < statInterval {
 		return r.cert, nil
 	}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,9 +38,7 @@ func TestCompleteIncompletableRows(t *testing.T) {
 
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	natsAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-	logs := &testkit.LogBuffer{}
-	cmd := exec.Command(bin, "dev")
-	cmd.Env = append(os.Environ(),
+	dev := startDev(t, bin, append(os.Environ(),
 		"ROSETTA_CONFIG_DSN="+pg.DSN(cfgDB),
 		"ROSETTA_HTTP_ADDR="+httpAddr,
 		"ROSETTA_EMBEDDED_NATS_ADDR="+natsAddr,
@@ -52,42 +48,8 @@ func TestCompleteIncompletableRows(t *testing.T) {
 		"ROSETTA_API_TOKEN="+testAPIToken,
 		"ROSETTA_DATA_DIR="+t.TempDir(),
 		"ROSETTA_SINK_BATCH_WAIT=50ms",
-	)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(40 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("rosetta dev output:\n%s", logs.Tail(20000))
-		}
-	})
-	waitUntil := func(what string, d time.Duration, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(d)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %s", what, d)
-			}
-			select {
-			case err := <-exited:
-				t.Fatalf("rosetta dev exited: %v", err)
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}
-	waitUntil("API up", 90*time.Second, func() bool {
-		return strings.Contains(logs.String(), "API listening on http://"+httpAddr)
-	})
+	), httpAddr)
+	waitUntil := dev.waitUntil
 
 	call := apiCaller(t, "http://"+httpAddr+"/api/v1")
 	var src, dest, pipe struct {

@@ -8,10 +8,8 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -62,9 +60,7 @@ func TestLiveTailOverAPI(t *testing.T) {
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	natsAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	dataDir := t.TempDir()
-	logs := &testkit.LogBuffer{}
-	cmd := exec.Command(bin, "dev")
-	cmd.Env = append(os.Environ(),
+	dev := startDev(t, bin, append(os.Environ(),
 		"ROSETTA_CONFIG_DSN="+pg.DSN(cfgDB),
 		"ROSETTA_HTTP_ADDR="+httpAddr,
 		"ROSETTA_EMBEDDED_NATS_ADDR="+natsAddr,
@@ -75,42 +71,8 @@ func TestLiveTailOverAPI(t *testing.T) {
 		"ROSETTA_DATA_DIR="+dataDir,
 		"ROSETTA_RECONCILE_INTERVAL=2s",
 		"ROSETTA_SINK_BATCH_WAIT=50ms",
-	)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(40 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("rosetta dev output:\n%s", logs.Tail(20000))
-		}
-	})
-	waitUntil := func(what string, d time.Duration, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(d)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %s", what, d)
-			}
-			select {
-			case err := <-exited:
-				t.Fatalf("rosetta dev exited: %v", err)
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}
-	waitUntil("API up", 90*time.Second, func() bool {
-		return strings.Contains(logs.String(), "API listening on http://"+httpAddr)
-	})
+	), httpAddr)
+	waitUntil := dev.waitUntil
 	base := "http://" + httpAddr + "/api/v1"
 	call := apiCaller(t, base)
 	var src, dest, pipe struct {

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -81,50 +80,13 @@ func TestConfigEventsAndVerify(t *testing.T) {
 		// credentials there, to read the DuckDB file through its holder.
 		"ROSETTA_DATA_DIR="+dataDir,
 	)
-	logs := &testkit.LogBuffer{}
-	cmd := exec.Command(bin, "dev")
-	cmd.Env = append(env,
+	dev := startDev(t, bin, append(env,
 		// Far above the test's length: only config events can make the
 		// services react in time.
 		"ROSETTA_RECONCILE_INTERVAL=1h",
 		"ROSETTA_SINK_BATCH_WAIT=50ms",
-	)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(40 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("rosetta dev output:\n%s", logs.Tail(20000))
-		}
-	})
-	// waitUntil polls cond until it holds; rosetta dev exiting fails.
-	waitUntil := func(what string, d time.Duration, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(d)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %s", what, d)
-			}
-			select {
-			case err := <-exited:
-				t.Fatalf("rosetta dev exited: %v", err)
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}
-	waitUntil("API up", 90*time.Second, func() bool {
-		return strings.Contains(logs.String(), "API listening on http://"+httpAddr)
-	})
+	), httpAddr)
+	waitUntil := dev.waitUntil
 
 	call := apiCaller(t, "http://"+httpAddr+"/api/v1")
 	var src, pgDest, duckDest, pipe struct {
