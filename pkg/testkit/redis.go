@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,9 +51,7 @@ func (r *Redis) start(bin string) error {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", r.Addr(), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
+		if r.ready() {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -60,6 +59,24 @@ func (r *Redis) start(bin string) error {
 	log, _ := os.ReadFile(filepath.Join(r.Dir, "redis.log"))
 	r.Kill()
 	return fmt.Errorf("redis on %d not ready: %s", r.Port, log)
+}
+
+// ready reports whether the server answers PING with PONG. An accepting
+// socket is not enough: while Redis replays its AOF after a restart it
+// answers every command with LOADING, and a test that writes then fails.
+func (r *Redis) ready() bool {
+	c, err := net.DialTimeout("tcp", r.Addr(), 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	return err == nil && strings.HasPrefix(string(buf[:n]), "+PONG")
 }
 
 // Addr is host:port.
