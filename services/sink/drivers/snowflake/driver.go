@@ -44,6 +44,9 @@ type Driver struct {
 	// collectChunk is the most tombstones one DELETE of CollectTombstones
 	// removes; 0 means defaultCollectChunk (tests lower it).
 	collectChunk int
+	// found gathers, during an Apply, the rows its batches left with
+	// unknown columns; incomplete holds them once it committed.
+	found, incomplete []sinkrunner.IncompleteRows
 }
 
 // tableState is what the driver knows of a destination table. It is a
@@ -160,6 +163,7 @@ type job struct {
 func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.found, d.incomplete = nil, nil
 	var work []cdc.TableBatch
 	for _, b := range batches {
 		if len(b.Rows) > 0 || b.Truncate != nil {
@@ -220,6 +224,7 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit batch to snowflake: %w", err)
 	}
+	d.incomplete, d.found = d.found, nil
 	return nil
 }
 
@@ -307,7 +312,7 @@ func (d *Driver) applyTable(ctx context.Context, tx *sql.Tx, j *job, bounds guar
 			return fmt.Errorf("record tombstones: %w", err)
 		}
 	}
-	return nil
+	return d.findUnknown(ctx, tx, j)
 }
 
 // copyInto runs COPY and checks it loaded every row: a file COPY skipped
