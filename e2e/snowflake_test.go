@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +24,9 @@ func TestSnowflakeDestinationThroughTheAPI(t *testing.T) {
 	srv, key, pemKey := fakesnowflake.StartWithKeyPair(t, "E2EACCT", "LOADER")
 
 	e := newEnv(t)
-	e.extraEnv = []string{"SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true", "SF_DISABLE_MINICORE=true"}
+	// The API accepts a tls_ca_file only inside ROSETTA_KEYS_DIR.
+	caFile := srv.CAFile(t)
+	e.extraEnv = []string{"SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true", "SF_DISABLE_MINICORE=true", "ROSETTA_KEYS_DIR=" + filepath.Dir(caFile)}
 	e.pg.Exec(t, e.sourceDB, schemaSQL)
 	e.start()
 	var src, dst, pipe idOnly
@@ -36,7 +39,7 @@ func TestSnowflakeDestinationThroughTheAPI(t *testing.T) {
 		"name": "snow", "type": "snowflake", "config": map[string]any{
 			"account": "e2eacct", "user": "loader", "database": "ROSETTA", "schema": "PUBLIC",
 			"warehouse": "LOAD_WH", "private_key": pemKey,
-			"host": srv.Host(), "port": srv.Port(), "protocol": "https", "tls_ca_file": srv.CAFile(t),
+			"host": srv.Host(), "port": srv.Port(), "protocol": "https", "tls_ca_file": caFile,
 			// Flush as soon as the destination is free: the default (60s,
 			// to let a warehouse sleep) would slow the test down.
 			"flush_interval": "200ms",

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/big"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -61,7 +62,9 @@ func TestFidelitySnowflake(t *testing.T) {
 	srv, key, pemKey := fakesnowflake.StartWithKeyPair(t, "FIDACCT", "LOADER")
 
 	e := newEnv(t)
-	e.extraEnv = []string{"SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true", "SF_DISABLE_MINICORE=true"}
+	// The API accepts a tls_ca_file only inside ROSETTA_KEYS_DIR.
+	caFile := srv.CAFile(t)
+	e.extraEnv = []string{"SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true", "SF_DISABLE_MINICORE=true", "ROSETTA_KEYS_DIR=" + filepath.Dir(caFile)}
 	src := e.connect(e.sourceDB)
 	e.exec(src, `CREATE TYPE fid_mood AS ENUM ('happy', 'sad ''quoted''')`)
 	defs := []string{"id integer PRIMARY KEY"}
@@ -73,7 +76,7 @@ func TestFidelitySnowflake(t *testing.T) {
 	var dst idOnly
 	e.mustAPI("POST", "/destinations", map[string]any{"name": "snow", "type": "snowflake", "config": map[string]any{
 		"account": "fidacct", "user": "loader", "database": "ROSETTA", "schema": "PUBLIC", "warehouse": "LOAD_WH",
-		"private_key": pemKey, "host": srv.Host(), "port": srv.Port(), "protocol": "https", "tls_ca_file": srv.CAFile(t),
+		"private_key": pemKey, "host": srv.Host(), "port": srv.Port(), "protocol": "https", "tls_ca_file": caFile,
 		// Flush as soon as the destination is free: the default (60s, to
 		// let a warehouse sleep) would outlast the test's waits.
 		"flush_interval": "200ms"}}, &dst)

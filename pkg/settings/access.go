@@ -51,8 +51,8 @@ type Access struct {
 	// the data dir.
 	DuckDBRoots []string
 	// KeysDir (ROSETTA_KEYS_DIR, an absolute directory) is where Snowflake
-	// private_key_path files may be; empty refuses private_key_path (send
-	// the PEM text as private_key instead).
+	// private_key_path and tls_ca_file files may be; empty refuses both
+	// (send the PEM text as private_key instead, trust the system's CAs).
 	KeysDir string
 }
 

@@ -87,8 +87,13 @@ func testSnowflakeCheck(t *testing.T, c *client) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = other.Close() })
+	// CA files, like key files, are accepted only inside ROSETTA_KEYS_DIR.
+	keysDir := t.TempDir()
+	c.srv.cfg.KeysDir = keysDir
+	n := 0
 	caFile := func(s *fakesnowflake.Server) string {
-		path := filepath.Join(t.TempDir(), "ca.pem")
+		n++
+		path := filepath.Join(keysDir, fmt.Sprintf("ca%d.pem", n))
 		if err := os.WriteFile(path, s.CAPEM(), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -158,8 +163,7 @@ func testSnowflakeCheck(t *testing.T, c *client) {
 	// key stays bound to where it was given).
 	wantError("PUT", path, body("snow-ok", map[string]any{"private_key": nil, "user": "nobody"}), "config.private_key", "config.user changed")
 	// A key on the sink's host is left to the sink, inside ROSETTA_KEYS_DIR.
-	c.srv.cfg.KeysDir = "/etc/rosetta"
-	c.must(200, "PUT", path, body("snow-ok", map[string]any{"private_key": "", "private_key_path": "/etc/rosetta/rsa_key.p8"}), nil)
+	c.must(200, "PUT", path, body("snow-ok", map[string]any{"private_key": "", "private_key_path": filepath.Join(keysDir, "rsa_key.p8")}), nil)
 
 	// The live check of a stored destination: every step and type passes.
 	c.srv.cfg.LiveCheckers = DestinationLiveCheckers{"snowflake": func(ctx context.Context, raw json.RawMessage) destcheck.Report {

@@ -133,7 +133,7 @@ func destinationFields(typ string) []fieldSpec {
 			{name: "protocol", oneOf: []string{"https", "http"}},
 			// Plain HTTP sends the login token and the staged rows in clear.
 			{name: "insecure_http", kind: kindBool, def: false, doc: "Allow protocol http (a test double only): tokens and rows cross the network unencrypted."},
-			{name: "tls_ca_file", doc: "PEM file of CA certificates on the sink's host that the endpoint's certificate must chain to, instead of the system's."},
+			{name: "tls_ca_file", doc: "PEM file of CA certificates on the sink's host (inside ROSETTA_KEYS_DIR) that the endpoint's certificate must chain to, instead of the system's."},
 			// Keep deleted rows with _ROSETTA_DELETED = true (docs/snowflake.md).
 			{name: "soft_delete", kind: kindBool, def: false, doc: "Keep deleted rows with _ROSETTA_DELETED = true instead of deleting them."},
 			{name: "dropped_columns", def: "keep", oneOf: droppedColumns, doc: droppedColumnsDoc},

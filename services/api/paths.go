@@ -16,8 +16,11 @@ import (
 // so an API admin cannot make the sink create or overwrite any file it
 // can write; a Snowflake private_key_path inside Config.KeysDir, so an
 // admin cannot make the sink read any file it can read and send it to a
-// server as a key. A relative DuckDB path is taken under the first root,
-// and the stored path is the absolute one the sink opens.
+// server as a key; a Snowflake tls_ca_file there too, so an admin cannot
+// make the sink trust a CA of their choosing or probe the host's files
+// by the errors reading them gives. A relative DuckDB path is taken under
+// the first root, a relative key or CA path under Config.KeysDir, and the
+// stored path is the absolute one the sink opens.
 //
 // With no roots configured (an API built directly, as in tests) DuckDB
 // paths are not confined; the services always configure them.
@@ -38,22 +41,41 @@ func (s *Server) confinePaths(in *configstore.DestinationInput) error {
 		}
 		in.Config["path"] = resolved
 	case "snowflake":
-		p, _ := in.Config["private_key_path"].(string)
-		if p == "" {
-			return nil
+		// Both are read by the sink from its own host: the key is sent to
+		// the server it logs in to, and a CA file decides which servers
+		// the sink trusts with the key and the rows.
+		for _, field := range []string{"private_key_path", "tls_ca_file"} {
+			if err := s.confineKeysFile(in, field); err != nil {
+				return err
+			}
 		}
-		if s.cfg.KeysDir == "" {
-			return invalid("config.private_key_path", "config.private_key_path is refused because ROSETTA_KEYS_DIR is not set: send the key as config.private_key (the PEM text, stored encrypted), or have the operator of the host set ROSETTA_KEYS_DIR to the directory holding keys")
-		}
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(s.cfg.KeysDir, p)
-		}
-		resolved, ok := within(p, []string{s.cfg.KeysDir})
-		if !ok {
-			return invalid("config.private_key_path", "config.private_key_path %q is outside ROSETTA_KEYS_DIR (%s)", in.Config["private_key_path"], s.cfg.KeysDir)
-		}
-		in.Config["private_key_path"] = resolved
 	}
+	return nil
+}
+
+// confineKeysFile checks the Snowflake file named by config field against
+// ROSETTA_KEYS_DIR (refused without it), taking a relative path under it,
+// and stores the resolved absolute path.
+func (s *Server) confineKeysFile(in *configstore.DestinationInput, field string) error {
+	p, _ := in.Config[field].(string)
+	if p == "" {
+		return nil
+	}
+	name := "config." + field
+	if s.cfg.KeysDir == "" {
+		if field == "private_key_path" {
+			return invalid(name, "%s is refused because ROSETTA_KEYS_DIR is not set: send the key as config.private_key (the PEM text, stored encrypted), or have the operator of the host set ROSETTA_KEYS_DIR to the directory holding keys", name)
+		}
+		return invalid(name, "%s is refused because ROSETTA_KEYS_DIR is not set: have the operator of the host put the CA file in a directory and set ROSETTA_KEYS_DIR to it, or leave %s out to trust the system's roots", name, name)
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(s.cfg.KeysDir, p)
+	}
+	resolved, ok := within(p, []string{s.cfg.KeysDir})
+	if !ok {
+		return invalid(name, "%s %q is outside ROSETTA_KEYS_DIR (%s): put the file there and give its path under it", name, in.Config[field], s.cfg.KeysDir)
+	}
+	in.Config[field] = resolved
 	return nil
 }
 

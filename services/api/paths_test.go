@@ -14,7 +14,7 @@ import (
 // the configured roots (relative paths go under the first, escapes by
 // "..", absolute paths and symbolic links are refused) and that a
 // Snowflake private_key_path is refused without ROSETTA_KEYS_DIR and
-// outside it, on create, update and check.
+// outside it, on create, update and check, and a tls_ca_file likewise.
 func testConfinedPaths(t *testing.T, f *fixture, js jetstream.JetStream) {
 	root := t.TempDir()
 	outside := t.TempDir()
@@ -69,6 +69,41 @@ func testConfinedPaths(t *testing.T, f *fixture, js jetstream.JetStream) {
 	if got := full.Config["private_key_path"]; got != filepath.Join(keys, "k.p8") {
 		t.Fatalf("private_key_path stored as %v, want it under %s", got, keys)
 	}
+
+	// tls_ca_file decides whom the sink trusts with the key and the rows:
+	// confined the same way.
+	snowCA := func(name, caPath string) map[string]any {
+		b := snow("k.p8")
+		b["name"] = name
+		b["config"].(map[string]any)["tls_ca_file"] = caPath
+		return b
+	}
+	if err := os.Symlink(outside, filepath.Join(keys, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]string{
+		"absolute outside": filepath.Join(outside, "ca.pem"),
+		"system file":      "/etc/passwd",
+		"dot-dot":          "../ca.pem",
+		"symlink out":      filepath.Join(keys, "link", "ca.pem"),
+		"the dir itself":   keys,
+	} {
+		t.Run("tls_ca_file "+name, func(t *testing.T) {
+			c.wantError("POST", "/destinations", snowCA("snow-ca", p), 422, "config.tls_ca_file", "outside ROSETTA_KEYS_DIR")
+			c.wantError("POST", "/destinations/check", snowCA("snow-ca", p), 422, "config.tls_ca_file", "outside ROSETTA_KEYS_DIR")
+			c.wantError("PUT", fmt.Sprintf("/destinations/%d", sf.ID), snowCA("snow", p), 422, "config.tls_ca_file", "outside ROSETTA_KEYS_DIR")
+		})
+	}
+	var ca destinationView
+	c.must(201, "POST", "/destinations", snowCA("snow-ca", "certs/ca.pem"), &ca)
+	if got := ca.Config["tls_ca_file"]; got != filepath.Join(keys, "certs", "ca.pem") {
+		t.Fatalf("tls_ca_file stored as %v, want it under %s", got, keys)
+	}
+	c.srv.cfg.KeysDir = ""
+	noKeysDir := snowCA("snow-ca", filepath.Join(keys, "certs", "ca.pem"))
+	delete(noKeysDir["config"].(map[string]any), "private_key_path")
+	noKeysDir["config"].(map[string]any)["private_key"] = "PEM text"
+	c.wantError("POST", "/destinations", noKeysDir, 422, "config.tls_ca_file", "ROSETTA_KEYS_DIR is not set", "system's roots")
 }
 
 func TestWithin(t *testing.T) {

@@ -55,8 +55,8 @@ type Config struct {
 	// DuckDBRoots are the directories DuckDB destination files may be in
 	// (ROSETTA_DUCKDB_ROOTS, default the data dir); empty confines none.
 	DuckDBRoots []string
-	// KeysDir is the directory Snowflake private_key_path files must be
-	// in (ROSETTA_KEYS_DIR); empty refuses private_key_path.
+	// KeysDir is the directory Snowflake private_key_path and tls_ca_file
+	// files must be in (ROSETTA_KEYS_DIR); empty refuses both.
 	KeysDir string
 	// Outbound limits the requests that connect to sources and
 	// destinations (429 beyond it); zero fields take the defaults.
