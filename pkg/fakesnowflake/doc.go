@@ -119,9 +119,12 @@
 //     DuckDB keeps no VARCHAR or BINARY lengths: the fake keeps those declared in
 //     CREATE TABLE, ADD COLUMN and ALTER COLUMN … SET DATA TYPE (following RENAME
 //     and DROP COLUMN) and reports them in the metadata of SELECT * FROM one
-//     table; other queries report Snowflake's maximum. INSERT, UPDATE and MERGE
-//     into a table with declared lengths run in a transaction and fail with
-//     100078 (rolled back) when they leave a longer value (enforce.go).
+//     table; other queries report Snowflake's maximum. INSERT, UPDATE, MERGE,
+//     COPY and CREATE TABLE (cols) AS into a table with declared lengths run in
+//     a transaction and fail with 100078 (rolled back) when they leave a longer
+//     value (enforce.go). CREATE TABLE with column definitions AS SELECT
+//     becomes CREATE TABLE then INSERT … SELECT (by position), as DuckDB has no
+//     such CTAS.
 //   - PRIMARY KEY, UNIQUE and FOREIGN KEY constraints are dropped: Snowflake does
 //     not enforce them (only NOT NULL), so the fake must not reject duplicates.
 //     The columns of a PRIMARY KEY become NOT NULL, as Snowflake makes them.
@@ -142,10 +145,9 @@
 //	Area                     Snowflake                                  fakesnowflake
 //	quoted identifiers       "id" and ID are different columns          DuckDB resolves names case-insensitively:
 //	                                                                    the same column
-//	VARCHAR(n), BINARY(n)    longer values fail (100078)                same for INSERT, UPDATE, MERGE (a probe after
-//	                                                                    the write; inside a transaction it aborts the
-//	                                                                    transaction); COPY into such a table and
-//	                                                                    CREATE TABLE … AS are not checked
+//	VARCHAR(n), BINARY(n)    longer values fail (100078)                same for INSERT, UPDATE, MERGE, COPY and
+//	                                                                    CREATE TABLE (cols) AS (a probe after the write;
+//	                                                                    inside a transaction it aborts the transaction)
 //	INFORMATION_SCHEMA       many views and columns                     only COLUMNS, with the columns above; TIME and
 //	                                                                    TIMESTAMP precision always 9, OBJECT and ARRAY
 //	                                                                    shown as VARIANT, TIMESTAMP_LTZ as TIMESTAMP_TZ
@@ -167,7 +169,9 @@
 //	LOCK_TIMEOUT             bounds waits for locks                     stored and shown only
 //	nondeterministic MERGE   100090 when a target row matches twice     same, by a probe query (skipped with binds in
 //	                                                                    USING or ON)
-//	error messages           Snowflake's text                           Snowflake's numbers (errors.go, faults.go),
-//	                                                                    DuckDB's text
+//	error messages           Snowflake's text                           Snowflake's numbers (errors.go, faults.go:
+//	                                                                    100039 out of range, 100038 not a number,
+//	                                                                    100072 NULL into NOT NULL, 100078 too long),
+//	                                                                    DuckDB's text after Snowflake's first words
 
 package fakesnowflake

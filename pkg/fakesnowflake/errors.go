@@ -3,6 +3,7 @@ package fakesnowflake
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -24,6 +25,11 @@ func duckMessage(err error) string {
 	}
 	return err.Error()
 }
+
+// numberOutOfRange matches DuckDB's conversion errors of a number (or a
+// string holding one) to a DECIMAL too narrow for it; a string that is no
+// number does not match.
+var numberOutOfRange = regexp.MustCompile(`(?:Casting value|Could not convert string|Could not cast value) "?([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"? to (?:type )?'?DECIMAL`)
 
 // toSnowflakeError maps an execution error to Snowflake's code and SQLSTATE. The
 // codes are the ones Snowflake uses for the same situation, so drivers that
@@ -63,6 +69,11 @@ func toSnowflakeError(err error) *sfError {
 		}
 		return &sfError{code: "002020", sqlState: "42601", msg: "SQL compilation error:\n" + msg}
 	case duckdb.ErrorTypeConversion, duckdb.ErrorTypeInvalidInput:
+		if m := numberOutOfRange.FindStringSubmatch(msg); m != nil {
+			// A number that does not fit NUMBER(p,s) is Snowflake's 100039
+			// (22003), not a value it cannot read.
+			return &sfError{code: "100039", sqlState: "22003", msg: "Numeric value '" + m[1] + "' is out of range: " + msg}
+		}
 		return &sfError{code: "100038", sqlState: "22018", msg: "Value conversion failed: " + msg}
 	case duckdb.ErrorTypeOutOfRange, duckdb.ErrorTypeDecimal:
 		return &sfError{code: "100046", sqlState: "22003", msg: "Number out of representable range: " + msg}

@@ -12,7 +12,7 @@ import (
 // (VARCHAR(n), BINARY(n) and their synonyms) itself, per permanent table
 // and column, and reports them in the result metadata of SELECT * FROM one
 // table (what a driver reads a table's shape with); every other query
-// reports Snowflake's maximum. Lengths are not enforced.
+// reports Snowflake's maximum. enforce.go enforces them.
 
 // declaredLength reads the explicit length of a string or binary type
 // starting at toks[i]: VARCHAR(10) is 10; ok is false for other types and
@@ -78,6 +78,24 @@ func (s *Server) lengthsOf(db, schema, table string) map[string]int64 {
 // recordDefLengths records the lengths a list of column definitions
 // (CREATE TABLE's, or ADD COLUMN's) declares.
 func (ss *session) recordDefLengths(db, schema, table string, defs []token) {
+	forEachDefLength(defs, func(column string, n int64) { ss.srv.setLength(db, schema, table, column, n) })
+}
+
+// defLengths is the lengths a list of column definitions declares, by
+// upper-cased column name, as lengthsOf returns them.
+func defLengths(defs []token) map[string]int64 {
+	out := map[string]int64{}
+	forEachDefLength(defs, func(column string, n int64) {
+		if n > 0 {
+			out[strings.ToUpper(column)] = n
+		}
+	})
+	return out
+}
+
+// forEachDefLength calls f with each column a list of column definitions
+// defines and its declared length (0: none).
+func forEachDefLength(defs []token, f func(column string, n int64)) {
 	for _, elem := range splitTopLevel(defs) {
 		if len(elem) > 0 && elem[0].isWord("COLUMN") {
 			elem = elem[1:]
@@ -89,7 +107,7 @@ func (ss *session) recordDefLengths(db, schema, table string, defs []token) {
 			continue
 		}
 		n, _ := declaredLength(elem, 1)
-		ss.srv.setLength(db, schema, table, elem[0].val, n)
+		f(elem[0].val, n)
 	}
 }
 

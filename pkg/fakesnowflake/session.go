@@ -796,11 +796,14 @@ func (ss *session) createTable(ctx context.Context, toks []token, i int, orRepla
 	if ifNotExists {
 		b.WriteString("IF NOT EXISTS ")
 	}
+	target := quoteIdent(db) + "." + quoteIdent(schema) + "." + quoteIdent(name)
 	if temporary {
+		target = "temp.main." + quoteIdent(name)
 		b.WriteString(quoteIdent(name))
 	} else {
-		b.WriteString(quoteIdent(db) + "." + quoteIdent(schema) + "." + quoteIdent(name))
+		b.WriteString(target)
 	}
+	insert := ""
 	if i < len(toks) && toks[i].isPunct("(") {
 		end := matchingParen(toks, i)
 		if end < 0 {
@@ -855,10 +858,43 @@ func (ss *session) createTable(ctx context.Context, toks []token, i int, orRepla
 			if err != nil {
 				return nil, err
 			}
-			b.WriteString(" " + q)
+			if defToks != nil {
+				// DuckDB has no column definitions in CTAS: create the
+				// table, then insert the query's rows by position.
+				insert = "INSERT INTO " + target + " " + strings.TrimPrefix(strings.TrimSpace(q), "AS ")
+			} else {
+				b.WriteString(" " + q)
+			}
 		}
 	}
-	if _, err := ss.exec(ctx, b.String()); err != nil {
+	// CREATE TABLE … (c VARCHAR(n)) AS SELECT: the selected values must fit
+	// the declared lengths, else the statement fails and (OR REPLACE) the
+	// old table stays.
+	lengths := map[string]int64{}
+	if !temporary && !existed && i < len(toks) && toks[i].isWord("AS") {
+		lengths = defLengths(defToks)
+	}
+	finish := func(bool) error { return nil }
+	if len(lengths) > 0 || insert != "" {
+		var err error
+		if finish, err = ss.beginImplicit(ctx); err != nil {
+			return nil, err
+		}
+	}
+	_, err := ss.exec(ctx, b.String())
+	if err == nil && insert != "" {
+		_, err = ss.exec(ctx, insert)
+	}
+	if err == nil && len(lengths) > 0 {
+		err = ss.checkLengths(ctx, db, schema, name, lengths)
+	}
+	if err != nil {
+		if ferr := finish(false); ferr != nil {
+			ss.srv.log.Warn("fakesnowflake: roll back a refused CREATE TABLE AS", "err", ferr)
+		}
+		return nil, err
+	}
+	if err := finish(true); err != nil {
 		return nil, err
 	}
 	key := tempKey(db, schema, name)

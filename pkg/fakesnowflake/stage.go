@@ -751,6 +751,14 @@ func (ss *session) runCopy(ctx context.Context, sqlText string, toks []token) (*
 	if len(todo) == 0 {
 		return statusResult(stmtCopy, "Copy executed with 0 files processed."), nil
 	}
+	// Declared VARCHAR(n) and BINARY(n) lengths hold for loaded rows as
+	// for inserted ones (ENFORCE_LENGTH=TRUE is all the fake accepts).
+	var lengths map[string]int64
+	var ldb, lschema, lname string
+	if _, temp := ss.lookupTemp(parts); !temp {
+		ldb, lschema, lname = ss.qualify(parts)
+		lengths = ss.srv.lengthsOf(ldb, lschema, lname)
+	}
 	finish, err := ss.beginImplicit(ctx)
 	if err != nil {
 		return nil, err
@@ -763,6 +771,9 @@ func (ss *session) runCopy(ctx context.Context, sqlText string, toks []token) (*
 			if err == nil {
 				todo[i].rows, err = res.RowsAffected()
 			}
+		}
+		if err == nil && len(lengths) > 0 {
+			err = ss.duckErr(ss.checkLengths(ctx, ldb, lschema, lname, lengths))
 		}
 		if err != nil {
 			if ferr := finish(false); ferr != nil {

@@ -2,6 +2,8 @@ package fakesnowflake
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -112,4 +114,81 @@ func TestLengthsEnforced(t *testing.T) {
 	// Widened, the column takes the longer value.
 	mustExec(t, c, `ALTER TABLE L ALTER COLUMN S SET DATA TYPE VARCHAR(10)`)
 	mustExec(t, c, `UPDATE L SET S = 'abcdefghij' WHERE ID = 3`)
+}
+
+// TestLengthsEnforcedOnLoad: COPY and CREATE TABLE … AS SELECT respect
+// declared VARCHAR(n) and BINARY(n) lengths as INSERT does: 100078, and
+// nothing of the statement stays (the COPY's earlier rows, the new or
+// replaced table).
+func TestLengthsEnforcedOnLoad(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := conn(t, openDB(t, srv, testUser, testKeys()[0]))
+	tooLong := func(q, want string) {
+		t.Helper()
+		_, err := c.ExecContext(testContext(t), q)
+		se := snowflakeError(t, err)
+		if se.Number != 100078 || se.SQLState != "22000" || !strings.Contains(se.Message, want) {
+			t.Errorf("%s = %d %s %q, want 100078 22000 %q", q, se.Number, se.SQLState, se.Message, want)
+		}
+	}
+
+	mustExec(t, c, `CREATE TABLE LC (ID INT, S VARCHAR(3), B BINARY(2))`)
+	dir := t.TempDir()
+	for name, body := range map[string]string{"a.csv": "1,abc,0102\n", "b.csv": "2,ab,010203\n", "c.csv": "3,abcd,01\n"} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		queryStrings(t, c, "PUT file://"+path+" @%LC AUTO_COMPRESS=FALSE")
+	}
+	const format = ` FILE_FORMAT = (TYPE = CSV BINARY_FORMAT = HEX)`
+	tooLong(`COPY INTO LC FROM @%LC FILES = ('a.csv', 'c.csv')`+format, "String 'abcd' is too long")
+	tooLong(`COPY INTO LC FROM @%LC FILES = ('a.csv', 'b.csv')`+format, "Binary value '010203' is too long")
+	tooLong(`COPY INTO LC (B, S, ID) FROM (SELECT $3, $2, $1 FROM @%LC) FILES = ('c.csv')`+format, "String 'abcd'")
+	if got := queryStrings(t, c, `SELECT count(*) FROM LC`); fmt.Sprint(got) != "[[0]]" {
+		t.Fatalf("rows after the refused COPYs: %v, want none", got)
+	}
+	queryStrings(t, c, `COPY INTO LC FROM @%LC FILES = ('a.csv')`+format)
+
+	tooLong(`CREATE TABLE CT (S VARCHAR(2)) AS SELECT S FROM LC`, "String 'abc' is too long")
+	if got := queryStrings(t, c, `SELECT count(*) FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 'CT'`); fmt.Sprint(got) != "[[0]]" {
+		t.Fatalf("a refused CREATE TABLE AS left the table: %v", got)
+	}
+	mustExec(t, c, `CREATE TABLE CT (S VARCHAR(3)) AS SELECT S FROM LC`)
+	tooLong(`CREATE OR REPLACE TABLE CT (S VARCHAR(1)) AS SELECT 'xy' AS S`, "String 'xy'")
+	if got := queryStrings(t, c, `SELECT S FROM CT`); fmt.Sprint(got) != "[[abc]]" {
+		t.Fatalf("a refused CREATE OR REPLACE TABLE AS changed the table: %v", got)
+	}
+	tooLong(`INSERT INTO CT VALUES ('abcd')`, "String 'abcd'")
+}
+
+// TestNumberOutOfRange: a number too wide for its NUMBER(p,s) column fails
+// with Snowflake's 100039 (22003), through INSERT and COPY; a value that
+// is no number stays 100038 (22018).
+func TestNumberOutOfRange(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := conn(t, openDB(t, srv, testUser, testKeys()[0]))
+	mustExec(t, c, `CREATE TABLE NR (A NUMBER(5,2), I INT)`)
+	path := filepath.Join(t.TempDir(), "nr.csv")
+	if err := os.WriteFile(path, []byte("12345.6,1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	queryStrings(t, c, "PUT file://"+path+" @%NR AUTO_COMPRESS=FALSE")
+	for _, tt := range []struct {
+		q, code, state, want string
+	}{
+		{`INSERT INTO NR VALUES (12345.6, 1)`, "100039", "22003", "Numeric value '12345.6' is out of range"},
+		{`INSERT INTO NR VALUES ('-12345.6', 1)`, "100039", "22003", "Numeric value '-12345.6' is out of range"},
+		{`INSERT INTO NR VALUES (1, 1e40)`, "100039", "22003", "is out of range"},
+		{`COPY INTO NR FROM @%NR FILE_FORMAT = (TYPE = CSV)`, "100039", "22003", "Numeric value '12345.6' is out of range"},
+		{`INSERT INTO NR VALUES ('abc', 1)`, "100038", "22018", "abc"},
+	} {
+		_, err := c.ExecContext(testContext(t), tt.q)
+		se := snowflakeError(t, err)
+		if fmt.Sprintf("%06d", se.Number) != tt.code || se.SQLState != tt.state || !strings.Contains(se.Message, tt.want) {
+			t.Errorf("%s = %d %s %q, want %s %s %q", tt.q, se.Number, se.SQLState, se.Message, tt.code, tt.state, tt.want)
+		}
+	}
 }
