@@ -154,25 +154,30 @@ func ConnectWith(ctx context.Context, url, name string, log *slog.Logger, live L
 					log.Warn("nats disconnected", "error", err)
 				}
 			}),
-			nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+			nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", RedactURL(c.ConnectedUrl())) }),
 		)
 	}
+	// The URL may hold a user and password or a token: errors name it
+	// redacted.
+	shown := RedactURL(url)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect nats %s: %w", url, err)
+		return nil, nil, fmt.Errorf("connect nats %s: %w", shown, RedactError(err, url))
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("jetstream on %s: %w", url, err)
+		return nil, nil, fmt.Errorf("jetstream on %s: %w", shown, err)
 	}
 	// RetryOnFailedConnect returns before the first connect; wait for it so
 	// callers fail fast with a clear error when the URL is wrong.
 	deadline := time.Now().Add(10 * time.Second)
 	for !nc.IsConnected() {
 		if time.Now().After(deadline) {
+			// LastError says why (refused credentials, TLS).
+			err := RedactError(nc.LastError(), url)
 			nc.Close()
-			return nil, nil, fmt.Errorf("connect nats %s: not connected after 10s", url)
+			return nil, nil, fmt.Errorf("connect nats %s: not connected after 10s (last error: %v)", shown, err)
 		}
 		select {
 		case <-ctx.Done():

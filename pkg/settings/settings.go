@@ -59,6 +59,9 @@ type Settings struct {
 	// NATSURL is the NATS server; empty runs an embedded server with
 	// JetStream stored under DataDir/nats.
 	NATSURL string
+	// NATSAuth is how the services authenticate to the NATS of NATSURL
+	// (natsauth.go); the embedded server uses generated users instead.
+	NATSAuth NATSAuth
 	// EmbeddedNATSAddr is where the embedded NATS server listens, so that
 	// `rosetta tail` and other programs can tap the stream. Port 0 picks a
 	// free port. The default avoids 4222, where a system NATS often runs.
@@ -174,7 +177,8 @@ func Default() Settings {
 // secretEnv lists the variables that may hold a secret: each can be given
 // as NAME_FILE, the path of a file holding the value (a mounted Secret), so
 // that it never appears in the environment or in a process listing.
-var secretEnv = []string{EnvSecretKey, EnvSecretPrev, EnvConfigDSN, EnvNATSURL, EnvRedisURL}
+var secretEnv = []string{EnvSecretKey, EnvSecretPrev, EnvConfigDSN, EnvNATSURL, EnvRedisURL,
+	EnvNATSNKeySeed, EnvNATSPassword, EnvNATSToken}
 
 // lookupEnv reads name, or for a secret variable name_FILE; setting both is
 // an error, since which one wins would be a guess.
@@ -216,6 +220,11 @@ func Load() (Settings, error) {
 	str(EnvConfigDSN, &s.ConfigDSN)
 	str(EnvHTTPAddr, &s.HTTPAddr)
 	str(EnvNATSURL, &s.NATSURL)
+	if a, err := loadNATSAuth(); err != nil {
+		errs = append(errs, err)
+	} else {
+		s.NATSAuth = a
+	}
 	str(EnvRedisURL, &s.RedisURL)
 	str(EnvNATSListen, &s.EmbeddedNATSAddr)
 	str(EnvNATSSync, &s.EmbeddedNATSSync)
@@ -392,6 +401,12 @@ func (s *Settings) Validate() (usedDevKey bool, err error) {
 					l.env, l.addr, EnvSecretKey, EnvSecretKey))
 			}
 		}
+	}
+	if err := s.NATSAuth.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if s.NATSURL == "" && !s.NATSAuth.IsZero() {
+		errs = append(errs, fmt.Errorf("the ROSETTA_NATS_* credentials and TLS settings are for an external NATS and %s is empty: set it, or unset them (the embedded server uses the generated users in the data dir)", EnvNATSURL))
 	}
 	if s.NATSURL == "" {
 		if (s.EmbeddedNATSTLSCert == "") != (s.EmbeddedNATSTLSKey == "") {

@@ -87,6 +87,16 @@ func run(path, query, apiURL, natsURL string, wait time.Duration, limit int) err
 				return err
 			}
 			opts = append(opts, tap...)
+		} else {
+			a, err := settings.LoadNATSAuth()
+			if err != nil {
+				return err
+			}
+			auth, err := natsx.AuthOptions(a)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, auth...)
 		}
 		c, err := nats.Connect(natsURL, opts...)
 		if err == nil {
@@ -95,7 +105,7 @@ func run(path, query, apiURL, natsURL string, wait time.Duration, limit int) err
 		}
 	}
 	if nc != nil {
-		fmt.Fprintf(os.Stderr, "duckquery: asking the Rosetta process holding %s over NATS (%s), else opening it read-only\n", path, natsURL)
+		fmt.Fprintf(os.Stderr, "duckquery: asking the Rosetta process holding %s over NATS (%s), else opening it read-only\n", path, natsx.RedactURL(natsURL))
 	} else {
 		fmt.Fprintf(os.Stderr, "duckquery: no Rosetta reachable: opening %s read-only\n", path)
 	}

@@ -127,6 +127,13 @@ func newNATS(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (NATSResul
 	var emb *natsx.Embedded
 	var connectOpts []nats.Option
 	var tapUser nats.Option
+	if url != "" {
+		auth, err := natsx.AuthOptions(s.NATSAuth)
+		if err != nil {
+			return NATSResult{}, fmt.Errorf("nats client settings: %w", err)
+		}
+		connectOpts = auth
+	}
 	if url == "" {
 		host, port, err := splitAddr(s.EmbeddedNATSAddr)
 		if err != nil {

@@ -182,14 +182,26 @@ func tail(ctx context.Context, opts tailOptions, out, progress io.Writer) error 
 			return fmt.Errorf("tail: %w", err)
 		}
 		connOpts = append(connOpts, tap...)
+	} else {
+		a, err := settings.LoadNATSAuth()
+		if err != nil {
+			return fmt.Errorf("tail: %w", err)
+		}
+		auth, err := natsx.AuthOptions(a)
+		if err != nil {
+			return fmt.Errorf("tail: %w", err)
+		}
+		connOpts = append(connOpts, auth...)
 	}
+	shown := natsx.RedactURL(opts.NATSURL)
 	nc, err := nats.Connect(opts.NATSURL, connOpts...)
+	err = natsx.RedactError(err, opts.NATSURL)
 	if errors.Is(err, nats.ErrAuthorization) && opts.embedded {
 		return fmt.Errorf("tail: the embedded NATS at %s refused the connection: run tail with the --data-dir (%s) of that `rosetta dev`, which holds its %s",
-			opts.NATSURL, settings.EnvDataDir, natsx.CredentialsFile)
+			shown, settings.EnvDataDir, natsx.CredentialsFile)
 	}
 	if err != nil {
-		return fmt.Errorf("tail: connect to nats %s (set %s or --nats-url): %w", opts.NATSURL, settings.EnvNATSURL, err)
+		return fmt.Errorf("tail: connect to nats %s (set %s or --nats-url, and its credentials, see docs/transport.md): %w", shown, settings.EnvNATSURL, err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -299,5 +300,24 @@ func TestCatchUpCadence(t *testing.T) {
 		"tail: catching up: 400 of 1,002 changes (39%)\n"
 	if buf.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
+	}
+}
+
+// TestTailRedactsURL: a NATS URL holding a password is not echoed when
+// tail cannot connect.
+func TestTailRedactsURL(t *testing.T) {
+	t.Setenv("ROSETTA_NATS_URL", "")
+	port := testkit.FreePort(t)
+	var out, stderr bytes.Buffer
+	url := "nats://capture:pw-4711-secret@127.0.0.1:" + strconv.Itoa(port)
+	err := tailCommand(context.Background(), []string{"1", "--nats-url", url}, &out, &stderr, time.Now)
+	if err == nil {
+		t.Fatal("tail connected to a closed port")
+	}
+	if strings.Contains(err.Error(), "pw-4711-secret") || strings.Contains(stderr.String(), "pw-4711-secret") {
+		t.Fatalf("tail echoes the password: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(err.Error(), "REDACTED@127.0.0.1") {
+		t.Fatalf("tail error %q does not name the server", err)
 	}
 }

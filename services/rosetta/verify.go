@@ -119,6 +119,12 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 			if tap, err := natsx.TapOptions(s.DataDir); err == nil {
 				opts = append(opts, tap...)
 			}
+		} else {
+			auth, err := natsx.AuthOptions(s.NATSAuth)
+			if err != nil {
+				return fmt.Errorf("verify: nats client settings: %w", err)
+			}
+			opts = append(opts, auth...)
 		}
 		if c, err := nats.Connect(natsURL, opts...); err == nil {
 			defer c.Close()
