@@ -14,7 +14,6 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
-	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/dlq"
 	"github.com/rosettacdc/rosetta/pkg/metrics"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
@@ -51,7 +50,7 @@ func (d *failOnceDriver) Close() error { return nil }
 
 type nopReporter struct{}
 
-func (nopReporter) SetDestinationState(context.Context, configstore.DestinationState) error {
+func (nopReporter) ReportState(context.Context, sinkrunner.State) error {
 	return nil
 }
 

@@ -139,7 +139,7 @@ func (r *Runner) collect(ctx context.Context) ([]TableCollection, error) {
 	if !ok || r.cfg.Bounds == nil || len(r.cfg.Tables) == 0 {
 		return nil, ErrNotCollected
 	}
-	r.awaitConfirm()
+	r.acks.awaitConfirm()
 	floors, err := r.cfg.Bounds.PublishFloor(ctx, r.cfg.SourceID, r.cfg.PipelineID, r.cfg.DestinationID, r.cfg.Tables)
 	if err != nil {
 		return nil, fmt.Errorf("collect tombstones: publish floor: %w", err)
@@ -230,17 +230,10 @@ func (r *Runner) collect(ctx context.Context) ([]TableCollection, error) {
 // holds back nothing: it is no change, and goes to the dead-letter queue
 // (read after) or is terminated.
 func (r *Runner) heldVersions() (map[string]contracts.Version, int) {
-	r.heldMu.Lock()
-	var data [][]byte
-	for b := range r.held {
-		for _, m := range b.msgs {
-			data = append(data, m.Data())
-		}
-	}
-	r.heldMu.Unlock()
+	msgs := r.held.messages(nil)
 	out := map[string]contracts.Version{}
-	for _, d := range data {
-		c, err := cdc.Decode(d)
+	for _, m := range msgs {
+		c, err := cdc.Decode(m.Data())
 		if err != nil {
 			continue
 		}
@@ -253,7 +246,7 @@ func (r *Runner) heldVersions() (map[string]contracts.Version, int) {
 			out[t] = v
 		}
 	}
-	return out, len(data)
+	return out, len(msgs)
 }
 
 // runCollect serves a periodic collection, logging instead of returning.

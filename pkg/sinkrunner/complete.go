@@ -227,11 +227,7 @@ func (r *Runner) completeTick(ctx context.Context) {
 	c.lastErr = errText
 	c.mu.Unlock()
 	if c.note() != before {
-		r.repMu.Lock()
-		if !r.applyFailing && r.lastHealth == configstore.HealthHealthy {
-			r.reportHealthyLocked(ctx, true)
-		}
-		r.repMu.Unlock()
+		r.health.notesChanged(ctx)
 	}
 }
 

@@ -1,9 +1,3 @@
-// Package sinkrunner is the loop that drives any destination driver from a
-// durable JetStream pull consumer: fetch a batch, decode it, collapse it per
-// key (pkg/cdc), apply it in one destination transaction, and only then ack.
-// When a destination rejects changes for good and a dead-letter queue is
-// configured, it isolates them by bisecting the batch, applies the rest, and
-// hands exactly the rejected changes to the queue before acking them.
 package sinkrunner
 
 import (

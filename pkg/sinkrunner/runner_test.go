@@ -17,7 +17,6 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
-	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
@@ -108,26 +107,26 @@ func (d *recordingDriver) snapshot() (map[string]string, int) {
 
 type recordingReporter struct {
 	mu     sync.Mutex
-	states []configstore.DestinationState
+	states []sinkrunner.State
 }
 
-func (r *recordingReporter) SetDestinationState(_ context.Context, st configstore.DestinationState) error {
+func (r *recordingReporter) ReportState(_ context.Context, st sinkrunner.State) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.states = append(r.states, st)
 	return nil
 }
 
-func (r *recordingReporter) last() configstore.DestinationState {
+func (r *recordingReporter) last() sinkrunner.State {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.states) == 0 {
-		return configstore.DestinationState{}
+		return sinkrunner.State{}
 	}
 	return r.states[len(r.states)-1]
 }
 
-func (r *recordingReporter) seen(h configstore.Health, text string) bool {
+func (r *recordingReporter) seen(h sinkrunner.Health, text string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, st := range r.states {
@@ -309,7 +308,7 @@ func TestRunner(t *testing.T) {
 		}
 		eventually(t, "healthy report", func() bool {
 			last := f.rep.last()
-			return last.Health == configstore.HealthHealthy && !last.LastAppliedAt.IsZero() &&
+			return last.Health == sinkrunner.HealthHealthy && !last.LastAppliedAt.IsZero() &&
 				strings.Contains(last.LastError, "1 undecodable")
 		})
 		if last := f.rep.last(); last.PipelineID != 1 || last.DestinationID != 1 {
@@ -325,7 +324,7 @@ func TestRunner(t *testing.T) {
 			f.publishChange(t, int64(i), contracts.OpCreate, i, "v")
 		}
 		f.run(t)
-		eventually(t, "error reported", func() bool { return f.rep.seen(configstore.HealthError, "destination is down") })
+		eventually(t, "error reported", func() bool { return f.rep.seen(sinkrunner.HealthError, "destination is down") })
 		// Several retries and more than the 1s ack wait pass while failing.
 		eventually(t, "retries", func() bool { _, calls := f.drv.snapshot(); return calls >= 4 })
 		time.Sleep(1500 * time.Millisecond)
@@ -351,7 +350,7 @@ func TestRunner(t *testing.T) {
 		if len(rows) != 3 {
 			t.Errorf("rows = %v, want 3", rows)
 		}
-		eventually(t, "healthy again", func() bool { return f.rep.last().Health == configstore.HealthHealthy })
+		eventually(t, "healthy again", func() bool { return f.rep.last().Health == sinkrunner.HealthHealthy })
 		if st := f.runner.Stats(); st.Batches != 1 || st.Failures < 3 {
 			t.Errorf("stats = %+v, want the one batch applied after >= 3 failures", st)
 		}
@@ -364,7 +363,7 @@ func TestRunner(t *testing.T) {
 		f.publishChange(t, 1, contracts.OpCreate, 1, "v")
 		f.run(t)
 		eventually(t, "permanent error reported", func() bool {
-			return f.rep.seen(configstore.HealthError, "permanent: invalid input syntax")
+			return f.rep.seen(sinkrunner.HealthError, "permanent: invalid input syntax")
 		})
 		if info := f.info(t); info.AckFloor.Stream != 0 {
 			t.Errorf("ack floor %d, want 0: a failed batch is never acked", info.AckFloor.Stream)
@@ -614,7 +613,7 @@ func TestRunnerDeadLetters(t *testing.T) {
 		}
 		eventually(t, "healthy report naming the dead letters", func() bool {
 			last := f.rep.last()
-			return last.Health == configstore.HealthHealthy && strings.Contains(last.LastError, "3 changes the destination rejected")
+			return last.Health == sinkrunner.HealthHealthy && strings.Contains(last.LastError, "3 changes the destination rejected")
 		})
 	})
 
@@ -629,7 +628,7 @@ func TestRunnerDeadLetters(t *testing.T) {
 		f.run(t)
 		eventually(t, "the good change applied", func() bool { rows, _ := f.drv.snapshot(); return rows["1"] == "good" })
 		eventually(t, "the queue's failure reported", func() bool {
-			return f.rep.seen(configstore.HealthError, "dead-letter queue (it stays unacked and is retried): connection refused")
+			return f.rep.seen(sinkrunner.HealthError, "dead-letter queue (it stays unacked and is retried): connection refused")
 		})
 		// Longer than the 1s ack wait: the rejected change stays with us.
 		eventually(t, "retries", func() bool { _, tries := dl.snapshot(); return tries >= 3 })

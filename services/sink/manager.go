@@ -378,7 +378,7 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 	if m.dlq != nil {
 		letters = deadLetters{q: m.dlq}
 	}
-	runner := sinkrunner.NewWithDeadLetters(rcfg, cons, drv, m.store, letters, rlog)
+	runner := sinkrunner.NewWithDeadLetters(rcfg, cons, drv, stateReporter{store: m.store}, letters, rlog)
 	rctx, cancel := context.WithCancel(ctx)
 	run := &running{cancel: cancel, done: make(chan struct{})}
 	unhold := func() {}

@@ -6,18 +6,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
 // States records the destination states a sink runner reports, for tests
 // that run a runner against a real destination.
 type States struct {
 	mu  sync.Mutex
-	all []configstore.DestinationState
+	all []sinkrunner.State
 }
 
 // SetDestinationState records st.
-func (s *States) SetDestinationState(_ context.Context, st configstore.DestinationState) error {
+func (s *States) ReportState(_ context.Context, st sinkrunner.State) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.all = append(s.all, st)
@@ -25,11 +25,11 @@ func (s *States) SetDestinationState(_ context.Context, st configstore.Destinati
 }
 
 // Last is the latest report, or the zero state.
-func (s *States) Last() configstore.DestinationState {
+func (s *States) Last() sinkrunner.State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.all) == 0 {
-		return configstore.DestinationState{}
+		return sinkrunner.State{}
 	}
 	return s.all[len(s.all)-1]
 }
@@ -48,8 +48,8 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 }
 
 // All is every report so far, oldest first.
-func (s *States) All() []configstore.DestinationState {
+func (s *States) All() []sinkrunner.State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]configstore.DestinationState(nil), s.all...)
+	return append([]sinkrunner.State(nil), s.all...)
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
-	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
@@ -93,7 +92,7 @@ func TestRunnerWithDuckDB(t *testing.T) {
 	}
 	publish(changes...)
 	cdctest.WaitFor(t, "all changes acked", 30*time.Second, func() bool { f, p := ackFloor(); return f == uint64(len(changes)) && p == 0 })
-	cdctest.WaitFor(t, "healthy report", 5*time.Second, func() bool { return rep.Last().Health == configstore.HealthHealthy })
+	cdctest.WaitFor(t, "healthy report", 5*time.Second, func() bool { return rep.Last().Health == sinkrunner.HealthHealthy })
 	// The driver is idle: another process reads the file.
 	cdctest.WaitFor(t, "the file readable by another process", 20*time.Second, func() bool {
 		n, err := readOnce(t, e.path)
@@ -107,7 +106,7 @@ func TestRunnerWithDuckDB(t *testing.T) {
 	publish(it.Ins(5000, 500, "while held"), it.Ins(5000, 501, "while held"), it.Upd(5001, 1, "while held"))
 	cdctest.WaitFor(t, "error report", 10*time.Second, func() bool {
 		st := rep.Last()
-		return st.Health == configstore.HealthError && st.LastError != ""
+		return st.Health == sinkrunner.HealthError && st.LastError != ""
 	})
 	if f, p := ackFloor(); f != floor {
 		t.Fatalf("while another process holds the file: ack floor %d (was %d), %d pending; want nothing acked", f, floor, p)
@@ -120,5 +119,5 @@ func TestRunnerWithDuckDB(t *testing.T) {
 		return f == floor+3 && p == 0
 	})
 	e.expect(`SELECT id, name FROM sink.items WHERE name = 'while held' ORDER BY id`, "1|while held", "500|while held", "501|while held")
-	cdctest.WaitFor(t, "healthy again", 5*time.Second, func() bool { return rep.Last().Health == configstore.HealthHealthy })
+	cdctest.WaitFor(t, "healthy again", 5*time.Second, func() bool { return rep.Last().Health == sinkrunner.HealthHealthy })
 }

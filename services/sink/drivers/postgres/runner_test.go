@@ -10,7 +10,6 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
-	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
@@ -94,7 +93,7 @@ func TestRunnerWithPostgres(t *testing.T) {
 	publish(changes...)
 	cdctest.WaitFor(t, "all changes acked", 20*time.Second, func() bool { f, p := ackFloor(); return f == uint64(len(changes)) && p == 0 })
 	e.expect(`SELECT count(*), count(*) FILTER (WHERE name LIKE 'odd %'), count(*) FILTER (WHERE id % 4 = 2) FROM sink.items`, "150|100|0")
-	cdctest.WaitFor(t, "healthy report", 5*time.Second, func() bool { return rep.Last().Health == configstore.HealthHealthy })
+	cdctest.WaitFor(t, "healthy report", 5*time.Second, func() bool { return rep.Last().Health == sinkrunner.HealthHealthy })
 
 	// Destination down: nothing is acked, health says why.
 	if err := pg.Stop("fast"); err != nil {
@@ -110,7 +109,7 @@ func TestRunnerWithPostgres(t *testing.T) {
 	publish(it.Ins(5000, 500, "while down"), it.Ins(5000, 501, "while down"), it.Upd(5001, 1, "while down"))
 	cdctest.WaitFor(t, "error report", 10*time.Second, func() bool {
 		st := rep.Last()
-		return st.Health == configstore.HealthError && st.LastError != ""
+		return st.Health == sinkrunner.HealthError && st.LastError != ""
 	})
 	time.Sleep(time.Second) // several retries
 	if f, p := ackFloor(); f != floor || p != 3 {
@@ -134,5 +133,5 @@ func TestRunnerWithPostgres(t *testing.T) {
 		t.Errorf("rows = %d, want 152", got)
 	}
 	e.expect(`SELECT id, name FROM sink.items WHERE name = 'while down' ORDER BY id`, "1|while down", "500|while down", "501|while down")
-	cdctest.WaitFor(t, "healthy again", 5*time.Second, func() bool { return rep.Last().Health == configstore.HealthHealthy })
+	cdctest.WaitFor(t, "healthy again", 5*time.Second, func() bool { return rep.Last().Health == sinkrunner.HealthHealthy })
 }

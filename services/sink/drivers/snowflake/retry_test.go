@@ -15,7 +15,6 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
-	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
@@ -134,12 +133,12 @@ func TestRunnerRetriesFailedMerge(t *testing.T) {
 	publish(second...)
 	cdctest.WaitFor(t, "error report", 20*time.Second, func() bool {
 		st := rep.Last()
-		return st.Health == configstore.HealthError && strings.Contains(st.LastError, "injected by fakesnowflake")
+		return st.Health == sinkrunner.HealthError && strings.Contains(st.LastError, "injected by fakesnowflake")
 	})
 	cdctest.WaitFor(t, "several failed attempts", 20*time.Second, func() bool {
 		failed := 0
 		for _, st := range rep.All() {
-			if st.Health == configstore.HealthError {
+			if st.Health == sinkrunner.HealthError {
 				failed++
 			}
 		}
@@ -155,7 +154,7 @@ func TestRunnerRetriesFailedMerge(t *testing.T) {
 	srv.FailNext("MERGE INTO", 0)
 	total := uint64(len(first) + len(second))
 	cdctest.WaitFor(t, "all changes acked", 30*time.Second, func() bool { f, p := ackFloor(); return f == total && p == 0 })
-	cdctest.WaitFor(t, "healthy report", 5*time.Second, func() bool { return rep.Last().Health == configstore.HealthHealthy })
+	cdctest.WaitFor(t, "healthy report", 5*time.Second, func() bool { return rep.Last().Health == sinkrunner.HealthHealthy })
 	// 150 rows less 10 deletes, 50 updated (ids 1, 3, …; none deleted).
 	if got := count(); got != "[140|140|50]" {
 		t.Errorf("after the retry: %s, want [140|140|50]", got)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
-	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/fakesnowflake"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
@@ -95,7 +94,7 @@ func TestRunnerWithFakeSnowflake(t *testing.T) {
 	// The key is not registered: nothing is acked, health says why.
 	cdctest.WaitFor(t, "error report", 10*time.Second, func() bool {
 		st := rep.Last()
-		return st.Health == configstore.HealthError && strings.Contains(st.LastError, "RSA_PUBLIC_KEY")
+		return st.Health == sinkrunner.HealthError && strings.Contains(st.LastError, "RSA_PUBLIC_KEY")
 	})
 	time.Sleep(500 * time.Millisecond) // several retries
 	if f, _ := ackFloor(); f != 0 {
@@ -108,7 +107,7 @@ func TestRunnerWithFakeSnowflake(t *testing.T) {
 
 	srv.SetUser(fakesnowflake.User{Name: testUser, PublicKeys: []*rsa.PublicKey{&testKeys()[0].PublicKey, &testKeys()[1].PublicKey}})
 	cdctest.WaitFor(t, "all changes acked", 30*time.Second, func() bool { f, p := ackFloor(); return f == uint64(len(changes)) && p == 0 })
-	cdctest.WaitFor(t, "healthy report", 5*time.Second, func() bool { return rep.Last().Health == configstore.HealthHealthy })
+	cdctest.WaitFor(t, "healthy report", 5*time.Second, func() bool { return rep.Last().Health == sinkrunner.HealthHealthy })
 	want := []string{"225|150|0"}
 	if got := queryRows(t, rd, `SELECT COUNT(*), COUNT_IF(NAME LIKE 'odd %'), COUNT_IF(ID % 4 = 2) FROM ITEMS`); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("rows: got %v, want %v", got, want)
