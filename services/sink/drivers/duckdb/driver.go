@@ -293,6 +293,9 @@ func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatc
 		if err := exec("drop superseded tombstones", plan.sql.untomb); err != nil {
 			return err
 		}
+		// Moved rows are re-read from the source whatever they hold
+		// (guard.MovedKeys).
+		d.found = guard.ReportMoved(d.found, b)
 		if slices.ContainsFunc(b.Rows, func(r cdc.RowChange) bool { return !r.Delete && len(r.Unchanged) > 0 }) {
 			return d.reportUnknown(ctx, conn, plan, b)
 		}

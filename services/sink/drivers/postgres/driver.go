@@ -20,6 +20,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
 )
 
 var _ sinkrunner.Driver = (*Driver)(nil)
@@ -254,6 +255,9 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 			// takes over.
 			enqueue(table, "drop superseded tombstones", plan.sql.untomb)
 		}
+		// Moved rows are re-read from the source whatever they hold
+		// (guard.MovedKeys).
+		d.found = guard.ReportMoved(d.found, b)
 		if plan.colv.has && slices.ContainsFunc(b.Rows, func(r cdc.RowChange) bool { return !r.Delete && len(r.Unchanged) > 0 }) {
 			partial = append(partial, reportPlan{table: table, source: b.Table.String(), plan: plan})
 		}

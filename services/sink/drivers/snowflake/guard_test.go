@@ -19,8 +19,11 @@ import (
 // random batches, to the fake Snowflake, and compares every row with the
 // version guard's specification applied to the same batches, and with the
 // source's final state (guardtest.Delivery.Stale names the histories
-// where only the specification can be asked for). Two tables with many
-// keys each keep the number of batches, and so the fake's statements, low.
+// where only the specification can be asked for); then, once the keys the
+// driver reported for completion were re-read from the source
+// (guardtest.Scenario.Completion), every row equals the source's. Two
+// tables with many keys each keep the number of batches, and so the
+// fake's statements, low.
 func TestGuardProperty(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
@@ -29,7 +32,7 @@ func TestGuardProperty(t *testing.T) {
 	if s.Histories() < 1000 {
 		t.Fatalf("only %d histories", s.Histories())
 	}
-	d := applyShuffled(t, e, rng, s)
+	d, reported := applyShuffled(t, e, rng, s)
 	spec, err := guardtest.Spec(d, s.Tables)
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +49,21 @@ func TestGuardProperty(t *testing.T) {
 		}
 		stale += len(d.Stale[table])
 	}
-	t.Logf("%d histories, %d batches; %d histories with a key change ahead of its old key's history", s.Histories(), len(d.Batches), stale)
+	completion := s.Completion(reported)
+	batches, err := cdc.Collapse(completion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.drv.Apply(context.Background(), batches); err != nil {
+		t.Fatalf("apply completion: %v", err)
+	}
+	for _, table := range s.Tables {
+		if diff := guardtest.Diff(table, readGuardTable(t, e.rd, destName(table), ""), s.Truth[table], nil, 10); len(diff) > 0 {
+			t.Errorf("destination differs from the source after completion:\n%v", diff)
+		}
+	}
+	t.Logf("%d histories, %d batches; %d histories with a key change ahead of its old key's history; %d rows completed",
+		s.Histories(), len(d.Batches), stale, len(completion))
 }
 
 // TestGuardPropertySoftDelete is TestGuardProperty with soft_delete (520
@@ -60,7 +77,7 @@ func TestGuardPropertySoftDelete(t *testing.T) {
 	e := newEnv(t, map[string]any{"soft_delete": true})
 	rng := rand.New(rand.NewPCG(14, 4))
 	s := guardtest.Generate(rng, "public", 1, 520, 7)
-	d := applyShuffled(t, e, rng, s)
+	d, _ := applyShuffled(t, e, rng, s)
 	spec, err := guardtest.Spec(d, s.Tables)
 	if err != nil {
 		t.Fatal(err)
@@ -92,10 +109,12 @@ func TestGuardPropertySoftDelete(t *testing.T) {
 }
 
 // applyShuffled delivers s's changes shuffled, 30 % duplicated, in random
-// batches of up to 800 changes.
-func applyShuffled(t *testing.T, e *env, rng *rand.Rand, s *guardtest.Scenario) guardtest.Delivery {
+// batches of up to 800 changes, and returns the keys the driver reported
+// for completion.
+func applyShuffled(t *testing.T, e *env, rng *rand.Rand, s *guardtest.Scenario) (guardtest.Delivery, guardtest.Reports) {
 	t.Helper()
 	d := guardtest.Shuffle(rng, s.Changes, 0.3, 800)
+	reported := guardtest.Reports{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	for i, b := range d.Batches {
@@ -106,8 +125,9 @@ func applyShuffled(t *testing.T, e *env, rng *rand.Rand, s *guardtest.Scenario) 
 		if err := e.drv.Apply(ctx, batches); err != nil {
 			t.Fatalf("apply batch %d: %v", i, err)
 		}
+		reported.AddIncomplete(e.drv.Incomplete())
 	}
-	return d
+	return d, reported
 }
 
 func readGuardTable(t *testing.T, db *sql.DB, table, where string) map[string]guardtest.Row {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
 )
 
 var _ sinkrunner.IncompleteReporter = (*Driver)(nil)
@@ -44,6 +45,9 @@ func (j *job) partialRows() bool {
 // REPLICA IDENTITY FULL table) cannot be read back by a backfill filter
 // and are left out: the log names them.
 func (d *Driver) findUnknown(ctx context.Context, tx *sql.Tx, j *job) error {
+	// Moved rows are re-read from the source whatever they hold
+	// (guard.MovedKeys).
+	d.found = guard.ReportMoved(d.found, j.b)
 	if len(j.names) == 0 || !j.partialRows() {
 		return nil
 	}

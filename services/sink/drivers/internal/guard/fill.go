@@ -6,6 +6,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
 // Stored is a destination row as a driver reads it back for Fill: the
@@ -117,4 +118,43 @@ func Filled(b cdc.TableBatch, sources []map[string][]cdc.Value, value func(i int
 		}
 	}
 	return out
+}
+
+// MovedKeys returns the keys, in PostgreSQL's text form, of the rows of b
+// that a key change moved with columns left unchanged (RowChange.Moved):
+// their values come from the row stored at the old key, or from the old
+// key's state in the batch, which is only right if no older change of the
+// old key arrives after the move. Nothing at the destination can tell, as
+// versions have gaps, so a driver reports these keys to be re-read from the
+// source (sinkrunner.IncompleteReporter): a completion backfill's row is
+// newer than every change committed before it and makes the row exact in
+// any arrival order. Keys holding NULL are left out (no backfill filter
+// selects them). Nil when b moved no row.
+func MovedKeys(b cdc.TableBatch) [][]string {
+	var keys [][]string
+rows:
+	for _, r := range b.Rows {
+		if r.Delete || len(r.Moved) == 0 {
+			continue
+		}
+		key := make([]string, len(r.Key))
+		for i, v := range r.Key {
+			if v.Null {
+				continue rows
+			}
+			key[i] = v.Text
+		}
+		keys = append(keys, key)
+	}
+	return keys
+}
+
+// ReportMoved appends to found the keys of b's moved rows (MovedKeys), as
+// a driver reports them for completion.
+func ReportMoved(found []sinkrunner.IncompleteRows, b cdc.TableBatch) []sinkrunner.IncompleteRows {
+	keys := MovedKeys(b)
+	if len(keys) == 0 {
+		return found
+	}
+	return append(found, sinkrunner.IncompleteRows{Table: b.Table.String(), KeyColumns: b.KeyColumns(), Keys: keys})
 }

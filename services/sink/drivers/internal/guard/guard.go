@@ -263,3 +263,34 @@ func valueOf(r *cdc.RowChange, c string) cdc.Value {
 	}
 	return cdc.Value{Null: true}
 }
+
+// ToComplete returns the keys, in text form, that a driver reports after
+// applying b (sinkrunner.IncompleteReporter) for the sink runner to have
+// re-read from the source: the rows b's partial upserts left with an
+// unknown column, and the rows b moved with columns left unchanged
+// (MovedKeys). Call it right after t.Apply(b).
+func (t *Table) ToComplete(b cdc.TableBatch) [][]string {
+	keys := MovedKeys(b)
+	seen := map[string]bool{}
+	for _, k := range keys {
+		seen[strings.Join(k, "\x00")] = true
+	}
+	for _, r := range b.Rows {
+		if r.Delete || (len(r.Unchanged) == 0 && len(r.ColVersions) == 0) {
+			continue
+		}
+		row := t.Rows[KeyID(r.Key)]
+		if row == nil || !row.HasUnknown() {
+			continue
+		}
+		key := make([]string, len(r.Key))
+		for i, v := range r.Key {
+			key[i] = v.Text
+		}
+		if id := strings.Join(key, "\x00"); !seen[id] {
+			seen[id] = true
+			keys = append(keys, key)
+		}
+	}
+	return keys
+}

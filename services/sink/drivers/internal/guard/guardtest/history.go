@@ -11,7 +11,6 @@ import (
 	"strconv"
 
 	"github.com/rosettacdc/rosetta/contracts"
-	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
 )
 
@@ -300,20 +299,8 @@ func (d *Delivery) staleMove(changes []contracts.Change, batchOf []int, i int) b
 // Spec applies a delivery to the specification, batch by batch, and
 // returns each table's state.
 func Spec(d Delivery, tables []string) (map[string]*guard.Table, error) {
-	out := map[string]*guard.Table{}
-	for _, t := range tables {
-		out[t] = guard.NewTable(ValueColumns)
-	}
-	for i, b := range d.Batches {
-		tbs, err := cdc.Collapse(b)
-		if err != nil {
-			return nil, fmt.Errorf("collapse batch %d: %w", i, err)
-		}
-		for _, tb := range tbs {
-			out[tb.Table.Table].Apply(tb)
-		}
-	}
-	return out, nil
+	out, _, err := SpecReports(d, tables)
+	return out, err
 }
 
 // Dest is a destination row as read back: non-key values by column, NULL
