@@ -23,7 +23,7 @@ import (
 func TestGuardProperty(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, map[string]any{"release_after": "0s"})
-	rng := rand.New(rand.NewPCG(14, 2))
+	rng := rand.New(rand.NewPCG(14, 7))
 	s := guardtest.Generate(rng, "public", 4, 260, 7)
 	if s.Histories() < 1000 {
 		t.Fatalf("only %d histories", s.Histories())
