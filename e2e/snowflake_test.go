@@ -28,6 +28,11 @@ func TestSnowflakeDestinationThroughTheAPI(t *testing.T) {
 	caFile := srv.CAFile(t)
 	e.extraEnv = []string{"SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true", "SF_DISABLE_MINICORE=true", "ROSETTA_KEYS_DIR=" + filepath.Dir(caFile)}
 	e.pg.Exec(t, e.sourceDB, schemaSQL)
+	// Names that needed quotes in PostgreSQL keep their case in Snowflake;
+	// all-lower-case ones are upper-cased (docs/snowflake.md, Names). The
+	// fake resolves quoted names case-sensitively, as Snowflake does.
+	e.pg.Exec(t, e.sourceDB, `CREATE TABLE "OrderLines" ("OrderId" int, "LineNo" int, qty int, "Note" text, PRIMARY KEY ("OrderId", "LineNo"));
+		CREATE TABLE tags (id int PRIMARY KEY, "Label" text, weight int)`)
 	e.start()
 	var src, dst, pipe idOnly
 	e.mustAPI("POST", "/sources", map[string]any{
@@ -53,7 +58,7 @@ func TestSnowflakeDestinationThroughTheAPI(t *testing.T) {
 	}
 	dst.ID = int64(raw["id"].(float64))
 	e.mustAPI("POST", "/pipelines", map[string]any{
-		"name": "p", "source_id": src.ID, "destination_ids": []int64{dst.ID}, "tables": []string{"public.customers"},
+		"name": "p", "source_id": src.ID, "destination_ids": []int64{dst.ID}, "tables": []string{"public.customers", "public.OrderLines", "public.tags"},
 	}, &pipe)
 	e.mustAPI("POST", fmt.Sprintf("/pipelines/%d/start", pipe.ID), nil, nil)
 	e.waitCapturing()
@@ -61,12 +66,23 @@ func TestSnowflakeDestinationThroughTheAPI(t *testing.T) {
 	e.pg.Exec(t, e.sourceDB, `INSERT INTO customers (id, name, balance) SELECT g, 'c' || g, g * 1.5 FROM generate_series(1, 300) g;
 		UPDATE customers SET name = 'changed ' || id WHERE id % 4 = 0;
 		DELETE FROM customers WHERE id % 10 = 0;
-		UPDATE customers SET id = id + 1000 WHERE id = 7;`)
+		UPDATE customers SET id = id + 1000 WHERE id = 7;
+		INSERT INTO "OrderLines" SELECT g / 3, g % 3, g, CASE WHEN g % 5 > 0 THEN 'n' || g END FROM generate_series(1, 60) g;
+		UPDATE "OrderLines" SET "Note" = 'Changed', qty = -qty WHERE "LineNo" = 1;
+		DELETE FROM "OrderLines" WHERE "OrderId" = 4;
+		INSERT INTO tags SELECT g, 'Tag ' || g, g * 10 FROM generate_series(1, 20) g;
+		UPDATE tags SET "Label" = NULL WHERE id % 3 = 0;
+		DELETE FROM tags WHERE id = 2;`)
 
 	src2 := e.pg.Connect(t, e.sourceDB)
-	want, err := tableRows(t, src2, "customers", []string{"id", "name"})
-	if err != nil {
-		t.Fatal(err)
+	checks := []struct {
+		table   string
+		cols    []string
+		sfQuery string
+	}{
+		{"customers", []string{"id", "name"}, `SELECT "ID", "NAME" FROM CUSTOMERS`},
+		{"OrderLines", []string{"OrderId", "LineNo", "qty", "Note"}, `SELECT "OrderId", "LineNo", QTY, "Note" FROM "OrderLines"`},
+		{"tags", []string{"id", "Label", "weight"}, `SELECT id, "Label", WEIGHT FROM tags`},
 	}
 	db := sql.OpenDB(sf.NewConnector(sf.SnowflakeDriver{}, sf.Config{
 		Account: "E2EACCT", User: "LOADER", Authenticator: sf.AuthTypeJwt, PrivateKey: key,
@@ -76,35 +92,62 @@ func TestSnowflakeDestinationThroughTheAPI(t *testing.T) {
 	}))
 	defer db.Close()
 	deadline := time.Now().Add(90 * time.Second)
-	var got []string
-	for {
-		got = snowflakeRows(db)
-		if slices.Equal(want, got) {
-			return
+	for _, c := range checks {
+		want, err := tableRows(t, src2, c.table, c.cols)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("snowflake did not converge: %s\n%s", describeDiff("customers", want, got), testkit.Tail(e.logBuf.String(), 3000))
+		for {
+			got := snowflakeRows(db, c.sfQuery)
+			if slices.Equal(want, got) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("snowflake did not converge: %s\n%s", describeDiff(c.table, want, got), testkit.Tail(e.logBuf.String(), 3000))
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
-		time.Sleep(500 * time.Millisecond)
+	}
+	// Exactly the source's names (no folded copy of a mixed-case name).
+	names := snowflakeRows(db, `SELECT TABLE_NAME, COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS
+		WHERE TABLE_NAME IN ('OrderLines', 'TAGS', 'ORDERLINES', 'Tags') AND LEFT(COLUMN_NAME, 9) <> '_ROSETTA_'`)
+	if want := []string{"OrderLines|LineNo", "OrderLines|Note", "OrderLines|OrderId", "OrderLines|QTY", "TAGS|ID", "TAGS|Label", "TAGS|WEIGHT"}; !slices.Equal(names, want) {
+		t.Fatalf("snowflake's names = %v, want %v", names, want)
 	}
 }
 
-// snowflakeRows reads id|name of every customer, sorted like tableRows.
-func snowflakeRows(db *sql.DB) []string {
+// snowflakeRows reads the rows of query q as a|b|c lines, NULL as <NULL>,
+// sorted like tableRows.
+func snowflakeRows(db *sql.DB, q string) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	rows, err := db.QueryContext(ctx, `SELECT "ID", "NAME" FROM CUSTOMERS`)
+	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
 		return []string{"query: " + err.Error()}
 	}
 	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return []string{"columns: " + err.Error()}
+	}
 	var out []string
 	for rows.Next() {
-		var id, name sql.NullString
-		if err := rows.Scan(&id, &name); err != nil {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
 			return []string{"scan: " + err.Error()}
 		}
-		out = append(out, id.String+"|"+name.String)
+		line := make([]string, len(cols))
+		for i, v := range vals {
+			line[i] = v.String
+			if !v.Valid {
+				line[i] = "<NULL>"
+			}
+		}
+		out = append(out, strings.Join(line, "|"))
 	}
 	slices.Sort(out)
 	return out

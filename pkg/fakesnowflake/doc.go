@@ -106,9 +106,14 @@
 // identifiers, ? and :N bind markers) and re-rendered for DuckDB:
 //
 //   - Unquoted identifiers are upper-cased, as Snowflake stores them, so result
-//     column names come back upper-case. Quoted identifiers keep their case.
-//     Approximation: DuckDB resolves names case-insensitively, so "id" and ID are
-//     the same column here while Snowflake keeps them apart.
+//     column names come back upper-case. Quoted identifiers keep their case and
+//     are resolved case-sensitively, as in Snowflake with
+//     QUOTED_IDENTIFIERS_IGNORE_CASE=FALSE: "Foo" and FOO (or foo) are two
+//     tables or columns. DuckDB resolves names case-insensitively, so the fake
+//     gives it every name encoded (a '~' before each lower-case letter: "Foo"
+//     is F~o~o in DuckDB) and decodes the names it reads back (result columns,
+//     INFORMATION_SCHEMA, error messages; lex.go). A wrong-case quoted table is
+//     002003 (does not exist or not authorized), a wrong-case column 000904.
 //   - Types (in CREATE TABLE, ALTER TABLE, CAST and ::): NUMBER/DECIMAL/NUMERIC(p,s)
 //     -> DECIMAL(min(p,38),s); INT/INTEGER/BIGINT/SMALLINT/TINYINT/BYTEINT ->
 //     DECIMAL(38,0) (they are NUMBER(38,0) in Snowflake); FLOAT/DOUBLE/REAL ->
@@ -143,8 +148,10 @@
 // cannot show (the driver's live test covers what it can):
 //
 //	Area                     Snowflake                                  fakesnowflake
-//	quoted identifiers       "id" and ID are different columns          DuckDB resolves names case-insensitively:
-//	                                                                    the same column
+//	quoted identifiers       "id" and ID are different columns          same (names encoded for DuckDB); a name
+//	                                                                    holding '~' reads as itself, but DuckDB's
+//	                                                                    names of unnamed expressions containing '~'
+//	                                                                    lose it
 //	VARCHAR(n), BINARY(n)    longer values fail (100078)                same for INSERT, UPDATE, MERGE, COPY and
 //	                                                                    CREATE TABLE (cols) AS (a probe after the write;
 //	                                                                    inside a transaction it aborts the transaction)

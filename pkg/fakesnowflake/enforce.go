@@ -85,10 +85,10 @@ func (ss *session) writeTarget(toks []token) (db, schema, table string, ok bool)
 }
 
 // checkLengths fails with 100078 when a value of table is longer than its
-// column's declared length (lengths, by upper-cased column name).
+// column's declared length (lengths, by column name).
 func (ss *session) checkLengths(ctx context.Context, db, schema, table string, lengths map[string]int64) error {
 	rows, err := ss.conn.QueryContext(ctx, `SELECT column_name, data_type FROM duckdb_columns()
-		WHERE database_name = $1 AND schema_name = $2 AND table_name = $3`, db, schema, table)
+		WHERE database_name = $1 AND schema_name = $2 AND table_name = $3`, encodeName(db), encodeName(schema), encodeName(table))
 	if err != nil {
 		return fmt.Errorf("read the columns of %s.%s.%s: %w", db, schema, table, err)
 	}
@@ -100,7 +100,8 @@ func (ss *session) checkLengths(ctx context.Context, db, schema, table string, l
 			_ = rows.Close()
 			return fmt.Errorf("read the columns of %s.%s.%s: %w", db, schema, table, err)
 		}
-		n, ok := lengths[strings.ToUpper(name)]
+		name = decodeName(name)
+		n, ok := lengths[name]
 		if !ok {
 			continue
 		}

@@ -49,7 +49,7 @@ func toSnowflakeError(err error) *sfError {
 	if !ok {
 		return &sfError{code: "000603", sqlState: "XX000", msg: "SQL execution internal error: " + err.Error()}
 	}
-	msg := de.Msg
+	msg := decodeName(de.Msg) // the names in it as the client wrote them
 	switch de.Type {
 	case duckdb.ErrorTypeConstraint:
 		if strings.Contains(msg, "NOT NULL") {

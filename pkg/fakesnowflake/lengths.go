@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strconv"
-	"strings"
 )
 
 // DuckDB's VARCHAR and BLOB have no length, so the fake keeps the lengths
@@ -43,13 +42,13 @@ func (s *Server) setLength(db, schema, table, column string, n int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n <= 0 {
-		delete(s.lengths[key], strings.ToUpper(column))
+		delete(s.lengths[key], column)
 		return
 	}
 	if s.lengths[key] == nil {
 		s.lengths[key] = map[string]int64{}
 	}
-	s.lengths[key][strings.ToUpper(column)] = n
+	s.lengths[key][column] = n
 }
 
 // renameLength moves a column's declared length to its new name.
@@ -57,14 +56,13 @@ func (s *Server) renameLength(db, schema, table, from, to string) {
 	key := tableLoadKey(db, schema, table)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n, ok := s.lengths[key][strings.ToUpper(from)]; ok {
-		delete(s.lengths[key], strings.ToUpper(from))
-		s.lengths[key][strings.ToUpper(to)] = n
+	if n, ok := s.lengths[key][from]; ok {
+		delete(s.lengths[key], from)
+		s.lengths[key][to] = n
 	}
 }
 
-// lengthsOf returns a copy of a table's declared lengths by upper-cased
-// column name (DuckDB resolves names case-insensitively, see the package doc).
+// lengthsOf returns a copy of a table's declared lengths by column name.
 func (s *Server) lengthsOf(db, schema, table string) map[string]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -82,12 +80,12 @@ func (ss *session) recordDefLengths(db, schema, table string, defs []token) {
 }
 
 // defLengths is the lengths a list of column definitions declares, by
-// upper-cased column name, as lengthsOf returns them.
+// column name, as lengthsOf returns them.
 func defLengths(defs []token) map[string]int64 {
 	out := map[string]int64{}
 	forEachDefLength(defs, func(column string, n int64) {
 		if n > 0 {
-			out[strings.ToUpper(column)] = n
+			out[column] = n
 		}
 	})
 	return out
@@ -157,7 +155,7 @@ func (ss *session) singleTableStar(toks []token) (db, schema, table string, ok b
 func (ss *session) tableExists(ctx context.Context, db, schema, table string) bool {
 	var n int
 	err := ss.conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = $3`,
-		db, schema, table).Scan(&n)
+		encodeName(db), encodeName(schema), encodeName(table)).Scan(&n)
 	return err == nil && n > 0
 }
 
@@ -177,12 +175,12 @@ func (s *Server) markAddedDefault(db, schema, table string, elem []token) {
 	if s.added[key] == nil {
 		s.added[key] = map[string]bool{}
 	}
-	s.added[key][strings.ToUpper(elem[0].val)] = true
+	s.added[key][elem[0].val] = true
 }
 
 // addedDefault reports whether ADD COLUMN gave the column its default.
 func (s *Server) addedDefault(db, schema, table, column string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.added[tableLoadKey(db, schema, table)][strings.ToUpper(column)]
+	return s.added[tableLoadKey(db, schema, table)][column]
 }

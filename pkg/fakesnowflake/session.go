@@ -460,7 +460,7 @@ func (ss *session) runQuery(ctx context.Context, toks []token, binds [][]any) (*
 		// The declared lengths DuckDB does not keep (lengths.go).
 		lengths := ss.srv.lengthsOf(db, schema, table)
 		for i, c := range res.columns {
-			if n, ok := lengths[strings.ToUpper(c.Name)]; ok && (c.Type == "text" || c.Type == "binary") {
+			if n, ok := lengths[c.Name]; ok && (c.Type == "text" || c.Type == "binary") {
 				res.columns[i].Length = n
 			}
 		}
@@ -667,7 +667,7 @@ func (ss *session) runUse(ctx context.Context, toks []token) (*result, error) {
 
 func (ss *session) isDatabase(ctx context.Context, name string) bool {
 	var n int
-	err := ss.conn.QueryRowContext(ctx, "SELECT count(*) FROM duckdb_databases() WHERE lower(database_name) = lower(?)", name).Scan(&n)
+	err := ss.conn.QueryRowContext(ctx, "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", encodeName(name)).Scan(&n)
 	return err == nil && n > 0
 }
 

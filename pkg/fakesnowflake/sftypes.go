@@ -116,12 +116,13 @@ func (ss *session) checkTypeChange(ctx context.Context, db, schema, table, colum
 	}
 	var name, dataType string
 	err := ss.conn.QueryRowContext(ctx, `SELECT column_name, data_type FROM duckdb_columns()
-		WHERE database_name = $1 AND schema_name = $2 AND table_name = $3 AND lower(column_name) = lower($4)`,
-		catalog, schema, table, column).Scan(&name, &dataType)
+		WHERE database_name = $1 AND schema_name = $2 AND table_name = $3 AND column_name = $4`,
+		encodeName(catalog), encodeName(schema), encodeName(table), encodeName(column)).Scan(&name, &dataType)
 	if err != nil {
 		return nil
 	}
-	return typeChangeError(name, snowflakeType(dataType, lengths[strings.ToUpper(name)]), snowflakeType(render(typ), n))
+	name = decodeName(name)
+	return typeChangeError(name, snowflakeType(dataType, lengths[name]), snowflakeType(render(typ), n))
 }
 
 // columnsViewSQL is the part of Snowflake's INFORMATION_SCHEMA.COLUMNS the
@@ -154,7 +155,7 @@ func (s *Server) columnsViewSQL(db string) string {
 	lenJoin := ""
 	lenCol := "NULL"
 	if len(lens) > 0 {
-		lenJoin = ` LEFT JOIN (VALUES ` + strings.Join(lens, ", ") + `) AS l(lschema, ltable, lcolumn, llength) ON l.lschema = c.schema_name AND l.ltable = c.table_name AND l.lcolumn = upper(c.column_name)`
+		lenJoin = ` LEFT JOIN (VALUES ` + strings.Join(lens, ", ") + `) AS l(lschema, ltable, lcolumn, llength) ON l.lschema = ` + decodeSQL("c.schema_name") + ` AND l.ltable = ` + decodeSQL("c.table_name") + ` AND l.lcolumn = ` + decodeSQL("c.column_name")
 		lenCol = "l.llength"
 	}
 	family := `CASE WHEN c.data_type LIKE 'DECIMAL%' OR c.data_type IN ('BIGINT', 'INTEGER', 'SMALLINT', 'TINYINT', 'HUGEINT') THEN 'NUMBER' ` +
@@ -166,13 +167,13 @@ func (s *Server) columnsViewSQL(db string) string {
 	octets := `CASE WHEN c.data_type = 'VARCHAR' THEN least(4 * coalesce(` + lenCol + `, ` + strconv.Itoa(maxVarcharLength) + `), ` +
 		strconv.Itoa(maxVarcharLength) + `) WHEN c.data_type = 'BLOB' THEN coalesce(` + lenCol + `, ` + strconv.Itoa(maxBinaryLength) + `) END`
 	isNumber := `(c.data_type LIKE 'DECIMAL%' OR c.data_type IN ('BIGINT', 'INTEGER', 'SMALLINT', 'TINYINT', 'HUGEINT'))`
-	return `(SELECT c.database_name AS "TABLE_CATALOG", c.schema_name AS "TABLE_SCHEMA", c.table_name AS "TABLE_NAME", ` +
-		`c.column_name AS "COLUMN_NAME", c.column_index AS "ORDINAL_POSITION", ` + family + ` AS "DATA_TYPE", ` +
+	return `(SELECT ` + decodeSQL("c.database_name") + ` AS "TABLE_CATALOG", ` + decodeSQL("c.schema_name") + ` AS "TABLE_SCHEMA", ` +
+		decodeSQL("c.table_name") + ` AS "TABLE_NAME", ` + decodeSQL("c.column_name") + ` AS "COLUMN_NAME", c.column_index AS "ORDINAL_POSITION", ` + family + ` AS "DATA_TYPE", ` +
 		maxLen + ` AS "CHARACTER_MAXIMUM_LENGTH", ` + octets + ` AS "CHARACTER_OCTET_LENGTH", ` +
 		`CASE WHEN ` + isNumber + ` THEN CASE WHEN c.data_type LIKE 'DECIMAL%' THEN c.numeric_precision ELSE 38 END END AS "NUMERIC_PRECISION", ` +
 		`CASE WHEN ` + isNumber + ` THEN 10 END AS "NUMERIC_PRECISION_RADIX", ` +
 		`CASE WHEN ` + isNumber + ` THEN CASE WHEN c.data_type LIKE 'DECIMAL%' THEN c.numeric_scale ELSE 0 END END AS "NUMERIC_SCALE", ` +
 		`CASE WHEN c.data_type IN ('TIME', 'TIMESTAMP', 'TIMESTAMP WITH TIME ZONE') THEN 9 END AS "DATETIME_PRECISION", ` +
 		`CASE WHEN c.is_nullable THEN 'YES' ELSE 'NO' END AS "IS_NULLABLE", NULLIF(c.comment, '') AS "COMMENT" ` +
-		`FROM duckdb_columns() AS c` + lenJoin + ` WHERE c.database_name = ` + quoteString(db) + ` AND NOT c.internal)`
+		`FROM duckdb_columns() AS c` + lenJoin + ` WHERE c.database_name = ` + quoteString(encodeName(db)) + ` AND NOT c.internal)`
 }

@@ -146,14 +146,14 @@ func (ss *session) stageDirFor(ctx context.Context, ref stageRef) (dir, tableKey
 
 func tableLoadKey(db, schema, name string) string { return "table/" + db + "/" + schema + "/" + name }
 
-// findTable looks a permanent table up in DuckDB's catalog (case-insensitively, as
-// DuckDB resolves names) and returns its stored names.
+// findTable looks a permanent table up in DuckDB's catalog by its exact
+// (case-sensitive) names, as Snowflake resolves them.
 func (ss *session) findTable(ctx context.Context, parts []string) (db, schema, name string, ok bool) {
 	qdb, qschema, qname := ss.qualify(parts)
 	err := ss.conn.QueryRowContext(ctx, `SELECT database_name, schema_name, table_name FROM duckdb_tables()
-		WHERE NOT temporary AND lower(database_name) = lower(?) AND lower(schema_name) = lower(?) AND lower(table_name) = lower(?)`,
-		qdb, qschema, qname).Scan(&db, &schema, &name)
-	return db, schema, name, err == nil
+		WHERE NOT temporary AND database_name = ? AND schema_name = ? AND table_name = ?`,
+		encodeName(qdb), encodeName(qschema), encodeName(qname)).Scan(&db, &schema, &name)
+	return decodeName(db), decodeName(schema), decodeName(name), err == nil
 }
 
 // forgetTable drops a table's stage and load history when the table is dropped or
@@ -565,6 +565,7 @@ func (ss *session) tableColumns(ctx context.Context, tableSQL string) ([]tableCo
 		if err := rows.Scan(&c.name, &c.typ); err != nil {
 			return nil, fmt.Errorf("scan column: %w", err)
 		}
+		c.name = decodeName(c.name)
 		cols = append(cols, c)
 	}
 	return cols, ss.duckErr(rows.Err())
@@ -890,12 +891,12 @@ func (ss *session) copyFileSQL(ctx context.Context, tableSQL string, cols []tabl
 	}
 	colType := map[string]string{}
 	for _, c := range cols {
-		colType[strings.ToLower(c.name)] = c.typ
+		colType[c.name] = c.typ
 	}
 	// conv converts a source expression to what the target column needs where
 	// DuckDB's implicit cast would differ from Snowflake's loading rules.
 	conv := func(expr, srcType, target string) string {
-		tt := colType[strings.ToLower(target)]
+		tt := colType[target]
 		switch {
 		case tt == "BLOB" && f.typ == "CSV":
 			return "unhex(" + expr + ")" // BINARY_FORMAT=HEX, Snowflake's default
@@ -921,7 +922,7 @@ func (ss *session) copyFileSQL(ctx context.Context, tableSQL string, cols []tabl
 		var sel, tgt []string
 		for i, t := range targets {
 			if f.typ == "CSV" {
-				if err := ss.inputFormatError(colType[strings.ToLower(t)], f); err != nil {
+				if err := ss.inputFormatError(colType[t], f); err != nil {
 					return "", err
 				}
 			}
@@ -945,7 +946,7 @@ func (ss *session) copyFileSQL(ctx context.Context, tableSQL string, cols []tabl
 	for _, c := range cols {
 		for _, fc := range fileCols {
 			if fc.name == c.name || matchBy == "CASE_INSENSITIVE" && strings.EqualFold(fc.name, c.name) {
-				sel = append(sel, conv(quoteIdent(fc.name), fc.typ, c.name))
+				sel = append(sel, conv(quoteRaw(fc.name), fc.typ, c.name))
 				tgt = append(tgt, quoteIdent(c.name))
 				break
 			}

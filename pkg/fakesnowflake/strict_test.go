@@ -192,3 +192,63 @@ func TestNumberOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// TestQuotedIdentifiersStrict: with QUOTED_IDENTIFIERS_IGNORE_CASE=FALSE
+// (the default) "Foo", "FOO" and foo are as in Snowflake: foo and "FOO"
+// one name, "Foo" another; a wrong-case quoted table name is 002003 and a
+// wrong-case column 000904. Names come back as written, in results and
+// INFORMATION_SCHEMA. TRUE folds quoted names to upper case.
+func TestQuotedIdentifiersStrict(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := conn(t, openDB(t, srv, testUser, testKeys()[0]))
+	mustExec(t, c, `CREATE TABLE "Foo" ("Id" INT, "ID" INT, "name~x" VARCHAR(4), v VARCHAR)`)
+	mustExec(t, c, `CREATE TABLE foo (id INT)`) // FOO: another table
+	mustExec(t, c, `INSERT INTO "Foo" ("Id", ID, "name~x", V) VALUES (1, 2, 'ab', 'x')`)
+	mustExec(t, c, `INSERT INTO "FOO" VALUES (3)`)
+	if got := queryStrings(t, c, `SELECT "Id", "ID", id, "name~x", "V" FROM "Foo"`); fmt.Sprint(got) != "[[1 2 2 ab x]]" {
+		t.Fatalf(`"Foo" rows = %v`, got)
+	}
+	if got := queryStrings(t, c, `SELECT ID FROM Foo`); fmt.Sprint(got) != "[[3]]" {
+		t.Fatalf("FOO rows = %v", got)
+	}
+	rows, err := c.QueryContext(testContext(t), `SELECT * FROM "Foo"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, _ := rows.Columns()
+	rows.Close()
+	if fmt.Sprint(names) != "[Id ID name~x V]" {
+		t.Fatalf("result column names = %v, want [Id ID name~x V]", names)
+	}
+	if got := queryStrings(t, c, `SELECT TABLE_NAME, COLUMN_NAME, CHARACTER_MAXIMUM_LENGTH FROM INFORMATION_SCHEMA.COLUMNS
+		WHERE TABLE_NAME IN ('Foo', 'FOO') ORDER BY TABLE_NAME, ORDINAL_POSITION`); fmt.Sprint(got) !=
+		"[[FOO ID NULL] [Foo Id NULL] [Foo ID NULL] [Foo name~x 4] [Foo V 16777216]]" {
+		t.Fatalf("INFORMATION_SCHEMA.COLUMNS = %v", got)
+	}
+	for _, tt := range []struct {
+		q    string
+		code int
+		want string
+	}{
+		{`SELECT * FROM "foo"`, 2003, "does not exist or not authorized"},
+		{`INSERT INTO "fOO" VALUES (1)`, 2003, "does not exist or not authorized"},
+		{`SELECT "id" FROM "Foo"`, 904, "invalid identifier"},
+		{`SELECT "Name~x" FROM "Foo"`, 904, "invalid identifier"},
+		{`INSERT INTO "Foo" ("Id", "name~x") VALUES (1, 'abcde')`, 100078, "String 'abcde' is too long"},
+	} {
+		_, err := c.ExecContext(testContext(t), tt.q)
+		se := snowflakeError(t, err)
+		if se.Number != tt.code || !strings.Contains(se.Message, tt.want) {
+			t.Errorf("%s = %d %q, want %d %q", tt.q, se.Number, se.Message, tt.code, tt.want)
+		}
+	}
+	mustExec(t, c, `ALTER TABLE "Foo" RENAME COLUMN "name~x" TO "Nm"`)
+	mustExec(t, c, `ALTER TABLE "Foo" ALTER COLUMN "Nm" SET DATA TYPE VARCHAR(5)`)
+	mustExec(t, c, `UPDATE "Foo" SET "Nm" = 'abcde'`)
+
+	mustExec(t, c, `ALTER SESSION SET QUOTED_IDENTIFIERS_IGNORE_CASE = TRUE`)
+	if got := queryStrings(t, c, `SELECT "id" FROM "foo"`); fmt.Sprint(got) != "[[3]]" {
+		t.Fatalf(`"foo" with QUOTED_IDENTIFIERS_IGNORE_CASE = %v, want FOO's rows`, got)
+	}
+}

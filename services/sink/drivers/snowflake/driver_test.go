@@ -247,7 +247,8 @@ func TestDriver(t *testing.T) {
 			{Name: "plain", Type: "text", BaseType: "text"},
 		}}
 		e.mustApply(odd.Change(contracts.OpCreate, 10, 1, `{"ID":1}`, ``, `{"ID":1,"Mixed Case":"m","a\"b":"q","plain":"p"}`))
-		e.expect(`SELECT "ID", "Mixed Case", "a""b", PLAIN FROM ROSETTA.PUBLIC."Order ""Lines"""`, "1|m|q|p")
+		// a"b is all lower case: A"B, like an unquoted name (destName).
+		e.expect(`SELECT "ID", "Mixed Case", "A""B", PLAIN FROM ROSETTA.PUBLIC."Order ""Lines"""`, "1|m|q|p")
 		clash := ev{Table: "clash", Columns: []contracts.Column{
 			{Name: "id", Type: "integer", BaseType: "integer", Key: true},
 			{Name: "ID", Type: "integer", BaseType: "integer"},
