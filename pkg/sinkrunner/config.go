@@ -4,9 +4,12 @@ import (
 	"time"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/settings"
 )
 
-// Config tunes a Runner. Zero fields take the defaults in DefaultConfig.
+// Config tunes a Runner. Zero fields take the defaults in DefaultConfig:
+// those an operator can set (batch size and wait, apply timeout) are
+// pkg/settings' defaults, the one place they are written down.
 type Config struct {
 	// PipelineID and DestinationID identify what the runner serves, in
 	// reported states and logs; SourceID is the source of its consumer's
@@ -14,15 +17,18 @@ type Config struct {
 	PipelineID    int64
 	DestinationID int64
 	SourceID      int64
-	// BatchSize is the most messages applied at once (1000).
+	// BatchSize is the most messages applied at once
+	// (ROSETTA_SINK_BATCH_SIZE; settings.Default().SinkBatchSize).
 	BatchSize int
 	// BatchWait is how long a batch waits for more changes after its
-	// first one when the destination is free (20ms): the longest a change
-	// waits for others to join its batch then. A full batch goes at once;
-	// while the destination applies one batch the next keeps filling, so
-	// under load batches grow without waiting.
+	// first one when the destination is free (ROSETTA_SINK_BATCH_WAIT;
+	// settings.Default().SinkBatchWait): the longest a change waits for
+	// others to join its batch then. A full batch goes at once; while the
+	// destination applies one batch the next keeps filling, so under load
+	// batches grow without waiting.
 	BatchWait time.Duration
-	// ApplyTimeout bounds one Apply call (5m).
+	// ApplyTimeout bounds one Apply call (ROSETTA_SINK_APPLY_TIMEOUT;
+	// settings.Default().SinkApplyTimeout), and one tombstone collection.
 	ApplyTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait between retries of a failed
 	// batch, fetch or dead-letter write: MinBackoff doubling up to
@@ -66,10 +72,11 @@ type Observer interface {
 
 // DefaultConfig holds the defaults of Config.
 func DefaultConfig() Config {
+	s := settings.Default()
 	return Config{
-		BatchSize:      1000,
-		BatchWait:      20 * time.Millisecond,
-		ApplyTimeout:   5 * time.Minute,
+		BatchSize:      s.SinkBatchSize,
+		BatchWait:      s.SinkBatchWait,
+		ApplyTimeout:   s.SinkApplyTimeout,
 		MinBackoff:     500 * time.Millisecond,
 		MaxBackoff:     30 * time.Second,
 		KeepAliveEvery: 10 * time.Second,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/dlq"
+	"github.com/rosettacdc/rosetta/pkg/settings"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
@@ -50,7 +51,7 @@ type Config struct {
 	// wait, backoff); its PipelineID and DestinationID are set per runner.
 	Runner sinkrunner.Config
 	// ReconcileInterval is how often the config store is re-read without
-	// a config event (30s).
+	// a config event (settings.Default().ReconcileInterval).
 	ReconcileInterval time.Duration
 	// ConsumerRetry is how often a started pipeline destination whose
 	// consumer capture has not created yet is looked at again (1s);
@@ -84,11 +85,13 @@ type DLQConfig struct {
 	Lease time.Duration
 }
 
-// DefaultConfig holds the defaults.
+// DefaultConfig holds the defaults. The runner's and the reconcile
+// interval are pkg/settings' defaults (sinkrunner.DefaultConfig), so a
+// sink built without settings behaves as `rosetta sink` does.
 func DefaultConfig() Config {
 	return Config{
 		Runner:            sinkrunner.DefaultConfig(),
-		ReconcileInterval: 30 * time.Second,
+		ReconcileInterval: settings.Default().ReconcileInterval,
 		ConsumerRetry:     time.Second,
 		ConsumerGrace:     30 * time.Second,
 		DLQ:               DLQConfig{Queue: dlq.DefaultConfig(), PollInterval: 2 * time.Second, Lease: time.Minute},
