@@ -6,6 +6,7 @@ package configstore
 
 import (
 	"encoding/json"
+	"github.com/rosettacdc/rosetta/pkg/pglink"
 	"time"
 )
 
@@ -43,6 +44,15 @@ type Source struct {
 	Publication string `json:"publication"`
 	Slot        string `json:"slot"`
 	SSLMode     string `json:"sslmode"`
+	// SSLRootCert and SSLCert are PEM text or a path under
+	// ROSETTA_KEYS_DIR; SSLKey is the client key, decrypted, only filled
+	// for services (SSLKeySet says whether one is stored).
+	SSLRootCert    string `json:"sslrootcert"`
+	SSLCert        string `json:"sslcert"`
+	SSLKey         string `json:"-"`
+	SSLKeySet      bool   `json:"sslkey_set"`
+	RequireAuth    string `json:"require_auth"`
+	ChannelBinding string `json:"channel_binding"`
 	// AdoptSlot and AdoptPublication: someone else created them; Rosetta
 	// uses them as they are and never alters or drops them.
 	AdoptSlot        bool      `json:"adopt_slot"`
@@ -143,4 +153,11 @@ type SourceState struct {
 	LastError    string    `json:"last_error,omitempty"`
 	ConfirmedLSN string    `json:"confirmed_lsn,omitempty"`
 	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// Security is what protects the source's connections: every connection
+// to it (API checks, capture, backfill, the WAL monitor) applies it.
+func (s Source) Security() pglink.Security {
+	return pglink.Security{SSLMode: s.SSLMode, RootCert: s.SSLRootCert, ClientCert: s.SSLCert, ClientKey: s.SSLKey,
+		RequireAuth: s.RequireAuth, ChannelBinding: s.ChannelBinding}
 }

@@ -16,7 +16,7 @@ func DerivedName(installationID string, sourceID int64) string {
 // it is stored encrypted, apart from the config, and never shown.
 func IsSecretField(name string) bool {
 	switch name {
-	case "password", "private_key", "private_key_passphrase":
+	case "password", "private_key", "private_key_passphrase", "sslkey":
 		return true
 	}
 	return false

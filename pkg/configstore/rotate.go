@@ -20,6 +20,7 @@ type sealedColumn struct {
 // the previous key (and it stops opening once that key is dropped).
 var sealedColumns = []sealedColumn{
 	{"sources", "password_enc", sourcePasswordBinding},
+	{"sources", "sslkey_enc", sourceKeyBinding},
 	{"destinations", "secrets", destinationSecretsBinding},
 }
 

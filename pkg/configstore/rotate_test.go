@@ -19,7 +19,7 @@ func TestSecretsAtRest(t *testing.T) {
 	s, db := openStore(t, pg)
 	conn := pg.Connect(t, db)
 
-	a, err := s.CreateSource(ctx, SourceInput{Name: "a", Host: "h", Port: 5432, Database: "d", User: "u", Password: ptr("pw-a")})
+	a, err := s.CreateSource(ctx, SourceInput{Name: "a", Host: "h", Port: 5432, Database: "d", User: "u", Password: ptr("pw-a"), SSLKey: ptr("key-a")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,11 +64,11 @@ func TestSecretsAtRest(t *testing.T) {
 		if err != nil {
 			t.Fatalf("rotate: %v", err)
 		}
-		if len(got) != 2 || got[0].Resealed != 2 || got[1].Resealed != 1 {
-			t.Fatalf("first rotation = %+v, want 2 sources and 1 destination re-sealed", got)
+		if len(got) != 3 || got[0].Resealed != 2 || got[1].Resealed != 1 || got[2].Resealed != 1 {
+			t.Fatalf("first rotation = %+v, want 2 source passwords, 1 source key and 1 destination re-sealed", got)
 		}
 		again, err := rs.RotateSecrets(ctx, nil)
-		if err != nil || again[0].Resealed != 0 || again[0].Skipped != 2 || again[1].Resealed != 0 {
+		if err != nil || again[0].Resealed != 0 || again[0].Skipped != 2 || again[1].Resealed != 0 || again[2].Resealed != 0 {
 			t.Fatalf("second rotation = %+v, %v: want nothing re-sealed", again, err)
 		}
 
@@ -84,6 +84,9 @@ func TestSecretsAtRest(t *testing.T) {
 			if err != nil || src.Password != want {
 				t.Fatalf("source %d after rotation: %q, %v", id, src.Password, err)
 			}
+		}
+		if src, err := ns.SourceWithSecrets(ctx, a.ID); err != nil || src.SSLKey != "key-a" {
+			t.Fatalf("source key after rotation: %q, %v", src.SSLKey, err)
 		}
 		d, err := ns.DestinationWithSecrets(ctx, dst.ID)
 		if err != nil || d.Secrets["password"] != "pw-d" {

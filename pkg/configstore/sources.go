@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/rosettacdc/rosetta/pkg/pglink"
 	"github.com/rosettacdc/rosetta/pkg/secrets"
 )
 
@@ -30,20 +31,26 @@ type SourceInput struct {
 	// someone else created: used as they are, never altered or dropped.
 	// nil keeps the stored value on update (false on create).
 	AdoptSlot, AdoptPublication *bool
+	// SSLRootCert, SSLCert, RequireAuth and ChannelBinding nil keep the
+	// stored value on update ("" on create); "" clears it. SSLKey is
+	// sealed like Password, with the same nil and "" rules.
+	SSLRootCert, SSLCert, SSLKey, RequireAuth, ChannelBinding *string
 }
 
-const sourceColumns = `id, name, host, port, database, username, password_enc, publication, slot, sslmode, adopt_slot, adopt_publication, created_at, updated_at`
+const sourceColumns = `id, name, host, port, database, username, password_enc, publication, slot, sslmode, adopt_slot, adopt_publication,
+	sslrootcert, sslcert, sslkey_enc, require_auth, channel_binding, created_at, updated_at`
 
 // scanSource reads one row of sourceColumns; it decrypts the password only
 // when withSecret is set.
 func (s *Store) scanSource(row pgx.Row, withSecret bool) (Source, error) {
 	var src Source
-	var enc []byte
+	var enc, keyEnc []byte
 	if err := row.Scan(&src.ID, &src.Name, &src.Host, &src.Port, &src.Database, &src.User, &enc,
-		&src.Publication, &src.Slot, &src.SSLMode, &src.AdoptSlot, &src.AdoptPublication, &src.CreatedAt, &src.UpdatedAt); err != nil {
+		&src.Publication, &src.Slot, &src.SSLMode, &src.AdoptSlot, &src.AdoptPublication,
+		&src.SSLRootCert, &src.SSLCert, &keyEnc, &src.RequireAuth, &src.ChannelBinding, &src.CreatedAt, &src.UpdatedAt); err != nil {
 		return Source{}, err
 	}
-	src.PasswordSet = enc != nil
+	src.PasswordSet, src.SSLKeySet = enc != nil, keyEnc != nil
 	if withSecret && enc != nil {
 		pw, err := s.box.OpenString(enc, sourcePasswordBinding(src.ID))
 		if err != nil {
@@ -51,20 +58,34 @@ func (s *Store) scanSource(row pgx.Row, withSecret bool) (Source, error) {
 		}
 		src.Password = pw
 	}
+	if withSecret && keyEnc != nil {
+		key, err := s.box.OpenString(keyEnc, sourceKeyBinding(src.ID))
+		if err != nil {
+			return Source{}, fmt.Errorf("decrypt sslkey of source %d: %w", src.ID, err)
+		}
+		src.SSLKey = key
+	}
 	return src, nil
 }
+
+// sourceKeyBinding binds a source's sealed client key to its row.
+func sourceKeyBinding(id int64) string { return secrets.Binding("sources", id, "sslkey") }
 
 // sourcePasswordBinding binds a source's sealed password to its row, so it
 // opens nowhere else.
 func sourcePasswordBinding(id int64) string { return secrets.Binding("sources", id, "password") }
 
 func (s *Store) sealPassword(id int64, pw *string) ([]byte, error) {
-	if pw == nil || *pw == "" {
+	return s.sealSourceSecret(pw, sourcePasswordBinding(id), "password")
+}
+
+func (s *Store) sealSourceSecret(v *string, binding, what string) ([]byte, error) {
+	if v == nil || *v == "" {
 		return nil, nil
 	}
-	enc, err := s.box.SealString(*pw, sourcePasswordBinding(id))
+	enc, err := s.box.SealString(*v, binding)
 	if err != nil {
-		return nil, fmt.Errorf("encrypt password: %w", err)
+		return nil, fmt.Errorf("encrypt %s: %w", what, err)
 	}
 	return enc, nil
 }
@@ -73,7 +94,7 @@ func (s *Store) sealPassword(id int64, pw *string) ([]byte, error) {
 // names when they are empty.
 func (s *Store) CreateSource(ctx context.Context, in SourceInput) (Source, error) {
 	if in.SSLMode == "" {
-		in.SSLMode = "prefer"
+		in.SSLMode = pglink.DefaultSSLMode
 	}
 	var out Source
 	err := s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
@@ -88,6 +109,10 @@ func (s *Store) CreateSource(ctx context.Context, in SourceInput) (Source, error
 		if err != nil {
 			return err
 		}
+		keyEnc, err := s.sealSourceSecret(in.SSLKey, sourceKeyBinding(id), "sslkey")
+		if err != nil {
+			return err
+		}
 		pub, slot := in.Publication, in.Slot
 		if pub == "" {
 			pub = DerivedName(inst, id)
@@ -95,9 +120,12 @@ func (s *Store) CreateSource(ctx context.Context, in SourceInput) (Source, error
 		if slot == "" {
 			slot = DerivedName(inst, id)
 		}
-		row := tx.QueryRow(ctx, `INSERT INTO sources (id, name, host, port, database, username, password_enc, publication, slot, sslmode, adopt_slot, adopt_publication)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE($11, false), COALESCE($12, false)) RETURNING `+sourceColumns,
-			id, in.Name, in.Host, in.Port, in.Database, in.User, enc, pub, slot, in.SSLMode, in.AdoptSlot, in.AdoptPublication)
+		row := tx.QueryRow(ctx, `INSERT INTO sources (id, name, host, port, database, username, password_enc, publication, slot, sslmode, adopt_slot, adopt_publication,
+				sslrootcert, sslcert, sslkey_enc, require_auth, channel_binding)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE($11, false), COALESCE($12, false),
+				COALESCE($13, ''), COALESCE($14, ''), $15, COALESCE($16, ''), COALESCE($17, '')) RETURNING `+sourceColumns,
+			id, in.Name, in.Host, in.Port, in.Database, in.User, enc, pub, slot, in.SSLMode, in.AdoptSlot, in.AdoptPublication,
+			in.SSLRootCert, in.SSLCert, keyEnc, in.RequireAuth, in.ChannelBinding)
 		out, err = s.scanSource(row, false)
 		return err
 	})
@@ -114,6 +142,10 @@ func (s *Store) UpdateSource(ctx context.Context, id int64, in SourceInput) (Sou
 	if err != nil {
 		return Source{}, fmt.Errorf("update source %d: %w", id, err)
 	}
+	keyEnc, err := s.sealSourceSecret(in.SSLKey, sourceKeyBinding(id), "sslkey")
+	if err != nil {
+		return Source{}, fmt.Errorf("update source %d: %w", id, err)
+	}
 	row := s.pool.QueryRow(ctx, `UPDATE sources SET
 			name = $2, host = $3, port = $4, database = $5, username = $6,
 			password_enc = CASE WHEN $7 THEN $8 ELSE password_enc END,
@@ -122,9 +154,15 @@ func (s *Store) UpdateSource(ctx context.Context, id int64, in SourceInput) (Sou
 			sslmode = COALESCE(NULLIF($11, ''), sslmode),
 			adopt_slot = COALESCE($12, adopt_slot),
 			adopt_publication = COALESCE($13, adopt_publication),
+			sslrootcert = COALESCE($14, sslrootcert),
+			sslcert = COALESCE($15, sslcert),
+			sslkey_enc = CASE WHEN $16 THEN $17 ELSE sslkey_enc END,
+			require_auth = COALESCE($18, require_auth),
+			channel_binding = COALESCE($19, channel_binding),
 			updated_at = now()
 		WHERE id = $1 RETURNING `+sourceColumns,
-		id, in.Name, in.Host, in.Port, in.Database, in.User, in.Password != nil, enc, in.Publication, in.Slot, in.SSLMode, in.AdoptSlot, in.AdoptPublication)
+		id, in.Name, in.Host, in.Port, in.Database, in.User, in.Password != nil, enc, in.Publication, in.Slot, in.SSLMode, in.AdoptSlot, in.AdoptPublication,
+		in.SSLRootCert, in.SSLCert, in.SSLKey != nil, keyEnc, in.RequireAuth, in.ChannelBinding)
 	out, err := s.scanSource(row, false)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Source{}, fmt.Errorf("update source %d: %w", id, ErrNotFound)

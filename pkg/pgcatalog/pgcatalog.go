@@ -9,6 +9,7 @@ package pgcatalog
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rosettacdc/rosetta/pkg/pglink"
 )
 
 // Problem is a check that failed for a reason the admin can fix. Field
@@ -36,24 +39,21 @@ type Endpoint struct {
 	Database string
 	User     string
 	Password string
-	// SSLMode is a libpq sslmode; "" means prefer.
-	SSLMode string
+	// Security is the link's TLS and accepted authentication methods.
+	Security pglink.Security
 }
 
 // ConnConfig builds a pgx config for e. The password is set on the parsed
 // config, never put into a connection string, so no parse error can
 // echo it.
 func (e Endpoint) ConnConfig() (*pgx.ConnConfig, error) {
-	sslmode := e.SSLMode
-	if sslmode == "" {
-		sslmode = "prefer"
-	}
 	kv := []string{
 		"host=" + quoteValue(e.Host),
 		"port=" + strconv.Itoa(e.Port),
 		"dbname=" + quoteValue(e.Database),
 		"user=" + quoteValue(e.User),
-		"sslmode=" + quoteValue(sslmode),
+		// TLS comes from e.Security, applied below.
+		"sslmode=disable",
 		"application_name=rosetta",
 	}
 	cfg, err := pgx.ParseConfig(strings.Join(kv, " "))
@@ -61,6 +61,9 @@ func (e Endpoint) ConnConfig() (*pgx.ConnConfig, error) {
 		return nil, err
 	}
 	cfg.Password = e.Password
+	if err := e.Security.Apply(&cfg.Config); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 
@@ -75,6 +78,10 @@ func quoteValue(v string) string {
 // attempt; callers set a timeout.
 func Connect(ctx context.Context, e Endpoint) (*pgx.Conn, error) {
 	cfg, err := e.ConnConfig()
+	var fe *pglink.FieldError
+	if errors.As(err, &fe) {
+		return nil, &Problem{Field: fe.Field, Msg: scrub(fe.Msg, e.Password)}
+	}
 	if err != nil {
 		return nil, &Problem{Field: "host", Msg: scrub("invalid connection settings: "+err.Error(), e.Password)}
 	}
@@ -91,6 +98,9 @@ func unreachable(e Endpoint, err error) *Problem {
 	reason := err.Error()
 	var pe *pgconn.PgError
 	var ne net.Error
+	if hint := pglink.Hint(err); hint != "" {
+		return &Problem{Field: securityField(err), Msg: scrub(fmt.Sprintf("cannot connect to PostgreSQL at %s: %s: %s", where, reason, hint), e.Password)}
+	}
 	switch {
 	case errors.As(err, &pe):
 		reason = pe.Message
@@ -116,6 +126,23 @@ func unreachable(e Endpoint, err error) *Problem {
 		}
 	}
 	return &Problem{Field: field, Msg: scrub(fmt.Sprintf("cannot reach PostgreSQL at %s: %s", where, reason), e.Password)}
+}
+
+// securityField is the setting a pglink.Hint refusal is about.
+func securityField(err error) string {
+	msg := err.Error()
+	var host x509.HostnameError
+	switch {
+	case errors.As(err, &host):
+		return "host"
+	case strings.Contains(msg, "authentication method requirement"):
+		return "require_auth"
+	case strings.Contains(msg, "channel binding"):
+		return "channel_binding"
+	case strings.Contains(msg, "server refused TLS"):
+		return "sslmode"
+	}
+	return "sslrootcert"
 }
 
 // scrub removes password from msg, in case a driver or server ever echoes

@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rosettacdc/rosetta/pkg/pglink"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
 func endpoint(pg *testkit.Postgres, db, user string) Endpoint {
-	return Endpoint{Host: pg.Host(), Port: pg.Port, Database: db, User: user, SSLMode: "disable"}
+	return Endpoint{Host: pg.Host(), Port: pg.Port, Database: db, User: user, Security: pglink.Security{SSLMode: "disable"}}
 }
 
 func connect(t *testing.T, e Endpoint) error {
@@ -304,7 +305,7 @@ func TestParseTables(t *testing.T) {
 
 func TestConnConfigKeepsPasswordOutOfTheString(t *testing.T) {
 	t.Parallel()
-	e := Endpoint{Host: "h o'st", Port: 5432, Database: `d\b`, User: "u", Password: "p w'd", SSLMode: "disable"}
+	e := Endpoint{Host: "h o'st", Port: 5432, Database: `d\b`, User: "u", Password: "p w'd", Security: pglink.Security{SSLMode: "disable"}}
 	cfg, err := e.ConnConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -315,7 +316,7 @@ func TestConnConfigKeepsPasswordOutOfTheString(t *testing.T) {
 	if strings.Contains(cfg.ConnString(), "p w'd") {
 		t.Fatal("the connection string holds the password")
 	}
-	bad := Endpoint{Host: "h", Port: 5432, Database: "d", User: "u", Password: "topsecret", SSLMode: "bogus"}
+	bad := Endpoint{Host: "h", Port: 5432, Database: "d", User: "u", Password: "topsecret", Security: pglink.Security{SSLMode: "bogus"}}
 	ctx := context.Background()
 	p := problemOf(t, func() error { _, err := Connect(ctx, bad); return err }())
 	if strings.Contains(p.Msg, "topsecret") {

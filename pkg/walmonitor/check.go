@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -36,9 +34,9 @@ var ErrSlotMissing = errors.New("replication slot does not exist")
 // ctx bounds the whole check. The returned error never holds the password.
 func Check(ctx context.Context, src configstore.Source) (Sample, error) {
 	x := Sample{SourceID: src.ID, At: time.Now().UTC()}
-	cfg, err := pgx.ParseConfig(sourceURL(src))
+	cfg, err := sourceConfig(src)
 	if err != nil {
-		return x, fmt.Errorf("source %d connection settings (host %s, port %d, database %s) do not parse", src.ID, src.Host, src.Port, src.Database)
+		return x, fmt.Errorf("source %d connection settings (host %s, port %d, database %s): %s", src.ID, src.Host, src.Port, src.Database, redact(err.Error(), src.Password))
 	}
 	cfg.RuntimeParams["application_name"] = "rosetta-wal-monitor"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -64,19 +62,20 @@ func Check(ctx context.Context, src configstore.Source) (Sample, error) {
 	return x, nil
 }
 
-// sourceURL is a source's connection URL; it holds the password and is
-// never logged.
-func sourceURL(s configstore.Source) string {
-	u := url.URL{
-		Scheme: "postgres",
-		User:   url.UserPassword(s.User, s.Password),
-		Host:   net.JoinHostPort(s.Host, strconv.Itoa(s.Port)),
-		Path:   "/" + s.Database,
+// sourceConfig is a source's connection config with its password and
+// TLS settings (the source's, as every connection to it uses).
+func sourceConfig(s configstore.Source) (*pgx.ConnConfig, error) {
+	q := func(v string) string { return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'" }
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=disable",
+		q(s.Host), s.Port, q(s.Database), q(s.User)))
+	if err != nil {
+		return nil, err
 	}
-	if s.SSLMode != "" {
-		u.RawQuery = url.Values{"sslmode": {s.SSLMode}}.Encode()
+	cfg.Password = s.Password
+	if err := s.Security().Apply(&cfg.Config); err != nil {
+		return nil, err
 	}
-	return u.String()
+	return cfg, nil
 }
 
 func redact(msg, password string) string {

@@ -252,6 +252,7 @@ func TestAPI(t *testing.T) {
 	t.Run("listen and shutdown", func(t *testing.T) { t.Parallel(); testListen(t, newClient(t, f, js, nil)) })
 	t.Run("outbound limits", func(t *testing.T) { t.Parallel(); testOutboundLimits(t, f, js) })
 	t.Run("confined paths", func(t *testing.T) { t.Parallel(); testConfinedPaths(t, f, js) })
+	t.Run("link security", func(t *testing.T) { t.Parallel(); testLinkSecurity(t, f, js) })
 	t.Run("replication objects", func(t *testing.T) { t.Parallel(); testReplicationObjects(t, f, js) })
 	t.Run("tls listener", func(t *testing.T) { t.Parallel(); testTLS(t, newClient(t, f, js, nil)) })
 	t.Run("fx module", func(t *testing.T) { t.Parallel(); testModule(t, newClient(t, f, js, nil)) })

@@ -149,7 +149,7 @@ func (s *Server) checkFilters(ctx context.Context, p configstore.Pipeline, in co
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CheckTimeout)
 	defer cancel()
-	e := pgcatalog.Endpoint{Host: src.Host, Port: src.Port, Database: src.Database, User: src.User, Password: src.Password, SSLMode: src.SSLMode}
+	e := pgcatalog.Endpoint{Host: src.Host, Port: src.Port, Database: src.Database, User: src.User, Password: src.Password, Security: src.Security()}
 	conn, err := pgcatalog.Connect(ctx, e)
 	if err != nil {
 		var pr *pgcatalog.Problem

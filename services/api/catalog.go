@@ -90,8 +90,10 @@ func (s *Server) checkDestinationConfig(c *fiber.Ctx) error {
 	if err := s.confinePaths(&in); err != nil {
 		return err
 	}
-	pw, _ := in.Config["password"].(string)
-	if err := s.checkDestination(c.UserContext(), in, pw); err != nil {
+	if err := s.confineLinkSecurity(&in, nil); err != nil {
+		return err
+	}
+	if err := s.checkDestination(c.UserContext(), in, destinationSecrets(in, nil)); err != nil {
 		return err
 	}
 	if err := s.runChecker(c.UserContext(), in, destinationSecrets(in, nil)); err != nil {
@@ -130,7 +132,7 @@ func (s *Server) listSourceTables(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.CheckTimeout)
 	defer cancel()
-	e := pgcatalog.Endpoint{Host: src.Host, Port: src.Port, Database: src.Database, User: src.User, Password: src.Password, SSLMode: src.SSLMode}
+	e := pgcatalog.Endpoint{Host: src.Host, Port: src.Port, Database: src.Database, User: src.User, Password: src.Password, Security: src.Security()}
 	conn, err := pgcatalog.Connect(ctx, e)
 	if err != nil {
 		var p *pgcatalog.Problem

@@ -16,6 +16,7 @@ import (
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/pgcatalog"
+	"github.com/rosettacdc/rosetta/pkg/pglink"
 )
 
 // destinationRequest is the body of POST and PUT /destinations.
@@ -36,6 +37,7 @@ type destinationView struct {
 	PasswordSet             *bool          `json:"password_set,omitempty"`
 	PrivateKeySet           *bool          `json:"private_key_set,omitempty"`
 	PrivateKeyPassphraseSet *bool          `json:"private_key_passphrase_set,omitempty"`
+	SSLKeySet               *bool          `json:"sslkey_set,omitempty"`
 	CreatedAt               time.Time      `json:"created_at"`
 	UpdatedAt               time.Time      `json:"updated_at"`
 }
@@ -65,6 +67,8 @@ func viewDestination(d configstore.Destination) destinationView {
 			v.PrivateKeySet = &b
 		case "private_key_passphrase":
 			v.PrivateKeyPassphraseSet = &b
+		case "sslkey":
+			v.SSLKeySet = &b
 		}
 	}
 	return v
@@ -86,6 +90,7 @@ type fieldSpec struct {
 	kind     fieldKind
 	required bool
 	secret   bool // stored encrypted, never shown (configstore.IsSecretField)
+	pem      bool // may hold PEM text (up to maxPEMLen)
 	def      any  // stored when the field is omitted; nil for none
 	oneOf    []string
 	doc      string // what the field means, for GET /destination-types
@@ -100,7 +105,6 @@ const destinationTypes = "postgres, snowflake or duckdb"
 // destinationFields is the config a destination type accepts. Drivers
 // decode the stored config (with secrets) into their own typed config.
 func destinationFields(typ string) []fieldSpec {
-	sslmodes := []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 	droppedColumns := []string{"keep", "drop"}
 	switch typ {
 	case "postgres":
@@ -111,7 +115,12 @@ func destinationFields(typ string) []fieldSpec {
 			{name: "user", required: true},
 			{name: "password", secret: true, doc: "Write-only: stored encrypted, never shown."},
 			{name: "schema", def: "public", doc: "Schema the tables are written to."},
-			{name: "sslmode", def: "prefer", oneOf: sslmodes},
+			{name: "sslmode", def: pglink.DefaultSSLMode, oneOf: pglink.SSLModes, doc: "TLS: verify-full checks the server's certificate and name (use it in production); the default prefer encrypts when the server offers TLS but verifies nothing."},
+			{name: "sslrootcert", pem: true, doc: "CA of the server's certificate: PEM text, or a file under ROSETTA_KEYS_DIR; without it the system's CAs."},
+			{name: "sslcert", pem: true, doc: "Client certificate (PEM text or a file under ROSETTA_KEYS_DIR) for servers that authenticate by certificate."},
+			{name: "sslkey", secret: true, doc: "Write-only key of sslcert: PEM text (stored encrypted, never shown) or a file under ROSETTA_KEYS_DIR."},
+			{name: "require_auth", doc: "Authentication methods accepted from the server, e.g. scram-sha-256 (refuses a server asking for a cleartext or MD5 password)."},
+			{name: "channel_binding", oneOf: pglink.ChannelBindings, doc: "require binds SCRAM to the TLS channel (needs TLS and scram-sha-256)."},
 			// What happens to a column the source drops (docs/types.md).
 			{name: "dropped_columns", def: "keep", oneOf: droppedColumns, doc: droppedColumnsDoc},
 		}
@@ -302,8 +311,8 @@ func decodeField(path string, f fieldSpec, raw json.RawMessage) (any, error) {
 		return nil, invalid(path, "%s must be a string", path)
 	}
 	max := 1024
-	if f.secret {
-		max = 64 << 10 // PEM keys
+	if f.secret || f.pem {
+		max = maxPEMLen
 	}
 	if len(s) > max {
 		return nil, invalid(path, "%s is too long: at most %d bytes", path, max)
@@ -324,13 +333,15 @@ func decodeField(path string, f fieldSpec, raw json.RawMessage) (any, error) {
 // checked by their DestinationChecker, if one is configured (runChecker);
 // without one, their drivers report problems through the pipeline's
 // destination health.
-func (s *Server) checkDestination(ctx context.Context, in configstore.DestinationInput, password string) error {
+func (s *Server) checkDestination(ctx context.Context, in configstore.DestinationInput, secrets map[string]string) error {
 	if in.Type != "postgres" {
 		return nil
 	}
 	str := func(k string) string { v, _ := in.Config[k].(string); return v }
 	port, _ := in.Config["port"].(int)
-	e := pgcatalog.Endpoint{Host: str("host"), Port: port, Database: str("database"), User: str("user"), Password: password, SSLMode: str("sslmode")}
+	password := secrets["password"]
+	e := pgcatalog.Endpoint{Host: str("host"), Port: port, Database: str("database"), User: str("user"), Password: password,
+		Security: destinationSecurity(in.Config, secrets)}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CheckTimeout)
 	defer cancel()
 	conn, err := pgcatalog.Connect(ctx, e)
@@ -353,8 +364,10 @@ func (s *Server) createDestination(c *fiber.Ctx) error {
 	if err := s.confinePaths(&in); err != nil {
 		return err
 	}
-	pw, _ := in.Config["password"].(string)
-	if err := s.checkDestination(c.UserContext(), in, pw); err != nil {
+	if err := s.confineLinkSecurity(&in, nil); err != nil {
+		return err
+	}
+	if err := s.checkDestination(c.UserContext(), in, destinationSecrets(in, nil)); err != nil {
 		return err
 	}
 	if err := s.runChecker(c.UserContext(), in, destinationSecrets(in, nil)); err != nil {
@@ -423,19 +436,20 @@ func (s *Server) updateDestination(c *fiber.Ctx) error {
 	if err := s.confinePaths(&in); err != nil {
 		return err
 	}
+	if err := s.confineLinkSecurity(&in, old.Secrets); err != nil {
+		return err
+	}
 	if err := secretsStayBound(old, in); err != nil {
 		return err
 	}
-	pw := old.Secrets["password"]
-	if v, ok := in.Config["password"].(string); ok {
-		pw = v
-	}
-	if in.Type == "postgres" && (old.Type != in.Type || pw != old.Secrets["password"] || connectionChanged(old.Config, in.Config)) {
-		if err := s.checkDestination(c.UserContext(), in, pw); err != nil {
+	secrets := destinationSecrets(in, old.Secrets)
+	if in.Type == "postgres" && (old.Type != in.Type || secrets["password"] != old.Secrets["password"] ||
+		secrets["sslkey"] != old.Secrets["sslkey"] || connectionChanged(old.Config, in.Config)) {
+		if err := s.checkDestination(c.UserContext(), in, secrets); err != nil {
 			return err
 		}
 	}
-	if secrets := destinationSecrets(in, old.Secrets); destinationChanged(old, in, secrets) {
+	if destinationChanged(old, in, secrets) {
 		if err := s.runChecker(c.UserContext(), in, secrets); err != nil {
 			return err
 		}
@@ -451,10 +465,43 @@ func (s *Server) updateDestination(c *fiber.Ctx) error {
 	return c.JSON(viewDestination(d))
 }
 
+// linkFields are the settings that decide which server a postgres
+// destination's secrets may be sent to: changing one needs them again.
+var linkFields = []string{"sslmode", "sslrootcert", "require_auth", "channel_binding"}
+
+// destinationSecurity is a postgres destination's link settings from its
+// config and secrets.
+func destinationSecurity(cfg map[string]any, secrets map[string]string) pglink.Security {
+	str := func(k string) string { v, _ := cfg[k].(string); return v }
+	return pglink.Security{SSLMode: str("sslmode"), RootCert: str("sslrootcert"), ClientCert: str("sslcert"),
+		ClientKey: secrets["sslkey"], RequireAuth: str("require_auth"), ChannelBinding: str("channel_binding")}
+}
+
+// confineLinkSecurity validates a postgres destination's TLS settings and
+// stores their paths resolved (see checkLinkSecurity).
+func (s *Server) confineLinkSecurity(in *configstore.DestinationInput, stored map[string]string) error {
+	if in.Type != "postgres" {
+		return nil
+	}
+	sec, err := s.checkLinkSecurity("config.", destinationSecurity(in.Config, destinationSecrets(*in, stored)))
+	if err != nil {
+		return err
+	}
+	for k, v := range map[string]string{"sslrootcert": sec.RootCert, "sslcert": sec.ClientCert} {
+		if _, ok := in.Config[k]; ok {
+			in.Config[k] = v
+		}
+	}
+	if _, ok := in.Config["sslkey"]; ok {
+		in.Config["sslkey"] = sec.ClientKey
+	}
+	return nil
+}
+
 // boundFields are the config fields saying where a destination's stored
 // secrets are sent.
 var boundFields = map[string][]string{
-	"postgres":  {"host", "port", "database", "user", "sslmode"},
+	"postgres":  append([]string{"host", "port", "database", "user"}, linkFields...),
 	"snowflake": {"account", "user", "host", "port", "protocol", "insecure_http", "tls_ca_file"},
 }
 
@@ -481,7 +528,7 @@ func secretsStayBound(old configstore.Destination, in configstore.DestinationInp
 // connectionChanged reports whether a postgres destination's connection
 // settings differ (stored numbers come back from jsonb as float64).
 func connectionChanged(old, new map[string]any) bool {
-	for _, k := range []string{"host", "port", "database", "user", "sslmode"} {
+	for _, k := range append([]string{"host", "port", "database", "user", "sslcert"}, linkFields...) {
 		if fmt.Sprint(old[k]) != fmt.Sprint(new[k]) {
 			return true
 		}

@@ -111,7 +111,7 @@ func (s *Server) deleteSource(c *fiber.Ctx) error {
 		return sourceLookupError(id, err)
 	}
 	slot, pub := managed(src)
-	e := pgcatalog.Endpoint{Host: src.Host, Port: src.Port, Database: src.Database, User: src.User, Password: src.Password, SSLMode: src.SSLMode}
+	e := pgcatalog.Endpoint{Host: src.Host, Port: src.Port, Database: src.Database, User: src.User, Password: src.Password, Security: src.Security()}
 	var exist []string
 	if choice != "false" && (slot != "" || pub != "") {
 		exist, err = s.existingManaged(c.UserContext(), e, slot, pub)

@@ -12,6 +12,7 @@ import (
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/pgcatalog"
+	"github.com/rosettacdc/rosetta/pkg/pglink"
 )
 
 // sourceRequest is the body of POST and PUT /sources. Pointers tell an
@@ -32,6 +33,13 @@ type sourceRequest struct {
 	// someone else created (omitted on PUT: unchanged).
 	AdoptSlot        *bool `json:"adopt_slot"`
 	AdoptPublication *bool `json:"adopt_publication"`
+	// TLS and authentication (pglink.Security); omitted on PUT keeps the
+	// stored value, "" clears it. SSLKey is write-only like Password.
+	SSLRootCert    *string `json:"sslrootcert"`
+	SSLCert        *string `json:"sslcert"`
+	SSLKey         *string `json:"sslkey"`
+	RequireAuth    *string `json:"require_auth"`
+	ChannelBinding *string `json:"channel_binding"`
 }
 
 // sourceView is a source as the API shows it: no password, only whether
@@ -49,6 +57,11 @@ type sourceView struct {
 	SSLMode     string    `json:"sslmode"`
 	AdoptSlot   bool      `json:"adopt_slot"`
 	AdoptPub    bool      `json:"adopt_publication"`
+	SSLRootCert string    `json:"sslrootcert"`
+	SSLCert     string    `json:"sslcert"`
+	SSLKeySet   bool      `json:"sslkey_set"`
+	RequireAuth string    `json:"require_auth"`
+	ChannelBind string    `json:"channel_binding"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 }
@@ -56,7 +69,9 @@ type sourceView struct {
 func viewSource(s configstore.Source) sourceView {
 	return sourceView{ID: s.ID, Name: s.Name, Host: s.Host, Port: s.Port, Database: s.Database, User: s.User,
 		PasswordSet: s.PasswordSet, Publication: s.Publication, Slot: s.Slot, SSLMode: s.SSLMode,
-		AdoptSlot: s.AdoptSlot, AdoptPub: s.AdoptPublication, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+		AdoptSlot: s.AdoptSlot, AdoptPub: s.AdoptPublication,
+		SSLRootCert: s.SSLRootCert, SSLCert: s.SSLCert, SSLKeySet: s.SSLKeySet, RequireAuth: s.RequireAuth, ChannelBind: s.ChannelBinding,
+		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
 }
 
 func (r sourceRequest) input() (configstore.SourceInput, error) {
@@ -96,7 +111,41 @@ func (r sourceRequest) input() (configstore.SourceInput, error) {
 		return in, err
 	}
 	in.AdoptSlot, in.AdoptPublication = r.AdoptSlot, r.AdoptPublication
+	in.SSLRootCert, in.SSLCert, in.SSLKey, in.RequireAuth, in.ChannelBinding = r.SSLRootCert, r.SSLCert, r.SSLKey, r.RequireAuth, r.ChannelBinding
 	return in, nil
+}
+
+// security is the source's link settings after in: old's where in keeps
+// them (nil), in's otherwise.
+func security(in configstore.SourceInput, old configstore.Source) pglink.Security {
+	or := func(v *string, def string) string {
+		if v == nil {
+			return def
+		}
+		return *v
+	}
+	return pglink.Security{SSLMode: cmp.Or(in.SSLMode, old.SSLMode), RootCert: or(in.SSLRootCert, old.SSLRootCert),
+		ClientCert: or(in.SSLCert, old.SSLCert), ClientKey: or(in.SSLKey, old.SSLKey),
+		RequireAuth: or(in.RequireAuth, old.RequireAuth), ChannelBinding: or(in.ChannelBinding, old.ChannelBinding)}
+}
+
+// confineSecurity checks sec and writes its resolved paths back into in
+// (only the fields in sets), so the stored paths are the ones checked.
+func (s *Server) confineSecurity(in *configstore.SourceInput, sec pglink.Security) (pglink.Security, error) {
+	sec, err := s.checkLinkSecurity("", sec)
+	if err != nil {
+		return sec, err
+	}
+	if in.SSLRootCert != nil {
+		in.SSLRootCert = &sec.RootCert
+	}
+	if in.SSLCert != nil {
+		in.SSLCert = &sec.ClientCert
+	}
+	if in.SSLKey != nil {
+		in.SSLKey = &sec.ClientKey
+	}
+	return sec, nil
 }
 
 // checkSource connects to the source and checks it can be captured from,
@@ -129,8 +178,8 @@ func checkError(err error, prefix, field, password string) error {
 	return invalid(field, "could not check the database: %s", scrubbed(err, password))
 }
 
-func endpointOf(in configstore.SourceInput, password string) pgcatalog.Endpoint {
-	return pgcatalog.Endpoint{Host: in.Host, Port: in.Port, Database: in.Database, User: in.User, Password: password, SSLMode: in.SSLMode}
+func endpointOf(in configstore.SourceInput, password string, sec pglink.Security) pgcatalog.Endpoint {
+	return pgcatalog.Endpoint{Host: in.Host, Port: in.Port, Database: in.Database, User: in.User, Password: password, Security: sec}
 }
 
 func (s *Server) createSource(c *fiber.Ctx) error {
@@ -155,7 +204,11 @@ func (s *Server) createSource(c *fiber.Ctx) error {
 	}
 	// A derived name is new; a given one may be someone else's.
 	rc.checkSlot, rc.checkPub = in.Slot != "", in.Publication != ""
-	if err := s.checkSource(c.UserContext(), endpointOf(in, pw), "", rc); err != nil {
+	sec, err := s.confineSecurity(&in, security(in, configstore.Source{}))
+	if err != nil {
+		return err
+	}
+	if err := s.checkSource(c.UserContext(), endpointOf(in, pw, sec), "", rc); err != nil {
 		return err
 	}
 	src, err := s.store.CreateSource(c.UserContext(), in)
@@ -222,20 +275,29 @@ func (s *Server) updateSource(c *fiber.Ctx) error {
 	if in.Password != nil {
 		pw = *in.Password
 	}
-	sslmode := old.SSLMode
-	if in.SSLMode != "" {
-		sslmode = in.SSLMode
+	sec, err := s.confineSecurity(&in, security(in, old))
+	if err != nil {
+		return err
 	}
-	// The stored password goes only where it was given: moving the source
-	// needs it again, or a new host would receive it.
-	if in.Password == nil && old.Password != "" {
+	oldSec := old.Security()
+	// The stored password and key go only where they were given: moving
+	// the source, or changing what proves the server is the one they were
+	// given for, needs them again, or another host would receive them.
+	for _, secret := range []struct {
+		name        string
+		stored, put bool
+	}{{"password", old.Password != "", in.Password != nil}, {"sslkey", old.SSLKey != "", in.SSLKey != nil}} {
+		if !secret.stored || secret.put {
+			continue
+		}
 		for _, f := range []struct {
 			name  string
 			moved bool
 		}{{"host", in.Host != old.Host}, {"port", in.Port != old.Port}, {"database", in.Database != old.Database},
-			{"user", in.User != old.User}, {"sslmode", sslmode != old.SSLMode}} {
+			{"user", in.User != old.User}, {"sslmode", sec.SSLMode != oldSec.SSLMode}, {"sslrootcert", sec.RootCert != oldSec.RootCert},
+			{"require_auth", sec.RequireAuth != oldSec.RequireAuth}, {"channel_binding", sec.ChannelBinding != oldSec.ChannelBinding}} {
 			if f.moved {
-				return invalid("password", "%s changed: send the password again (a stored password is only used where it was given)", f.name)
+				return invalid(secret.name, "%s changed: send the %s again (a stored %s is only used where it was given)", f.name, secret.name, secret.name)
 			}
 		}
 	}
@@ -247,9 +309,8 @@ func (s *Server) updateSource(c *fiber.Ctx) error {
 	// Only a change of where or how to connect, or of the slot or
 	// publication, is checked again, so a source that is down can still
 	// be renamed.
-	if moved || in.User != old.User || pw != old.Password || sslmode != old.SSLMode || rc.needed() {
-		e := endpointOf(in, pw)
-		e.SSLMode = sslmode
+	if moved || in.User != old.User || pw != old.Password || sec != oldSec || rc.needed() {
+		e := endpointOf(in, pw, sec)
 		if err := s.checkSource(c.UserContext(), e, "", rc); err != nil {
 			return err
 		}
@@ -273,8 +334,7 @@ func (s *Server) updateSource(c *fiber.Ctx) error {
 			oldPub = ""
 		}
 		if oldSlot != "" || oldPub != "" {
-			e := endpointOf(in, pw)
-			e.SSLMode = sslmode
+			e := endpointOf(in, pw, sec)
 			if err := s.dropReplication(c.UserContext(), e, oldSlot, oldPub); err != nil {
 				s.log.Warn("source updated but its former slot or publication was not dropped",
 					"source", id, "error", scrubbed(err, pw), "drop_sql", dropSQL(oldSlot, oldPub))

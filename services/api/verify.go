@@ -106,7 +106,7 @@ func (v Verifier) Verify(ctx context.Context, id int64, req VerifyRequest, progr
 	cctx, cancel := context.WithTimeout(ctx, v.ConnectTimeout)
 	defer cancel()
 	srcConn, err := pgcatalog.Connect(cctx, pgcatalog.Endpoint{Host: src.Host, Port: src.Port, Database: src.Database,
-		User: src.User, Password: src.Password, SSLMode: src.SSLMode})
+		User: src.User, Password: src.Password, Security: src.Security()})
 	if err != nil {
 		var pr *pgcatalog.Problem
 		if errors.As(err, &pr) {
@@ -196,7 +196,7 @@ func (v Verifier) openDestination(ctx context.Context, id int64) (verify.Destina
 		cctx, cancel := context.WithTimeout(ctx, v.ConnectTimeout)
 		defer cancel()
 		conn, err := pgcatalog.Connect(cctx, pgcatalog.Endpoint{Host: cfg.Host, Port: cfg.Port, Database: cfg.Database,
-			User: cfg.User, Password: cfg.Password, SSLMode: cfg.SSLMode})
+			User: cfg.User, Password: cfg.Password, Security: cfg.Security()})
 		if err != nil {
 			var pr *pgcatalog.Problem
 			if errors.As(err, &pr) {

@@ -251,7 +251,7 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 			return src.Password, &errPermanent{fmt.Errorf("stored last_key %s: %w", job.LastKey, err)}
 		}
 	}
-	ep := pgcatalog.Endpoint{Host: src.Host, Port: src.Port, Database: src.Database, User: src.User, Password: src.Password, SSLMode: src.SSLMode}
+	ep := pgcatalog.Endpoint{Host: src.Host, Port: src.Port, Database: src.Database, User: src.User, Password: src.Password, Security: src.Security()}
 	sess, err := snapshot.Open(ctx, ep, src.ID, table.Schema, table.Name, fmt.Sprint(job.ID))
 	if err != nil {
 		if errors.Is(err, snapshot.ErrNoPrimaryKey) || errors.Is(err, snapshot.ErrNoTable) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -44,32 +43,36 @@ func dialKeepAlive(ctx context.Context, network, addr string) (net.Conn, error) 
 	return d.DialContext(ctx, network, addr)
 }
 
-// sourceURL is the connection URL of a source. It holds the password: it
-// is never logged or put in an error.
-func sourceURL(s configstore.Source, timeout time.Duration) string {
-	u := url.URL{
-		Scheme: "postgres",
-		User:   url.UserPassword(s.User, s.Password),
-		Host:   net.JoinHostPort(s.Host, strconv.Itoa(s.Port)),
-		Path:   "/" + s.Database,
+// sourceConnString is a source's connection string without its password
+// (set on the parsed config, so no parse error can echo it) and without
+// TLS, which applySecurity sets from the source's settings.
+func sourceConnString(s configstore.Source, timeout time.Duration) string {
+	q := func(v string) string { return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'" }
+	return fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=disable connect_timeout=%d",
+		q(s.Host), s.Port, q(s.Database), q(s.User), max(int(timeout/time.Second), 1))
+}
+
+// applySecurity sets the password and the source's TLS and accepted
+// authentication methods on cfg: the replication connection is protected
+// exactly as the query connection is.
+func applySecurity(s configstore.Source, cfg *pgconn.Config) error {
+	cfg.Password = s.Password
+	if err := s.Security().Apply(cfg); err != nil {
+		return fmt.Errorf("source %d: %s", s.ID, redact(err.Error(), s.Password))
 	}
-	q := url.Values{}
-	if s.SSLMode != "" {
-		q.Set("sslmode", s.SSLMode)
-	}
-	q.Set("connect_timeout", strconv.Itoa(max(int(timeout/time.Second), 1)))
-	u.RawQuery = q.Encode()
-	return u.String()
+	return nil
 }
 
 // queryConfig is the normal connection of a worker: catalog lookups and
 // slot and publication management.
 func queryConfig(s configstore.Source, timeout time.Duration) (*pgx.ConnConfig, error) {
-	cfg, err := pgx.ParseConfig(sourceURL(s, timeout))
+	cfg, err := pgx.ParseConfig(sourceConnString(s, timeout))
 	if err != nil {
-		// The parse error may quote the URL; say only what is wrong where.
-		return nil, fmt.Errorf("source %d connection settings (host %s, port %d, database %s, sslmode %q) do not parse",
-			s.ID, s.Host, s.Port, s.Database, s.SSLMode)
+		return nil, fmt.Errorf("source %d connection settings (host %s, port %d, database %s) do not parse",
+			s.ID, s.Host, s.Port, s.Database)
+	}
+	if err := applySecurity(s, &cfg.Config); err != nil {
+		return nil, err
 	}
 	cfg.RuntimeParams["application_name"] = sessionParams["application_name"]
 	cfg.DialFunc = dialKeepAlive
@@ -78,10 +81,13 @@ func queryConfig(s configstore.Source, timeout time.Duration) (*pgx.ConnConfig, 
 
 // replicationConfig is the logical replication connection of a worker.
 func replicationConfig(s configstore.Source, timeout time.Duration) (*pgconn.Config, error) {
-	cfg, err := pgconn.ParseConfig(sourceURL(s, timeout))
+	cfg, err := pgconn.ParseConfig(sourceConnString(s, timeout))
 	if err != nil {
-		return nil, fmt.Errorf("source %d connection settings (host %s, port %d, database %s, sslmode %q) do not parse",
-			s.ID, s.Host, s.Port, s.Database, s.SSLMode)
+		return nil, fmt.Errorf("source %d connection settings (host %s, port %d, database %s) do not parse",
+			s.ID, s.Host, s.Port, s.Database)
+	}
+	if err := applySecurity(s, cfg); err != nil {
+		return nil, err
 	}
 	for k, v := range sessionParams {
 		cfg.RuntimeParams[k] = v

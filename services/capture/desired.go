@@ -100,7 +100,7 @@ func sortTables(ts []natsx.Table) []natsx.Table {
 // source's worker, while table changes are applied to the running one.
 func sameConnection(a, b configstore.Source) bool {
 	return a.Host == b.Host && a.Port == b.Port && a.Database == b.Database && a.User == b.User &&
-		a.Password == b.Password && a.SSLMode == b.SSLMode && a.Slot == b.Slot && a.Publication == b.Publication
+		a.Password == b.Password && a.Security() == b.Security() && a.Slot == b.Slot && a.Publication == b.Publication
 }
 
 // sameTables reports whether two specs publish the same tables to the same

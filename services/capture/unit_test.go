@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
+	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
 // future is an ackFuture the test resolves by hand; JetStream's own
@@ -216,6 +218,17 @@ func TestDesiredSources(t *testing.T) {
 	if sameConnection(src(1), changed) {
 		t.Error("a password change keeps the connection")
 	}
+	for name, change := range map[string]func(*configstore.Source){
+		"sslrootcert":  func(s *configstore.Source) { s.SSLRootCert = "/keys/ca.pem" },
+		"sslkey":       func(s *configstore.Source) { s.SSLKey = "key" },
+		"require_auth": func(s *configstore.Source) { s.RequireAuth = "scram-sha-256" },
+	} {
+		c := src(1)
+		change(&c)
+		if sameConnection(src(1), c) {
+			t.Errorf("a change of %s keeps the connection", name)
+		}
+	}
 	renamed := src(1)
 	renamed.Name = "other"
 	if !sameConnection(src(1), renamed) {
@@ -246,6 +259,25 @@ func TestConnectionConfig(t *testing.T) {
 	if _, err := queryConfig(configstore.Source{Host: "h", Port: 1, SSLMode: "bogus", Password: "secret-pw"}, time.Second); err == nil ||
 		strings.Contains(err.Error(), "secret-pw") {
 		t.Fatalf("bad sslmode: err = %v", err)
+	}
+	// The replication connection carries the source's TLS and accepted
+	// methods exactly as the query connection does: no plain fallback
+	// under verify-full, the server's name checked, SCRAM only.
+	ca := testkit.NewCA(t)
+	tlsSrc := s
+	tlsSrc.SSLMode, tlsSrc.SSLRootCert, tlsSrc.RequireAuth, tlsSrc.ChannelBinding = "verify-full", string(ca.CertPEM), "scram-sha-256", "require"
+	for name, build := range map[string]func() (*pgconn.Config, error){
+		"query":       func() (*pgconn.Config, error) { c, err := queryConfig(tlsSrc, time.Second); return &c.Config, err },
+		"replication": func() (*pgconn.Config, error) { return replicationConfig(tlsSrc, time.Second) },
+	} {
+		c, err := build()
+		if err != nil {
+			t.Fatalf("%s config: %v", name, err)
+		}
+		if c.TLSConfig == nil || c.TLSConfig.InsecureSkipVerify || c.TLSConfig.ServerName != "db.example" || c.TLSConfig.RootCAs == nil ||
+			len(c.Fallbacks) != 0 || c.RequireAuth != "scram-sha-256" || c.ChannelBinding != "require" {
+			t.Fatalf("%s config: tls %+v fallbacks %d require_auth %q channel_binding %q", name, c.TLSConfig, len(c.Fallbacks), c.RequireAuth, c.ChannelBinding)
+		}
 	}
 	msg := redact("password authentication failed: p@ss:w/rd?&= / p%40ss%3Aw%2Frd%3F%26%3D", s.Password)
 	if strings.Contains(msg, "p@ss") || strings.Contains(msg, "p%40ss") {

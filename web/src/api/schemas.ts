@@ -36,6 +36,7 @@ export const WALSamples = z.object({ samples: z.array(WALSample) });
 export type WALSample = z.infer<typeof WALSample>;
 
 export const sslmodes = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const;
+export const channelBindings = ["disable", "prefer", "require"] as const;
 
 export const SourceRequest = z.object({
   name: z.string().trim().min(1, "name is required").max(200),
@@ -50,6 +51,11 @@ export const SourceRequest = z.object({
     .regex(/^[a-z0-9_]{1,63}$/, "slot: lower-case letters, digits and _ only, at most 63")
     .optional(),
   sslmode: z.enum(sslmodes).optional(),
+  sslrootcert: z.string().max(65536).optional(),
+  sslcert: z.string().max(65536).optional(),
+  sslkey: z.string().max(65536).nullable().optional(),
+  require_auth: z.string().optional(),
+  channel_binding: z.union([z.literal(""), z.enum(channelBindings)]).optional(),
   adopt_slot: z.boolean().optional(),
   adopt_publication: z.boolean().optional(),
 });
@@ -66,6 +72,11 @@ export const Source = z.object({
   publication: z.string(),
   slot: z.string(),
   sslmode: z.string(),
+  sslrootcert: z.string(),
+  sslcert: z.string(),
+  sslkey_set: z.boolean(),
+  require_auth: z.string(),
+  channel_binding: z.string(),
   adopt_slot: z.boolean(),
   adopt_publication: z.boolean(),
   created_at: dateTime,
@@ -90,6 +101,7 @@ export const Destination = z.object({
   password_set: z.boolean().optional(),
   private_key_set: z.boolean().optional(),
   private_key_passphrase_set: z.boolean().optional(),
+  sslkey_set: z.boolean().optional(),
   created_at: dateTime,
   updated_at: dateTime,
 });

@@ -7,10 +7,10 @@ import { useForm } from "react-hook-form";
 import { z } from "zod";
 import { api, errorMessage } from "../api/client";
 import { pageSize, q } from "../api/queries";
-import { Source, SourceRequest, sslmodes } from "../api/schemas";
+import { channelBindings, Source, SourceRequest, sslmodes } from "../api/schemas";
 import { can } from "../auth/roles";
 import { useSession } from "../auth/session";
-import { Button, InputField, Notice, PageHeader, SelectField } from "../ui/controls";
+import { Button, Field, InputField, Notice, PageHeader, SelectField } from "../ui/controls";
 import { Confirm, Modal } from "../ui/dialogs";
 import { rootError, showApiError } from "../ui/forms";
 import { fmtTime } from "../ui/format";
@@ -20,12 +20,14 @@ import { DataTable, Pager } from "../ui/table";
 // empty ones (the API then keeps the stored value or picks the default).
 export const SourceForm = SourceRequest.extend({
   password: z.string().optional(),
+  sslkey: z.string().optional(),
   publication: z.string().max(63).optional(),
   slot: z.union([z.literal(""), z.string().regex(/^[a-z0-9_]{1,63}$/, "lower-case letters, digits and _ only, at most 63")]).optional(),
 });
 export type SourceForm = z.infer<typeof SourceForm>;
 
-const sourceFields = ["name", "host", "port", "database", "user", "password", "publication", "slot", "sslmode"] as const;
+const sourceFields = ["name", "host", "port", "database", "user", "password", "publication", "slot", "sslmode",
+  "sslrootcert", "sslcert", "sslkey", "require_auth", "channel_binding"] as const;
 
 export function sourceRequest(v: SourceForm, editing: boolean): SourceRequest {
   const out: SourceRequest = { name: v.name, host: v.host, port: v.port, database: v.database, user: v.user };
@@ -34,6 +36,12 @@ export function sourceRequest(v: SourceForm, editing: boolean): SourceRequest {
   if (v.publication) out.publication = v.publication;
   if (v.slot) out.slot = v.slot;
   if (v.sslmode) out.sslmode = v.sslmode;
+  // Editing sends them as they are ("" clears); creating only when set.
+  for (const k of ["sslrootcert", "sslcert", "require_auth", "channel_binding"] as const) {
+    if (editing || v[k]) (out as Record<string, unknown>)[k] = v[k] ?? "";
+  }
+  // Write-only like the password: empty keeps the stored key.
+  if (v.sslkey) out.sslkey = v.sslkey;
   return out;
 }
 
@@ -43,8 +51,10 @@ function SourceDialog({ source, open, onOpenChange }: { source?: Source; open: b
   const form = useForm<SourceForm>({
     resolver: zodResolver(SourceForm),
     values: source
-      ? { name: source.name, host: source.host, port: source.port, database: source.database, user: source.user, password: "", publication: source.publication, slot: source.slot, sslmode: source.sslmode as SourceForm["sslmode"] }
-      : { name: "", host: "", port: 5432, database: "", user: "", password: "", publication: "", slot: "", sslmode: "prefer" },
+      ? { name: source.name, host: source.host, port: source.port, database: source.database, user: source.user, password: "", publication: source.publication, slot: source.slot, sslmode: source.sslmode as SourceForm["sslmode"],
+          sslrootcert: source.sslrootcert, sslcert: source.sslcert, sslkey: "", require_auth: source.require_auth, channel_binding: source.channel_binding as SourceForm["channel_binding"] }
+      : { name: "", host: "", port: 5432, database: "", user: "", password: "", publication: "", slot: "", sslmode: "prefer",
+          sslrootcert: "", sslcert: "", sslkey: "", require_auth: "", channel_binding: "" },
   });
   const save = useMutation({
     mutationFn: (v: SourceForm) =>
@@ -82,6 +92,26 @@ function SourceDialog({ source, open, onOpenChange }: { source?: Source; open: b
             {...form.register("password")}
           />
           <SelectField label="SSL mode" options={sslmodes.map((m) => ({ value: m, label: m }))} error={e.sslmode?.message} {...form.register("sslmode")} />
+          <Field label="CA certificate (sslrootcert)" hint="PEM text or a file under ROSETTA_KEYS_DIR; use with verify-full" error={e.sslrootcert?.message}>
+            {({ id, describedBy, invalid }) => <textarea id={id} rows={2} aria-describedby={describedBy} aria-invalid={invalid || undefined} {...form.register("sslrootcert")} />}
+          </Field>
+          <Field label="Client certificate (sslcert)" hint="For pg_hba cert logins: PEM text or a file under ROSETTA_KEYS_DIR" error={e.sslcert?.message}>
+            {({ id, describedBy, invalid }) => <textarea id={id} rows={2} aria-describedby={describedBy} aria-invalid={invalid || undefined} {...form.register("sslcert")} />}
+          </Field>
+          <Field
+            label="Client key (sslkey)"
+            hint={editing ? (source!.sslkey_set ? "Stored; leave empty to keep it." : "None stored.") : "Write-only: never shown again."}
+            error={e.sslkey?.message}
+          >
+            {({ id, describedBy, invalid }) => <textarea id={id} rows={2} autoComplete="off" aria-describedby={describedBy} aria-invalid={invalid || undefined} {...form.register("sslkey")} />}
+          </Field>
+          <InputField label="Accepted authentication (require_auth)" hint="e.g. scram-sha-256; empty accepts any" error={e.require_auth?.message} {...form.register("require_auth")} />
+          <SelectField
+            label="Channel binding"
+            options={[{ value: "", label: "default (prefer)" }, ...channelBindings.map((m) => ({ value: m, label: m }))]}
+            error={e.channel_binding?.message}
+            {...form.register("channel_binding")}
+          />
           <InputField label="Publication" hint="Empty: rosetta_<installation>_<id>" error={e.publication?.message} {...form.register("publication")} />
           <InputField label="Replication slot" hint="Empty: rosetta_<installation>_<id>" error={e.slot?.message} {...form.register("slot")} />
         </div>

@@ -35,6 +35,18 @@ describe("source form", () => {
     expect(sourceRequest(v, false).password).toBeNull();
     expect(sourceRequest({ ...v, password: "pw" }, true).password).toBe("pw");
   });
+  it("keeps the client key write-only and sends TLS settings so they can be cleared", () => {
+    const tls = { ...v, sslrootcert: "-----BEGIN CERTIFICATE-----", require_auth: "scram-sha-256", sslkey: "" };
+    const created = sourceRequest(tls, false);
+    expect(created.sslrootcert).toBe("-----BEGIN CERTIFICATE-----");
+    expect(created.require_auth).toBe("scram-sha-256");
+    expect(created).not.toHaveProperty("sslcert");
+    expect(created).not.toHaveProperty("sslkey");
+    const edited = sourceRequest({ ...tls, sslrootcert: "" }, true);
+    expect(edited.sslrootcert).toBe("");
+    expect(edited).not.toHaveProperty("sslkey");
+    expect(sourceRequest({ ...tls, sslkey: "-----BEGIN PRIVATE KEY-----" }, true).sslkey).toBe("-----BEGIN PRIVATE KEY-----");
+  });
   it("leaves empty publication and slot to the API's defaults", () => {
     const r = sourceRequest(v, false);
     expect(r).not.toHaveProperty("publication");

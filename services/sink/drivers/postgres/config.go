@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rosettacdc/rosetta/pkg/colmark"
+	"github.com/rosettacdc/rosetta/pkg/pglink"
 )
 
 // Config is a postgres destination's configuration, the JSON of
@@ -43,6 +44,14 @@ type Config struct {
 	// SSLMode is libpq's sslmode: disable, allow, prefer (default),
 	// require, verify-ca or verify-full.
 	SSLMode string `json:"sslmode"`
+	// SSLRootCert, SSLCert and SSLKey (PEM text or paths the API confined
+	// to ROSETTA_KEYS_DIR), RequireAuth and ChannelBinding: see
+	// pglink.Security.
+	SSLRootCert    string `json:"sslrootcert"`
+	SSLCert        string `json:"sslcert"`
+	SSLKey         string `json:"sslkey"`
+	RequireAuth    string `json:"require_auth"`
+	ChannelBinding string `json:"channel_binding"`
 	// DroppedColumns is what happens to a destination column whose source
 	// column was dropped: DroppedKeep (default) keeps it and writes NULL
 	// to it in every row written from then on; DroppedDrop drops it.
@@ -59,7 +68,7 @@ const (
 
 // DefaultConfig holds the defaults applied to empty fields.
 func DefaultConfig() Config {
-	return Config{Port: 5432, Schema: "public", SSLMode: "prefer", DroppedColumns: DroppedKeep, ConnectTimeout: 10 * time.Second}
+	return Config{Port: 5432, Schema: "public", SSLMode: pglink.DefaultSSLMode, DroppedColumns: DroppedKeep, ConnectTimeout: 10 * time.Second}
 }
 
 // ParseConfig decodes a destination's JSON config over DefaultConfig and
@@ -75,6 +84,11 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 		Schema   string          `json:"schema"`
 		SSLMode  string          `json:"sslmode"`
 		Dropped  string          `json:"dropped_columns"`
+		RootCert string          `json:"sslrootcert"`
+		Cert     string          `json:"sslcert"`
+		Key      string          `json:"sslkey"`
+		Auth     string          `json:"require_auth"`
+		Binding  string          `json:"channel_binding"`
 	}
 	if err := json.Unmarshal(raw, &wire); err != nil {
 		// json errors quote offsets and types, not values.
@@ -82,6 +96,7 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	}
 	c := DefaultConfig()
 	c.Host, c.Database, c.User, c.Password = wire.Host, wire.Database, wire.User, wire.Password
+	c.SSLRootCert, c.SSLCert, c.SSLKey, c.RequireAuth, c.ChannelBinding = wire.RootCert, wire.Cert, wire.Key, wire.Auth, wire.Binding
 	if port := strings.Trim(string(wire.Port), `" `); port != "" && port != "null" {
 		p, err := strconv.Atoi(port)
 		if err != nil {
@@ -124,10 +139,10 @@ func (c Config) Validate() error {
 	} else if c.Schema == bookkeepingSchema {
 		errs = append(errs, fmt.Errorf("schema %q is reserved for Rosetta's bookkeeping", c.Schema))
 	}
-	switch c.SSLMode {
-	case "disable", "allow", "prefer", "require", "verify-ca", "verify-full":
-	default:
-		errs = append(errs, fmt.Errorf("sslmode %q is not one of disable, allow, prefer, require, verify-ca, verify-full", c.SSLMode))
+	if c.SSLMode == "" {
+		errs = append(errs, errors.New("sslmode is empty"))
+	} else if err := c.Security().Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := colmark.CheckDroppedPolicy(c.DroppedColumns); err != nil {
 		errs = append(errs, err)
@@ -138,11 +153,18 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// Security is what protects the destination's connections.
+func (c Config) Security() pglink.Security {
+	return pglink.Security{SSLMode: c.SSLMode, RootCert: c.SSLRootCert, ClientCert: c.SSLCert, ClientKey: c.SSLKey,
+		RequireAuth: c.RequireAuth, ChannelBinding: c.ChannelBinding}
+}
+
 // LogValue keeps the password out of logs.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("host", c.Host), slog.Int("port", c.Port), slog.String("database", c.Database),
 		slog.String("user", c.User), slog.String("schema", c.Schema), slog.String("sslmode", c.SSLMode),
+		slog.Bool("client_cert", c.SSLCert != ""), slog.String("require_auth", c.RequireAuth),
 		slog.String("dropped_columns", c.DroppedColumns),
 	)
 }
@@ -158,13 +180,17 @@ func (c Config) connConfig() (*pgx.ConnConfig, error) {
 	if timeout <= 0 {
 		timeout = DefaultConfig().ConnectTimeout
 	}
-	dsn := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s connect_timeout=%d application_name=rosetta-sink",
-		q(c.Host), c.Port, q(c.Database), q(c.User), q(c.SSLMode), max(1, int(timeout.Seconds())))
+	// TLS comes from c.Security(), applied below.
+	dsn := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=disable connect_timeout=%d application_name=rosetta-sink",
+		q(c.Host), c.Port, q(c.Database), q(c.User), max(1, int(timeout.Seconds())))
 	cc, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres destination %s:%d/%s: %w", c.Host, c.Port, c.Database, err)
 	}
 	cc.Password = c.Password
+	if err := c.Security().Apply(&cc.Config); err != nil {
+		return nil, fmt.Errorf("postgres destination %s:%d/%s: %w", c.Host, c.Port, c.Database, err)
+	}
 	// TCP keepalives find a destination that vanished without closing the
 	// connection (a dead host, a dropped NAT entry) within about 30s of
 	// silence, rather than the kernel's default two hours. A stalled
@@ -192,4 +218,13 @@ func (c Config) connConfig() (*pgx.ConnConfig, error) {
 	// a millisecond per statement.
 	cc.DefaultQueryExecMode = pgx.QueryExecModeExec
 	return cc, nil
+}
+
+// connectError says where a connection failed and, when a TLS or
+// authentication setting refused it, which setting decides.
+func (c Config) connectError(err error) error {
+	if hint := pglink.Hint(err); hint != "" {
+		return fmt.Errorf("connect to postgres destination %s:%d/%s: %w (%s)", c.Host, c.Port, c.Database, err, hint)
+	}
+	return fmt.Errorf("connect to postgres destination %s:%d/%s: %w", c.Host, c.Port, c.Database, err)
 }

@@ -286,7 +286,7 @@ func (d *Driver) connect(ctx context.Context) (*pgx.Conn, error) {
 	}
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
-		return nil, fmt.Errorf("connect to postgres destination %s:%d/%s: %w", d.cfg.Host, d.cfg.Port, d.cfg.Database, err)
+		return nil, d.cfg.connectError(err)
 	}
 	d.conn = conn
 	d.stages = map[string]*stagePlan{}
