@@ -91,7 +91,13 @@ function SourceDialog({ source, open, onOpenChange }: { source?: Source; open: b
             error={e.password?.message}
             {...form.register("password")}
           />
-          <SelectField label="SSL mode" options={sslmodes.map((m) => ({ value: m, label: m }))} error={e.sslmode?.message} {...form.register("sslmode")} />
+          <SelectField
+            label="SSL mode"
+            hint="prefer encrypts when offered but verifies nothing; use verify-full in production"
+            options={sslmodes.map((m) => ({ value: m, label: m }))}
+            error={e.sslmode?.message}
+            {...form.register("sslmode")}
+          />
           <Field label="CA certificate (sslrootcert)" hint="PEM text or a file under ROSETTA_KEYS_DIR; use with verify-full" error={e.sslrootcert?.message}>
             {({ id, describedBy, invalid }) => <textarea id={id} rows={2} aria-describedby={describedBy} aria-invalid={invalid || undefined} {...form.register("sslrootcert")} />}
           </Field>
