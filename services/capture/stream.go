@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -193,6 +194,16 @@ func (s *stream) apply(ctx context.Context, walStart pglogrepl.LSN, msg pglogrep
 	changes, err := s.dec.Decode(ctx, walStart, msg)
 	if err != nil {
 		return err
+	}
+	if rel, ok := msg.(*pglogrepl.RelationMessage); ok && s.w.log.Enabled(ctx, slog.LevelDebug) {
+		// Schema changes reach capture only as these descriptions: the
+		// one place to see what capture knew of a table, and when.
+		names := make([]string, len(rel.Columns))
+		for i, c := range rel.Columns {
+			names[i] = c.Name
+		}
+		s.w.log.Debug("relation described", "table", rel.Namespace+"."+rel.RelationName, "relation_id", rel.RelationID,
+			"columns", names, "wal_start", walStart)
 	}
 	if unsent := s.dec.TakeUnsentValues(); len(unsent) > 0 {
 		s.w.backfillUnsent(ctx, s.applied, unsent)
