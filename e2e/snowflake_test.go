@@ -12,8 +12,8 @@ import (
 
 	sf "github.com/snowflakedb/gosnowflake"
 
-	"github.com/rosettacdc/rosetta/pkg/fakesnowflake"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
+	"github.com/rosettacdc/rosetta/pkg/testkit/fakesnowflake"
 )
 
 // TestSnowflakeDestinationThroughTheAPI replicates through `rosetta dev` into

@@ -13,7 +13,7 @@ import (
 
 	sf "github.com/snowflakedb/gosnowflake"
 
-	"github.com/rosettacdc/rosetta/pkg/fakesnowflake"
+	"github.com/rosettacdc/rosetta/pkg/testkit/fakesnowflake"
 )
 
 // sfColumn is a column of fid_sf: how its Snowflake value compares with
@@ -29,7 +29,7 @@ type sfColumn struct {
 // PostgreSQL's exact text or the exact number, through inserts, updates of
 // every column, deletes, an ADD COLUMN … DEFAULT, a RENAME COLUMN, a
 // widening and a DROP COLUMN (keep policy), to a Snowflake
-// destination served by pkg/fakesnowflake (which runs the SQL on DuckDB:
+// destination served by pkg/testkit/fakesnowflake (which runs the SQL on DuckDB:
 // it checks what Rosetta sends and how it addresses Snowflake, not
 // Snowflake's own type system; the driver's live test does that when
 // credentials are set). Timestamps, floats, binary and VARIANT are covered

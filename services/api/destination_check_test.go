@@ -20,7 +20,7 @@ import (
 	"github.com/youmark/pkcs8"
 
 	"github.com/rosettacdc/rosetta/pkg/destcheck"
-	"github.com/rosettacdc/rosetta/pkg/fakesnowflake"
+	"github.com/rosettacdc/rosetta/pkg/testkit/fakesnowflake"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/snowflake"
 )
 

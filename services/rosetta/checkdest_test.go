@@ -15,9 +15,9 @@ import (
 	"testing"
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
-	"github.com/rosettacdc/rosetta/pkg/fakesnowflake"
 	"github.com/rosettacdc/rosetta/pkg/secrets"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
+	"github.com/rosettacdc/rosetta/pkg/testkit/fakesnowflake"
 )
 
 // TestCheckDestinationCommand runs `rosetta check-destination` on a

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rosettacdc/rosetta/pkg/fakesnowflake"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/pkg/testkit/fakesnowflake"
 )
 
 // TestAccountForms: us-west-2 locators lose the region (their URL has

@@ -18,8 +18,8 @@ import (
 	"github.com/youmark/pkcs8"
 
 	"github.com/rosettacdc/rosetta/contracts"
-	"github.com/rosettacdc/rosetta/pkg/fakesnowflake"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/pkg/testkit/fakesnowflake"
 )
 
 const items = `SELECT ID, NAME, BIG FROM ROSETTA.PUBLIC.ITEMS ORDER BY ID`

@@ -8,8 +8,8 @@ import (
 	sf "github.com/snowflakedb/gosnowflake"
 
 	"github.com/rosettacdc/rosetta/contracts"
-	"github.com/rosettacdc/rosetta/pkg/fakesnowflake"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/pkg/testkit/fakesnowflake"
 )
 
 // TestErrorRules pins the decision for each Snowflake error number,

@@ -24,7 +24,7 @@ import (
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
-	"github.com/rosettacdc/rosetta/pkg/fakesnowflake"
+	"github.com/rosettacdc/rosetta/pkg/testkit/fakesnowflake"
 )
 
 func TestMain(m *testing.M) {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rosettacdc/rosetta/pkg/fakesnowflake"
+	"github.com/rosettacdc/rosetta/pkg/testkit/fakesnowflake"
 )
 
 // TestTLS: the fake serves HTTPS with its own CA. A client trusting
