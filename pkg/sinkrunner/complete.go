@@ -2,14 +2,11 @@ package sinkrunner
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/rosettacdc/rosetta/pkg/configstore"
 )
 
 // IncompleteReporter is the optional capability of a Driver whose guard
@@ -35,14 +32,57 @@ type IncompleteRows struct {
 	Keys       [][]string
 }
 
-// CompletionStore records completion backfills; *configstore.Store
-// implements it. Sinks never connect to sources: the backfill worker,
-// which holds the source's credentials, reads the rows and publishes them
-// as versioned snapshot changes, whose guard fills only unknown columns.
+// CompletionStore records completion backfills; the sink service stores
+// them as backfill jobs of kind JobKindCompletion in the config store.
+// Sinks never connect to sources: the backfill worker, which holds the
+// source's credentials, reads the rows and publishes them as versioned
+// snapshot changes, whose guard fills only unknown columns.
 type CompletionStore interface {
-	CreateBackfillJob(ctx context.Context, in configstore.BackfillInput) (configstore.BackfillJob, error)
-	GetBackfillJob(ctx context.Context, id int64) (configstore.BackfillJob, error)
+	// CreateCompletion records a pending job reading the rows of req.
+	CreateCompletion(ctx context.Context, req CompletionRequest) (CompletionJob, error)
+	// CompletionJob returns the job of id.
+	CompletionJob(ctx context.Context, id int64) (CompletionJob, error)
 }
+
+// CompletionRequest asks for the rows of one source table to be read
+// again and published for one destination alone.
+type CompletionRequest struct {
+	PipelineID    int64
+	DestinationID int64
+	// Table is the source table, "schema.table".
+	Table string
+	// Filters select the rows: each key column holds one of its Values.
+	Filters []KeyFilter
+}
+
+// KeyFilter is one key column and the values (PostgreSQL's text form) the
+// rows to read hold in it.
+type KeyFilter struct {
+	Column string
+	Values []string
+}
+
+// CompletionJob is where a completion backfill is.
+type CompletionJob struct {
+	ID     int64
+	Table  string
+	Status JobStatus
+	// Error is why the job failed or was cancelled.
+	Error string
+}
+
+// JobStatus is where a completion job is; the values are the config
+// store's (JobStatus), so the sink's store passes them on.
+type JobStatus string
+
+// JobStatus values.
+const (
+	JobPending   JobStatus = "PENDING"
+	JobExecuting JobStatus = "EXECUTING"
+	JobCompleted JobStatus = "COMPLETED"
+	JobFailed    JobStatus = "FAILED"
+	JobCancelled JobStatus = "CANCELLED"
+)
 
 // JobKindCompletion is the kind of the backfill jobs a runner creates to
 // complete rows left with unknown columns.
@@ -79,7 +119,7 @@ type pendingKey struct {
 
 type completionJob struct {
 	keys   []string
-	status configstore.JobStatus
+	status JobStatus
 	err    string
 }
 
@@ -107,7 +147,7 @@ func (c *completer) add(rows []IncompleteRows) {
 			}
 			// Reported again after its job failed (the source was
 			// unreachable, or the job was cancelled): try again.
-			if j := inc.jobs[pk.job]; j != nil && (j.status == configstore.JobFailed || j.status == configstore.JobCancelled) {
+			if j := inc.jobs[pk.job]; j != nil && (j.status == JobFailed || j.status == JobCancelled) {
 				pk.job = 0
 			}
 		}
@@ -155,7 +195,7 @@ func (r *Runner) completeTick(ctx context.Context) {
 			w.keys = w.keys[n:]
 		}
 		for id, j := range inc.jobs {
-			if j.status == configstore.JobPending || j.status == configstore.JobExecuting {
+			if j.status == JobPending || j.status == JobExecuting {
 				check = append(check, id)
 			}
 		}
@@ -164,9 +204,9 @@ func (r *Runner) completeTick(ctx context.Context) {
 
 	var errText string
 	for _, w := range todo {
-		in := configstore.BackfillInput{PipelineID: r.cfg.PipelineID, Table: w.table, Kind: JobKindCompletion,
-			DestinationIDs: []int64{r.cfg.DestinationID}, Filters: keyFilters(w.cols, w.vals)}
-		j, err := st.CreateBackfillJob(ctx, in)
+		req := CompletionRequest{PipelineID: r.cfg.PipelineID, DestinationID: r.cfg.DestinationID, Table: w.table,
+			Filters: keyFilters(w.cols, w.vals)}
+		j, err := st.CreateCompletion(ctx, req)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -189,7 +229,7 @@ func (r *Runner) completeTick(ctx context.Context) {
 		c.mu.Unlock()
 	}
 	for _, id := range check {
-		j, err := st.GetBackfillJob(ctx, id)
+		j, err := st.CompletionJob(ctx, id)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -202,7 +242,7 @@ func (r *Runner) completeTick(ctx context.Context) {
 		if cj := inc.jobs[id]; cj != nil && j.Status != cj.status {
 			cj.status, cj.err = j.Status, j.Error
 			switch j.Status {
-			case configstore.JobCompleted:
+			case JobCompleted:
 				// Every row it read is in the stream, behind the
 				// changes that left it incomplete; a key deleted at
 				// the source meanwhile has no row to read and stays
@@ -213,7 +253,7 @@ func (r *Runner) completeTick(ctx context.Context) {
 					}
 				}
 				delete(inc.jobs, id)
-			case configstore.JobFailed, configstore.JobCancelled:
+			case JobFailed, JobCancelled:
 				// Its keys stay reported; a later partial change of
 				// one of them makes a new job.
 			}
@@ -248,8 +288,8 @@ func dropUnreferenced(inc *incomplete) {
 // composite key that is a superset of the keys, which is harmless: the
 // extra rows are versioned snapshot changes like any backfill's, and the
 // guard never lets them overwrite newer values.
-func keyFilters(cols []string, keys [][]string) []configstore.BackfillFilter {
-	out := make([]configstore.BackfillFilter, 0, len(cols))
+func keyFilters(cols []string, keys [][]string) []KeyFilter {
+	out := make([]KeyFilter, 0, len(cols))
 	for i, col := range cols {
 		var vals []string
 		for _, k := range keys {
@@ -257,8 +297,7 @@ func keyFilters(cols []string, keys [][]string) []configstore.BackfillFilter {
 		}
 		slices.Sort(vals)
 		vals = slices.Compact(vals)
-		raw, _ := json.Marshal(vals) // strings always encode
-		out = append(out, configstore.BackfillFilter{Column: col, Op: "in", Value: raw})
+		out = append(out, KeyFilter{Column: col, Values: vals})
 	}
 	return out
 }
@@ -295,7 +334,7 @@ func (c *completer) note() string {
 		for _, id := range ids {
 			j := inc.jobs[id]
 			switch j.status {
-			case configstore.JobFailed, configstore.JobCancelled:
+			case JobFailed, JobCancelled:
 				s += fmt.Sprintf("; completion backfill #%d %s: %s", id, strings.ToLower(string(j.status)), j.err)
 			default:
 				s += fmt.Sprintf("; completion backfill #%d running", id)

@@ -49,7 +49,7 @@ func TestCompletionJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Runner{cfg: Config{PipelineID: p.ID, DestinationID: d.ID, Completions: s}, comp: newCompleter(),
+	r := &Runner{cfg: Config{PipelineID: p.ID, DestinationID: d.ID, Completions: storeCompletions{s}}, comp: newCompleter(),
 		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 
 	keys := func(from, to int) [][]string {
@@ -159,4 +159,28 @@ func mustJob(t *testing.T, s *configstore.Store, id int64) configstore.BackfillJ
 		t.Fatal(err)
 	}
 	return j
+}
+
+// storeCompletions records completion jobs in a real config store, as the
+// sink service's adapter does (services/sink imports this package, so the
+// test cannot use that one).
+type storeCompletions struct{ s *configstore.Store }
+
+func (c storeCompletions) CreateCompletion(ctx context.Context, req CompletionRequest) (CompletionJob, error) {
+	in := configstore.BackfillInput{PipelineID: req.PipelineID, Table: req.Table, Kind: JobKindCompletion,
+		DestinationIDs: []int64{req.DestinationID}}
+	for _, f := range req.Filters {
+		raw, err := json.Marshal(f.Values)
+		if err != nil {
+			return CompletionJob{}, err
+		}
+		in.Filters = append(in.Filters, configstore.BackfillFilter{Column: f.Column, Op: "in", Value: raw})
+	}
+	j, err := c.s.CreateBackfillJob(ctx, in)
+	return CompletionJob{ID: j.ID, Table: j.Table, Status: JobStatus(j.Status), Error: j.Error}, err
+}
+
+func (c storeCompletions) CompletionJob(ctx context.Context, id int64) (CompletionJob, error) {
+	j, err := c.s.GetBackfillJob(ctx, id)
+	return CompletionJob{ID: j.ID, Table: j.Table, Status: JobStatus(j.Status), Error: j.Error}, err
 }

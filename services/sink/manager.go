@@ -369,10 +369,10 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 		// Tombstone collection (docs/delivery.md).
 		rcfg.Tables, rcfg.Bounds = p.Tables, guardBounds{store: bs, q: m.dlq}
 	}
-	if cs, ok := m.store.(sinkrunner.CompletionStore); ok {
+	if bs, ok := m.store.(BackfillStore); ok {
 		// Rows left with unknown columns are completed from the source
 		// by the backfill worker (docs/delivery.md).
-		rcfg.Completions = cs
+		rcfg.Completions = completions{store: bs}
 	}
 	var letters sinkrunner.DeadLetterQueue // a nil interface, not a nil *dlq.Queue inside one
 	if m.dlq != nil {
