@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/contracts"
@@ -52,7 +53,21 @@ type world struct {
 	sourceID, pipelineID, destID int64
 }
 
+// roleNATS is a NATS server the test started with per-role users: the
+// services connect with env[their role], the observer with observer.
+type roleNATS struct {
+	url       string
+	env       map[string][]string
+	observer  []nats.Option
+	passwords map[string]string
+	ca        *testkit.CA
+	client    testkit.Leaf
+}
+
 type worldOptions struct {
+	// roles, when set, replaces the nats-server process: every service
+	// connects to it as its own user.
+	roles *roleNATS
 	// ownDestCluster puts the destination on a cluster of its own, so that
 	// stopping it leaves the config database up.
 	ownDestCluster bool
@@ -74,13 +89,23 @@ func newWorld(t *testing.T, opt worldOptions) *world {
 	w.configDB = w.cfgPG.CreateDatabase(t, "config")
 	w.destDB = w.dstPG.CreateDatabase(t, "dest")
 	w.srcPG.Exec(t, w.sourceDB, schemaSQL)
-	w.nats = startNATSServer(t)
+	natsURL := ""
+	if opt.roles != nil {
+		natsURL = opt.roles.url
+	} else {
+		w.nats = startNATSServer(t)
+		natsURL = w.nats.url()
+	}
 	w.redis = testkit.StartRedis(t)
 	w.httpAddr = "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	nc, js, err := natsx.Connect(ctx, w.nats.url(), "faults-observer", nil)
+	var observerOpts []nats.Option
+	if opt.roles != nil {
+		observerOpts = opt.roles.observer
+	}
+	nc, js, err := natsx.ConnectWith(ctx, natsURL, "faults-observer", nil, natsx.Liveness{}, observerOpts...)
 	if err != nil {
 		t.Fatalf("connect observer to nats: %v", err)
 	}
@@ -90,7 +115,7 @@ func newWorld(t *testing.T, opt worldOptions) *world {
 	env := []string{
 		"ROSETTA_CONFIG_DSN=" + w.cfgPG.DSN(w.configDB),
 		"ROSETTA_HTTP_ADDR=" + w.httpAddr,
-		"ROSETTA_NATS_URL=" + w.nats.url(),
+		"ROSETTA_NATS_URL=" + natsURL,
 		"ROSETTA_REDIS_URL=" + w.redis.URL(),
 		"ROSETTA_DATA_DIR=" + t.TempDir(),
 		"ROSETTA_SECRET_KEY=faults-test-secret-key-0123456789",
@@ -111,7 +136,14 @@ func newWorld(t *testing.T, opt worldOptions) *world {
 		captureEnv = append(slices.Clone(env), "ROSETTA_NATS_URL=nats://"+w.pxCaptureNATS.Addr())
 		sinkEnv = append(slices.Clone(env), "ROSETTA_NATS_URL=nats://"+w.pxSinkNATS.Addr())
 	}
-	w.api = newProc(t, "api", env, bins.rosetta, "api")
+	apiEnv := env
+	if opt.roles != nil {
+		// Each service as its own NATS user (deploy/nats/auth.conf).
+		apiEnv = append(slices.Clone(env), opt.roles.env["api"]...)
+		captureEnv = append(slices.Clone(captureEnv), opt.roles.env["capture"]...)
+		sinkEnv = append(slices.Clone(sinkEnv), opt.roles.env["sink"]...)
+	}
+	w.api = newProc(t, "api", apiEnv, bins.rosetta, "api")
 	w.capture = newProc(t, "capture", captureEnv, bins.rosetta, "capture")
 	w.sink = newProc(t, "sink", sinkEnv, bins.rosetta, "sink")
 	w.api.start()

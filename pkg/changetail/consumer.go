@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 )
 
 // ErrNoStream means the source has no change stream on this NATS: it was
@@ -34,13 +35,19 @@ type Start struct {
 // default of five minutes would let closed console tabs pile up.
 const InactiveThreshold = 20 * time.Second
 
-// ConsumerConfig is the consumer a tail reads through: ordered and
-// ephemeral, so it acknowledges nothing and never holds changes back from
-// the pipelines' durable consumers, and JetStream removes it
-// InactiveThreshold after the reader went away. Filtered to tables when
-// some are given, else every table of the source.
-func ConsumerConfig(sourceID int64, tables []Table, start Start) jetstream.OrderedConsumerConfig {
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy, InactiveThreshold: InactiveThreshold}
+// ConsumerConfig is the consumer a tail reads through: ephemeral and
+// acknowledging nothing, so it never holds changes back from the
+// pipelines' durable consumers, and JetStream removes it InactiveThreshold
+// after the reader went away. Filtered to tables when some are given, else
+// every table of the source.
+func ConsumerConfig(sourceID int64, tables []Table, start Start) jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverNewPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: InactiveThreshold,
+		Replicas:          1,
+		MemoryStorage:     true,
+	}
 	for _, t := range tables {
 		cfg.FilterSubjects = append(cfg.FilterSubjects, contracts.TableFilter(sourceID, t.Schema, t.Name))
 	}
@@ -58,18 +65,19 @@ func ConsumerConfig(sourceID int64, tables []Table, start Start) jetstream.Order
 
 // Open creates the tail's consumer (ConsumerConfig) on the source's
 // stream. js needs only the tap user's rights (natsx.TapPermissions): read
-// stream info, create and read consumers. A source without a stream is
-// ErrNoStream.
+// stream info, create ephemeral consumers (natsx.CreateEphemeral: not an
+// ordered consumer, whose named create would also admit a durable) and
+// read them. A source without a stream is ErrNoStream.
 func Open(ctx context.Context, js jetstream.JetStream, sourceID int64, tables []Table, start Start) (jetstream.Consumer, error) {
 	name := contracts.StreamName(sourceID)
-	stream, err := js.Stream(ctx, name)
+	_, err := js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("stream %s %w", name, ErrNoStream)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up stream %s: %w", name, err)
 	}
-	cons, err := stream.OrderedConsumer(ctx, ConsumerConfig(sourceID, tables, start))
+	cons, err := natsx.CreateEphemeral(ctx, js, name, ConsumerConfig(sourceID, tables, start))
 	if err != nil {
 		return nil, fmt.Errorf("consumer on %s: %w", name, err)
 	}
@@ -78,7 +86,7 @@ func Open(ctx context.Context, js jetstream.JetStream, sourceID int64, tables []
 
 // Follow hands every message of cons to fn, in stream order, until ctx
 // ends (nil), fn fails (its error) or reading fails. fn runs on the
-// caller's goroutine; nothing is acknowledged (ordered consumers need no
+// caller's goroutine; nothing is acknowledged (the consumer takes no
 // acks).
 func Follow(ctx context.Context, cons jetstream.Consumer, fn func(jetstream.Msg) error) error {
 	it, err := cons.Messages()

@@ -120,10 +120,10 @@ func (c DevCredentials) Users() []*server.User {
 
 // TapPermissions let a program read changes and nothing else: subscribe to
 // change subjects and its own inboxes, read stream and consumer info, and
-// create and read consumers (ordered consumers are named, so the named
-// create subjects are allowed). It cannot publish changes or config events,
-// delete or purge streams, delete consumers, or use the legacy durable
-// create; docs/security.md says what a named create still allows.
+// create ephemeral consumers (only EphemeralCreateSubject, on which the
+// server refuses a durable name) and read them. It cannot publish changes
+// or config events, delete or purge streams, delete consumers, or create a
+// durable one. deploy/nats/auth.conf gives its tap user the same.
 func TapPermissions() *server.Permissions {
 	return &server.Permissions{
 		Publish: &server.SubjectPermission{
@@ -133,8 +133,8 @@ func TapPermissions() *server.Permissions {
 				"$JS.API.STREAM.LIST",
 				"$JS.API.STREAM.INFO.*",
 				"$JS.API.CONSUMER.CREATE.*",
-				"$JS.API.CONSUMER.CREATE.*.*",
-				"$JS.API.CONSUMER.CREATE.*.*.>",
+				"$JS.API.CONSUMER.NAMES.*",
+				"$JS.API.CONSUMER.LIST.*",
 				"$JS.API.CONSUMER.INFO.*.*",
 				"$JS.API.CONSUMER.MSG.NEXT.*.*",
 				"rosetta.destquery.>",

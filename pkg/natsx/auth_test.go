@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,10 +86,10 @@ func TestEmbeddedAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Reading works: an ordered consumer from the start of the stream.
-	oc, err := tapJS.OrderedConsumer(ctx, stream.CachedInfo().Config.Name, jetstream.OrderedConsumerConfig{})
+	// Reading works: an ephemeral consumer from the start of the stream.
+	oc, err := CreateEphemeral(ctx, tapJS, stream.CachedInfo().Config.Name, jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy})
 	if err != nil {
-		t.Fatalf("tap ordered consumer: %v", err)
+		t.Fatalf("tap ephemeral consumer: %v", err)
 	}
 	if _, err := oc.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil {
 		t.Fatalf("tap reads a change: %v", err)
@@ -125,10 +126,34 @@ func TestEmbeddedAuth(t *testing.T) {
 	if err := tapJS.DeleteConsumer(short, name, oc.CachedInfo().Name); err == nil {
 		t.Fatal("tap deleted a consumer")
 	}
-	if _, err := tap.Request("$JS.API.CONSUMER.DURABLE.CREATE."+name+".mine", []byte(`{"stream_name":"`+name+`","config":{"durable_name":"mine"}}`), 2*time.Second); err == nil {
-		t.Fatal("tap used the durable create subject")
-	}
+	assertNoDurable(t, ctx, tap, tapJS, svcJS, name)
 	if _, err := svcJS.Stream(ctx, name); err != nil {
 		t.Fatalf("stream after the tap's attempts: %v", err)
+	}
+}
+
+// assertNoDurable checks that the tap connection cannot create a durable
+// consumer on stream by any of the create subjects, and that none exists
+// afterwards (svcJS lists them with full rights).
+func assertNoDurable(t *testing.T, ctx context.Context, tap *nats.Conn, tapJS, svcJS jetstream.JetStream, stream string) {
+	t.Helper()
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := tapJS.CreateConsumer(short, stream, jetstream.ConsumerConfig{Durable: "mine", AckPolicy: jetstream.AckExplicitPolicy}); err == nil {
+		t.Fatal("tap created a durable consumer through the named create subject")
+	}
+	body := []byte(`{"stream_name":"` + stream + `","config":{"durable_name":"mine","ack_policy":"explicit"}}`)
+	for _, subj := range []string{
+		"$JS.API.CONSUMER.DURABLE.CREATE." + stream + ".mine",
+		"$JS.API.CONSUMER.CREATE." + stream + ".mine",
+		EphemeralCreateSubject(stream), // allowed; the server refuses the durable name
+	} {
+		msg, err := tap.Request(subj, body, 2*time.Second)
+		if err == nil && !strings.Contains(string(msg.Data), `"error"`) {
+			t.Fatalf("tap created a durable through %s: %s", subj, msg.Data)
+		}
+	}
+	if _, err := svcJS.Consumer(ctx, stream, "mine"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("the durable the tap asked for: %v, want consumer not found", err)
 	}
 }

@@ -272,11 +272,10 @@ func PublishConfigEvent(ctx context.Context, js jetstream.JetStream, ev contract
 
 // WatchConfig calls fn for every config event published from now on, until
 // ctx ends. Events are hints to reconcile; a missed one is caught by the
-// caller's periodic reconcile.
+// caller's periodic reconcile. It does not create the config stream (a
+// sink's NATS user may not): the API and capture do (EnsureConfigStream);
+// until then it fails and the caller retries.
 func WatchConfig(ctx context.Context, js jetstream.JetStream, fn func(contracts.ConfigEvent)) error {
-	if err := EnsureConfigStream(ctx, js); err != nil {
-		return err
-	}
 	cons, err := js.OrderedConsumer(ctx, contracts.ConfigStreamName, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 	})

@@ -76,12 +76,16 @@ func (m *Manager) Run(ctx context.Context) error {
 	trigger := make(chan struct{}, 1)
 	watching := false
 	watch := func() {
-		err := natsx.WatchConfig(ctx, m.js, func(contracts.ConfigEvent) {
-			select {
-			case trigger <- struct{}{}:
-			default:
-			}
-		})
+		// Capture provisions JetStream, the config stream included.
+		err := natsx.EnsureConfigStream(ctx, m.js)
+		if err == nil {
+			err = natsx.WatchConfig(ctx, m.js, func(contracts.ConfigEvent) {
+				select {
+				case trigger <- struct{}{}:
+				default:
+				}
+			})
+		}
 		if err != nil {
 			m.log.Warn("watch config events; relying on the reconcile timer", "error", err)
 			return

@@ -123,6 +123,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func provision(t *testing.T, js jetstream.JetStream, source, pipeline int64, dests ...int64) {
 	t.Helper()
 	ctx := context.Background()
+	// What capture provisions, the config stream included: a sink only
+	// reads it.
+	if err := natsx.EnsureConfigStream(ctx, js); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := natsx.EnsureSourceStream(ctx, js, source, natsx.StreamLimits{MaxBytes: 64 << 20}); err != nil {
 		t.Fatal(err)
 	}

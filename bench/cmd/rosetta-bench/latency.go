@@ -118,7 +118,7 @@ func (b *bench) runLatency(ctx context.Context, rates []float64, dur time.Durati
 	}
 
 	// JetStream segment: every change's stored time minus its commit time.
-	js, closeNC, err := connectNATS(ctx, r.natsAddr)
+	js, closeNC, err := connectNATS(ctx, r.natsAddr, r.dataDir)
 	if err != nil {
 		return res, err
 	}

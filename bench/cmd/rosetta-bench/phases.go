@@ -53,7 +53,7 @@ func (b *bench) runCapture(ctx context.Context, conn *pgx.Conn, r *rosettaRun, n
 			// Every publish acknowledged: the stream (this run's alone)
 			// holds every change.
 			if js == nil {
-				js, closeNC, _ = connectNATS(ctx, r.natsAddr)
+				js, closeNC, _ = connectNATS(ctx, r.natsAddr, r.dataDir)
 			}
 			if js != nil {
 				if last, err := streamLastSeq(ctx, js, r.srcID); err == nil && last >= uint64(n) {
@@ -216,7 +216,7 @@ func (b *bench) runEndToEnd(ctx context.Context, conn *pgx.Conn, r *rosettaRun, 
 			return false, nil
 		}
 		if js == nil {
-			if js, closeNC, err = connectNATS(ctx, r.natsAddr); err != nil {
+			if js, closeNC, err = connectNATS(ctx, r.natsAddr, r.dataDir); err != nil {
 				return false, fmt.Errorf("connect to rosetta's NATS: %w", err)
 			}
 		}

@@ -44,6 +44,8 @@ type rosettaRun struct {
 	dstDB    string
 	duckPath string
 	natsAddr string
+	// dataDir holds the embedded NATS's generated credentials.
+	dataDir  string
 	httpAddr string
 	metrics  string
 	srcID    int64
@@ -139,6 +141,7 @@ func (r *rosettaRun) start(dataDir string) error {
 	if dataDir == "" {
 		dataDir = filepath.Join(r.dir, "data")
 	}
+	r.dataDir = dataDir
 	logf, err := os.Create(filepath.Join(r.dir, r.command+".log"))
 	if err != nil {
 		return err
@@ -318,8 +321,14 @@ func (b *bench) verifyDuck(path, table string, bl *backlog) (string, error) {
 	return "verified: " + want + " (rows, ver sum) equal the source", nil
 }
 
-func connectNATS(ctx context.Context, addr string) (jetstream.JetStream, func(), error) {
-	nc, js, err := natsx.Connect(ctx, "nats://"+addr, "rosetta-bench", nil)
+// connectNATS connects to the embedded NATS at addr as the services' user
+// generated in dataDir (the bench reads stream and consumer state).
+func connectNATS(ctx context.Context, addr, dataDir string) (jetstream.JetStream, func(), error) {
+	creds, err := natsx.ReadDevCredentials(dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, js, err := natsx.ConnectWith(ctx, "nats://"+addr, "rosetta-bench", nil, natsx.Liveness{}, creds.Services.Option())
 	if err != nil {
 		return nil, nil, err
 	}

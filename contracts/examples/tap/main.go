@@ -12,6 +12,14 @@
 // delete it (nats consumer rm) when you no longer use it. Without -durable an
 // ephemeral consumer that acks nothing reads from now on and disappears with
 // the program.
+//
+// NATS admits it with credentials: against `rosetta dev` it reads the tap
+// user from <data dir>/nats-credentials.json (-data-dir, default .rosetta);
+// against another server, ROSETTA_NATS_USER and ROSETTA_NATS_PASSWORD. The
+// tap user may create only ephemeral consumers, through
+// $JS.API.CONSUMER.CREATE.<stream> (the one create subject on which the
+// server refuses a durable name), so -durable needs a user allowed to
+// create durables.
 package main
 
 import (
@@ -20,9 +28,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -37,6 +47,7 @@ func main() {
 	source := flag.Int64("source", 0, "source id (required)")
 	table := flag.String("table", "", "only this table, as schema.table")
 	durable := flag.String("durable", "", "durable consumer name; empty for an ephemeral one from now on")
+	dataDir := flag.String("data-dir", ".rosetta", "data dir of the `rosetta dev` to read (its nats-credentials.json has the tap user)")
 	flag.Parse()
 	if *source <= 0 {
 		flag.Usage()
@@ -44,13 +55,72 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := tap(ctx, *url, *source, *table, *durable); err != nil {
+	user, err := credentials(*dataDir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := tap(ctx, *url, user, *source, *table, *durable); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func tap(ctx context.Context, url string, source int64, table, durable string) error {
-	nc, err := nats.Connect(url, nats.Name("rosetta-tap-example"))
+// credentials are the user to connect as: ROSETTA_NATS_USER and
+// ROSETTA_NATS_PASSWORD, else the tap user of the `rosetta dev` of dataDir,
+// else none.
+func credentials(dataDir string) (nats.Option, error) {
+	if u := os.Getenv("ROSETTA_NATS_USER"); u != "" {
+		return nats.UserInfo(u, os.Getenv("ROSETTA_NATS_PASSWORD")), nil
+	}
+	body, err := os.ReadFile(filepath.Join(dataDir, "nats-credentials.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var c struct {
+		Tap struct{ User, Password string } `json:"tap"`
+	}
+	if err := json.Unmarshal(body, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", dataDir, err)
+	}
+	return nats.UserInfo(c.Tap.User, c.Tap.Password), nil
+}
+
+// createEphemeral creates an ephemeral consumer through the create subject
+// that takes no consumer name (nats.go's own create uses the named one,
+// which a tap user may not).
+func createEphemeral(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	cfg.Name = nats.NewInbox()[len(nats.InboxPrefix):]
+	req, err := json.Marshal(map[string]any{"stream_name": stream, "config": cfg})
+	if err != nil {
+		return nil, err
+	}
+	msg, err := nc.RequestWithContext(ctx, "$JS.API.CONSUMER.CREATE."+stream, req)
+	if err != nil {
+		return nil, err
+	}
+	var resp struct {
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return nil, err
+	}
+	if resp.Error != nil {
+		if resp.Error.ErrorCode == jetstream.JSErrCodeStreamNotFound {
+			return nil, jetstream.ErrStreamNotFound
+		}
+		return nil, resp.Error
+	}
+	return js.Consumer(ctx, stream, cfg.Name)
+}
+
+func tap(ctx context.Context, url string, user nats.Option, source int64, table, durable string) error {
+	opts := []nats.Option{nats.Name("rosetta-tap-example")}
+	if user != nil {
+		opts = append(opts, user)
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", url, err)
 	}
@@ -78,7 +148,12 @@ func tap(ctx context.Context, url string, source int64, table, durable string) e
 	if durable != "" {
 		cfg.AckPolicy = jetstream.AckExplicitPolicy
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, contracts.StreamName(source), cfg)
+	var cons jetstream.Consumer
+	if durable != "" {
+		cons, err = js.CreateOrUpdateConsumer(ctx, contracts.StreamName(source), cfg)
+	} else {
+		cons, err = createEphemeral(ctx, nc, js, contracts.StreamName(source), cfg)
+	}
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("stream %s does not exist: is source %d captured on this NATS?", contracts.StreamName(source), source)
 	}
