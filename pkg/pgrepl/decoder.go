@@ -53,6 +53,18 @@ type Resolver interface {
 	ResolveRelation(ctx context.Context, rel *pglogrepl.RelationMessage) ([]Column, error)
 }
 
+// CommitWaiter is the optional capability of a Resolver that reads the
+// source's live catalog. PostgreSQL writes a commit record, which the
+// walsender may decode and send at once, before the transaction becomes
+// visible to other sessions' snapshots; a catalog read in between sees the
+// table as it was before the transaction's DDL (an added column missing,
+// its default unknown). The decoder calls WaitCommitted with the
+// transaction's xid before resolving a relation message inside it, once
+// per transaction.
+type CommitWaiter interface {
+	WaitCommitted(ctx context.Context, xid uint32) error
+}
+
 // Decoder turns pgoutput messages (protocol version 1, text mode) into
 // changes. It is not safe for concurrent use; one decoder follows one
 // replication stream, in order. Its only I/O is through the Resolver.
@@ -66,6 +78,8 @@ type Decoder struct {
 	spans     []valueSpan // scratch of newRow and oldRow
 	wire      wireScratch // scratch of DecodeRowMessage
 	unsent    []UnsentValues
+	// waited is the last transaction WaitCommitted returned for.
+	waited uint32
 	// baseline holds, per relation, the columns an earlier session of the
 	// same source last described (SetBaseline): a relation's first
 	// description in this decoder is compared with it.
@@ -250,6 +264,12 @@ func (d *Decoder) DecodeRowMessage(walStart pglogrepl.LSN, data []byte) (changes
 }
 
 func (d *Decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
+	if w, ok := d.resolver.(CommitWaiter); ok && d.tx != nil && d.tx.xid != 0 && d.waited != d.tx.xid {
+		if err := w.WaitCommitted(ctx, d.tx.xid); err != nil {
+			return fmt.Errorf("resolve relation %s.%s: %w", m.Namespace, m.RelationName, err)
+		}
+		d.waited = d.tx.xid
+	}
 	cols, err := d.resolver.ResolveRelation(ctx, m)
 	if err != nil {
 		return fmt.Errorf("resolve relation %s.%s: %w", m.Namespace, m.RelationName, err)
