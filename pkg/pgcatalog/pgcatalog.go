@@ -9,7 +9,6 @@ package pgcatalog
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -98,8 +97,8 @@ func unreachable(e Endpoint, err error) *Problem {
 	reason := err.Error()
 	var pe *pgconn.PgError
 	var ne net.Error
-	if hint := pglink.Hint(err); hint != "" {
-		return &Problem{Field: securityField(err), Msg: scrub(fmt.Sprintf("cannot connect to PostgreSQL at %s: %s: %s", where, reason, hint), e.Password)}
+	if field, hint := pglink.Refusal(err); hint != "" {
+		return &Problem{Field: field, Msg: scrub(fmt.Sprintf("cannot connect to PostgreSQL at %s: %s: %s", where, reason, hint), e.Password)}
 	}
 	switch {
 	case errors.As(err, &pe):
@@ -126,23 +125,6 @@ func unreachable(e Endpoint, err error) *Problem {
 		}
 	}
 	return &Problem{Field: field, Msg: scrub(fmt.Sprintf("cannot reach PostgreSQL at %s: %s", where, reason), e.Password)}
-}
-
-// securityField is the setting a pglink.Hint refusal is about.
-func securityField(err error) string {
-	msg := err.Error()
-	var host x509.HostnameError
-	switch {
-	case errors.As(err, &host):
-		return "host"
-	case strings.Contains(msg, "authentication method requirement"):
-		return "require_auth"
-	case strings.Contains(msg, "channel binding"):
-		return "channel_binding"
-	case strings.Contains(msg, "server refused TLS"):
-		return "sslmode"
-	}
-	return "sslrootcert"
 }
 
 // scrub removes password from msg, in case a driver or server ever echoes

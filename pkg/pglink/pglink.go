@@ -316,8 +316,16 @@ func quote(v string) string {
 // to the driver's message, which says what happened but not which
 // setting decides it.
 func Hint(err error) string {
+	_, hint := Refusal(err)
+	return hint
+}
+
+// Refusal is Hint with the setting the refusal is about: "host",
+// "sslrootcert", "require_auth", "channel_binding" or "sslmode" (for an
+// API error's field); both "" when err is no such refusal.
+func Refusal(err error) (field, hint string) {
 	if err == nil {
-		return ""
+		return "", ""
 	}
 	var host x509.HostnameError
 	var authority x509.UnknownAuthorityError
@@ -325,17 +333,17 @@ func Hint(err error) string {
 	msg := err.Error()
 	switch {
 	case errors.As(err, &host):
-		return "the server's certificate does not name the host connected to (sslmode verify-full): connect by a name the certificate holds, or have the server's certificate reissued for this host"
+		return "host", "the server's certificate does not name the host connected to (sslmode verify-full): connect by a name the certificate holds, or have the server's certificate reissued for this host"
 	case errors.As(err, &authority):
-		return "the server's certificate is not signed by a trusted CA: set sslrootcert to the CA that signed it"
+		return "sslrootcert", "the server's certificate is not signed by a trusted CA: set sslrootcert to the CA that signed it"
 	case errors.As(err, &invalid):
-		return "the server's certificate is not valid (expired, or not for a server): have it reissued"
+		return "sslrootcert", "the server's certificate is not valid (expired, or not for a server): have it reissued"
 	case strings.Contains(msg, "authentication method requirement"):
-		return "the server asked for an authentication method require_auth does not allow: have the server use it (pg_hba.conf, password_encryption = scram-sha-256 and the password set again), or change require_auth"
+		return "require_auth", "the server asked for an authentication method require_auth does not allow: have the server use it (pg_hba.conf, password_encryption = scram-sha-256 and the password set again), or change require_auth"
 	case strings.Contains(msg, "channel binding"):
-		return "channel_binding=require needs SCRAM over TLS: have the server use scram-sha-256 for this user over hostssl, or change channel_binding"
+		return "channel_binding", "channel_binding=require needs SCRAM over TLS: have the server use scram-sha-256 for this user over hostssl, or change channel_binding"
 	case strings.Contains(msg, "server refused TLS"):
-		return "the server does not offer TLS: turn on ssl on the server, or lower sslmode"
+		return "sslmode", "the server does not offer TLS: turn on ssl on the server, or lower sslmode"
 	}
-	return ""
+	return "", ""
 }
