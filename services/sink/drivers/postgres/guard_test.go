@@ -68,8 +68,7 @@ func TestGuardProperty(t *testing.T) {
 		}
 		stale += len(d.Stale[table])
 	}
-	completion := s.Completion(reported)
-	batches, err := cdc.Collapse(completion)
+	batches, completed, err := s.CompletionBatches(reported)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +81,7 @@ func TestGuardProperty(t *testing.T) {
 		}
 	}
 	t.Logf("%d histories, %d batches; %d histories with a key change ahead of its old key's history; %d rows completed",
-		s.Histories(), len(d.Batches), stale, len(completion))
+		s.Histories(), len(d.Batches), stale, completed)
 }
 
 func (e *env) readGuardTable(table string) map[string]guardtest.Row {

@@ -49,8 +49,7 @@ func TestGuardProperty(t *testing.T) {
 		}
 		stale += len(d.Stale[table])
 	}
-	completion := s.Completion(reported)
-	batches, err := cdc.Collapse(completion)
+	batches, completed, err := s.CompletionBatches(reported)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +62,7 @@ func TestGuardProperty(t *testing.T) {
 		}
 	}
 	t.Logf("%d histories, %d batches; %d histories with a key change ahead of its old key's history; %d rows completed",
-		s.Histories(), len(d.Batches), stale, len(completion))
+		s.Histories(), len(d.Batches), stale, completed)
 }
 
 // TestGuardPropertySoftDelete is TestGuardProperty with soft_delete (520

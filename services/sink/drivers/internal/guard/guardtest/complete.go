@@ -79,12 +79,23 @@ func SpecReports(d Delivery, tables []string) (map[string]*guard.Table, Reports,
 	return out, reports, nil
 }
 
+// CompletionBatches is Completion collapsed into the batches a driver
+// applies, and the number of rows it re-reads.
+func (s *Scenario) CompletionBatches(reported Reports) ([]cdc.TableBatch, int, error) {
+	changes := s.Completion(reported)
+	tbs, err := cdc.Collapse(changes)
+	if err != nil {
+		return nil, 0, fmt.Errorf("collapse completion: %w", err)
+	}
+	return tbs, len(changes), nil
+}
+
 // Complete applies the completion of the reported keys to the
 // specification's tables.
 func (s *Scenario) Complete(tables map[string]*guard.Table, reported Reports) error {
-	tbs, err := cdc.Collapse(s.Completion(reported))
+	tbs, _, err := s.CompletionBatches(reported)
 	if err != nil {
-		return fmt.Errorf("collapse completion: %w", err)
+		return err
 	}
 	for _, tb := range tbs {
 		tables[tb.Table.Table].Apply(tb)

@@ -196,8 +196,9 @@ type Delivery struct {
 	// Stale holds the histories (PairOf) in which a move reached the sink
 	// in an earlier batch than a change of its old key older than the
 	// move: the moved row's unchanged columns were taken from a stale
-	// old row, which the guard cannot notice (docs/delivery.md). The
-	// destination must equal the specification there, not the source.
+	// old row, which the guard cannot notice (docs/delivery.md). Until
+	// the reported rows are re-read (Scenario.Completion) the destination
+	// must equal the specification there, not the source.
 	Stale map[string]map[int]bool
 }
 
