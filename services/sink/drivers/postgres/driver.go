@@ -374,13 +374,17 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 		cols = append(cols, stageColumn{Name: n, Type: shape.types[n]})
 		sig.WriteString("\x00" + n + "\x01" + shape.types[n] + "\x01null")
 	}
+	// The signature is complete before the lookup: a key that gained a
+	// part after it would never hit, and every batch would create one
+	// more temporary table, each truncated at every commit of the session
+	// (ON COMMIT DELETE ROWS), so that the apply slows as it runs.
+	x := colvSQL{has: shape.hasColv()}
+	sig.WriteString("\x00colv=" + strconv.FormatBool(x.has))
 	if plan, ok := d.stages[sig.String()]; ok {
 		return withTruncate(plan, shape, b), b, nil
 	}
 	d.nextID++
 	stage := "_rosetta_stage_" + strconv.Itoa(d.nextID)
-	x := colvSQL{has: shape.hasColv()}
-	sig.WriteString("\x00colv=" + strconv.FormatBool(x.has))
 	plan := &stagePlan{cols: cols, sql: buildStatements(shape.target, shape.tomb, stage, cols, x), hasTomb: shape.hasTomb, target: shape.target,
 		stage: stage, colv: x}
 	if len(b.Rows) == 0 {
