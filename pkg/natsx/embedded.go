@@ -38,6 +38,9 @@ type EmbeddedConfig struct {
 	Users []*server.User
 	// TLS, when set, makes every client connection use TLS.
 	TLS *tls.Config
+	// AtRest encrypts JetStream's files (atrest.go); the zero value
+	// writes plaintext.
+	AtRest AtRest
 }
 
 // Embedded is a running in-process NATS server with JetStream.
@@ -74,6 +77,12 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 		SyncAlways:         cfg.SyncAlways,
 		JetStreamMaxMemory: 256 << 20,
 		Users:              cfg.Users,
+		JetStreamKey:       cfg.AtRest.Key,
+		JetStreamOldKey:    cfg.AtRest.PreviousKey,
+		JetStreamCipher:    cfg.AtRest.Cipher,
+	}
+	if err := checkStoreBefore(opts.StoreDir, cfg.AtRest); err != nil {
+		return nil, fmt.Errorf("start embedded nats: %w", err)
 	}
 	if cfg.TLS != nil {
 		opts.TLSConfig = cfg.TLS
@@ -89,8 +98,20 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("start embedded nats: not ready after 30s (storage %s)", cfg.Dir)
 	}
+	// The streams are loaded before the server accepts connections.
+	if err := checkStoreAfter(srv, opts.StoreDir, cfg.AtRest); err != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("start embedded nats: %w", err)
+	}
+	if err := recordStore(opts.StoreDir, cfg.AtRest); err != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("start embedded nats: %w", err)
+	}
 	if log != nil {
-		log.Info("embedded nats started", "url", srv.ClientURL(), "store", cfg.Dir)
+		log.Info("embedded nats started", "url", srv.ClientURL(), "store", cfg.Dir,
+			"encrypted", cfg.AtRest.Key != "", "cipher", cfg.AtRest.Cipher.String())
 	}
 	return &Embedded{srv: srv}, nil
 }

@@ -144,6 +144,8 @@ type Settings struct {
 	// Scale holds the settings of a deployment over several processes
 	// (scale.go).
 	Scale
+	// AtRest holds the embedded JetStream's encryption (atrest.go).
+	AtRest
 }
 
 // Default returns the settings used when nothing is set: everything on
@@ -171,6 +173,7 @@ func Default() Settings {
 		// A rewrite's values reach destinations without the user noticing.
 		CaptureBackfillOnRewrite: true,
 		Scale:                    DefaultScale(),
+		AtRest:                   DefaultAtRest(),
 	}
 }
 
@@ -178,7 +181,7 @@ func Default() Settings {
 // as NAME_FILE, the path of a file holding the value (a mounted Secret), so
 // that it never appears in the environment or in a process listing.
 var secretEnv = []string{EnvSecretKey, EnvSecretPrev, EnvConfigDSN, EnvNATSURL, EnvRedisURL,
-	EnvNATSNKeySeed, EnvNATSPassword, EnvNATSToken}
+	EnvNATSNKeySeed, EnvNATSPassword, EnvNATSToken, EnvJSKey, EnvJSKeyPrev}
 
 // lookupEnv reads name, or for a secret variable name_FILE; setting both is
 // an error, since which one wins would be a guess.
@@ -311,6 +314,9 @@ func Load() (Settings, error) {
 		s.SinkBatchWait = d
 	}
 	if err := s.Scale.load(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.AtRest.load(); err != nil {
 		errs = append(errs, err)
 	}
 	return s, errors.Join(errs...)
@@ -455,6 +461,9 @@ func (s *Settings) Validate() (usedDevKey bool, err error) {
 		}
 	}
 	if err := s.Scale.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.AtRest.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if s.DataDir != "" {

@@ -140,6 +140,9 @@ func newNATS(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (NATSResul
 			return NATSResult{}, fmt.Errorf("%s: %w", settings.EnvNATSListen, err)
 		}
 		ecfg := natsx.EmbeddedConfig{Dir: filepath.Join(s.DataDir, "nats"), Host: host, Port: port}
+		if ecfg.AtRest, err = embeddedAtRest(s); err != nil {
+			return NATSResult{}, fmt.Errorf("embedded nats: %w", err)
+		}
 		if s.EmbeddedNATSSync == "always" {
 			ecfg.SyncAlways = true
 		} else {

@@ -70,6 +70,9 @@ Configuration comes from the environment (flags override):
   ROSETTA_DATA_DIR            data directory (default ./.rosetta)
   ROSETTA_SECRET_KEY          key encrypting stored secrets (required, except dev)
   ROSETTA_SECRET_KEY_PREVIOUS the key before a rotation (rosetta secrets rotate)
+  ROSETTA_JETSTREAM_ENCRYPTION  embedded JetStream files encrypted: on (default) or off
+  ROSETTA_JETSTREAM_KEY       their key (default: derived from ROSETTA_SECRET_KEY)
+  ROSETTA_JETSTREAM_CIPHER    chacha (default) or aes
   ROSETTA_LOG_LEVEL           debug, info, warn, error
   ROSETTA_LOG_FORMAT          json or text
   ROSETTA_API_TOKEN           bootstrap admin API token (dev generates one)
