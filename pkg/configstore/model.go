@@ -55,10 +55,13 @@ type Source struct {
 	ChannelBinding string `json:"channel_binding"`
 	// AdoptSlot and AdoptPublication: someone else created them; Rosetta
 	// uses them as they are and never alters or drops them.
-	AdoptSlot        bool      `json:"adopt_slot"`
-	AdoptPublication bool      `json:"adopt_publication"`
-	CreatedAt        time.Time `json:"created_at"`
-	UpdatedAt        time.Time `json:"updated_at"`
+	AdoptSlot        bool `json:"adopt_slot"`
+	AdoptPublication bool `json:"adopt_publication"`
+	// Partitions is how many partitions the source's changes are spread
+	// over by a hash of their key (contracts.Partition), 1 to 64.
+	Partitions int       `json:"partitions"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // Destination is a place changes are applied to. Config holds the

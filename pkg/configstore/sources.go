@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -35,10 +36,15 @@ type SourceInput struct {
 	// stored value on update ("" on create); "" clears it. SSLKey is
 	// sealed like Password, with the same nil and "" rules.
 	SSLRootCert, SSLCert, SSLKey, RequireAuth, ChannelBinding *string
+	// Partitions nil keeps the stored value on update (1 on create). A
+	// change is refused with a ConflictError while the source has
+	// pipelines: it would move keys to other partitions, and a key's
+	// changes on its old and new partition would no longer be in order.
+	Partitions *int
 }
 
 const sourceColumns = `id, name, host, port, database, username, password_enc, publication, slot, sslmode, adopt_slot, adopt_publication,
-	sslrootcert, sslcert, sslkey_enc, require_auth, channel_binding, created_at, updated_at`
+	sslrootcert, sslcert, sslkey_enc, require_auth, channel_binding, partitions, created_at, updated_at`
 
 // scanSource reads one row of sourceColumns; it decrypts the password only
 // when withSecret is set.
@@ -47,7 +53,7 @@ func (s *Store) scanSource(row pgx.Row, withSecret bool) (Source, error) {
 	var enc, keyEnc []byte
 	if err := row.Scan(&src.ID, &src.Name, &src.Host, &src.Port, &src.Database, &src.User, &enc,
 		&src.Publication, &src.Slot, &src.SSLMode, &src.AdoptSlot, &src.AdoptPublication,
-		&src.SSLRootCert, &src.SSLCert, &keyEnc, &src.RequireAuth, &src.ChannelBinding, &src.CreatedAt, &src.UpdatedAt); err != nil {
+		&src.SSLRootCert, &src.SSLCert, &keyEnc, &src.RequireAuth, &src.ChannelBinding, &src.Partitions, &src.CreatedAt, &src.UpdatedAt); err != nil {
 		return Source{}, err
 	}
 	src.PasswordSet, src.SSLKeySet = enc != nil, keyEnc != nil
@@ -121,11 +127,11 @@ func (s *Store) CreateSource(ctx context.Context, in SourceInput) (Source, error
 			slot = DerivedName(inst, id)
 		}
 		row := tx.QueryRow(ctx, `INSERT INTO sources (id, name, host, port, database, username, password_enc, publication, slot, sslmode, adopt_slot, adopt_publication,
-				sslrootcert, sslcert, sslkey_enc, require_auth, channel_binding)
+				sslrootcert, sslcert, sslkey_enc, require_auth, channel_binding, partitions)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE($11, false), COALESCE($12, false),
-				COALESCE($13, ''), COALESCE($14, ''), $15, COALESCE($16, ''), COALESCE($17, '')) RETURNING `+sourceColumns,
+				COALESCE($13, ''), COALESCE($14, ''), $15, COALESCE($16, ''), COALESCE($17, ''), COALESCE($18, 1)) RETURNING `+sourceColumns,
 			id, in.Name, in.Host, in.Port, in.Database, in.User, enc, pub, slot, in.SSLMode, in.AdoptSlot, in.AdoptPublication,
-			in.SSLRootCert, in.SSLCert, keyEnc, in.RequireAuth, in.ChannelBinding)
+			in.SSLRootCert, in.SSLCert, keyEnc, in.RequireAuth, in.ChannelBinding, in.Partitions)
 		out, err = s.scanSource(row, false)
 		return err
 	})
@@ -146,24 +152,34 @@ func (s *Store) UpdateSource(ctx context.Context, id int64, in SourceInput) (Sou
 	if err != nil {
 		return Source{}, fmt.Errorf("update source %d: %w", id, err)
 	}
-	row := s.pool.QueryRow(ctx, `UPDATE sources SET
-			name = $2, host = $3, port = $4, database = $5, username = $6,
-			password_enc = CASE WHEN $7 THEN $8 ELSE password_enc END,
-			publication = COALESCE(NULLIF($9, ''), publication),
-			slot = COALESCE(NULLIF($10, ''), slot),
-			sslmode = COALESCE(NULLIF($11, ''), sslmode),
-			adopt_slot = COALESCE($12, adopt_slot),
-			adopt_publication = COALESCE($13, adopt_publication),
-			sslrootcert = COALESCE($14, sslrootcert),
-			sslcert = COALESCE($15, sslcert),
-			sslkey_enc = CASE WHEN $16 THEN $17 ELSE sslkey_enc END,
-			require_auth = COALESCE($18, require_auth),
-			channel_binding = COALESCE($19, channel_binding),
-			updated_at = now()
-		WHERE id = $1 RETURNING `+sourceColumns,
-		id, in.Name, in.Host, in.Port, in.Database, in.User, in.Password != nil, enc, in.Publication, in.Slot, in.SSLMode, in.AdoptSlot, in.AdoptPublication,
-		in.SSLRootCert, in.SSLCert, in.SSLKey != nil, keyEnc, in.RequireAuth, in.ChannelBinding)
-	out, err := s.scanSource(row, false)
+	var out Source
+	err = s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if in.Partitions != nil {
+			if err := checkPartitionsChange(ctx, tx, id, *in.Partitions); err != nil {
+				return err
+			}
+		}
+		row := tx.QueryRow(ctx, `UPDATE sources SET
+				name = $2, host = $3, port = $4, database = $5, username = $6,
+				password_enc = CASE WHEN $7 THEN $8 ELSE password_enc END,
+				publication = COALESCE(NULLIF($9, ''), publication),
+				slot = COALESCE(NULLIF($10, ''), slot),
+				sslmode = COALESCE(NULLIF($11, ''), sslmode),
+				adopt_slot = COALESCE($12, adopt_slot),
+				adopt_publication = COALESCE($13, adopt_publication),
+				sslrootcert = COALESCE($14, sslrootcert),
+				sslcert = COALESCE($15, sslcert),
+				sslkey_enc = CASE WHEN $16 THEN $17 ELSE sslkey_enc END,
+				require_auth = COALESCE($18, require_auth),
+				channel_binding = COALESCE($19, channel_binding),
+				partitions = COALESCE($20, partitions),
+				updated_at = now()
+			WHERE id = $1 RETURNING `+sourceColumns,
+			id, in.Name, in.Host, in.Port, in.Database, in.User, in.Password != nil, enc, in.Publication, in.Slot, in.SSLMode, in.AdoptSlot, in.AdoptPublication,
+			in.SSLRootCert, in.SSLCert, in.SSLKey != nil, keyEnc, in.RequireAuth, in.ChannelBinding, in.Partitions)
+		out, err = s.scanSource(row, false)
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Source{}, fmt.Errorf("update source %d: %w", id, ErrNotFound)
 	}
@@ -171,6 +187,28 @@ func (s *Store) UpdateSource(ctx context.Context, id int64, in SourceInput) (Sou
 		return Source{}, fmt.Errorf("update source %d: %w", id, sourceWriteError(in, err))
 	}
 	return out, nil
+}
+
+// checkPartitionsChange refuses a new partition count for a source that
+// has pipelines. The source's row is locked first, so a pipeline created
+// concurrently (its foreign key locks the row too) waits for this update
+// and is then provisioned with the new count.
+func checkPartitionsChange(ctx context.Context, tx pgx.Tx, id int64, partitions int) error {
+	var have int
+	var pipelines []string
+	err := tx.QueryRow(ctx, `SELECT s.partitions,
+			ARRAY(SELECT p.name FROM pipelines p WHERE p.source_id = s.id ORDER BY p.id)
+		FROM sources s WHERE s.id = $1 FOR UPDATE OF s`, id).Scan(&have, &pipelines)
+	if err != nil {
+		return err // pgx.ErrNoRows: reported as not found by the caller
+	}
+	if have == partitions || len(pipelines) == 0 {
+		return nil
+	}
+	return &ConflictError{Field: "partitions", Msg: fmt.Sprintf("cannot change partitions from %d to %d: "+
+		"source %d has pipelines (%s), and a new partition count moves keys to other partitions, so a key's changes "+
+		"would no longer arrive in order; delete and re-create its pipelines, or create a new source with the partitions you want",
+		have, partitions, id, strings.Join(pipelines, ", "))}
 }
 
 func sourceWriteError(in SourceInput, err error) error {

@@ -243,6 +243,7 @@ func TestAPI(t *testing.T) {
 	t.Run("destination validation", func(t *testing.T) { t.Parallel(); testDestinationValidation(t, newClient(t, f, js, nil)) })
 	t.Run("snowflake check", func(t *testing.T) { t.Parallel(); testSnowflakeCheck(t, newClient(t, f, js, nil)) })
 	t.Run("pipelines", func(t *testing.T) { t.Parallel(); testPipelines(t, newClient(t, f, js, nil)) })
+	t.Run("partitions", func(t *testing.T) { t.Parallel(); testPartitions(t, newClient(t, f, js, nil)) })
 	t.Run("pagination", func(t *testing.T) { t.Parallel(); testPagination(t, newClient(t, f, js, nil)) })
 	t.Run("catalog", func(t *testing.T) { t.Parallel(); testCatalog(t, newClient(t, f, js, nil)) })
 	t.Run("duckdb query", func(t *testing.T) { t.Parallel(); testQuery(t, newClient(t, f, js, nil)) })
@@ -356,6 +357,9 @@ func testSourceValidation(t *testing.T, c *client) {
 		{"user as number", with("user", 5), 422, "user", []string{"user must be a string"}},
 		{"bad sslmode", with("sslmode", "sometimes"), 422, "sslmode", []string{"verify-full"}},
 		{"bad slot", with("slot", "My-Slot"), 422, "slot", []string{"lower-case"}},
+		{"no partitions", with("partitions", 0), 422, "partitions", []string{"partitions must be from 1 to 64"}},
+		{"too many partitions", with("partitions", 65), 422, "partitions", []string{"partitions must be from 1 to 64"}},
+		{"partitions as string", with("partitions", "4"), 422, "partitions", []string{"integer"}},
 		{"unknown database", with("database", "no_such_db"), 422, "database", []string{"no_such_db", "does not exist"}},
 		{"unreachable", unreachable, 422, "host", []string{"cannot reach PostgreSQL"}},
 	}
@@ -904,5 +908,55 @@ func TestListenEnsuresConfigStream(t *testing.T) {
 	// Idempotent alongside natsx.
 	if err := natsx.EnsureConfigStream(ctx, js); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testPartitions: a source's partitions default to 1, may be set on create
+// and changed while it has no pipelines, and a change is refused with a
+// 409 saying why and what to do once it has one.
+func testPartitions(t *testing.T, c *client) {
+	var src sourceView
+	c.must(201, "POST", "/sources", c.sourceBody("parts-default"), &src)
+	if src.Partitions != 1 {
+		t.Fatalf("default partitions = %d, want 1", src.Partitions)
+	}
+	body := c.sourceBody("parts")
+	body["partitions"] = 4
+	c.must(201, "POST", "/sources", body, &src)
+	if src.Partitions != 4 {
+		t.Fatalf("created with partitions = %d, want 4", src.Partitions)
+	}
+	path := fmt.Sprintf("/sources/%d", src.ID)
+	put := func(partitions any) map[string]any {
+		b := c.sourceBody("parts")
+		delete(b, "password")
+		if partitions != nil {
+			b["partitions"] = partitions
+		}
+		return b
+	}
+	c.must(200, "PUT", path, put(8), &src)
+	if src.Partitions != 8 {
+		t.Fatalf("without pipelines, PUT partitions 8 gave %d", src.Partitions)
+	}
+
+	var d idView
+	c.must(201, "POST", "/destinations", c.pgDestBody("parts-dest"), &d)
+	var p idView
+	c.must(201, "POST", "/pipelines", map[string]any{"name": "parts-p", "source_id": src.ID,
+		"destination_ids": []int64{d.ID}, "tables": []string{"public.orders"}}, &p)
+
+	c.wantError("PUT", path, put(2), 409, "partitions", "cannot change partitions from 8 to 2",
+		"parts-p", "no longer arrive in order", "delete and re-create its pipelines", "create a new source")
+	// The same count, or none, is no change.
+	c.must(200, "PUT", path, put(8), &src)
+	c.must(200, "PUT", path, put(nil), &src)
+	if src.Partitions != 8 {
+		t.Fatalf("after refused and unchanged PUTs, partitions = %d, want 8", src.Partitions)
+	}
+	c.must(204, "DELETE", fmt.Sprintf("/pipelines/%d", p.ID), nil, nil)
+	c.must(200, "PUT", path, put(2), &src)
+	if src.Partitions != 2 {
+		t.Fatalf("after the pipeline was deleted, partitions = %d, want 2", src.Partitions)
 	}
 }

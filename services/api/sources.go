@@ -40,6 +40,10 @@ type sourceRequest struct {
 	SSLKey         *string `json:"sslkey"`
 	RequireAuth    *string `json:"require_auth"`
 	ChannelBinding *string `json:"channel_binding"`
+	// Partitions spreads the source's changes over that many partitions
+	// by a hash of their key (1 to 64; omitted: 1 on POST, unchanged on
+	// PUT). A change is refused (409) while the source has pipelines.
+	Partitions *int `json:"partitions"`
 }
 
 // sourceView is a source as the API shows it: no password, only whether
@@ -62,6 +66,7 @@ type sourceView struct {
 	SSLKeySet   bool      `json:"sslkey_set"`
 	RequireAuth string    `json:"require_auth"`
 	ChannelBind string    `json:"channel_binding"`
+	Partitions  int       `json:"partitions"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 }
@@ -71,7 +76,7 @@ func viewSource(s configstore.Source) sourceView {
 		PasswordSet: s.PasswordSet, Publication: s.Publication, Slot: s.Slot, SSLMode: s.SSLMode,
 		AdoptSlot: s.AdoptSlot, AdoptPub: s.AdoptPublication,
 		SSLRootCert: s.SSLRootCert, SSLCert: s.SSLCert, SSLKeySet: s.SSLKeySet, RequireAuth: s.RequireAuth, ChannelBind: s.ChannelBinding,
-		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+		Partitions: s.Partitions, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
 }
 
 func (r sourceRequest) input() (configstore.SourceInput, error) {
@@ -112,6 +117,11 @@ func (r sourceRequest) input() (configstore.SourceInput, error) {
 	}
 	in.AdoptSlot, in.AdoptPublication = r.AdoptSlot, r.AdoptPublication
 	in.SSLRootCert, in.SSLCert, in.SSLKey, in.RequireAuth, in.ChannelBinding = r.SSLRootCert, r.SSLCert, r.SSLKey, r.RequireAuth, r.ChannelBinding
+	if r.Partitions != nil && (*r.Partitions < contracts.MinPartitions || *r.Partitions > contracts.MaxPartitions) {
+		return in, invalid("partitions", "partitions must be from %d to %d (the number of partitions the source's changes are spread over by key)",
+			contracts.MinPartitions, contracts.MaxPartitions)
+	}
+	in.Partitions = r.Partitions
 	return in, nil
 }
 

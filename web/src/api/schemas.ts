@@ -58,6 +58,7 @@ export const SourceRequest = z.object({
   channel_binding: z.union([z.literal(""), z.enum(channelBindings)]).optional(),
   adopt_slot: z.boolean().optional(),
   adopt_publication: z.boolean().optional(),
+  partitions: z.number().int().min(1).max(64).optional(),
 });
 export type SourceRequest = z.infer<typeof SourceRequest>;
 
@@ -79,6 +80,7 @@ export const Source = z.object({
   channel_binding: z.string(),
   adopt_slot: z.boolean(),
   adopt_publication: z.boolean(),
+  partitions: z.number().int(),
   created_at: dateTime,
   updated_at: dateTime,
 });

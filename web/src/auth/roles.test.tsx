@@ -22,7 +22,7 @@ const status = {
 const pipeline = { id: 1, name: "shop", source_id: 1, destination_ids: [2], tables: ["public.customers"], status: "START", created_at: now, updated_at: now };
 const fixtures: Record<string, unknown> = {
   "/api/v1/status": { items: [{ ...status, pipeline_id: 1, pipeline_name: "shop", pipeline_status: "START", source_id: 1 }], total: 1, limit: 50, offset: 0 },
-  "/api/v1/sources": { items: [{ id: 1, name: "shop", host: "db", port: 5432, database: "shop", user: "u", password_set: true, publication: "p", slot: "s", sslmode: "prefer", sslrootcert: "", sslcert: "", sslkey_set: false, require_auth: "", channel_binding: "", adopt_slot: false, adopt_publication: false, created_at: now, updated_at: now }], total: 1, limit: 50, offset: 0 },
+  "/api/v1/sources": { items: [{ id: 1, name: "shop", host: "db", port: 5432, database: "shop", user: "u", password_set: true, publication: "p", slot: "s", sslmode: "prefer", sslrootcert: "", sslcert: "", sslkey_set: false, require_auth: "", channel_binding: "", adopt_slot: false, adopt_publication: false, partitions: 1, created_at: now, updated_at: now }], total: 1, limit: 50, offset: 0 },
   "/api/v1/pipelines": { items: [pipeline], total: 1, limit: 50, offset: 0 },
   "/api/v1/pipelines/1": { ...pipeline, source_state: { state: "RUNNING", last_error: "", confirmed_lsn: "0/1", updated_at: now }, destinations: [status] },
   "/api/v1/pipelines/1/backfill": { items: [], total: 0, limit: 50, offset: 0 },
