@@ -37,8 +37,11 @@ type Encoder struct {
 	names  []string // column names, sorted as encoding/json sorts map keys
 	quoted [][]byte // names[i] as a JSON string
 
-	subject   string
-	subjectOf contracts.Source // the source, schema and table of subject
+	// partitions is the source's partition count; subjects[p] is the
+	// subject of partition p of subjectOf's table, built when first used.
+	partitions int
+	subjects   []string
+	subjectOf  contracts.Source // the source, schema and table of subjects
 
 	scratch bytes.Buffer
 	chunk   []byte // bodies are carved from it, to allocate per batch, not per row
@@ -55,6 +58,14 @@ func NewEncoder(jobID int64, destinations []int64, maxPayload int64) *Encoder {
 	return e
 }
 
+// SetPartitions sets the source's partition count (its "partitions"
+// setting; 1 when never set): each row goes to the partition of its key,
+// as capture publishes the table's changes (contracts.Partition).
+func (e *Encoder) SetPartitions(p int) {
+	e.partitions = max(p, 1)
+	e.subjects = nil
+}
+
 // Encode returns the message for change c of the row whose primary key
 // values are key.
 func (e *Encoder) Encode(c *contracts.Change, key []string) (*nats.Msg, error) {
@@ -66,12 +77,16 @@ func (e *Encoder) Encode(c *contracts.Change, key []string) (*nats.Msg, error) {
 		return nil, fmt.Errorf("row of %s.%s is %d bytes, more than the NATS server's max_payload (%d)",
 			c.Source.Schema, c.Source.Table, len(body), e.maxPayload)
 	}
-	if e.subject == "" || c.Source.SourceID != e.subjectOf.SourceID || c.Source.Schema != e.subjectOf.Schema || c.Source.Table != e.subjectOf.Table {
-		e.subject = contracts.ChangeSubject(c.Source.SourceID, c.Source.Schema, c.Source.Table, 0)
+	if e.subjects == nil || c.Source.SourceID != e.subjectOf.SourceID || c.Source.Schema != e.subjectOf.Schema || c.Source.Table != e.subjectOf.Table {
+		e.subjects = make([]string, max(e.partitions, 1))
 		e.subjectOf = c.Source
 	}
+	part := contracts.Partition(c.Key, e.partitions)
+	if e.subjects[part] == "" {
+		e.subjects[part] = contracts.ChangeSubject(c.Source.SourceID, c.Source.Schema, c.Source.Table, part)
+	}
 	msg := &nats.Msg{
-		Subject: e.subject,
+		Subject: e.subjects[part],
 		Data:    body,
 		Header:  nats.Header{jetstream.MsgIDHeader: {MsgID(c.Source.SourceID, e.jobID, key)}},
 	}

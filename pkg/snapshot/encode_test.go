@@ -3,6 +3,7 @@ package snapshot
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -136,4 +137,39 @@ func BenchmarkEncode(b *testing.B) {
 			_, _ = json.Marshal(key)
 		}
 	})
+}
+
+// TestEncodeSubjectIsKeysPartition: a row goes to the partition of its
+// key among the source's partitions, the subject capture uses for it.
+func TestEncodeSubjectIsKeysPartition(t *testing.T) {
+	src := contracts.Source{SourceID: 3, Database: "db", Schema: "public", Table: "t", CommitLSN: "0/10", LSN: "0/10", Snapshot: true}
+	cols := []contracts.Column{{Name: "id", Type: "bigint", BaseType: "bigint", Key: true}}
+	for _, tt := range []struct {
+		name       string
+		partitions int
+	}{{"never set", 0}, {"one", 1}, {"four", 4}, {"sixty-four", 64}} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := NewEncoder(9, nil, 0)
+			if tt.partitions > 0 {
+				e.SetPartitions(tt.partitions)
+			}
+			seen := map[string]bool{}
+			for i := range 200 {
+				key := contracts.Row{"id": json.RawMessage(strconv.Itoa(i))}
+				c := contracts.Change{V: 1, Op: contracts.OpRead, Source: src, Columns: cols, Key: key, After: key}
+				m, err := e.Encode(&c, []string{strconv.Itoa(i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := contracts.ChangeSubject(3, "public", "t", contracts.Partition(key, tt.partitions))
+				if m.Subject != want {
+					t.Fatalf("row %d on %s; want %s", i, m.Subject, want)
+				}
+				seen[m.Subject] = true
+			}
+			if want := max(tt.partitions, 1); len(seen) != want {
+				t.Errorf("200 rows went to %d subjects; want %d", len(seen), want)
+			}
+		})
+	}
 }

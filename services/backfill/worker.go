@@ -286,6 +286,7 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 	}
 	defer pub.Close()
 	enc := snapshot.NewEncoder(job.ID, targets, w.nc.MaxPayload())
+	enc.SetPartitions(src.Partitions)
 	batches, stop := readAhead(ctx, sess, enc, filters, lastKey, job.BatchSize, w.cfg.StatementTimeout)
 	// Runs before sess.Close (deferred earlier): the reader is done with
 	// the session when stop returns.

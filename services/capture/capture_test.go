@@ -379,6 +379,7 @@ func TestCapture(t *testing.T) {
 	t.Run("PauseResumeTableChange", func(t *testing.T) { t.Parallel(); testPauseResume(t, pg, js) })
 	t.Run("FxModule", func(t *testing.T) { t.Parallel(); testFxModule(t, pg, js) })
 	t.Run("StandbyTakeover", func(t *testing.T) { t.Parallel(); testStandbyTakeover(t, pg, js) })
+	t.Run("Partitions", func(t *testing.T) { t.Parallel(); testPartitions(t, pg, js) })
 }
 
 func testEnvelope(t *testing.T, pg *testkit.Postgres, js jetstream.JetStream) {

@@ -106,7 +106,7 @@ func sameConnection(a, b configstore.Source) bool {
 // sameTables reports whether two specs publish the same tables to the same
 // consumers.
 func sameTables(a, b sourceSpec) bool {
-	return slices.Equal(a.Tables, b.Tables) && slices.EqualFunc(a.Consumers, b.Consumers, func(x, y consumerSpec) bool {
+	return a.Source.Partitions == b.Source.Partitions && slices.Equal(a.Tables, b.Tables) && slices.EqualFunc(a.Consumers, b.Consumers, func(x, y consumerSpec) bool {
 		return x.PipelineID == y.PipelineID && x.DestinationID == y.DestinationID && slices.Equal(x.Tables, y.Tables)
 	})
 }

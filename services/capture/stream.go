@@ -45,18 +45,25 @@ type stream struct {
 	block     *spool // the transaction of the open Stream Start .. Stop block
 }
 
-type cdcTable struct{ schema, table string }
+type cdcTable struct {
+	schema, table string
+	partition     int
+}
 
-// subject is the change's subject, built once per table of the session.
+// subject is the change's subject: its table's, on the partition of its
+// key among the source's partitions (contracts.Partition), built once per
+// table and partition of the session. The partition count is the applied
+// spec's: the API refuses to change it while the source has pipelines, so
+// it is fixed while capture runs for them.
 func (s *stream) subject(c *contracts.Change) string {
-	k := cdcTable{c.Source.Schema, c.Source.Table}
+	k := cdcTable{c.Source.Schema, c.Source.Table, contracts.Partition(c.Key, s.applied.Source.Partitions)}
 	if sub, ok := s.subjects[k]; ok {
 		return sub
 	}
 	if s.subjects == nil {
 		s.subjects = make(map[cdcTable]string)
 	}
-	sub := contracts.ChangeSubject(c.Source.SourceID, c.Source.Schema, c.Source.Table, 0)
+	sub := contracts.ChangeSubject(c.Source.SourceID, c.Source.Schema, c.Source.Table, k.partition)
 	s.subjects[k] = sub
 	return sub
 }
@@ -354,7 +361,10 @@ func (s *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2)
 
 // publish sends one change with its deterministic Nats-Msg-Id, so that a
 // change published again after a restart is dropped by JetStream's
-// duplicate window (and, past it, by the sinks' version guard).
+// duplicate window (and, past it, by the sinks' version guard). The id
+// needs no partition: the partition is a function of the change's key,
+// so a re-published change goes to the same subject with the same id
+// (and the duplicate window is the stream's, across its subjects).
 func (s *stream) publish(ctx context.Context, c *contracts.Change) error {
 	for s.acks.inFlight() >= s.w.cfg.PublishWindow {
 		if err := s.acks.waitOldest(ctx, s.w.cfg.AckTimeout); err != nil {
