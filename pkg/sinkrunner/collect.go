@@ -135,6 +135,7 @@ func (r *Runner) collectTicker() (<-chan time.Time, func()) {
 //   - the oldest dead letter of the table, read after the consumer so that
 //     a change dead-lettered and acked meanwhile is seen in the queue.
 func (r *Runner) collect(ctx context.Context) ([]TableCollection, error) {
+	r.lastCollect, r.collectDue = time.Now(), false
 	coll, ok := r.drv.(TombstoneCollector)
 	if !ok || r.cfg.Bounds == nil || len(r.cfg.Tables) == 0 {
 		return nil, ErrNotCollected
@@ -152,6 +153,7 @@ func (r *Runner) collect(ctx context.Context) ([]TableCollection, error) {
 	if info.NumPending > 0 || info.NumAckPending > heldN {
 		// Changes this runner has not seen may be older than anything
 		// it holds: wait until it has caught up.
+		r.collectDue = true
 		out := make([]TableCollection, len(r.cfg.Tables))
 		for i, t := range r.cfg.Tables {
 			out[i] = TableCollection{Table: t, Skipped: fmt.Sprintf("consumer not caught up (%d pending, %d unacked, %d held)",
@@ -249,7 +251,26 @@ func (r *Runner) heldVersions() (map[string]contracts.Version, int) {
 	return out, len(msgs)
 }
 
+// collectRetryEvery is the least time between two collections tried
+// because an earlier one found the consumer behind (collectDue).
+const collectRetryEvery = time.Second
+
+// collectRetry fires when a collection is due again: an earlier one found
+// the consumer behind, the last batch caught up, and collectRetryEvery has
+// passed since the last try. nil (never) otherwise.
+func (r *Runner) collectRetry() <-chan time.Time {
+	if !r.collectDue || !r.caughtUp {
+		return nil
+	}
+	return time.After(time.Until(r.lastCollect.Add(collectRetryEvery)))
+}
+
 // runCollect serves a periodic collection, logging instead of returning.
+//
+// A collection (periodic or asked for) that finds the consumer behind
+// sets collectDue, and is tried again after the first batch that leaves
+// nothing pending: a pipeline rarely idle at the tick would otherwise
+// keep its tombstones for many intervals.
 func (r *Runner) runCollect(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.ApplyTimeout)
 	defer cancel()

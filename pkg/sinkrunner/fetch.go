@@ -34,6 +34,16 @@ type batch struct {
 	collapsed *collapsed
 }
 
+// caughtUp reports whether JetStream had nothing more for the consumer
+// when it delivered the batch's last message.
+func (b *batch) caughtUp() bool {
+	if len(b.msgs) == 0 {
+		return false
+	}
+	meta, err := b.msgs[len(b.msgs)-1].Metadata()
+	return err == nil && meta.NumPending == 0
+}
+
 type collapsed struct {
 	batches []cdc.TableBatch
 	err     error

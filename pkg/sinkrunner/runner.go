@@ -40,6 +40,12 @@ type Runner struct {
 	acks   acker    // only the applier uses it
 	stats  counters // written by the applier, read by anyone
 	health health
+
+	// The applier's: a collection that found the consumer behind sets
+	// collectDue; caughtUp says the last batch left nothing pending
+	// (collectRetry).
+	collectDue, caughtUp bool
+	lastCollect          time.Time
 }
 
 // New returns a runner applying what cons delivers through drv and
@@ -148,7 +154,10 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.runCollect(ctx)
 		case b := <-ready:
 			r.process(ctx, b)
+			r.caughtUp = b.caughtUp()
 			r.held.release(b)
+		case <-r.collectRetry():
+			r.runCollect(ctx)
 		}
 	}
 }
