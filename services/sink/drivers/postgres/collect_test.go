@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -171,20 +170,6 @@ func tombstoneChurn(t testing.TB, keys int) {
 		})
 	}
 	conn := pg.Connect(t, db)
-	if os.Getenv("CHURN_KEYS") != "" {
-		pctx, pcancel := context.WithCancel(ctx)
-		t.Cleanup(pcancel)
-		go probe(pctx, t, conn.Config().ConnString())
-		go func() {
-			for pctx.Err() == nil {
-				time.Sleep(15 * time.Second)
-				info, err := cons.Info(ctx)
-				if err == nil {
-					fmt.Fprintf(os.Stderr, "%s acked %d pending %d\n", time.Now().Format("15:04:05"), info.AckFloor.Stream, info.NumPending)
-				}
-			}
-		}()
-	}
 	count := func(q string) int {
 		var n int
 		if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
