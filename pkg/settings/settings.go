@@ -85,6 +85,8 @@ type Settings struct {
 	CaptureConfirmDelay time.Duration
 	// RedisURL is the Redis holding dead-letter queues; empty disables them.
 	RedisURL string
+	// RedisAuth is the ACL user and TLS for RedisURL (redisauth.go).
+	RedisAuth RedisAuth
 	// DataDir holds embedded NATS storage and local destination files.
 	DataDir string
 	// SecretKey encrypts stored passwords and keys (AES-256-GCM, key derived
@@ -181,7 +183,7 @@ func Default() Settings {
 // as NAME_FILE, the path of a file holding the value (a mounted Secret), so
 // that it never appears in the environment or in a process listing.
 var secretEnv = []string{EnvSecretKey, EnvSecretPrev, EnvConfigDSN, EnvNATSURL, EnvRedisURL,
-	EnvNATSNKeySeed, EnvNATSPassword, EnvNATSToken, EnvJSKey, EnvJSKeyPrev}
+	EnvNATSNKeySeed, EnvNATSPassword, EnvNATSToken, EnvRedisPassword, EnvJSKey, EnvJSKeyPrev}
 
 // lookupEnv reads name, or for a secret variable name_FILE; setting both is
 // an error, since which one wins would be a guess.
@@ -229,6 +231,11 @@ func Load() (Settings, error) {
 		s.NATSAuth = a
 	}
 	str(EnvRedisURL, &s.RedisURL)
+	if a, err := loadRedisAuth(); err != nil {
+		errs = append(errs, err)
+	} else {
+		s.RedisAuth = a
+	}
 	str(EnvNATSListen, &s.EmbeddedNATSAddr)
 	str(EnvNATSSync, &s.EmbeddedNATSSync)
 	str(EnvNATSTLSCert, &s.EmbeddedNATSTLSCert)
@@ -422,6 +429,9 @@ func (s *Settings) Validate() (usedDevKey bool, err error) {
 			errs = append(errs, fmt.Errorf("%s=%q is not a loopback address: the embedded NATS carries row data and credentials, so off loopback it needs TLS (%s and %s), or listen on 127.0.0.1",
 				EnvNATSListen, s.EmbeddedNATSAddr, EnvNATSTLSCert, EnvNATSTLSKey))
 		}
+	}
+	if err := ValidateRedis(s.RedisURL, s.RedisAuth); err != nil {
+		errs = append(errs, err)
 	}
 	if s.SecretKeyPrevious != "" && len(s.SecretKeyPrevious) < 16 {
 		errs = append(errs, fmt.Errorf("%s is too short (%d characters): it must be the key in use before the rotation", EnvSecretPrev, len(s.SecretKeyPrevious)))

@@ -1,6 +1,8 @@
 package testkit
 
 import (
+	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -16,18 +18,54 @@ import (
 type Redis struct {
 	Port int
 	Dir  string
-	cmd  *exec.Cmd
+	opts RedisOptions
+	// admin is the password of the "testkit" user readiness checks use
+	// when the server has ACL users.
+	admin string
+	// client is the certificate readiness checks present to a server that
+	// verifies clients.
+	client *Leaf
+	cmd    *exec.Cmd
+}
+
+// RedisOptions make a server that checks who connects.
+type RedisOptions struct {
+	// TLS, when set, makes the server listen with TLS only (no plain
+	// port), with a certificate the CA issues for 127.0.0.1 and localhost.
+	TLS *CA
+	// TLSAuthClients makes the TLS server require a client certificate
+	// the CA issued.
+	TLSAuthClients bool
+	// Users are ACL users, one rule line each as after `ACL SETUSER`
+	// ("rosetta on >pw ~dlq:* +@all"). With any, the default user is off
+	// (so a client without credentials is refused).
+	Users []string
 }
 
 // StartRedis starts redis-server on a free port with AOF in a temp dir; it is
 // killed when the test ends.
-func StartRedis(tb testing.TB) *Redis {
+func StartRedis(tb testing.TB) *Redis { return StartRedisWith(tb, RedisOptions{}) }
+
+// StartRedisWith starts redis-server like StartRedis, with TLS or ACL
+// users as o asks.
+func StartRedisWith(tb testing.TB, o RedisOptions) *Redis {
 	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("testkit: redis-server not found: install it (apt-get install redis-server)")
 	}
-	r := &Redis{Dir: tb.TempDir()}
+	r := &Redis{Dir: tb.TempDir(), opts: o}
+	if len(o.Users) > 0 {
+		r.admin = "admin-" + RandomSuffix()
+	}
+	if o.TLS != nil {
+		server := o.TLS.Issue(tb, "redis-server-"+RandomSuffix(), "127.0.0.1", "localhost")
+		client := o.TLS.Issue(tb, "redis-testkit-"+RandomSuffix(), "testkit")
+		r.client = &client
+		if err := r.writeTLSConf(server); err != nil {
+			tb.Fatalf("testkit: redis tls config: %v", err)
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		r.Port = FreePort(tb)
 		err := r.start(bin)
@@ -42,10 +80,41 @@ func StartRedis(tb testing.TB) *Redis {
 	return r
 }
 
+// writeTLSConf writes the TLS directives into an included file, so that
+// the command line stays free of paths with spaces.
+func (r *Redis) writeTLSConf(server Leaf) error {
+	auth := "no"
+	if r.opts.TLSAuthClients {
+		auth = "yes"
+	}
+	conf := fmt.Sprintf("tls-cert-file %q\ntls-key-file %q\ntls-ca-cert-file %q\ntls-auth-clients %s\n",
+		server.CertFile, server.KeyFile, r.opts.TLS.CertFile, auth)
+	return os.WriteFile(filepath.Join(r.Dir, "tls.conf"), []byte(conf), 0o600)
+}
+
 func (r *Redis) start(bin string) error {
-	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
-		"--dir", r.Dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-		"--logfile", filepath.Join(r.Dir, "redis.log"))
+	conf := []string{
+		"bind 127.0.0.1",
+		fmt.Sprintf("dir %q", r.Dir),
+		"appendonly yes", "appendfsync always", `save ""`,
+		fmt.Sprintf("logfile %q", filepath.Join(r.Dir, "redis.log")),
+	}
+	if r.opts.TLS != nil {
+		conf = append(conf, "port 0", "tls-port "+strconv.Itoa(r.Port), fmt.Sprintf("include %q", filepath.Join(r.Dir, "tls.conf")))
+	} else {
+		conf = append(conf, "port "+strconv.Itoa(r.Port))
+	}
+	if len(r.opts.Users) > 0 {
+		conf = append(conf, "user default off", "user testkit on >"+r.admin+" ~* &* +@all")
+		for _, u := range r.opts.Users {
+			conf = append(conf, "user "+u)
+		}
+	}
+	path := filepath.Join(r.Dir, "redis.conf")
+	if err := os.WriteFile(path, []byte(strings.Join(conf, "\n")+"\n"), 0o600); err != nil {
+		return err
+	}
+	r.cmd = exec.Command(bin, path)
 	if err := r.cmd.Start(); err != nil {
 		return err
 	}
@@ -65,25 +134,52 @@ func (r *Redis) start(bin string) error {
 // socket is not enough: while Redis replays its AOF after a restart it
 // answers every command with LOADING, and a test that writes then fails.
 func (r *Redis) ready() bool {
-	c, err := net.DialTimeout("tcp", r.Addr(), 200*time.Millisecond)
+	var c net.Conn
+	var err error
+	d := &net.Dialer{Timeout: 200 * time.Millisecond}
+	if r.opts.TLS != nil {
+		c, err = tls.DialWithDialer(d, "tcp", r.Addr(), &tls.Config{
+			RootCAs: r.opts.TLS.Pool(), Certificates: []tls.Certificate{r.client.TLS}, MinVersion: tls.VersionTLS12})
+	} else {
+		c, err = d.Dial("tcp", r.Addr())
+	}
 	if err != nil {
 		return false
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+	cmd := "PING\r\n"
+	if r.admin != "" {
+		cmd = "AUTH testkit " + r.admin + "\r\n" + cmd
+	}
+	if _, err := c.Write([]byte(cmd)); err != nil {
 		return false
 	}
-	buf := make([]byte, 64)
-	n, err := c.Read(buf)
-	return err == nil && strings.HasPrefix(string(buf[:n]), "+PONG")
+	rd := bufio.NewReader(c)
+	if r.admin != "" {
+		if line, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+			return false
+		}
+	}
+	line, err := rd.ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "+PONG")
 }
 
 // Addr is host:port.
 func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
 
-// URL is a redis:// URL.
-func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
+// URL is a redis:// URL, rediss:// when the server speaks TLS. It holds
+// no credentials.
+func (r *Redis) URL() string {
+	if r.opts.TLS != nil {
+		return "rediss://" + r.Addr() + "/0"
+	}
+	return "redis://" + r.Addr() + "/0"
+}
+
+// ClientCert is the certificate (issued by the TLS CA) the server accepts
+// from a client when it verifies clients; nil without TLS.
+func (r *Redis) ClientCert() *Leaf { return r.client }
 
 // Kill stops the server with SIGKILL (data on disk stays for Restart).
 func (r *Redis) Kill() {

@@ -26,6 +26,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/destquery"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
+	"github.com/rosettacdc/rosetta/pkg/redisconn"
 	"github.com/rosettacdc/rosetta/pkg/secrets"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 )
@@ -218,12 +219,14 @@ func newNATS(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (NATSResul
 	return NATSResult{Conn: nc, JS: js, Tap: tap}, nil
 }
 
-func newRedis(lc fx.Lifecycle, s *settings.Settings) (*redis.Client, error) {
-	opt, err := redis.ParseURL(s.RedisURL)
+// newRedis connects with the ACL user and TLS settings; a refusal the
+// settings must fix stops the start with what to fix, an unreachable
+// server only a warning (redisconn.Open).
+func newRedis(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (*redis.Client, error) {
+	c, err := redisconn.Open(context.Background(), s.RedisURL, s.RedisAuth, log)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", settings.EnvRedisURL, err)
+		return nil, err
 	}
-	c := redis.NewClient(opt)
 	lc.Append(fx.StopHook(c.Close))
 	return c, nil
 }

@@ -66,7 +66,9 @@ Configuration comes from the environment (flags override):
   ROSETTA_HTTP_ADDR           API listen address (default 127.0.0.1:8080)
   ROSETTA_NATS_URL            NATS server; empty runs an embedded one
   ROSETTA_EMBEDDED_NATS_ADDR  embedded NATS listen address (default 127.0.0.1:4223)
-  ROSETTA_REDIS_URL           Redis for dead-letter queues (optional)
+  ROSETTA_REDIS_URL           Redis for dead-letter queues (optional; rediss:// for TLS)
+  ROSETTA_REDIS_USER          Redis ACL user, with ROSETTA_REDIS_PASSWORD(_FILE)
+  ROSETTA_REDIS_TLS_CA        CA of the Redis server's certificate (_CERT/_KEY: client's)
   ROSETTA_DATA_DIR            data directory (default ./.rosetta)
   ROSETTA_SECRET_KEY          key encrypting stored secrets (required, except dev)
   ROSETTA_SECRET_KEY_PREVIOUS the key before a rotation (rosetta secrets rotate)
@@ -138,7 +140,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&s.ConfigDSN, "config-dsn", s.ConfigDSN, "config database URL ("+settings.EnvConfigDSN+")")
 	fs.StringVar(&s.HTTPAddr, "http-addr", s.HTTPAddr, "API listen address ("+settings.EnvHTTPAddr+")")
 	fs.StringVar(&s.NATSURL, "nats-url", s.NATSURL, "NATS URL, empty for embedded ("+settings.EnvNATSURL+")")
-	fs.StringVar(&s.RedisURL, "redis-url", s.RedisURL, "Redis URL ("+settings.EnvRedisURL+")")
+	// No default shown: the URL may hold a password, and -h prints
+	// defaults.
+	var redisURL string
+	fs.StringVar(&redisURL, "redis-url", "", "Redis URL, rediss:// for TLS (default "+settings.EnvRedisURL+")")
 	fs.StringVar(&s.DataDir, "data-dir", s.DataDir, "data directory ("+settings.EnvDataDir+")")
 	fs.StringVar(&s.LogLevel, "log-level", s.LogLevel, "log level ("+settings.EnvLogLevel+")")
 	var destinations string
@@ -152,6 +157,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return nil
 		}
 		return err
+	}
+	if redisURL != "" {
+		s.RedisURL = redisURL
 	}
 	if destinations != "" {
 		ids, err := settings.ParseDestinationIDs(destinations)
