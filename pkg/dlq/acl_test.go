@@ -3,6 +3,7 @@ package dlq
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -49,8 +50,12 @@ func TestACL(t *testing.T) {
 	if err != nil || res.Replayed != 1 || res.Failed != 3 {
 		t.Fatalf("replay = %+v, %v; want 1 replayed, 3 failed", res, err)
 	}
-	if n, err := q.Discard(ctx, 3, 7, ""); err != nil || n != 4 {
-		t.Fatalf("discard = %d, %v; want 4", n, err)
+	got, err := q.Trim(ctx, 3, 7, Retention{MaxEntries: 2, MaxAge: time.Hour}, time.Now())
+	if err != nil || len(got) != 1 || got[0].ByEntries != 1 {
+		t.Fatalf("trim = %+v, %v; want 1 of public.items", got, err)
+	}
+	if n, err := q.Discard(ctx, 3, 7, ""); err != nil || n != 3 {
+		t.Fatalf("discard = %d, %v; want 3", n, err)
 	}
 	// Keys outside the prefix stay out of reach.
 	if err := rdb.Set(ctx, "other:key", "v", 0).Err(); err == nil {

@@ -27,8 +27,9 @@
 //     not finish stay pending in the consumer group and the next replay
 //     reclaims them (XAUTOCLAIM). Applying an entry twice is harmless: the
 //     destination drivers are version-guarded.
-//   - Entries are never trimmed; only Replay (after success) and Discard
-//     remove them.
+//   - Entries leave by Replay (after success), Discard, or Trim (the
+//     retention: maximum age and count per stream, trim.go); Trim forgets
+//     their msg_ids too. Nothing else removes them.
 package dlq
 
 import (

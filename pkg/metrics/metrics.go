@@ -37,6 +37,7 @@ type Metrics struct {
 	pending      *prometheus.GaugeVec
 	ackPending   *prometheus.GaugeVec
 	dlqDepth     *prometheus.GaugeVec
+	dlqTrimmed   *prometheus.CounterVec
 	walRetained  *prometheus.GaugeVec
 	walSafe      *prometheus.GaugeVec
 	walStatus    *prometheus.GaugeVec
@@ -105,6 +106,10 @@ func New() *Metrics {
 			Namespace: namespace, Subsystem: "dlq", Name: "depth",
 			Help: "Dead letters waiting, by source, destination and table.",
 		}, []string{"source_id", "destination_id", "table"}),
+		dlqTrimmed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "dlq", Name: "trimmed_total",
+			Help: "Dead letters removed by the retention (ROSETTA_DLQ_MAX_AGE, ROSETTA_DLQ_MAX_ENTRIES), by source, destination, table and reason (age or entries).",
+		}, []string{"source_id", "destination_id", "table", "reason"}),
 		walRetained: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Subsystem: "wal", Name: "retained_bytes",
 			Help: "WAL the source keeps for Rosetta's slot (current WAL LSN - restart_lsn).",
@@ -146,7 +151,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.captured, m.streamedTxs, m.slotConfirm, m.slotLag, m.applied, m.batchSize, m.applyLatency, m.endToEnd,
-		m.errors, m.pending, m.ackPending, m.dlqDepth, m.walRetained, m.walSafe, m.walStatus, m.walUp,
+		m.errors, m.pending, m.ackPending, m.dlqDepth, m.dlqTrimmed, m.walRetained, m.walSafe, m.walStatus, m.walUp,
 		m.lagSeconds, m.lagBytes, m.tombstones, m.collectBound, m.collected,
 	)
 	return m
@@ -192,6 +197,15 @@ func (m *Metrics) SlotConfirmed(sourceID int64, confirmed, walEnd uint64) {
 		}
 		m.slotLag.WithLabelValues(id(sourceID)).Set(lag)
 	}
+}
+
+// DLQTrimmed counts n dead letters of a table the retention removed, for
+// reason "age" or "entries".
+func (m *Metrics) DLQTrimmed(sourceID, destinationID int64, table, reason string, n int64) {
+	if m == nil {
+		return
+	}
+	m.dlqTrimmed.WithLabelValues(id(sourceID), id(destinationID), table, reason).Add(float64(n))
 }
 
 // Error counts one error of component, classified by class.

@@ -159,6 +159,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.ApplyFailed(1, 2, "x")
 	m.WALChecked(metrics.WALSample{SourceID: 1})
 	m.TombstonesCollected(1, 2, "s.t", 3, 4, 5)
+	m.DLQTrimmed(1, 2, "s.t", "age", 3)
 }
 
 func TestTombstonesCollected(t *testing.T) {

@@ -87,6 +87,8 @@ type Settings struct {
 	RedisURL string
 	// RedisAuth is the ACL user and TLS for RedisURL (redisauth.go).
 	RedisAuth RedisAuth
+	// DLQRetention bounds the dead-letter streams (dlqretention.go).
+	DLQRetention
 	// DataDir holds embedded NATS storage and local destination files.
 	DataDir string
 	// SecretKey encrypts stored passwords and keys (AES-256-GCM, key derived
@@ -176,6 +178,7 @@ func Default() Settings {
 		CaptureBackfillOnRewrite: true,
 		Scale:                    DefaultScale(),
 		AtRest:                   DefaultAtRest(),
+		DLQRetention:             DefaultDLQRetention(),
 	}
 }
 
@@ -326,6 +329,9 @@ func Load() (Settings, error) {
 	if err := s.AtRest.load(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := s.DLQRetention.load(); err != nil {
+		errs = append(errs, err)
+	}
 	return s, errors.Join(errs...)
 }
 
@@ -471,6 +477,9 @@ func (s *Settings) Validate() (usedDevKey bool, err error) {
 		}
 	}
 	if err := s.Scale.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.DLQRetention.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := s.AtRest.validate(); err != nil {

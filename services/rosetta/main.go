@@ -69,6 +69,8 @@ Configuration comes from the environment (flags override):
   ROSETTA_REDIS_URL           Redis for dead-letter queues (optional; rediss:// for TLS)
   ROSETTA_REDIS_USER          Redis ACL user, with ROSETTA_REDIS_PASSWORD(_FILE)
   ROSETTA_REDIS_TLS_CA        CA of the Redis server's certificate (_CERT/_KEY: client's)
+  ROSETTA_DLQ_MAX_ENTRIES     dead letters kept per stream (default 100000, 0: all)
+  ROSETTA_DLQ_MAX_AGE         age after which dead letters go (default 30d, 0: never)
   ROSETTA_DATA_DIR            data directory (default ./.rosetta)
   ROSETTA_SECRET_KEY          key encrypting stored secrets (required, except dev)
   ROSETTA_SECRET_KEY_PREVIOUS the key before a rotation (rosetta secrets rotate)

@@ -83,6 +83,13 @@ type DLQConfig struct {
 	// renewed (1m); it is renewed every third of it. A sink that dies
 	// mid-replay leaves the recovery to another sink after this.
 	Lease time.Duration
+	// Retention bounds every queue (settings' ROSETTA_DLQ_MAX_ENTRIES and
+	// ROSETTA_DLQ_MAX_AGE); the zero value keeps every entry.
+	Retention dlq.Retention
+	// TrimInterval is how often the retention is applied (1m).
+	TrimInterval time.Duration
+	// TrimObserver, when set, counts what the retention removed.
+	TrimObserver TrimObserver
 }
 
 // DefaultConfig holds the defaults. The runner's and the reconcile
@@ -94,7 +101,8 @@ func DefaultConfig() Config {
 		ReconcileInterval: settings.Default().ReconcileInterval,
 		ConsumerRetry:     time.Second,
 		ConsumerGrace:     30 * time.Second,
-		DLQ:               DLQConfig{Queue: dlq.DefaultConfig(), PollInterval: 2 * time.Second, Lease: time.Minute},
+		DLQ: DLQConfig{Queue: dlq.DefaultConfig(), PollInterval: 2 * time.Second, Lease: time.Minute,
+			TrimInterval: time.Minute},
 	}
 }
 
@@ -117,8 +125,11 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("sink: destination id %d is not positive", id))
 		}
 	}
-	if c.DLQ.PollInterval < 0 || c.DLQ.Lease < 0 {
-		errs = append(errs, errors.New("sink: dlq poll interval and lease must not be negative"))
+	if c.DLQ.PollInterval < 0 || c.DLQ.Lease < 0 || c.DLQ.TrimInterval < 0 {
+		errs = append(errs, errors.New("sink: dlq poll interval, lease and trim interval must not be negative"))
+	}
+	if err := c.DLQ.Retention.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.DLQ.Queue.Validate(); err != nil {
 		errs = append(errs, err)

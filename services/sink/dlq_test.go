@@ -290,6 +290,11 @@ func TestDeadLetters(t *testing.T) {
 		if fmt.Sprint(classes) != "map[3:value_too_long 6:out_of_range 8:constraint_violation]" {
 			t.Fatalf("dead-lettered = %v", classes)
 		}
+		// The retention loop trims the queues of the pipeline destinations
+		// the manager runs.
+		if qs := f.m.queueList(); len(qs) != 1 || qs[0] != (queueKey{SourceID: f.src.ID, DestinationID: f.dst.ID}) {
+			t.Fatalf("queues to trim = %v", qs)
+		}
 		if key := f.q.Key(f.src.ID, "app.items", f.dst.ID); !strings.HasSuffix(key, fmt.Sprintf(":%d:app.items:%d", f.src.ID, f.dst.ID)) {
 			t.Fatalf("stream key %q", key)
 		}

@@ -52,6 +52,9 @@ type Manager struct {
 
 	rmu     sync.Mutex
 	runners map[pairKey]runnerRef
+	// queues are the dead-letter queues of the pipeline destinations
+	// this manager runs, started or paused (retention.go).
+	queues map[queueKey]bool
 
 	// queries learns the DuckDB files this manager's drivers hold; nil
 	// when nobody reads through them (see ServeQueries).
@@ -136,6 +139,9 @@ func NewManagerWithDLQ(cfg Config, store ConfigStore, js jetstream.JetStream, q 
 	if cfg.DLQ.Lease <= 0 {
 		cfg.DLQ.Lease = d.DLQ.Lease
 	}
+	if cfg.DLQ.TrimInterval <= 0 {
+		cfg.DLQ.TrimInterval = d.DLQ.TrimInterval
+	}
 	if q == nil {
 		recoveries = nil
 	}
@@ -173,6 +179,15 @@ func (m *Manager) Run(ctx context.Context) error {
 		go func() {
 			defer close(done)
 			m.runRecoveries(ctx)
+		}()
+		defer func() { <-done }()
+	}
+	if m.dlq != nil && m.cfg.DLQ.Retention.Enabled() {
+		done := make(chan struct{})
+		// Owned by Run, like the recovery loop: it ends with ctx.
+		go func() {
+			defer close(done)
+			m.runRetention(ctx)
 		}()
 		defer func() { <-done }()
 	}
@@ -247,6 +262,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 	}
 	dests := map[int64]destLookup{}
 	desired := map[pairKey]bool{}
+	queues := map[queueKey]bool{}
 	for _, p := range pipelines {
 		tables, terr := parseTables(p.Tables)
 		for _, destID := range p.DestinationIDs {
@@ -255,9 +271,11 @@ func (m *Manager) reconcile(ctx context.Context) {
 			}
 			key := pairKey{PipelineID: p.ID, DestinationID: destID}
 			desired[key] = true
+			queues[queueKey{SourceID: p.SourceID, DestinationID: destID}] = true
 			m.reconcilePair(ctx, key, p, tables, terr, dests)
 		}
 	}
+	m.setQueues(queues)
 	for key, st := range m.sinks {
 		if desired[key] {
 			continue

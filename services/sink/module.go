@@ -87,6 +87,10 @@ func newFromFx(p Params) (*Manager, error) {
 		cfg.ReconcileInterval = p.Settings.ReconcileInterval
 	}
 	cfg.Destinations = p.Settings.SinkDestinations
+	cfg.DLQ.Retention = dlq.Retention{MaxEntries: p.Settings.DLQMaxEntries, MaxAge: p.Settings.DLQMaxAge}
+	if p.Metrics != nil {
+		cfg.DLQ.TrimObserver = p.Metrics
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
