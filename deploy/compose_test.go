@@ -108,11 +108,22 @@ func TestNATSHelmValues(t *testing.T) {
 			Image struct {
 				Tag string `json:"tag"`
 			} `json:"image"`
+			Env map[string]struct {
+				ValueFrom *struct {
+					SecretKeyRef *struct {
+						Name string `json:"name"`
+					} `json:"secretKeyRef"`
+				} `json:"valueFrom"`
+			} `json:"env"`
 		} `json:"container"`
 		Config struct {
+			NATS struct {
+				TLS chartTLS `json:"tls"`
+			} `json:"nats"`
 			Cluster struct {
-				Enabled  bool `json:"enabled"`
-				Replicas int  `json:"replicas"`
+				Enabled  bool     `json:"enabled"`
+				Replicas int      `json:"replicas"`
+				TLS      chartTLS `json:"tls"`
 			} `json:"cluster"`
 			JetStream struct {
 				Enabled bool `json:"enabled"`
@@ -120,6 +131,8 @@ func TestNATSHelmValues(t *testing.T) {
 			Merge struct {
 				JetStream struct {
 					SyncInterval string `json:"sync_interval"`
+					Cipher       string `json:"cipher"`
+					Key          string `json:"key"`
 				} `json:"jetstream"`
 			} `json:"merge"`
 		} `json:"config"`
@@ -136,10 +149,32 @@ func TestNATSHelmValues(t *testing.T) {
 	if v.Config.Merge.JetStream.SyncInterval != "always" {
 		t.Errorf("sync_interval %q, want always (deploy/README.md says why)", v.Config.Merge.JetStream.SyncInterval)
 	}
+	// Encryption at rest under a key from a Secret, through the
+	// environment (the chart's << >> writes the variable unquoted).
+	if js := v.Config.Merge.JetStream; js.Cipher != "chachapoly" || js.Key != "<< $JS_KEY >>" {
+		t.Errorf("jetstream cipher %q key %q, want chachapoly and << $JS_KEY >>", js.Cipher, js.Key)
+	}
+	if e, ok := v.Container.Env["JS_KEY"]; !ok || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+		t.Error("JS_KEY is not taken from a Secret in container.env")
+	}
+	// TLS for clients and routes, with the CA that verifies the peer.
+	for what, tls := range map[string]chartTLS{"clients": v.Config.NATS.TLS, "routes": v.Config.Cluster.TLS} {
+		if !tls.Enabled || tls.SecretName == "" || tls.CA == "" {
+			t.Errorf("TLS for %s: %+v, want enabled from a Secret with a CA (verify)", what, tls)
+		}
+	}
 	m := readManifests(t)
 	for _, c := range m.configMaps {
 		if r, ok := c.Data["ROSETTA_STREAM_REPLICAS"]; ok && r != "3" {
 			t.Errorf("ROSETTA_STREAM_REPLICAS=%s on a three-node cluster, want 3", r)
 		}
 	}
+}
+
+// chartTLS is a TLS block of the chart's values: with ca set, the chart
+// writes ca_file and verify: true.
+type chartTLS struct {
+	Enabled    bool   `json:"enabled"`
+	SecretName string `json:"secretName"`
+	CA         string `json:"ca"`
 }
