@@ -34,6 +34,13 @@ func TestCollectAfterCatchingUp(t *testing.T) {
 	// batches are small: the asked-for collection finds it behind.
 	it := ev{Table: "items", Columns: itemCols}
 	subject := contracts.ChangeSubject(source, "app", "items", 0)
+	stored := func() {
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(time.Minute):
+			t.Fatal("publishes not acknowledged")
+		}
+	}
 	for i := range keys {
 		for _, c := range []contracts.Change{it.Ins(uint64(2*i+2), i, "queued"), it.Del(uint64(2*i+3), i)} {
 			c.Source.SourceID = source
@@ -45,12 +52,12 @@ func TestCollectAfterCatchingUp(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if i%1000 == 999 {
+			// Within the client's window of unacknowledged publishes.
+			stored()
+		}
 	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(time.Minute):
-		t.Fatal("publishes not acknowledged")
-	}
+	stored()
 
 	db := pg.CreateDatabase(t, "dest")
 	cfg := DefaultConfig()
