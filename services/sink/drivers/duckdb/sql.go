@@ -1,11 +1,10 @@
 package duckdb
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
 // Names Rosetta reserves in a destination. Source columns may not start
@@ -48,16 +47,9 @@ func ident(parts ...string) string {
 }
 
 // tombstoneTableName names the tombstone table of one destination table
-// inside _rosetta: a readable prefix of the table name plus a hash of the
-// schema-qualified name, so two destination tables never share one.
+// inside _rosetta (relational.TombstoneTableName).
 func tombstoneTableName(schema, table string) string {
-	sum := sha256.Sum256([]byte(schema + "\x00" + table))
-	prefix := table
-	for len(prefix) > 40 {
-		_, size := utf8.DecodeLastRuneInString(prefix)
-		prefix = prefix[:len(prefix)-size]
-	}
-	return "tomb_" + prefix + "_" + hex.EncodeToString(sum[:6])
+	return relational.TombstoneTableName(schema, table)
 }
 
 // stageColumn is one data column of a staging table.

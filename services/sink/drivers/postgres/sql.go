@@ -1,15 +1,14 @@
 package postgres
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
 // Names Rosetta reserves in a destination. Source columns may not start
@@ -56,17 +55,9 @@ func columnType(baseType string) string {
 }
 
 // tombstoneTableName names the tombstone table of one destination table
-// inside _rosetta: a readable prefix of the table name plus a hash of the
-// schema-qualified name, so two destination tables never share one and the
-// name stays under PostgreSQL's 63-byte limit.
+// inside _rosetta (relational.TombstoneTableName).
 func tombstoneTableName(schema, table string) string {
-	sum := sha256.Sum256([]byte(schema + "\x00" + table))
-	prefix := table
-	for len(prefix) > 40 {
-		_, size := utf8.DecodeLastRuneInString(prefix)
-		prefix = prefix[:len(prefix)-size]
-	}
-	return "tomb_" + prefix + "_" + hex.EncodeToString(sum[:6])
+	return relational.TombstoneTableName(schema, table)
 }
 
 // stageColumn is one data column of a staging table.
