@@ -118,6 +118,24 @@ func ErrorClass(err error) string {
 	return ClassTransient
 }
 
+// PermanentSQLState reports whether an SQLSTATE says the destination
+// rejects the data itself, so the same batch fails every time: class 22
+// (data exception), 23 (integrity constraint violation) and 54 (a limit
+// such as a key value too large for the primary key's index, "index row
+// size … exceeds btree maximum"). Connection errors, timeouts,
+// serialization failures, deadlocks and the rest are worth retrying.
+// ErrorClass names the class of such an error.
+func PermanentSQLState(code string) bool {
+	if len(code) != 5 {
+		return false
+	}
+	switch code[:2] {
+	case "22", "23", "54":
+		return true
+	}
+	return false
+}
+
 // sqlStateClass maps the SQLSTATEs of data a destination rejects; other
 // codes return "".
 func sqlStateClass(code string) string {

@@ -740,4 +740,10 @@ func TestErrorClass(t *testing.T) {
 	if sinkrunner.PermanentClass("x", nil) != nil {
 		t.Error("PermanentClass(nil) must be nil")
 	}
+	for code, want := range map[string]bool{"22001": true, "23505": true, "54000": true, "22P02": true,
+		"40001": false, "40P01": false, "08006": false, "57014": false, "53300": false, "": false, "23": false} {
+		if got := sinkrunner.PermanentSQLState(code); got != want {
+			t.Errorf("PermanentSQLState(%q) = %v, want %v", code, got, want)
+		}
+	}
 }

@@ -400,21 +400,14 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 }
 
 // classify marks errors the same batch will always hit as permanent: data
-// the destination rejects (class 22, data exception; class 23, integrity
-// constraint violation; class 54, a limit such as a key value too large for
-// the primary key's index, "index row size … exceeds btree maximum").
-// Connection errors, timeouts, serialization failures, deadlocks and the
-// rest are transient and retried.
+// the destination rejects (sinkrunner.PermanentSQLState).
 func classify(err error) error {
 	if err == nil || sinkrunner.IsPermanent(err) {
 		return err
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && len(pgErr.Code) == 5 {
-		switch pgErr.Code[:2] {
-		case "22", "23", "54":
-			return sinkrunner.Permanent(err)
-		}
+	if errors.As(err, &pgErr) && sinkrunner.PermanentSQLState(pgErr.Code) {
+		return sinkrunner.Permanent(err)
 	}
 	return err
 }
