@@ -18,6 +18,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
+	"github.com/rosettacdc/rosetta/pkg/settings"
 )
 
 // ConfigStore is what capture needs from the config store. Implementations
@@ -45,7 +46,8 @@ type Config struct {
 	// StreamLimits bound each source's stream (see natsx.StreamLimits).
 	StreamLimits natsx.StreamLimits
 	// ReconcileInterval is how often the manager re-reads the config store
-	// without a config event. Default 30s.
+	// without a config event (ROSETTA_RECONCILE_INTERVAL; the default is
+	// settings.Default().ReconcileInterval, 30s).
 	ReconcileInterval time.Duration
 	// StatusInterval is how often a running worker reports its state and
 	// confirmed LSN to the config store. Default 10s.
@@ -125,7 +127,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		StreamLimits:      natsx.DefaultStreamLimits(),
-		ReconcileInterval: 30 * time.Second,
+		ReconcileInterval: settings.Default().ReconcileInterval,
 		StatusInterval:    10 * time.Second,
 		StandbyInterval:   10 * time.Second,
 		ConfirmInterval:   time.Second,
