@@ -316,22 +316,6 @@ func (s *Server) updatePipeline(c *fiber.Ctx) error {
 	return c.JSON(viewPipeline(p))
 }
 
-func (s *Server) deletePipeline(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	err = s.store.DeletePipeline(c.UserContext(), id)
-	if errors.Is(err, configstore.ErrNotFound) {
-		return notFound("pipeline %d does not exist", id)
-	}
-	if err != nil {
-		return err
-	}
-	s.publish(c, contracts.KindPipeline, id, contracts.ActionDeleted)
-	return c.SendStatus(fiber.StatusNoContent)
-}
-
 func (s *Server) startPipeline(c *fiber.Ctx) error {
 	return s.setStatus(c, configstore.StatusStart, contracts.ActionStarted)
 }
