@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
-	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
-	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard/guardtest"
 )
 
 // TestCollectTombstones collects below a bound and checks that every stale
@@ -79,26 +77,13 @@ func TestCollectTombstones(t *testing.T) {
 	}
 }
 
-// confirmedAt stands in for capture's confirmed position: every change
-// published from now on is at least at it. No dead letters, no backfills.
-type confirmedAt contracts.Version
-
-func (c confirmedAt) PublishFloor(_ context.Context, _, _, _ int64, tables []string) (map[string]contracts.Version, error) {
-	out := map[string]contracts.Version{}
-	for _, t := range tables {
-		out[t] = contracts.Version(c)
-	}
-	return out, nil
-}
-
-func (confirmedAt) DeadLetterFloor(context.Context, int64, int64, []string) (map[string]contracts.Version, error) {
-	return map[string]contracts.Version{}, nil
-}
+// confirmedAt stands in for capture's confirmed position (guardtest).
+type confirmedAt = guardtest.ConfirmedAt
 
 // TestTombstoneChurn inserts and deletes 50,000 keys through a runner, lets
 // its periodic collection run, and checks that the tombstones kept stay
 // under 1 % of the keys deleted; then every insert is replayed and none
-// resurrects its row.
+// resurrects its row (guardtest.Churn).
 func TestTombstoneChurn(t *testing.T) {
 	t.Parallel()
 	tombstoneChurn(t, 50000)
@@ -112,124 +97,30 @@ func BenchmarkTombstoneChurn1M(b *testing.B) {
 	}
 }
 
+// tombstoneChurn runs guardtest.Churn on a driver writing schema sink of a
+// new database.
 func tombstoneChurn(t testing.TB, keys int) {
 	pg := testkit.StartPostgres(t)
-	n := testkit.StartNATS(t)
-	_, js := n.Connect(t)
-	ctx := context.Background()
-	const source, pipeline, dest = 7, 3, 4
-	if _, err := natsx.EnsureSourceStream(ctx, js, source, natsx.StreamLimits{MaxBytes: 2 << 30}); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := natsx.EnsurePipelineConsumer(ctx, js, source, pipeline, dest, []natsx.Table{{Schema: "app", Name: "items"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	db := pg.CreateDatabase(t, "dest")
 	cfg := DefaultConfig()
 	cfg.Host, cfg.Port, cfg.Database, cfg.User, cfg.SSLMode, cfg.Schema = pg.Host(), pg.Port, db, "postgres", "disable", "sink"
 	drv := New(cfg, quietLog())
 	t.Cleanup(func() { drv.Close() })
-	// Capture has confirmed past every change of the test.
-	bounds := confirmedAt{LSN: uint64(3*keys + 100)}
-	runner := sinkrunner.New(sinkrunner.Config{
-		PipelineID: pipeline, DestinationID: dest, SourceID: source,
-		Tables: []string{"app.items"}, Bounds: bounds, CollectEvery: 200 * time.Millisecond,
-	}, cons, drv, nil, quietLog())
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); runner.Run(rctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	it := ev{Table: "items", Columns: itemCols}
-	subject := contracts.ChangeSubject(source, "app", "items", 0)
-	var published uint64
-	publish := func(c contracts.Change) {
-		c.Source.SourceID = source
-		body, err := c.AppendJSON(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := js.PublishAsync(subject, body); err != nil {
-			t.Fatal(err)
-		}
-		published++
-	}
-	stored := func() {
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-time.After(2 * time.Minute):
-			t.Fatal("publishes not acknowledged")
-		}
-	}
-	settled := func() {
-		stored()
-		cdctest.WaitFor(t, "every change applied", 10*time.Minute, func() bool {
-			info, err := cons.Info(ctx)
-			return err == nil && info.AckFloor.Stream == published && info.NumAckPending == 0 && info.NumPending == 0
-		})
-	}
 	conn := pg.Connect(t, db)
-	count := func(q string) int {
-		var n int
-		if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		return n
-	}
-	tombs := `SELECT count(*) FROM _rosetta.` + ident(tombstoneTableName("sink", "items"))
-
-	t.Logf("%s start", time.Now().Format("15:04:05.000"))
-	// Key i is inserted at 2i and deleted at 2i+1, in windows of 1,000
-	// keys, so that deletes follow their inserts closely, as in a queue.
-	const window = 1000
-	for lo := 0; lo < keys; lo += window {
-		for i := lo; i < min(lo+window, keys); i++ {
-			publish(it.Ins(uint64(2*i+2), i, "queued"))
-		}
-		for i := lo; i < min(lo+window, keys); i++ {
-			publish(it.Del(uint64(2*i+3), i))
-		}
-		stored()
-	}
-	t.Logf("%s published", time.Now().Format("15:04:05.000"))
-	settled()
-	t.Logf("%s settled", time.Now().Format("15:04:05.000"))
-	cdctest.WaitFor(t, "tombstones collected below 1 % of the keys deleted", 2*time.Minute, func() bool {
-		return count(tombs) <= keys/100
-	})
-	if rows := count(`SELECT count(*) FROM sink.items`); rows != 0 {
-		t.Fatalf("rows after the churn = %d, want 0", rows)
-	}
-	kept := count(tombs)
-	t.Logf("%s collected", time.Now().Format("15:04:05.000"))
-
-	// Every insert again, as a dead-letter replay brings it: through the
-	// runner's driver, between its batches, 10,000 per Replay.
-	stale := make([]contracts.Change, 0, 10000)
-	for lo := 0; lo < keys; lo += 10000 {
-		stale = stale[:0]
-		for i := lo; i < min(lo+10000, keys); i++ {
-			c := it.Ins(uint64(2*i+2), i, "stale")
-			c.Source.SourceID = source
-			stale = append(stale, c)
-		}
-		failed, err := runner.Replay(ctx, stale)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, err := range failed {
-			if err != nil {
-				t.Fatalf("replay of %v: %v", stale[i].Key, err)
+	count := func(q string) func() int {
+		return func() int {
+			var n int
+			if err := conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
+				t.Fatalf("%s: %v", q, err)
 			}
+			return n
 		}
 	}
-	if rows := count(`SELECT count(*) FROM sink.items`); rows != 0 {
-		t.Fatalf("stale inserts resurrected %d of %d deleted rows", rows, keys)
-	}
-	if tb, ok := t.(*testing.T); ok {
-		tb.Logf("%d keys inserted and deleted: %d tombstones kept after collection (limit %d)", keys, kept, keys/100)
-	}
+	guardtest.Churn(t, keys, guardtest.ChurnHarness{
+		Driver:     drv,
+		Rows:       count(`SELECT count(*) FROM sink.items`),
+		Tombstones: count(`SELECT count(*) FROM _rosetta.` + ident(tombstoneTableName("sink", "items"))),
+	})
 }
 
 // TestCollectFloorOldRegistry: a destination written before collection
