@@ -36,7 +36,11 @@ func Options(rawURL string, a settings.RedisAuth) (*redis.Options, error) {
 		return nil, fmt.Errorf("%s=%s: %w", settings.EnvRedisURL, RedactURL(rawURL), redactError(err, rawURL))
 	}
 	if a.Password != "" {
-		opt.Username, opt.Password = a.User, a.Password
+		// A user named only in the URL (redis://rosetta@host) stays.
+		opt.Password = a.Password
+		if a.User != "" {
+			opt.Username = a.User
+		}
 	}
 	if opt.TLSConfig == nil {
 		return opt, nil

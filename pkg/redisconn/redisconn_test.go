@@ -95,3 +95,27 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// TestOptionsCredentials: the settings' user and password apply; a user
+// named only in the URL stays when only the password comes from them.
+func TestOptionsCredentials(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		url            string
+		auth           settings.RedisAuth
+		user, password string
+	}{
+		{"redis://h:1/0", settings.RedisAuth{User: "rosetta", Password: "pw"}, "rosetta", "pw"},
+		{"redis://h:1/0", settings.RedisAuth{Password: "pw"}, "", "pw"},
+		{"redis://rosetta@h:1/0", settings.RedisAuth{Password: "pw"}, "rosetta", "pw"},
+		{"redis://:inurl@h:1/0", settings.RedisAuth{}, "", "inurl"},
+	} {
+		opt, err := Options(tc.url, tc.auth)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.url, err)
+		}
+		if opt.Username != tc.user || opt.Password != tc.password {
+			t.Errorf("%s with %+v: user %q password %q, want %q %q", tc.url, tc.auth, opt.Username, opt.Password, tc.user, tc.password)
+		}
+	}
+}
