@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +69,7 @@ tls { cert_file: %q, key_file: %q, ca_file: %q, verify: true, timeout: 5 }
 		}
 		r.env[role] = []string{
 			"ROSETTA_NATS_USER=" + role, "ROSETTA_NATS_PASSWORD_FILE=" + pwFile,
+			"ROSETTA_NATS_INBOX_PREFIX=" + inboxPrefix(role),
 			"ROSETTA_NATS_TLS_CA=" + ca.CertFile, "ROSETTA_NATS_TLS_CERT=" + client.CertFile, "ROSETTA_NATS_TLS_KEY=" + client.KeyFile,
 		}
 	}
@@ -93,10 +95,16 @@ tls { cert_file: %q, key_file: %q, ca_file: %q, verify: true, timeout: 5 }
 	return r
 }
 
-// options connect as role over TLS with the client certificate.
+// inboxPrefix is role's inbox prefix, the one its user may subscribe to
+// (deploy/nats/auth.conf).
+func inboxPrefix(role string) string { return "_INBOX_rosetta_" + role }
+
+// options connect as role over TLS with the client certificate and the
+// role's inbox prefix.
 func (r *roleNATS) options(role string) []nats.Option {
 	return []nats.Option{
 		nats.UserInfo(role, r.passwords[role]),
+		nats.CustomInboxPrefix(inboxPrefix(role)),
 		nats.RootCAs(r.ca.CertFile),
 		nats.ClientCert(r.client.CertFile, r.client.KeyFile),
 	}
@@ -182,5 +190,56 @@ func TestNATSRoles(t *testing.T) {
 	}
 	if _, err := w.js.Stream(ctx, stream); err != nil {
 		t.Fatalf("stream after the tap's attempts: %v", err)
+	}
+}
+
+// TestNATSRoleInboxes: with deploy/nats/auth.conf each role gets JetStream
+// API answers on its own inbox prefix, and may subscribe neither to
+// another role's inbox prefix nor to nats.go's default "_INBOX.>", so no
+// role reads another's replies (fetched rows, DuckDB query results).
+func TestNATSRoleInboxes(t *testing.T) {
+	r := startRoleNATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, role := range roles {
+		t.Run(role, func(t *testing.T) {
+			errs := make(chan error, 16)
+			nc, err := nats.Connect(r.url, append(r.options(role),
+				nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))...)
+			if err != nil {
+				t.Fatalf("connect as %s: %v", role, err)
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A JetStream API request: its answer comes to the role's inbox.
+			if _, err := js.AccountInfo(ctx); err != nil {
+				t.Fatalf("%s's JetStream API request with inbox prefix %s: %v", role, inboxPrefix(role), err)
+			}
+			for _, other := range append(slices.DeleteFunc(slices.Clone(roles), func(o string) bool { return o == role }), "") {
+				subject := "_INBOX.>"
+				if other != "" {
+					subject = inboxPrefix(other) + ".>"
+				}
+				if _, err := nc.SubscribeSync(subject); err != nil {
+					t.Fatal(err)
+				}
+				// The server answers a refused SUB with an error before
+				// the PONG of this flush.
+				if err := nc.FlushWithContext(ctx); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case err := <-errs:
+					if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), subject) {
+						t.Fatalf("%s subscribing to %s: %v, want a permissions violation for it", role, subject, err)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("%s may subscribe to %s: it would read those replies", role, subject)
+				}
+			}
+		})
 	}
 }

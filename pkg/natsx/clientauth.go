@@ -47,6 +47,9 @@ func AuthOptions(a settings.NATSAuth) ([]nats.Option, error) {
 	case a.Token != "":
 		opts = append(opts, nats.Token(a.Token))
 	}
+	if a.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(a.InboxPrefix))
+	}
 	if a.TLSCA == "" && a.TLSCert == "" {
 		return opts, nil
 	}

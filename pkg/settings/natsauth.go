@@ -3,6 +3,7 @@ package settings
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Environment variables of how a client authenticates to an external NATS
@@ -16,6 +17,7 @@ const (
 	EnvNATSTLSCA    = "ROSETTA_NATS_TLS_CA"
 	EnvNATSCert     = "ROSETTA_NATS_TLS_CERT"
 	EnvNATSKey      = "ROSETTA_NATS_TLS_KEY"
+	EnvNATSInbox    = "ROSETTA_NATS_INBOX_PREFIX"
 )
 
 // NATSAuth is how a service, `rosetta tail` or another client proves who it
@@ -37,6 +39,12 @@ type NATSAuth struct {
 	// TLSCert and TLSKey are the client's certificate and key (PEM), for
 	// servers that verify clients.
 	TLSCert, TLSKey string
+	// InboxPrefix replaces nats.go's "_INBOX" as the prefix of the
+	// client's reply subjects (request replies, JetStream API answers,
+	// fetched messages). With a prefix per role, a server can allow each
+	// user to subscribe to its own replies only (deploy/nats/auth.conf:
+	// _INBOX_rosetta_<role>), so one role cannot read another's.
+	InboxPrefix string
 }
 
 // IsZero reports whether nothing is set: the client connects with what the
@@ -62,7 +70,7 @@ func loadNATSAuth() (NATSAuth, error) {
 	}{
 		{EnvNATSCreds, &a.CredsFile}, {EnvNATSNKeySeed, &a.NKeySeed}, {EnvNATSUser, &a.User},
 		{EnvNATSPassword, &a.Password}, {EnvNATSToken, &a.Token}, {EnvNATSTLSCA, &a.TLSCA},
-		{EnvNATSCert, &a.TLSCert}, {EnvNATSKey, &a.TLSKey},
+		{EnvNATSCert, &a.TLSCert}, {EnvNATSKey, &a.TLSKey}, {EnvNATSInbox, &a.InboxPrefix},
 	} {
 		v, _, err := lookupEnv(f.env)
 		if err != nil {
@@ -100,5 +108,19 @@ func (a NATSAuth) Validate() error {
 	if (a.TLSCert == "") != (a.TLSKey == "") {
 		errs = append(errs, fmt.Errorf("%s and %s go together: set both or neither", EnvNATSCert, EnvNATSKey))
 	}
+	if a.InboxPrefix != "" && !validInboxPrefix(a.InboxPrefix) {
+		errs = append(errs, fmt.Errorf("%s=%q: want subject tokens without wildcards, spaces or an empty token (e.g. _INBOX_rosetta_sink)", EnvNATSInbox, a.InboxPrefix))
+	}
 	return errors.Join(errs...)
+}
+
+// validInboxPrefix reports whether p can start a subject: dot-separated
+// tokens, none empty, no wildcard or whitespace.
+func validInboxPrefix(p string) bool {
+	for _, tok := range strings.Split(p, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") {
+			return false
+		}
+	}
+	return true
 }

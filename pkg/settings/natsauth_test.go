@@ -36,6 +36,10 @@ func TestNATSAuthFromEnv(t *testing.T) {
 		{name: "value and file both", env: map[string]string{EnvNATSToken: "t", EnvNATSToken + "_FILE": tokFile}, wantErr: "both set"},
 		{name: "user without password", env: map[string]string{EnvNATSUser: "u"}, wantErr: EnvNATSPassword},
 		{name: "key without cert", env: map[string]string{EnvNATSKey: "k.pem"}, wantErr: EnvNATSCert},
+		{name: "inbox prefix", env: map[string]string{EnvNATSUser: "sink", EnvNATSPassword: "p", EnvNATSInbox: "_INBOX_rosetta_sink"},
+			want: NATSAuth{User: "sink", Password: "p", InboxPrefix: "_INBOX_rosetta_sink"}},
+		{name: "inbox prefix with a wildcard", env: map[string]string{EnvNATSInbox: "_INBOX_rosetta.*"}, wantErr: EnvNATSInbox},
+		{name: "inbox prefix with an empty token", env: map[string]string{EnvNATSInbox: "_INBOX_rosetta."}, wantErr: EnvNATSInbox},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {

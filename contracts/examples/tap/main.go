@@ -120,6 +120,11 @@ func tap(ctx context.Context, url string, user nats.Option, source int64, table,
 	if user != nil {
 		opts = append(opts, user)
 	}
+	// deploy/nats/auth.conf lets the tap user subscribe to its own inbox
+	// prefix only (_INBOX_rosetta_tap).
+	if p := os.Getenv("ROSETTA_NATS_INBOX_PREFIX"); p != "" {
+		opts = append(opts, nats.CustomInboxPrefix(p))
+	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", url, err)
