@@ -20,6 +20,13 @@ func TestACL(t *testing.T) {
 	r := testkit.StartRedisWith(t, testkit.RedisOptions{Users: []string{"rosetta on >" + pw + " " + ACLRules}})
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), Username: "rosetta", Password: pw, MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
+	exerciseQueue(t, rdb)
+}
+
+// exerciseQueue runs every operation of a Queue with the default prefix
+// on rdb, and checks a key outside it is refused.
+func exerciseQueue(t *testing.T, rdb *redis.Client) {
+	t.Helper()
 	q, err := New(rdb, Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -40,6 +40,12 @@ type RedisOptions struct {
 	// ("rosetta on >pw ~dlq:* +@all"). With any, the default user is off
 	// (so a client without credentials is refused).
 	Users []string
+	// ConfFile is a redis.conf (deploy/redis/redis.conf) included before
+	// testkit's own directives, which override where it listens and
+	// persistence; its `dir` lines are replaced by the test's directory
+	// (Redis changes into it while reading the file). Its ACL lines stay
+	// as they are (testkit adds no `user default off` of its own then).
+	ConfFile string
 }
 
 // StartRedis starts redis-server on a free port with AOF in a temp dir; it is
@@ -55,7 +61,7 @@ func StartRedisWith(tb testing.TB, o RedisOptions) *Redis {
 		tb.Fatalf("testkit: redis-server not found: install it (apt-get install redis-server)")
 	}
 	r := &Redis{Dir: tb.TempDir(), opts: o}
-	if len(o.Users) > 0 {
+	if len(o.Users) > 0 || o.ConfFile != "" {
 		r.admin = "admin-" + RandomSuffix()
 	}
 	if o.TLS != nil {
@@ -93,19 +99,30 @@ func (r *Redis) writeTLSConf(server Leaf) error {
 }
 
 func (r *Redis) start(bin string) error {
-	conf := []string{
+	var conf []string
+	if r.opts.ConfFile != "" {
+		base, err := r.baseConf()
+		if err != nil {
+			return err
+		}
+		conf = append(conf, fmt.Sprintf("include %q", base))
+	}
+	conf = append(conf,
 		"bind 127.0.0.1",
 		fmt.Sprintf("dir %q", r.Dir),
 		"appendonly yes", "appendfsync always", `save ""`,
 		fmt.Sprintf("logfile %q", filepath.Join(r.Dir, "redis.log")),
-	}
+	)
 	if r.opts.TLS != nil {
 		conf = append(conf, "port 0", "tls-port "+strconv.Itoa(r.Port), fmt.Sprintf("include %q", filepath.Join(r.Dir, "tls.conf")))
 	} else {
 		conf = append(conf, "port "+strconv.Itoa(r.Port))
 	}
-	if len(r.opts.Users) > 0 {
-		conf = append(conf, "user default off", "user testkit on >"+r.admin+" ~* &* +@all")
+	if r.opts.ConfFile == "" && len(r.opts.Users) > 0 {
+		conf = append(conf, "user default off")
+	}
+	if r.admin != "" {
+		conf = append(conf, "user testkit on >"+r.admin+" ~* &* +@all")
 		for _, u := range r.opts.Users {
 			conf = append(conf, "user "+u)
 		}
@@ -163,6 +180,23 @@ func (r *Redis) ready() bool {
 	}
 	line, err := rd.ReadString('\n')
 	return err == nil && strings.HasPrefix(line, "+PONG")
+}
+
+// baseConf copies ConfFile into the test's directory with its dir lines
+// pointing there, and returns the copy's path.
+func (r *Redis) baseConf() (string, error) {
+	b, err := os.ReadFile(r.opts.ConfFile)
+	if err != nil {
+		return "", err
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "dir" {
+			lines[i] = fmt.Sprintf("dir %q", r.Dir)
+		}
+	}
+	path := filepath.Join(r.Dir, "base.conf")
+	return path, os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600)
 }
 
 // Addr is host:port.
