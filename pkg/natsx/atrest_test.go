@@ -190,3 +190,29 @@ func TestAtRestRefusesAnotherKey(t *testing.T) {
 		})
 	}
 }
+
+// TestAtRestEncryptsAPlaintextStore: a store written before encryption
+// (a `rosetta dev` upgraded in place) is encrypted as the server loads it
+// with a key: the row reads back and is then in no file.
+func TestAtRestEncryptsAPlaintextStore(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	marker := writeMarked(t, dir, AtRest{})
+	if len(filesContaining(t, dir, marker)) == 0 {
+		t.Fatal("no file holds the unencrypted row: the scan cannot see a row")
+	}
+	key := AtRest{Key: "key-A-0123456789abcdef", Cipher: server.ChaCha}
+	got, err := readBack(t, dir, key)
+	if err != nil {
+		t.Fatalf("first start with a key: %v", err)
+	}
+	if !bytes.Contains(got, marker) {
+		t.Fatalf("row = %q, want it to hold %q", got, marker)
+	}
+	if hits := filesContaining(t, dir, marker); len(hits) > 0 {
+		t.Fatalf("after a start with a key the row is still in clear in %v", hits)
+	}
+	if _, err := readBack(t, dir, AtRest{}); !errors.Is(err, ErrStoreKey) {
+		t.Fatalf("start with encryption off after it was on: %v, want %v", err, ErrStoreKey)
+	}
+}
