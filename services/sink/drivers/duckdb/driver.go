@@ -322,25 +322,25 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 	if err != nil || shape == nil {
 		return nil, b, nil, err
 	}
-	if widened, err := widenColumns(ctx, conn, shape.target, shape.types, b.Columns); err != nil {
+	if widened, err := widenColumns(ctx, conn, shape.Target, shape.Types, b.Columns); err != nil {
 		return nil, b, nil, err
 	} else if len(widened) > 0 {
 		d.log.Info("widened destination columns to the source's types", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", widened)
-		if shape.types, err = d.loadColumns(ctx, conn, b.Table.Table); err != nil {
+		if shape.Types, err = d.loadColumns(ctx, conn, b.Table.Table); err != nil {
 			return nil, b, nil, err
 		}
 	}
 	var nulls []string // dropped source columns kept: every row written sets them NULL
-	if gone := colmark.Dropped(shape.source, b.Columns); len(gone) > 0 && len(b.Columns) > 0 {
+	if gone := colmark.Dropped(shape.Source, b.Columns); len(gone) > 0 && len(b.Columns) > 0 {
 		if d.cfg.DroppedColumns == DroppedDrop {
-			ddl, err := dropColumns(ctx, conn, shape.target, gone)
+			ddl, err := dropColumns(ctx, conn, shape.Target, gone)
 			if err != nil {
 				return nil, b, nil, err
 			}
 			d.log.Info("dropped destination columns the source dropped", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", ddl)
 			for _, n := range gone {
-				delete(shape.types, n)
-				delete(shape.source, n)
+				delete(shape.Types, n)
+				delete(shape.Source, n)
 			}
 		} else {
 			nulls = gone
@@ -360,9 +360,9 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 	b = guard.Filled(b, fills, func(int, string, []cdc.Value) cdc.Value { return cdc.Value{Null: true} })
 	cols := make([]stageColumn, len(b.Columns))
 	var sig strings.Builder
-	sig.WriteString(shape.target)
+	sig.WriteString(shape.Target)
 	for i, c := range b.Columns {
-		typ := shape.types[c.Name]
+		typ := shape.Types[c.Name]
 		conv, err := converterFor(typ)
 		if err != nil {
 			return nil, b, nil, sinkrunner.Permanent(fmt.Errorf("column %s: %w", c.Name, err))
@@ -372,12 +372,12 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 	}
 	for _, n := range nulls {
 		// No row of the batch has a value for it: staged as NULL.
-		conv, err := converterFor(shape.types[n])
+		conv, err := converterFor(shape.Types[n])
 		if err != nil {
 			return nil, b, nil, sinkrunner.Permanent(fmt.Errorf("column %s: %w", n, err))
 		}
-		cols = append(cols, stageColumn{Name: n, Type: shape.types[n], conv: conv})
-		sig.WriteString("\x00" + n + "\x01" + shape.types[n] + "\x01null")
+		cols = append(cols, stageColumn{Name: n, Type: shape.Types[n], conv: conv})
+		sig.WriteString("\x00" + n + "\x01" + shape.Types[n] + "\x01null")
 	}
 	if plan, ok := d.stages[sig.String()]; ok {
 		return withTruncate(plan, shape, b), b, fills, nil
@@ -386,10 +386,10 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 	layout := newLayout(cols)
 	plan := &stagePlan{
 		layout:  layout,
-		sql:     buildStatements(shape.target, shape.tomb, "_rosetta_stage_"+strconv.Itoa(d.nextID), layout),
+		sql:     buildStatements(shape.Target, shape.Tomb, "_rosetta_stage_"+strconv.Itoa(d.nextID), layout),
 		stage:   "_rosetta_stage_" + strconv.Itoa(d.nextID),
-		hasTomb: shape.hasTomb,
-		target:  shape.target,
+		hasTomb: shape.HasTomb,
+		target:  shape.Target,
 	}
 	if len(b.Rows) == 0 {
 		// Truncate only: no staging needed; not cached, as the batch

@@ -25,7 +25,7 @@ func (d *Driver) fillSources(ctx context.Context, conn *sql.Conn, shape *tableSh
 	var where, sel []string
 	var convs []converter
 	for _, k := range keyNames {
-		typ := shape.types[k]
+		typ := shape.Types[k]
 		conv, err := converterFor(typ)
 		if err != nil {
 			return nil, fmt.Errorf("key column %s: %w", k, err)
@@ -36,7 +36,7 @@ func (d *Driver) fillSources(ctx context.Context, conn *sql.Conn, shape *tableSh
 	for _, c := range cols {
 		sel = append(sel, "CAST("+colVersion("t", c)+" AS VARCHAR)")
 	}
-	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + shape.target + " AS t WHERE " + strings.Join(where, " AND ")
+	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + shape.Target + " AS t WHERE " + strings.Join(where, " AND ")
 	stored := map[string]map[string]contracts.Version{}
 	for _, key := range keys {
 		args := make([]any, len(key))
@@ -135,7 +135,7 @@ func withTruncate(plan *stagePlan, shape *tableShape, b cdc.TableBatch) *stagePl
 		keys[k] = true
 	}
 	var data []stageColumn
-	for name, typ := range shape.types {
+	for name, typ := range shape.Types {
 		if keys[name] || name == lsnCol || name == seqCol || name == colvCol {
 			continue
 		}
@@ -143,7 +143,7 @@ func withTruncate(plan *stagePlan, shape *tableShape, b cdc.TableBatch) *stagePl
 	}
 	p := *plan
 	if len(data) > 0 {
-		p.truncateInvalidate = "UPDATE " + shape.target + " AS t SET " + invalidateSet(data, "[CAST($1 AS BIGINT), CAST($2 AS BIGINT)]") +
+		p.truncateInvalidate = "UPDATE " + shape.Target + " AS t SET " + invalidateSet(data, "[CAST($1 AS BIGINT), CAST($2 AS BIGINT)]") +
 			" WHERE t." + ident(colvCol) + " IS NOT NULL AND (t." + ident(lsnCol) + ", t." + ident(seqCol) + ") > (CAST($1 AS BIGINT), CAST($2 AS BIGINT))"
 	}
 	return &p

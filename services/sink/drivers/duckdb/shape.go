@@ -9,125 +9,118 @@ import (
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
-// shape returns the destination table's shape, creating the table, adding
-// missing columns, and creating its bookkeeping when the cache does not
-// already show everything the batch needs. It returns nil when the batch
-// has no columns (a lone truncate) and the table does not exist.
+// tableShape is what the driver knows of a destination table
+// (relational.Shape).
+type tableShape = relational.Shape
+
+// shape returns the destination table's shape (relational.Ensure), with
+// the DDL in DuckDB's dialect on the Apply's connection.
 func (d *Driver) shape(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) (*tableShape, error) {
-	if s, ok := d.tables[b.Table.Table]; ok && s.covers(b.Columns) {
-		return s, nil
-	}
-	target := ident(d.cfg.Schema, b.Table.Table)
 	tombName := tombstoneTableName(d.cfg.Schema, b.Table.Table)
-	s := &tableShape{target: target, tomb: ident(bookkeepingSchema, tombName)}
-	types, err := d.loadColumns(ctx, conn, b.Table.Table)
-	if err != nil {
-		return nil, err
+	t := relational.Table{Schema: d.cfg.Schema, Name: b.Table.Table, Target: ident(d.cfg.Schema, b.Table.Table),
+		Tomb: ident(bookkeepingSchema, tombName), TombName: tombName, Required: []string{lsnCol, seqCol, colvCol}}
+	return relational.Ensure(ctx, d.tables, &duckDialect{d: d, conn: conn, t: t}, t, b, d.log)
+}
+
+// duckDialect is relational.Dialect for one table on one connection.
+type duckDialect struct {
+	d    *Driver
+	conn *sql.Conn
+	t    relational.Table
+	// fills are the added columns whose existing rows take a value
+	// (Finish): DuckDB's ADD COLUMN takes no volatile default.
+	fills []contracts.Column
+}
+
+// LockDDL does nothing: one driver owns the database file.
+func (*duckDialect) LockDDL(context.Context) error { return nil }
+
+func (x *duckDialect) Columns(ctx context.Context) (map[string]string, error) {
+	return x.d.loadColumns(ctx, x.conn, x.t.Name)
+}
+
+func (x *duckDialect) PrimaryKey(ctx context.Context) ([]string, error) {
+	return x.d.loadPrimaryKey(ctx, x.conn, x.t.Name)
+}
+
+func (x *duckDialect) CreateTableDDL(cols []contracts.Column) []string {
+	staged := make([]stageColumn, len(cols))
+	for i, c := range cols {
+		staged[i] = stageColumn{Name: c.Name, Type: columnType(c.BaseType), Key: c.Key}
 	}
-	keys := b.KeyColumns()
-	var (
-		ddl   []string
-		fills []contracts.Column // added columns whose existing rows take a value
-	)
-	created := false
-	switch {
-	case len(types) == 0 && len(b.Columns) == 0:
-		return nil, nil
-	case len(types) == 0:
-		cols := make([]stageColumn, len(b.Columns))
-		for i, c := range b.Columns {
-			cols[i] = stageColumn{Name: c.Name, Type: columnType(c.BaseType), Key: c.Key}
-		}
-		ddl = append(ddl, "CREATE SCHEMA IF NOT EXISTS "+ident(d.cfg.Schema), createTableSQL(target, cols))
-		created = true
-	default:
-		renamed, err := d.renameColumns(ctx, conn, target, b.Table.Table, types, b.Columns)
-		if err != nil {
-			return nil, err
-		}
-		if len(renamed) > 0 {
-			d.log.Info("renamed destination columns the source renamed", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", renamed)
-		}
-		lower := map[string]string{}
-		for name := range types {
-			lower[strings.ToLower(name)] = name
-		}
-		for _, c := range b.Columns {
-			if _, ok := types[c.Name]; ok {
-				continue
-			}
-			if other, ok := lower[strings.ToLower(c.Name)]; ok {
-				return nil, sinkrunner.Permanent(fmt.Errorf("column %q is column %q of the destination table: DuckDB identifiers are case-insensitive", c.Name, other))
-			}
-			ddl = append(ddl, addColumnSQL(target, stageColumn{Name: c.Name, Type: columnType(c.BaseType)}))
-			if c.ExistingValue != "" {
-				fills = append(fills, c)
-			}
-			d.log.Info("adding column to destination table", "table", d.cfg.Schema+"."+b.Table.Table, "column", c.Name,
-				"existing_rows_value", c.ExistingValue != "")
-		}
-		for _, v := range []string{lsnCol, seqCol} {
-			if _, ok := types[v]; !ok {
-				ddl = append(ddl, addVersionSQL(target, v))
-			}
-		}
-		if _, ok := types[colvCol]; !ok {
-			// Tables created before column versions: every row's
-			// columns have the row's version.
-			ddl = append(ddl, "ALTER TABLE "+target+" ADD COLUMN IF NOT EXISTS "+ident(colvCol)+" "+colvType)
-		}
-		if len(keys) == 0 {
-			// A lone truncate names no columns: the stored primary key
-			// keys the tombstone table.
-			if keys, err = d.loadPrimaryKey(ctx, conn, b.Table.Table); err != nil {
-				return nil, err
-			}
+	return []string{"CREATE SCHEMA IF NOT EXISTS " + ident(x.t.Schema), createTableSQL(x.t.Target, staged)}
+}
+
+func (x *duckDialect) RenameColumns(ctx context.Context, types map[string]string, cols []contracts.Column) ([]string, error) {
+	return x.d.renameColumns(ctx, x.conn, x.t.Target, x.t.Name, types, cols)
+}
+
+func (x *duckDialect) AddColumnDDL(c contracts.Column, types map[string]string) ([]string, error) {
+	lower := strings.ToLower(c.Name)
+	for name := range types {
+		if strings.ToLower(name) == lower {
+			return nil, sinkrunner.Permanent(fmt.Errorf("column %q is column %q of the destination table: DuckDB identifiers are case-insensitive", c.Name, name))
 		}
 	}
-	ddl = append(ddl, bookkeepingDDL...)
-	for _, q := range ddl {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			return nil, fmt.Errorf("prepare destination table: %w", err)
+	if c.ExistingValue != "" {
+		x.fills = append(x.fills, c)
+	}
+	return []string{addColumnSQL(x.t.Target, stageColumn{Name: c.Name, Type: columnType(c.BaseType)})}, nil
+}
+
+func (x *duckDialect) VersionDDL(_ context.Context, types map[string]string) ([]string, error) {
+	var ddl []string
+	for _, v := range []string{lsnCol, seqCol} {
+		if _, ok := types[v]; !ok {
+			ddl = append(ddl, addVersionSQL(x.t.Target, v))
 		}
 	}
-	if s.types, err = d.loadColumns(ctx, conn, b.Table.Table); err != nil {
-		return nil, err
+	if _, ok := types[colvCol]; !ok {
+		// Tables created before column versions: every row's columns
+		// have the row's version.
+		ddl = append(ddl, "ALTER TABLE "+x.t.Target+" ADD COLUMN IF NOT EXISTS "+ident(colvCol)+" "+colvType)
 	}
-	if s.source, err = d.markSourceColumns(ctx, conn, target, b.Table.Table, b.Columns); err != nil {
-		return nil, err
-	}
-	for _, c := range fills {
-		if err := fillExisting(ctx, conn, target, d.cfg.Schema+"."+b.Table.Table, c, s.types[c.Name]); err != nil {
-			return nil, err
+	return ddl, nil
+}
+
+func (*duckDialect) BookkeepingDDL() []string { return bookkeepingDDL }
+
+func (x *duckDialect) ExecDDL(ctx context.Context, q string) error {
+	_, err := x.conn.ExecContext(ctx, q)
+	return err
+}
+
+func (x *duckDialect) MarkSourceColumns(ctx context.Context, cols []contracts.Column) (map[string]bool, error) {
+	return x.d.markSourceColumns(ctx, x.conn, x.t.Target, x.t.Name, cols)
+}
+
+// Finish gives existing rows the values of the added columns that have one.
+func (x *duckDialect) Finish(ctx context.Context, s *tableShape) error {
+	for _, c := range x.fills {
+		if err := fillExisting(ctx, x.conn, x.t.Target, x.t.Schema+"."+x.t.Name, c, s.Types[c.Name]); err != nil {
+			return err
 		}
 	}
-	if created {
-		d.log.Info("created destination table", "table", d.cfg.Schema+"."+b.Table.Table)
+	return nil
+}
+
+func (x *duckDialect) CreateTombstone(ctx context.Context, s *tableShape, keys []string) error {
+	keyCols := make([]stageColumn, len(keys))
+	for i, k := range keys {
+		keyCols[i] = stageColumn{Name: k, Type: s.Types[k], Key: true}
 	}
-	if len(keys) > 0 {
-		keyCols := make([]stageColumn, len(keys))
-		for i, k := range keys {
-			keyCols[i] = stageColumn{Name: k, Type: s.types[k], Key: true}
-		}
-		if _, err := conn.ExecContext(ctx, createTombstoneSQL(s.tomb, keyCols)); err != nil {
-			return nil, fmt.Errorf("create tombstone table: %w", err)
-		}
-		s.hasTomb = true
-	}
-	if _, err := conn.ExecContext(ctx, "INSERT INTO "+ident(bookkeepingSchema, registryTable)+
+	_, err := x.conn.ExecContext(ctx, createTombstoneSQL(s.Tomb, keyCols))
+	return err
+}
+
+func (x *duckDialect) Register(ctx context.Context, tombName string) error {
+	_, err := x.conn.ExecContext(ctx, "INSERT INTO "+ident(bookkeepingSchema, registryTable)+
 		" (schema_name, table_name, tombstone_table) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-		d.cfg.Schema, b.Table.Table, tombName); err != nil {
-		return nil, fmt.Errorf("register destination table: %w", err)
-	}
-	if !s.covers(b.Columns) {
-		return nil, fmt.Errorf("destination table %s lacks columns after adding them", target)
-	}
-	if s.hasTomb {
-		d.tables[b.Table.Table] = s
-	}
-	return s, nil
+		x.t.Schema, x.t.Name, tombName)
+	return err
 }
 
 // loadColumns reads a destination table's columns and types; none when it
@@ -179,26 +172,4 @@ func (d *Driver) loadPrimaryKey(ctx context.Context, conn *sql.Conn, table strin
 		return nil, fmt.Errorf("read primary key of %s.%s: %w", d.cfg.Schema, table, err)
 	}
 	return keys, nil
-}
-
-func (s *tableShape) covers(cols []contracts.Column) bool {
-	for _, c := range cols {
-		if _, ok := s.types[c.Name]; !ok {
-			return false
-		}
-	}
-	_, lsn := s.types[lsnCol]
-	_, seq := s.types[seqCol]
-	_, colv := s.types[colvCol]
-	return lsn && seq && colv
-}
-
-// tableShape is what the driver knows of a destination table: its columns
-// and their types.
-type tableShape struct {
-	target  string            // quoted schema.table
-	tomb    string            // quoted _rosetta.tomb_…
-	hasTomb bool              // the tombstone table exists (the key is known)
-	types   map[string]string // column -> DuckDB type
-	source  map[string]bool   // columns marked as written from the source (markSourceColumns)
 }

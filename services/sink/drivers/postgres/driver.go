@@ -335,25 +335,25 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 	if err != nil || shape == nil {
 		return nil, b, err
 	}
-	if widened, err := widenColumns(ctx, tx, shape.target, shape.types, b.Columns); err != nil {
+	if widened, err := widenColumns(ctx, tx, shape.Target, shape.Types, b.Columns); err != nil {
 		return nil, b, err
 	} else if len(widened) > 0 {
 		d.log.Info("widened destination columns to the source's types", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", widened)
-		if shape.types, err = loadColumns(ctx, tx, shape.target); err != nil {
+		if shape.Types, err = loadColumns(ctx, tx, shape.Target); err != nil {
 			return nil, b, err
 		}
 	}
 	var nulls []string // dropped source columns kept: every row written sets them NULL
-	if gone := colmark.Dropped(shape.source, b.Columns); len(gone) > 0 && len(b.Columns) > 0 {
+	if gone := colmark.Dropped(shape.Source, b.Columns); len(gone) > 0 && len(b.Columns) > 0 {
 		if d.cfg.DroppedColumns == DroppedDrop {
-			ddl, err := dropColumns(ctx, tx, shape.target, gone)
+			ddl, err := dropColumns(ctx, tx, shape.Target, gone)
 			if err != nil {
 				return nil, b, err
 			}
 			d.log.Info("dropped destination columns the source dropped", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", ddl)
 			for _, n := range gone {
-				delete(shape.types, n)
-				delete(shape.source, n)
+				delete(shape.Types, n)
+				delete(shape.Source, n)
 			}
 		} else {
 			nulls = gone
@@ -361,9 +361,9 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 	}
 	cols := make([]stageColumn, len(b.Columns), len(b.Columns)+len(nulls))
 	var sig strings.Builder
-	sig.WriteString(shape.target)
+	sig.WriteString(shape.Target)
 	for i, c := range b.Columns {
-		cols[i] = stageColumn{Name: c.Name, Type: shape.types[c.Name], Key: c.Key}
+		cols[i] = stageColumn{Name: c.Name, Type: shape.Types[c.Name], Key: c.Key}
 		if sent := columnType(c.BaseType); needsCheck(cols[i].Type, sent) {
 			cols[i].Check = sent
 		}
@@ -371,21 +371,21 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 	}
 	for _, n := range nulls {
 		// No row of the batch has a value for it: staged as NULL.
-		cols = append(cols, stageColumn{Name: n, Type: shape.types[n]})
-		sig.WriteString("\x00" + n + "\x01" + shape.types[n] + "\x01null")
+		cols = append(cols, stageColumn{Name: n, Type: shape.Types[n]})
+		sig.WriteString("\x00" + n + "\x01" + shape.Types[n] + "\x01null")
 	}
 	// The signature is complete before the lookup: a key that gained a
 	// part after it would never hit, and every batch would create one
 	// more temporary table, each truncated at every commit of the session
 	// (ON COMMIT DELETE ROWS), so that the apply slows as it runs.
-	x := colvSQL{has: shape.hasColv()}
+	x := colvSQL{has: shape.Has(colvCol)}
 	sig.WriteString("\x00colv=" + strconv.FormatBool(x.has))
 	if plan, ok := d.stages[sig.String()]; ok {
 		return withTruncate(plan, shape, b), b, nil
 	}
 	d.nextID++
 	stage := "_rosetta_stage_" + strconv.Itoa(d.nextID)
-	plan := &stagePlan{cols: cols, sql: buildStatements(shape.target, shape.tomb, stage, cols, x), hasTomb: shape.hasTomb, target: shape.target,
+	plan := &stagePlan{cols: cols, sql: buildStatements(shape.Target, shape.Tomb, stage, cols, x), hasTomb: shape.HasTomb, target: shape.Target,
 		stage: stage, colv: x}
 	if len(b.Rows) == 0 {
 		// Truncate only: no staging needed; not cached, as the batch

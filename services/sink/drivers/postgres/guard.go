@@ -27,15 +27,15 @@ func withTruncate(plan *stagePlan, shape *tableShape, b cdc.TableBatch) *stagePl
 		keys[k] = true
 	}
 	var data []stageColumn
-	for name, typ := range shape.types {
+	for name, typ := range shape.Types {
 		if keys[name] || name == lsnCol || name == seqCol || name == colvCol {
 			continue
 		}
 		data = append(data, stageColumn{Name: name, Type: typ})
 	}
 	p := *plan
-	if x := (colvSQL{has: shape.hasColv()}); len(data) > 0 && x.has {
-		p.truncateInvalidate = "UPDATE " + shape.target + " AS t SET " + x.invalidateSet(data, "jsonb_build_array($1::bigint, $2::bigint)") +
+	if x := (colvSQL{has: shape.Has(colvCol)}); len(data) > 0 && x.has {
+		p.truncateInvalidate = "UPDATE " + shape.Target + " AS t SET " + x.invalidateSet(data, "jsonb_build_array($1::bigint, $2::bigint)") +
 			" WHERE t." + ident(colvCol) + " IS NOT NULL AND (t." + ident(lsnCol) + ", t." + ident(seqCol) + ") > ($1, $2)"
 	}
 	return &p

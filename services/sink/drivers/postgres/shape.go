@@ -8,140 +8,123 @@ import (
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
-// tableShape is what the driver knows of a destination table: its columns
-// and their types. It is a cache: any failed Apply drops it, and a batch
-// with a column it does not list reloads it from the catalog.
-type tableShape struct {
-	target  string            // quoted schema.table
-	tomb    string            // quoted _rosetta.tomb_…
-	hasTomb bool              // the tombstone table exists (the key is known)
-	types   map[string]string // column -> type as format_type prints it
-	source  map[string]bool   // columns marked as written from the source (markSourceColumns)
+// tableShape is what the driver knows of a destination table
+// (relational.Shape).
+type tableShape = relational.Shape
+
+// shape returns the destination table's shape (relational.Ensure), with
+// the DDL in PostgreSQL's dialect inside the Apply's transaction.
+func (d *Driver) shape(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*tableShape, error) {
+	tombName := tombstoneTableName(d.cfg.Schema, b.Table.Table)
+	t := relational.Table{Schema: d.cfg.Schema, Name: b.Table.Table, Target: ident(d.cfg.Schema, b.Table.Table),
+		Tomb: ident(bookkeepingSchema, tombName), TombName: tombName, Required: []string{lsnCol, seqCol}}
+	return relational.Ensure(ctx, d.tables, pgDialect{d: d, tx: tx, t: t, cols: b.Columns}, t, b, d.log)
 }
 
-// shape returns the destination table's shape, creating the table, adding
-// missing columns, and creating its bookkeeping when the cache does not
-// already show everything the batch needs. It returns nil when the batch
-// has no columns (a lone truncate) and the table does not exist.
-func (d *Driver) shape(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*tableShape, error) {
-	if s, ok := d.tables[b.Table.Table]; ok && s.covers(b.Columns) {
-		return s, nil
+// pgDialect is relational.Dialect for one table in one transaction.
+type pgDialect struct {
+	d    *Driver
+	tx   pgx.Tx
+	t    relational.Table
+	cols []contracts.Column // the batch's, for messages
+}
+
+func (p pgDialect) LockDDL(ctx context.Context) error {
+	if _, err := p.tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
+		return fmt.Errorf("lock for ddl: %w", err)
 	}
-	target := ident(d.cfg.Schema, b.Table.Table)
-	tombName := tombstoneTableName(d.cfg.Schema, b.Table.Table)
-	s := &tableShape{target: target, tomb: ident(bookkeepingSchema, tombName)}
-	// Take the DDL lock before reading, so that what is read is still
-	// true when the DDL below runs.
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
-		return nil, fmt.Errorf("lock for ddl: %w", err)
+	return nil
+}
+
+func (p pgDialect) Columns(ctx context.Context) (map[string]string, error) {
+	return loadColumns(ctx, p.tx, p.t.Target)
+}
+
+func (p pgDialect) PrimaryKey(ctx context.Context) ([]string, error) {
+	return loadPrimaryKey(ctx, p.tx, p.t.Target)
+}
+
+func (p pgDialect) CreateTableDDL(cols []contracts.Column) []string {
+	staged := make([]stageColumn, len(cols))
+	for i, c := range cols {
+		staged[i] = stageColumn{Name: c.Name, Type: columnType(c.BaseType), Key: c.Key}
 	}
-	types, err := loadColumns(ctx, tx, target)
+	return []string{"CREATE SCHEMA IF NOT EXISTS " + ident(p.t.Schema), createTableSQL(p.t.Target, staged)}
+}
+
+func (p pgDialect) RenameColumns(ctx context.Context, types map[string]string, cols []contracts.Column) ([]string, error) {
+	return renameColumns(ctx, p.tx, p.t.Target, types, cols)
+}
+
+func (p pgDialect) AddColumnDDL(c contracts.Column, _ map[string]string) ([]string, error) {
+	add, err := addColumnDDL(p.t.Target, c)
 	if err != nil {
-		return nil, err
+		return nil, sinkrunner.Permanent(fmt.Errorf("add column %q to %s: %w", c.Name, p.t.Target, err))
 	}
-	keys := b.KeyColumns()
+	return add, nil
+}
+
+func (p pgDialect) VersionDDL(ctx context.Context, types map[string]string) ([]string, error) {
 	var ddl []string
-	created := false
-	switch {
-	case len(types) == 0 && len(b.Columns) == 0:
-		return nil, nil
-	case len(types) == 0:
-		cols := make([]stageColumn, len(b.Columns))
-		for i, c := range b.Columns {
-			cols[i] = stageColumn{Name: c.Name, Type: columnType(c.BaseType), Key: c.Key}
+	for _, v := range []string{lsnCol, seqCol} {
+		if _, ok := types[v]; !ok {
+			ddl = append(ddl, addVersionSQL(p.t.Target, v))
 		}
-		ddl = append(ddl, "CREATE SCHEMA IF NOT EXISTS "+ident(d.cfg.Schema), createTableSQL(target, cols))
-		created = true
-	default:
-		renamed, err := renameColumns(ctx, tx, target, types, b.Columns)
+	}
+	if _, ok := types[colvCol]; !ok {
+		// Tables created before column versions: every row's columns
+		// have the row's version. A table the sink's role does not own
+		// keeps going without (ownsTable).
+		owner, err := ownsTable(ctx, p.tx, p.t.Target)
 		if err != nil {
 			return nil, err
 		}
-		if len(renamed) > 0 {
-			d.log.Info("renamed destination columns the source renamed", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", renamed)
-		}
-		for _, c := range b.Columns {
-			if _, ok := types[c.Name]; !ok {
-				add, err := addColumnDDL(target, c)
-				if err != nil {
-					return nil, sinkrunner.Permanent(fmt.Errorf("add column %q to %s: %w", c.Name, target, err))
-				}
-				ddl = append(ddl, add...)
-				d.log.Info("adding column to destination table", "table", d.cfg.Schema+"."+b.Table.Table, "column", c.Name,
-					"existing_rows_value", c.ExistingValue != "")
-			}
-		}
-		for _, v := range []string{lsnCol, seqCol} {
-			if _, ok := types[v]; !ok {
-				ddl = append(ddl, addVersionSQL(target, v))
-			}
-		}
-		if _, ok := types[colvCol]; !ok {
-			// Tables created before column versions: every row's
-			// columns have the row's version. A table the sink's role
-			// does not own keeps going without (ownsTable).
-			owner, err := ownsTable(ctx, tx, target)
-			if err != nil {
-				return nil, err
-			}
-			if owner {
-				ddl = append(ddl, "ALTER TABLE "+target+" ADD COLUMN IF NOT EXISTS "+ident(colvCol)+" jsonb")
-			} else {
-				d.log.Warn("destination table has no column versions and the sink's role cannot add them: partial updates "+
-					"(unchanged TOASTed columns) are exact only in order; add the column to make them exact in any order",
-					"table", d.cfg.Schema+"."+b.Table.Table, "column", colvCol+" jsonb")
-			}
-		}
-		if len(keys) == 0 {
-			// A lone truncate names no columns: the stored primary key
-			// keys the tombstone table.
-			if keys, err = loadPrimaryKey(ctx, tx, target); err != nil {
-				return nil, err
-			}
+		if owner {
+			ddl = append(ddl, "ALTER TABLE "+p.t.Target+" ADD COLUMN IF NOT EXISTS "+ident(colvCol)+" jsonb")
+		} else {
+			p.d.log.Warn("destination table has no column versions and the sink's role cannot add them: partial updates "+
+				"(unchanged TOASTed columns) are exact only in order; add the column to make them exact in any order",
+				"table", p.t.Schema+"."+p.t.Name, "column", colvCol+" jsonb")
 		}
 	}
-	ddl = append(ddl, bookkeepingDDL...)
-	for _, q := range ddl {
-		if _, err := tx.Exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("prepare destination table: %w", unindexableKey(err, d.cfg.Schema+"."+b.Table.Table, b.Columns))
-		}
+	return ddl, nil
+}
+
+func (pgDialect) BookkeepingDDL() []string { return bookkeepingDDL }
+
+func (p pgDialect) ExecDDL(ctx context.Context, q string) error {
+	if _, err := p.tx.Exec(ctx, q); err != nil {
+		return unindexableKey(err, p.t.Schema+"."+p.t.Name, p.cols)
 	}
-	if err := ensureCollectFloor(ctx, tx); err != nil {
-		return nil, err
+	return nil
+}
+
+func (p pgDialect) MarkSourceColumns(ctx context.Context, cols []contracts.Column) (map[string]bool, error) {
+	return markSourceColumns(ctx, p.tx, p.t.Target, cols)
+}
+
+// Finish adds the collect floor to a registry from before collection.
+func (p pgDialect) Finish(ctx context.Context, _ *tableShape) error {
+	return ensureCollectFloor(ctx, p.tx)
+}
+
+func (p pgDialect) CreateTombstone(ctx context.Context, s *tableShape, keys []string) error {
+	keyCols := make([]stageColumn, len(keys))
+	for i, k := range keys {
+		keyCols[i] = stageColumn{Name: k, Type: s.Types[k], Key: true}
 	}
-	if s.types, err = loadColumns(ctx, tx, target); err != nil {
-		return nil, err
-	}
-	if s.source, err = markSourceColumns(ctx, tx, target, b.Columns); err != nil {
-		return nil, err
-	}
-	if created {
-		d.log.Info("created destination table", "table", d.cfg.Schema+"."+b.Table.Table)
-	}
-	if len(keys) > 0 {
-		keyCols := make([]stageColumn, len(keys))
-		for i, k := range keys {
-			keyCols[i] = stageColumn{Name: k, Type: s.types[k], Key: true}
-		}
-		if _, err := tx.Exec(ctx, createTombstoneSQL(s.tomb, keyCols)); err != nil {
-			return nil, fmt.Errorf("create tombstone table: %w", err)
-		}
-		s.hasTomb = true
-	}
-	if _, err := tx.Exec(ctx, "INSERT INTO "+ident(bookkeepingSchema, registryTable)+
+	_, err := p.tx.Exec(ctx, createTombstoneSQL(s.Tomb, keyCols))
+	return err
+}
+
+func (p pgDialect) Register(ctx context.Context, tombName string) error {
+	_, err := p.tx.Exec(ctx, "INSERT INTO "+ident(bookkeepingSchema, registryTable)+
 		" (schema_name, table_name, tombstone_table) VALUES ($1, $2, $3) ON CONFLICT (schema_name, table_name) DO NOTHING",
-		d.cfg.Schema, b.Table.Table, tombName); err != nil {
-		return nil, fmt.Errorf("register destination table: %w", err)
-	}
-	if !s.covers(b.Columns) {
-		return nil, fmt.Errorf("destination table %s lacks columns after adding them", target)
-	}
-	if s.hasTomb {
-		d.tables[b.Table.Table] = s
-	}
-	return s, nil
+		p.t.Schema, p.t.Name, tombName)
+	return err
 }
 
 // loadColumns reads a table's columns and types; none when it is missing.
@@ -181,21 +164,4 @@ func loadPrimaryKey(ctx context.Context, tx pgx.Tx, target string) ([]string, er
 		return nil, fmt.Errorf("read primary key of %s: %w", target, err)
 	}
 	return keys, nil
-}
-
-func (s *tableShape) covers(cols []contracts.Column) bool {
-	for _, c := range cols {
-		if _, ok := s.types[c.Name]; !ok {
-			return false
-		}
-	}
-	_, lsn := s.types[lsnCol]
-	_, seq := s.types[seqCol]
-	return lsn && seq
-}
-
-// hasColv reports whether the table has the column-version record.
-func (s *tableShape) hasColv() bool {
-	_, ok := s.types[colvCol]
-	return ok
 }
