@@ -26,6 +26,8 @@ type Redis struct {
 	// verifies clients.
 	client *Leaf
 	cmd    *exec.Cmd
+	// exited is closed when cmd has exited (its one Wait is done).
+	exited chan struct{}
 }
 
 // RedisOptions make a server that checks who connects.
@@ -131,12 +133,32 @@ func (r *Redis) start(bin string) error {
 	if err := os.WriteFile(path, []byte(strings.Join(conf, "\n")+"\n"), 0o600); err != nil {
 		return err
 	}
+	// Errors in the config file go to stderr, before any logfile.
+	out, err := os.Create(filepath.Join(r.Dir, "stderr.log"))
+	if err != nil {
+		return err
+	}
+	defer out.Close()
 	r.cmd = exec.Command(bin, path)
+	r.cmd.Stdout, r.cmd.Stderr = out, out
 	if err := r.cmd.Start(); err != nil {
 		return err
 	}
+	r.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) {
+		_ = cmd.Wait()
+		close(exited)
+	}(r.cmd, r.exited)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
+		select {
+		case <-r.exited:
+			r.cmd = nil
+			stderr, _ := os.ReadFile(out.Name())
+			log, _ := os.ReadFile(filepath.Join(r.Dir, "redis.log"))
+			return fmt.Errorf("redis-server exited: %s%s", stderr, log)
+		default:
+		}
 		if r.ready() {
 			return nil
 		}
@@ -219,7 +241,7 @@ func (r *Redis) ClientCert() *Leaf { return r.client }
 func (r *Redis) Kill() {
 	if r.cmd != nil && r.cmd.Process != nil {
 		r.cmd.Process.Kill()
-		r.cmd.Wait()
+		<-r.exited
 		r.cmd = nil
 	}
 }
