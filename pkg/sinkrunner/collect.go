@@ -136,6 +136,8 @@ func (r *Runner) collectTicker() (<-chan time.Time, func()) {
 //     a change dead-lettered and acked meanwhile is seen in the queue.
 func (r *Runner) collect(ctx context.Context) ([]TableCollection, error) {
 	r.lastCollect, r.collectDue = time.Now(), false
+	behind := r.collectRetries
+	r.collectRetries = 0
 	coll, ok := r.drv.(TombstoneCollector)
 	if !ok || r.cfg.Bounds == nil || len(r.cfg.Tables) == 0 {
 		return nil, ErrNotCollected
@@ -153,7 +155,7 @@ func (r *Runner) collect(ctx context.Context) ([]TableCollection, error) {
 	if info.NumPending > 0 || info.NumAckPending > heldN {
 		// Changes this runner has not seen may be older than anything
 		// it holds: wait until it has caught up.
-		r.collectDue = true
+		r.collectDue, r.collectRetries = true, behind+1
 		out := make([]TableCollection, len(r.cfg.Tables))
 		for i, t := range r.cfg.Tables {
 			out[i] = TableCollection{Table: t, Skipped: fmt.Sprintf("consumer not caught up (%d pending, %d unacked, %d held)",
@@ -252,7 +254,9 @@ func (r *Runner) heldVersions() (map[string]contracts.Version, int) {
 }
 
 // collectRetryEvery is the least time between two collections tried
-// because an earlier one found the consumer behind (collectDue).
+// because an earlier one found the consumer behind (collectDue); it
+// doubles with each retry that finds it behind again (another instance
+// on the consumer may hold messages for long), up to CollectEvery.
 const collectRetryEvery = time.Second
 
 // collectRetry fires when a collection is due again: an earlier one found
@@ -262,7 +266,8 @@ func (r *Runner) collectRetry() <-chan time.Time {
 	if !r.collectDue || !r.caughtUp {
 		return nil
 	}
-	return time.After(time.Until(r.lastCollect.Add(collectRetryEvery)))
+	wait := collectRetryEvery << min(max(r.collectRetries-1, 0), 16)
+	return time.After(time.Until(r.lastCollect.Add(min(wait, r.cfg.CollectEvery))))
 }
 
 // runCollect serves a periodic collection, logging instead of returning.

@@ -46,6 +46,7 @@ type Runner struct {
 	// (collectRetry).
 	collectDue, caughtUp bool
 	lastCollect          time.Time
+	collectRetries       int // collections in a row that found it behind
 }
 
 // New returns a runner applying what cons delivers through drv and
