@@ -72,6 +72,7 @@ export function PipelinePage() {
   const tail = can(who?.role, "tail");
   if (detail.error) return <Notice kind="error">{errorMessage(detail.error)}</Notice>;
   if (!p) return <p>Loading…</p>;
+  const deadLetters = p.destinations.reduce((n, d) => n + d.dlq.depth, 0);
   return (
     <>
       <PageHeader title={`Pipeline ${p.name}`}>
@@ -103,11 +104,17 @@ export function PipelinePage() {
             <Confirm
               trigger={<Button variant="danger">Delete</Button>}
               title={`Delete pipeline ${p.name}?`}
-              body="Replication of its tables stops. Rows already written stay at the destinations."
+              body={
+                deadLetters > 0
+                  ? `Replication of its tables stops. Rows already written stay at the destinations. Its dead-letter queues (${fmtInt(deadLetters)} rejected changes) are deleted for good.`
+                  : "Replication of its tables stops. Rows already written stay at the destinations."
+              }
               confirmLabel="Delete pipeline"
               danger
               onConfirm={async () => {
-                await api(`/pipelines/${pid}`, { method: "DELETE" });
+                // The API refuses (409) to drop dead letters unless told to;
+                // the dialog above said they go.
+                await api(`/pipelines/${pid}`, { method: "DELETE", query: deadLetters > 0 ? { discard_dead_letters: "true" } : undefined });
                 await invalidate();
                 await navigate({ to: "/pipelines" });
               }}
