@@ -29,6 +29,12 @@ const (
 	TapUser = "tap"
 )
 
+// TapInboxPrefix is the tap user's inbox prefix, the only reply subjects
+// it may subscribe to, on the embedded server and in deploy/nats/auth.conf:
+// a reader cannot read the replies meant for the services (rows they
+// fetch, JetStream API answers).
+const TapInboxPrefix = "_INBOX_rosetta_tap"
+
 // CredentialsFile is the name, inside the data dir, of the file holding the
 // embedded server's generated users.
 const CredentialsFile = "nats-credentials.json"
@@ -119,7 +125,7 @@ func (c DevCredentials) Users() []*server.User {
 }
 
 // TapPermissions let a program read changes and nothing else: subscribe to
-// change subjects and its own inboxes, read stream and consumer info, and
+// change subjects and its own inboxes (TapInboxPrefix), read stream and consumer info, and
 // create ephemeral consumers (only EphemeralCreateSubject, on which the
 // server refuses a durable name) and read them. It cannot publish changes
 // or config events, delete or purge streams, delete consumers, or create a
@@ -141,14 +147,15 @@ func TapPermissions() *server.Permissions {
 			},
 		},
 		Subscribe: &server.SubjectPermission{
-			Allow: []string{"rosetta.cdc.>", "_INBOX.>"},
+			Allow: []string{"rosetta.cdc.>", TapInboxPrefix + ".>"},
 		},
 	}
 }
 
 // TapOptions are the options a reading program (rosetta tail, duckquery)
 // connects to the embedded server of the `rosetta dev` using dataDir with:
-// its tap user, when that data dir has a credentials file. Without one
+// its tap user and TapInboxPrefix, when that data dir has a credentials
+// file. Without one
 // (no `rosetta dev` ran there, or the program talks to an external NATS
 // whose credentials come from elsewhere) it returns no option, and an
 // embedded server refuses the connection with an authorization error.
@@ -160,7 +167,7 @@ func TapOptions(dataDir string) ([]nats.Option, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []nats.Option{c.Tap.Option()}, nil
+	return []nats.Option{c.Tap.Option(), nats.CustomInboxPrefix(TapInboxPrefix)}, nil
 }
 
 // Tap is a JetStream context connected as the tap user: it can read
@@ -172,7 +179,7 @@ type Tap struct {
 // ConnectTap connects to url as the tap user (user is its credentials'
 // Option) for a service that reads changes on people's behalf.
 func ConnectTap(ctx context.Context, url string, log *slog.Logger, user nats.Option, extra ...nats.Option) (*nats.Conn, *Tap, error) {
-	nc, js, err := ConnectWith(ctx, url, "rosetta tap", log, DefaultLiveness(), append([]nats.Option{user}, extra...)...)
+	nc, js, err := ConnectWith(ctx, url, "rosetta tap", log, DefaultLiveness(), append([]nats.Option{user, nats.CustomInboxPrefix(TapInboxPrefix)}, extra...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect as the tap user: %w", err)
 	}

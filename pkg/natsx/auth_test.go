@@ -71,7 +71,7 @@ func TestEmbeddedAuth(t *testing.T) {
 	}
 
 	tapOpts, err := TapOptions(dataDir)
-	if err != nil || len(tapOpts) != 1 {
+	if err != nil || len(tapOpts) != 2 {
 		t.Fatalf("TapOptions = %v, %v", tapOpts, err)
 	}
 	permErrs := make(chan error, 16)
@@ -111,6 +111,21 @@ func TestEmbeddedAuth(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("tap publish to a change or config subject raised no permissions violation")
 		}
+	}
+	// Nor does reading the services' replies (default inbox prefix).
+	if _, err := tap.SubscribeSync(nats.InboxPrefix + ">"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tap.FlushWithContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-permErrs:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Fatalf("tap subscribing to the services' inboxes: %v, want a permissions violation", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the tap may subscribe to the services' inboxes")
 	}
 	info, err := stream.Info(ctx)
 	if err != nil || info.State.Msgs != 1 {

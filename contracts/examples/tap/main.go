@@ -84,7 +84,14 @@ func credentials(dataDir string) (nats.Option, error) {
 	if err := json.Unmarshal(body, &c); err != nil {
 		return nil, fmt.Errorf("%s: %w", dataDir, err)
 	}
-	return nats.UserInfo(c.Tap.User, c.Tap.Password), nil
+	// The embedded server lets the tap user subscribe to its own inbox
+	// prefix only (natsx.TapInboxPrefix).
+	return func(o *nats.Options) error {
+		if err := nats.UserInfo(c.Tap.User, c.Tap.Password)(o); err != nil {
+			return err
+		}
+		return nats.CustomInboxPrefix("_INBOX_rosetta_tap")(o)
+	}, nil
 }
 
 // createEphemeral creates an ephemeral consumer through the create subject
