@@ -139,9 +139,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("rosetta "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&s.ConfigDSN, "config-dsn", s.ConfigDSN, "config database URL ("+settings.EnvConfigDSN+")")
+	// URLs that may hold a password: -h shows them redacted (urlFlag).
+	fs.Var(urlFlag{&s.ConfigDSN}, "config-dsn", "config database URL ("+settings.EnvConfigDSN+")")
 	fs.StringVar(&s.HTTPAddr, "http-addr", s.HTTPAddr, "API listen address ("+settings.EnvHTTPAddr+")")
-	fs.StringVar(&s.NATSURL, "nats-url", s.NATSURL, "NATS URL, empty for embedded ("+settings.EnvNATSURL+")")
+	fs.Var(urlFlag{&s.NATSURL}, "nats-url", "NATS URL, empty for embedded ("+settings.EnvNATSURL+")")
 	// No default shown: the URL may hold a password, and -h prints
 	// defaults.
 	var redisURL string

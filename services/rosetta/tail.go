@@ -91,7 +91,8 @@ func parseTailArgs(args []string, stderr io.Writer, now func() time.Time) (tailO
 		defURL = "nats://" + addr
 	}
 	since := fs.String("since", "", "start at this time: RFC3339 (2026-11-23T10:00:00Z) or a duration ago (10m)")
-	fs.StringVar(&opts.NATSURL, "nats-url", defURL, "NATS URL ("+settings.EnvNATSURL+", else the embedded server's "+settings.EnvNATSListen+")")
+	opts.NATSURL = defURL
+	fs.Var(urlFlag{&opts.NATSURL}, "nats-url", "NATS URL ("+settings.EnvNATSURL+", else the embedded server's "+settings.EnvNATSListen+")")
 	fs.StringVar(&opts.DataDir, "data-dir", opts.DataDir, "data dir of the `rosetta dev` whose embedded NATS to read, for its credentials ("+settings.EnvDataDir+")")
 	fs.Uint64Var(&opts.Seq, "seq", 0, "start at this stream sequence")
 	fs.BoolVar(&opts.JSON, "json", false, "print each change event as one JSON line, as published")
