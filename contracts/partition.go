@@ -44,14 +44,27 @@ func KeyHash(key Row) uint32 {
 }
 
 // Partition is the partition, in [0, partitions), of a change whose key is
-// key: KeyHash(key) mod partitions. A change without a key (a truncate, a
-// row of a table without a replica identity key) is on partition 0, as is
-// every change when partitions is 1 or less.
+// key: Mix(KeyHash(key)) mod partitions. A change without a key (a
+// truncate, a row of a table without a replica identity key) is on
+// partition 0, as is every change when partitions is 1 or less.
 func Partition(key Row, partitions int) int {
 	if partitions <= 1 || len(key) == 0 {
 		return 0
 	}
-	return int(KeyHash(key) % uint32(partitions))
+	return int(Mix(KeyHash(key)) % uint32(partitions))
+}
+
+// Mix is MurmurHash3's 32-bit finalizer (fmix32). FNV-1a's low bits
+// depend only on the low bits of each byte ("A" and "E" end alike in their
+// two lowest bits, so a bare FNV-1a mod 4 puts them on one partition);
+// mixing first makes every bit of the hash decide the partition.
+func Mix(h uint32) uint32 {
+	h ^= h >> 16
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	h *= 0xc2b2ae35
+	h ^= h >> 16
+	return h
 }
 
 const (

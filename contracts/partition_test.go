@@ -15,11 +15,12 @@ func TestPartitionGoldenVectors(t *testing.T) {
 		t.Fatalf("read vectors: %v", err)
 	}
 	var vectors []struct {
-		Key  Row    `json:"key"`
-		Hash uint32 `json:"hash"`
-		P4   int    `json:"partition_of_4"`
-		P16  int    `json:"partition_of_16"`
-		P64  int    `json:"partition_of_64"`
+		Key   Row    `json:"key"`
+		Hash  uint32 `json:"hash"`
+		Mixed uint32 `json:"mixed"`
+		P4    int    `json:"partition_of_4"`
+		P16   int    `json:"partition_of_16"`
+		P64   int    `json:"partition_of_64"`
 	}
 	if err := json.Unmarshal(b, &vectors); err != nil {
 		t.Fatalf("decode vectors: %v", err)
@@ -30,6 +31,9 @@ func TestPartitionGoldenVectors(t *testing.T) {
 	for _, v := range vectors {
 		if got := KeyHash(v.Key); got != v.Hash {
 			t.Errorf("KeyHash(%v) = %d; want %d", v.Key, got, v.Hash)
+		}
+		if got := Mix(v.Hash); got != v.Mixed {
+			t.Errorf("Mix(%d) = %d; want %d", v.Hash, got, v.Mixed)
 		}
 		for p, want := range map[int]int{4: v.P4, 16: v.P16, 64: v.P64} {
 			if got := Partition(v.Key, p); got != want {
@@ -72,15 +76,31 @@ func TestPartitionProperties(t *testing.T) {
 	if got := Partition(row(`{"id":1}`), 1); got != 0 {
 		t.Errorf("Partition(key, 1) = %d; want 0", got)
 	}
-	// Sequential integer keys spread evenly: within 10% of the mean.
-	const n, parts = 40000, 8
-	var counts [parts]int
-	for i := range n {
-		counts[Partition(Row{"id": json.RawMessage(strconv.Itoa(i))}, parts)]++
-	}
-	for p, c := range counts {
-		if c < n/parts*9/10 || c > n/parts*11/10 {
-			t.Errorf("partition %d holds %d of %d keys; want about %d", p, c, n, n/parts)
+	// Keys spread evenly, within 10% of the mean, also those whose bytes
+	// differ only above their low bits (which a bare FNV-1a mod 2^k
+	// ignores: "A", "E", "I" … would share one partition of 4).
+	for _, tt := range []struct {
+		name string
+		key  func(i int) json.RawMessage
+	}{
+		{"sequential integers", func(i int) json.RawMessage { return json.RawMessage(strconv.Itoa(i)) }},
+		{"multiples of 64", func(i int) json.RawMessage { return json.RawMessage(strconv.Itoa(64 * i)) }},
+		{"text differing in high bits", func(i int) json.RawMessage {
+			return json.RawMessage(strconv.Quote(string([]byte{'A' + byte(i%4)*4, 'A' + byte(i/4%4)*4, 'A' + byte(i/16%4)*4,
+				'A' + byte(i/64%4)*4, 'A' + byte(i/256%4)*4, 'A' + byte(i/1024%4)*4, 'A' + byte(i/4096%4)*4, 'A' + byte(i/16384%4)*4})))
+		}},
+	} {
+		for _, parts := range []int{4, 8, 64} {
+			const n = 40000
+			counts := make([]int, parts)
+			for i := range n {
+				counts[Partition(Row{"id": tt.key(i)}, parts)]++
+			}
+			for p, c := range counts {
+				if c < n/parts*85/100 || c > n/parts*115/100 {
+					t.Errorf("%s over %d partitions: partition %d holds %d of %d keys; want about %d", tt.name, parts, p, c, n, n/parts)
+				}
+			}
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 )
 
 // drainState is what waitDrained looks at.
@@ -330,7 +331,7 @@ func (w *world) auditIDs() map[string]int {
 	var seen uint64
 	bad := 0
 	for seen < info.State.Msgs {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second), jetstream.FetchPriorityGroup(natsx.SinkGroup))
 		if err != nil {
 			w.t.Fatalf("audit fetch: %v", err)
 		}

@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
@@ -51,6 +50,7 @@ type world struct {
 	pxSinkNATS    *testkit.Proxy // sink -> nats-server
 
 	sourceID, pipelineID, destID int64
+	partitions                   int
 }
 
 // roleNATS is a NATS server the test started with per-role users: the
@@ -76,11 +76,13 @@ type worldOptions struct {
 	proxies bool
 	// env is added to the services' environment.
 	env []string
+	// partitions is the source's partitions setting (0: the default, 1).
+	partitions int
 }
 
 func newWorld(t *testing.T, opt worldOptions) *world {
 	t.Helper()
-	w := &world{t: t, srcPG: testkit.StartPostgres(t), cfgPG: testkit.StartPostgres(t)}
+	w := &world{t: t, srcPG: testkit.StartPostgres(t), cfgPG: testkit.StartPostgres(t), partitions: max(opt.partitions, 1)}
 	w.dstPG = w.cfgPG
 	if opt.ownDestCluster {
 		w.dstPG = testkit.StartPostgres(t)
@@ -227,7 +229,7 @@ func (w *world) createSource() {
 	var src struct{ ID int64 }
 	w.mustCall("POST", "/sources", map[string]any{
 		"name": "src", "host": "127.0.0.1", "port": w.sourcePort(), "database": w.sourceDB,
-		"user": "postgres", "password": "source-pw", "sslmode": "disable",
+		"user": "postgres", "password": "source-pw", "sslmode": "disable", "partitions": w.partitions,
 	}, &src)
 	w.sourceID = src.ID
 }
@@ -273,14 +275,14 @@ func (w *world) createPipeline() {
 }
 
 // waitStreaming waits until the source's slot is active and the pipeline's
-// consumer exists: changes written from then on are captured and consumed.
+// consumers (one per partition) exist: changes written from then on are captured and consumed.
 func (w *world) waitStreaming() {
 	w.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if s, err := w.slot(); err == nil && s.active {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err := w.js.Consumer(ctx, contracts.StreamName(w.sourceID), contracts.ConsumerName(w.pipelineID, w.destID))
+			_, err := natsx.PipelineConsumers(ctx, w.js, w.sourceID, w.pipelineID, w.destID, w.partitions)
 			cancel()
 			if err == nil {
 				return

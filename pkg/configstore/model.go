@@ -104,6 +104,9 @@ type Pipeline struct {
 	Status         PipelineStatus `json:"status"`
 	CreatedAt      time.Time      `json:"created_at"`
 	UpdatedAt      time.Time      `json:"updated_at"`
+	// SourcePartitions is the source's partitions setting (read with the
+	// pipeline: one consumer per partition for each destination).
+	SourcePartitions int `json:"-"`
 }
 
 // DestinationState is the sink's report for one (pipeline, destination).

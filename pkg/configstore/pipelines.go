@@ -19,13 +19,14 @@ type PipelineInput struct {
 
 // pipelineSelect reads pipelines with their destination ids (ascending).
 const pipelineSelect = `SELECT p.id, p.name, p.source_id, p.tables, p.status, p.created_at, p.updated_at,
-	COALESCE((SELECT array_agg(pd.destination_id ORDER BY pd.destination_id) FROM pipeline_destinations pd WHERE pd.pipeline_id = p.id), '{}')
+	COALESCE((SELECT array_agg(pd.destination_id ORDER BY pd.destination_id) FROM pipeline_destinations pd WHERE pd.pipeline_id = p.id), '{}'),
+	COALESCE((SELECT s.partitions FROM sources s WHERE s.id = p.source_id), 1)
 	FROM pipelines p`
 
 func scanPipeline(row pgx.Row) (Pipeline, error) {
 	var p Pipeline
 	var status string
-	if err := row.Scan(&p.ID, &p.Name, &p.SourceID, &p.Tables, &status, &p.CreatedAt, &p.UpdatedAt, &p.DestinationIDs); err != nil {
+	if err := row.Scan(&p.ID, &p.Name, &p.SourceID, &p.Tables, &status, &p.CreatedAt, &p.UpdatedAt, &p.DestinationIDs, &p.SourcePartitions); err != nil {
 		return Pipeline{}, err
 	}
 	p.Status = PipelineStatus(status)

@@ -3,6 +3,7 @@ package natsx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -110,9 +111,95 @@ func TestSourceStreamConfig(t *testing.T) {
 	if c.Subjects[0] != "rosetta.cdc.3.>" || c.Name != "ROSETTA_CDC_3" {
 		t.Fatalf("stream %s on %v", c.Name, c.Subjects)
 	}
-	cc := PipelineConsumerConfig(3, 4, 5, []Table{{Schema: "public", Name: "a.b"}})
-	if cc.MaxDeliver != -1 || cc.AckPolicy != jetstream.AckExplicitPolicy || cc.FilterSubjects[0] != "rosetta.cdc.3.public.a%2Eb.*" {
-		t.Fatalf("consumer config %+v", cc)
+	for _, tt := range []struct {
+		partition, partitions int
+		name, filter          string
+	}{
+		{0, 1, "pipeline_4_dest_5", "rosetta.cdc.3.public.a%2Eb.*"},
+		{0, 0, "pipeline_4_dest_5", "rosetta.cdc.3.public.a%2Eb.*"},
+		{0, 4, "pipeline_4_dest_5_p0", "rosetta.cdc.3.public.a%2Eb.0"},
+		{3, 4, "pipeline_4_dest_5_p3", "rosetta.cdc.3.public.a%2Eb.3"},
+	} {
+		cc := PipelineConsumerConfig(3, 4, 5, []Table{{Schema: "public", Name: "a.b"}}, tt.partition, tt.partitions)
+		if cc.MaxDeliver != -1 || cc.AckPolicy != jetstream.AckExplicitPolicy || cc.Durable != tt.name || cc.FilterSubjects[0] != tt.filter ||
+			cc.PriorityPolicy != jetstream.PriorityPolicyPinned || len(cc.PriorityGroups) != 1 || cc.PriorityGroups[0] != SinkGroup {
+			t.Errorf("partition %d of %d: consumer config %+v", tt.partition, tt.partitions, cc)
+		}
+	}
+}
+
+// TestPipelineConsumersPerPartition: one consumer per partition, found by
+// ListPipelineConsumers; a consumer from before partitions (no priority
+// group) takes the pinned policy on update and keeps its position.
+func TestPipelineConsumersPerPartition(t *testing.T) {
+	t.Parallel()
+	js := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := EnsureSourceStream(ctx, js, 11, StreamLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	tables := []Table{{Schema: "public", Name: "t"}}
+	// An existing consumer as earlier versions made it, with a change
+	// delivered and acked.
+	old := PipelineConsumerConfig(11, 1, 2, tables, 0, 1)
+	old.PriorityGroups, old.PriorityPolicy, old.PinnedTTL = nil, jetstream.PriorityPolicyNone, 0
+	if _, err := js.CreateOrUpdateConsumer(ctx, "ROSETTA_CDC_11", old); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, err := js.Publish(ctx, "rosetta.cdc.11.public.t.0", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := js.Consumer(ctx, "ROSETTA_CDC_11", "pipeline_1_dest_2")
+	b, err := c.Fetch(1, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range b.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := EnsurePipelineConsumers(ctx, js, 11, 1, 2, tables, 1); err != nil {
+		t.Fatalf("update a consumer from before partitions: %v", err)
+	}
+	if err := EnsurePipelineConsumers(ctx, js, 11, 3, 2, tables, 4); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := PipelineConsumers(ctx, js, 11, 1, 2, 1)
+	if err != nil || len(cons) != 1 {
+		t.Fatalf("consumers of pipeline 1: %v, %v", cons, err)
+	}
+	info, err := cons[0].Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.PriorityPolicy != jetstream.PriorityPolicyPinned || info.NumPending != 1 || info.AckFloor.Stream != 1 {
+		t.Fatalf("updated consumer: policy %v, %d pending, ack floor %d; want pinned, 1, 1", info.Config.PriorityPolicy, info.NumPending, info.AckFloor.Stream)
+	}
+	got, err := ListPipelineConsumers(ctx, js, 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, id := range got {
+		names[id.Name()] = true
+	}
+	for _, id := range append(PipelineConsumerIDs(1, 2, 1), PipelineConsumerIDs(3, 2, 4)...) {
+		if !names[id.Name()] {
+			t.Errorf("ListPipelineConsumers misses %s; has %v", id.Name(), names)
+		}
+	}
+	if len(names) != 5 {
+		t.Errorf("ListPipelineConsumers = %v; want 5 consumers", names)
+	}
+	if err := DeletePipelineConsumer(ctx, js, 11, PipelineConsumerIDs(3, 2, 4)[2]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Consumer(ctx, "ROSETTA_CDC_11", "pipeline_3_dest_2_p2"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("after delete, partition 2's consumer: %v", err)
 	}
 }
 

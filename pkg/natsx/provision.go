@@ -159,19 +159,46 @@ type Table struct {
 // it (sinkrunner.Config.KeepAliveEvery), so a slow apply keeps its batch.
 const ConsumerAckWait = 30 * time.Second
 
-// PipelineConsumerConfig is the durable consumer of one pipeline destination,
-// filtered to the pipeline's tables. It starts at new messages: it is created
-// before the tables are added to the source's publication, so it sees every
-// change captured for them. MaxDeliver is unlimited: a change is never given
-// up on by JetStream; sinks dead-letter what a destination rejects.
-func PipelineConsumerConfig(sourceID, pipelineID, destinationID int64, tables []Table) jetstream.ConsumerConfig {
+// SinkGroup is the priority group sinks fetch in (jetstream.FetchPriorityGroup).
+// Pipeline consumers use the pinned-client policy on it: JetStream delivers
+// one partition's changes to one sink instance at a time, the pinned one,
+// and other instances' pull requests wait until the pinned one stops
+// pulling for ConsumerPinnedTTL; then one of them is pinned instead.
+const SinkGroup = "sinks"
+
+// ConsumerPinnedTTL is how long a pinned sink may go without a pull request
+// before JetStream unpins it: the takeover time of a partition after its
+// sink dies. A sink pulls at least every pullExpiry (500 ms) while its
+// batch fills; one applying a batch longer than this loses the pin, and
+// another instance takes the partition's next changes while it finishes
+// (the destination's version guard keeps that exact; only the one-writer
+// order is given up for that moment).
+const ConsumerPinnedTTL = 10 * time.Second
+
+// PipelineConsumerConfig is the durable consumer of one partition of one
+// pipeline destination, filtered to the pipeline's tables on that
+// partition (every partition when the source has one: the name and filter
+// consumers had before partitions, so they keep their position). It starts
+// at new messages: it is created before the tables are added to the
+// source's publication, so it sees every change captured for them.
+// MaxDeliver is unlimited: a change is never given up on by JetStream;
+// sinks dead-letter what a destination rejects.
+func PipelineConsumerConfig(sourceID, pipelineID, destinationID int64, tables []Table, partition, partitions int) jetstream.ConsumerConfig {
 	filters := make([]string, 0, len(tables))
 	for _, t := range tables {
-		filters = append(filters, contracts.TableFilter(sourceID, t.Schema, t.Name))
+		if partitions <= 1 {
+			filters = append(filters, contracts.TableFilter(sourceID, t.Schema, t.Name))
+		} else {
+			filters = append(filters, contracts.ChangeSubject(sourceID, t.Schema, t.Name, partition))
+		}
+	}
+	desc := fmt.Sprintf("Rosetta pipeline %d to destination %d", pipelineID, destinationID)
+	if partitions > 1 {
+		desc += fmt.Sprintf(", partition %d of %d", partition, partitions)
 	}
 	return jetstream.ConsumerConfig{
-		Durable:        contracts.ConsumerName(pipelineID, destinationID),
-		Description:    fmt.Sprintf("Rosetta pipeline %d to destination %d", pipelineID, destinationID),
+		Durable:        contracts.PartitionConsumerName(pipelineID, destinationID, partition, partitions),
+		Description:    desc,
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        ConsumerAckWait,
@@ -179,28 +206,87 @@ func PipelineConsumerConfig(sourceID, pipelineID, destinationID int64, tables []
 		MaxAckPending:  50000,
 		FilterSubjects: filters,
 		MaxWaiting:     64,
+		PriorityGroups: []string{SinkGroup},
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PinnedTTL:      ConsumerPinnedTTL,
 	}
 }
 
-// EnsurePipelineConsumer creates or updates the durable consumer of one
-// pipeline destination (its filter follows the pipeline's tables). The
-// source's stream must exist.
-func EnsurePipelineConsumer(ctx context.Context, js jetstream.JetStream, sourceID, pipelineID, destinationID int64, tables []Table) (jetstream.Consumer, error) {
-	if len(tables) == 0 {
-		return nil, fmt.Errorf("ensure consumer of pipeline %d destination %d: no tables", pipelineID, destinationID)
+// Unpinner returns a function releasing the pin of a consumer in SinkGroup
+// (sinkrunner.Config.Unpin): its next pull request from any sink instance
+// is pinned at once.
+func Unpinner(js jetstream.JetStream) func(ctx context.Context, stream, consumer string) error {
+	return func(ctx context.Context, stream, consumer string) error {
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return fmt.Errorf("unpin %s: %w", consumer, err)
+		}
+		if err := s.UnpinConsumer(ctx, consumer, SinkGroup); err != nil {
+			return fmt.Errorf("unpin %s: %w", consumer, err)
+		}
+		return nil
 	}
-	cfg := PipelineConsumerConfig(sourceID, pipelineID, destinationID, tables)
-	c, err := js.CreateOrUpdateConsumer(ctx, contracts.StreamName(sourceID), cfg)
+}
+
+// EnsurePipelineConsumers creates or updates the durable consumers of one
+// pipeline destination, one per partition of the source (their filters
+// follow the pipeline's tables). The source's stream must exist.
+func EnsurePipelineConsumers(ctx context.Context, js jetstream.JetStream, sourceID, pipelineID, destinationID int64, tables []Table, partitions int) error {
+	if len(tables) == 0 {
+		return fmt.Errorf("ensure consumers of pipeline %d destination %d: no tables", pipelineID, destinationID)
+	}
+	for p := range max(partitions, 1) {
+		cfg := PipelineConsumerConfig(sourceID, pipelineID, destinationID, tables, p, partitions)
+		if _, err := js.CreateOrUpdateConsumer(ctx, contracts.StreamName(sourceID), cfg); err != nil {
+			return fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, contracts.StreamName(sourceID), err)
+		}
+	}
+	return nil
+}
+
+// EnsurePipelineConsumer is EnsurePipelineConsumers for a source with one
+// partition, returning its one consumer.
+func EnsurePipelineConsumer(ctx context.Context, js jetstream.JetStream, sourceID, pipelineID, destinationID int64, tables []Table) (jetstream.Consumer, error) {
+	if err := EnsurePipelineConsumers(ctx, js, sourceID, pipelineID, destinationID, tables, 1); err != nil {
+		return nil, err
+	}
+	c, err := js.Consumer(ctx, contracts.StreamName(sourceID), contracts.ConsumerName(pipelineID, destinationID))
 	if err != nil {
-		return nil, fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, contracts.StreamName(sourceID), err)
+		return nil, fmt.Errorf("look up consumer %s: %w", contracts.ConsumerName(pipelineID, destinationID), err)
 	}
 	return c, nil
 }
 
-// DeletePipelineConsumer removes the consumer of a pipeline destination; a
+// ConsumerError is a failed look-up of one named consumer; a missing one
+// wraps jetstream.ErrConsumerNotFound or ErrStreamNotFound.
+type ConsumerError struct {
+	Name string
+	Err  error
+}
+
+func (e *ConsumerError) Error() string { return "consumer " + e.Name + ": " + e.Err.Error() }
+func (e *ConsumerError) Unwrap() error { return e.Err }
+
+// PipelineConsumers looks up the consumers of every partition of one
+// pipeline destination, in partition order. Its error is a *ConsumerError
+// naming the first that failed.
+func PipelineConsumers(ctx context.Context, js jetstream.JetStream, sourceID, pipelineID, destinationID int64, partitions int) ([]jetstream.Consumer, error) {
+	out := make([]jetstream.Consumer, 0, max(partitions, 1))
+	for p := range max(partitions, 1) {
+		name := contracts.PartitionConsumerName(pipelineID, destinationID, p, partitions)
+		c, err := js.Consumer(ctx, contracts.StreamName(sourceID), name)
+		if err != nil {
+			return nil, &ConsumerError{Name: name, Err: err}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// DeletePipelineConsumer removes one consumer of a pipeline destination; a
 // missing consumer or stream is fine.
-func DeletePipelineConsumer(ctx context.Context, js jetstream.JetStream, sourceID, pipelineID, destinationID int64) error {
-	name := contracts.ConsumerName(pipelineID, destinationID)
+func DeletePipelineConsumer(ctx context.Context, js jetstream.JetStream, sourceID int64, id PipelineConsumerID) error {
+	name := id.Name()
 	err := js.DeleteConsumer(ctx, contracts.StreamName(sourceID), name)
 	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("delete consumer %s: %w", name, err)
@@ -208,10 +294,34 @@ func DeletePipelineConsumer(ctx context.Context, js jetstream.JetStream, sourceI
 	return nil
 }
 
-// PipelineConsumerID names the consumer of one pipeline destination.
+// PipelineConsumerID names one consumer of a pipeline destination: its
+// partition, and whether its name carries one (only with several).
 type PipelineConsumerID struct {
 	PipelineID    int64
 	DestinationID int64
+	Partition     int
+	Partitioned   bool
+}
+
+// Name is the consumer's durable name.
+func (id PipelineConsumerID) Name() string {
+	if !id.Partitioned {
+		return contracts.ConsumerName(id.PipelineID, id.DestinationID)
+	}
+	return contracts.PartitionConsumerName(id.PipelineID, id.DestinationID, id.Partition, contracts.MaxPartitions)
+}
+
+// PipelineConsumerIDs are the consumers a pipeline destination has with
+// partitions partitions.
+func PipelineConsumerIDs(pipelineID, destinationID int64, partitions int) []PipelineConsumerID {
+	if partitions <= 1 {
+		return []PipelineConsumerID{{PipelineID: pipelineID, DestinationID: destinationID}}
+	}
+	out := make([]PipelineConsumerID, partitions)
+	for p := range out {
+		out[p] = PipelineConsumerID{PipelineID: pipelineID, DestinationID: destinationID, Partition: p, Partitioned: true}
+	}
+	return out
 }
 
 // ListPipelineConsumers returns the pipeline consumers on a source's stream
@@ -228,8 +338,9 @@ func ListPipelineConsumers(ctx context.Context, js jetstream.JetStream, sourceID
 	names := s.ConsumerNames(ctx)
 	var out []PipelineConsumerID
 	for n := range names.Name() {
-		if p, d, ok := contracts.ParseConsumerName(n); ok {
-			out = append(out, PipelineConsumerID{PipelineID: p, DestinationID: d})
+		if p, d, part, ok := contracts.ParsePartitionConsumerName(n); ok {
+			out = append(out, PipelineConsumerID{PipelineID: p, DestinationID: d, Partition: part,
+				Partitioned: n != contracts.ConsumerName(p, d)})
 		}
 	}
 	if err := names.Err(); err != nil {

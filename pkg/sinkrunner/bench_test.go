@@ -177,7 +177,7 @@ func benchConsumer(b *testing.B, js jetstream.JetStream, src int64) jetstream.Co
 		b.Fatal(err)
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, contracts.StreamName(src),
-		natsx.PipelineConsumerConfig(src, 1, 1, []natsx.Table{{Schema: "public", Name: "orders"}}))
+		natsx.PipelineConsumerConfig(src, 1, 1, []natsx.Table{{Schema: "public", Name: "orders"}}, 0, 1))
 	if err != nil {
 		b.Fatal(err)
 	}

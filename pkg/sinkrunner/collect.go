@@ -128,10 +128,11 @@ func (r *Runner) collectTicker() (<-chan time.Time, func()) {
 // The bound of a table (docs/delivery.md proves it) is the minimum of:
 //   - the publish floor: capture's confirmed position, read first, so that
 //     everything published after the reads below is at least it;
-//   - every message the consumer holds unacked, which must all be this
-//     runner's (held batches) with none left undelivered: otherwise, the
-//     stream may hold older changes it cannot see, and nothing is
-//     collected this time;
+//   - every message the consumers (every partition's) hold unacked, which
+//     must all be this runner's (held batches) with none left undelivered:
+//     otherwise, the stream may hold older changes it cannot see (another
+//     sink instance may hold a partition), and nothing is collected this
+//     time;
 //   - the oldest dead letter of the table, read after the consumer so that
 //     a change dead-lettered and acked meanwhile is seen in the queue.
 func (r *Runner) collect(ctx context.Context) ([]TableCollection, error) {
@@ -148,18 +149,24 @@ func (r *Runner) collect(ctx context.Context) ([]TableCollection, error) {
 		return nil, fmt.Errorf("collect tombstones: publish floor: %w", err)
 	}
 	heldMin, heldN := r.heldVersions()
-	info, err := r.cons.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("collect tombstones: consumer info: %w", err)
+	var pending uint64
+	var unacked int
+	for _, cons := range r.cons {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("collect tombstones: consumer info: %w", err)
+		}
+		pending += info.NumPending
+		unacked += info.NumAckPending
 	}
-	if info.NumPending > 0 || info.NumAckPending > heldN {
+	if pending > 0 || unacked > heldN {
 		// Changes this runner has not seen may be older than anything
 		// it holds: wait until it has caught up.
 		r.collectDue, r.collectRetries = true, behind+1
 		out := make([]TableCollection, len(r.cfg.Tables))
 		for i, t := range r.cfg.Tables {
 			out[i] = TableCollection{Table: t, Skipped: fmt.Sprintf("consumer not caught up (%d pending, %d unacked, %d held)",
-				info.NumPending, info.NumAckPending, heldN)}
+				pending, unacked, heldN)}
 		}
 		return out, nil
 	}

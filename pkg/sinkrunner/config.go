@@ -1,6 +1,7 @@
 package sinkrunner
 
 import (
+	"context"
 	"time"
 
 	"github.com/rosettacdc/rosetta/contracts"
@@ -41,6 +42,12 @@ type Config struct {
 	KeepAliveEvery time.Duration
 	// ReportEvery throttles HEALTHY reports (2s).
 	ReportEvery time.Duration
+	// Unpin, when set, releases a consumer's pin (jetstream.Stream's
+	// UnpinConsumer in group natsx.SinkGroup) when the runner stops while
+	// it holds it, so that another sink instance takes the partition at its
+	// next pull instead of after natsx.ConsumerPinnedTTL. nil: another
+	// instance waits out the TTL.
+	Unpin func(ctx context.Context, stream, consumer string) error
 	// Observer records committed batches and failed attempts; nil records
 	// nothing.
 	Observer Observer

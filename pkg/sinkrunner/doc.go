@@ -5,9 +5,12 @@
 // configured, it isolates them by bisecting the batch, applies the rest, and
 // hands exactly the rejected changes to the queue before acking them.
 //
-// A Runner (runner.go) is two goroutines and a few helpers, one file each:
+// A Runner (runner.go) is a fetcher per consumer (one per partition of the
+// source, NewPartitioned), one applier, and a few helpers, one file each:
 //
-//   - fetch.go, the fetcher: pulls messages, acks those addressed to other
+//   - fetch.go, the fetcher: pulls messages in the consumer's priority group
+//     (only the pinned sink instance receives a partition's changes; it
+//     releases the pin when it stops), acks those addressed to other
 //     destinations, decodes the rest into the batch being gathered, and
 //     hands a batch to the applier when it is full, or when the applier is
 //     free and BatchWait passed. It reports fetch errors to health.

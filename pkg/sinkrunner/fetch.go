@@ -2,6 +2,7 @@ package sinkrunner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/jitter"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 )
 
 // pullExpiry is how long one pull request waits on the server for messages.
@@ -64,7 +66,13 @@ type collapsed struct {
 // listening while the server may still be sending; a message delivered in
 // that gap is lost to the runner and only redelivered after the ack wait
 // (measured: e2e updates stalled for a minute under load).
-func (r *Runner) fetchLoop(ctx context.Context, ready chan<- *batch) {
+func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready chan<- *batch) {
+	// dec is this fetcher's. Its changes refer to the message data, which
+	// stays alive, unmodified, while their batch is in flight.
+	dec := cdc.NewDecoder()
+	// pinned is set while this fetcher holds the consumer's pin: JetStream
+	// sent it the pin id, and no pull was refused for a moved pin since.
+	pinned := false
 	var (
 		pending *batch                 // being gathered; nil when empty
 		pull    jetstream.MessageBatch // the open pull request
@@ -80,10 +88,13 @@ func (r *Runner) fetchLoop(ctx context.Context, ready chan<- *batch) {
 	defer wait.Stop()
 	for {
 		if pulled == nil && retry == nil && done != nil && pending.len() < r.cfg.BatchSize {
-			b, err := r.cons.Fetch(r.cfg.BatchSize-pending.len(), jetstream.FetchMaxWait(pullExpiry))
-			if err != nil {
+			b, err := cons.Fetch(r.cfg.BatchSize-pending.len(), jetstream.FetchMaxWait(pullExpiry),
+				jetstream.FetchPriorityGroup(natsx.SinkGroup))
+			if err != nil && r.pinMoved(err) {
+				pinned = false
+			} else if err != nil {
 				retry = r.fetchFailed(ctx, err, &backoff)
-			} else {
+			} else if err == nil {
 				pull, pulled, got = b, b.Messages(), 0
 			}
 		}
@@ -92,6 +103,9 @@ func (r *Runner) fetchLoop(ctx context.Context, ready chan<- *batch) {
 			if pending != nil {
 				(&inFlight{msgs: pending.msgs, settled: make([]bool, len(pending.msgs))}).nakUnsettled(r.log)
 				r.held.release(pending)
+			}
+			if pinned {
+				r.unpin(cons)
 			}
 			return
 		}
@@ -109,6 +123,11 @@ func (r *Runner) fetchLoop(ctx context.Context, ready chan<- *batch) {
 				err := pull.Error()
 				pull, pulled = nil, nil
 				switch {
+				case r.pinMoved(err):
+					// Another instance holds the partition now; keep
+					// asking, to take it back when it goes.
+					pinned = false
+					continue
 				case err != nil && got == 0:
 					if done != nil {
 						retry = r.fetchFailed(ctx, err, &backoff)
@@ -124,6 +143,9 @@ func (r *Runner) fetchLoop(ctx context.Context, ready chan<- *batch) {
 				continue
 			}
 			got++
+			if m.Headers().Get(pinHeader) != "" {
+				pinned = true
+			}
 			if !r.addressed(m) {
 				continue
 			}
@@ -133,7 +155,7 @@ func (r *Runner) fetchLoop(ctx context.Context, ready chan<- *batch) {
 				waited = false
 				wait.Reset(r.cfg.BatchWait)
 			}
-			r.add(pending, m)
+			r.add(dec, pending, m)
 			if pending.len() >= r.cfg.BatchSize {
 				// Full: nothing joins it any more, so collapse it now,
 				// while the applier is still busy with the previous one.
@@ -159,9 +181,9 @@ func (b *batch) len() int {
 	return len(b.msgs)
 }
 
-// add appends m, decoded, to b.
-func (r *Runner) add(b *batch, m jetstream.Msg) {
-	c, err := r.dec.Decode(m.Data())
+// add appends m, decoded with dec, to b.
+func (r *Runner) add(dec *cdc.Decoder, b *batch, m jetstream.Msg) {
+	c, err := dec.Decode(m.Data())
 	if err != nil {
 		seq, _ := position(m)
 		r.log.Error("undecodable change message", "subject", m.Subject(), "stream_seq", seq, "error", err)
@@ -200,6 +222,37 @@ func (b *batch) collapse() {
 	}
 	bs, err := cdc.Collapse(changes)
 	b.collapsed = &collapsed{batches: bs, err: err}
+}
+
+// pinHeader carries the pin id on messages JetStream delivers to the
+// pinned client of a consumer (nats.go reads it too, to send it back).
+const pinHeader = "Nats-Pin-Id"
+
+// unpin releases cons's pin as the runner stops (Config.Unpin): its
+// unacked messages are nak'ed already, and another instance waiting on the
+// partition is pinned at its next pull rather than after the pinned TTL.
+func (r *Runner) unpin(cons jetstream.Consumer) {
+	if r.cfg.Unpin == nil {
+		return
+	}
+	info := cons.CachedInfo()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := r.cfg.Unpin(ctx, info.Stream, info.Name); err != nil {
+		r.log.Warn("release the partition's pin; another instance takes it after the pinned TTL", "consumer", info.Name, "error", err)
+	}
+}
+
+// pinMoved reports whether err says the partition's consumer pinned
+// another sink instance (this one stopped pulling for longer than its
+// pinned TTL): not a failure, and the client forgot its pin, so the next
+// pull waits its turn.
+func (r *Runner) pinMoved(err error) bool {
+	if !errors.Is(err, jetstream.ErrPinIDMismatch) {
+		return false
+	}
+	r.log.Info("a partition's consumer pinned another sink instance; this one stands by for it", "error", err)
+	return true
 }
 
 // fetchFailed reports a failed fetch and returns when to try again.

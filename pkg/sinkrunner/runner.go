@@ -8,18 +8,19 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/rosettacdc/rosetta/pkg/cdc"
 )
 
-// Runner moves changes from one durable consumer to one driver. It is
+// Runner moves changes from the durable consumers of one pipeline
+// destination, one per partition of its source, to one driver. It is
 // single-use: call Run once. Its parts (doc.go): the fetcher (fetch.go),
 // the keeper (hold.go), the applier (apply.go, deadletter.go), the acker
 // (ack.go) and health (health.go); replay.go and collect.go serve requests
 // between batches, complete.go turns incomplete rows into backfills.
 type Runner struct {
-	cfg  Config
-	cons jetstream.Consumer
+	cfg Config
+	// cons are the pipeline destination's consumers, one per partition
+	// (one fetcher each).
+	cons []jetstream.Consumer
 	drv  Driver
 	dlq  DeadLetterQueue
 	log  *slog.Logger
@@ -31,10 +32,6 @@ type Runner struct {
 	replays  chan replayRequest
 	collects chan collectRequest
 	stopped  chan struct{} // closed when Run returns
-
-	// dec is the fetcher's. Its changes refer to the message data, which
-	// stays alive, unmodified, while their batch is in flight.
-	dec *cdc.Decoder
 
 	held   holder   // the batches kept in progress
 	acks   acker    // only the applier uses it
@@ -63,6 +60,18 @@ func New(cfg Config, cons jetstream.Consumer, drv Driver, rep StateReporter, log
 // destination rejects on their own, applies the others, stores the rejected
 // ones in dlq and acks them only once stored. A nil dlq is New.
 func NewWithDeadLetters(cfg Config, cons jetstream.Consumer, drv Driver, rep StateReporter, dlq DeadLetterQueue, log *slog.Logger) *Runner {
+	return NewPartitioned(cfg, []jetstream.Consumer{cons}, drv, rep, dlq, log)
+}
+
+// NewPartitioned is NewWithDeadLetters on the consumers of every partition
+// of a pipeline destination (natsx.PipelineConsumers): one fetcher per
+// consumer, one applier for all. A key's changes are all on one partition,
+// fetched by one fetcher whose batches the applier takes in order, so they
+// commit in order; batches of different partitions commit one at a time in
+// any order. Each fetcher pulls in natsx.SinkGroup: with the consumers'
+// pinned-client policy, a partition is fetched by one runner (one sink
+// instance) at a time.
+func NewPartitioned(cfg Config, cons []jetstream.Consumer, drv Driver, rep StateReporter, dlq DeadLetterQueue, log *slog.Logger) *Runner {
 	cfg = cfg.withDefaults()
 	r := &Runner{
 		cfg:      cfg,
@@ -74,7 +83,6 @@ func NewWithDeadLetters(cfg Config, cons jetstream.Consumer, drv Driver, rep Sta
 		collects: make(chan collectRequest),
 		stopped:  make(chan struct{}),
 		held:     holder{held: map[*batch]struct{}{}},
-		dec:      cdc.NewDecoder(),
 	}
 	r.acks.log = r.log
 	if inc, ok := drv.(IncompleteReporter); ok && cfg.Completions != nil {
@@ -136,7 +144,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	// Unbuffered: a batch the applier has not taken stays with the
 	// fetcher, which keeps filling it.
 	ready := make(chan *batch)
-	wg.Go(func() { r.fetchLoop(ctx, ready) })
+	for _, cons := range r.cons {
+		wg.Go(func() { r.fetchLoop(ctx, cons, ready) })
+	}
 	if r.comp != nil {
 		wg.Go(func() { r.completeLoop(ctx) })
 	}

@@ -177,7 +177,7 @@ func newFixtureConfig(t *testing.T, n *testkit.NATS, dl sinkrunner.DeadLetterQue
 	if _, err := natsx.EnsureSourceStream(ctx, js, src, natsx.StreamLimits{MaxBytes: 64 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := natsx.PipelineConsumerConfig(src, 1, 1, []natsx.Table{{Schema: "public", Name: "t"}})
+	cfg := natsx.PipelineConsumerConfig(src, 1, 1, []natsx.Table{{Schema: "public", Name: "t"}}, 0, 1)
 	cfg.AckWait = time.Second
 	cons, err := js.CreateOrUpdateConsumer(ctx, contracts.StreamName(src), cfg)
 	if err != nil {
@@ -194,6 +194,7 @@ func newFixtureConfig(t *testing.T, n *testkit.NATS, dl sinkrunner.DeadLetterQue
 		MaxBackoff:     200 * time.Millisecond,
 		KeepAliveEvery: 200 * time.Millisecond,
 		ReportEvery:    10 * time.Millisecond,
+		Unpin:          natsx.Unpinner(js),
 	}
 	if tune != nil {
 		tune(&rcfg)
@@ -254,7 +255,13 @@ func (f *fixture) info(t *testing.T) *jetstream.ConsumerInfo {
 // (up to 10 messages), acks or naks each, and returns how many came.
 func (f *fixture) pull(t *testing.T, wait time.Duration, ack bool) int {
 	t.Helper()
-	b, err := f.cons.Fetch(10, jetstream.FetchMaxWait(wait))
+	// A handle of its own, as another sink instance has: the runner's
+	// handle carries the runner's pin.
+	second, err := f.js.Consumer(context.Background(), contracts.StreamName(f.sourceID), f.cons.CachedInfo().Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := second.Fetch(10, jetstream.FetchMaxWait(wait), jetstream.FetchPriorityGroup(natsx.SinkGroup))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/humanize"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 )
 
 // DefaultLagThreshold is how far behind a destination may be before it is
@@ -163,26 +164,35 @@ func ptrTo[T any](v T) *T { return &v }
 // over the whole source when it follows more tables than this.
 const maxOldestLookups = 8
 
-// consumerBacklog reads the pipeline destination's durable consumer: its
-// pending count (NumPending + NumAckPending), nil when NATS does not say,
-// and the source commit time of the oldest change it has not acked, zero
-// when nothing is pending or it cannot be read.
-func (s *Server) consumerBacklog(ctx context.Context, sourceID, pipelineID, destinationID int64) (*int64, time.Time) {
+// consumerBacklog reads the pipeline destination's durable consumers, one
+// per partition of the source: their pending count (NumPending +
+// NumAckPending, summed), nil when NATS does not say for one of them, and
+// the source commit time of the oldest change any of them has not acked,
+// zero when nothing is pending or it cannot be read.
+func (s *Server) consumerBacklog(ctx context.Context, sourceID, pipelineID, destinationID int64, partitions int) (*int64, time.Time) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.HealthTimeout)
 	defer cancel()
-	c, err := s.js.Consumer(ctx, contracts.StreamName(sourceID), contracts.ConsumerName(pipelineID, destinationID))
+	cons, err := natsx.PipelineConsumers(ctx, s.js, sourceID, pipelineID, destinationID, partitions)
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			s.log.Debug("read consumer info", "pipeline", pipelineID, "destination", destinationID, "error", err)
 		}
 		return nil, time.Time{}
 	}
-	ci := c.CachedInfo()
-	n := int64(ci.NumPending) + int64(ci.NumAckPending)
-	if n == 0 {
-		return &n, time.Time{}
+	var n int64
+	var oldest time.Time
+	for _, c := range cons {
+		ci := c.CachedInfo()
+		pending := int64(ci.NumPending) + int64(ci.NumAckPending)
+		if pending == 0 {
+			continue
+		}
+		n += pending
+		if t := s.oldestPending(ctx, sourceID, ci); !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
+			oldest = t
+		}
 	}
-	return &n, s.oldestPending(ctx, sourceID, ci)
+	return &n, oldest
 }
 
 // oldestPending is the commit time of the first change after the
@@ -251,7 +261,7 @@ func (s *Server) destinationStatuses(ctx context.Context, p configstore.Pipeline
 		if src.LSN != 0 {
 			v.SourceLSN = contracts.FormatLSN(src.LSN)
 		}
-		pending, oldest := s.consumerBacklog(ctx, p.SourceID, p.ID, st.DestinationID)
+		pending, oldest := s.consumerBacklog(ctx, p.SourceID, p.ID, st.DestinationID, p.SourcePartitions)
 		ls := computeLag(lagInput{
 			Pending: pending, OldestPending: oldest,
 			Reported: st.Health, LastError: st.LastError, Paused: p.Status != configstore.StatusStart,

@@ -207,7 +207,7 @@ func testLagFromStream(t *testing.T, f *fixture) {
 		t.Fatalf("with two changes pending, the oldest 30s old: %+v (lag %v)", ds, show(ds.LagSeconds))
 	}
 	// Apply (ack) the first: the oldest pending is now 10s old.
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second), jetstream.FetchPriorityGroup(natsx.SinkGroup))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func testLagFromStream(t *testing.T, f *fixture) {
 	if ds.Pending == nil || *ds.Pending != 1 || ds.LagSeconds == nil || *ds.LagSeconds < 9 || *ds.LagSeconds > 20 {
 		t.Fatalf("with one change pending, 10s old: %+v (lag %v)", ds, show(ds.LagSeconds))
 	}
-	batch, err = cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	batch, err = cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second), jetstream.FetchPriorityGroup(natsx.SinkGroup))
 	if err != nil {
 		t.Fatal(err)
 	}

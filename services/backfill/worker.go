@@ -24,6 +24,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/pgcatalog"
 	"github.com/rosettacdc/rosetta/pkg/pgrepl"
 	"github.com/rosettacdc/rosetta/pkg/snapshot"
@@ -269,7 +270,7 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 	if err := ready(ctx, sess, src, table); err != nil {
 		return src.Password, err
 	}
-	if err := w.consumersReady(ctx, p, targets, table); err != nil {
+	if err := w.consumersReady(ctx, p, targets, table, src.Partitions); err != nil {
 		return src.Password, err
 	}
 	if job.RowsTotal == nil {
@@ -432,28 +433,33 @@ func jobTargets(job configstore.BackfillJob, p configstore.Pipeline) ([]int64, e
 // interested in it, so rows published before would not reach that
 // destination. (The table may already be in the publication for another
 // pipeline of the source.)
-func (w *Worker) consumersReady(ctx context.Context, p configstore.Pipeline, targets []int64, table pgcatalog.Table) error {
+func (w *Worker) consumersReady(ctx context.Context, p configstore.Pipeline, targets []int64, table pgcatalog.Table, partitions int) error {
 	js, err := jetstream.New(w.nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	want := contracts.TableFilter(p.SourceID, table.Schema, table.Name)
 	dests := p.DestinationIDs
 	if len(targets) > 0 {
 		dests = targets
 	}
+	tables := []natsx.Table{{Schema: table.Schema, Name: table.Name}}
 	for _, d := range dests {
-		name := contracts.ConsumerName(p.ID, d)
-		c, err := js.Consumer(ctx, contracts.StreamName(p.SourceID), name)
-		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-			return &errNotReady{fmt.Sprintf("waiting for capture to create consumer %s", name)}
-		}
-		if err != nil {
-			return fmt.Errorf("read consumer %s: %w", name, err)
-		}
-		cfg := c.CachedInfo().Config
-		if !slices.Contains(cfg.FilterSubjects, want) && cfg.FilterSubject != want {
-			return &errNotReady{fmt.Sprintf("waiting for capture to add %s to consumer %s", table, name)}
+		// One consumer per partition of the source, each following the
+		// table's subject on its partition.
+		for part := range max(partitions, 1) {
+			want := natsx.PipelineConsumerConfig(p.SourceID, p.ID, d, tables, part, partitions)
+			name := want.Durable
+			c, err := js.Consumer(ctx, contracts.StreamName(p.SourceID), name)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+				return &errNotReady{fmt.Sprintf("waiting for capture to create consumer %s", name)}
+			}
+			if err != nil {
+				return fmt.Errorf("read consumer %s: %w", name, err)
+			}
+			cfg := c.CachedInfo().Config
+			if !slices.Contains(cfg.FilterSubjects, want.FilterSubjects[0]) && cfg.FilterSubject != want.FilterSubjects[0] {
+				return &errNotReady{fmt.Sprintf("waiting for capture to add %s to consumer %s", table, name)}
+			}
 		}
 	}
 	return nil

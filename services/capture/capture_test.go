@@ -346,7 +346,7 @@ func (e *env) fetch(pipelineID, destID int64, n int) []storedMsg {
 	}
 	var out []storedMsg
 	for len(out) < n && ctx.Err() == nil {
-		batch, err := cons.Fetch(n-len(out), jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.Fetch(n-len(out), jetstream.FetchMaxWait(time.Second), jetstream.FetchPriorityGroup(natsx.SinkGroup))
 		if err != nil {
 			e.t.Fatal(err)
 		}

@@ -13,7 +13,7 @@ import (
 // retention, stops keeping changes for them. Sinks only consume and ack.
 
 // removeStaleConsumers deletes the pipeline consumers on the source's stream
-// that no pipeline destination of the source has. Only the worker holding
+// that no pipeline destination of the source has (one per partition). Only the worker holding
 // the slot calls it (after START_REPLICATION succeeded), so a standby's
 // older view never deletes a consumer. A consumer missing from spec is
 // checked once more against a fresh read of the config store before it is
@@ -28,7 +28,9 @@ func (w *worker) removeStaleConsumers(ctx context.Context, spec sourceSpec) {
 	}
 	want := map[natsx.PipelineConsumerID]bool{}
 	for _, c := range spec.Consumers {
-		want[natsx.PipelineConsumerID{PipelineID: c.PipelineID, DestinationID: c.DestinationID}] = true
+		for _, id := range natsx.PipelineConsumerIDs(c.PipelineID, c.DestinationID, spec.Source.Partitions) {
+			want[id] = true
+		}
 	}
 	var stale []natsx.PipelineConsumerID
 	for _, id := range have {
@@ -52,17 +54,19 @@ func (w *worker) removeStaleConsumers(ctx context.Context, spec sourceSpec) {
 			continue
 		}
 		for _, d := range p.DestinationIDs {
-			current[natsx.PipelineConsumerID{PipelineID: p.ID, DestinationID: d}] = true
+			for _, id := range natsx.PipelineConsumerIDs(p.ID, d, spec.Source.Partitions) {
+				current[id] = true
+			}
 		}
 	}
 	for _, id := range stale {
 		if current[id] {
 			continue
 		}
-		if err := natsx.DeletePipelineConsumer(ctx, w.js, w.id, id.PipelineID, id.DestinationID); err != nil {
-			w.log.Warn("delete consumer of a removed pipeline destination", "pipeline", id.PipelineID, "destination", id.DestinationID, "error", err)
+		if err := natsx.DeletePipelineConsumer(ctx, w.js, w.id, id); err != nil {
+			w.log.Warn("delete consumer of a removed pipeline destination", "consumer", id.Name(), "error", err)
 			continue
 		}
-		w.log.Info("consumer of a removed pipeline destination deleted", "pipeline", id.PipelineID, "destination", id.DestinationID)
+		w.log.Info("consumer of a removed pipeline destination deleted", "consumer", id.Name())
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
@@ -352,7 +353,7 @@ func readStream(t *testing.T, e *env, n int) []storedMsg {
 	sch := changeSchema(t)
 	var out []storedMsg
 	for {
-		batch, err := cons.Fetch(2000, jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.Fetch(2000, jetstream.FetchMaxWait(time.Second), jetstream.FetchPriorityGroup(natsx.SinkGroup))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -294,7 +294,7 @@ func (w *worker) session(ctx context.Context) error {
 func (w *worker) applyTables(ctx context.Context, conn *pgx.Conn, spec sourceSpec) error {
 	src := spec.Source
 	for _, c := range spec.Consumers {
-		if _, err := natsx.EnsurePipelineConsumer(ctx, w.js, src.ID, c.PipelineID, c.DestinationID, c.Tables); err != nil {
+		if err := natsx.EnsurePipelineConsumers(ctx, w.js, src.ID, c.PipelineID, c.DestinationID, c.Tables, src.Partitions); err != nil {
 			return err
 		}
 	}

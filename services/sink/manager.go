@@ -89,7 +89,8 @@ type pairKey struct {
 type pairState struct {
 	sourceID int64
 	// fingerprint of the config the runner was started with: destination
-	// type and config (with secrets, hashed), source and tables. A change
+	// type and config (with secrets, hashed), source, tables and the
+	// source's partitions. A change
 	// restarts the runner.
 	fingerprint string
 	run         *running
@@ -322,12 +323,13 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 		m.setHealth(ctx, key, st, configstore.HealthPaused, "")
 		return
 	}
-	// Capture creates and updates the consumer (before the tables join
-	// the publication); the sink only binds to it. The handle names the
-	// consumer, so a filter capture changes later applies to it as is.
-	cons, err := m.js.Consumer(ctx, contracts.StreamName(p.SourceID), contracts.ConsumerName(p.ID, key.DestinationID))
+	// Capture creates and updates the consumers, one per partition of the
+	// source (before the tables join the publication); the sink only
+	// binds to them. A handle names its consumer, so a filter capture
+	// changes later applies to it as is.
+	cons, err := natsx.PipelineConsumers(ctx, m.js, p.SourceID, p.ID, key.DestinationID, p.SourcePartitions)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-		m.consumerMissing(ctx, log, key, st, p.SourceID)
+		m.consumerMissing(ctx, log, key, st, p.SourceID, err)
 		return
 	}
 	if err != nil {
@@ -367,7 +369,7 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 		m.setHealth(ctx, key, st, configstore.HealthError, "encode destination config: "+err.Error())
 		return
 	}
-	fp := fingerprint(dest.Type, raw, p.SourceID, tables)
+	fp := fingerprint(dest.Type, raw, p.SourceID, tables, p.SourcePartitions)
 	if st.run != nil && st.fingerprint == fp {
 		return
 	}
@@ -383,6 +385,7 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 	}
 	rcfg := withBatchPolicy(m.cfg.Runner, drv)
 	rcfg.PipelineID, rcfg.DestinationID, rcfg.SourceID = key.PipelineID, key.DestinationID, p.SourceID
+	rcfg.Unpin = natsx.Unpinner(m.js)
 	if bs, ok := m.store.(BoundsStore); ok {
 		// Tombstone collection (docs/delivery.md).
 		rcfg.Tables, rcfg.Bounds = p.Tables, guardBounds{store: bs, q: m.dlq}
@@ -396,7 +399,7 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 	if m.dlq != nil {
 		letters = deadLetters{q: m.dlq}
 	}
-	runner := sinkrunner.NewWithDeadLetters(rcfg, cons, drv, stateReporter{store: m.store}, letters, rlog)
+	runner := sinkrunner.NewPartitioned(rcfg, cons, drv, stateReporter{store: m.store}, letters, rlog)
 	rctx, cancel := context.WithCancel(ctx)
 	run := &running{cancel: cancel, done: make(chan struct{})}
 	unhold := func() {}
@@ -424,7 +427,7 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 	m.runners[key] = runnerRef{runner: runner, sourceID: p.SourceID}
 	m.rmu.Unlock()
 	m.wakeRecoveries()
-	log.Info("sink started", "destination_type", dest.Type, "tables", len(tables), "dead_letters", letters != nil)
+	log.Info("sink started", "destination_type", dest.Type, "tables", len(tables), "partitions", len(cons), "dead_letters", letters != nil)
 }
 
 // consumerMissing handles a started pipeline destination whose consumer
@@ -432,7 +435,7 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 // pipeline starting, so the manager looks again every ConsumerRetry and
 // reports ERROR only once it has been missing for ConsumerGrace. A running
 // sink keeps running (its consumer was deleted under it: it will say so).
-func (m *Manager) consumerMissing(ctx context.Context, log *slog.Logger, key pairKey, st *pairState, sourceID int64) {
+func (m *Manager) consumerMissing(ctx context.Context, log *slog.Logger, key pairKey, st *pairState, sourceID int64, err error) {
 	m.retrySoon = true
 	now := time.Now()
 	if st.missingSince.IsZero() {
@@ -440,9 +443,14 @@ func (m *Manager) consumerMissing(ctx context.Context, log *slog.Logger, key pai
 		log.Info("waiting for capture to create the pipeline destination's consumer")
 	}
 	if st.run == nil && now.Sub(st.missingSince) >= m.cfg.ConsumerGrace {
+		name := contracts.ConsumerName(key.PipelineID, key.DestinationID)
+		var ce *natsx.ConsumerError
+		if errors.As(err, &ce) {
+			name = ce.Name
+		}
 		m.setHealth(ctx, key, st, configstore.HealthError, fmt.Sprintf(
 			"consumer %s does not exist on stream %s: capture creates it when the pipeline starts; is rosetta capture running and capturing source %d?",
-			contracts.ConsumerName(key.PipelineID, key.DestinationID), contracts.StreamName(sourceID), sourceID))
+			name, contracts.StreamName(sourceID), sourceID))
 	}
 }
 
@@ -512,14 +520,15 @@ func parseTables(names []string) ([]natsx.Table, error) {
 
 // fingerprint identifies what a runner was started with. It hashes the
 // config, which holds secrets, and is only kept in memory.
-func fingerprint(destType string, config json.RawMessage, sourceID int64, tables []natsx.Table) string {
+func fingerprint(destType string, config json.RawMessage, sourceID int64, tables []natsx.Table, partitions int) string {
 	h := sha256.New()
 	body, _ := json.Marshal(struct {
-		Type     string
-		Config   json.RawMessage
-		SourceID int64
-		Tables   []natsx.Table
-	}{destType, config, sourceID, tables})
+		Type       string
+		Config     json.RawMessage
+		SourceID   int64
+		Tables     []natsx.Table
+		Partitions int
+	}{destType, config, sourceID, tables, max(partitions, 1)})
 	h.Write(body)
 	return hex.EncodeToString(h.Sum(nil))
 }
