@@ -154,7 +154,7 @@ func TestEncodeSubjectIsKeysPartition(t *testing.T) {
 				e.SetPartitions(tt.partitions)
 			}
 			seen := map[string]bool{}
-			for i := range 200 {
+			for i := range 2000 {
 				key := contracts.Row{"id": json.RawMessage(strconv.Itoa(i))}
 				c := contracts.Change{V: 1, Op: contracts.OpRead, Source: src, Columns: cols, Key: key, After: key}
 				m, err := e.Encode(&c, []string{strconv.Itoa(i)})
@@ -168,7 +168,7 @@ func TestEncodeSubjectIsKeysPartition(t *testing.T) {
 				seen[m.Subject] = true
 			}
 			if want := max(tt.partitions, 1); len(seen) != want {
-				t.Errorf("200 rows went to %d subjects; want %d", len(seen), want)
+				t.Errorf("2000 rows went to %d subjects; want %d", len(seen), want)
 			}
 		})
 	}
