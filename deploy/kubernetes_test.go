@@ -113,6 +113,9 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 	for _, s := range m.secrets {
+		if s.Name == natsUsersSecret {
+			continue // read key by key (roleIdentity), not as the environment
+		}
 		for k, v := range s.StringData {
 			shared[k] = v
 		}
@@ -213,6 +216,7 @@ func TestKubernetesManifests(t *testing.T) {
 					t.Errorf("metrics port %d, ROSETTA_METRICS_ADDR %s", ports["metrics"], ma)
 				}
 			}
+			roleIdentity(t, c, cmd, m.secrets)
 			if cmd == "sink" {
 				ids := env["ROSETTA_SINK_DESTINATIONS"]
 				if !regexp.MustCompile(`^[1-9][0-9]*(,[1-9][0-9]*)*$`).MatchString(ids) {
@@ -249,6 +253,46 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("Service %s selects no Deployment's pods", s.Name)
 		}
 	}
+}
+
+// natsUsersSecret holds one NATS password per role, keyed by role.
+const natsUsersSecret = "rosetta-nats-users"
+
+// roleIdentity checks that a service connects to NATS as its role: the
+// role's user of deploy/nats/auth.conf (and the Helm values), the role's
+// inbox prefix, and the role's password from natsUsersSecret.
+func roleIdentity(t *testing.T, c corev1.Container, role string, secrets []*corev1.Secret) {
+	t.Helper()
+	var user, prefix string
+	var pw *corev1.SecretKeySelector
+	for _, e := range c.Env {
+		switch e.Name {
+		case "ROSETTA_NATS_USER":
+			user = e.Value
+		case "ROSETTA_NATS_INBOX_PREFIX":
+			prefix = e.Value
+		case "ROSETTA_NATS_PASSWORD":
+			if e.ValueFrom != nil {
+				pw = e.ValueFrom.SecretKeyRef
+			}
+		}
+	}
+	if user != role || prefix != "_INBOX_rosetta_"+role {
+		t.Errorf("NATS user %q inbox prefix %q, want %q and _INBOX_rosetta_%s", user, prefix, role, role)
+	}
+	if pw == nil || pw.Name != natsUsersSecret || pw.Key != role {
+		t.Errorf("ROSETTA_NATS_PASSWORD from %+v, want key %s of Secret %s", pw, role, natsUsersSecret)
+		return
+	}
+	for _, s := range secrets {
+		if s.Name == natsUsersSecret {
+			if _, ok := s.StringData[role]; !ok {
+				t.Errorf("Secret %s has no key %s", natsUsersSecret, role)
+			}
+			return
+		}
+	}
+	t.Errorf("no Secret %s in kubernetes/", natsUsersSecret)
 }
 
 func resolvePort(t *testing.T, p string, named map[string]int32) int32 {
