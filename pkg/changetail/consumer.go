@@ -16,11 +16,8 @@ import (
 // never captured here (no pipeline of it ever started).
 var ErrNoStream = errors.New("does not exist")
 
-// Table is one table to follow, as the source names it.
-type Table struct {
-	Schema string
-	Name   string
-}
+// Table is one table to follow, as the source names it (contracts.Table).
+type Table = contracts.Table
 
 // Start is where a tail begins. The zero Start follows new changes only;
 // Seq and Since exclude each other (Seq wins).

@@ -146,11 +146,8 @@ func DeleteSourceStream(ctx context.Context, js jetstream.JetStream, sourceID in
 	return nil
 }
 
-// Table names a source table.
-type Table struct {
-	Schema string
-	Name   string
-}
+// Table names a source table (contracts.Table).
+type Table = contracts.Table
 
 // ConsumerAckWait is how long a fetched, unacked change stays with one sink
 // before JetStream redelivers it: after a sink crash, its in-flight batch

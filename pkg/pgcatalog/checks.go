@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/rosettacdc/rosetta/contracts"
 )
 
 // CheckSource checks that the database conn is connected to can be a
@@ -38,32 +40,14 @@ func CheckSource(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// Table is a schema-qualified table name, case-sensitive as in the catalog.
-type Table struct {
-	Schema string
-	Name   string
-}
-
-// String is "schema.name".
-func (t Table) String() string { return t.Schema + "." + t.Name }
+// Table is a schema-qualified table name (contracts.Table).
+type Table = contracts.Table
 
 // quoted is the table as SQL, for the fixes messages suggest.
-func (t Table) quoted() string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
+func quoted(t Table) string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
 
-// ParseTable parses "schema.table". Names are taken as written (no case
-// folding), as the catalog stores them.
-func ParseTable(s string) (Table, error) {
-	schema, name, ok := strings.Cut(s, ".")
-	switch {
-	case !ok || schema == "" || name == "":
-		return Table{}, fmt.Errorf("%q is not a schema-qualified table name: write it as schema.table, e.g. public.orders", s)
-	case strings.Contains(name, "."):
-		return Table{}, fmt.Errorf("%q has more than one dot: write it as schema.table", s)
-	case strings.TrimSpace(s) != s:
-		return Table{}, fmt.Errorf("%q has leading or trailing spaces", s)
-	}
-	return Table{Schema: schema, Name: name}, nil
-}
+// ParseTable parses "schema.table" (contracts.ParseTable).
+func ParseTable(s string) (Table, error) { return contracts.ParseTable(s) }
 
 // ParseTables parses a pipeline's table list. It refuses an empty list,
 // a table listed twice, and two tables with the same name in different
@@ -169,11 +153,11 @@ func CheckTables(ctx context.Context, conn *pgx.Conn, tables []Table) error {
 func identityProblem(t Table, ident string, hasPK, canSelect bool) string {
 	switch {
 	case ident == "n":
-		return fmt.Sprintf("%s has REPLICA IDENTITY NOTHING, so its updates and deletes cannot be captured: run ALTER TABLE %s REPLICA IDENTITY FULL, or REPLICA IDENTITY DEFAULT if it has a primary key", t, t.quoted())
+		return fmt.Sprintf("%s has REPLICA IDENTITY NOTHING, so its updates and deletes cannot be captured: run ALTER TABLE %s REPLICA IDENTITY FULL, or REPLICA IDENTITY DEFAULT if it has a primary key", t, quoted(t))
 	case ident == "d" && !hasPK:
-		return fmt.Sprintf("%s has no primary key: add one, or run ALTER TABLE %s REPLICA IDENTITY FULL", t, t.quoted())
+		return fmt.Sprintf("%s has no primary key: add one, or run ALTER TABLE %s REPLICA IDENTITY FULL", t, quoted(t))
 	case !canSelect:
-		return fmt.Sprintf("the source user cannot read %s: run GRANT SELECT ON %s TO the source user", t, t.quoted())
+		return fmt.Sprintf("the source user cannot read %s: run GRANT SELECT ON %s TO the source user", t, quoted(t))
 	}
 	return ""
 }

@@ -161,18 +161,18 @@ func TestCatalog(t *testing.T) {
 			asUser bool
 			want   string // "" means no problem
 		}{
-			{"primary key", []Table{{"public", "with_pk"}}, false, ""},
-			{"replica identity full", []Table{{"public", "full_ident"}}, false, ""},
-			{"replica identity index", []Table{{"public", "by_index"}}, false, ""},
-			{"partitioned", []Table{{"public", "parted"}}, false, ""},
-			{"mixed case", []Table{{"Sales", "Orders"}}, false, ""},
-			{"no primary key", []Table{{"public", "no_pk"}}, false, `public.no_pk has no primary key: add one, or run ALTER TABLE "public"."no_pk" REPLICA IDENTITY FULL`},
-			{"identity nothing", []Table{{"public", "nothing"}}, false, "REPLICA IDENTITY NOTHING"},
-			{"view", []Table{{"public", "a_view"}}, false, "public.a_view is a view, not a table"},
-			{"missing", []Table{{"public", "nope"}}, false, "table public.nope does not exist"},
-			{"case hint", []Table{{"sales", "orders"}}, false, "did you mean Sales.Orders?"},
-			{"not readable", []Table{{"public", "with_pk"}, {"public", "full_ident"}}, true, `cannot read public.full_ident: run GRANT SELECT ON "public"."full_ident"`},
-			{"several problems", []Table{{"public", "no_pk"}, {"public", "nope"}}, false, "no_pk has no primary key"},
+			{"primary key", []Table{{Schema: "public", Name: "with_pk"}}, false, ""},
+			{"replica identity full", []Table{{Schema: "public", Name: "full_ident"}}, false, ""},
+			{"replica identity index", []Table{{Schema: "public", Name: "by_index"}}, false, ""},
+			{"partitioned", []Table{{Schema: "public", Name: "parted"}}, false, ""},
+			{"mixed case", []Table{{Schema: "Sales", Name: "Orders"}}, false, ""},
+			{"no primary key", []Table{{Schema: "public", Name: "no_pk"}}, false, `public.no_pk has no primary key: add one, or run ALTER TABLE "public"."no_pk" REPLICA IDENTITY FULL`},
+			{"identity nothing", []Table{{Schema: "public", Name: "nothing"}}, false, "REPLICA IDENTITY NOTHING"},
+			{"view", []Table{{Schema: "public", Name: "a_view"}}, false, "public.a_view is a view, not a table"},
+			{"missing", []Table{{Schema: "public", Name: "nope"}}, false, "table public.nope does not exist"},
+			{"case hint", []Table{{Schema: "sales", Name: "orders"}}, false, "did you mean Sales.Orders?"},
+			{"not readable", []Table{{Schema: "public", Name: "with_pk"}, {Schema: "public", Name: "full_ident"}}, true, `cannot read public.full_ident: run GRANT SELECT ON "public"."full_ident"`},
+			{"several problems", []Table{{Schema: "public", Name: "no_pk"}, {Schema: "public", Name: "nope"}}, false, "no_pk has no primary key"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -269,7 +269,7 @@ func TestParseTables(t *testing.T) {
 		want  []Table
 		error string
 	}{
-		{"ok", []string{"public.a", "Sales.Orders"}, []Table{{"public", "a"}, {"Sales", "Orders"}}, ""},
+		{"ok", []string{"public.a", "Sales.Orders"}, []Table{{Schema: "public", Name: "a"}, {Schema: "Sales", Name: "Orders"}}, ""},
 		{"empty", nil, nil, "tables is empty"},
 		{"no schema", []string{"orders"}, nil, `tables[0]: "orders" is not a schema-qualified table name`},
 		{"empty part", []string{"public."}, nil, "tables[0]"},

@@ -15,9 +15,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/changetail"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
-	"github.com/rosettacdc/rosetta/pkg/pgcatalog"
 )
 
 // Live tail (GET /pipelines/{id}/tail): server-sent events of a pipeline's
@@ -205,11 +205,11 @@ func tailTables(p configstore.Pipeline, table string) ([]changetail.Table, error
 	}
 	out := make([]changetail.Table, 0, len(names))
 	for _, n := range names {
-		t, err := pgcatalog.ParseTable(n)
+		t, err := contracts.ParseTable(n)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %d table %q: %w", p.ID, n, err)
 		}
-		out = append(out, changetail.Table{Schema: t.Schema, Name: t.Name})
+		out = append(out, t)
 	}
 	return out, nil
 }
