@@ -289,7 +289,7 @@ func TestTextValue(t *testing.T) {
 		{pgtype.Float8OID, "NaN", `"NaN"`},
 		{pgtype.ByteaOID, `\x00ff`, `"\\x00ff"`},
 		{pgtype.JSONBOID, `{"a": [1, "<&>"]}`, `"{\"a\": [1, \"<&>\"]}"`},
-		{pgtype.TextOID, "tab\there\r\u2028", "\"tab\\there\\r\u2028\""},
+		{pgtype.TextOID, "tab\there\r\u2028", "\"tab\\there\\r\\u2028\""},
 		{pgtype.TextOID, "bad \xff utf8", `"bad \ufffd utf8"`},
 	}
 	for _, tc := range tests {

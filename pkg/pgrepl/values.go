@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/rosettacdc/rosetta/contracts"
 )
 
 // textValue turns PostgreSQL's text output of a value whose built-in type
@@ -41,7 +42,7 @@ func appendTextValue(dst []byte, m *pgtype.Map, oid uint32, text []byte) ([]byte
 			return strconv.AppendBool(dst, text[0] == 't'), nil
 		}
 	default:
-		return appendJSONString(dst, text), nil
+		return contracts.AppendJSONString(dst, text), nil
 	}
 	t, ok := m.TypeForOID(oid)
 	if !ok {
@@ -63,66 +64,4 @@ func appendTextValue(dst []byte, m *pgtype.Map, oid uint32, text []byte) ([]byte
 	default:
 		return nil, fmt.Errorf("decode %q: unexpected %T", text, v)
 	}
-}
-
-// jsonPlain marks the ASCII bytes appendJSONString copies as they are.
-var jsonPlain = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// appendJSONString appends s as a JSON string. Unlike encoding/json it does
-// not escape <, > and &, so values stay readable; bytes that are not valid
-// UTF-8 become U+FFFD (JSON text must be Unicode).
-//
-// Values are mostly plain text: runs that need no escaping are copied
-// whole, and valid UTF-8 (checked once for the whole value) is copied
-// without decoding its runes.
-func appendJSONString(dst, s []byte) []byte {
-	const hex = "0123456789abcdef"
-	valid := utf8.Valid(s)
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if jsonPlain[c] {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		if valid {
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
