@@ -150,7 +150,7 @@ func TestNATSRoles(t *testing.T) {
 	before := w.streamLastSeq()
 
 	// A sink forges a change: refused.
-	sink, _, sinkErrs := connect("sink")
+	sink, sinkJS, sinkErrs := connect("sink")
 	if err := sink.Publish(contracts.ChangeSubject(w.sourceID, "public", "accounts", 0), []byte(`{"forged":true}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -164,6 +164,10 @@ func TestNATSRoles(t *testing.T) {
 	}
 	if after := w.streamLastSeq(); after != before {
 		t.Fatalf("stream last sequence %d -> %d after the sink's forged change", before, after)
+	}
+	// A stopping sink releases its partitions' pins: allowed.
+	if err := natsx.Unpinner(sinkJS)(ctx, stream, contracts.ConsumerName(w.pipelineID, w.destID)); err != nil {
+		t.Fatalf("the sink's unpin of its consumer: %v", err)
 	}
 
 	// A tap deletes the stream, or creates a durable: refused.
