@@ -143,4 +143,3 @@ func appendCompact(dst, raw []byte) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
-
