@@ -27,7 +27,7 @@ export const SourceForm = SourceRequest.extend({
 export type SourceForm = z.infer<typeof SourceForm>;
 
 const sourceFields = ["name", "host", "port", "database", "user", "password", "publication", "slot", "sslmode",
-  "sslrootcert", "sslcert", "sslkey", "require_auth", "channel_binding"] as const;
+  "sslrootcert", "sslcert", "sslkey", "require_auth", "channel_binding", "partitions"] as const;
 
 export function sourceRequest(v: SourceForm, editing: boolean): SourceRequest {
   const out: SourceRequest = { name: v.name, host: v.host, port: v.port, database: v.database, user: v.user };
@@ -42,6 +42,8 @@ export function sourceRequest(v: SourceForm, editing: boolean): SourceRequest {
   }
   // Write-only like the password: empty keeps the stored key.
   if (v.sslkey) out.sslkey = v.sslkey;
+  // A changed count is refused (409) while the source has pipelines.
+  if (v.partitions !== undefined && !Number.isNaN(v.partitions)) out.partitions = v.partitions;
   return out;
 }
 
@@ -52,9 +54,10 @@ function SourceDialog({ source, open, onOpenChange }: { source?: Source; open: b
     resolver: zodResolver(SourceForm),
     values: source
       ? { name: source.name, host: source.host, port: source.port, database: source.database, user: source.user, password: "", publication: source.publication, slot: source.slot, sslmode: source.sslmode as SourceForm["sslmode"],
-          sslrootcert: source.sslrootcert, sslcert: source.sslcert, sslkey: "", require_auth: source.require_auth, channel_binding: source.channel_binding as SourceForm["channel_binding"] }
+          sslrootcert: source.sslrootcert, sslcert: source.sslcert, sslkey: "", require_auth: source.require_auth, channel_binding: source.channel_binding as SourceForm["channel_binding"],
+          partitions: source.partitions }
       : { name: "", host: "", port: 5432, database: "", user: "", password: "", publication: "", slot: "", sslmode: "prefer",
-          sslrootcert: "", sslcert: "", sslkey: "", require_auth: "", channel_binding: "" },
+          sslrootcert: "", sslcert: "", sslkey: "", require_auth: "", channel_binding: "", partitions: 1 },
   });
   const save = useMutation({
     mutationFn: (v: SourceForm) =>
@@ -120,6 +123,13 @@ function SourceDialog({ source, open, onOpenChange }: { source?: Source; open: b
           />
           <InputField label="Publication" hint="Empty: rosetta_<installation>_<id>" error={e.publication?.message} {...form.register("publication")} />
           <InputField label="Replication slot" hint="Empty: rosetta_<installation>_<id>" error={e.slot?.message} {...form.register("slot")} />
+          <InputField
+            label="Partitions"
+            type="number"
+            hint="1 to 64: sink instances of a destination share them. Fixed while the source has pipelines."
+            error={e.partitions?.message}
+            {...form.register("partitions", { valueAsNumber: true })}
+          />
         </div>
         {rootError(form) && <Notice kind="error">{rootError(form)}</Notice>}
         <div className="dialog-actions">

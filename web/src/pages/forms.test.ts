@@ -52,10 +52,16 @@ describe("source form", () => {
     expect(r).not.toHaveProperty("publication");
     expect(r).not.toHaveProperty("slot");
   });
+  it("sends partitions when the field holds a number", () => {
+    expect(sourceRequest({ ...v, partitions: 4 }, false).partitions).toBe(4);
+    expect(sourceRequest({ ...v, partitions: Number.NaN }, true)).not.toHaveProperty("partitions");
+  });
   it.each([
     [{ port: 70000 }, "port"],
     [{ name: "" }, "name"],
     [{ slot: "Bad-Slot" }, "slot"],
+    [{ partitions: 0 }, "partitions"],
+    [{ partitions: 65 }, "partitions"],
   ])("refuses %o at %s", (patch, path) => {
     const res = SourceForm.safeParse({ ...v, ...patch });
     expect(res.success).toBe(false);
