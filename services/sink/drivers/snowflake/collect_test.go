@@ -3,8 +3,6 @@ package snowflake
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/rosettacdc/rosetta/contracts"
@@ -115,16 +113,7 @@ func TestCollectFloorOldRegistry(t *testing.T) {
 func TestTombstoneChurn(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	count := func(q string) func() int {
-		return func() int {
-			got := e.rows(q)
-			n, err := strconv.Atoi(strings.Join(got, ""))
-			if err != nil || len(got) != 1 {
-				t.Fatalf("%s: %q", q, got)
-			}
-			return n
-		}
-	}
+	count := guardtest.Counter(t, e.rows)
 	guardtest.Churn(t, 50000, guardtest.ChurnHarness{
 		Driver:     e.drv,
 		Rows:       count(`SELECT count(*) FROM ITEMS`),

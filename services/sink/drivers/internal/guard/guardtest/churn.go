@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +45,22 @@ type ChurnHarness struct {
 	// Rows counts the destination table's rows, Tombstones the tombstones
 	// its guard keeps. Both fail t themselves when they cannot read.
 	Rows, Tombstones func() int
+}
+
+// Counter turns a test env's query runner, which returns rows as text,
+// into the counts ChurnHarness takes: count(q) reads q's one integer and
+// fails t when it cannot.
+func Counter(t testing.TB, rows func(q string) []string) func(q string) func() int {
+	return func(q string) func() int {
+		return func() int {
+			got := rows(q)
+			n, err := strconv.Atoi(strings.Join(got, ""))
+			if err != nil || len(got) != 1 {
+				t.Fatalf("%s: %q", q, got)
+			}
+			return n
+		}
+	}
 }
 
 // ChurnSource is the source table Churn publishes ("schema.table").
