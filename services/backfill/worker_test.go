@@ -41,6 +41,13 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 
 func newFixture(t testing.TB, pg *testkit.Postgres, rows int) *fixture {
 	t.Helper()
+	return newFixtureParts(t, pg, rows, 1, 1)
+}
+
+// newFixtureParts is newFixture with a source of partitions partitions,
+// of which capture has created the first ready consumers.
+func newFixtureParts(t testing.TB, pg *testkit.Postgres, rows, partitions, ready int) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	f := &fixture{t: t, pg: pg}
 	box, err := secrets.NewBox("backfill-test-key-0123456789abcdef")
@@ -61,7 +68,8 @@ func newFixture(t testing.TB, pg *testkit.Postgres, rows int) *fixture {
 		FROM generate_series(1, `+fmt.Sprint(rows)+`) g; ANALYZE items`)
 	suffix := testkit.RandomSuffix()
 	f.src, err = f.store.CreateSource(ctx, configstore.SourceInput{Name: "src_" + suffix, Host: pg.Host(), Port: pg.Port,
-		Database: f.sourceDB, User: "postgres", Publication: "pub_" + suffix, Slot: "slot_" + suffix, SSLMode: "disable"})
+		Database: f.sourceDB, User: "postgres", Publication: "pub_" + suffix, Slot: "slot_" + suffix, SSLMode: "disable",
+		Partitions: &partitions})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +93,11 @@ func newFixture(t testing.TB, pg *testkit.Postgres, rows int) *fixture {
 		t.Fatal(err)
 	}
 	tables := []natsx.Table{{Schema: "public", Name: "items"}}
-	if _, err := natsx.EnsurePipelineConsumer(ctx, f.js, f.src.ID, f.pipeline.ID, dest.ID, tables); err != nil {
-		t.Fatal(err)
+	for part := range ready {
+		cfg := natsx.PipelineConsumerConfig(f.src.ID, f.pipeline.ID, dest.ID, tables, part, partitions)
+		if _, err := f.js.CreateOrUpdateConsumer(ctx, contracts.StreamName(f.src.ID), cfg); err != nil {
+			t.Fatal(err)
+		}
 	}
 	conn := pg.Connect(t, f.sourceDB)
 	if err := pgrepl.EnsurePublication(ctx, conn, f.src.Publication, tables); err != nil {
@@ -260,6 +271,56 @@ func TestWorker(t *testing.T) {
 		}
 		if len(c.Columns) != 5 || c.Columns[0].Type != "bigint" || !c.Columns[0].Key || c.Columns[2].Type != "numeric(10,2)" {
 			t.Fatalf("columns: %+v", c.Columns)
+		}
+	})
+
+	t.Run("with partitions, waits for every partition's consumer and publishes rows on their key's", func(t *testing.T) {
+		t.Parallel()
+		const parts = 4
+		f := newFixtureParts(t, pg, 400, parts, parts-1)
+		ctx := context.Background()
+		j, err := f.store.CreateBackfillJob(ctx, configstore.BackfillInput{PipelineID: f.pipeline.ID, Table: "public.items", BatchSize: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.start(testConfig())
+		dest := f.pipeline.DestinationIDs[0]
+		last := contracts.PartitionConsumerName(f.pipeline.ID, dest, parts-1, parts)
+		f.waitJob(j.ID, "waiting for "+last, func(j configstore.BackfillJob) bool { return strings.Contains(j.Error, last) })
+		if n := len(f.published()); n != 0 {
+			t.Fatalf("%d rows published before every partition's consumer existed", n)
+		}
+		cfg := natsx.PipelineConsumerConfig(f.src.ID, f.pipeline.ID, dest, []natsx.Table{{Schema: "public", Name: "items"}}, parts-1, parts)
+		if _, err := f.js.CreateOrUpdateConsumer(ctx, contracts.StreamName(f.src.ID), cfg); err != nil {
+			t.Fatal(err)
+		}
+		f.waitJob(j.ID, "COMPLETED", func(j configstore.BackfillJob) bool { return j.Status == configstore.JobCompleted })
+		s, err := f.js.Stream(ctx, contracts.StreamName(f.src.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil || info.State.Msgs != 400 {
+			t.Fatalf("stream holds %d messages (%v), want 400", info.State.Msgs, err)
+		}
+		used := map[int]int{}
+		for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+			m, err := s.GetMsg(ctx, seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c contracts.Change
+			if err := json.Unmarshal(m.Data, &c); err != nil {
+				t.Fatal(err)
+			}
+			part := contracts.Partition(c.Key, parts)
+			if want := contracts.ChangeSubject(f.src.ID, "public", "items", part); m.Subject != want {
+				t.Fatalf("row %s on %s; want %s", c.Key["id"], m.Subject, want)
+			}
+			used[part]++
+		}
+		if len(used) != parts {
+			t.Errorf("rows per partition %v; want all %d used", used, parts)
 		}
 	})
 
