@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/contracts"
-	"github.com/rosettacdc/rosetta/pkg/natsx"
 )
 
 // drainState is what waitDrained looks at.
@@ -293,7 +292,7 @@ func (w *world) startAudit() {
 	_, err := w.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: contracts.StreamName(w.sourceID), Subjects: []string{contracts.SourceFilter(w.sourceID)},
 		Retention: jetstream.InterestPolicy, Discard: jetstream.DiscardNew, MaxBytes: 1 << 30,
-		Storage: jetstream.FileStorage, Duplicates: 10 * time.Minute,
+		Storage: jetstream.FileStorage, Duplicates: 10 * time.Minute, Replicas: w.replicas,
 	})
 	if err != nil {
 		w.t.Fatalf("create stream: %v", err)
@@ -323,15 +322,27 @@ func (w *world) auditIDs() map[string]int {
 	if err != nil {
 		w.t.Fatalf("audit: %v", err)
 	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	// A consumer of its own rather than an ordered one: on an interest
+	// stream every consumer must have the stream's replica count, and an
+	// ordered consumer has one. AckNone: reading acks nothing the audit
+	// consumer still holds.
+	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		AckPolicy: jetstream.AckNonePolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas: w.replicas, InactiveThreshold: time.Minute,
+	})
 	if err != nil {
 		w.t.Fatalf("audit: %v", err)
 	}
+	defer func() {
+		if err := stream.DeleteConsumer(context.Background(), cons.CachedInfo().Name); err != nil {
+			w.t.Logf("audit: delete reader: %v", err)
+		}
+	}()
 	ids := map[string]int{}
 	var seen uint64
 	bad := 0
 	for seen < info.State.Msgs {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second), jetstream.FetchPriorityGroup(natsx.SinkGroup))
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			w.t.Fatalf("audit fetch: %v", err)
 		}

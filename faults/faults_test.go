@@ -33,6 +33,7 @@ func TestFaults(t *testing.T) {
 		})
 	}
 	// The longest first, so that it overlaps the others.
+	run("NATSCluster", testNATSCluster)
 	run("SIGSTOPSinkPastAckWait", testSIGSTOPSinkPastAckWait)
 	run("SIGKILLCaptureMidTransaction", testSIGKILLCaptureMidTransaction)
 	run("SIGKILLActiveCapture", testSIGKILLActiveCapture)

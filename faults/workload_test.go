@@ -46,7 +46,12 @@ type workload struct {
 	// docs makes the workload also write docs rows with 300 kB
 	// out-of-line (STORAGE EXTERNAL) bodies, mostly updated by statements
 	// that leave the body untouched (unchanged TOAST in the events).
-	docs    bool
+	docs bool
+	// gap is a pause after each commit, on top of the usual 0-3 ms: it
+	// keeps the write rate within what slower deployments apply (a
+	// three-replica stream on a loaded machine), so that a fault's
+	// recovery is measured rather than a growing backlog.
+	gap     time.Duration
 	failed  atomic.Int64
 	lastErr atomic.Value
 }
@@ -59,8 +64,13 @@ func startWorkload(t *testing.T, dsn string, seed uint64) *workload {
 
 // startWorkloadOf is startWorkload, with docs rows when docs is set.
 func startWorkloadOf(t *testing.T, dsn string, seed uint64, docs bool) *workload {
+	return startWorkloadWith(t, &workload{dsn: dsn, docs: docs}, seed)
+}
+
+// startWorkloadWith starts wl (its dsn and options set) writing.
+func startWorkloadWith(t *testing.T, wl *workload, seed uint64) *workload {
 	ctx, cancel := context.WithCancel(context.Background())
-	wl := &workload{t: t, dsn: dsn, cancel: cancel, docs: docs}
+	wl.t, wl.cancel = t, cancel
 	wl.wg.Add(1)
 	go func() {
 		defer wl.wg.Done()
@@ -181,7 +191,7 @@ func (wl *workload) run(ctx context.Context, seed uint64) {
 			continue
 		}
 		wl.committed.Add(1)
-		sleep(ctx, time.Duration(rng.IntN(4))*time.Millisecond)
+		sleep(ctx, wl.gap+time.Duration(rng.IntN(4))*time.Millisecond)
 	}
 }
 

@@ -51,6 +51,7 @@ type world struct {
 
 	sourceID, pipelineID, destID int64
 	partitions                   int
+	replicas                     int // the source stream's (worldOptions.replicas)
 }
 
 // roleNATS is a NATS server the test started with per-role users: the
@@ -78,11 +79,18 @@ type worldOptions struct {
 	env []string
 	// partitions is the source's partitions setting (0: the default, 1).
 	partitions int
+	// natsURL, when set, replaces the nats-server process with NATS servers
+	// the test started (a cluster: comma-separated URLs).
+	natsURL string
+	// replicas is the source stream's replica count the services are set
+	// to (ROSETTA_STREAM_REPLICAS); startAudit creates the stream with it.
+	replicas int
 }
 
 func newWorld(t *testing.T, opt worldOptions) *world {
 	t.Helper()
-	w := &world{t: t, srcPG: testkit.StartPostgres(t), cfgPG: testkit.StartPostgres(t), partitions: max(opt.partitions, 1)}
+	w := &world{t: t, srcPG: testkit.StartPostgres(t), cfgPG: testkit.StartPostgres(t),
+		partitions: max(opt.partitions, 1), replicas: max(opt.replicas, 1)}
 	w.dstPG = w.cfgPG
 	if opt.ownDestCluster {
 		w.dstPG = testkit.StartPostgres(t)
@@ -92,9 +100,12 @@ func newWorld(t *testing.T, opt worldOptions) *world {
 	w.destDB = w.dstPG.CreateDatabase(t, "dest")
 	w.srcPG.Exec(t, w.sourceDB, schemaSQL)
 	natsURL := ""
-	if opt.roles != nil {
+	switch {
+	case opt.roles != nil:
 		natsURL = opt.roles.url
-	} else {
+	case opt.natsURL != "":
+		natsURL = opt.natsURL
+	default:
 		w.nats = startNATSServer(t)
 		natsURL = w.nats.url()
 	}
