@@ -248,6 +248,7 @@ func TestAPI(t *testing.T) {
 	t.Run("catalog", func(t *testing.T) { t.Parallel(); testCatalog(t, newClient(t, f, js, nil)) })
 	t.Run("duckdb query", func(t *testing.T) { t.Parallel(); testQuery(t, newClient(t, f, js, nil)) })
 	t.Run("lag from the stream", func(t *testing.T) { t.Parallel(); testLagFromStream(t, f) })
+	t.Run("lag across partitions", func(t *testing.T) { t.Parallel(); testLagAcrossPartitions(t, f) })
 	t.Run("events", func(t *testing.T) { t.Parallel(); testEvents(t, f) })
 	t.Run("health", func(t *testing.T) { t.Parallel(); testHealth(t, f) })
 	t.Run("listen and shutdown", func(t *testing.T) { t.Parallel(); testListen(t, newClient(t, f, js, nil)) })

@@ -234,3 +234,69 @@ func testLagFromStream(t *testing.T, f *fixture) {
 		t.Fatalf("with nothing pending: %+v (lag %v)", ds, show(ds.LagSeconds))
 	}
 }
+
+// testLagAcrossPartitions: with a source of two partitions, pending sums
+// both partitions' consumers and lag is the age of the oldest change any
+// of them has not acked.
+func testLagAcrossPartitions(t *testing.T, f *fixture) {
+	_, js := testkit.StartNATS(t).Connect(t)
+	c := newClient(t, f, js, nil)
+	ctx := context.Background()
+	var src, d idView
+	var p pipelineView
+	body := c.sourceBody("src")
+	body["partitions"] = 2
+	c.must(201, "POST", "/sources", body, &src)
+	c.must(201, "POST", "/destinations", c.pgDestBody("d"), &d)
+	c.must(201, "POST", "/pipelines", map[string]any{"name": "p", "source_id": src.ID, "destination_ids": []int64{d.ID},
+		"tables": []string{"public.orders"}}, &p)
+	c.must(200, "POST", fmt.Sprintf("/pipelines/%d/start", p.ID), nil, nil)
+	if _, err := natsx.EnsureSourceStream(ctx, js, src.ID, natsx.StreamLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := natsx.EnsurePipelineConsumers(ctx, js, src.ID, p.ID, d.ID, []natsx.Table{{Schema: "public", Name: "orders"}}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.store.SetDestinationState(ctx, configstore.DestinationState{PipelineID: p.ID, DestinationID: d.ID, Health: configstore.HealthHealthy}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []struct {
+		partition int
+		lsn       uint64
+		age       time.Duration
+	}{{0, 0x200, 30 * time.Second}, {1, 0x300, 10 * time.Second}} {
+		data, _ := json.Marshal(contracts.Change{V: contracts.EnvelopeVersion, Op: contracts.OpCreate, Source: contracts.Source{SourceID: src.ID,
+			Schema: "public", Table: "orders", CommitLSN: contracts.FormatLSN(ch.lsn), Seq: 1, CommitTime: time.Now().Add(-ch.age)}})
+		if _, err := js.Publish(ctx, contracts.ChangeSubject(src.ID, "public", "orders", ch.partition), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func() destinationStateView {
+		t.Helper()
+		var detail pipelineDetail
+		c.must(200, "GET", fmt.Sprintf("/pipelines/%d", p.ID), nil, &detail)
+		return detail.Destinations[0]
+	}
+	ds := get()
+	if ds.Pending == nil || *ds.Pending != 2 || ds.LagSeconds == nil || *ds.LagSeconds < 29 || *ds.LagSeconds > 40 {
+		t.Fatalf("one change pending on each partition, the oldest 30s old: %+v (lag %v)", ds, show(ds.LagSeconds))
+	}
+	// Partition 0's sink applies its change: partition 1's, 10s old, is left.
+	cons, err := natsx.PipelineConsumers(ctx, js, src.ID, p.ID, d.ID, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons[0].Fetch(1, jetstream.FetchMaxWait(5*time.Second), jetstream.FetchPriorityGroup(natsx.SinkGroup))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds = get()
+	if ds.Pending == nil || *ds.Pending != 1 || ds.LagSeconds == nil || *ds.LagSeconds < 9 || *ds.LagSeconds > 20 {
+		t.Fatalf("partition 1's change pending, 10s old: %+v (lag %v)", ds, show(ds.LagSeconds))
+	}
+}
