@@ -88,6 +88,7 @@ tls { cert_file: %q, key_file: %q, ca_file: %q, verify: true, timeout: 5 }
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	r.url = srv.ClientURL()
+	r.srv, r.dir = srv, dir
 	r.passwords = passwords
 	r.ca, r.client = ca, client
 	// The observer reads stream and consumer state as the tap.

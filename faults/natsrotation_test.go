@@ -153,6 +153,96 @@ func TestNATSCredentialRotation(t *testing.T) {
 	t.Logf("%d changes published and consumed across the rotation, none failed or lost", published)
 }
 
+// TestNATSRotationReplicates rotates the password of a rosetta sink
+// process while capture and the sink replicate a workload, with the
+// services each on its own user of deploy/nats/auth.conf over TLS: the
+// same three steps as TestNATSCredentialRotation, the sink restarted with
+// sink-next by SIGTERM. The destination must equal the source, no other
+// service may be disconnected, and the sink must run as sink-next.
+func TestNATSRotationReplicates(t *testing.T) {
+	r := startRoleNATS(t)
+	w, wl := setup(t, worldOptions{roles: r}, false, 47)
+	base, err := os.ReadFile(filepath.Join(r.dir, "auth.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := randomHex(t)
+	// The lowest cost: this server runs in the race-instrumented test
+	// binary, where cost 11 takes longer than the TLS handshake may.
+	hash, err := bcrypt.GenerateFromPassword([]byte(next), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := func(withNext, withOld bool) {
+		t.Helper()
+		conf := rotationAuth(t, string(base), withNext, withOld, string(hash))
+		if err := os.WriteFile(filepath.Join(r.dir, "auth.conf"), []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.srv.Reload(); err != nil {
+			t.Fatalf("reload nats: %v", err)
+		}
+	}
+	w.waitDestRows(t)
+
+	reload(true, true) // (a)
+	w.waitDestRows(t)
+	pwFile := filepath.Join(t.TempDir(), "sink-next.pw")
+	if err := os.WriteFile(pwFile, []byte(next+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// (b) The last of duplicate variables wins (os/exec).
+	w.sink.env = append(w.sink.env, "ROSETTA_NATS_USER=sink-next", "ROSETTA_NATS_PASSWORD_FILE="+pwFile)
+	w.sigtermAndRestart(w.sink)
+	w.waitDestRows(t)
+	reload(true, false) // (c)
+	if nc, err := nats.Connect(r.url, r.options("sink")...); err == nil {
+		nc.Close()
+		t.Fatal("sink's password still accepted after its user was removed")
+	}
+	w.waitDestRows(t)
+	finish(t, w, wl, 3*time.Minute) // drains and compares destination rows with the source
+
+	for _, p := range []*proc{w.api, w.capture, w.sink} {
+		out := p.log.String()
+		if p == w.sink {
+			out = out[strings.LastIndex(out, "start sink"):]
+		}
+		for _, mark := range []string{"nats disconnected", "authorization violation", "connection closed"} {
+			if strings.Contains(out, mark) {
+				t.Errorf("%s lost its NATS connection during the rotation (%q):\n%s", p.name, mark, testkit.Tail(out, 3000))
+				break
+			}
+		}
+	}
+	if !w.sink.running() {
+		t.Fatal("the sink with sink-next is not running")
+	}
+}
+
+// waitDestRows waits until the destination's accounts table grew: the
+// sink applies changes.
+func (w *world) waitDestRows(t *testing.T) {
+	t.Helper()
+	count := func() int {
+		var n int
+		conn := w.dstPG.Connect(t, w.destDB)
+		defer conn.Close(context.Background())
+		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM accounts`).Scan(&n); err != nil {
+			return -1
+		}
+		return n
+	}
+	before := count()
+	deadline := time.Now().Add(2 * time.Minute)
+	for count() <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("the destination did not grow from %d rows in 2 minutes", before)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // rotationAuth is deploy/nats/auth.conf with a user sink-next of the
 // sink's permissions and the password hash added (next) and the user sink
 // kept or removed (old).

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -63,6 +64,9 @@ type roleNATS struct {
 	passwords map[string]string
 	ca        *testkit.CA
 	client    testkit.Leaf
+	// srv loads dir/nats-server.conf, which includes dir/auth.conf.
+	srv *server.Server
+	dir string
 }
 
 type worldOptions struct {
