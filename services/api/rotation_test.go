@@ -97,6 +97,11 @@ func TestAPITokenRotation(t *testing.T) {
 				t.Fatalf("the retired token gets %d %q, want 401 saying it is revoked", code, msg)
 			}
 			if tc.asOld {
+				// A replica still holding the old value refuses to start
+				// rather than bring it back.
+				if err := c.srv.Bootstrap(context.Background(), boot1); err == nil {
+					t.Fatal("a replica started with the retired bootstrap value")
+				}
 				if code, msg := get(t, base+"/whoami", boot2); code != 200 {
 					t.Fatalf("the new bootstrap token gets %d: %s", code, msg)
 				}
