@@ -90,7 +90,8 @@ func SourceStreamConfig(sourceID int64, lim StreamLimits) jetstream.StreamConfig
 // metadata.
 func EnsureSourceStream(ctx context.Context, js jetstream.JetStream, sourceID int64, lim StreamLimits) (jetstream.Stream, error) {
 	cfg := SourceStreamConfig(sourceID, lim)
-	s, err := js.Stream(ctx, cfg.Name)
+	lookup := func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, cfg.Name) }
+	s, err := retryJS(ctx, lookup)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		// Create, not create-or-update: when two services find it missing
 		// at once, the second create of the same configuration is a no-op
@@ -103,7 +104,7 @@ func EnsureSourceStream(ctx context.Context, js jetstream.JetStream, sourceID in
 		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, explainReplicas(err, cfg.Replicas))
 		}
-		s, err = js.Stream(ctx, cfg.Name)
+		s, err = retryJS(ctx, lookup)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up stream %s: %w", cfg.Name, err)
