@@ -202,8 +202,10 @@ func TestDeployedNATSConfig(t *testing.T) {
 		}
 	}
 
+	// As capture connects: its role's inbox prefix is the only one it may
+	// subscribe to (auth.conf).
 	nc, err := nats.Connect(url, nats.UserInfo("capture", "capture-password-0123456789"),
-		nats.RootCAs(ca.CertFile), nats.ClientCert(client.CertFile, client.KeyFile))
+		nats.RootCAs(ca.CertFile), nats.ClientCert(client.CertFile, client.KeyFile), nats.CustomInboxPrefix("_INBOX_rosetta_capture"))
 	if err != nil {
 		t.Fatalf("connect as capture: %v", err)
 	}
