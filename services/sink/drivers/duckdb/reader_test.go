@@ -165,12 +165,27 @@ func TestReadersBetweenBatches(t *testing.T) {
 	t.Run("released after max_hold while batches keep coming", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, map[string]any{"release_after": "10m", "max_hold": "100ms", "reader_window": "200ms"})
-		e.mustApply(it.Ins(10, 1, "a"))
-		time.Sleep(150 * time.Millisecond)
-		e.mustApply(it.Ins(11, 2, "b"))
-		countItems(t, e, 2)
-		e.mustApply(it.Ins(12, 3, "c"))
-		e.expect(`SELECT count(*) FROM sink.items`, "3")
+		// Batches keep coming far more often than release_after: only
+		// max_hold releases the file. Which batch outlasts max_hold
+		// depends on how fast the machine applies them, so a reader
+		// tries after each until one gets in (a fixed sleep raced a slow
+		// first apply: the release came after it, and the reopened file
+		// was held again when the reader came).
+		for i := 1; ; i++ {
+			e.mustApply(it.Ins(uint64(10+i), i, "x"))
+			if n, err := readOnce(t, e.path); err == nil {
+				if n != i {
+					t.Fatalf("reader between batches read %d rows after %d batches", n, i)
+				}
+				break
+			}
+			if i == 200 {
+				t.Fatal("200 batches in a row held the file: max_hold never released it")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		e.mustApply(it.Ins(1000, 1000, "after"))
+		e.expect(`SELECT count(*) FROM sink.items WHERE id = 1000`, "1")
 	})
 
 	t.Run("waits for a reader holding the file", func(t *testing.T) {
