@@ -9,9 +9,8 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
-	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
-	"github.com/rosettacdc/rosetta/pkg/testkit"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard/guardtest"
 )
 
 // states records what the runner reports (shared with the other drivers' tests).
@@ -23,17 +22,9 @@ type states = cdctest.States
 // nothing is acked, and everything arrives once it lets go.
 func TestRunnerWithDuckDB(t *testing.T) {
 	t.Parallel()
-	n := testkit.StartNATS(t)
-	_, js := n.Connect(t)
 	ctx := context.Background()
-	const source, pipeline, dest = 7, 3, 4
-	if _, err := natsx.EnsureSourceStream(ctx, js, source, natsx.StreamLimits{MaxBytes: 64 << 20}); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := natsx.EnsurePipelineConsumer(ctx, js, source, pipeline, dest, []natsx.Table{{Schema: "app", Name: "items"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	const source, pipeline, dest = guardtest.ItemsSource, guardtest.ItemsPipeline, guardtest.ItemsDest
+	js, cons := guardtest.ItemsConsumer(t, 64<<20)
 	e := newEnv(t, map[string]any{"release_after": "100ms", "lock_timeout": "100ms"})
 	drv, err := Factory(ctx, json.RawMessage(fmt.Sprintf(`{"path":%q,"schema":"sink","release_after":"100ms","lock_timeout":"100ms"}`, e.path)), quietLog())
 	if err != nil {

@@ -11,10 +11,9 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
-	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
-	"github.com/rosettacdc/rosetta/pkg/testkit"
 	"github.com/rosettacdc/rosetta/pkg/testkit/fakesnowflake"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard/guardtest"
 )
 
 // states records what the runner reports (shared with the other drivers' tests).
@@ -28,17 +27,9 @@ type states = cdctest.States
 func TestRunnerWithFakeSnowflake(t *testing.T) {
 	t.Parallel()
 	srv := startFake(t) // knows only testKeys()[0], which the reader uses
-	n := testkit.StartNATS(t)
-	_, js := n.Connect(t)
 	ctx := context.Background()
-	const source, pipeline, dest = 7, 3, 4
-	if _, err := natsx.EnsureSourceStream(ctx, js, source, natsx.StreamLimits{MaxBytes: 64 << 20}); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := natsx.EnsurePipelineConsumer(ctx, js, source, pipeline, dest, []natsx.Table{{Schema: "app", Name: "items"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	const source, pipeline, dest = guardtest.ItemsSource, guardtest.ItemsPipeline, guardtest.ItemsDest
+	js, cons := guardtest.ItemsConsumer(t, 64<<20)
 	drv, err := Factory(ctx, fakeConfig(t, srv, map[string]any{"private_key": pemPKCS8(t, testKeys()[1])}), quietLog())
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
@@ -47,6 +49,28 @@ type ChurnHarness struct {
 	Rows, Tombstones func() int
 }
 
+// The source, pipeline and destination of ItemsConsumer.
+const ItemsSource, ItemsPipeline, ItemsDest = 7, 3, 4
+
+// ItemsConsumer starts an embedded JetStream with source ItemsSource's
+// stream (at most maxBytes) and the durable consumer of pipeline
+// ItemsPipeline to destination ItemsDest for app.items
+// (cdctest.ItemColumns), as the drivers' runner tests use them.
+func ItemsConsumer(t testing.TB, maxBytes int64) (jetstream.JetStream, jetstream.Consumer) {
+	t.Helper()
+	n := testkit.StartNATS(t)
+	_, js := n.Connect(t)
+	ctx := context.Background()
+	if _, err := natsx.EnsureSourceStream(ctx, js, ItemsSource, natsx.StreamLimits{MaxBytes: maxBytes}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := natsx.EnsurePipelineConsumer(ctx, js, ItemsSource, ItemsPipeline, ItemsDest, []natsx.Table{{Schema: "app", Name: "items"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, cons
+}
+
 // Counter turns a test env's query runner, which returns rows as text,
 // into the counts ChurnHarness takes: count(q) reads q's one integer and
 // fails t when it cannot.
@@ -76,17 +100,9 @@ func Churn(t testing.TB, keys int, h ChurnHarness) {
 	if _, ok := h.Driver.(sinkrunner.TombstoneCollector); !ok {
 		t.Fatalf("churn: driver %T collects no tombstones", h.Driver)
 	}
-	n := testkit.StartNATS(t)
-	_, js := n.Connect(t)
 	ctx := context.Background()
-	const source, pipeline, dest = 7, 3, 4
-	if _, err := natsx.EnsureSourceStream(ctx, js, source, natsx.StreamLimits{MaxBytes: 2 << 30}); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := natsx.EnsurePipelineConsumer(ctx, js, source, pipeline, dest, []natsx.Table{{Schema: "app", Name: "items"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	const source, pipeline, dest = ItemsSource, ItemsPipeline, ItemsDest
+	js, cons := ItemsConsumer(t, 2<<30)
 	// Capture has confirmed past every change of the test.
 	bounds := ConfirmedAt{LSN: uint64(3*keys + 100)}
 	runner := sinkrunner.New(sinkrunner.Config{
