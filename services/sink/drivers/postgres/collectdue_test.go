@@ -8,9 +8,9 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc/cdctest"
-	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard/guardtest"
 )
 
 // TestCollectAfterCatchingUp: a collection that finds the consumer behind
@@ -19,17 +19,9 @@ import (
 func TestCollectAfterCatchingUp(t *testing.T) {
 	t.Parallel()
 	pg := testkit.StartPostgres(t)
-	n := testkit.StartNATS(t)
-	_, js := n.Connect(t)
 	ctx := context.Background()
-	const source, pipeline, dest, keys = 7, 3, 4, 10000
-	if _, err := natsx.EnsureSourceStream(ctx, js, source, natsx.StreamLimits{}); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := natsx.EnsurePipelineConsumer(ctx, js, source, pipeline, dest, []natsx.Table{{Schema: "app", Name: "items"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	const source, pipeline, dest, keys = guardtest.ItemsSource, guardtest.ItemsPipeline, guardtest.ItemsDest, 10000
+	js, cons := guardtest.ItemsConsumer(t, 0)
 	// Every change is in the stream before the runner starts, and its
 	// batches are small: the asked-for collection finds it behind.
 	it := ev{Table: "items", Columns: itemCols}
