@@ -51,36 +51,14 @@ func (c *Change) AppendJSON(dst []byte) ([]byte, error) {
 		dst = append(dst, `,"snapshot":true`...)
 	}
 	dst = append(dst, '}')
-	if len(c.Columns) > 0 {
-		dst = append(dst, `,"columns":[`...)
-		for i := range c.Columns {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			col := &c.Columns[i]
-			dst = append(dst, `{"name":`...)
-			dst = appendString(dst, col.Name)
-			dst = append(dst, `,"type":`...)
-			dst = appendString(dst, col.Type)
-			dst = append(dst, `,"base_type":`...)
-			dst = appendString(dst, col.BaseType)
-			if col.Key {
-				dst = append(dst, `,"key":true`...)
-			}
-			if col.Attnum != 0 {
-				dst = append(dst, `,"attnum":`...)
-				dst = strconv.AppendInt(dst, int64(col.Attnum), 10)
-			}
-			if col.ExistingValue != "" {
-				dst = append(dst, `,"existing_value":`...)
-				if dst, err = appendCompact(dst, []byte(col.ExistingValue)); err != nil {
-					return nil, fmt.Errorf("encode column %s existing_value: %w", col.Name, err)
-				}
-			}
-			dst = append(dst, '}')
-		}
-		dst = append(dst, ']')
+	if dst, err = appendColumns(dst, c.Columns); err != nil {
+		return nil, err
 	}
+	return append(appendChangeRows(dst, c), '}'), nil
+}
+
+// appendChangeRows writes a change's key, before, after and unchanged.
+func appendChangeRows(dst []byte, c *Change) []byte {
 	dst = appendRow(dst, `,"key":`, c.Key)
 	dst = appendRow(dst, `,"before":`, c.Before)
 	dst = appendRow(dst, `,"after":`, c.After)
@@ -94,7 +72,7 @@ func (c *Change) AppendJSON(dst []byte) ([]byte, error) {
 		}
 		dst = append(dst, ']')
 	}
-	return append(dst, '}'), nil
+	return dst
 }
 
 // appendRow writes a non-empty row with its keys sorted, as encoding/json
@@ -142,4 +120,112 @@ func appendCompact(dst, raw []byte) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// AppendMessageHead appends the start of a version 2 message whose first
+// change is c: the envelope, the shared source and columns, and the
+// opening of the changes array. AppendEntry then appends each change
+// (with a comma before all but the first) and CloseMessage ends it.
+// Capture writes messages so, change by change, without a Message value.
+func AppendMessageHead(dst []byte, c *Change) ([]byte, error) {
+	dst = append(dst, `{"v":2,"source":{"source_id":`...)
+	s := &c.Source
+	dst = strconv.AppendInt(dst, s.SourceID, 10)
+	dst = append(dst, `,"db":`...)
+	dst = appendString(dst, s.Database)
+	dst = append(dst, `,"schema":`...)
+	dst = appendString(dst, s.Schema)
+	dst = append(dst, `,"table":`...)
+	dst = appendString(dst, s.Table)
+	dst = append(dst, `,"commit_lsn":`...)
+	dst = appendString(dst, s.CommitLSN)
+	if s.TxID != 0 {
+		dst = append(dst, `,"txid":`...)
+		dst = strconv.AppendUint(dst, uint64(s.TxID), 10)
+	}
+	dst = append(dst, `,"commit_time":`...)
+	var err error
+	if dst, err = appendTime(dst, s.CommitTime); err != nil {
+		return nil, err
+	}
+	if s.Snapshot {
+		dst = append(dst, `,"snapshot":true`...)
+	}
+	dst = append(dst, '}')
+	if dst, err = appendColumns(dst, c.Columns); err != nil {
+		return nil, err
+	}
+	return append(dst, `,"changes":[`...), nil
+}
+
+// AppendEntry appends c's own part to a message begun by
+// AppendMessageHead: op, seq, lsn and rows.
+func AppendEntry(dst []byte, c *Change) []byte {
+	dst = append(dst, `{"op":`...)
+	dst = appendString(dst, string(c.Op))
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendInt(dst, c.Source.Seq, 10)
+	dst = append(dst, `,"lsn":`...)
+	dst = appendString(dst, c.Source.LSN)
+	return append(appendChangeRows(dst, c), '}')
+}
+
+// CloseMessage ends a message begun by AppendMessageHead.
+func CloseMessage(dst []byte) []byte { return append(dst, "]}"...) }
+
+// AppendJSON appends the message's JSON form (version 2), as
+// AppendMessageHead, AppendEntry and CloseMessage write it.
+func (m *Message) AppendJSON(dst []byte) ([]byte, error) {
+	if len(m.Changes) == 0 {
+		return nil, fmt.Errorf("encode message of %s.%s: no changes", m.Source.Schema, m.Source.Table)
+	}
+	first := m.Change(0)
+	dst, err := AppendMessageHead(dst, &first)
+	if err != nil {
+		return nil, err
+	}
+	for i := range m.Changes {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		c := m.Change(i)
+		dst = AppendEntry(dst, &c)
+	}
+	return CloseMessage(dst), nil
+}
+
+// appendColumns writes a non-empty column list.
+func appendColumns(dst []byte, cols []Column) ([]byte, error) {
+	var err error
+	if len(cols) > 0 {
+		dst = append(dst, `,"columns":[`...)
+		for i := range cols {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			col := &cols[i]
+			dst = append(dst, `{"name":`...)
+			dst = appendString(dst, col.Name)
+			dst = append(dst, `,"type":`...)
+			dst = appendString(dst, col.Type)
+			dst = append(dst, `,"base_type":`...)
+			dst = appendString(dst, col.BaseType)
+			if col.Key {
+				dst = append(dst, `,"key":true`...)
+			}
+			if col.Attnum != 0 {
+				dst = append(dst, `,"attnum":`...)
+				dst = strconv.AppendInt(dst, int64(col.Attnum), 10)
+			}
+			if col.ExistingValue != "" {
+				dst = append(dst, `,"existing_value":`...)
+				if dst, err = appendCompact(dst, []byte(col.ExistingValue)); err != nil {
+					return nil, fmt.Errorf("encode column %s existing_value: %w", col.Name, err)
+				}
+			}
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	return dst, nil
 }

@@ -182,10 +182,30 @@ func Check(c *contracts.Change) error {
 	return nil
 }
 
-// Decode parses and checks one message body. The change does not refer to
-// data (see Decoder for one that does, with fewer allocations).
+// Decode parses and checks one message body holding one change: a
+// version 1 envelope, or a version 2 message of one change (a message of
+// several gives ErrNotOneChange; DecodeMessage reads any). The change does
+// not refer to data (see Decoder for one that does, with fewer
+// allocations).
 func Decode(data []byte) (contracts.Change, error) {
-	return decode(data, nil)
+	return decodeOne(data, nil)
+}
+
+func decodeOne(data []byte, d *Decoder) (contracts.Change, error) {
+	if version(data) != contracts.MessageVersion {
+		return decode(data, d)
+	}
+	cs, errs, err := decodeMessage(data, d, nil, nil)
+	if err != nil {
+		return contracts.Change{}, err
+	}
+	if len(cs) != 1 {
+		return contracts.Change{}, fmt.Errorf("decode change: %w (%d changes)", ErrNotOneChange, len(cs))
+	}
+	if errs[0] != nil {
+		return contracts.Change{}, errs[0]
+	}
+	return cs[0], nil
 }
 
 func decode(data []byte, d *Decoder) (contracts.Change, error) {
@@ -203,7 +223,7 @@ func decode(data []byte, d *Decoder) (contracts.Change, error) {
 		c = u
 	}
 	if err := Check(&c); err != nil {
-		return contracts.Change{}, fmt.Errorf("check change: %w", err)
+		return contracts.Change{}, checkError{fmt.Errorf("check change: %w", err)}
 	}
 	return c, nil
 }

@@ -480,7 +480,7 @@ func NewDecoder() *Decoder {
 // Decode parses and checks one message body, as the package's Decode does
 // (the same change, the same errors), under the Decoder's terms.
 func (d *Decoder) Decode(data []byte) (contracts.Change, error) {
-	return decode(data, d)
+	return decodeOne(data, d)
 }
 
 func (d *Decoder) intern(b []byte) string {
