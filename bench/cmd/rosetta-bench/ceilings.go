@@ -349,11 +349,14 @@ func stagedCeiling(ctx context.Context, s *server, db string, bl *backlog, batch
 	return m, nil
 }
 
-// jetstreamCeiling publishes n messages of size bytes asynchronously
+// jetstreamCeiling publishes as many messages, of the same average size,
+// as capture stored for the backlog's n changes (st), asynchronously
 // (window as capture's default) with a Nats-Msg-Id each to a file-backed
 // stream configured like a source's, on an embedded server in this
-// process, and waits for every ack.
-func jetstreamCeiling(ctx context.Context, dir string, n int64, size int) (measure, error) {
+// process, and waits for every ack. The rate is in changes: what
+// JetStream alone allows for the backlog as capture batches it.
+func jetstreamCeiling(ctx context.Context, dir string, n int64, st streamStats) (measure, error) {
+	msgs, size := max(st.msgs, 1), max(st.avgBytes(), 1)
 	// Fsync every second, as rosetta dev's embedded server by default.
 	e, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Dir: dir, Port: -1, SyncInterval: time.Second}, nil)
 	if err != nil {
@@ -381,13 +384,13 @@ func jetstreamCeiling(ctx context.Context, dir string, n int64, size int) (measu
 	// Like capture: at most a window of unacknowledged publishes, waiting
 	// for the oldest when it is full.
 	const window = 4096
-	pending := make([]jetstream.PubAckFuture, 0, n)
+	pending := make([]jetstream.PubAckFuture, 0, msgs)
 	oldest := 0
 	// The server is embedded: this process's CPU is the client's and the
 	// server's, what publishing costs at the least.
 	cpu0 := selfCPU()
 	start := time.Now()
-	for i := int64(0); i < n; i++ {
+	for i := int64(0); i < msgs; i++ {
 		for len(pending)-oldest >= window {
 			select {
 			case <-pending[oldest].Ok():
@@ -415,6 +418,6 @@ func jetstreamCeiling(ctx context.Context, dir string, n int64, size int) (measu
 	m := newMeasure(n, time.Since(start))
 	m.CPUSeconds = (selfCPU() - cpu0).Seconds()
 	m.CPUSecPerMChgs = perMillion(selfCPU()-cpu0, n)
-	m.Note = "CPU: the bench process's own (client and embedded server) during the publishes"
+	m.Note = fmt.Sprintf("%d messages of %d bytes (capture's batching of the backlog); CPU: the bench process's own (client and embedded server) during the publishes", msgs, size)
 	return m, nil
 }

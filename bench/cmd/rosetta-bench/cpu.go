@@ -32,6 +32,13 @@ func procCPU(pid int) (time.Duration, bool) {
 			}
 		}
 	}
+	return statCPU(pid)
+}
+
+// statCPU is utime + stime of /proc/<pid>/stat: every thread of the
+// process, in clock ticks (10 ms). A multi-threaded process (rosetta) is
+// measured with it; schedstat counts the main thread only.
+func statCPU(pid int) (time.Duration, bool) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, false

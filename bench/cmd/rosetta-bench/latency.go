@@ -35,6 +35,9 @@ func percentilesOf(ds []time.Duration) percentiles {
 }
 
 type latencyPhase struct {
+	// Method is "server" (generated inside PostgreSQL, stamped by the
+	// destination) or "client" (16 client connections, a poller).
+	Method            string      `json:"method"`
 	OfferedPerSecond  float64     `json:"offered_per_second"`
 	AchievedPerSecond float64     `json:"achieved_per_second"`
 	Seconds           float64     `json:"seconds"`
@@ -42,13 +45,17 @@ type latencyPhase struct {
 	NotVisible        int         `json:"not_visible_after_30s"`
 	EndToEnd          percentiles `json:"commit_to_destination"`
 	Ack               percentiles `json:"commit_to_jetstream_ack"`
+	// CPUMicrosPerTx is rosetta dev's CPU time over the phase per
+	// transaction offered (server method).
+	CPUMicrosPerTx float64 `json:"rosetta_dev_cpu_us_per_transaction,omitempty"`
 }
 
 type latencyResult struct {
-	Method     string         `json:"method"`
-	Phases     []latencyPhase `json:"phases"`
-	PeakRSSMB  float64        `json:"rosetta_dev_peak_rss_mb"`
-	CPUSeconds float64        `json:"rosetta_dev_cpu_seconds"`
+	Method       string         `json:"method"`
+	ServerMethod string         `json:"server_method"`
+	Phases       []latencyPhase `json:"phases"`
+	PeakRSSMB    float64        `json:"rosetta_dev_peak_rss_mb"`
+	CPUSeconds   float64        `json:"rosetta_dev_cpu_seconds"`
 }
 
 const latencyMethod = "1-row insert transactions at a fixed schedule from 16 connections; each row's latency is " +
@@ -58,8 +65,8 @@ const latencyMethod = "1-row insert transactions at a fixed schedule from 16 con
 
 // runLatency runs rosetta dev into PostgreSQL on a fresh slot and offers
 // each load for dur.
-func (b *bench) runLatency(ctx context.Context, rates []float64, dur time.Duration) (*latencyResult, error) {
-	res := &latencyResult{Method: latencyMethod}
+func (b *bench) runLatency(ctx context.Context, rates []float64, dur time.Duration, methods []string) (*latencyResult, error) {
+	res := &latencyResult{Method: latencyMethod, ServerMethod: serverLatencyMethod}
 	const table = "bench_lat"
 	tbl := pgx.Identifier{table}.Sanitize()
 	if err := b.pg.exec(ctx, "src", fmt.Sprintf(tableDDL, tbl)); err != nil {
@@ -117,6 +124,13 @@ func (b *bench) runLatency(ctx context.Context, rates []float64, dur time.Durati
 		return res, fmt.Errorf("warm-up row never reached the destination: %w\n%s", err, r.logTail())
 	}
 
+	// The destination stamps each row's arrival in a column of its own
+	// (the server method); the sink writes the columns it knows.
+	if _, err := dst.Exec(ctx, "ALTER TABLE "+pgx.Identifier{"public", table}.Sanitize()+
+		" ADD COLUMN arrived timestamptz DEFAULT clock_timestamp()"); err != nil {
+		return res, fmt.Errorf("arrival column: %w", err)
+	}
+
 	// JetStream segment: every change's stored time minus its commit time.
 	js, closeNC, err := connectNATS(ctx, r.natsAddr, r.dataDir)
 	if err != nil {
@@ -124,7 +138,6 @@ func (b *bench) runLatency(ctx context.Context, rates []float64, dur time.Durati
 	}
 	defer closeNC()
 	var ackMu sync.Mutex
-	type ackObs struct{ commit, stored time.Time }
 	var acks []ackObs
 	cons, err := js.OrderedConsumer(ctx, streamName(r.srcID), jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
 	if err != nil {
@@ -150,30 +163,59 @@ func (b *bench) runLatency(ctx context.Context, rates []float64, dur time.Durati
 	defer cc.Stop()
 
 	next := int64(1)
-	for _, rate := range rates {
-		logf("latency: %.0f changes/s for %s", rate, dur)
-		p, err := b.latencyPhase(ctx, r, src, dst, table, rate, dur, next)
-		if err != nil {
-			return res, err
+	for _, method := range methods {
+		for _, rate := range rates {
+			if method == "server" {
+				logf("latency (generated in PostgreSQL): %.0f transactions/s for %s", rate, dur)
+				p, err := b.serverLatencyPhase(ctx, r, dst, table, rate, dur, next)
+				if err != nil {
+					return res, err
+				}
+				next += int64(p.Issued) + 1
+				res.Phases = append(res.Phases, p)
+				logf("latency (server): %.0f/s offered, %.0f/s achieved: p50 %.1f p95 %.1f p99 %.1f max %.1f ms; %d not visible; rosetta dev %.0f CPU µs per transaction",
+					p.OfferedPerSecond, p.AchievedPerSecond, p.EndToEnd.P50, p.EndToEnd.P95, p.EndToEnd.P99, p.EndToEnd.Max, p.NotVisible, p.CPUMicrosPerTx)
+				time.Sleep(2 * time.Second)
+				continue
+			}
+			if err := b.clientLatency(ctx, r, src, dst, table, rate, dur, &next, res, &ackMu, &acks); err != nil {
+				return res, err
+			}
 		}
-		next += int64(p.Issued) + 1
+	}
+	return res, nil
+}
+
+type ackObs struct{ commit, stored time.Time }
+
+// clientLatency runs one client-method phase and appends it to res.
+func (b *bench) clientLatency(ctx context.Context, r *rosettaRun, src, dst *pgx.Conn, table string, rate float64, dur time.Duration,
+	next *int64, res *latencyResult, ackMu *sync.Mutex, acks *[]ackObs) error {
+	{
+		logf("latency (client): %.0f changes/s for %s", rate, dur)
+		p, err := b.latencyPhase(ctx, r, src, dst, table, rate, dur, *next)
+		if err != nil {
+			return err
+		}
+		*next += int64(p.Issued) + 1
 		start, end := p.start, p.end
 		ackMu.Lock()
 		var ds []time.Duration
-		for _, a := range acks {
+		for _, a := range *acks {
 			if !a.commit.Before(start) && a.commit.Before(end.Add(time.Second)) {
 				ds = append(ds, a.stored.Sub(a.commit))
 			}
 		}
-		acks = acks[:0]
+		*acks = (*acks)[:0]
 		ackMu.Unlock()
 		p.Ack = percentilesOf(ds)
+		p.Method = "client"
 		res.Phases = append(res.Phases, p.latencyPhase)
-		logf("latency: %.0f/s offered, %.0f/s achieved: p50 %.1f p95 %.1f p99 %.1f max %.1f ms; ack p99 %.1f ms",
+		logf("latency (client): %.0f/s offered, %.0f/s achieved: p50 %.1f p95 %.1f p99 %.1f max %.1f ms; ack p99 %.1f ms",
 			p.OfferedPerSecond, p.AchievedPerSecond, p.EndToEnd.P50, p.EndToEnd.P95, p.EndToEnd.P99, p.EndToEnd.Max, p.Ack.P99)
 		time.Sleep(2 * time.Second)
 	}
-	return res, nil
+	return nil
 }
 
 type phaseRun struct {

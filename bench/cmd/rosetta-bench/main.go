@@ -37,13 +37,16 @@ type bench struct {
 	pprofDir     string
 	profileSecs  int
 	res          *results
+	// latencyMethods are the latency phases' methods, in order.
+	latencyMethods []string
 }
 
 func main() {
 	changes := flag.Int("changes", 1_000_000, "changes per backlog (BENCH_SCALE overrides)")
 	wl := flag.String("workloads", "ins-100,ins-1,mix-100,mix-1,bigtx", "workloads to run: ins-100, ins-1, mix-100, mix-1, bigtx")
 	latDur := flag.Duration("latency-duration", 60*time.Second, "duration of each latency phase (0 skips them)")
-	latRates := flag.String("latency-rates", "1000,5000,half", "offered loads in changes/s; half = half the sustainable end-to-end rate")
+	latRates := flag.String("latency-rates", "2000,5000,10000", "offered loads in single-row transactions/s; half = half the sustainable end-to-end rate")
+	latMethods := flag.String("latency-methods", "server,client", "latency methods: server (generated inside PostgreSQL, stamped by the destination), client (client connections and a poller)")
 	out := flag.String("out", "bench/results/latest.json", "JSON result file")
 	rosettaBin := flag.String("rosetta", "bin/rosetta", "rosetta binary")
 	duckBin := flag.String("duckquery", "bin/duckquery", "duckquery binary")
@@ -89,6 +92,7 @@ func main() {
 			os.RemoveAll(root)
 		}
 	}()
+	b.latencyMethods = strings.Split(*latMethods, ",")
 	if err := run(ctx, b, *changes, strings.Split(*wl, ","), *latDur, *latRates); err != nil {
 		log.Printf("bench failed: %v", err)
 		b.res.Error = err.Error()
@@ -164,7 +168,7 @@ func run(ctx context.Context, b *bench, changes int, names []string, latDur time
 			}
 			rates = append(rates, v)
 		}
-		lr, err := b.runLatency(ctx, rates, latDur)
+		lr, err := b.runLatency(ctx, rates, latDur, b.latencyMethods)
 		b.res.Latency = lr
 		if err != nil {
 			return fmt.Errorf("latency: %w", err)
@@ -268,19 +272,30 @@ func (b *bench) runWorkload(ctx context.Context, conn *pgx.Conn, w workload) (*w
 	wr.RecvLogical = ptr(m)
 	logf("%s: pg_recvlogical %.0f changes/s", w.Name, m.PerSecond)
 
+	if slot, err = slotFor("sub"); err != nil {
+		return wr, err
+	}
+	m, err = b.subscriptionCeiling(ctx, slot, bl, w.table)
+	dropSlot(ctx, conn, slot)
+	if err != nil {
+		return wr, fmt.Errorf("logical replication ceiling: %w", err)
+	}
+	wr.Subscription = ptr(m)
+	logf("%s: PostgreSQL logical replication %.0f changes/s", w.Name, m.PerSecond)
+
 	if w.Full {
 		// Capture alone: bin/rosetta capture into its embedded JetStream.
 		if slot, err = slotFor("cap"); err != nil {
 			return wr, err
 		}
 		capRun := b.newRun(w.table+"_cap", "capture", "postgres", slot, w.table)
-		m, msgSize, err := b.runCapture(ctx, conn, capRun, n, endLSN)
+		m, st, err := b.runCapture(ctx, conn, capRun, n, endLSN)
 		if err != nil {
 			return wr, fmt.Errorf("capture alone: %w", err)
 		}
 		wr.Capture = ptr(m)
-		wr.MessageBytes = msgSize
-		logf("%s: capture alone %.0f changes/s (%d-byte messages)", w.Name, m.PerSecond, msgSize)
+		wr.MessageBytes, wr.Messages = st.avgBytes(), st.msgs
+		logf("%s: capture alone %.0f changes/s (%d messages of %d bytes on average)", w.Name, m.PerSecond, st.msgs, st.avgBytes())
 
 		// Sink alone: bin/rosetta sink draining the stream capture filled.
 		sinkRun := b.newRun(w.table+"_cap", "sink", "postgres", slot, w.table)
@@ -295,7 +310,7 @@ func (b *bench) runWorkload(ctx context.Context, conn *pgx.Conn, w workload) (*w
 		wr.SinkPostgres = ptr(m)
 		logf("%s: sink alone into PostgreSQL %.0f changes/s", w.Name, m.PerSecond)
 
-		m, err = jetstreamCeiling(ctx, filepath.Join(b.root, "js-ceiling"), n, msgSize)
+		m, err = jetstreamCeiling(ctx, filepath.Join(b.root, "js-ceiling"), n, st)
 		os.RemoveAll(filepath.Join(b.root, "js-ceiling"))
 		if err != nil {
 			return wr, fmt.Errorf("jetstream ceiling: %w", err)
