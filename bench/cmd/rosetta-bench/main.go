@@ -39,6 +39,8 @@ type bench struct {
 	res          *results
 	// latencyMethods are the latency phases' methods, in order.
 	latencyMethods []string
+	// snapshotRows is the initial snapshot phase's table size (0: none).
+	snapshotRows int64
 }
 
 func main() {
@@ -46,6 +48,7 @@ func main() {
 	wl := flag.String("workloads", "ins-100,ins-1,mix-100,mix-1,bigtx", "workloads to run: ins-100, ins-1, mix-100, mix-1, bigtx")
 	latDur := flag.Duration("latency-duration", 60*time.Second, "duration of each latency phase (0 skips them)")
 	latRates := flag.String("latency-rates", "2000,5000,10000", "offered loads in single-row transactions/s; half = half the sustainable end-to-end rate")
+	snapRows := flag.Int64("snapshot-rows", -1, "rows of the initial snapshot phase (-1: the backlog's change count; 0 skips it)")
 	latMethods := flag.String("latency-methods", "server,client", "latency methods: server (generated inside PostgreSQL, stamped by the destination), client (client connections and a poller)")
 	out := flag.String("out", "bench/results/latest.json", "JSON result file")
 	rosettaBin := flag.String("rosetta", "bin/rosetta", "rosetta binary")
@@ -93,6 +96,10 @@ func main() {
 		}
 	}()
 	b.latencyMethods = strings.Split(*latMethods, ",")
+	b.snapshotRows = *snapRows
+	if b.snapshotRows < 0 {
+		b.snapshotRows = int64(*changes)
+	}
 	if err := run(ctx, b, *changes, strings.Split(*wl, ","), *latDur, *latRates); err != nil {
 		log.Printf("bench failed: %v", err)
 		b.res.Error = err.Error()
@@ -143,6 +150,14 @@ func run(ctx context.Context, b *bench, changes int, names []string, latDur time
 		}
 		if w.Name == "ins-1" && wr.E2EPostgres != nil {
 			sustainable = wr.E2EPostgres.PerSecond
+		}
+	}
+	if b.snapshotRows > 0 {
+		logf("snapshot: a table of %d rows, COPY pipe and appender ceilings, rosetta into PostgreSQL and DuckDB", b.snapshotRows)
+		sr, err := b.runSnapshot(ctx, conn, b.snapshotRows)
+		b.res.Snapshot = sr
+		if err != nil {
+			return fmt.Errorf("snapshot: %w", err)
 		}
 	}
 	if latDur > 0 {

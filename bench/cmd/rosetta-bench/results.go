@@ -16,6 +16,7 @@ type results struct {
 	Machine   machine           `json:"machine"`
 	Changes   int               `json:"changes_per_backlog"`
 	Workloads []*workloadResult `json:"workloads"`
+	Snapshot  *snapshotResult   `json:"snapshot,omitempty"`
 	Latency   *latencyResult    `json:"latency,omitempty"`
 	Console   *consoleResult    `json:"console,omitempty"`
 	Targets   []target          `json:"targets"`
@@ -159,6 +160,16 @@ func (r *results) evaluate() {
 			}
 		}
 	}
+	if s := r.Snapshot; s != nil {
+		if s.Postgres != nil && s.CopyPipe != nil {
+			v := s.Postgres.PerSecond / s.CopyPipe.PerSecond
+			add("snapshot into PostgreSQL / COPY pipe", v, ">= 0.25", v >= 0.25)
+		}
+		if s.DuckDB != nil && s.AppenderPipe != nil {
+			v := s.DuckDB.PerSecond / s.AppenderPipe.PerSecond
+			add("snapshot into DuckDB / appender pipe", v, ">= 0.25", v >= 0.25)
+		}
+	}
 	if r.Latency != nil {
 		for _, p := range r.Latency.Phases {
 			if p.Method != "server" {
@@ -204,6 +215,21 @@ func (r *results) print(out io.Writer) {
 		}
 		tw.Flush()
 		r.printCPU(out)
+	}
+	if s := r.Snapshot; s != nil {
+		fmt.Fprintf(out, "\ninitial snapshot of %d rows (rows/s; Rosetta from process start)\n", s.Rows)
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "destination\tceiling\tceiling/s\trosetta/s\t(÷ceiling)\tdev RSS MB\tdev CPU s/M\t")
+		for _, e := range []struct {
+			dest, ceil string
+			c, m       *measure
+		}{{"PostgreSQL", "COPY pipe", s.CopyPipe, s.Postgres}, {"DuckDB", "appender pipe", s.AppenderPipe, s.DuckDB}} {
+			if e.m == nil {
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%.1f\t\n", e.dest, e.ceil, rate(e.c), rate(e.m), ratio(e.m, e.c), e.m.PeakRSSMB, e.m.CPUSecPerMChgs)
+		}
+		tw.Flush()
 	}
 	if l := r.Latency; l != nil {
 		fmt.Fprintln(out, "\nlatency (ms; scheduled commit → destination, corrected for coordinated omission; server: generated in PostgreSQL, stamped by the destination; client: client connections and a poller, with commit → JetStream ack)")

@@ -59,6 +59,9 @@ type rosettaRun struct {
 	// profiled is closed when the CPU profile is written (or given up).
 	profiled chan struct{}
 	profPath string
+	// snapshot makes configure queue the table's initial snapshot job,
+	// as the API does for a new pipeline.
+	snapshot bool
 }
 
 func (b *bench) newRun(name, command, dest, slot, table string) *rosettaRun {
@@ -70,8 +73,8 @@ func (b *bench) newRun(name, command, dest, slot, table string) *rosettaRun {
 
 // configure creates the run's config DB with one source (the slot copy,
 // the bench publication), one destination and one started pipeline of the
-// table, written straight to the config store: no snapshot job, as with
-// `"snapshot": false` through the API.
+// table, written straight to the config store: no snapshot job (as with
+// `"snapshot": false` through the API) unless r.snapshot.
 func (r *rosettaRun) configure(ctx context.Context) error {
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
 		return err
@@ -118,6 +121,12 @@ func (r *rosettaRun) configure(ctx context.Context) error {
 		DestinationIDs: []int64{dst.ID}, Tables: []string{"public." + r.table}})
 	if err != nil {
 		return err
+	}
+	if r.snapshot {
+		if _, err := st.CreateBackfillJob(ctx, configstore.BackfillInput{PipelineID: p.ID, Table: "public." + r.table,
+			Kind: configstore.JobKindSnapshot}); err != nil {
+			return err
+		}
 	}
 	_, err = st.SetPipelineStatus(ctx, p.ID, configstore.StatusStart)
 	return err
@@ -250,6 +259,13 @@ func rowVisible(ctx context.Context, conn *pgx.Conn, table string, id int64) (bo
 		return false, nil // the sink has not created the table yet
 	}
 	return n > 0, err
+}
+
+// tableMissing reports PostgreSQL's undefined_table: the sink has not
+// created the table yet.
+func tableMissing(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42P01"
 }
 
 func anyRow(ctx context.Context, conn *pgx.Conn, table string) (bool, error) {
