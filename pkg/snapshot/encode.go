@@ -2,11 +2,10 @@ package snapshot
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,44 +13,92 @@ import (
 	"github.com/rosettacdc/rosetta/contracts"
 )
 
-// Encoder turns a job's snapshot rows into the messages published for
-// them: body, subject, Nats-Msg-Id and, for a job targeted at some
-// destinations, contracts.DestinationsHeader. It is used by one goroutine.
+// payloadSlack is what a message's headers and protocol line may take
+// beside its body within the server's max_payload.
+const payloadSlack = 256
+
+// Widest forms of what differs between two reads of the same rows: an
+// LSN (FormatLSN of the largest uint64) and a commit time (RFC 3339 with
+// nanoseconds and a zone offset). The split into messages counts these
+// at their widest, so it depends on the rows alone (see Encoder).
+const (
+	lsnWidth  = len("FFFFFFFF/FFFFFFFF")
+	timeWidth = len("2006-01-02T15:04:05.999999999-07:00")
+)
+
+// Encoder turns a job's snapshot rows into version 2 change messages
+// (contracts.Message): body, subject, Nats-Msg-Id and, for a job
+// targeted at some destinations, contracts.DestinationsHeader. It is used
+// by one goroutine: Add each row of a read batch, then Flush.
 //
-// Every row of a batch shares v, op, source and columns, so the encoder
-// marshals that part once per batch and appends only key and after per
-// row, in the order encoding/json would write them (map keys sorted), so
-// the bytes are exactly json.Marshal's (TestEncoderMatchesEncodingJSON).
-// This replaced a reflective json.Encoder per row, which was the worker's
-// largest CPU cost (docs/backfill.md, Measurements).
+// A message holds rows of one table, one partition and one read batch,
+// in the order added (primary key order), up to contracts.ChunkChanges
+// rows and contracts.ChunkBytes bytes (less when the server's max_payload
+// is smaller); a row larger than that is a message alone. Messages never
+// span a Flush, so never a checkpointed batch: a job resumed from its
+// checkpoint re-reads whole batches and, the rows being the same, cuts
+// them into the same messages with the same ids (MsgID), which
+// JetStream's duplicate window drops. The size that decides the split
+// counts the consistent point and the commit time at their widest, as
+// they differ between two reads of the same rows.
+//
+// The bytes are contracts.AppendMessageHead, AppendEntry and CloseMessage's
+// (TestEncoderMatchesContracts), faster: the head is written once per
+// batch, and a row's key and after are appended in the sorted column
+// order computed once per table shape instead of sorting each row's map.
 type Encoder struct {
 	jobID      int64
 	dests      string
 	maxPayload int64
+	budget     int // the most bytes a message of several rows holds
 
-	// What the cached prefix was built for.
-	v      int
-	src    contracts.Source
-	cols   []contracts.Column
-	prefix []byte   // `{"v":1,…,"columns":[…]` without the closing brace
-	names  []string // column names, sorted as encoding/json sorts map keys
-	quoted [][]byte // names[i] as a JSON string
+	// The head of the messages being built and what it was built for.
+	headOf   contracts.Change // Source and Columns only
+	haveHead bool
+	head     []byte
+	headSize int // len(head) with commit_lsn and commit_time at their widest
+
+	// Per table shape: column names, sorted as map keys are written,
+	// and each as a JSON string.
+	namesOf []contracts.Column
+	names   []string
+	quoted  [][]byte
+
+	// The entry prefix `{"op":…,"seq":…,"lsn":…` of entryOf's op, seq
+	// and lsn (every row of a batch shares them).
+	entryOf     contracts.Change
+	entryPrefix []byte
+	entry       []byte // the row being added
 
 	// partitions is the source's partition count; subjects[p] is the
-	// subject of partition p of subjectOf's table, built when first used.
+	// subject of partition p of subjectOf's table, built when first used;
+	// open[p] is partition p's message being built.
 	partitions int
 	subjects   []string
-	subjectOf  contracts.Source // the source, schema and table of subjects
+	subjectOf  contracts.Source
+	open       []chunk
 
-	scratch bytes.Buffer
-	chunk   []byte // bodies are carved from it, to allocate per batch, not per row
+	done []*nats.Msg // closed since the last Flush, in the order closed
+	slab []byte      // bodies are carved from it, to allocate per ~1 MiB, not per message
+}
+
+// chunk is one partition's message being built.
+type chunk struct {
+	body  []byte
+	rows  int
+	size  int      // len(body) with LSNs and commit time at their widest
+	first []string // the first row's key values (text)
+	sum   uint64   // keySum of the rows' keys
 }
 
 // NewEncoder returns an encoder for job jobID's rows. destinations, when
 // not empty, addresses the rows to those destinations only. maxPayload is
 // the NATS server's limit (0: unchecked).
 func NewEncoder(jobID int64, destinations []int64, maxPayload int64) *Encoder {
-	e := &Encoder{jobID: jobID, maxPayload: maxPayload}
+	e := &Encoder{jobID: jobID, maxPayload: maxPayload, budget: contracts.ChunkBytes, partitions: 1}
+	if maxPayload > 0 {
+		e.budget = int(min(int64(e.budget), maxPayload-payloadSlack))
+	}
 	if len(destinations) > 0 {
 		e.dests = contracts.FormatDestinations(destinations)
 	}
@@ -60,78 +107,194 @@ func NewEncoder(jobID int64, destinations []int64, maxPayload int64) *Encoder {
 
 // SetPartitions sets the source's partition count (its "partitions"
 // setting; 1 when never set): each row goes to the partition of its key,
-// as capture publishes the table's changes (contracts.Partition).
+// as capture publishes the table's changes (contracts.Partition). Messages
+// being built are closed first (Flush returns them).
 func (e *Encoder) SetPartitions(p int) {
+	e.closeAll()
 	e.partitions = max(p, 1)
 	e.subjects = nil
+	e.open = nil
+	e.haveHead = false // setHead sizes subjects and open
 }
 
-// Encode returns the message for change c of the row whose primary key
-// values are key.
-func (e *Encoder) Encode(c *contracts.Change, key []string) (*nats.Msg, error) {
-	body, err := e.body(c)
+// Add adds change c of the row whose primary key values are key (kept
+// until Flush: do not modify it) to the message of its partition, closing
+// that message first when c would take it past a chunk limit. A change of
+// another table, source block or columns than the previous one closes
+// every message being built.
+func (e *Encoder) Add(c *contracts.Change, key []string) error {
+	if !e.haveHead || !contracts.SameMessage(&e.headOf, c) {
+		e.closeAll()
+		if err := e.setHead(c); err != nil {
+			return fmt.Errorf("encode rows of %s.%s: %w", c.Source.Schema, c.Source.Table, err)
+		}
+	}
+	entry, err := e.appendEntry(e.entry[:0], c)
 	if err != nil {
-		return nil, fmt.Errorf("encode row of %s.%s: %w", c.Source.Schema, c.Source.Table, err)
+		return fmt.Errorf("encode row of %s.%s: %w", c.Source.Schema, c.Source.Table, err)
 	}
-	if e.maxPayload > 0 && int64(len(body))+256 > e.maxPayload {
-		return nil, fmt.Errorf("row of %s.%s is %d bytes, more than the NATS server's max_payload (%d)",
-			c.Source.Schema, c.Source.Table, len(body), e.maxPayload)
-	}
-	if e.subjects == nil || c.Source.SourceID != e.subjectOf.SourceID || c.Source.Schema != e.subjectOf.Schema || c.Source.Table != e.subjectOf.Table {
-		e.subjects = make([]string, max(e.partitions, 1))
-		e.subjectOf = c.Source
-	}
+	e.entry = entry
+	size := len(entry) + max(0, lsnWidth-len(c.Source.LSN))
 	part := contracts.Partition(c.Key, e.partitions)
-	if e.subjects[part] == "" {
-		e.subjects[part] = contracts.ChangeSubject(c.Source.SourceID, c.Source.Schema, c.Source.Table, part)
+	ch := &e.open[part]
+	// +1 for the comma, +2 for CloseMessage's "]}".
+	if ch.rows > 0 && (ch.rows >= contracts.ChunkChanges || ch.size+1+size+2 > e.budget) {
+		e.close(part)
 	}
+	if ch.rows == 0 {
+		if n := len(e.head) + len(entry) + 2; e.maxPayload > 0 && int64(n)+payloadSlack > e.maxPayload {
+			return fmt.Errorf("row of %s.%s is %d bytes, more than the NATS server's max_payload (%d)",
+				c.Source.Schema, c.Source.Table, n, e.maxPayload)
+		}
+		ch.body = append(ch.body[:0], e.head...)
+		ch.size = e.headSize
+		ch.first = key
+		ch.sum = keySumStart
+	} else {
+		ch.body = append(ch.body, ',')
+		ch.size++
+	}
+	ch.body = append(ch.body, entry...)
+	ch.size += size
+	ch.rows++
+	ch.sum = keySum(ch.sum, key)
+	return nil
+}
+
+// Flush closes every message being built and returns the messages closed
+// since the last Flush, in the order they were closed (a partition's in
+// key order). The caller owns them.
+func (e *Encoder) Flush() []*nats.Msg {
+	e.closeAll()
+	out := e.done
+	e.done = nil
+	return out
+}
+
+// Reset drops the messages being built and those closed since the last
+// Flush (a batch whose reading failed).
+func (e *Encoder) Reset() {
+	for i := range e.open {
+		e.open[i].rows, e.open[i].first = 0, nil
+	}
+	e.done = nil
+}
+
+func (e *Encoder) closeAll() {
+	for p := range e.open {
+		if e.open[p].rows > 0 {
+			e.close(p)
+		}
+	}
+}
+
+// close ends partition part's message and queues it for Flush.
+func (e *Encoder) close(part int) {
+	ch := &e.open[part]
+	ch.body = contracts.CloseMessage(ch.body)
 	msg := &nats.Msg{
-		Subject: e.subjects[part],
-		Data:    body,
-		Header:  nats.Header{jetstream.MsgIDHeader: {MsgID(c.Source.SourceID, e.jobID, key)}},
+		Subject: e.subject(part),
+		Data:    e.keep(ch.body),
+		Header:  nats.Header{jetstream.MsgIDHeader: {MsgID(e.headOf.Source.SourceID, e.jobID, part, ch.first, ch.rows, ch.sum)}},
 	}
 	if e.dests != "" {
 		msg.Header[contracts.DestinationsHeader] = []string{e.dests}
 	}
-	return msg, nil
+	e.done = append(e.done, msg)
+	ch.rows, ch.first = 0, nil
 }
 
-// body is json.Marshal(c) without HTML escaping.
-func (e *Encoder) body(c *contracts.Change) ([]byte, error) {
-	if c.Before != nil || c.Unchanged != nil || len(c.Columns) == 0 {
-		// Not the shape of a snapshot row: the general path.
-		return e.marshal(c)
+func (e *Encoder) subject(part int) string {
+	if e.subjects[part] == "" {
+		s := &e.headOf.Source
+		e.subjects[part] = contracts.ChangeSubject(s.SourceID, s.Schema, s.Table, part)
 	}
-	if c.V != e.v || c.Source != e.src || !slices.Equal(c.Columns, e.cols) {
-		if err := e.cache(c); err != nil {
-			return nil, err
+	return e.subjects[part]
+}
+
+// setHead writes the head of c's messages; no message is being built.
+func (e *Encoder) setHead(c *contracts.Change) error {
+	head, err := contracts.AppendMessageHead(e.head[:0], c)
+	if err != nil {
+		return err
+	}
+	e.head = head
+	var ts [timeWidth]byte
+	e.headSize = len(head) + max(0, lsnWidth-len(c.Source.CommitLSN)) +
+		max(0, timeWidth-len(c.Source.CommitTime.AppendFormat(ts[:0], time.RFC3339Nano)))
+	s := &c.Source
+	if !e.haveHead || s.SourceID != e.subjectOf.SourceID || s.Schema != e.subjectOf.Schema || s.Table != e.subjectOf.Table || e.subjects == nil {
+		e.subjects = make([]string, e.partitions)
+		e.subjectOf = *s
+	}
+	if len(e.open) != e.partitions {
+		e.open = make([]chunk, e.partitions)
+	}
+	e.headOf = contracts.Change{Source: c.Source, Columns: c.Columns}
+	e.haveHead = true
+	if !slices.Equal(e.namesOf, c.Columns) {
+		e.namesOf = c.Columns
+		e.names = e.names[:0]
+		for _, col := range c.Columns {
+			e.names = append(e.names, col.Name)
+		}
+		sort.Strings(e.names) // the order contracts (and encoding/json) write map keys: bytewise
+		e.quoted = e.quoted[:0]
+		for _, n := range e.names {
+			e.quoted = append(e.quoted, contracts.AppendJSONString(nil, []byte(n)))
 		}
 	}
-	b := &e.scratch
-	b.Reset()
-	b.Write(e.prefix)
+	return nil
+}
+
+// appendEntry appends contracts.AppendEntry(c). A snapshot row (key and
+// after only, every name a column) takes the fast path.
+func (e *Encoder) appendEntry(dst []byte, c *contracts.Change) ([]byte, error) {
+	if len(c.Before) > 0 || len(c.Unchanged) > 0 {
+		return e.appendGeneral(dst, c)
+	}
+	if c.Op != e.entryOf.Op || c.Source.Seq != e.entryOf.Source.Seq || c.Source.LSN != e.entryOf.Source.LSN || e.entryPrefix == nil {
+		// `{"op":…,"seq":…,"lsn":"…"}` less its closing brace.
+		p := contracts.AppendEntry(e.entryPrefix[:0], &contracts.Change{Op: c.Op, Source: contracts.Source{Seq: c.Source.Seq, LSN: c.Source.LSN}})
+		e.entryPrefix = p[:len(p)-1]
+		e.entryOf = contracts.Change{Op: c.Op, Source: contracts.Source{Seq: c.Source.Seq, LSN: c.Source.LSN}}
+	}
+	start := len(dst)
+	dst = append(dst, e.entryPrefix...)
+	var ok bool
 	if len(c.Key) > 0 {
-		b.WriteString(`,"key":`)
-		if !e.appendRow(c.Key) {
-			return e.marshal(c)
+		dst = append(dst, `,"key":`...)
+		if dst, ok = e.appendRow(dst, c.Key); !ok {
+			return e.appendGeneral(dst[:start], c)
 		}
 	}
 	if len(c.After) > 0 {
-		b.WriteString(`,"after":`)
-		if !e.appendRow(c.After) {
-			return e.marshal(c)
+		dst = append(dst, `,"after":`...)
+		if dst, ok = e.appendRow(dst, c.After); !ok {
+			return e.appendGeneral(dst[:start], c)
 		}
 	}
-	b.WriteByte('}')
-	return e.keep(b.Bytes()), nil
+	return append(dst, '}'), nil
+}
+
+// appendGeneral is contracts.AppendEntry, refusing an empty value (not
+// JSON: AppendEntry trusts its caller with values).
+func (e *Encoder) appendGeneral(dst []byte, c *contracts.Change) ([]byte, error) {
+	for _, r := range [...]contracts.Row{c.Key, c.Before, c.After} {
+		for name, v := range r {
+			if v != nil && len(v) == 0 {
+				return nil, fmt.Errorf("column %s has an empty value (not JSON)", name)
+			}
+		}
+	}
+	return contracts.AppendEntry(dst, c), nil
 }
 
 // appendRow writes row as a JSON object with sorted keys. It returns false
-// when row holds a name that is not a column, or an empty value (then the
-// caller marshals the change the general way).
-func (e *Encoder) appendRow(row contracts.Row) bool {
-	b := &e.scratch
-	b.WriteByte('{')
+// when row holds a name that is not a column or an empty value (then the
+// caller takes the general path, which reports the latter).
+func (e *Encoder) appendRow(dst []byte, row contracts.Row) ([]byte, bool) {
+	dst = append(dst, '{')
 	n := 0
 	for i, name := range e.names {
 		v, ok := row[name]
@@ -139,118 +302,34 @@ func (e *Encoder) appendRow(row contracts.Row) bool {
 			continue
 		}
 		if v != nil && len(v) == 0 {
-			return false // not JSON: the general path reports it
+			return dst, false
 		}
 		if n > 0 {
-			b.WriteByte(',')
+			dst = append(dst, ',')
 		}
-		b.Write(e.quoted[i])
-		b.WriteByte(':')
+		dst = append(dst, e.quoted[i]...)
+		dst = append(dst, ':')
 		if v == nil {
-			b.WriteString("null") // what encoding/json writes for a nil RawMessage
+			dst = append(dst, "null"...) // as contracts (and encoding/json) write a nil RawMessage
 		} else {
-			b.Write(v)
+			dst = append(dst, v...)
 		}
 		n++
 	}
-	b.WriteByte('}')
-	return n == len(row)
+	return append(dst, '}'), n == len(row)
 }
 
-// cache builds the prefix and sorted names for c's v, source and columns.
-func (e *Encoder) cache(c *contracts.Change) error {
-	head := contracts.Change{V: c.V, Op: c.Op, Source: c.Source, Columns: c.Columns}
-	p, err := e.marshal(&head)
-	if err != nil {
-		return err
-	}
-	if len(p) == 0 || p[len(p)-1] != '}' {
-		return fmt.Errorf("change envelope %q does not end with }", p)
-	}
-	e.prefix = p[:len(p)-1]
-	e.v, e.src, e.cols = c.V, c.Source, c.Columns
-	e.names = e.names[:0]
-	for _, col := range c.Columns {
-		e.names = append(e.names, col.Name)
-	}
-	sort.Strings(e.names) // encoding/json's map key order: bytewise
-	e.quoted = e.quoted[:0]
-	for _, n := range e.names {
-		q, err := e.marshal(n)
-		if err != nil {
-			return err
-		}
-		e.quoted = append(e.quoted, q)
-	}
-	return nil
-}
-
-// marshal is json.Marshal without HTML escaping (as capture encodes).
-func (e *Encoder) marshal(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'}), nil
-}
-
-// keep copies body into the current chunk: one allocation per ~1 MiB of
-// bodies rather than one per row.
+// keep copies body into the current slab: one allocation per ~1 MiB of
+// bodies rather than one per message.
 func (e *Encoder) keep(body []byte) []byte {
-	const chunkSize = 1 << 20
-	if len(body) > chunkSize/4 {
+	const slabSize = 1 << 20
+	if len(body) > slabSize/4 {
 		return bytes.Clone(body)
 	}
-	if cap(e.chunk)-len(e.chunk) < len(body) {
-		e.chunk = make([]byte, 0, chunkSize)
+	if cap(e.slab)-len(e.slab) < len(body) {
+		e.slab = make([]byte, 0, slabSize)
 	}
-	start := len(e.chunk)
-	e.chunk = append(e.chunk, body...)
-	return e.chunk[start:len(e.chunk):len(e.chunk)]
-}
-
-// MsgID is a snapshot row's Nats-Msg-Id: the same row published again by
-// the same job (a batch re-read after a crash) is dropped by JetStream's
-// duplicate window; past it, the sinks' version guard makes it harmless.
-func MsgID(sourceID, jobID int64, key []string) string {
-	b := make([]byte, 0, 32+8*len(key))
-	b = strconv.AppendInt(b, sourceID, 10)
-	b = append(b, ":snap:"...)
-	b = strconv.AppendInt(b, jobID, 10)
-	b = append(b, ':')
-	b = appendKeyJSON(b, key)
-	return string(b)
-}
-
-// KeyJSON encodes a key's text values (the stored resume point).
-func KeyJSON(key []string) json.RawMessage { return appendKeyJSON(nil, key) }
-
-// appendKeyJSON appends json.Marshal(key). Key values are mostly numbers
-// and plain text, written directly; anything needing an escape goes
-// through encoding/json, so the result (part of the Nats-Msg-Id, which
-// must not change between versions) is always json.Marshal's.
-func appendKeyJSON(dst []byte, key []string) []byte {
-	if key == nil {
-		return append(dst, "null"...)
-	}
-	for _, k := range key {
-		for i := 0; i < len(k); i++ {
-			if c := k[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-				b, _ := json.Marshal(key)
-				return append(dst, b...)
-			}
-		}
-	}
-	dst = append(dst, '[')
-	for i, k := range key {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, '"')
-		dst = append(dst, k...)
-		dst = append(dst, '"')
-	}
-	return append(dst, ']')
+	start := len(e.slab)
+	e.slab = append(e.slab, body...)
+	return e.slab[start:len(e.slab):len(e.slab)]
 }

@@ -9,11 +9,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// DefaultPublishWindow is the default bound on unacknowledged publishes.
+// DefaultPublishWindow is the default bound on unacknowledged messages.
 const DefaultPublishWindow = 8192
 
 // Publisher publishes batches on the tables' change subjects with
-// asynchronous publishes, at most window unacknowledged at a time.
+// asynchronous publishes, at most window messages unacknowledged at a
+// time. The window counts messages, not rows: a message holds up to
+// contracts.ChunkChanges rows (and ChunkBytes bytes), so a batch of the
+// default 10000 rows is a few messages per partition and stays within any
+// window; the window paces the server's acknowledgements, while memory is
+// bounded by the batch, which is encoded whole before it is published.
 type Publisher struct {
 	js         jetstream.JetStream
 	window     int

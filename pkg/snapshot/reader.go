@@ -112,12 +112,15 @@ func (s *Session) Close(ctx context.Context) {
 	}
 }
 
-// Batch is the rows of one batch as messages ready to publish, in primary
-// key order.
+// Batch is the rows of one batch as messages ready to publish: version 2
+// messages of up to contracts.ChunkChanges rows each, a partition's in
+// primary key order (Encoder).
 type Batch struct {
 	// ConsistentPoint is the commit_lsn of every change of the batch.
 	ConsistentPoint string
 	Msgs            []*nats.Msg
+	// Rows is how many rows (op "r" changes) Msgs hold.
+	Rows int
 	// LastKey is the last row's primary key values (text), the resume
 	// point once the batch is published.
 	LastKey []string
@@ -157,7 +160,7 @@ func (s *Session) ReadBatch(ctx context.Context, enc *Encoder, filters []Filter,
 		_, _ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
 		return Batch{}, fmt.Errorf("begin snapshot transaction on %s.%s: %w", t.Schema, t.Name, err)
 	}
-	b, err := s.read(ctx, pc, enc, query, args, cp, limit)
+	b, err := s.read(ctx, pc, enc, query, args, cp)
 	if err != nil {
 		_, _ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
 		return Batch{}, fmt.Errorf("read batch of %s.%s: %w", t.Schema, t.Name, err)
@@ -168,9 +171,12 @@ func (s *Session) ReadBatch(ctx context.Context, enc *Encoder, filters []Filter,
 	return b, nil
 }
 
-func (s *Session) read(ctx context.Context, pc *pgconn.PgConn, enc *Encoder, query string, args [][]byte, cp pglogrepl.LSN, limit int) (Batch, error) {
+func (s *Session) read(ctx context.Context, pc *pgconn.PgConn, enc *Encoder, query string, args [][]byte, cp pglogrepl.LSN) (Batch, error) {
 	t := s.table
-	b := Batch{ConsistentPoint: contracts.FormatLSN(uint64(cp)), Msgs: make([]*nats.Msg, 0, min(limit, 1<<16))}
+	b := Batch{ConsistentPoint: contracts.FormatLSN(uint64(cp))}
+	// A batch's messages are its own: none holds rows of another batch,
+	// so a batch re-read after a crash is cut the same way (Encoder).
+	enc.Reset()
 	now := time.Now().UTC()
 	if _, err := s.dec.Decode(ctx, cp, &pglogrepl.BeginMessage{FinalLSN: cp, CommitTime: now}); err != nil {
 		return b, err
@@ -219,17 +225,17 @@ func (s *Session) read(ctx context.Context, pc *pgconn.PgConn, enc *Encoder, que
 			c.Source.TxID = 0
 			c.Source.LSN = b.ConsistentPoint
 			c.Source.CommitLSN = b.ConsistentPoint
-			m, err := enc.Encode(c, key)
-			if err != nil {
+			if err := enc.Add(c, key); err != nil {
 				rr.Close()
 				return b, err
 			}
-			b.Msgs = append(b.Msgs, m)
+			b.Rows++
 		}
 	}
 	if _, err := rr.Close(); err != nil {
 		return b, err
 	}
+	b.Msgs = enc.Flush()
 	b.LastKey = key
 	return b, nil
 }

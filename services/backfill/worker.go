@@ -1,8 +1,9 @@
 // Package backfill runs snapshot and backfill jobs (docs/backfill.md): it
 // claims PENDING jobs from the config database with a lease, reads each
 // job's table in primary key order in batches through exported snapshots
-// (pkg/snapshot), publishes the rows as op "r" changes, and checkpoints
-// the last key after JetStream acknowledged each batch.
+// (pkg/snapshot), publishes the rows as op "r" changes, many to a
+// version 2 message, and checkpoints the last key after JetStream
+// acknowledged each batch.
 package backfill
 
 import (
@@ -59,8 +60,9 @@ type Config struct {
 	// table never analyzed, for rows_total (default 5s; on timeout the
 	// total stays unknown).
 	CountTimeout time.Duration
-	// PublishWindow bounds unacknowledged publishes (default
-	// snapshot.DefaultPublishWindow, 8192).
+	// PublishWindow bounds unacknowledged messages, each of up to
+	// contracts.ChunkChanges rows (default snapshot.DefaultPublishWindow,
+	// 8192).
 	PublishWindow int
 	// AckTimeout bounds waiting for one publish's ack (default 30s).
 	AckTimeout time.Duration
@@ -300,7 +302,7 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 			return src.Password, r.err
 		}
 		b := r.batch
-		if len(b.Msgs) == 0 {
+		if b.Rows == 0 {
 			return src.Password, nil
 		}
 		// Where a batch's time goes (debug log): waiting for the reader
@@ -315,16 +317,16 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 		// Checkpoint only now: JetStream acknowledged every row up to
 		// b.LastKey, and every earlier batch was checkpointed before
 		// this one was published. A crash before this re-reads the
-		// batch; its rows are deduplicated by their Nats-Msg-Id (and the
-		// version guard). The checkpoint also notices a cancel
+		// batch; its messages, cut the same way, are deduplicated by
+		// their Nats-Msg-Id (and the version guard). The checkpoint also notices a cancel
 		// (ErrJobLost); the batch read ahead meanwhile is then dropped
 		// unpublished.
-		copied += int64(len(b.Msgs))
+		copied += int64(b.Rows)
 		if err := w.store.CheckpointBackfillJob(ctx, job.ID, w.cfg.Owner, w.cfg.Lease,
 			configstore.Checkpoint{LastKey: snapshot.KeyJSON(b.LastKey), RowsCopied: copied}); err != nil {
 			return src.Password, err
 		}
-		log.Debug("backfill batch published", "rows", len(b.Msgs), "rows_copied", copied, "commit_lsn", b.ConsistentPoint,
+		log.Debug("backfill batch published", "rows", b.Rows, "messages", len(b.Msgs), "rows_copied", copied, "commit_lsn", b.ConsistentPoint,
 			"read_wait", readWait, "publish", cpStart.Sub(pubStart), "checkpoint", time.Since(cpStart))
 		waitStart = time.Now()
 		prog.copied(copied)
@@ -359,7 +361,7 @@ func readAhead(ctx context.Context, sess *snapshot.Session, enc *snapshot.Encode
 			case <-ctx.Done():
 				return
 			}
-			if err != nil || len(b.Msgs) < limit {
+			if err != nil || b.Rows < limit {
 				return
 			}
 			lastKey = b.LastKey

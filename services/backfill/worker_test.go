@@ -159,8 +159,16 @@ func (f *fixture) waitJob(id int64, what string, cond func(configstore.BackfillJ
 	}
 }
 
-// published returns every change in the source's stream.
-func (f *fixture) published() []contracts.Change {
+// stored is one message of the source's stream, decoded.
+type stored struct {
+	subject string
+	header  nats.Header
+	data    []byte
+	changes []contracts.Change
+}
+
+// stream returns every message in the source's stream.
+func (f *fixture) stream() []stored {
 	f.t.Helper()
 	ctx := context.Background()
 	s, err := f.js.Stream(ctx, contracts.StreamName(f.src.ID))
@@ -171,17 +179,31 @@ func (f *fixture) published() []contracts.Change {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	var out []contracts.Change
+	var out []stored
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
 		m, err := s.GetMsg(ctx, seq)
 		if err != nil {
 			f.t.Fatalf("get msg %d: %v", seq, err)
 		}
-		var c contracts.Change
-		if err := json.Unmarshal(m.Data, &c); err != nil {
-			f.t.Fatal(err)
+		msg, err := contracts.DecodeMessage(m.Data)
+		if err != nil {
+			f.t.Fatalf("msg %d: %v", seq, err)
 		}
-		out = append(out, c)
+		st := stored{subject: m.Subject, header: m.Header, data: m.Data}
+		for _, c := range msg.All() {
+			st.changes = append(st.changes, c)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// published returns every change in the source's stream, in stream order.
+func (f *fixture) published() []contracts.Change {
+	f.t.Helper()
+	var out []contracts.Change
+	for _, m := range f.stream() {
+		out = append(out, m.changes...)
 	}
 	return out
 }
@@ -295,29 +317,20 @@ func TestWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.waitJob(j.ID, "COMPLETED", func(j configstore.BackfillJob) bool { return j.Status == configstore.JobCompleted })
-		s, err := f.js.Stream(ctx, contracts.StreamName(f.src.ID))
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(ctx)
-		if err != nil || info.State.Msgs != 400 {
-			t.Fatalf("stream holds %d messages (%v), want 400", info.State.Msgs, err)
-		}
 		used := map[int]int{}
-		for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-			m, err := s.GetMsg(ctx, seq)
-			if err != nil {
-				t.Fatal(err)
+		rows := 0
+		for _, m := range f.stream() {
+			for _, c := range m.changes {
+				part := contracts.Partition(c.Key, parts)
+				if want := contracts.ChangeSubject(f.src.ID, "public", "items", part); m.subject != want {
+					t.Fatalf("row %s on %s; want %s", c.Key["id"], m.subject, want)
+				}
+				used[part]++
+				rows++
 			}
-			var c contracts.Change
-			if err := json.Unmarshal(m.Data, &c); err != nil {
-				t.Fatal(err)
-			}
-			part := contracts.Partition(c.Key, parts)
-			if want := contracts.ChangeSubject(f.src.ID, "public", "items", part); m.Subject != want {
-				t.Fatalf("row %s on %s; want %s", c.Key["id"], m.Subject, want)
-			}
-			used[part]++
+		}
+		if rows != 400 {
+			t.Fatalf("stream holds %d rows, want 400", rows)
 		}
 		if len(used) != parts {
 			t.Errorf("rows per partition %v; want all %d used", used, parts)
@@ -347,21 +360,12 @@ func TestWorker(t *testing.T) {
 		if !strings.Contains(gone.Error, "any more") {
 			t.Errorf("job for a removed destination: %q", gone.Error)
 		}
-		s, err := f.js.Stream(ctx, contracts.StreamName(f.src.ID))
-		if err != nil {
-			t.Fatal(err)
+		if n := len(f.published()); n != 300 {
+			t.Fatalf("stream holds %d rows, want 300", n)
 		}
-		info, err := s.Info(ctx)
-		if err != nil || info.State.Msgs != 300 {
-			t.Fatalf("stream holds %d messages (%v), want 300", info.State.Msgs, err)
-		}
-		for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-			m, err := s.GetMsg(ctx, seq)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, want := m.Header.Get(contracts.DestinationsHeader), fmt.Sprint(dest); got != want {
-				t.Fatalf("message %d: %s %q, want %q", seq, contracts.DestinationsHeader, got, want)
+		for i, m := range f.stream() {
+			if got, want := m.header.Get(contracts.DestinationsHeader), fmt.Sprint(dest); got != want {
+				t.Fatalf("message %d: %s %q, want %q", i, contracts.DestinationsHeader, got, want)
 			}
 		}
 	})
