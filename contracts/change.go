@@ -3,8 +3,10 @@
 // outside Rosetta may import this package alone to tap the change stream; it
 // has no dependency on the rest of the module.
 //
-// The JSON Schema for the change event is change-event.schema.json beside this
-// file; tests validate real captured events against it.
+// The JSON Schema for the change message (envelope version 1 or 2) is
+// change-event.schema.json beside this file; tests validate real captured
+// messages and the golden files of testdata/golden (version 1) and
+// testdata/golden/v2 against it.
 package contracts
 
 import (
