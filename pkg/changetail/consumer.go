@@ -82,9 +82,10 @@ func Open(ctx context.Context, js jetstream.JetStream, sourceID int64, tables []
 }
 
 // Follow hands every message of cons to fn, in stream order, until ctx
-// ends (nil), fn fails (its error) or reading fails. fn runs on the
-// caller's goroutine; nothing is acknowledged (the consumer takes no
-// acks).
+// ends (nil), fn fails (its error) or reading fails. A message may hold
+// several changes: fn splits it with Changes (or TextLines, JSONLines,
+// Events). fn runs on the caller's goroutine; nothing is acknowledged (the
+// consumer takes no acks).
 func Follow(ctx context.Context, cons jetstream.Consumer, fn func(jetstream.Msg) error) error {
 	it, err := cons.Messages()
 	if err != nil {

@@ -3,6 +3,7 @@ package changetail
 import (
 	"bytes"
 	"encoding/json"
+	"iter"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,15 +12,39 @@ import (
 	"github.com/rosettacdc/rosetta/contracts"
 )
 
+// Pos is where a change is in the stream: the stream sequence of its
+// message and, since a message may hold several changes (envelope version
+// 2), the change's index among them.
+type Pos struct {
+	Seq   uint64 // the message's stream sequence; 0 when unknown
+	Index int    // the change's index in its message, from 0
+	Of    int    // how many changes the message holds
+}
+
+// String is "17" for the only change of message 17 and "17.2" for the
+// third of several; empty when the sequence is unknown.
+func (p Pos) String() string {
+	if p.Seq == 0 {
+		return ""
+	}
+	s := strconv.FormatUint(p.Seq, 10)
+	if p.Of > 1 {
+		s += "." + strconv.Itoa(p.Index)
+	}
+	return s
+}
+
 // Line is the pretty one-line form of a change, not yet escaped:
 //
-//	2026-11-23T10:00:00.123456Z  u  public.orders  id=42  title,price  #17
+//	2026-11-23T10:00:00.123456Z  u  public.orders  id=42  title,price  #17.2
 //
-// time (commit time), op, schema.table, key, changed columns, stream sequence.
+// time (commit time), op, schema.table, key, changed columns, position
+// (Pos: the stream sequence, and the change's index when its message holds
+// several).
 // For an update the changed columns are those whose value differs from
 // Before when the old row is known (REPLICA IDENTITY FULL), otherwise every
 // column PostgreSQL sent; TOASTed unchanged columns are never listed.
-func Line(ch *contracts.Change, seq uint64) string {
+func Line(ch *contracts.Change, pos Pos) string {
 	var b strings.Builder
 	b.WriteString(ch.Source.CommitTime.UTC().Format("2006-01-02T15:04:05.000000Z"))
 	b.WriteString("  ")
@@ -32,10 +57,28 @@ func Line(ch *contracts.Change, seq uint64) string {
 	if cols := changedColumns(ch); len(cols) > 0 {
 		b.WriteString("  " + strings.Join(cols, ","))
 	}
-	if seq != 0 {
-		b.WriteString("  #" + strconv.FormatUint(seq, 10))
+	if p := pos.String(); p != "" {
+		b.WriteString("  #" + p)
 	}
 	return b.String()
+}
+
+// Changes decodes a message body of either envelope version
+// (contracts.DecodeMessage) and yields each of its changes, whole, with
+// its position; seq is the message's stream sequence. A body that is not
+// a change message is the error, and yields nothing.
+func Changes(data []byte, seq uint64) (iter.Seq2[Pos, contracts.Change], error) {
+	m, err := contracts.DecodeMessage(data)
+	if err != nil {
+		return nil, err
+	}
+	return func(yield func(Pos, contracts.Change) bool) {
+		for i, ch := range m.All() {
+			if !yield(Pos{Seq: seq, Index: i, Of: len(m.Changes)}, ch) {
+				return
+			}
+		}
+	}, nil
 }
 
 // columnOrder is the names of ch's columns in table order.
@@ -113,12 +156,16 @@ func fullBefore(ch *contracts.Change) bool {
 // browser shows it as written, so a control or bidi character in a table
 // name reads as \u0001, not as an invisible reordering.
 type Event struct {
-	Seq        uint64    `json:"seq"`
-	Op         string    `json:"op"`
-	Schema     string    `json:"schema"`
-	Table      string    `json:"table"`
-	CommitTime time.Time `json:"commit_time"`
-	CommitLSN  string    `json:"commit_lsn"`
+	Seq uint64 `json:"seq"`
+	// Index is the change's index among the changes of its message
+	// (stream sequence Seq), from 0; MessageChanges is how many it holds.
+	Index          int       `json:"index"`
+	MessageChanges int       `json:"message_changes"`
+	Op             string    `json:"op"`
+	Schema         string    `json:"schema"`
+	Table          string    `json:"table"`
+	CommitTime     time.Time `json:"commit_time"`
+	CommitLSN      string    `json:"commit_lsn"`
 	// Key is the key columns as "id=42,region=\"eu\"" (values in JSON).
 	Key string `json:"key"`
 	// Changed is the columns the change set (Line's column list).
@@ -129,8 +176,13 @@ type Event struct {
 	// Line is the change as `rosetta tail` prints it.
 	Line string `json:"line"`
 	// Error is set, and the rest empty but Seq, when the message is not a
-	// change event.
+	// change message.
 	Error string `json:"error,omitempty"`
+}
+
+// ID is the event's position as the API's event id: Pos.String.
+func (e *Event) ID() string {
+	return Pos{Seq: e.Seq, Index: e.Index, Of: e.MessageChanges}.String()
 }
 
 // Value is one column of Event.Values.
@@ -139,14 +191,23 @@ type Value struct {
 	Value  string `json:"value"`
 }
 
-// NewEvent decodes a message body into an Event; a body that is not a
-// change event is an Event with Error, not a failure.
-func NewEvent(data []byte, seq uint64) Event {
-	var ch contracts.Change
-	if err := json.Unmarshal(data, &ch); err != nil {
-		return Event{Seq: seq, Changed: []string{}, Values: []Value{}, Error: Escape("not a change event: " + err.Error())}
+// Events decodes a message body into one Event per change, in message
+// order; a body that is not a change message is one Event with Error, not
+// a failure.
+func Events(data []byte, seq uint64) []Event {
+	changes, err := Changes(data, seq)
+	if err != nil {
+		return []Event{{Seq: seq, Changed: []string{}, Values: []Value{}, Error: Escape("not a change message: " + err.Error())}}
 	}
-	names := columnOrder(&ch)
+	var out []Event
+	for pos, ch := range changes {
+		out = append(out, newEvent(&ch, pos))
+	}
+	return out
+}
+
+func newEvent(ch *contracts.Change, pos Pos) Event {
+	names := columnOrder(ch)
 	row := ch.After
 	if ch.Op == contracts.OpDelete {
 		row = ch.Before
@@ -155,12 +216,13 @@ func NewEvent(data []byte, seq uint64) Event {
 		}
 	}
 	ev := Event{
-		Seq: seq, Op: Escape(string(ch.Op)), Schema: Escape(ch.Source.Schema), Table: Escape(ch.Source.Table),
+		Seq: pos.Seq, Index: pos.Index, MessageChanges: pos.Of,
+		Op: Escape(string(ch.Op)), Schema: Escape(ch.Source.Schema), Table: Escape(ch.Source.Table),
 		CommitTime: ch.Source.CommitTime.UTC(), CommitLSN: Escape(ch.Source.CommitLSN),
 		Key: Escape(formatRow(ch.Key, names)), Changed: []string{}, Values: []Value{},
-		Line: Escape(Line(&ch, seq)),
+		Line: Escape(Line(ch, pos)),
 	}
-	for _, c := range changedColumns(&ch) {
+	for _, c := range changedColumns(ch) {
 		ev.Changed = append(ev.Changed, Escape(c))
 	}
 	for _, n := range ordered(row, names) {
@@ -169,24 +231,56 @@ func NewEvent(data []byte, seq uint64) Event {
 	return ev
 }
 
-// JSONLine is a message body as one line of JSON (`rosetta tail --json`):
-// compacted when it spans lines, then escaped.
-func JSONLine(data []byte) string {
-	line := data
-	if bytes.ContainsAny(data, "\r\n") {
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, data); err == nil {
-			line = buf.Bytes()
+// JSONLines is a message body as lines of JSON (`rosetta tail --json`),
+// escaped: one per change, each a whole version 1 change event
+// (contracts.Change, "v":1, valid under change-event.schema.json) whatever
+// envelope version the message had, so a reader of lines needs no
+// envelope logic and reads them with contracts.DecodeMessage or any
+// version 1 reader. Lines carry no stream position. A body that is not a
+// change message is one line of it as it is (compacted when it spans
+// lines): shown, not hidden.
+func JSONLines(data []byte) []string {
+	m, err := contracts.DecodeMessage(data)
+	if err != nil {
+		line := data
+		if bytes.ContainsAny(data, "\r\n") {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, data); err == nil {
+				line = buf.Bytes()
+			}
 		}
+		return []string{Escape(string(line))}
 	}
-	return Escape(string(line))
+	out := make([]string, 0, len(m.Changes))
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	for _, ch := range m.All() {
+		ch.V = contracts.EnvelopeVersion
+		buf.Reset()
+		// encoding/json compacts row values (AppendJSON would trust
+		// them to be compact already) and cannot fail on a decoded
+		// change; the error is kept for form's sake.
+		if err := enc.Encode(&ch); err != nil {
+			out = append(out, Escape(`{"error":`+strconv.Quote(err.Error())+`}`))
+			continue
+		}
+		out = append(out, Escape(strings.TrimSuffix(buf.String(), "\n")))
+	}
+	return out
 }
 
-// TextLine is a message body as the escaped pretty line (`rosetta tail`).
-func TextLine(data []byte, seq uint64) string {
-	var ch contracts.Change
-	if err := json.Unmarshal(data, &ch); err != nil {
-		return Escape("#" + strconv.FormatUint(seq, 10) + "  (not a change event: " + err.Error() + ")")
+// TextLines is a message body as escaped pretty lines (`rosetta tail`),
+// one per change (Line); a body that is not a change message is one line
+// saying so.
+func TextLines(data []byte, seq uint64) []string {
+	changes, err := Changes(data, seq)
+	if err != nil {
+		return []string{Escape("#" + strconv.FormatUint(seq, 10) + "  (not a change message: " + err.Error() + ")")}
 	}
-	return Escape(Line(&ch, seq))
+	var out []string
+	for pos, ch := range changes {
+		out = append(out, Escape(Line(&ch, pos)))
+	}
+	return out
 }

@@ -23,7 +23,7 @@ func update() contracts.Change {
 
 func TestLineFullBefore(t *testing.T) {
 	ch := update()
-	if got, want := Line(&ch, 9), "2026-11-23T10:00:00.000000Z  u  public.orders  id=5  title  #9"; got != want {
+	if got, want := Line(&ch, Pos{Seq: 9, Of: 1}), "2026-11-23T10:00:00.000000Z  u  public.orders  id=5  title  #9"; got != want {
 		t.Fatalf("got  %q\nwant %q", got, want)
 	}
 }
@@ -57,15 +57,19 @@ func TestNewEventEscapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := NewEvent(data, 3)
-	want := Event{Seq: 3, Op: "u", Schema: "public", Table: `ord\u001bers`, CommitTime: ch.Source.CommitTime, CommitLSN: "0/1",
+	evs := Events(data, 3)
+	if len(evs) != 1 {
+		t.Fatalf("%d events of a version 1 change", len(evs))
+	}
+	ev := evs[0]
+	want := Event{Seq: 3, MessageChanges: 1, Op: "u", Schema: "public", Table: `ord\u001bers`, CommitTime: ch.Source.CommitTime, CommitLSN: "0/1",
 		Key: "id=5", Changed: []string{"id", `ti\u202etle`},
 		Values: []Value{{"id", "5"}, {`ti\u202etle`, `"a\u0007b"`}},
 		Line:   `2026-11-23T10:00:00.000000Z  u  public.ord\u001bers  id=5  id,ti\u202etle  #3`}
 	if !reflect.DeepEqual(ev, want) {
 		t.Fatalf("got  %+v\nwant %+v", ev, want)
 	}
-	if bad := NewEvent([]byte("{"), 4); bad.Error == "" || bad.Seq != 4 {
+	if bad := Events([]byte("{"), 4); len(bad) != 1 || bad[0].Error == "" || bad[0].Seq != 4 {
 		t.Fatalf("a body that is not a change: %+v", bad)
 	}
 }

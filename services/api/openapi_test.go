@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rosettacdc/rosetta/pkg/changetail"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 	"github.com/rosettacdc/rosetta/pkg/verify"
@@ -160,6 +161,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		{"Verification", jsonFields(VerifyView{})},
 		{"VerifyResult", jsonFields(verify.TableResult{})},
 		{"VerifyKey", jsonFields(verify.KeyDiff{})},
+		{"TailChange", jsonFields(changetail.Event{})},
+		{"TailSkipped", jsonFields(tailSkipped{})},
 	}
 	for typ, schema := range map[string]string{"postgres": "PostgresDestinationConfig", "snowflake": "SnowflakeDestinationConfig", "duckdb": "DuckDBDestinationConfig"} {
 		var names []string

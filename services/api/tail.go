@@ -119,7 +119,7 @@ func (s *Server) tailPipeline(c *fiber.Ctx) error {
 				if md, err := msg.Metadata(); err == nil {
 					seq = md.Sequence.Stream
 				}
-				q.offer(changetail.NewEvent(msg.Data(), seq))
+				q.offerMessage(msg.Data(), seq)
 				return nil
 			})
 			if err != nil {
@@ -154,7 +154,7 @@ func (s *Server) tailPipeline(c *fiber.Ctx) error {
 				evs, skipped := q.take()
 				frames := make([]string, 0, len(evs)+1)
 				for _, ev := range evs {
-					frames = append(frames, sseFrame("change", strconv.FormatUint(ev.Seq, 10), ev))
+					frames = append(frames, sseFrame("change", ev.ID(), ev))
 				}
 				// The dropped changes came after the queued ones.
 				if skipped > 0 {
@@ -241,6 +241,15 @@ func (q *tailQueue) offer(ev changetail.Event) {
 	select {
 	case q.ready <- struct{}{}:
 	default:
+	}
+}
+
+// offerMessage offers one event per change of a message body (a message
+// may hold several), or one error event when it is not a change message.
+// The bound and the skipped count are in changes.
+func (q *tailQueue) offerMessage(data []byte, seq uint64) {
+	for _, ev := range changetail.Events(data, seq) {
+		q.offer(ev)
 	}
 }
 

@@ -1,8 +1,12 @@
 package api
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/changetail"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 )
@@ -55,3 +59,49 @@ func TestSSEFrame(t *testing.T) {
 		t.Fatalf("%q", got)
 	}
 }
+
+// TestTailEventsPerChange: a version 2 message of three changes becomes
+// three "change" events whose ids are the message's stream sequence and
+// the change's index; a version 1 message one event with the sequence
+// alone. The queue's bound counts changes.
+func TestTailEventsPerChange(t *testing.T) {
+	changes := make([]contracts.Change, 3)
+	for i := range changes {
+		id := json.RawMessage(itoaJSON(i + 1))
+		changes[i] = contracts.Change{V: contracts.MessageVersion, Op: contracts.OpCreate,
+			Source: contracts.Source{SourceID: 1, Database: "d", Schema: "public", Table: "t", LSN: "0/5", CommitLSN: "0/9",
+				Seq: int64(i + 1), CommitTime: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)},
+			Columns: []contracts.Column{{Name: "id", Type: "bigint", BaseType: "bigint", Key: true}},
+			Key:     contracts.Row{"id": id}, After: contracts.Row{"id": id}}
+	}
+	v2, err := contracts.MessageOf(changes).AppendJSON(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1c := changes[0]
+	v1c.V = contracts.EnvelopeVersion
+	v1, err := v1c.AppendJSON(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := newTailQueue(3)
+	q.offerMessage(v2, 9)
+	q.offerMessage(v1, 10)
+	evs, skipped := q.take()
+	if len(evs) != 3 || skipped != 1 {
+		t.Fatalf("%d events, %d skipped; want 3 and 1 (the version 1 change)", len(evs), skipped)
+	}
+	for i, ev := range evs {
+		frame := sseFrame("change", ev.ID(), ev)
+		id := "9." + itoaJSON(i)
+		if !strings.HasPrefix(frame, "event: change\nid: "+id+"\ndata: ") || ev.Key != "id="+itoaJSON(i+1) || ev.MessageChanges != 3 {
+			t.Fatalf("event %d: %q", i, frame)
+		}
+	}
+	q.offerMessage(v1, 10)
+	if evs, _ := q.take(); len(evs) != 1 || evs[0].ID() != "10" || evs[0].Index != 0 || evs[0].MessageChanges != 1 {
+		t.Fatalf("a version 1 message: %+v", evs)
+	}
+}
+
+func itoaJSON(i int) string { b, _ := json.Marshal(i); return string(b) }

@@ -25,9 +25,11 @@ import (
 const tailUsage = `Usage: rosetta tail <source_id>[.<schema>.<table>] [flags]
 
 Prints the live changes of a source (or of one table) from its JetStream
-stream, from now on unless --since or --seq says otherwise. It reads through
-an ephemeral ordered consumer that acknowledges nothing, so it never holds
-changes back from pipelines. Connects to ROSETTA_NATS_URL, or to the embedded
+stream, from now on unless --since or --seq says otherwise: one line per
+change, ending in #<stream sequence>, or #<sequence>.<index> for the
+changes of a message that holds several (one table of one transaction).
+It reads through an ephemeral ordered consumer that acknowledges nothing,
+so it never holds changes back from pipelines. Connects to ROSETTA_NATS_URL, or to the embedded
 server of 'rosetta dev' at ROSETTA_EMBEDDED_NATS_ADDR (default 127.0.0.1:4223).
 
 Flags:
@@ -95,7 +97,7 @@ func parseTailArgs(args []string, stderr io.Writer, now func() time.Time) (tailO
 	fs.Var(urlFlag{&opts.NATSURL}, "nats-url", "NATS URL ("+settings.EnvNATSURL+", else the embedded server's "+settings.EnvNATSListen+")")
 	fs.StringVar(&opts.DataDir, "data-dir", opts.DataDir, "data dir of the `rosetta dev` whose embedded NATS to read, for its credentials ("+settings.EnvDataDir+")")
 	fs.Uint64Var(&opts.Seq, "seq", 0, "start at this stream sequence")
-	fs.BoolVar(&opts.JSON, "json", false, "print each change event as one JSON line, as published")
+	fs.BoolVar(&opts.JSON, "json", false, "print each change as one JSON line: a version 1 change event, whatever the message's version")
 	fs.IntVar(&opts.Max, "n", 0, "exit after this many changes (0: run until interrupted)")
 
 	// The target may come before or after the flags.
@@ -235,13 +237,21 @@ func tail(ctx context.Context, opts tailOptions, out, progress io.Writer) error 
 		if md, err := msg.Metadata(); err == nil {
 			seq, left = md.Sequence.Stream, md.NumPending
 		}
-		if err := printChange(out, msg.Data(), seq, opts.JSON); err != nil {
+		lines := changetail.TextLines(msg.Data(), seq)
+		if opts.JSON {
+			lines = changetail.JSONLines(msg.Data())
+		}
+		// -n counts changes, so it may stop inside a message.
+		if opts.Max > 0 {
+			lines = lines[:min(len(lines), opts.Max-printed)]
+		}
+		if err := printLines(out, lines); err != nil {
 			return err
 		}
+		printed += len(lines)
 		if catching != nil && catching.seen(left) {
 			catching = nil
 		}
-		printed++
 		if opts.Max > 0 && printed >= opts.Max {
 			return errEnough
 		}
@@ -259,22 +269,24 @@ func tail(ctx context.Context, opts tailOptions, out, progress io.Writer) error 
 // errEnough stops following once -n changes were printed.
 var errEnough = errors.New("printed enough changes")
 
-// printChange writes one change: the envelope as one JSON line, or a pretty
-// line. A body that is not a change event is shown, not fatal.
-func printChange(out io.Writer, data []byte, seq uint64, asJSON bool) error {
-	line := changetail.TextLine(data, seq)
-	if asJSON {
-		line = changetail.JSONLine(data)
-	}
-	if _, err := fmt.Fprintln(out, line); err != nil {
-		return fmt.Errorf("tail: write: %w", err)
+// printLines writes the lines of one message, one per change: each change
+// as a version 1 JSON change event (changetail.JSONLines) or a pretty line
+// (changetail.TextLines). A body that is not a change message is shown,
+// not fatal.
+func printLines(out io.Writer, lines []string) error {
+	for _, l := range lines {
+		if _, err := fmt.Fprintln(out, l); err != nil {
+			return fmt.Errorf("tail: write: %w", err)
+		}
 	}
 	return nil
 }
 
 // catchUp reports a tail started in the past catching up with the live
-// end of the stream: "catching up: N of M changes (x%)" at most once a
-// second, then "caught up" once it reaches the end.
+// end of the stream: "catching up: N of M messages (x%)" at most once a
+// second, then "caught up" once it reaches the end. It counts messages,
+// not changes: JetStream's pending count is of messages, and a message
+// may hold many changes.
 type catchUp struct {
 	w      io.Writer
 	now    func() time.Time
@@ -283,30 +295,30 @@ type catchUp struct {
 	lastAt time.Time
 }
 
-// newCatchUp starts reporting; total is the changes the consumer had to
+// newCatchUp starts reporting; total is the messages the consumer had to
 // deliver when it was created. With none it says so and returns nil.
 func newCatchUp(w io.Writer, total uint64, now func() time.Time) *catchUp {
 	if total == 0 {
 		fmt.Fprintln(w, "tail: nothing to catch up from there; following live changes")
 		return nil
 	}
-	fmt.Fprintf(w, "tail: catching up: 0 of %s changes\n", humanize.Thousands(int64(total)))
+	fmt.Fprintf(w, "tail: catching up: 0 of %s messages\n", humanize.Thousands(int64(total)))
 	return &catchUp{w: w, now: now, total: total, lastAt: now()}
 }
 
-// seen counts one delivered change after which left more are waiting. It
+// seen counts one delivered message after which left more are waiting. It
 // returns true once caught up (and has said so); the caller stops calling.
 func (c *catchUp) seen(left uint64) bool {
 	c.done++
-	// Changes published meanwhile make the total grow.
+	// Messages published meanwhile make the total grow.
 	c.total = max(c.total, c.done+left)
 	if left == 0 {
-		fmt.Fprintf(c.w, "tail: caught up after %s changes; following live changes\n", humanize.Thousands(int64(c.done)))
+		fmt.Fprintf(c.w, "tail: caught up after %s messages; following live changes\n", humanize.Thousands(int64(c.done)))
 		return true
 	}
 	if now := c.now(); now.Sub(c.lastAt) >= time.Second {
 		c.lastAt = now
-		fmt.Fprintf(c.w, "tail: catching up: %s of %s changes (%d%%)\n", humanize.Thousands(int64(c.done)), humanize.Thousands(int64(c.total)),
+		fmt.Fprintf(c.w, "tail: catching up: %s of %s messages (%d%%)\n", humanize.Thousands(int64(c.done)), humanize.Thousands(int64(c.total)),
 			c.done*100/c.total)
 	}
 	return false

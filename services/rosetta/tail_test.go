@@ -56,12 +56,30 @@ func testChange(sourceID int64, table string, op contracts.Op, id int, commitLSN
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
+// publish publishes ch as a version 1 message (what a stream may still
+// retain from before version 2).
 func publish(t *testing.T, js jetstream.JetStream, ch contracts.Change) {
 	t.Helper()
 	data, err := json.Marshal(ch)
 	if err != nil {
 		t.Fatal(err)
 	}
+	publishBody(t, js, &ch, data)
+}
+
+// publishMessage publishes changes (of one table of one transaction) as
+// one version 2 message.
+func publishMessage(t *testing.T, js jetstream.JetStream, changes []contracts.Change) {
+	t.Helper()
+	data, err := contracts.MessageOf(changes).AppendJSON(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishBody(t, js, &changes[0], data)
+}
+
+func publishBody(t *testing.T, js jetstream.JetStream, ch *contracts.Change, data []byte) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	subj := contracts.ChangeSubject(ch.Source.SourceID, ch.Source.Schema, ch.Source.Table, 0)
@@ -263,8 +281,8 @@ func TestTailCatchUp(t *testing.T) {
 			t.Fatalf("stdout line is not a change envelope: %v: %s", err, l)
 		}
 	}
-	want := "tail: catching up: 0 of 30 changes\n"
-	if got := stderr.String(); !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "tail: caught up after 30 changes; following live changes\n") {
+	want := "tail: catching up: 0 of 30 messages\n"
+	if got := stderr.String(); !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "tail: caught up after 30 messages; following live changes\n") {
 		t.Fatalf("stderr = %q", got)
 	}
 
@@ -295,9 +313,9 @@ func TestCatchUpCadence(t *testing.T) {
 			t.Fatal("caught up too early")
 		}
 	}
-	want := "tail: catching up: 0 of 1,000 changes\n" +
-		"tail: catching up: 200 of 1,001 changes (19%)\n" +
-		"tail: catching up: 400 of 1,002 changes (39%)\n"
+	want := "tail: catching up: 0 of 1,000 messages\n" +
+		"tail: catching up: 200 of 1,001 messages (19%)\n" +
+		"tail: catching up: 400 of 1,002 messages (39%)\n"
 	if buf.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
 	}
@@ -319,5 +337,75 @@ func TestTailRedactsURL(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "REDACTED@127.0.0.1") {
 		t.Fatalf("tail error %q does not name the server", err)
+	}
+}
+
+// TestTailPrintsChangesOfMessages: a version 2 message prints one line
+// per change, each with the message's stream sequence and the change's
+// index, after a version 1 message retained from before; --json prints
+// each change as a version 1 event; -n counts changes, stopping inside a
+// message; catching up counts messages.
+func TestTailPrintsChangesOfMessages(t *testing.T) {
+	n := testkit.StartNATS(t)
+	_, js := n.Connect(t)
+	ctx := context.Background()
+	const src = 43
+	if _, err := natsx.EnsureSourceStream(ctx, js, src, natsx.StreamLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsx.EnsurePipelineConsumer(ctx, js, src, 1, 1, []natsx.Table{{Schema: "public", Name: "orders"}}); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, testChange(src, "orders", contracts.OpCreate, 1, "0/10"))
+	tx := []contracts.Change{
+		testChange(src, "orders", contracts.OpCreate, 2, "0/20"),
+		testChange(src, "orders", contracts.OpUpdate, 1, "0/20"),
+		testChange(src, "orders", contracts.OpDelete, 3, "0/20"),
+	}
+	for i := range tx {
+		tx[i].V = contracts.MessageVersion
+		tx[i].Source.Seq = int64(i + 1)
+	}
+	publishMessage(t, js, tx)
+
+	out, wait := startTail(t, "43", "--nats-url", n.URL, "--seq", "1", "-n", "4")
+	if err := wait(); err != nil {
+		t.Fatalf("tail: %v", err)
+	}
+	want := strings.Join([]string{
+		"2026-11-23T10:00:00.000000Z  c  public.orders  id=1  id,title  #1",
+		"2026-11-23T10:00:00.000000Z  c  public.orders  id=2  id,title  #2.0",
+		"2026-11-23T10:00:00.000000Z  u  public.orders  id=1  id,title  #2.1",
+		"2026-11-23T10:00:00.000000Z  d  public.orders  id=3  #2.2",
+	}, "\n")
+	if got := strings.TrimSpace(out.String()); got != want {
+		t.Fatalf("tail printed\n%s\nwant\n%s", got, want)
+	}
+
+	var stdout, stderr syncBuffer
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := tailCommand(tctx, []string{"43", "--nats-url", n.URL, "--seq", "1", "--json", "-n", "3"}, &stdout, &stderr, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("tail --json -n 3 printed %d lines:\n%s", len(lines), stdout.String())
+	}
+	for i, l := range lines {
+		var ch contracts.Change
+		if err := json.Unmarshal([]byte(l), &ch); err != nil {
+			t.Fatalf("line %d is not a change: %v: %s", i, err, l)
+		}
+		wantSeq := int64(1)
+		if i > 0 {
+			wantSeq = int64(i)
+		}
+		if ch.V != contracts.EnvelopeVersion || ch.Source.Seq != wantSeq || ch.Source.CommitLSN != []string{"0/10", "0/20", "0/20"}[i] {
+			t.Fatalf("line %d: %s", i, l)
+		}
+	}
+	if got := stderr.String(); !strings.HasPrefix(got, "tail: catching up: 0 of 2 messages\n") {
+		t.Fatalf("stderr = %q", got)
 	}
 }

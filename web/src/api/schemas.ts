@@ -319,8 +319,12 @@ export type QueryResult = z.infer<typeof QueryResult>;
 
 // GET /pipelines/{id}/tail: server-sent events. Names and values arrive
 // escaped by the server (control and format characters as \uXXXX).
+// A message holds the changes of one table from one transaction: several
+// events may share a seq, told apart by index.
 export const TailChange = z.object({
   seq: z.number().int(),
+  index: z.number().int(),
+  message_changes: z.number().int(),
   op: z.string(),
   schema: z.string(),
   table: z.string(),

@@ -167,7 +167,7 @@ export function LiveTailPage() {
                 </tr>
               ) : (
                 <tr key={r.key}>
-                  <td>{r.change.seq}</td>
+                  <td>{r.change.message_changes > 1 ? `${r.change.seq}.${r.change.index}` : r.change.seq}</td>
                   <td>{r.change.error ? "–" : r.change.commit_time}</td>
                   <td>{r.change.op}</td>
                   <td>{r.change.error ? "–" : `${r.change.schema}.${r.change.table}`}</td>
