@@ -6,10 +6,13 @@
 //	go run ./contracts/examples/tap -source 3 -table public.orders
 //	go run ./contracts/examples/tap -source 3 -durable my-tap     # resumes where it stopped
 //
-// With -durable the consumer survives the program and acks each change after
-// printing it, so a restart continues after the last printed change; it also
-// holds changes in the source's stream (interest retention) until acked, so
-// delete it (nats consumer rm) when you no longer use it. Without -durable an
+// Each message carries one table's changes of one transaction (envelope
+// version 2; version 1 messages carry one change): the program prints every
+// change of it. With -durable the consumer survives the program and acks
+// each message after printing all its changes, so a restart continues
+// after the last message it finished; it also holds changes in the
+// source's stream (interest retention) until acked, so delete it (nats
+// consumer rm) when you no longer use it. Without -durable an
 // ephemeral consumer that acks nothing reads from now on and disappears with
 // the program.
 //
@@ -28,6 +31,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log"
 	"os"
@@ -41,6 +45,27 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 )
+
+// printChanges prints every change of a message body, one line each. A
+// message holds the changes of one table from one transaction (envelope
+// version 2), or one change (version 1, still retained in streams written
+// before it): contracts.DecodeMessage reads both, and All yields each
+// change whole, with its own lsn and seq.
+func printChanges(w io.Writer, data []byte) error {
+	m, err := contracts.DecodeMessage(data)
+	if err != nil {
+		return err
+	}
+	for _, ch := range m.All() {
+		key, _ := json.Marshal(ch.Key)
+		if _, err := fmt.Fprintf(w, "%s %s %s.%s key=%s commit_lsn=%s seq=%d\n",
+			ch.Source.CommitTime.Format("15:04:05.000"), ch.Op, ch.Source.Schema, ch.Source.Table,
+			key, ch.Source.CommitLSN, ch.Source.Seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func main() {
 	url := flag.String("nats", "nats://127.0.0.1:4223", "NATS URL (4223 is the embedded server of `rosetta dev`)")
@@ -174,19 +199,15 @@ func tap(ctx context.Context, url string, user nats.Option, source int64, table,
 	}
 
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		var ch contracts.Change
-		if err := json.Unmarshal(msg.Data(), &ch); err != nil {
+		if err := printChanges(os.Stdout, msg.Data()); err != nil {
 			log.Printf("skip %s: %v", msg.Subject(), err)
-		} else {
-			key, _ := json.Marshal(ch.Key)
-			fmt.Printf("%s %s %s.%s key=%s commit_lsn=%s seq=%d\n",
-				ch.Source.CommitTime.Format("15:04:05.000"), ch.Op, ch.Source.Schema, ch.Source.Table,
-				key, ch.Source.CommitLSN, ch.Source.Seq)
 		}
 		if durable != "" {
-			// Ack after the change is handled (printed): a crash before
-			// this line redelivers it. commit_lsn+seq let a consumer that
-			// stores changes skip one it already has.
+			// Ack once every change of the message is handled (printed):
+			// acks are per message, so a crash before this line
+			// redelivers the whole message, changes already handled
+			// included. commit_lsn+seq let a consumer that stores
+			// changes skip those it already has.
 			if err := msg.Ack(); err != nil {
 				log.Printf("ack: %v", err)
 			}
