@@ -3,31 +3,57 @@ package sinkrunner
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// inFlight is one batch being settled: its messages and which of them are
-// settled (acked or terminated), so that only the rest is nak'ed.
+// inFlight is one batch being settled. A change is settled once the Apply
+// holding it committed or its dead letter is stored (or, without a queue,
+// it was dropped as invalid); a message is settled (acked or terminated)
+// once all its changes are, so that only the rest is nak'ed.
 type inFlight struct {
-	msgs    []jetstream.Msg
-	settled []bool
+	msgs []jetstream.Msg
+	// at, first and sizes are the batch's (batch.at): the message of each
+	// change, each message's first change and number of changes.
+	at    []int
+	first []int
+	sizes []int
+	// left[j] is how many changes of msgs[j] are not settled yet; done[j]
+	// says msgs[j] is acked or terminated.
+	left []int
+	done []bool
 }
 
-func (f *inFlight) pick(idx []int) []jetstream.Msg {
-	out := make([]jetstream.Msg, len(idx))
-	for i, j := range idx {
-		out[i] = f.msgs[j]
+func newInFlight(b *batch) *inFlight {
+	return &inFlight{msgs: b.msgs, at: b.at, first: b.first, sizes: b.sizes,
+		left: slices.Clone(b.sizes), done: make([]bool, len(b.msgs))}
+}
+
+// settle marks the changes idx settled and returns the messages (indexes
+// in msgs) whose last unsettled change was among them: those to ack now.
+// A change is settled once.
+func (f *inFlight) settle(idx []int) []int {
+	var out []int
+	for _, i := range idx {
+		j := f.at[i]
+		f.left[j]--
+		if f.left[j] == 0 {
+			out = append(out, j)
+		}
 	}
 	return out
 }
 
-// nakUnsettled hands the unsettled messages back to JetStream for
-// redelivery. Best effort: an unacked message is redelivered anyway.
+// nakUnsettled hands the messages not acked or terminated (any of their
+// changes unsettled) back to JetStream for redelivery. The changes of
+// theirs already applied are applied again then, which the drivers'
+// version guards make harmless. Best effort: an unacked message is
+// redelivered anyway.
 func (f *inFlight) nakUnsettled(log *slog.Logger) {
 	for i, m := range f.msgs {
-		if f.settled[i] {
+		if f.done[i] {
 			continue
 		}
 		if err := m.Nak(); err != nil {
@@ -44,8 +70,9 @@ type acker struct {
 	confirming chan struct{}
 }
 
-// ack acknowledges f.msgs[idx]. Callers ack only what is durable: the
-// messages of a committed Apply, or dead letters the queue has stored. Acks
+// ack acknowledges f.msgs[idx]. Callers ack only what is durable: messages
+// whose every change is settled (inFlight.settle), by committed Applies or
+// dead letters the queue has stored. Acks
 // are processed in order on one connection, so a confirmed DoubleAck of the
 // last message means the plain acks before it landed too. The confirmation
 // is awaited in the background, while the next batch applies (one at a
@@ -61,10 +88,10 @@ func (a *acker) ack(ctx context.Context, f *inFlight, idx []int) {
 		if err := f.msgs[i].Ack(); err != nil {
 			a.log.Warn("ack message", "subject", f.msgs[i].Subject(), "error", err)
 		}
-		f.settled[i] = true
+		f.done[i] = true
 	}
 	last, n := f.msgs[idx[len(idx)-1]], len(idx)
-	f.settled[idx[len(idx)-1]] = true
+	f.done[idx[len(idx)-1]] = true
 	done := make(chan struct{})
 	a.confirming = done
 	go func() {

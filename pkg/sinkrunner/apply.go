@@ -10,24 +10,23 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/jitter"
 )
 
-// process settles one batch: it dead-letters or terminates the messages
-// that are not a valid change, then applies and acks the others.
+// process settles one batch: it dead-letters (or drops) the entries that
+// are not a valid change, then applies the valid changes and acks each
+// message once all its changes are settled.
 func (r *Runner) process(ctx context.Context, b *batch) {
-	f := &inFlight{msgs: b.msgs, settled: make([]bool, len(b.msgs))}
+	f := newInFlight(b)
 	if ctx.Err() != nil {
 		f.nakUnsettled(r.log)
 		return
 	}
 	if b.bad > 0 {
 		var bad []int
-		var badErrs []error
 		for i, err := range b.errs {
 			if err != nil {
 				bad = append(bad, i)
-				badErrs = append(badErrs, err)
 			}
 		}
-		if !r.settleUndecodable(ctx, f, bad, badErrs) {
+		if !r.settleInvalid(ctx, f, b, bad) {
 			f.nakUnsettled(r.log)
 			return
 		}
@@ -36,15 +35,15 @@ func (r *Runner) process(ctx context.Context, b *batch) {
 	if len(idx) == 0 {
 		return
 	}
-	kept := &inFlight{msgs: f.pick(idx), settled: make([]bool, len(idx))}
-	r.applyUntilDone(ctx, kept, changes, b.collapsed)
+	r.applyUntilDone(ctx, f, idx, changes, b.collapsed)
 }
 
-// applyUntilDone applies one batch until it commits or ctx ends. The same
-// messages are retried: nothing later is fetched while a batch fails, so
-// per-key order is kept. With a dead-letter queue, a permanent failure is
-// isolated instead (see isolate) and the batch completes.
-func (r *Runner) applyUntilDone(ctx context.Context, f *inFlight, changes []contracts.Change, pre *collapsed) {
+// applyUntilDone applies one batch's valid changes (changes[k] is the
+// batch's change idx[k]) until they commit or ctx ends. The same changes
+// are retried: nothing later is fetched while a batch fails, so per-key
+// order is kept. With a dead-letter queue, a permanent failure is isolated
+// instead (see isolate) and the batch completes.
+func (r *Runner) applyUntilDone(ctx context.Context, f *inFlight, idx []int, changes []contracts.Change, pre *collapsed) {
 	all := make([]int, len(changes))
 	for i := range all {
 		all[i] = i
@@ -65,7 +64,7 @@ func (r *Runner) applyUntilDone(ctx context.Context, f *inFlight, changes []cont
 	err := r.retryApply(ctx, len(changes), apply, isolating)
 	switch {
 	case err == nil:
-		r.committed(ctx, f, all)
+		r.committed(ctx, f, idx)
 	case ctx.Err() != nil:
 		// Shutting down mid-batch: never ack. Nak so that the next
 		// runner of this consumer (a restart after a config change)
@@ -73,7 +72,7 @@ func (r *Runner) applyUntilDone(ctx context.Context, f *inFlight, changes []cont
 		// Nak is lost it is redelivered after the ack wait.
 		f.nakUnsettled(r.log)
 	default:
-		r.isolateAndDeadLetter(ctx, f, changes, all, err)
+		r.isolateAndDeadLetter(ctx, f, idx, changes, all, err)
 	}
 }
 
@@ -108,32 +107,43 @@ func (r *Runner) retryApply(ctx context.Context, n int, apply func() error, fina
 }
 
 // isolateAndDeadLetter handles a batch whose Apply failed permanently: it
-// applies and acks every part of it that commits, and dead-letters exactly
-// the changes that fail on their own, acking each only after the queue
-// stored it.
-func (r *Runner) isolateAndDeadLetter(ctx context.Context, f *inFlight, changes []contracts.Change, all []int, first error) {
-	iso := &isolation{changes: changes, retry: true, committed: func(idx []int) { r.committed(ctx, f, idx) }, failed: map[int]error{}}
+// applies every part of it that commits, and dead-letters exactly the
+// changes that fail on their own, each only after the queue stored it; a
+// message is acked once all its changes are settled either way, so a
+// message of several changes whose one change is rejected has the others
+// applied, that one dead-lettered, and is acked once both are done.
+func (r *Runner) isolateAndDeadLetter(ctx context.Context, f *inFlight, idx []int, changes []contracts.Change, all []int, first error) {
+	iso := &isolation{changes: changes, retry: true, failed: map[int]error{},
+		committed: func(part []int) { r.committed(ctx, f, pick(idx, part)) }}
 	err := r.isolate(ctx, iso, all, first)
 	failed := iso.failed
 	if err != nil {
 		// Only ctx ending stops isolate when it retries transient
-		// errors. What committed was acked; the rest is redelivered.
+		// errors. What committed was settled; the messages with a
+		// change left are redelivered.
 		f.nakUnsettled(r.log)
 		return
 	}
-	idx := make([]int, 0, len(failed))
-	for i := range changes {
-		if _, ok := failed[i]; ok {
-			idx = append(idx, i)
+	var at []int // the batch's indexes of the letters' changes
+	var letters []DeadLetter
+	for k := range changes {
+		if err, ok := failed[k]; ok {
+			at = append(at, idx[k])
+			letters = append(letters, r.letter(f, idx[k], &changes[k], err))
 		}
 	}
-	letters := make([]DeadLetter, len(idx))
-	for k, i := range idx {
-		letters[k] = r.letter(f.msgs[i], &changes[i], failed[i])
-	}
-	if !r.deadLetter(ctx, f, idx, letters) {
+	if !r.deadLetter(ctx, f, at, letters) {
 		f.nakUnsettled(r.log)
 	}
+}
+
+// pick returns idx[part...].
+func pick(idx, part []int) []int {
+	out := make([]int, len(part))
+	for i, k := range part {
+		out[i] = idx[k]
+	}
+	return out
 }
 
 // isolation is the state of one isolate call tree.
@@ -253,14 +263,15 @@ func (r *Runner) applyFailed(ctx context.Context, err error, n, attempt int, bac
 	if permanent && r.dlq != nil {
 		msg = "apply batch failed permanently; isolating the changes the destination rejects"
 	}
-	r.log.Error(msg, "messages", n, "attempt", attempt, "permanent", permanent, "class", ErrorClass(err),
+	r.log.Error(msg, "changes", n, "attempt", attempt, "permanent", permanent, "class", ErrorClass(err),
 		"retry_in", backoff, "error", err)
 	r.health.failed(ctx, err, true)
 }
 
-// committed acks the messages of an Apply that committed.
+// committed settles the changes f's batch idx of an Apply that committed,
+// and acks the messages that leaves with every change settled.
 func (r *Runner) committed(ctx context.Context, f *inFlight, idx []int) {
-	r.acks.ack(ctx, f, idx)
+	r.acks.ack(ctx, f, f.settle(idx))
 	now := time.Now().UTC()
 	r.stats.update(func(s *Stats) {
 		s.Applied += uint64(len(idx))

@@ -236,25 +236,36 @@ func (r *Runner) collect(ctx context.Context) ([]TableCollection, error) {
 	return out, nil
 }
 
-// heldVersions returns the oldest version per table among the messages the
-// runner holds, and how many it holds. A held message that does not decode
-// holds back nothing: it is no change, and goes to the dead-letter queue
-// (read after) or is terminated.
+// heldVersions returns the oldest version per table among the changes of
+// the messages the runner holds, and how many messages it holds (what
+// JetStream counts as unacked). Every change of a held message counts, even
+// one already applied: the message is unacked until all are settled. A
+// change that is not valid holds back nothing: it is no change, and goes to
+// the dead-letter queue (read after) or is dropped.
 func (r *Runner) heldVersions() (map[string]contracts.Version, int) {
 	msgs := r.held.messages(nil)
 	out := map[string]contracts.Version{}
+	var changes []contracts.Change
+	var errs []error
 	for _, m := range msgs {
-		c, err := cdc.Decode(m.Data())
+		var err error
+		changes, errs, err = cdc.DecodeMessage(m.Data(), changes[:0], errs[:0])
 		if err != nil {
 			continue
 		}
-		v, err := c.Version()
-		if err != nil {
-			continue
-		}
-		t := c.Source.Schema + "." + c.Source.Table
-		if have, ok := out[t]; !ok || v.Less(have) {
-			out[t] = v
+		for i := range changes {
+			if errs[i] != nil {
+				continue
+			}
+			c := &changes[i]
+			v, err := c.Version()
+			if err != nil {
+				continue
+			}
+			t := c.Source.Schema + "." + c.Source.Table
+			if have, ok := out[t]; !ok || v.Less(have) {
+				out[t] = v
+			}
 		}
 	}
 	return out, len(msgs)

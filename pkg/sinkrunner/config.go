@@ -18,8 +18,11 @@ type Config struct {
 	PipelineID    int64
 	DestinationID int64
 	SourceID      int64
-	// BatchSize is the most messages applied at once
-	// (ROSETTA_SINK_BATCH_SIZE; settings.Default().SinkBatchSize).
+	// BatchSize is the most changes applied at once
+	// (ROSETTA_SINK_BATCH_SIZE; settings.Default().SinkBatchSize). It
+	// counts changes, not messages: a version 2 message holds up to
+	// contracts.ChunkChanges. A batch takes whole messages, so it may pass
+	// BatchSize by less than one message's changes.
 	BatchSize int
 	// BatchWait is how long a batch waits for more changes after its
 	// first one when the destination is free (ROSETTA_SINK_BATCH_WAIT;

@@ -21,12 +21,19 @@ type DeadLetter struct {
 	DestinationID int64
 	// Table is the source table as schema.table.
 	Table string
-	// Change is the decoded change; nil when the message did not decode.
+	// Change is the decoded change; nil when it is not a valid change
+	// (it failed cdc.Check, or its message did not decode).
 	Change *contracts.Change
-	// Body is the message body as consumed.
+	// Body is the message body as consumed when the message holds this
+	// change alone (either envelope version) or could not be read at all;
+	// for one change of a message of several, that change alone as a
+	// version 2 message of one change (contracts.MessageOf), which
+	// cdc.Decode reads as pkg/dlq's replay does.
 	Body []byte
 	// MsgID identifies the change across redeliveries: contracts.MsgID of
-	// the change, or stream, sequence and time of an undecodable message.
+	// the change, or stream, sequence and time of an undecodable message
+	// (and the change's index in it, for an invalid change of a message
+	// of several).
 	MsgID string
 	// Stream, StreamSeq and Subject are the message's JetStream position.
 	Stream    string
@@ -50,38 +57,88 @@ type DeadLetterQueue interface {
 	Add(ctx context.Context, l DeadLetter) error
 }
 
-// settleUndecodable dead-letters messages that are not a valid change, or,
-// without a dead-letter queue, terminates them so that they stop being
-// redelivered. It returns false when ctx ended before every one was stored.
-func (r *Runner) settleUndecodable(ctx context.Context, f *inFlight, bad []int, errs []error) bool {
+// settleInvalid settles the entries bad of b, which are not a valid
+// change. With a dead-letter queue it stores each alone (a change that
+// failed cdc.Check, or a message whose body could not be read) and settles
+// it once stored. Without one it drops them, and terminates each message
+// holding no valid change, so that it stops being redelivered (a message
+// with valid changes too is acked once they commit). It returns false when
+// ctx ended before every one was stored.
+func (r *Runner) settleInvalid(ctx context.Context, f *inFlight, b *batch, bad []int) bool {
 	if r.dlq == nil {
-		for _, i := range bad {
-			m := f.msgs[i]
+		for _, j := range f.settle(bad) {
+			m := f.msgs[j]
 			if err := m.Term(); err != nil {
 				r.log.Warn("terminate undecodable message", "subject", m.Subject(), "error", err)
 			}
-			f.settled[i] = true
+			f.done[j] = true
 		}
 		r.stats.update(func(s *Stats) { s.Terminated += uint64(len(bad)) })
 		return true
 	}
 	letters := make([]DeadLetter, len(bad))
 	for k, i := range bad {
-		letters[k] = r.letter(f.msgs[i], nil, PermanentClass(ClassUndecodable, errs[k]))
+		var c *contracts.Change
+		if !unreadable(b.errs[i]) {
+			c = &b.changes[i]
+		}
+		letters[k] = r.invalidLetter(f, i, c, PermanentClass(ClassUndecodable, b.errs[i]))
 	}
 	return r.deadLetter(ctx, f, bad, letters)
 }
 
-// letter describes message m, whose change c (nil when it did not decode)
-// failed with err.
-func (r *Runner) letter(m jetstream.Msg, c *contracts.Change, err error) DeadLetter {
-	seq, stamp := position(m)
+// letter describes change i of f's batch, c, which the destination
+// rejected with err.
+func (r *Runner) letter(f *inFlight, i int, c *contracts.Change, err error) DeadLetter {
+	l := r.baseLetter(f, i, c, err)
+	l.Change = c
+	if l.SourceID == 0 {
+		l.SourceID = c.Source.SourceID
+	}
+	l.Table = c.Source.Schema + "." + c.Source.Table
+	l.MsgID = contracts.MsgID(c.Source.SourceID, c.Source.CommitLSN, c.Source.Seq)
+	return l
+}
+
+// invalidLetter describes entry i of f's batch, which is not a valid
+// change: c as it was read, nil when its message could not be read at all.
+// Its source and table come from the subject, which capture wrote.
+func (r *Runner) invalidLetter(f *inFlight, i int, c *contracts.Change, err error) DeadLetter {
+	l := r.baseLetter(f, i, c, err)
+	src, table := subjectTable(l.Subject)
+	if l.SourceID == 0 {
+		l.SourceID = src
+	}
+	l.Table = table
+	_, stamp := position(f.msgs[f.at[i]])
+	l.MsgID = "undecodable:" + l.Stream + ":" + strconv.FormatUint(l.StreamSeq, 10) + ":" + strconv.FormatInt(stamp.UnixNano(), 10)
+	if j := f.at[i]; f.sizes[j] > 1 {
+		l.MsgID += ":" + strconv.Itoa(i-f.first[j])
+	}
+	return l
+}
+
+// baseLetter is what every letter of entry i of f's batch says: where its
+// message is, its body (see DeadLetter.Body; c is the entry as read, nil
+// for a message that could not be read), and err.
+func (r *Runner) baseLetter(f *inFlight, i int, c *contracts.Change, err error) DeadLetter {
+	j := f.at[i]
+	m := f.msgs[j]
+	seq, _ := position(m)
+	body := m.Data()
+	if f.sizes[j] > 1 && c != nil {
+		// One change of several: the letter holds it alone, so that
+		// replaying or viewing it reads one change. Should it not encode
+		// (an invalid change may not), the whole body is kept.
+		if one, err := contracts.MessageOf([]contracts.Change{*c}).AppendJSON(nil); err == nil {
+			body = one
+		}
+	}
 	l := DeadLetter{
 		SourceID:      r.cfg.SourceID,
 		PipelineID:    r.cfg.PipelineID,
 		DestinationID: r.cfg.DestinationID,
-		Change:        c,
-		Body:          m.Data(),
+		Body:          body,
 		StreamSeq:     seq,
 		Subject:       m.Subject(),
 		Class:         ErrorClass(err),
@@ -91,41 +148,29 @@ func (r *Runner) letter(m jetstream.Msg, c *contracts.Change, err error) DeadLet
 	if meta, merr := m.Metadata(); merr == nil {
 		l.Stream = meta.Stream
 	}
-	if c != nil {
-		if l.SourceID == 0 {
-			l.SourceID = c.Source.SourceID
-		}
-		l.Table = c.Source.Schema + "." + c.Source.Table
-		l.MsgID = contracts.MsgID(c.Source.SourceID, c.Source.CommitLSN, c.Source.Seq)
-		return l
-	}
-	src, table := subjectTable(m.Subject())
-	if l.SourceID == 0 {
-		l.SourceID = src
-	}
-	l.Table = table
-	l.MsgID = "undecodable:" + l.Stream + ":" + strconv.FormatUint(seq, 10) + ":" + strconv.FormatInt(stamp.UnixNano(), 10)
 	return l
 }
 
-// deadLetter stores letters (of messages f.msgs[idx]) in the dead-letter
-// queue, retrying with backoff while it is unavailable, and acks each
-// message once its letter is stored. It returns false when ctx ended first:
-// the messages not acked are then redelivered, fail again, and are added
+// deadLetter stores letters (of the changes idx of f's batch) in the
+// dead-letter queue, retrying with backoff while it is unavailable, settles
+// each change once its letter is stored, and acks the messages that leaves
+// with every change settled. It returns false when ctx ended first: the
+// messages not acked are then redelivered, fail again, and are added
 // again, which the queue deduplicates by MsgID.
 func (r *Runner) deadLetter(ctx context.Context, f *inFlight, idx []int, letters []DeadLetter) bool {
 	stored := make([]int, 0, len(idx))
 	for k, l := range letters {
 		if !r.store(ctx, l) {
-			r.acks.ack(ctx, f, stored)
+			r.acks.ack(ctx, f, f.settle(stored))
+			r.stats.update(func(s *Stats) { s.DeadLettered += uint64(len(stored)) })
 			return false
 		}
 		r.log.Warn("change dead-lettered", "table", l.Table, "subject", l.Subject, "stream_seq", l.StreamSeq,
 			"class", l.Class, "error", l.Err)
 		stored = append(stored, idx[k])
 	}
-	// Acked only now that every Add returned nil: the queue holds them.
-	r.acks.ack(ctx, f, stored)
+	// Settled only now that every Add returned nil: the queue holds them.
+	r.acks.ack(ctx, f, f.settle(stored))
 	r.stats.update(func(s *Stats) { s.DeadLettered += uint64(len(stored)) })
 	r.health.applied(ctx, true)
 	return true

@@ -11,9 +11,11 @@
 //   - fetch.go, the fetcher: pulls messages in the consumer's priority group
 //     (only the pinned sink instance receives a partition's changes; it
 //     releases the pin when it stops), acks those addressed to other
-//     destinations, decodes the rest into the batch being gathered, and
-//     hands a batch to the applier when it is full, or when the applier is
-//     free and BatchWait passed. It reports fetch errors to health.
+//     destinations, decodes the rest into the batch being gathered (every
+//     change of a message: version 1 holds one, version 2 the changes of
+//     one table from one transaction), and hands a batch to the applier
+//     when it holds BatchSize changes, or when the applier is free and
+//     BatchWait passed. It reports fetch errors to health.
 //   - hold.go, the keeper (holder): every message fetched and not yet
 //     settled is held, and marked in progress every KeepAliveEvery so that
 //     JetStream does not redeliver it while its batch waits or retries.
@@ -22,10 +24,11 @@
 //     (retryApply) until it commits. With a dead-letter queue a permanent
 //     error bisects the batch (isolate) down to the changes that fail on
 //     their own; deadletter.go stores those (DeadLetterQueue) and settles
-//     undecodable messages.
-//   - ack.go, the acker: acks only what is durable (a committed Apply, a
-//     stored dead letter) and confirms the last ack of a batch in the
-//     background; what is not acked when the runner stops is nak'ed.
+//     invalid changes and undecodable messages.
+//   - ack.go, the acker: settles per change and acks a message only when
+//     every change of it is durable (a committed Apply, a stored dead
+//     letter), and confirms the last ack of a batch in the background;
+//     what is not acked when the runner stops is nak'ed.
 //   - health.go: reports HEALTHY or ERROR with a reason to a StateReporter
 //     (the sink service stores it in the config store), throttled, and
 //     never HEALTHY after a successful fetch while the applier is failing.

@@ -21,19 +21,44 @@ import (
 const pullExpiry = 500 * time.Millisecond
 
 // batch is the messages of one Apply, from the fetcher gathering them to
-// the applier settling them.
+// the applier settling them. A message holds one change (envelope version
+// 1) or several (version 2: changes of one table from one transaction);
+// the batch is counted, applied, bisected and dead-lettered per change,
+// and a message is acked once every one of its changes is settled
+// (inFlight).
 type batch struct {
 	// msgs are in delivery order. The fetcher appends through Runner.held
 	// (the keeper reads them) until it hands the batch over.
 	msgs []jetstream.Msg
-	// changes[i] is msgs[i] decoded; errs[i] is why it is not a valid
-	// change (then changes[i] is zero); bad counts those.
+	// changes are the changes of msgs, in delivery order; errs[i] is why
+	// changes[i] is not a valid change (nil when it is), and bad counts
+	// those. A message whose body cannot be read at all is one entry, a
+	// zero change with an unreadableError.
 	changes []contracts.Change
 	errs    []error
 	bad     int
+	// at[i] is the index in msgs of changes[i]'s message; first[j] and
+	// sizes[j] are the index in changes of msgs[j]'s first entry and how
+	// many it has. The fetcher alone writes them, before the hand-over.
+	at    []int
+	first []int
+	sizes []int
 	// collapsed, when set, is the collapse of the valid changes, computed
 	// by the fetcher while a full batch waited for the applier.
 	collapsed *collapsed
+}
+
+// unreadableError marks the entry of a message whose body could not be
+// read at all: it stands for the whole message, which is dead-lettered (or
+// terminated) as it was consumed.
+type unreadableError struct{ err error }
+
+func (e unreadableError) Error() string { return e.err.Error() }
+func (e unreadableError) Unwrap() error { return e.err }
+
+func unreadable(err error) bool {
+	var u unreadableError
+	return errors.As(err, &u)
 }
 
 // caughtUp reports whether JetStream had nothing more for the consumer
@@ -56,9 +81,14 @@ type collapsed struct {
 // delivered to a request nobody reads would only come back after the ack
 // wait) and naks what it holds.
 //
-// A pull request asks for at most the room left in the batch being
-// gathered, so a full batch never leaves delivered messages unread: every
-// message delivered is held, and kept in progress, at once.
+// A pull request asks for messages, a batch holds at most BatchSize
+// changes: the request asks for the room left in the batch being gathered
+// over the changes per message seen lately (perMessage), so a batch fills
+// in about one request. Every message delivered is held, and kept in
+// progress, at once: a message that arrives when the batch being gathered
+// is full (the estimate was low) starts the next one, and full batches
+// queue for the applier; no request is made while one is queued. A batch
+// thus overshoots BatchSize by less than one message's changes.
 //
 // Its wait is the request's own expiry (FetchMaxWait), not a context
 // deadline: the server ends the request with a timeout status and the
@@ -75,6 +105,8 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 	pinned := false
 	var (
 		pending *batch                 // being gathered; nil when empty
+		full    []*batch               // gathered to BatchSize, in order, waiting for the applier
+		est     perMessage             // changes per message, for the size of a pull
 		pull    jetstream.MessageBatch // the open pull request
 		pulled  <-chan jetstream.Msg   // its messages; nil when none is open
 		got     int                    // messages the open request delivered
@@ -87,8 +119,8 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 	wait.Stop()
 	defer wait.Stop()
 	for {
-		if pulled == nil && retry == nil && done != nil && pending.len() < r.cfg.BatchSize {
-			b, err := cons.Fetch(r.cfg.BatchSize-pending.len(), jetstream.FetchMaxWait(pullExpiry),
+		if pulled == nil && retry == nil && done != nil && len(full) == 0 {
+			b, err := cons.Fetch(est.ask(r.cfg.BatchSize-pending.len()), jetstream.FetchMaxWait(pullExpiry),
 				jetstream.FetchPriorityGroup(natsx.SinkGroup))
 			if err != nil && r.pinMoved(err) {
 				pinned = false
@@ -100,9 +132,11 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 		}
 		if done == nil && pulled == nil {
 			// Stopping, and nothing more can arrive.
-			if pending != nil {
-				(&inFlight{msgs: pending.msgs, settled: make([]bool, len(pending.msgs))}).nakUnsettled(r.log)
-				r.held.release(pending)
+			for _, b := range append(full, pending) {
+				if b != nil {
+					newInFlight(b).nakUnsettled(r.log)
+					r.held.release(b)
+				}
 			}
 			if pinned {
 				r.unpin(cons)
@@ -110,7 +144,11 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 			return
 		}
 		var send chan<- *batch
-		if done != nil && pending.len() > 0 && (waited || pending.len() >= r.cfg.BatchSize) {
+		next := pending
+		if len(full) > 0 {
+			next = full[0]
+		}
+		if done != nil && (len(full) > 0 || pending.len() > 0 && waited) {
 			send = ready
 		}
 		var waitC <-chan time.Time
@@ -156,14 +194,23 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 				wait.Reset(r.cfg.BatchWait)
 			}
 			r.add(dec, pending, m)
+			est.add(pending.sizes[len(pending.sizes)-1])
 			if pending.len() >= r.cfg.BatchSize {
 				// Full: nothing joins it any more, so collapse it now,
 				// while the applier is still busy with the previous one.
 				pending.collapse()
+				full = append(full, pending)
+				pending = nil
+				wait.Stop()
 			}
-		case send <- pending:
-			pending = nil
-			wait.Stop()
+		case send <- next:
+			if len(full) > 0 {
+				full[0] = nil
+				full = full[1:]
+			} else {
+				pending = nil
+				wait.Stop()
+			}
 		case <-waitC:
 			waited = true
 		case <-retry:
@@ -174,37 +221,54 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 	}
 }
 
+// len is the number of entries (changes) in b: what BatchSize bounds.
 func (b *batch) len() int {
 	if b == nil {
 		return 0
 	}
-	return len(b.msgs)
+	return len(b.changes)
 }
 
-// add appends m, decoded with dec, to b.
+// add appends m, decoded with dec, to b: every change of it, each with its
+// own Check error, or one unreadable entry when the body cannot be read.
 func (r *Runner) add(dec *cdc.Decoder, b *batch, m jetstream.Msg) {
-	c, err := dec.Decode(m.Data())
+	n := len(b.changes)
+	var err error
+	b.changes, b.errs, err = dec.DecodeMessage(m.Data(), b.changes, b.errs)
 	if err != nil {
 		seq, _ := position(m)
 		r.log.Error("undecodable change message", "subject", m.Subject(), "stream_seq", seq, "error", err)
-		b.bad++
+		b.changes = append(b.changes, contracts.Change{})
+		b.errs = append(b.errs, unreadableError{err})
 	}
-	b.changes = append(b.changes, c)
-	b.errs = append(b.errs, err)
+	j := len(b.msgs)
+	for i := n; i < len(b.changes); i++ {
+		b.at = append(b.at, j)
+		if e := b.errs[i]; e != nil {
+			b.bad++
+			if err == nil {
+				seq, _ := position(m)
+				r.log.Error("invalid change in a message; it is set aside alone", "subject", m.Subject(),
+					"stream_seq", seq, "change", i-n, "error", e)
+			}
+		}
+	}
+	b.first = append(b.first, n)
+	b.sizes = append(b.sizes, len(b.changes)-n)
 	r.held.append(b, m)
 }
 
 // valid returns the indexes and changes of b's valid changes.
 func (b *batch) valid() ([]int, []contracts.Change) {
 	if b.bad == 0 {
-		idx := make([]int, len(b.msgs))
+		idx := make([]int, len(b.changes))
 		for i := range idx {
 			idx[i] = i
 		}
 		return idx, b.changes
 	}
-	idx := make([]int, 0, len(b.msgs)-b.bad)
-	changes := make([]contracts.Change, 0, len(b.msgs)-b.bad)
+	idx := make([]int, 0, len(b.changes)-b.bad)
+	changes := make([]contracts.Change, 0, len(b.changes)-b.bad)
 	for i, err := range b.errs {
 		if err == nil {
 			idx = append(idx, i)
@@ -212,6 +276,34 @@ func (b *batch) valid() ([]int, []contracts.Change) {
 		}
 	}
 	return idx, changes
+}
+
+// perMessage estimates how many changes the next messages hold, to ask a
+// pull for as many messages as fill the room left in a batch: the average
+// over the messages added lately (halved past a window, so that it follows
+// a stream moving from version 1 messages to version 2 ones).
+type perMessage struct{ msgs, changes int }
+
+const perMessageWindow = 256
+
+func (e *perMessage) add(changes int) {
+	e.msgs++
+	e.changes += max(changes, 1)
+	if e.msgs >= perMessageWindow {
+		e.msgs, e.changes = e.msgs/2, e.changes/2
+	}
+}
+
+// ask returns how many messages to pull for room changes: room over the
+// average, rounded up (the batch then overshoots by less than one
+// message), at least 1 and at most room. Before any message is seen it is
+// 1: a first pull of room messages of ChunkChanges changes each would
+// gather room*1024 changes at once.
+func (e *perMessage) ask(room int) int {
+	if e.msgs == 0 || e.changes == 0 {
+		return 1
+	}
+	return max(1, min(room, (room*e.msgs+e.changes-1)/e.changes))
 }
 
 // collapse collapses b's valid changes ahead of their first Apply.

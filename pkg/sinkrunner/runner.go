@@ -101,7 +101,7 @@ func (r *Runner) healthNotes() ([]string, time.Time) {
 	st := r.Stats()
 	var notes []string
 	if st.Terminated > 0 {
-		notes = append(notes, fmt.Sprintf("%d undecodable change messages were terminated (see the sink's log)", st.Terminated))
+		notes = append(notes, fmt.Sprintf("%d undecodable changes were dropped and their messages acked or terminated (see the sink's log)", st.Terminated))
 	}
 	if st.DeadLettered > 0 {
 		notes = append(notes, fmt.Sprintf("%d changes the destination rejected were sent to the dead-letter queue since the sink started (see the pipeline's DLQ)", st.DeadLettered))
@@ -205,17 +205,21 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // Stats counts what a runner did since it started.
 type Stats struct {
-	// Applied is the number of messages acked after a committed Apply.
+	// Applied is the number of changes of committed Applies (a message
+	// of several changes counts each; it is acked once all are settled).
 	Applied uint64
 	// Batches is the number of successful Apply calls of fetched changes
 	// (a bisected batch counts each committed part).
 	Batches uint64
-	// Terminated is the number of messages that did not decode as a change
-	// and were terminated (JetStream will not redeliver them). Without a
-	// dead-letter queue only; with one they are dead-lettered.
+	// Terminated is the number of entries that are not a valid change (a
+	// change failing cdc.Check, or a message that does not decode at all)
+	// dropped without a dead-letter queue: a message holding no valid
+	// change is terminated (JetStream will not redeliver it), one with
+	// valid changes too is acked once they commit. With a queue they are
+	// dead-lettered instead.
 	Terminated uint64
-	// DeadLettered is the number of messages acked after their change was
-	// stored in the dead-letter queue.
+	// DeadLettered is the number of changes (or undecodable messages)
+	// stored in the dead-letter queue and settled.
 	DeadLettered uint64
 	// Failures is the number of failed Apply attempts.
 	Failures      uint64
