@@ -354,8 +354,8 @@ func viewEntry(e dlq.Entry) dlqEntryView {
 	v := dlqEntryView{ID: e.ID, Table: e.Table, PipelineID: e.PipelineID, ErrorClass: e.ErrorClass, Error: e.Error,
 		Attempts: e.Attempts, FirstFailedAt: e.FirstFailedAt, LastFailedAt: e.LastFailedAt,
 		Position: dlqPositionView{Stream: e.Stream, Seq: e.StreamSeq, Subject: e.Subject}}
-	var c contracts.Change
-	if err := json.Unmarshal(e.Change, &c); err != nil || !c.Op.Valid() {
+	c, err := letterChange(e.Change)
+	if err != nil || !c.Op.Valid() {
 		// Not a change: show its text.
 		text := string(e.Change)
 		if !utf8.ValidString(text) {
@@ -382,6 +382,24 @@ func viewEntry(e dlq.Entry) dlqEntryView {
 	}
 	v.Change = c
 	return v
+}
+
+// letterChange reads an entry's change: a version 1 envelope, or a version
+// 2 message of one change (the sink dead-letters one change of a message
+// of several that way).
+func letterChange(body []byte) (contracts.Change, error) {
+	var c contracts.Change
+	if err := json.Unmarshal(body, &c); err != nil || c.V != contracts.MessageVersion {
+		return c, err
+	}
+	m, err := contracts.DecodeMessage(body)
+	if err != nil {
+		return c, err
+	}
+	if len(m.Changes) != 1 {
+		return c, fmt.Errorf("dead letter holds %d changes, want one", len(m.Changes))
+	}
+	return m.Change(0), nil
 }
 
 // cutText cuts s to at most n bytes on a rune boundary, marking the cut.
