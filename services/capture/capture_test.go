@@ -275,13 +275,53 @@ func changeSchema(t *testing.T) *jsonschema.Schema {
 	return sch
 }
 
+// storedMsg is one change of a message in the stream, with its message's
+// subject, Nats-Msg-Id, stream sequence and size; the tests read the
+// stream change by change.
 type storedMsg struct {
 	subject string
 	msgID   string
+	seq     uint64 // the message's stream sequence
+	index   int    // the change's index in its message
+	n       int    // the message's changes
 	change  contracts.Change
 }
 
-// streamMsgs reads every message stored in the source's stream, in order.
+// decodeStored decodes a stored message: it must be a version 2 message,
+// and each of its changes, written as a version 1 change, must match the
+// change event schema (when sch is not nil).
+func decodeStored(t *testing.T, sch *jsonschema.Schema, subject, msgID string, seq uint64, data []byte) []storedMsg {
+	t.Helper()
+	if !bytes.HasPrefix(data, []byte(`{"v":2,`)) {
+		t.Fatalf("message %d is not a version 2 message: %.300s", seq, data)
+	}
+	m, err := contracts.DecodeMessage(data)
+	if err != nil {
+		t.Fatalf("message %d: %v\n%.300s", seq, err, data)
+	}
+	out := make([]storedMsg, 0, len(m.Changes))
+	for i, c := range m.All() {
+		if sch != nil {
+			v1 := c
+			v1.V = contracts.EnvelopeVersion
+			body, err := v1.AppendJSON(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sch.Validate(inst); err != nil {
+				t.Errorf("message %d change %d does not match the change event schema: %v\n%.500s", seq, i, err, body)
+			}
+		}
+		out = append(out, storedMsg{subject: subject, msgID: msgID, seq: seq, index: i, n: len(m.Changes), change: c})
+	}
+	return out
+}
+
+// streamMsgs reads every change stored in the source's stream, in order.
 func (e *env) streamMsgs() []storedMsg {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -304,36 +344,36 @@ func (e *env) streamMsgs() []storedMsg {
 		if err != nil {
 			e.t.Fatalf("get message %d: %v", seq, err)
 		}
-		var c contracts.Change
-		if err := json.Unmarshal(m.Data, &c); err != nil {
-			e.t.Fatalf("message %d is not a change: %v\n%s", seq, err, m.Data)
-		}
-		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(m.Data))
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		if err := sch.Validate(inst); err != nil {
-			e.t.Errorf("message %d does not match the change event schema: %v\n%.500s", seq, err, m.Data)
-		}
-		out = append(out, storedMsg{subject: m.Subject, msgID: m.Header.Get(jetstream.MsgIDHeader), change: c})
+		out = append(out, decodeStored(e.t, sch, m.Subject, m.Header.Get(jetstream.MsgIDHeader), seq, m.Data)...)
 	}
 	return out
+}
+
+// messages counts the distinct messages that changes came in.
+func messages(changes []storedMsg) int {
+	n := 0
+	for _, c := range changes {
+		if c.index == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 func (e *env) waitMsgs(n int) []storedMsg {
 	e.t.Helper()
 	var msgs []storedMsg
-	eventually(e.t, 30*time.Second, fmt.Sprintf("%d messages in the stream", n), func() (bool, string) {
+	eventually(e.t, 30*time.Second, fmt.Sprintf("%d changes in the stream", n), func() (bool, string) {
 		msgs = e.streamMsgs()
-		return len(msgs) >= n, fmt.Sprintf("%d messages, state %+v", len(msgs), e.store.state())
+		return len(msgs) >= n, fmt.Sprintf("%d changes, state %+v", len(msgs), e.store.state())
 	})
 	if len(msgs) != n {
-		e.t.Fatalf("stream holds %d messages, want %d", len(msgs), n)
+		e.t.Fatalf("stream holds %d changes, want %d", len(msgs), n)
 	}
 	return msgs
 }
 
-// fetch takes up to n messages from a pipeline consumer without acking
+// fetch takes messages of up to n changes from a pipeline consumer without acking
 // them: under interest retention an ack could remove them from the stream,
 // which the tests read too.
 func (e *env) fetch(pipelineID, destID int64, n int) []storedMsg {
@@ -351,11 +391,11 @@ func (e *env) fetch(pipelineID, destID int64, n int) []storedMsg {
 			e.t.Fatal(err)
 		}
 		for m := range batch.Messages() {
-			var c contracts.Change
-			if err := json.Unmarshal(m.Data(), &c); err != nil {
+			meta, err := m.Metadata()
+			if err != nil {
 				e.t.Fatal(err)
 			}
-			out = append(out, storedMsg{subject: m.Subject(), msgID: m.Headers().Get(jetstream.MsgIDHeader), change: c})
+			out = append(out, decodeStored(e.t, nil, m.Subject(), m.Headers().Get(jetstream.MsgIDHeader), meta.Sequence.Stream, m.Data())...)
 		}
 	}
 	return out
@@ -406,7 +446,13 @@ COMMIT;`)
 	e.exec("DELETE FROM items WHERE id = 3")
 	e.exec("TRUNCATE items")
 
+	// The first transaction is two messages, one per table, in the order
+	// of each table's first change; every other one a message of its one
+	// change.
 	msgs := e.waitMsgs(8)
+	if n := messages(msgs); n != 7 || msgs[0].n != 2 || msgs[2].n != 1 {
+		t.Errorf("8 changes in %d messages (first two %d and %d changes), want 7 (2 and 1)", n, msgs[0].n, msgs[2].n)
+	}
 	bigJSON, _ := json.Marshal(big)
 	want := []struct {
 		op                 contracts.Op
@@ -416,20 +462,20 @@ COMMIT;`)
 		unchanged          []string
 	}{
 		{contracts.OpCreate, "items", 1, `{"id":1}`, `null`, `{"id":1,"name":"a","note":null}`, nil},
-		{contracts.OpCreate, "Odd Table", 2, `{"k":"k1"}`, `null`, `{"k":"k1","v":1}`, nil},
 		{contracts.OpUpdate, "items", 3, `{"id":1}`, `null`, `{"id":1,"name":"b","note":null}`, nil},
+		{contracts.OpCreate, "Odd Table", 2, `{"k":"k1"}`, `null`, `{"k":"k1","v":1}`, nil},
 		{contracts.OpCreate, "items", 1, `{"id":2}`, `null`, `{"id":2,"name":"big","note":` + string(bigJSON) + `}`, nil},
 		{contracts.OpUpdate, "items", 1, `{"id":2}`, `null`, `{"id":2,"name":"c"}`, []string{"note"}},
 		{contracts.OpUpdate, "items", 1, `{"id":3}`, `{"id":1}`, `{"id":3,"name":"b","note":null}`, nil},
 		{contracts.OpDelete, "items", 1, `{"id":3}`, `{"id":3}`, `null`, nil},
 		{contracts.OpTruncate, "items", 1, `null`, `null`, `null`, nil},
 	}
-	var prev contracts.Version
+	prev := map[string]contracts.Version{}
 	for i, w := range want {
 		m, c := msgs[i], msgs[i].change
 		where := fmt.Sprintf("message %d (%s %s)", i, w.op, w.table)
 		if c.Op != w.op || c.Source.Table != w.table || c.Source.Seq != w.seq || c.Source.Schema != "public" ||
-			c.Source.SourceID != e.src.ID || c.Source.Database != e.db || c.V != contracts.EnvelopeVersion {
+			c.Source.SourceID != e.src.ID || c.Source.Database != e.db || c.V != contracts.MessageVersion {
 			t.Errorf("%s: got v%d %s %s.%s seq %d source %d db %s", where, c.V, c.Op, c.Source.Schema, c.Source.Table,
 				c.Source.Seq, c.Source.SourceID, c.Source.Database)
 			continue
@@ -437,7 +483,7 @@ COMMIT;`)
 		if m.subject != contracts.ChangeSubject(e.src.ID, "public", w.table, 0) {
 			t.Errorf("%s: subject %s", where, m.subject)
 		}
-		if m.msgID != contracts.MsgID(e.src.ID, c.Source.CommitLSN, c.Source.Seq) {
+		if m.msgID != contracts.MessageID(e.src.ID, c.Source.CommitLSN, "public", w.table, 0, 0) {
 			t.Errorf("%s: Nats-Msg-Id %q", where, m.msgID)
 		}
 		if g := rowJSON(c.Key); g != w.key {
@@ -456,19 +502,19 @@ COMMIT;`)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !prev.Less(v) {
-			t.Errorf("%s: version %+v not after %+v", where, v, prev)
+		if p := prev[w.table]; !p.Less(v) {
+			t.Errorf("%s: version %+v not after %+v", where, v, p)
 		}
-		prev = v
+		prev[w.table] = v
 		if len(c.Columns) == 0 || c.Columns[0].Type == "" {
 			t.Errorf("%s: columns %+v", where, c.Columns)
 		}
 	}
-	if msgs[0].change.Source.CommitLSN != msgs[2].change.Source.CommitLSN {
+	if msgs[0].change.Source.CommitLSN != msgs[2].change.Source.CommitLSN || msgs[1].change.Source.CommitLSN != msgs[2].change.Source.CommitLSN {
 		t.Errorf("one transaction has two commit LSNs")
 	}
-	if msgs[1].subject != fmt.Sprintf("rosetta.cdc.%d.public.Odd%%20Table.0", e.src.ID) {
-		t.Errorf("subject of \"Odd Table\" = %s", msgs[1].subject)
+	if msgs[2].subject != fmt.Sprintf("rosetta.cdc.%d.public.Odd%%20Table.0", e.src.ID) {
+		t.Errorf("subject of \"Odd Table\" = %s", msgs[2].subject)
 	}
 
 	// The pipeline's consumer was created before the tables were
@@ -566,8 +612,8 @@ func testPublishFailure(t *testing.T, pg *testkit.Postgres, js jetstream.JetStre
 	if st := e.store.state(); strings.Contains(st.LastError, e.src.Password) {
 		t.Fatalf("the error state holds the password: %s", st.LastError)
 	}
-	// Let the worker retry: the two changes that fit are republished and
-	// deduplicated, the slot stays before the transaction. Waiting for a
+	// Let the worker retry: the transaction, one message, is refused
+	// again, the slot stays before it. Waiting for a
 	// second error state (not a fixed time) proves a retry happened.
 	errorStates := func() int {
 		n := 0
@@ -583,15 +629,11 @@ func testPublishFailure(t *testing.T, pg *testkit.Postgres, js jetstream.JetStre
 		return n >= 2, fmt.Sprintf("%d error states", n)
 	})
 	msgs := e.streamMsgs()
-	if len(msgs) != 3 {
-		t.Fatalf("stream holds %d messages after retries, want 3 (1, 2, 3 once each)", len(msgs))
+	if len(msgs) != 1 {
+		t.Fatalf("stream holds %d changes after retries, want 1 (the first transaction's)", len(msgs))
 	}
-	tx2, _ := pglogrepl.ParseLSN(msgs[1].change.Source.CommitLSN)
-	// Equal is fine: PostgreSQL re-sends a transaction whose commit record
-	// starts at the confirmed position (it skips only those before it).
-	if s, _ := e.slot(); s.ConfirmedFlushLSN > tx2 {
-		t.Fatalf("slot confirmed %s although the transaction committed at %s is not fully in JetStream", s.ConfirmedFlushLSN, tx2)
-	}
+	// Checked against the transaction's commit LSN once it is stored.
+	refused, _ := e.slot()
 
 	stopA()
 	e.waitActive(false)
@@ -601,13 +643,16 @@ func testPublishFailure(t *testing.T, pg *testkit.Postgres, js jetstream.JetStre
 	e.exec("INSERT INTO t VALUES (5, 'while stopped')")
 
 	// A new manager with room in the stream resumes from the slot: the
-	// transaction is sent again, its first two changes are deduplicated.
+	// transaction is sent again, as one message.
 	stopB := e.start(testConfig())
 	msgs = e.waitMsgs(5)
 	var ids []string
 	seen := map[string]bool{}
 	for _, m := range msgs {
 		ids = append(ids, rowJSON(m.change.Key))
+		if m.index > 0 {
+			continue
+		}
 		if seen[m.msgID] {
 			t.Errorf("message id %s stored twice", m.msgID)
 		}
@@ -615,6 +660,14 @@ func testPublishFailure(t *testing.T, pg *testkit.Postgres, js jetstream.JetStre
 	}
 	if want := []string{`{"id":1}`, `{"id":2}`, `{"id":3}`, `{"id":4}`, `{"id":5}`}; !slices.Equal(ids, want) {
 		t.Fatalf("keys in the stream = %v, want %v", ids, want)
+	}
+	if n := messages(msgs); n != 3 || msgs[1].n != 3 {
+		t.Errorf("stream holds %d messages, the second of %d changes; want 3, the second of 3", n, msgs[1].n)
+	}
+	// Equal is fine: PostgreSQL re-sends a transaction whose commit record
+	// starts at the confirmed position (it skips only those before it).
+	if tx2, _ := pglogrepl.ParseLSN(msgs[1].change.Source.CommitLSN); refused.ConfirmedFlushLSN > tx2 {
+		t.Fatalf("slot confirmed %s although the transaction committed at %s was not in JetStream", refused.ConfirmedFlushLSN, tx2)
 	}
 	e.waitConfirmedPast(msgs[4].change.Source.CommitLSN)
 	stopB()

@@ -74,10 +74,13 @@ type Config struct {
 	// losing PostgreSQL, or giving it up because it cannot publish).
 	// Default 1s.
 	TakeoverInterval time.Duration
-	// PublishWindow is the number of changes published and not yet
-	// acknowledged by JetStream a worker allows before it waits. Default 4096.
+	// PublishWindow is the number of messages published and not yet
+	// acknowledged by JetStream a worker allows before it waits. A message
+	// holds the changes of one table and partition of one transaction, up
+	// to contracts.ChunkChanges of them (a single-row transaction is one
+	// message of one change). Default 4096.
 	PublishWindow int
-	// AckTimeout is how long a published change may stay unacknowledged
+	// AckTimeout is how long a published message may stay unacknowledged
 	// before the worker gives up on the session and restarts from the
 	// confirmed position. Default 30s.
 	AckTimeout time.Duration

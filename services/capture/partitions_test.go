@@ -13,7 +13,7 @@ import (
 
 // testPartitions: with partitions set on the source, every change is
 // published on the partition of its key (a key change on its new key's),
-// a truncate on partition 0, and the Nats-Msg-Id stays the WAL's.
+// a truncate on partition 0, and the Nats-Msg-Id names the partition.
 func testPartitions(t *testing.T, pg *testkit.Postgres, js jetstream.JetStream) {
 	e := newEnv(t, pg, js, 1006, `CREATE TABLE items (id int PRIMARY KEY, name text);`)
 	e.src.Partitions = 4
@@ -34,6 +34,11 @@ func testPartitions(t *testing.T, pg *testkit.Postgres, js jetstream.JetStream) 
 	e.exec(`TRUNCATE items`)
 	msgs := e.waitMsgs(23)
 
+	// The 20 inserts are one message per partition; each later
+	// transaction is one message.
+	if n := messages(msgs); n != 4+3 {
+		t.Errorf("23 changes in %d messages, want 7", n)
+	}
 	used := map[int]int{}
 	for i, m := range msgs {
 		c := m.change
@@ -44,7 +49,7 @@ func testPartitions(t *testing.T, pg *testkit.Postgres, js jetstream.JetStream) 
 		if m.subject != contracts.ChangeSubject(e.src.ID, "public", "items", want) {
 			t.Errorf("message %d (%s %s): subject %s; want partition %d", i, c.Op, rowJSON(c.Key), m.subject, want)
 		}
-		if m.msgID != contracts.MsgID(e.src.ID, c.Source.CommitLSN, c.Source.Seq) {
+		if m.msgID != contracts.MessageID(e.src.ID, c.Source.CommitLSN, "public", "items", want, 0) {
 			t.Errorf("message %d: Nats-Msg-Id %s", i, m.msgID)
 		}
 		used[want]++

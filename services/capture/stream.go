@@ -34,8 +34,7 @@ type stream struct {
 	lastReport time.Time     // last state report to the config store
 	lastRecv   time.Time     // when the source last sent anything
 	walEnd     uint64        // the server's last reported WAL end, for the lag metric
-	bodyHint   int           // capacity for the next message body
-	subjects   map[cdcTable]string
+	batch      *batcher      // the open transaction's messages
 	startedAt  time.Time
 
 	// streaming is set when the server streams in-progress transactions
@@ -45,27 +44,11 @@ type stream struct {
 	block     *spool // the transaction of the open Stream Start .. Stop block
 }
 
+// cdcTable is a table's partition: its subject, and a group of a
+// transaction's changes in one message (see batcher).
 type cdcTable struct {
 	schema, table string
 	partition     int
-}
-
-// subject is the change's subject: its table's, on the partition of its
-// key among the source's partitions (contracts.Partition), built once per
-// table and partition of the session. The partition count is the applied
-// spec's: the API refuses to change it while the source has pipelines, so
-// it is fixed while capture runs for them.
-func (s *stream) subject(c *contracts.Change) string {
-	k := cdcTable{c.Source.Schema, c.Source.Table, contracts.Partition(c.Key, s.applied.Source.Partitions)}
-	if sub, ok := s.subjects[k]; ok {
-		return sub
-	}
-	if s.subjects == nil {
-		s.subjects = make(map[cdcTable]string)
-	}
-	sub := contracts.ChangeSubject(c.Source.SourceID, c.Source.Schema, c.Source.Table, k.partition)
-	s.subjects[k] = sub
-	return sub
 }
 
 // run streams until an error or ctx's end; on ctx's end it drains and
@@ -176,13 +159,23 @@ func (s *stream) applyRaw(ctx context.Context, walStart pglogrepl.LSN, data []by
 	return s.apply(ctx, walStart, msg)
 }
 
+// publishAll adds changes to the open transaction's messages and publishes
+// the messages that filled up.
 func (s *stream) publishAll(ctx context.Context, changes []contracts.Change) error {
 	for i := range changes {
-		if err := s.publish(ctx, &changes[i]); err != nil {
+		if err := s.batch.add(&changes[i]); err != nil {
 			return err
 		}
 	}
-	return nil
+	return s.publishReady(ctx)
+}
+
+// publishReady publishes the messages the batcher closed, if any.
+func (s *stream) publishReady(ctx context.Context) error {
+	if len(s.batch.ready) == 0 {
+		return nil
+	}
+	return s.batch.publish(func(m *outMsg) error { return s.publish(ctx, m) })
 }
 
 // apply decodes one version 1 message, received or replayed from a spool,
@@ -219,8 +212,14 @@ func (s *stream) apply(ctx context.Context, walStart pglogrepl.LSN, msg pglogrep
 		return err
 	}
 	if c, ok := msg.(*pglogrepl.CommitMessage); ok {
-		// The transaction's end becomes confirmable once all its publishes
-		// (and all earlier ones) are acknowledged; see ackTracker.advance.
+		// Every message of the transaction is published before its commit
+		// is tracked: the transaction's end becomes confirmable once all
+		// of them (and all earlier publishes) are acknowledged; see
+		// ackTracker.advance.
+		s.batch.commit()
+		if err := s.publishReady(ctx); err != nil {
+			return err
+		}
 		if err := s.acks.commit(c.TransactionEndLSN); err != nil {
 			return err
 		}
@@ -310,8 +309,10 @@ func (s *stream) handleStreamed(ctx context.Context, x *pglogrepl.XLogData) (boo
 
 // replay publishes a streamed transaction at its commit, exactly as if it
 // had arrived whole: Begin (its final LSN is the commit LSN, so changes get
-// the same commit LSN, seq and Nats-Msg-Id as unstreamed), the spooled
-// messages in order, Commit. Consumers see nothing of it before this.
+// the same commit LSN and seq as unstreamed), the spooled messages in
+// order, Commit. The changes go through the same batcher as an unstreamed
+// transaction's, so they are cut into the same messages with the same
+// Nats-Msg-Id. Consumers see nothing of it before this.
 func (s *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2) error {
 	sp := s.spools.take(m.Xid)
 	if sp == nil {
@@ -359,39 +360,35 @@ func (s *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2)
 	return nil
 }
 
-// publish sends one change with its deterministic Nats-Msg-Id, so that a
-// change published again after a restart is dropped by JetStream's
-// duplicate window (and, past it, by the sinks' version guard). The id
-// needs no partition: the partition is a function of the change's key,
-// so a re-published change goes to the same subject with the same id
-// (and the duplicate window is the stream's, across its subjects).
-func (s *stream) publish(ctx context.Context, c *contracts.Change) error {
+// publish sends one message of a transaction's changes (see batcher) with
+// its deterministic Nats-Msg-Id, so that a message published again after a
+// restart is dropped by JetStream's duplicate window (and, past it, its
+// changes by the sinks' version guard). The publish window counts
+// messages.
+func (s *stream) publish(ctx context.Context, m *outMsg) error {
 	for s.acks.inFlight() >= s.w.cfg.PublishWindow {
 		if err := s.acks.waitOldest(ctx, s.w.cfg.AckTimeout); err != nil {
 			return err
 		}
 	}
-	// AppendJSON writes what encoding/json would, several times faster;
-	// the body is the message's own (JetStream may resend it until acked),
-	// so it is a fresh slice sized like the last one.
-	body, err := c.AppendJSON(make([]byte, 0, s.bodyHint))
-	if err != nil {
-		return fmt.Errorf("encode change of %s.%s at %s: %w", c.Source.Schema, c.Source.Table, c.Source.LSN, err)
+	src := &m.first.Source
+	if s.maxPayload > 0 && int64(len(m.body))+256 > s.maxPayload {
+		if m.n == 1 {
+			return fmt.Errorf("change of %s.%s at %s is %d bytes, more than the NATS server's max_payload (%d): raise max_payload",
+				src.Schema, src.Table, src.LSN, len(m.body), s.maxPayload)
+		}
+		return fmt.Errorf("message of %d changes of %s.%s from %s is %d bytes, more than the NATS server's max_payload (%d): raise max_payload (capture cuts messages of several changes at %d bytes of changes, plus the columns)",
+			m.n, src.Schema, src.Table, src.LSN, len(m.body), s.maxPayload, contracts.ChunkBytes)
 	}
-	s.bodyHint = max(s.bodyHint, len(body)+len(body)/8)
-	subject := s.subject(c)
-	id := contracts.MsgID(c.Source.SourceID, c.Source.CommitLSN, c.Source.Seq)
-	if s.maxPayload > 0 && int64(len(body))+256 > s.maxPayload {
-		return fmt.Errorf("change of %s.%s at %s is %d bytes, more than the NATS server's max_payload (%d): raise max_payload",
-			c.Source.Schema, c.Source.Table, c.Source.LSN, len(body), s.maxPayload)
-	}
-	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
+	msg := &nats.Msg{Subject: m.subject, Data: m.body, Header: nats.Header{jetstream.MsgIDHeader: []string{m.id}}}
 	f, err := s.pub.PublishMsgAsync(msg)
 	if err != nil {
-		return fmt.Errorf("publish %s %s: %w", subject, id, err)
+		return fmt.Errorf("publish %s %s: %w", m.subject, m.id, err)
 	}
-	s.w.cfg.Metrics.ChangePublished(c.Source.SourceID, c.Source.Schema, c.Source.Table)
-	return s.acks.add(f, time.Now(), subject+" "+id)
+	for range m.n {
+		s.w.cfg.Metrics.ChangePublished(src.SourceID, src.Schema, src.Table)
+	}
+	return s.acks.add(f, time.Now(), m.subject+" "+m.id)
 }
 
 // sendStatus confirms s.acks.confirmed to PostgreSQL when one is due: at
@@ -430,6 +427,7 @@ func (s *stream) applyChangedTables(ctx context.Context) error {
 		return err
 	}
 	s.applied = spec
+	s.batch.partitions = spec.Source.Partitions
 	s.w.removeStaleConsumers(ctx, spec)
 	s.w.log.Info("capture tables changed", "tables", len(spec.Tables), "consumers", len(spec.Consumers))
 	return nil

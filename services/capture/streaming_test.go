@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/configstore"
@@ -198,16 +196,26 @@ COMMIT;`)
 	got := readStream(t, e, want)
 	refMsgs := readStream(t, ref, want)
 
-	// Every change once, in the reference's order, with the same version.
+	// Every change once, in the reference's order and messages, with the
+	// same version: a streamed transaction is cut into the messages an
+	// unstreamed one is.
 	seen := map[string]bool{}
+	chunks := map[string]int{}
 	for i := range got {
 		g, r := got[i], refMsgs[i]
-		if seen[g.msgID] {
-			t.Fatalf("message id %s twice in the stream", g.msgID)
+		if g.index == 0 {
+			if seen[g.msgID] {
+				t.Fatalf("message id %s twice in the stream", g.msgID)
+			}
+			seen[g.msgID] = true
+			chunks[g.change.Source.CommitLSN+" "+g.change.Source.Table]++
 		}
-		seen[g.msgID] = true
-		if g.msgID != contracts.MsgID(e.src.ID, g.change.Source.CommitLSN, g.change.Source.Seq) {
-			t.Fatalf("message %d: id %s, change at %s seq %d", i, g.msgID, g.change.Source.CommitLSN, g.change.Source.Seq)
+		chunk := chunks[g.change.Source.CommitLSN+" "+g.change.Source.Table] - 1
+		if g.msgID != contracts.MessageID(e.src.ID, g.change.Source.CommitLSN, "public", g.change.Source.Table, 0, chunk) {
+			t.Fatalf("change %d: id %s, change at %s seq %d", i, g.msgID, g.change.Source.CommitLSN, g.change.Source.Seq)
+		}
+		if g.index != r.index || g.n != r.n {
+			t.Fatalf("change %d: change %d of %d of its message, unstreamed %d of %d", i, g.index, g.n, r.index, r.n)
 		}
 		if strings.TrimPrefix(g.msgID, fmt.Sprint(e.src.ID)) != strings.TrimPrefix(r.msgID, fmt.Sprint(ref.src.ID)) {
 			t.Fatalf("message %d: id %s, unstreamed %s", i, g.msgID, r.msgID)
@@ -314,7 +322,8 @@ COMMIT;`)
 	}
 }
 
-// waitCount waits until the env's stream holds at least n messages.
+// waitCount waits until the env's stream holds at least n changes. It
+// reads each message once, as it arrives.
 func waitCount(t *testing.T, e *env, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
@@ -323,19 +332,32 @@ func waitCount(t *testing.T, e *env, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Minute, fmt.Sprintf("%d messages in stream of source %d", n, e.src.ID), func() (bool, string) {
+	var next uint64 = 1
+	changes := 0
+	eventually(t, 5*time.Minute, fmt.Sprintf("%d changes in stream of source %d", n, e.src.ID), func() (bool, string) {
 		info, err := st.Info(ctx)
 		if err != nil {
 			return false, err.Error()
 		}
-		return info.State.Msgs >= uint64(n), fmt.Sprintf("%d messages, state %+v", info.State.Msgs, e.store.state())
+		for ; next <= info.State.LastSeq; next++ {
+			m, err := st.GetMsg(ctx, next)
+			if err != nil {
+				return false, err.Error()
+			}
+			msg, err := contracts.DecodeMessage(m.Data)
+			if err != nil {
+				t.Fatalf("message %d: %v", next, err)
+			}
+			changes += len(msg.Changes)
+		}
+		return changes >= n, fmt.Sprintf("%d changes in %d messages, state %+v", changes, info.State.Msgs, e.store.state())
 	})
 }
 
-// readStream waits until the env's stream holds n messages, checks it holds
-// no more, and reads them all in order through an ordered consumer (reading
-// tens of thousands one by one would be slow). The first few are validated
-// against the change event schema.
+// readStream waits until the env's stream holds n changes, checks it holds
+// no more, and reads them all in order through an ordered consumer. The
+// changes of the first few messages are validated against the change
+// event schema.
 func readStream(t *testing.T, e *env, n int) []storedMsg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -352,25 +374,24 @@ func readStream(t *testing.T, e *env, n int) []storedMsg {
 	}
 	sch := changeSchema(t)
 	var out []storedMsg
+	read := 0
 	for {
-		batch, err := cons.Fetch(2000, jetstream.FetchMaxWait(time.Second), jetstream.FetchPriorityGroup(natsx.SinkGroup))
+		batch, err := cons.Fetch(200, jetstream.FetchMaxWait(time.Second), jetstream.FetchPriorityGroup(natsx.SinkGroup))
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := 0
 		for m := range batch.Messages() {
 			got++
-			var c contracts.Change
-			if err := json.Unmarshal(m.Data(), &c); err != nil {
-				t.Fatalf("not a change: %v\n%s", err, m.Data())
+			meta, err := m.Metadata()
+			if err != nil {
+				t.Fatal(err)
 			}
-			if len(out) < 5 {
-				inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(m.Data()))
-				if err := sch.Validate(inst); err != nil {
-					t.Errorf("change does not match the schema: %v\n%.500s", err, m.Data())
-				}
+			check := sch
+			if read++; read > 5 {
+				check = nil
 			}
-			out = append(out, storedMsg{subject: m.Subject(), msgID: m.Headers().Get(jetstream.MsgIDHeader), change: c})
+			out = append(out, decodeStored(t, check, m.Subject(), m.Headers().Get(jetstream.MsgIDHeader), meta.Sequence.Stream, m.Data())...)
 		}
 		if batch.Error() != nil {
 			t.Fatal(batch.Error())
@@ -383,7 +404,7 @@ func readStream(t *testing.T, e *env, n int) []storedMsg {
 		}
 	}
 	if len(out) != n {
-		t.Fatalf("stream of source %d holds %d messages, want %d", e.src.ID, len(out), n)
+		t.Fatalf("stream of source %d holds %d changes, want %d", e.src.ID, len(out), n)
 	}
 	return out
 }

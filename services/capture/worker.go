@@ -269,6 +269,7 @@ func (w *worker) session(ctx context.Context) error {
 		dec:        pgrepl.NewDecoder(src.ID, src.Database, pgrepl.NewCatalogResolver(conn)),
 		acks:       newAckTracker(w.confirmed, w.cfg.ConfirmDelay),
 		applied:    spec,
+		batch:      newBatcher(spec.Source.Partitions),
 		sentLSN:    w.confirmed,
 		lastRecv:   time.Now(),
 		streaming:  streaming,
