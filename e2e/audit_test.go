@@ -57,11 +57,17 @@ func (a *audit) dump(table, keyText string) string {
 		if err != nil {
 			continue
 		}
-		var c contracts.Change
-		json.Unmarshal(m.Data, &c)
-		k, _ := json.Marshal(c.Key)
-		if c.Source.Table == table && strings.Contains(string(k), keyText) {
-			fmt.Fprintf(&b, "seq=%d id=%s op=%s key=%s after=%s\n", seq, m.Header.Get(jetstream.MsgIDHeader), c.Op, k, mustJSON(c.After))
+		// A message holds one table's changes of one transaction.
+		msg, err := contracts.DecodeMessage(m.Data)
+		if err != nil || msg.Source.Table != table {
+			continue
+		}
+		for i, c := range msg.All() {
+			k, _ := json.Marshal(c.Key)
+			if strings.Contains(string(k), keyText) {
+				fmt.Fprintf(&b, "seq=%d.%d id=%s op=%s change_seq=%d key=%s after=%s\n", seq, i, m.Header.Get(jetstream.MsgIDHeader), c.Op,
+					c.Source.Seq, k, mustJSON(c.After))
+			}
 		}
 	}
 	return b.String()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -267,12 +268,15 @@ func (w *world) explain(ctx context.Context, dst *pgx.Conn, table, key string) {
 		if err != nil {
 			continue
 		}
-		var ch contracts.Change
-		if json.Unmarshal(m.Data, &ch) != nil || ch.Source.Table != table {
+		msg, err := contracts.DecodeMessage(m.Data)
+		if err != nil || msg.Source.Table != table {
 			continue
 		}
-		if k := string(ch.Key[col]); k == key || string(ch.Before[col]) == key {
-			fmt.Fprintf(&b, "  seq %d %s op %s key %s after %s\n", seq, m.Header.Get(jetstream.MsgIDHeader), ch.Op, mustJSON(ch.Key), mustJSON(ch.After))
+		for i, ch := range msg.All() {
+			if k := string(ch.Key[col]); k == key || string(ch.Before[col]) == key {
+				fmt.Fprintf(&b, "  seq %d.%d %s op %s change seq %d key %s after %s\n", seq, i, m.Header.Get(jetstream.MsgIDHeader), ch.Op,
+					ch.Source.Seq, mustJSON(ch.Key), mustJSON(ch.After))
+			}
 		}
 	}
 	w.t.Logf("published changes of %s %s = %s:\n%s", table, col, key, b.String())
@@ -307,9 +311,10 @@ func (w *world) startAudit() {
 
 // auditIDs reads every message of the source's stream and returns how many
 // times each change occurs, by its identity in the body
-// (contracts.MsgID of source, commit LSN and seq): a change stored twice
-// counts twice whatever its headers say. A message whose Nats-Msg-Id is
-// not that identity fails the test.
+// (contracts.MsgID of source, commit LSN and seq), counting every change of
+// a message that holds several: a change stored twice counts twice
+// whatever its headers say. A message whose Nats-Msg-Id is not its own
+// (auditMsgID) fails the test.
 func (w *world) auditIDs() map[string]int {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -348,16 +353,18 @@ func (w *world) auditIDs() map[string]int {
 		}
 		n := 0
 		for m := range batch.Messages() {
-			var ch contracts.Change
-			if err := json.Unmarshal(m.Data(), &ch); err != nil {
+			msg, err := contracts.DecodeMessage(m.Data())
+			if err != nil {
 				w.t.Fatalf("audit: undecodable message %s: %v", m.Subject(), err)
 			}
-			id := contracts.MsgID(ch.Source.SourceID, ch.Source.CommitLSN, ch.Source.Seq)
-			if h := m.Headers().Get(jetstream.MsgIDHeader); h != id && bad < 5 {
-				w.t.Errorf("audit: change %s published with Nats-Msg-Id %q", id, h)
+			if h := m.Headers().Get(jetstream.MsgIDHeader); !auditMsgID(m.Subject(), h, msg) && bad < 5 {
+				w.t.Errorf("audit: message of %d changes from %s on %s published with Nats-Msg-Id %q", len(msg.Changes),
+					msg.Source.CommitLSN, m.Subject(), h)
 				bad++
 			}
-			ids[id]++
+			for _, ch := range msg.All() {
+				ids[contracts.MsgID(ch.Source.SourceID, ch.Source.CommitLSN, ch.Source.Seq)]++
+			}
 			n++
 		}
 		if err := batch.Error(); err != nil {
@@ -369,4 +376,23 @@ func (w *world) auditIDs() map[string]int {
 		seen += uint64(n)
 	}
 	return ids
+}
+
+// auditMsgID reports whether id is the Nats-Msg-Id capture gives the
+// message m published on subject: contracts.MessageID of its source,
+// commit LSN, table, partition (the subject's last token) and some chunk
+// (envelope version 2), or, for a message of one change published before
+// version 2, contracts.MsgID of that change.
+func auditMsgID(subject, id string, m *contracts.Message) bool {
+	s := &m.Source
+	if len(m.Changes) == 1 && id == contracts.MsgID(s.SourceID, s.CommitLSN, m.Changes[0].Seq) {
+		return true
+	}
+	partition, err := strconv.Atoi(subject[strings.LastIndexByte(subject, '.')+1:])
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(id, ':')
+	chunk, err := strconv.Atoi(id[i+1:])
+	return i >= 0 && err == nil && id == contracts.MessageID(s.SourceID, s.CommitLSN, s.Schema, s.Table, partition, chunk)
 }

@@ -321,10 +321,11 @@ func (w *world) streamInfo() *jetstream.StreamInfo {
 	return info
 }
 
-var msgIDRE = regexp.MustCompile(`\d+:([0-9A-F]+/[0-9A-F]+):\d+`)
+var msgIDRE = regexp.MustCompile(`\d+:([0-9A-F]+/[0-9A-F]+):`)
 
-// refusedCommit is the commit LSN in the Nats-Msg-Id (source:commit:seq)
-// of the publish an error names, 0 if none.
+// refusedCommit is the commit LSN in the Nats-Msg-Id of the publish an
+// error names (source:commit:seq for a message of version 1,
+// source:commit:table:partition:chunk for version 2), 0 if none.
 func refusedCommit(msg string) uint64 {
 	m := msgIDRE.FindAllStringSubmatch(msg, -1)
 	if len(m) == 0 {
