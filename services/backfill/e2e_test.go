@@ -162,8 +162,8 @@ func TestSnapshotWhileWriting(t *testing.T) {
 	// until the destination equals the source.
 	if c, err := js.Consumer(ctx, contracts.StreamName(src.ID), contracts.ConsumerName(p.ID, dst.ID)); err == nil {
 		if info, err := c.Info(ctx); err == nil {
-			t.Logf("sink backlog when the snapshot finished: %d changes not yet applied (%d pending, %d being applied)",
-				info.NumPending+uint64(info.NumAckPending), info.NumPending, info.NumAckPending)
+			t.Logf("sink backlog when the snapshot finished: %d messages (of up to %d rows) not yet applied (%d pending, %d being applied)",
+				info.NumPending+uint64(info.NumAckPending), contracts.ChunkChanges, info.NumPending, info.NumAckPending)
 		}
 	}
 
