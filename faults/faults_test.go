@@ -76,9 +76,10 @@ func finish(t *testing.T, w *world, wl *workload, drainTimeout time.Duration) {
 }
 
 // (a) capture is SIGKILLed while a long transaction is open on the source,
-// and again while it publishes that transaction's 35,000 changes; the
-// stream must hold each change once (JetStream's dedup drops the
-// re-published ones) and the destination must equal the source.
+// and again while it publishes that transaction's 35,000 changes (in
+// messages of 1024); the stream must hold each change once (JetStream's
+// dedup drops the re-published messages, cut the same way) and the
+// destination must equal the source.
 func testSIGKILLCaptureMidTransaction(t *testing.T) {
 	w, wl := setup(t, worldOptions{}, true, 1)
 	time.Sleep(2 * time.Second)
@@ -107,16 +108,24 @@ func testSIGKILLCaptureMidTransaction(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Kill capture again while it publishes the committed transaction.
+	// Kill capture again while it publishes the committed transaction:
+	// once 8 of its messages (full ones, of contracts.ChunkChanges
+	// changes; the workload's are small) are stored, about 8,000 changes.
 	deadline := time.Now().Add(60 * time.Second)
-	for w.streamLastSeq() < before+8000 {
+	next, full := before+1, 0
+	for full < 8 {
 		if time.Now().After(deadline) {
 			t.Fatalf("capture did not publish the long transaction within 60s")
+		}
+		for last := w.streamLastSeq(); next <= last; next++ {
+			if w.messageChanges(next) >= contracts.ChunkChanges {
+				full++
+			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	w.capture.kill()
-	t.Logf("capture killed %d messages after the long transaction's commit", w.streamLastSeq()-before)
+	t.Logf("capture killed %d messages (%d full ones) after the long transaction's commit", w.streamLastSeq()-before, full)
 	time.Sleep(300 * time.Millisecond)
 	w.capture.start()
 	time.Sleep(4 * time.Second)
@@ -400,6 +409,26 @@ func (w *world) streamLastSeq() uint64 {
 		return 0
 	}
 	return info.State.LastSeq
+}
+
+// messageChanges is the number of changes of the stream's message seq (0
+// if it cannot be read).
+func (w *world) messageChanges(seq uint64) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := w.js.Stream(ctx, contracts.StreamName(w.sourceID))
+	if err != nil {
+		return 0
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return 0
+	}
+	msg, err := contracts.DecodeMessage(m.Data)
+	if err != nil {
+		return 0
+	}
+	return len(msg.Changes)
 }
 
 // destinationHealth is the pipeline's destination health and last error.
