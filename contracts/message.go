@@ -27,7 +27,11 @@ const (
 	ChunkChanges = 1024
 	// ChunkBytes is the largest body a message of several changes grows
 	// to; a single change larger than it is a message of its own. It is
-	// well below NATS's default max_payload (1 MiB).
+	// well below NATS's default max_payload (1 MiB). Capture counts the
+	// bytes of the changes (entries) only, not the head: the head's
+	// columns come partly from the catalog as read when the relation was
+	// described, which a restarted capture may read differently, and that
+	// must not move a cut. A capture message may so pass it by its head.
 	ChunkBytes = 256 << 10
 )
 
