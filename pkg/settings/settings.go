@@ -115,7 +115,8 @@ type Settings struct {
 	// after a restart; 0 (the default) means automatic, see
 	// DuplicateWindow.
 	StreamDuplicateWindow time.Duration
-	// SinkBatchSize and SinkBatchWait bound one applied batch.
+	// SinkBatchSize and SinkBatchWait bound one applied batch; the size
+	// counts changes (sinkrunner.Config.BatchSize).
 	SinkBatchSize int
 	SinkBatchWait time.Duration
 	// NATSPingInterval and NATSMaxPingsOut detect a dead (half-open)
