@@ -126,8 +126,10 @@ func computeLag(in lagInput, now time.Time, threshold time.Duration) lagStatus {
 	return out
 }
 
-// describeLag is "142 s behind, 53,000 changes pending", or the part of it
-// that is known and not zero.
+// describeLag is "142 s behind, 53,000 messages pending", or the part of
+// it that is known and not zero. Pending counts JetStream messages (each up
+// to contracts.ChunkChanges changes of one table's transaction): counting
+// their changes would mean reading every pending message.
 func describeLag(seconds *float64, pending *int64) string {
 	var parts []string
 	switch {
@@ -138,9 +140,9 @@ func describeLag(seconds *float64, pending *int64) string {
 		parts = append(parts, humanize.Thousands(int64(math.Round(*seconds)))+" s behind")
 	}
 	if pending != nil && *pending > 0 {
-		unit := "changes"
+		unit := "messages"
 		if *pending == 1 {
-			unit = "change"
+			unit = "message"
 		}
 		parts = append(parts, humanize.Thousands(*pending)+" "+unit+" pending")
 	}

@@ -45,7 +45,7 @@ func TestComputeLag(t *testing.T) {
 		name:        "over the threshold: LAGGING with the numbers",
 		in:          lagInput{Reported: configstore.HealthHealthy, Progress: applied(142*time.Second, 0x1000), Pending: n(53000), SourceLSN: 0x5000},
 		wantHealth:  configstore.HealthLagging,
-		wantReason:  "142 s behind, 53,000 changes pending",
+		wantReason:  "142 s behind, 53,000 messages pending",
 		wantSeconds: ptrTo(142.0), wantBytes: n(0x4000), wantTput: 7.5,
 	}, {
 		name:        "healthy with notes: the sink's notes are the reason",
@@ -62,13 +62,13 @@ func TestComputeLag(t *testing.T) {
 		name:        "error reported: ERROR, the sink's error and how far behind",
 		in:          lagInput{Reported: configstore.HealthError, LastError: "connection refused", Progress: applied(90*time.Second, 0x1000), Pending: n(1)},
 		wantHealth:  configstore.HealthError,
-		wantReason:  "connection refused (90 s behind, 1 change pending)",
+		wantReason:  "connection refused (90 s behind, 1 message pending)",
 		wantSeconds: ptrTo(90.0), wantTput: 7.5,
 	}, {
 		name:        "paused pipeline: PAUSED even when far behind",
 		in:          lagInput{Reported: configstore.HealthHealthy, Paused: true, Progress: applied(time.Hour, 0x1000), Pending: n(12)},
 		wantHealth:  configstore.HealthPaused,
-		wantReason:  "the pipeline is paused (3,600 s behind, 12 changes pending)",
+		wantReason:  "the pipeline is paused (3,600 s behind, 12 messages pending)",
 		wantSeconds: ptrTo(3600.0), wantTput: 7.5,
 	}, {
 		name:       "reported PAUSED by the sink manager",
@@ -78,7 +78,7 @@ func TestComputeLag(t *testing.T) {
 	}, {
 		name:       "nothing reported or applied yet, changes pending: UNKNOWN, lag unknown",
 		in:         lagInput{Reported: configstore.HealthUnknown, Pending: n(5), SourceLSN: 0x5000},
-		wantHealth: configstore.HealthUnknown, wantReason: "no sink has reported on this destination yet (5 changes pending)",
+		wantHealth: configstore.HealthUnknown, wantReason: "no sink has reported on this destination yet (5 messages pending)",
 	}, {
 		name: "the oldest pending change, when known, measures the lag (not a last change applied long ago)",
 		in: lagInput{Reported: configstore.HealthHealthy, Progress: applied(3*time.Hour, 0x1000), Pending: n(3),
@@ -89,13 +89,13 @@ func TestComputeLag(t *testing.T) {
 		name:        "nothing applied yet but the oldest pending change is known: its age is the lag",
 		in:          lagInput{Reported: configstore.HealthHealthy, Pending: n(5), OldestPending: now.Add(-90 * time.Second)},
 		wantHealth:  configstore.HealthLagging,
-		wantReason:  "90 s behind, 5 changes pending",
+		wantReason:  "90 s behind, 5 messages pending",
 		wantSeconds: ptrTo(90.0),
 	}, {
 		name:        "an error a moment after the last change: under 1 s behind",
 		in:          lagInput{Reported: configstore.HealthError, LastError: "down", Pending: n(4), OldestPending: now.Add(-300 * time.Millisecond)},
 		wantHealth:  configstore.HealthError,
-		wantReason:  "down (under 1 s behind, 4 changes pending)",
+		wantReason:  "down (under 1 s behind, 4 messages pending)",
 		wantSeconds: ptrTo(0.3),
 	}, {
 		name:        "NATS did not answer: lag from the last applied change, pending unknown",
@@ -185,9 +185,15 @@ func testLagFromStream(t *testing.T, f *fixture) {
 	}
 	publish := func(table string, lsn uint64, age time.Duration) {
 		t.Helper()
-		ch := contracts.Change{V: contracts.EnvelopeVersion, Op: contracts.OpCreate, Source: contracts.Source{SourceID: src.ID,
-			Schema: "public", Table: table, CommitLSN: contracts.FormatLSN(lsn), Seq: 1, CommitTime: time.Now().Add(-age)}}
-		data, _ := json.Marshal(ch)
+		// A version 2 message (testLagAcrossPartitions publishes
+		// version 1): the commit time is read from either.
+		ch := contracts.Change{V: contracts.MessageVersion, Op: contracts.OpTruncate, Source: contracts.Source{SourceID: src.ID,
+			Schema: "public", Table: table, LSN: contracts.FormatLSN(lsn), CommitLSN: contracts.FormatLSN(lsn), Seq: 1,
+			CommitTime: time.Now().Add(-age)}}
+		data, err := contracts.MessageOf([]contracts.Change{ch}).AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := js.Publish(ctx, contracts.ChangeSubject(src.ID, "public", table, 0), data); err != nil {
 			t.Fatal(err)
 		}

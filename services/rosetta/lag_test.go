@@ -277,7 +277,7 @@ func TestDevProgressAndLag(t *testing.T) {
 	}
 	stopWriting = startWriting()
 	s = waitStatus("LAGGING behind a locked destination table", 30*time.Second, func(s destStatus) bool {
-		return s.Health == "LAGGING" && strings.Contains(s.Reason, " s behind, ") && strings.HasSuffix(s.Reason, " changes pending") &&
+		return s.Health == "LAGGING" && strings.Contains(s.Reason, " s behind, ") && strings.HasSuffix(s.Reason, " messages pending") &&
 			s.LagSeconds != nil && *s.LagSeconds > 3
 	})
 	t.Logf("slow destination: %s", s)
