@@ -40,17 +40,19 @@ var links = map[string]link{
 		},
 		logOf: func(w *world) *proc { return w.capture },
 	},
-	// capture <-> NATS: pings go unanswered; the client declares the
-	// connection stale and reconnects.
+	// capture <-> NATS: pings go unanswered, or a write blocked on the
+	// stalled link passes its deadline (capture publishes more bytes than
+	// the socket buffers hold); either way the client declares the
+	// connection dead and reconnects.
 	"CaptureNATS": {
 		proxy:    func(w *world) *testkit.Proxy { return w.pxCaptureNATS },
-		detected: func(w *world, from int) (bool, string) { return logSays(w.capture, from, "stale connection") },
+		detected: func(w *world, from int) (bool, string) { return natsLinkDead(w.capture, from) },
 		logOf:    func(w *world) *proc { return w.capture },
 	},
 	// sink <-> NATS: the same, in the sink.
 	"SinkNATS": {
 		proxy:    func(w *world) *testkit.Proxy { return w.pxSinkNATS },
-		detected: func(w *world, from int) (bool, string) { return logSays(w.sink, from, "stale connection") },
+		detected: func(w *world, from int) (bool, string) { return natsLinkDead(w.sink, from) },
 		logOf:    func(w *world) *proc { return w.sink },
 	},
 	// sink <-> destination: the apply in progress (or the next one) gets no
@@ -64,6 +66,16 @@ var links = map[string]link{
 		},
 		logOf: func(w *world) *proc { return w.sink },
 	},
+}
+
+// natsLinkDead reports whether p's NATS client declared its connection dead
+// since from: unanswered pings (stale connection) or a write past its
+// deadline (i/o timeout).
+func natsLinkDead(p *proc, from int) (bool, string) {
+	if ok, line := logSays(p, from, "stale connection"); ok {
+		return ok, line
+	}
+	return logSays(p, from, "i/o timeout")
 }
 
 // logSays reports whether p's output since from contains s, and the line.

@@ -133,7 +133,11 @@ func (e *Embedded) Shutdown() {
 // middlebox vanished without a FIN or RST). The client pings every
 // PingInterval; when MaxPingsOut pings in a row go unanswered it drops the
 // connection and reconnects, so a dead link is detected within about
-// PingInterval × (MaxPingsOut + 1).
+// PingInterval × (MaxPingsOut + 1). Writes get the same bound: nats.go
+// flushes under the connection's lock, so a write blocked on a stalled
+// link (a publisher with more bytes in flight than the socket buffers
+// hold: capture's messages of many changes) holds the ping timer too, and
+// only the write deadline (nats.go's default: a minute) ends it.
 type Liveness struct {
 	PingInterval time.Duration
 	MaxPingsOut  int
@@ -166,6 +170,10 @@ func ConnectWith(ctx context.Context, url, name string, log *slog.Logger, live L
 		nats.RetryOnFailedConnect(true),
 		nats.PingInterval(live.PingInterval),
 		nats.MaxPingsOutstanding(live.MaxPingsOut),
+		nats.FlusherTimeout(live.PingInterval * time.Duration(live.MaxPingsOut+1)),
+		// A write that failed may have sent part of a message: the
+		// connection cannot carry another, so reconnect at once.
+		nats.ReconnectOnFlusherError(),
 	}
 	opts = append(opts, extra...)
 	if log != nil {
