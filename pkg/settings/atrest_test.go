@@ -19,11 +19,11 @@ func TestLoadAtRest(t *testing.T) {
 		wantErr string
 	}{
 		{name: "default: on, chacha, derived key", want: DefaultAtRest()},
-		{name: "off", env: map[string]string{EnvJSEncryption: "off"}, want: AtRest{JetStreamCipher: CipherChaCha}},
+		{name: "off", env: map[string]string{EnvJSEncryption: "off"}, want: AtRest{JetStreamCipher: DefaultCipher()}},
 		{name: "aes with a key", env: map[string]string{EnvJSCipher: "aes", EnvJSKey: "0123456789abcdef0"},
 			want: AtRest{JetStreamEncryption: true, JetStreamCipher: CipherAES, JetStreamKey: "0123456789abcdef0"}},
 		{name: "key from a file", env: map[string]string{EnvJSKey + "_FILE": keyFile},
-			want: AtRest{JetStreamEncryption: true, JetStreamCipher: CipherChaCha, JetStreamKey: "from-a-file-0123456789"}},
+			want: AtRest{JetStreamEncryption: true, JetStreamCipher: DefaultCipher(), JetStreamKey: "from-a-file-0123456789"}},
 		{name: "unknown cipher", env: map[string]string{EnvJSCipher: "des"}, wantErr: EnvJSCipher},
 		{name: "not on or off", env: map[string]string{EnvJSEncryption: "maybe"}, wantErr: EnvJSEncryption},
 		{name: "off with a key", env: map[string]string{EnvJSEncryption: "off", EnvJSKey: "0123456789abcdef0"}, wantErr: EnvJSEncryption + "=off"},

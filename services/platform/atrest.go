@@ -15,9 +15,9 @@ import (
 // ROSETTA_SECRET_KEY under a label of its own, so `rosetta dev` encrypts
 // without a step; nothing with ROSETTA_JETSTREAM_ENCRYPTION=off.
 func embeddedAtRest(s *settings.Settings) (natsx.AtRest, error) {
-	ar := natsx.AtRest{Cipher: server.ChaCha}
-	if s.JetStreamCipher == settings.CipherAES {
-		ar.Cipher = server.AES
+	ar := natsx.AtRest{Cipher: server.AES}
+	if s.JetStreamCipher == settings.CipherChaCha {
+		ar.Cipher = server.ChaCha
 	}
 	if !s.JetStreamEncryption {
 		ar.KeySetting = settings.EnvJSEncryption + "=on with " + settings.EnvJSKey + " or " + settings.EnvSecretKey
