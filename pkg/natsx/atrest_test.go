@@ -216,3 +216,32 @@ func TestAtRestEncryptsAPlaintextStore(t *testing.T) {
 		t.Fatalf("start with encryption off after it was on: %v, want %v", err, ErrStoreKey)
 	}
 }
+
+// TestAtRestChangesCipher: a store written with ChaCha20-Poly1305 (the
+// default before AES-GCM became it on CPUs with AES instructions) opens
+// under the same key with AES-GCM, and the other way round: the server
+// converts the blocks as it loads them.
+func TestAtRestChangesCipher(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		from, to server.StoreCipher
+	}{{"chacha to aes", server.ChaCha, server.AES}, {"aes to chacha", server.AES, server.ChaCha}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			const key = "key-A-0123456789abcdef"
+			marker := writeMarked(t, dir, AtRest{Key: key, Cipher: tc.from})
+			got, err := readBack(t, dir, AtRest{Key: key, Cipher: tc.to})
+			if err != nil {
+				t.Fatalf("start with the other cipher: %v", err)
+			}
+			if !bytes.Contains(got, marker) {
+				t.Fatalf("row = %q, want it to hold %q", got, marker)
+			}
+			if hits := filesContaining(t, dir, marker); len(hits) > 0 {
+				t.Fatalf("after the cipher change the row is in clear in %v", hits)
+			}
+		})
+	}
+}
