@@ -124,6 +124,8 @@ func (b *bench) runLatency(ctx context.Context, rates []float64, dur time.Durati
 		return res, fmt.Errorf("warm-up row never reached the destination: %w\n%s", err, r.logTail())
 	}
 
+	// -pprof: a CPU profile of the first phase (after the warm-up).
+	r.profile(b.pprofDir, b.profileSecs)
 	// The destination stamps each row's arrival in a column of its own
 	// (the server method); the sink writes the columns it knows.
 	if _, err := dst.Exec(ctx, "ALTER TABLE "+pgx.Identifier{"public", table}.Sanitize()+
