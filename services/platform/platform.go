@@ -170,10 +170,13 @@ func newNATS(lc fx.Lifecycle, s *settings.Settings, log *slog.Logger) (NATSResul
 			ecfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		}
 		emb, err = natsx.StartEmbedded(ecfg, log)
-		if err == nil && ecfg.TLS != nil {
-			// The process's own connection stays inside the process (no
-			// socket, so no certificate to check against a host name);
-			// TLS protects the listener that other programs reach.
+		if err == nil {
+			// The process's own connection stays inside the process: no
+			// socket, so no system calls per message (a single-row
+			// transaction crosses it several times: publish, its ack,
+			// delivery, the sink's ack), and no certificate to check
+			// against a host name; TLS protects the listener that other
+			// programs reach.
 			connectOpts = append(connectOpts, nats.InProcessServer(emb.Server()))
 		}
 		if err != nil {
