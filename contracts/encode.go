@@ -23,34 +23,11 @@ func (c *Change) AppendJSON(dst []byte) ([]byte, error) {
 	dst = strconv.AppendInt(dst, int64(c.V), 10)
 	dst = append(dst, `,"op":`...)
 	dst = appendString(dst, string(c.Op))
-	dst = append(dst, `,"source":{"source_id":`...)
-	s := &c.Source
-	dst = strconv.AppendInt(dst, s.SourceID, 10)
-	dst = append(dst, `,"db":`...)
-	dst = appendString(dst, s.Database)
-	dst = append(dst, `,"schema":`...)
-	dst = appendString(dst, s.Schema)
-	dst = append(dst, `,"table":`...)
-	dst = appendString(dst, s.Table)
-	dst = append(dst, `,"lsn":`...)
-	dst = appendString(dst, s.LSN)
-	dst = append(dst, `,"commit_lsn":`...)
-	dst = appendString(dst, s.CommitLSN)
-	dst = append(dst, `,"seq":`...)
-	dst = strconv.AppendInt(dst, s.Seq, 10)
-	if s.TxID != 0 {
-		dst = append(dst, `,"txid":`...)
-		dst = strconv.AppendUint(dst, uint64(s.TxID), 10)
-	}
-	dst = append(dst, `,"commit_time":`...)
-	var err error
-	if dst, err = appendTime(dst, s.CommitTime); err != nil {
+	dst = append(dst, `,"source":`...)
+	dst, err := appendSource(dst, &c.Source, true)
+	if err != nil {
 		return nil, err
 	}
-	if s.Snapshot {
-		dst = append(dst, `,"snapshot":true`...)
-	}
-	dst = append(dst, '}')
 	if dst, err = appendColumns(dst, c.Columns); err != nil {
 		return nil, err
 	}
@@ -128,30 +105,11 @@ func appendCompact(dst, raw []byte) ([]byte, error) {
 // (with a comma before all but the first) and CloseMessage ends it.
 // Capture writes messages so, change by change, without a Message value.
 func AppendMessageHead(dst []byte, c *Change) ([]byte, error) {
-	dst = append(dst, `{"v":2,"source":{"source_id":`...)
-	s := &c.Source
-	dst = strconv.AppendInt(dst, s.SourceID, 10)
-	dst = append(dst, `,"db":`...)
-	dst = appendString(dst, s.Database)
-	dst = append(dst, `,"schema":`...)
-	dst = appendString(dst, s.Schema)
-	dst = append(dst, `,"table":`...)
-	dst = appendString(dst, s.Table)
-	dst = append(dst, `,"commit_lsn":`...)
-	dst = appendString(dst, s.CommitLSN)
-	if s.TxID != 0 {
-		dst = append(dst, `,"txid":`...)
-		dst = strconv.AppendUint(dst, uint64(s.TxID), 10)
-	}
-	dst = append(dst, `,"commit_time":`...)
-	var err error
-	if dst, err = appendTime(dst, s.CommitTime); err != nil {
+	dst = append(dst, `{"v":2,"source":`...)
+	dst, err := appendSource(dst, &c.Source, false)
+	if err != nil {
 		return nil, err
 	}
-	if s.Snapshot {
-		dst = append(dst, `,"snapshot":true`...)
-	}
-	dst = append(dst, '}')
 	if dst, err = appendColumns(dst, c.Columns); err != nil {
 		return nil, err
 	}
@@ -228,4 +186,41 @@ func appendColumns(dst []byte, cols []Column) ([]byte, error) {
 		dst = append(dst, ']')
 	}
 	return dst, nil
+}
+
+// appendSource writes a source object: a change's (ofChange, with its lsn
+// and seq) or a message's (without them), in the field order encoding/json
+// writes for Source and MessageSource.
+func appendSource(dst []byte, s *Source, ofChange bool) ([]byte, error) {
+	dst = append(dst, `{"source_id":`...)
+	dst = strconv.AppendInt(dst, s.SourceID, 10)
+	dst = append(dst, `,"db":`...)
+	dst = appendString(dst, s.Database)
+	dst = append(dst, `,"schema":`...)
+	dst = appendString(dst, s.Schema)
+	dst = append(dst, `,"table":`...)
+	dst = appendString(dst, s.Table)
+	if ofChange {
+		dst = append(dst, `,"lsn":`...)
+		dst = appendString(dst, s.LSN)
+	}
+	dst = append(dst, `,"commit_lsn":`...)
+	dst = appendString(dst, s.CommitLSN)
+	if ofChange {
+		dst = append(dst, `,"seq":`...)
+		dst = strconv.AppendInt(dst, s.Seq, 10)
+	}
+	if s.TxID != 0 {
+		dst = append(dst, `,"txid":`...)
+		dst = strconv.AppendUint(dst, uint64(s.TxID), 10)
+	}
+	dst = append(dst, `,"commit_time":`...)
+	var err error
+	if dst, err = appendTime(dst, s.CommitTime); err != nil {
+		return nil, err
+	}
+	if s.Snapshot {
+		dst = append(dst, `,"snapshot":true`...)
+	}
+	return append(dst, '}'), nil
 }

@@ -31,14 +31,8 @@ func decodeFast(data []byte, d *Decoder) (contracts.Change, bool) {
 	var c contracts.Change
 	// json.Unmarshal merges a repeated object field into the first; such
 	// input is left to it.
-	var seen uint16
-	once := func(bit uint16) bool {
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return true
-	}
+	var seen fieldSet
+	once := seen.once
 	ok := p.object(func(key []byte) bool {
 		switch string(key) {
 		case "v":
@@ -71,6 +65,20 @@ func decodeFast(data []byte, d *Decoder) (contracts.Change, bool) {
 		return contracts.Change{}, false
 	}
 	return c, true
+}
+
+// fieldSet records the fields of one object already read:
+// json.Unmarshal merges a repeated object field into the first, and the
+// fast decoders leave such input to it.
+type fieldSet uint16
+
+// once marks bit read and reports whether it was not before.
+func (f *fieldSet) once(bit uint16) bool {
+	if uint16(*f)&bit != 0 {
+		return false
+	}
+	*f |= fieldSet(bit)
+	return true
 }
 
 type parser struct {

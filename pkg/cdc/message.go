@@ -106,7 +106,7 @@ func decodeMessageFast(data []byte, d *Decoder, dst []contracts.Change) ([]contr
 		src     contracts.Source
 		cols    []contracts.Column
 		v       int64
-		seen    uint8
+		seen    fieldSet
 		entries bool
 	)
 	ok := p.object(func(key []byte) bool {
@@ -117,18 +117,13 @@ func decodeMessageFast(data []byte, d *Decoder, dst []contracts.Change) ([]contr
 		case "v":
 			var ok bool
 			v, ok = p.int(0)
-			return ok && seen&1 == 0 && v == contracts.MessageVersion && func() bool { seen |= 1; return true }()
+			return ok && v == contracts.MessageVersion && seen.once(1)
 		case "source":
-			if seen&2 != 0 {
-				return false
-			}
-			seen |= 2
-			return p.source(&src) && src.LSN == "" && src.Seq == 0
+			return seen.once(2) && p.source(&src) && src.LSN == "" && src.Seq == 0
 		case "columns":
-			if seen&4 != 0 {
+			if !seen.once(4) {
 				return false
 			}
-			seen |= 4
 			if p.d == nil {
 				return p.columns(&cols)
 			}
@@ -160,14 +155,8 @@ func (p *parser) entries(dst []contracts.Change, src *contracts.Source, cols []c
 	}
 	for {
 		c := contracts.Change{V: contracts.MessageVersion, Source: *src, Columns: cols}
-		var seen uint16
-		once := func(bit uint16) bool {
-			if seen&bit != 0 {
-				return false
-			}
-			seen |= bit
-			return true
-		}
+		var seen fieldSet
+		once := seen.once
 		ok := p.object(func(key []byte) bool {
 			switch string(key) {
 			case "op":
