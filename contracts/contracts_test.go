@@ -12,20 +12,7 @@ import (
 
 func compileSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(ChangeEventSchema))
-	if err != nil {
-		t.Fatalf("parse schema: %v", err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource("change-event.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("change-event.schema.json")
-	if err != nil {
-		t.Fatalf("compile schema: %v", err)
-	}
-	return s
+	return compileSchemaDef(t, "")
 }
 
 // TestGoldenEventsMatchSchemaAndTypes checks each golden event against the

@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/rosettacdc/rosetta/contracts"
-	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
@@ -65,24 +62,7 @@ func BenchmarkRunnerMessages(b *testing.B) {
 						b.Fatal("publish did not complete")
 					}
 				}
-				r := sinkrunner.New(sinkrunner.Config{PipelineID: 1, DestinationID: 1, SourceID: src, BatchSize: 1000},
-					cons, slowDestination{per: 20 * time.Millisecond}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-				rctx, cancel := context.WithCancel(ctx)
-				done := make(chan error, 1)
-				b.StartTimer()
-				start := time.Now()
-				go func() { done <- r.Run(rctx) }()
-				for r.Stats().Applied < changes {
-					time.Sleep(time.Millisecond)
-				}
-				total += time.Since(start)
-				b.StopTimer()
-				cancel()
-				if err := <-done; err != nil {
-					b.Fatal(err)
-				}
-				_ = js.DeleteStream(ctx, contracts.StreamName(src))
-				b.StartTimer()
+				total += drainTimed(ctx, b, js, cons, src, changes)
 			}
 			b.ReportMetric(float64(changes*b.N)/total.Seconds(), "changes/s")
 		})
