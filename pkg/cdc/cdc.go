@@ -209,6 +209,18 @@ func decodeOne(data []byte, d *Decoder) (contracts.Change, error) {
 }
 
 func decode(data []byte, d *Decoder) (contracts.Change, error) {
+	c, err := parse(data, d)
+	if err != nil {
+		return contracts.Change{}, err
+	}
+	if err := Check(&c); err != nil {
+		return contracts.Change{}, fmt.Errorf("check change: %w", err)
+	}
+	return c, nil
+}
+
+// parse reads a version 1 body without checking the change.
+func parse(data []byte, d *Decoder) (contracts.Change, error) {
 	// decodeFast reads what capture writes several times faster than
 	// json.Unmarshal, with the same result; anything else goes through
 	// json.Unmarshal.
@@ -221,9 +233,6 @@ func decode(data []byte, d *Decoder) (contracts.Change, error) {
 			return contracts.Change{}, fmt.Errorf("decode change: %w", err)
 		}
 		c = u
-	}
-	if err := Check(&c); err != nil {
-		return contracts.Change{}, checkError{fmt.Errorf("check change: %w", err)}
 	}
 	return c, nil
 }

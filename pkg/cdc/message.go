@@ -29,11 +29,15 @@ func (d *Decoder) DecodeMessage(data []byte, dst []contracts.Change, errs []erro
 
 func decodeMessage(data []byte, d *Decoder, dst []contracts.Change, errs []error) ([]contracts.Change, []error, error) {
 	if version(data) != contracts.MessageVersion {
-		c, err := decode(data, d)
-		if err != nil && !isCheck(err) {
+		c, err := parse(data, d)
+		if err != nil {
 			return dst, errs, err
 		}
-		return append(dst, c), append(errs, unwrapCheck(err)), nil
+		if err := Check(&c); err != nil {
+			// As Decode: an invalid change is set aside as a zero change.
+			return append(dst, contracts.Change{}), append(errs, fmt.Errorf("check change: %w", err)), nil
+		}
+		return append(dst, c), append(errs, nil), nil
 	}
 	n := len(dst)
 	out, ok := decodeMessageFast(data, d, dst)
@@ -55,26 +59,6 @@ func decodeMessage(data []byte, d *Decoder, dst []contracts.Change, errs []error
 		errs = append(errs, err)
 	}
 	return out, errs, nil
-}
-
-// checkError marks Check's verdict on a change that was read: the change
-// is set aside alone, unlike a body that cannot be read.
-type checkError struct{ err error }
-
-func (e checkError) Error() string { return e.err.Error() }
-func (e checkError) Unwrap() error { return e.err }
-
-func isCheck(err error) bool {
-	var c checkError
-	return errors.As(err, &c)
-}
-
-func unwrapCheck(err error) error {
-	var c checkError
-	if errors.As(err, &c) {
-		return c.err
-	}
-	return err
 }
 
 // version is the envelope's "v": peeked at where capture writes it, first,
