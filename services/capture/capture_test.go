@@ -324,27 +324,10 @@ func decodeStored(t *testing.T, sch *jsonschema.Schema, subject, msgID string, s
 // streamMsgs reads every change stored in the source's stream, in order.
 func (e *env) streamMsgs() []storedMsg {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := e.js.Stream(ctx, contracts.StreamName(e.src.ID))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	sch := changeSchema(e.t)
 	var out []storedMsg
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			e.t.Fatalf("get message %d: %v", seq, err)
-		}
-		out = append(out, decodeStored(e.t, sch, m.Subject, m.Header.Get(jetstream.MsgIDHeader), seq, m.Data)...)
+	for _, m := range e.rawMsgs() {
+		out = append(out, decodeStored(e.t, sch, m.subject, m.id, m.seq, m.body)...)
 	}
 	return out
 }
