@@ -41,6 +41,8 @@ type bench struct {
 	latencyMethods []string
 	// snapshotRows is the initial snapshot phase's table size (0: none).
 	snapshotRows int64
+	// scale is the scaling phase's setup (scale.changes 0: none).
+	scale scaleOptions
 }
 
 func main() {
@@ -56,6 +58,12 @@ func main() {
 	pprof := flag.String("pprof", "", "directory to write CPU profiles of the Rosetta processes into (needs ROSETTA_PPROF support)")
 	profileSecs := flag.Int("pprof-seconds", 10, "length of each CPU profile")
 	keep := flag.Bool("keep", false, "keep the bench's PostgreSQL directory")
+	scaleChanges := flag.Int("scale-changes", 200_000, "changes of the scaling phase's backlog (0 skips the phase)")
+	scaleWorkload := flag.String("scale-workload", "mix-100", "the scaling phase's workload (as -workloads names them)")
+	scaleParts := flag.String("scale-partitions", "1,2,4", "the scaling phase's partition counts, each run with every -scale-instances count on one nats-server")
+	scaleInst := flag.String("scale-instances", "1,2", "the scaling phase's sink process counts")
+	scaleRepl := flag.String("scale-replicas", "1,3", "stream replica counts run on a three-node JetStream cluster (P=1, one sink)")
+	natsBin := flag.String("nats-server", "", "nats-server binary for the scaling phase (default: built from go.mod)")
 	flag.Parse()
 	if v := os.Getenv("BENCH_SCALE"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -95,6 +103,15 @@ func main() {
 			os.RemoveAll(root)
 		}
 	}()
+	b.scale = scaleOptions{changes: *scaleChanges, workload: *scaleWorkload, natsServer: *natsBin}
+	for _, f := range []struct {
+		name, val string
+		dst       *[]int
+	}{{"scale-partitions", *scaleParts, &b.scale.partitions}, {"scale-instances", *scaleInst, &b.scale.instances}, {"scale-replicas", *scaleRepl, &b.scale.replicas}} {
+		if *f.dst, err = parseInts(f.name, f.val); err != nil {
+			log.Fatal(err)
+		}
+	}
 	b.latencyMethods = strings.Split(*latMethods, ",")
 	b.snapshotRows = *snapRows
 	if b.snapshotRows < 0 {
@@ -158,6 +175,14 @@ func run(ctx context.Context, b *bench, changes int, names []string, latDur time
 		b.res.Snapshot = sr
 		if err != nil {
 			return fmt.Errorf("snapshot: %w", err)
+		}
+	}
+	if b.scale.changes > 0 {
+		logf("scale: %d changes through capture and 1..n sinks, partitions %v, sinks %v, replicas %v", b.scale.changes, b.scale.partitions, b.scale.instances, b.scale.replicas)
+		sr, err := b.runScale(ctx, conn, b.scale)
+		b.res.Scale = sr
+		if err != nil {
+			return fmt.Errorf("scale: %w", err)
 		}
 	}
 	if latDur > 0 {

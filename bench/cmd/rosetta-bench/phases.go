@@ -55,7 +55,7 @@ func (b *bench) runCapture(ctx context.Context, conn *pgx.Conn, r *rosettaRun, n
 			// Every publish acknowledged: the stream (this run's alone)
 			// holds every change.
 			if js == nil {
-				js, closeNC, _ = connectNATS(ctx, r.natsAddr, r.dataDir)
+				js, closeNC, _ = r.connectNATS(ctx)
 			}
 			if js != nil {
 				if ok, err := sentinelStored(ctx, js, r.srcID); err == nil && ok {

@@ -17,6 +17,7 @@ type results struct {
 	Changes   int               `json:"changes_per_backlog"`
 	Workloads []*workloadResult `json:"workloads"`
 	Snapshot  *snapshotResult   `json:"snapshot,omitempty"`
+	Scale     *scaleResult      `json:"scale,omitempty"`
 	Latency   *latencyResult    `json:"latency,omitempty"`
 	Console   *consoleResult    `json:"console,omitempty"`
 	Targets   []target          `json:"targets"`
@@ -231,6 +232,7 @@ func (r *results) print(out io.Writer) {
 		}
 		tw.Flush()
 	}
+	r.Scale.print(out)
 	if l := r.Latency; l != nil {
 		fmt.Fprintln(out, "\nlatency (ms; scheduled commit → destination, corrected for coordinated omission; server: generated in PostgreSQL, stamped by the destination; client: client connections and a poller, with commit → JetStream ack)")
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)

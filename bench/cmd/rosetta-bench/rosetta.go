@@ -62,6 +62,13 @@ type rosettaRun struct {
 	// snapshot makes configure queue the table's initial snapshot job,
 	// as the API does for a new pipeline.
 	snapshot bool
+	// natsURL, when set, is an external NATS (the scaling phase's
+	// nats-server processes) instead of the process's embedded one.
+	natsURL string
+	// partitions is the source's partitions setting (0: the default, 1).
+	partitions int
+	// env is added to the process's environment.
+	env []string
 }
 
 func (b *bench) newRun(name, command, dest, slot, table string) *rosettaRun {
@@ -100,8 +107,12 @@ func (r *rosettaRun) configure(ctx context.Context) error {
 		return err
 	}
 	pw := "unused"
-	src, err := st.CreateSource(ctx, configstore.SourceInput{Name: "bench", Host: "127.0.0.1", Port: r.b.pg.port,
-		Database: "src", User: "postgres", Password: &pw, Publication: pubName, Slot: r.slot, SSLMode: "disable"})
+	in := configstore.SourceInput{Name: "bench", Host: "127.0.0.1", Port: r.b.pg.port,
+		Database: "src", User: "postgres", Password: &pw, Publication: pubName, Slot: r.slot, SSLMode: "disable"}
+	if r.partitions > 0 {
+		in.Partitions = &r.partitions
+	}
+	src, err := st.CreateSource(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -161,7 +172,7 @@ func (r *rosettaRun) start(dataDir string) error {
 		"ROSETTA_CONFIG_DSN="+r.b.pg.dsn(r.cfgDB),
 		"ROSETTA_HTTP_ADDR="+r.httpAddr,
 		"ROSETTA_EMBEDDED_NATS_ADDR="+r.natsAddr,
-		"ROSETTA_NATS_URL=",
+		"ROSETTA_NATS_URL="+r.natsURL,
 		"ROSETTA_DATA_DIR="+dataDir,
 		"ROSETTA_SECRET_KEY="+secretKey,
 		// The bench configures through the config DB, not the API; the
@@ -179,7 +190,7 @@ func (r *rosettaRun) start(dataDir string) error {
 		r.metrics = "127.0.0.1:" + strconv.Itoa(mp)
 		env = append(env, "ROSETTA_METRICS_ADDR="+r.metrics, "ROSETTA_PPROF=1")
 	}
-	r.cmd.Env = env
+	r.cmd.Env = append(env, r.env...)
 	r.started = time.Now()
 	if err := r.cmd.Start(); err != nil {
 		return fmt.Errorf("start rosetta %s: %w", r.command, err)
@@ -330,8 +341,22 @@ func (b *bench) verifyDuck(path, table string, bl *backlog) (string, error) {
 	return "verified: " + want + " (rows, ver sum) equal the source", nil
 }
 
+// connectNATS connects to the run's NATS (the bench reads stream and
+// consumer state): the external one of natsURL, or the embedded one as the
+// services' user generated in its data directory.
+func (r *rosettaRun) connectNATS(ctx context.Context) (jetstream.JetStream, func(), error) {
+	if r.natsURL != "" {
+		nc, js, err := natsx.Connect(ctx, r.natsURL, "rosetta-bench", nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		return js, nc.Close, nil
+	}
+	return connectNATS(ctx, r.natsAddr, r.dataDir)
+}
+
 // connectNATS connects to the embedded NATS at addr as the services' user
-// generated in dataDir (the bench reads stream and consumer state).
+// generated in dataDir.
 func connectNATS(ctx context.Context, addr, dataDir string) (jetstream.JetStream, func(), error) {
 	creds, err := natsx.ReadDevCredentials(dataDir)
 	if err != nil {
