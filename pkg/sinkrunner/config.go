@@ -51,6 +51,11 @@ type Config struct {
 	// next pull instead of after natsx.ConsumerPinnedTTL. nil: another
 	// instance waits out the TTL.
 	Unpin func(ctx context.Context, stream, consumer string) error
+	// Share, when set with Unpin, is the most partitions of this pipeline
+	// destination this instance should hold (balance.go): above it, the
+	// runner gives partitions up to the other instances. nil or 0: no
+	// limit.
+	Share func() int
 	// Observer records committed batches and failed attempts; nil records
 	// nothing.
 	Observer Observer

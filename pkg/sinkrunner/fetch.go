@@ -100,10 +100,14 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 	// dec is this fetcher's. Its changes refer to the message data, which
 	// stays alive, unmodified, while their batch is in flight.
 	dec := cdc.NewDecoder()
-	// pinned is set while this fetcher holds the consumer's pin: JetStream
-	// sent it the pin id, and no pull was refused for a moved pin since.
-	pinned := false
+	// pin says whether this fetcher holds the consumer's pin: JetStream
+	// sent it the pin id, and no pull was refused for a moved pin since;
+	// and whether it is giving it up (balance.go).
+	var pin pinState
+	defer pin.lost(&r.pins)
 	var (
+		release <-chan time.Time       // set while a release waits for the acks
+		resume  <-chan time.Time       // set while a given-up partition pauses
 		pending *batch                 // being gathered; nil when empty
 		full    []*batch               // gathered to BatchSize, in order, waiting for the applier
 		est     perMessage             // changes per message, for the size of a pull
@@ -119,11 +123,16 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 	wait.Stop()
 	defer wait.Stop()
 	for {
-		if pulled == nil && retry == nil && done != nil && len(full) == 0 {
+		if pulled == nil && retry == nil && done != nil && len(full) == 0 && pending == nil && release == nil && resume == nil &&
+			r.cfg.Unpin != nil && pin.overShare(&r.pins, r.cfg.Share) {
+			r.log.Info("giving a partition up to another sink instance", "consumer", cons.CachedInfo().Name)
+			release = time.After(0)
+		}
+		if pulled == nil && retry == nil && done != nil && len(full) == 0 && !pin.releasing && resume == nil {
 			b, err := cons.Fetch(est.ask(r.cfg.BatchSize-pending.len()), jetstream.FetchMaxWait(pullExpiry),
 				jetstream.FetchPriorityGroup(natsx.SinkGroup))
 			if err != nil && r.pinMoved(err) {
-				pinned = false
+				pin.lost(&r.pins)
 			} else if err != nil {
 				retry = r.fetchFailed(ctx, err, &backoff)
 			} else if err == nil {
@@ -138,7 +147,7 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 					r.held.release(b)
 				}
 			}
-			if pinned {
+			if pin.pinned {
 				r.unpin(cons)
 			}
 			return
@@ -164,7 +173,7 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 				case r.pinMoved(err):
 					// Another instance holds the partition now; keep
 					// asking, to take it back when it goes.
-					pinned = false
+					pin.lost(&r.pins)
 					continue
 				case err != nil && got == 0:
 					if done != nil {
@@ -182,7 +191,7 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 			}
 			got++
 			if m.Headers().Get(pinHeader) != "" {
-				pinned = true
+				pin.held(&r.pins)
 			}
 			if !r.addressed(m) {
 				continue
@@ -215,6 +224,17 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 			waited = true
 		case <-retry:
 			retry = nil
+		case <-release:
+			// Give the pin up once what this fetcher delivered is acked,
+			// so the next holder starts after this one's last change.
+			release = time.After(releaseCheck)
+			if pending == nil && len(full) == 0 && settled(ctx, cons) {
+				r.unpin(cons)
+				pin.lost(&r.pins)
+				release, resume = nil, time.After(releasePause)
+			}
+		case <-resume:
+			resume = nil
 		case <-done:
 			done = nil
 		}

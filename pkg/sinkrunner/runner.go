@@ -34,6 +34,7 @@ type Runner struct {
 	stopped  chan struct{} // closed when Run returns
 
 	held   holder   // the batches kept in progress
+	pins   pinCount // fetchers holding their partition's pin
 	acks   acker    // only the applier uses it
 	stats  counters // written by the applier, read by anyone
 	health health

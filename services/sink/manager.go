@@ -50,6 +50,10 @@ type Manager struct {
 	progress  *progress
 	progStore ProgressStore
 
+	// peers counts the sink instances per destination, for each runner's
+	// share of the partitions (peers.go); set by Run, nil without NATS.
+	peers *peers
+
 	rmu     sync.Mutex
 	runners map[pairKey]runnerRef
 	// queues are the dead-letter queues of the pipeline destinations
@@ -173,6 +177,9 @@ func NewManagerWithDLQ(cfg Config, store ConfigStore, js jetstream.JetStream, q 
 // mid-batch does not ack it; it is redelivered) and returns nil.
 func (m *Manager) Run(ctx context.Context) error {
 	defer m.stopAll()
+	if m.js != nil {
+		m.peers = startPeers(ctx, m.js.Conn(), m.worker, m.log)
+	}
 	if m.recoveries != nil {
 		done := make(chan struct{})
 		// Owned by Run: it ends with ctx and Run waits for it before
@@ -386,6 +393,7 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 	rcfg := withBatchPolicy(m.cfg.Runner, drv)
 	rcfg.PipelineID, rcfg.DestinationID, rcfg.SourceID = key.PipelineID, key.DestinationID, p.SourceID
 	rcfg.Unpin = natsx.Unpinner(m.js)
+	rcfg.Share = m.peers.share(key.DestinationID, len(cons))
 	if bs, ok := m.store.(BoundsStore); ok {
 		// Tombstone collection (docs/delivery.md).
 		rcfg.Tables, rcfg.Bounds = p.Tables, guardBounds{store: bs, q: m.dlq}
@@ -406,9 +414,11 @@ func (m *Manager) reconcilePair(ctx context.Context, key pairKey, p configstore.
 	if h, ok := drv.(fileHolder); ok && m.queries != nil {
 		unhold = m.queries.Add(h.Path(), h)
 	}
+	leave := m.peers.join(key.DestinationID)
 	// Owned by the manager: stop() cancels it and waits for done.
 	go func() {
 		defer close(run.done)
+		defer leave()
 		defer func() {
 			if err := drv.Close(); err != nil {
 				rlog.Warn("close destination driver", "error", err)
