@@ -51,11 +51,12 @@ func testNATSCluster(t *testing.T) {
 	// workload writes 5,000/s, so every recovery would be a growing backlog.
 	wl := startWorkloadWith(t, &workload{dsn: w.srcPG.DSN(w.sourceDB), gap: 25 * time.Millisecond}, 31)
 	// The first sink holds every partition (pinned at its first delivery)
-	// before the others start, so that the sink killed below is the one
-	// applying.
+	// until the others start; then it keeps its share, two of the four,
+	// and the sink killed below is the one applying those.
 	pins := w.waitPinned(nil, 30*time.Second)
 	sinks[1].start()
 	sinks[2].start()
+	pins, kept := w.waitSpread(pins, 2, 60*time.Second)
 	w.waitReplicasCurrent(replicas, 60*time.Second)
 	m := newMarkers(t, w)
 	var report []string
@@ -72,18 +73,18 @@ func testNATSCluster(t *testing.T) {
 		t.Logf("before %s: consumers %d pending, %d awaiting ack; %d transactions committed", before, pending, ackPending, wl.committed.Load())
 	}
 
-	// The sink holding the partitions: the others are pinned instead
-	// once the pinned TTL passes without its pull requests.
+	// The first sink's partitions: the others are pinned instead once the
+	// pinned TTL passes without its pull requests.
 	time.Sleep(3 * time.Second)
 	backlog("the sink's SIGKILL")
 	seq := w.streamLastSeq()
 	sinks[0].kill()
 	killed := time.Now()
-	w.waitPinned(pins, 60*time.Second)
+	w.waitPinned(pins, 60*time.Second, kept...)
 	moved := time.Since(killed)
 	_, caught := m.waitCaughtUp(killed, seq, 120*time.Second)
-	logf("SIGKILL of %s of three, holding every partition: all partitions pinned to the others after %s, every change before it acked after %s (pinned TTL %s, ack wait %s)",
-		sinks[0].name, round(moved), round(caught), natsx.ConsumerPinnedTTL, natsx.ConsumerAckWait)
+	logf("SIGKILL of %s of three, holding partitions %v: pinned to the others after %s, every change before it acked after %s (pinned TTL %s, ack wait %s)",
+		sinks[0].name, kept, round(moved), round(caught), natsx.ConsumerPinnedTTL, natsx.ConsumerAckWait)
 	sinks[0].start()
 
 	// The node leading the stream: its followers elect a new leader.

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -14,41 +15,42 @@ import (
 )
 
 // (p) a source with 4 partitions and two sink instances: the first holds
-// every partition (JetStream's pinned client), the second stands by. The
+// every partition (JetStream's pinned client) until the second starts and
+// takes half of them (the first gives two up, sinkrunner balance.go). The
 // first is SIGKILLed under load (keys move between partitions: the
-// workload changes primary keys), the second takes every partition within
-// the pinned TTL; restarted, the first stands by, and the second, stopped
-// with SIGTERM, hands the partitions back at once (it releases its pins).
-// The destination must equal the source.
+// workload changes primary keys), the second takes its partitions within
+// the pinned TTL; restarted, the first gets half back, and the second,
+// stopped with SIGTERM, hands its partitions over at once (it releases its
+// pins). The destination must equal the source.
 func testPartitionsSinkTakeover(t *testing.T) {
 	w, wl := setup(t, worldOptions{partitions: 4}, false, 17)
 	pins := w.waitPinned(nil, 30*time.Second)
 	t.Logf("sink 1 holds the 4 partitions: %v", pins)
 	sink2 := newProc(t, "sink2", w.sink.env, bins.rosetta, "sink")
 	sink2.start()
-	time.Sleep(3 * time.Second)
-	if now := w.pins(); !samePins(now, pins) {
-		t.Fatalf("a second sink took partitions from a live one: %v, then %v", pins, now)
-	}
-
 	start := time.Now()
+	spread, kept := w.waitSpread(pins, 2, 30*time.Second)
+	t.Logf("sink 2 took two partitions from sink 1 in %s: sink 1 kept %v: %v", time.Since(start).Round(10*time.Millisecond), kept, spread)
+
+	start = time.Now()
 	w.sink.kill()
-	pins2 := w.waitPinned(pins, 60*time.Second)
+	pins2 := w.waitPinned(spread, 60*time.Second, kept...)
 	killed := time.Since(start)
-	t.Logf("after SIGKILL of sink 1, sink 2 held every partition in %s: %v", killed.Round(10*time.Millisecond), pins2)
+	t.Logf("after SIGKILL of sink 1, sink 2 held its partitions %v in %s: %v", kept, killed.Round(10*time.Millisecond), pins2)
 	if killed > natsx.ConsumerPinnedTTL+5*time.Second {
 		t.Errorf("takeover after SIGKILL took %s; want about the pinned TTL (%s)", killed, natsx.ConsumerPinnedTTL)
 	}
 
 	w.sink.start()
-	time.Sleep(2 * time.Second)
+	spread2, kept2 := w.waitSpread(pins2, 2, 60*time.Second)
+	t.Logf("restarted, sink 1 got two partitions back; sink 2 kept %v: %v", kept2, spread2)
 	start = time.Now()
 	sink2.stop(syscall.SIGTERM, 30*time.Second)
 	stopped := time.Since(start)
-	pins3 := w.waitPinned(pins2, 60*time.Second)
+	pins3 := w.waitPinned(spread2, 60*time.Second, kept2...)
 	handed := time.Since(start)
-	t.Logf("after SIGTERM of sink 2 (%s to exit), sink 1 held every partition %s after the signal: %v",
-		stopped.Round(10*time.Millisecond), handed.Round(10*time.Millisecond), pins3)
+	t.Logf("after SIGTERM of sink 2 (%s to exit), sink 1 held its partitions %v %s after the signal: %v",
+		stopped.Round(10*time.Millisecond), kept2, handed.Round(10*time.Millisecond), pins3)
 	if handed-stopped > 3*time.Second {
 		t.Errorf("takeover after SIGTERM took %s after the exit; want it at the next pull (the pins are released)", handed-stopped)
 	}
@@ -117,16 +119,19 @@ func (w *world) pins() []string {
 	return out
 }
 
-// waitPinned waits until every partition is pinned to a client other than
-// the one it had in before (any client when before is nil), and returns
-// the pins.
-func (w *world) waitPinned(before []string, timeout time.Duration) []string {
+// waitPinned waits until the partitions of which (every partition when
+// none is given) are pinned to a client other than the one they had in
+// before (any client when before is nil), and returns the pins.
+func (w *world) waitPinned(before []string, timeout time.Duration, which ...int) []string {
 	w.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		now := w.pins()
 		done := true
 		for i, p := range now {
+			if len(which) > 0 && !slices.Contains(which, i) {
+				continue
+			}
 			if p == "" || before != nil && p == before[i] {
 				done = false
 			}
@@ -135,7 +140,44 @@ func (w *world) waitPinned(before []string, timeout time.Duration) []string {
 			return now
 		}
 		if time.Now().After(deadline) {
-			w.t.Fatalf("partitions not all pinned anew within %s: before %v, now %v", timeout, before, now)
+			w.t.Fatalf("partitions %v not all pinned anew within %s: before %v, now %v", which, timeout, before, now)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitSpread waits until exactly keep partitions are still pinned as in
+// before and every other one to another client, unchanged for 2 s (the
+// instances have settled their shares), and returns the pins and the
+// partitions that kept theirs.
+func (w *world) waitSpread(before []string, keep int, timeout time.Duration) ([]string, []int) {
+	w.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last []string
+	var since time.Time
+	for {
+		now := w.pins()
+		var kept []int
+		settled := true
+		for i, p := range now {
+			switch {
+			case p == "":
+				settled = false
+			case p == before[i]:
+				kept = append(kept, i)
+			}
+		}
+		if settled && len(kept) == keep {
+			if !slices.Equal(now, last) {
+				last, since = now, time.Now()
+			} else if time.Since(since) >= 2*time.Second {
+				return now, kept
+			}
+		} else {
+			last = nil
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("partitions not spread (%d keeping their pins) within %s: before %v, now %v", keep, timeout, before, now)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -35,12 +35,20 @@ const releaseCheck = 100 * time.Millisecond
 // pinCount counts a runner's fetchers holding their partition's pin.
 type pinCount struct{ n atomic.Int32 }
 
+// overFor is how long a runner must hold more than its share before a
+// fetcher gives a partition up: views that are wrong for a moment (a
+// stopping instance's pins released before its goodbye arrives) move
+// nothing.
+const overFor = time.Second
+
 // pinState is one fetcher's view of its partition's pin. counted says
 // whether it counts in the runner's pinCount: a fetcher that decided to
 // give its pin up stops counting at once, so that its siblings do not give
-// theirs up too.
+// theirs up too. over is when this fetcher first saw the runner above its
+// share, zero while it is not.
 type pinState struct {
 	pinned, counted, releasing bool
+	over                       time.Time
 }
 
 // held records a delivery that carried the pin id.
@@ -62,23 +70,28 @@ func (s *pinState) lost(c *pinCount) {
 }
 
 // overShare reports whether this fetcher should give its pin up: it holds
-// it, and the runner holds more than share. It claims the decrement, so
-// only as many fetchers as are over the share give theirs up.
+// it, and the runner has held more than share for overFor. It claims the
+// decrement, so only as many fetchers as are over the share give theirs
+// up.
 func (s *pinState) overShare(c *pinCount, share func() int) bool {
 	if share == nil || !s.counted || s.releasing {
 		return false
 	}
 	limit := share()
-	if limit <= 0 {
-		return false
-	}
 	for {
 		n := c.n.Load()
-		if int(n) <= limit {
+		if limit <= 0 || int(n) <= limit {
+			s.over = time.Time{}
+			return false
+		}
+		if s.over.IsZero() {
+			s.over = time.Now()
+		}
+		if time.Since(s.over) < overFor {
 			return false
 		}
 		if c.n.CompareAndSwap(n, n-1) {
-			s.counted, s.releasing = false, true
+			s.counted, s.releasing, s.over = false, true, time.Time{}
 			return true
 		}
 	}

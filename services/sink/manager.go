@@ -179,6 +179,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer m.stopAll()
 	if m.js != nil {
 		m.peers = startPeers(ctx, m.js.Conn(), m.worker, m.log)
+		defer m.peers.wait()
 	}
 	if m.recoveries != nil {
 		done := make(chan struct{})

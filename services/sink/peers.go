@@ -29,10 +29,12 @@ const peerSubjects = "rosetta.sinks"
 // peerBeat is how often an instance announces itself.
 const peerBeat = 2 * time.Second
 
-// peerTTL is how long an instance counts after its last announcement: as
-// long as a partition's pin outlives a dead holder, so the survivors count
-// it until they can take its partitions over.
-const peerTTL = natsx.ConsumerPinnedTTL
+// peerTTL is how long an instance counts after its last announcement:
+// four missed beats, and shorter than a dead holder's pins live (the
+// pinned TTL from its last pull, which came after its last beat), so the
+// survivors stop counting it before they can take its partitions: they
+// then keep them all rather than giving one up to nobody.
+const peerTTL = natsx.ConsumerPinnedTTL - peerBeat
 
 // peers is this instance's view of the sink instances per destination.
 type peers struct {
@@ -43,6 +45,8 @@ type peers struct {
 	mu   sync.Mutex
 	seen map[int64]map[string]time.Time // destination → instance → last heard
 	runs map[int64]int                  // destinations this instance runs → its runners of them
+
+	done chan struct{} // closed once the goodbye is flushed
 }
 
 // startPeers subscribes to the announcements and announces this
@@ -52,7 +56,8 @@ func startPeers(ctx context.Context, nc *nats.Conn, self string, log *slog.Logge
 	if nc == nil {
 		return nil
 	}
-	p := &peers{nc: nc, self: self, log: log, seen: map[int64]map[string]time.Time{}, runs: map[int64]int{}}
+	p := &peers{nc: nc, self: self, log: log, seen: map[int64]map[string]time.Time{}, runs: map[int64]int{},
+		done: make(chan struct{})}
 	sub, err := nc.Subscribe(peerSubjects+".>", p.heard)
 	if err != nil {
 		// Without the count each instance takes what it is pinned to,
@@ -61,6 +66,7 @@ func startPeers(ctx context.Context, nc *nats.Conn, self string, log *slog.Logge
 		return nil
 	}
 	go func() {
+		defer close(p.done)
 		t := time.NewTicker(peerBeat)
 		defer t.Stop()
 		for {
@@ -70,12 +76,21 @@ func startPeers(ctx context.Context, nc *nats.Conn, self string, log *slog.Logge
 			case <-ctx.Done():
 				_ = sub.Unsubscribe()
 				p.announce("gone")
-				_ = nc.Flush()
+				_ = nc.FlushTimeout(time.Second)
 				return
 			}
 		}
 	}()
 	return p
+}
+
+// wait returns once the goodbye is sent (after startPeers' ctx ended), so
+// that it leaves before the connection closes: the others take this
+// instance's partitions at once instead of counting it for peerTTL.
+func (p *peers) wait() {
+	if p != nil {
+		<-p.done
+	}
 }
 
 // heard records one announcement.
