@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 )
 
 // Spreading partitions over sink instances.
@@ -49,11 +51,12 @@ const overFor = time.Second
 type pinState struct {
 	pinned, counted, releasing bool
 	over                       time.Time
+	id                         string // the pin id JetStream sent last
 }
 
-// held records a delivery that carried the pin id.
-func (s *pinState) held(c *pinCount) {
-	s.pinned = true
+// held records a delivery that carried pin id.
+func (s *pinState) held(c *pinCount, id string) {
+	s.pinned, s.id = true, id
 	if !s.counted && !s.releasing {
 		s.counted = true
 		c.n.Add(1)
@@ -95,6 +98,17 @@ func (s *pinState) overShare(c *pinCount, share func() int) bool {
 			return true
 		}
 	}
+}
+
+// pinnedTo is the client the consumer's sink group is pinned to, "" when
+// none.
+func pinnedTo(info *jetstream.ConsumerInfo) string {
+	for _, g := range info.PriorityGroups {
+		if g.Group == natsx.SinkGroup {
+			return g.PinnedClientID
+		}
+	}
+	return ""
 }
 
 // settled reports whether cons has no message delivered and not yet acked:

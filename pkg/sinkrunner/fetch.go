@@ -148,7 +148,7 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 				}
 			}
 			if pin.pinned {
-				r.unpin(cons)
+				r.unpin(cons, pin.id)
 			}
 			return
 		}
@@ -190,8 +190,8 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 				continue
 			}
 			got++
-			if m.Headers().Get(pinHeader) != "" {
-				pin.held(&r.pins)
+			if id := m.Headers().Get(pinHeader); id != "" {
+				pin.held(&r.pins, id)
 			}
 			if !r.addressed(m) {
 				continue
@@ -229,7 +229,7 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 			// so the next holder starts after this one's last change.
 			release = time.After(releaseCheck)
 			if pending == nil && len(full) == 0 && settled(ctx, cons) {
-				r.unpin(cons)
+				r.unpin(cons, pin.id)
 				pin.lost(&r.pins)
 				release, resume = nil, time.After(releasePause)
 			}
@@ -340,16 +340,28 @@ func (b *batch) collapse() {
 // pinned client of a consumer (nats.go reads it too, to send it back).
 const pinHeader = "Nats-Pin-Id"
 
-// unpin releases cons's pin as the runner stops (Config.Unpin): its
-// unacked messages are nak'ed already, and another instance waiting on the
-// partition is pinned at its next pull rather than after the pinned TTL.
-func (r *Runner) unpin(cons jetstream.Consumer) {
+// unpin releases cons's pin, id, as the runner stops or gives the
+// partition up (Config.Unpin): its unacked messages are nak'ed or acked
+// already, and another instance waiting on the partition is pinned at its
+// next pull rather than after the pinned TTL. JetStream's unpin releases
+// whichever client is pinned, so it is sent only while the consumer is
+// still pinned to id: a pin that moved unnoticed (the TTL passed during a
+// long apply) is another instance's to keep.
+func (r *Runner) unpin(cons jetstream.Consumer, id string) {
 	if r.cfg.Unpin == nil {
 		return
 	}
-	info := cons.CachedInfo()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	info, err := cons.Info(ctx)
+	if err != nil {
+		r.log.Warn("read the partition's pin before releasing it; another instance takes it after the pinned TTL", "error", err)
+		return
+	}
+	if pinnedTo(info) != id {
+		r.log.Info("the partition's pin moved to another sink instance; not releasing it", "consumer", info.Name)
+		return
+	}
 	if err := r.cfg.Unpin(ctx, info.Stream, info.Name); err != nil {
 		r.log.Warn("release the partition's pin; another instance takes it after the pinned TTL", "consumer", info.Name, "error", err)
 	}

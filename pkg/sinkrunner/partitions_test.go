@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -253,4 +254,57 @@ func (in *instance) stop(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	})
+}
+
+// TestUnpinLeavesAMovedPin: an instance whose apply outlasts the pinned
+// TTL loses its pins to another instance without noticing (it pulls
+// nothing meanwhile); stopping, it must not release the pins, which are
+// the other instance's now: JetStream's unpin releases whoever holds them.
+func TestUnpinLeavesAMovedPin(t *testing.T) {
+	t.Parallel()
+	const parts = 2
+	f := newPartitionFixture(t, parts)
+	a := f.start(nil)
+	gate := make(chan struct{})
+	a.drv.mu.Lock()
+	a.drv.gate = gate
+	a.drv.mu.Unlock()
+	f.publish(1, 400) // more than a batch waits behind the held apply
+	pinsOf := func() []string {
+		out := make([]string, parts)
+		for p := range parts {
+			c, err := f.js.Consumer(context.Background(), contracts.StreamName(f.src), contracts.PartitionConsumerName(1, 1, p, parts))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, g := range c.CachedInfo().PriorityGroups {
+				if g.Group == natsx.SinkGroup {
+					out[p] = g.PinnedClientID
+				}
+			}
+		}
+		return out
+	}
+	first := pinsOf()
+	b := f.start(nil)
+	deadline := time.Now().Add(natsx.ConsumerPinnedTTL + 10*time.Second)
+	var moved []string
+	for {
+		now := pinsOf()
+		if now[0] != "" && now[1] != "" && now[0] != first[0] && now[1] != first[1] {
+			moved = now
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pins never moved off the held instance: first %v, now %v", first, now)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.stop(t)
+	time.Sleep(time.Second) // several of b's pulls
+	if now := pinsOf(); !slices.Equal(now, moved) {
+		t.Fatalf("stopping the instance that lost its pins released the new holder's: %v, then %v", moved, now)
+	}
+	f.publish(401, 420)
+	eventually(t, "the new holder applied ids 401-420", func() bool { return has(b, 401, 420) })
 }
