@@ -10,6 +10,7 @@ import (
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
 var _ sinkrunner.TombstoneCollector = (*Driver)(nil)
@@ -48,7 +49,7 @@ func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor co
 		return res, err
 	}
 	res.Floor = now
-	del := "DELETE FROM " + tomb + " WHERE rowid IN (SELECT x.rowid FROM " + tomb + " AS x WHERE (x." + ident(lsnCol) + ", x." + ident(seqCol) +
+	del := "DELETE FROM " + tomb + " WHERE rowid IN (SELECT x.rowid FROM " + tomb + " AS x WHERE (x." + ident(relational.LSNCol) + ", x." + ident(relational.SeqCol) +
 		") < (CAST($1 AS BIGINT), CAST($2 AS BIGINT)) LIMIT " + fmt.Sprint(collectChunk) + ")"
 	for {
 		r, err := conn.ExecContext(ctx, del, int64(now.LSN), now.Seq)
@@ -76,7 +77,7 @@ func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor co
 func raiseCollectFloor(ctx context.Context, conn *sql.Conn, schema, table string, floor contracts.Version) (tomb string, now contracts.Version, err error) {
 	var registry int
 	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2`,
-		bookkeepingSchema, registryTable).Scan(&registry); err != nil {
+		relational.BookkeepingSchema, relational.RegistryTable).Scan(&registry); err != nil {
 		return "", now, fmt.Errorf("read bookkeeping schema: %w", err)
 	}
 	if registry == 0 {
@@ -93,7 +94,7 @@ func raiseCollectFloor(ctx context.Context, conn *sql.Conn, schema, table string
 		}
 	}()
 	// A registry from before collection gets the floor's columns.
-	for _, q := range bookkeepingDDL {
+	for _, q := range bookkeepingDDL() {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
 			return "", now, fmt.Errorf("add the collect floor to the registry: %w", err)
 		}
@@ -101,7 +102,7 @@ func raiseCollectFloor(ctx context.Context, conn *sql.Conn, schema, table string
 	var name string
 	var lsn, seq int64
 	err = conn.QueryRowContext(ctx, "SELECT tombstone_table, COALESCE(collect_lsn, 0), COALESCE(collect_seq, 0) FROM "+
-		ident(bookkeepingSchema, registryTable)+" WHERE schema_name = $1 AND table_name = $2", schema, table).Scan(&name, &lsn, &seq)
+		ident(relational.BookkeepingSchema, relational.RegistryTable)+" WHERE schema_name = $1 AND table_name = $2", schema, table).Scan(&name, &lsn, &seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		_, err = conn.ExecContext(ctx, "COMMIT")
 		return "", now, err
@@ -112,7 +113,7 @@ func raiseCollectFloor(ctx context.Context, conn *sql.Conn, schema, table string
 	now = contracts.Version{LSN: uint64(lsn), Seq: seq}
 	if now.Less(floor) {
 		now = floor
-		if _, err := conn.ExecContext(ctx, "UPDATE "+ident(bookkeepingSchema, registryTable)+
+		if _, err := conn.ExecContext(ctx, "UPDATE "+ident(relational.BookkeepingSchema, relational.RegistryTable)+
 			" SET collect_lsn = CAST($3 AS BIGINT), collect_seq = CAST($4 AS BIGINT) WHERE schema_name = $1 AND table_name = $2",
 			schema, table, int64(floor.LSN), floor.Seq); err != nil {
 			return "", now, fmt.Errorf("raise the collect floor of %s.%s: %w", schema, table, err)
@@ -123,13 +124,13 @@ func raiseCollectFloor(ctx context.Context, conn *sql.Conn, schema, table string
 	}
 	var exists int
 	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2`,
-		bookkeepingSchema, name).Scan(&exists); err != nil {
+		relational.BookkeepingSchema, name).Scan(&exists); err != nil {
 		return "", now, fmt.Errorf("find tombstone table of %s.%s: %w", schema, table, err)
 	}
 	if exists == 0 {
 		return "", now, nil
 	}
-	return ident(bookkeepingSchema, name), now, nil
+	return ident(relational.BookkeepingSchema, name), now, nil
 }
 
 var _ sinkrunner.IncompleteReporter = (*Driver)(nil)

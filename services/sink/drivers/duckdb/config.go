@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/rosettacdc/rosetta/pkg/colmark"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
 // Config is a duckdb destination's configuration, the JSON of
@@ -161,7 +162,7 @@ func (c Config) Validate() error {
 	}
 	if c.Schema == "" {
 		errs = append(errs, errors.New("schema is empty"))
-	} else if c.Schema == bookkeepingSchema || strings.HasPrefix(c.Schema, reservedPrefix) {
+	} else if c.Schema == relational.BookkeepingSchema || strings.HasPrefix(c.Schema, relational.ReservedPrefix) {
 		errs = append(errs, fmt.Errorf("schema %q is reserved for Rosetta's bookkeeping", c.Schema))
 	}
 	for _, d := range []struct {

@@ -20,6 +20,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
 var _ sinkrunner.Driver = (*Driver)(nil)
@@ -304,8 +305,8 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 	}
 	seen := map[string]string{}
 	for _, c := range b.Columns {
-		if strings.HasPrefix(strings.ToLower(c.Name), reservedPrefix) {
-			return nil, b, nil, sinkrunner.Permanent(fmt.Errorf("column %q uses the prefix %s Rosetta reserves", c.Name, reservedPrefix))
+		if strings.HasPrefix(strings.ToLower(c.Name), relational.ReservedPrefix) {
+			return nil, b, nil, sinkrunner.Permanent(fmt.Errorf("column %q uses the prefix %s Rosetta reserves", c.Name, relational.ReservedPrefix))
 		}
 		// DuckDB matches identifiers case-insensitively, even quoted.
 		if other, ok := seen[strings.ToLower(c.Name)]; ok {

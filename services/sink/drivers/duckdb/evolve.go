@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
@@ -109,44 +108,15 @@ func (d *Driver) markSourceColumns(ctx context.Context, conn *sql.Conn, target, 
 }
 
 // renameColumns renames the destination columns whose source column was
-// renamed: a column of cols (the newest change's list) the destination
-// lacks, whose attnum a marked destination column carries, whose name cols
-// no longer lists, and whose type is the one that column has. It runs in
-// the batch's transaction before missing columns are added, so the rows
-// the destination holds keep their values under the new name instead of a
-// new, NULL column appearing beside the old one. types is updated to the
-// renamed columns. It returns the statements run.
+// renamed (relational.Syntax.RenameColumns).
 func (d *Driver) renameColumns(ctx context.Context, conn *sql.Conn, target, table string, types map[string]string, cols []contracts.Column) ([]string, error) {
-	if !slices.ContainsFunc(cols, func(c contracts.Column) bool { _, ok := types[c.Name]; return !ok && c.Attnum > 0 && !c.Key }) {
-		return nil, nil
+	comments := func(ctx context.Context) (map[string]string, error) {
+		return d.columnComments(ctx, conn, target, table)
 	}
-	comments, err := d.columnComments(ctx, conn, target, table)
-	if err != nil {
-		return nil, err
-	}
-	var ddl []string
-	for _, r := range colmark.Renames(comments, types, cols, func(c contracts.Column) string { return columnType(c.BaseType) }) {
-		q := "ALTER TABLE " + target + " RENAME COLUMN " + ident(r.Old) + " TO " + ident(r.New)
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			return nil, fmt.Errorf("rename destination column %q to %q: %w", r.Old, r.New, err)
-		}
-		ddl = append(ddl, q)
-		types[r.New] = types[r.Old]
-		delete(types, r.Old)
-	}
-	return ddl, nil
+	return syntax().RenameColumns(ctx, connExec(conn), comments, target, types, cols)
 }
 
-// dropColumns applies the "drop" policy: the destination columns whose
-// source column was dropped go too, in the batch's transaction, before its
-// rows are staged.
+// dropColumns applies the "drop" policy (relational.Syntax.DropColumns).
 func dropColumns(ctx context.Context, conn *sql.Conn, target string, names []string) ([]string, error) {
-	ddl := make([]string, len(names))
-	for i, n := range names {
-		ddl[i] = "ALTER TABLE " + target + " DROP COLUMN IF EXISTS " + ident(n)
-		if _, err := conn.ExecContext(ctx, ddl[i]); err != nil {
-			return nil, fmt.Errorf("drop destination column %q: %w", n, err)
-		}
-	}
-	return ddl, nil
+	return syntax().DropColumns(ctx, connExec(conn), nil, target, names)
 }

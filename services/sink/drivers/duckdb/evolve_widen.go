@@ -3,9 +3,9 @@ package duckdb
 import (
 	"context"
 	"database/sql"
-	"fmt"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
 // widens reports whether changing a destination column of DuckDB type dest
@@ -32,26 +32,16 @@ func widens(dest, sent string) bool {
 	return ok && s2 >= s && p2-s2 >= p-s
 }
 
-// widenColumns changes the type of destination columns whose source
-// column was widened (widens) to the type the source's now maps to, in the
-// batch's transaction, before the batch is staged. Key columns are left
-// alone (the tombstone table repeats their type). It returns the
-// statements it ran.
+// widenColumns widens destination columns (relational.Syntax.WidenColumns)
+// in the batch's transaction on conn.
 func widenColumns(ctx context.Context, conn *sql.Conn, target string, types map[string]string, cols []contracts.Column) ([]string, error) {
-	var ddl []string
-	for _, c := range cols {
-		dest, ok := types[c.Name]
-		if !ok || c.Key {
-			continue
-		}
-		if sent := columnType(c.BaseType); widens(dest, sent) {
-			ddl = append(ddl, "ALTER TABLE "+target+" ALTER COLUMN "+ident(c.Name)+" TYPE "+sent)
-		}
+	return syntax().WidenColumns(ctx, connExec(conn), nil, target, types, cols)
+}
+
+// connExec runs statements on conn, in the transaction open there.
+func connExec(conn *sql.Conn) relational.Exec {
+	return func(ctx context.Context, q string) error {
+		_, err := conn.ExecContext(ctx, q)
+		return err
 	}
-	for _, q := range ddl {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			return nil, fmt.Errorf("widen destination column: %w", err)
-		}
-	}
-	return ddl, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
 // fillSources reads the column versions stored at the old keys of the rows
@@ -75,16 +76,12 @@ func (d *Driver) fillSources(ctx context.Context, conn *sql.Conn, shape *tableSh
 	return guard.FillSources(b, func(key []cdc.Value) map[string]contracts.Version { return stored[guard.KeyID(key)] }), nil
 }
 
-// parseVersion reads a version list's text, "[lsn, seq]".
+// parseVersion reads a version list's text, "[lsn, seq]"; NULL is unknown.
 func parseVersion(s sql.NullString) (contracts.Version, error) {
 	if !s.Valid {
 		return guard.Unknown, nil
 	}
-	var lsn, seq int64
-	if _, err := fmt.Sscanf(s.String, "[%d, %d]", &lsn, &seq); err != nil {
-		return contracts.Version{}, fmt.Errorf("parse %q: %w", s.String, err)
-	}
-	return contracts.Version{LSN: uint64(lsn), Seq: seq}, nil
+	return relational.ParseVersion(s.String)
 }
 
 // extraFillSQL is the statement that copies one column of a staged moved
@@ -123,29 +120,14 @@ func extraFillSQL(plan *stagePlan, f extraFill) (string, []any, error) {
 }
 
 // withTruncate returns plan with the statement that invalidates columns
-// older than b's truncate, generated from the destination table's columns
-// (a batch that only truncates names none); plan itself when b does not
-// truncate.
+// older than b's truncate (relational.Syntax.TruncateInvalidate); plan
+// itself when b does not truncate.
 func withTruncate(plan *stagePlan, shape *tableShape, b cdc.TableBatch) *stagePlan {
 	if b.Truncate == nil {
 		return plan
 	}
-	keys := map[string]bool{}
-	for _, k := range b.KeyColumns() {
-		keys[k] = true
-	}
-	var data []stageColumn
-	for name, typ := range shape.Types {
-		if keys[name] || name == lsnCol || name == seqCol || name == colvCol {
-			continue
-		}
-		data = append(data, stageColumn{Name: name, Type: typ})
-	}
 	p := *plan
-	if len(data) > 0 {
-		p.truncateInvalidate = "UPDATE " + shape.Target + " AS t SET " + invalidateSet(data, "[CAST($1 AS BIGINT), CAST($2 AS BIGINT)]") +
-			" WHERE t." + ident(colvCol) + " IS NOT NULL AND (t." + ident(lsnCol) + ", t." + ident(seqCol) + ") > (CAST($1 AS BIGINT), CAST($2 AS BIGINT))"
-	}
+	p.truncateInvalidate = syntax().TruncateInvalidate(shape.Target, shape.Types, b.KeyColumns())
 	return &p
 }
 
@@ -166,9 +148,9 @@ func (d *Driver) reportUnknown(ctx context.Context, conn *sql.Conn, plan *stageP
 		keys = append(keys, "CAST(t."+ident(c.Name)+" AS VARCHAR)")
 		match = append(match, "t."+ident(c.Name)+" = s."+ident(c.Name))
 	}
-	q := "SELECT array_to_string(list_sort(list_filter(map_keys(t." + ident(colvCol) +
-		"), k -> t." + ident(colvCol) + "[k] = " + unknownVersion + ")), ', '), " + strings.Join(keys, ", ") + " FROM " + plan.target + " AS t JOIN " + ident(plan.stage) +
-		" AS s ON " + strings.Join(match, " AND ") + " WHERE NOT s." + ident(delCol) + " AND s." + ident(colvCol) + " IS NOT NULL AND " +
+	q := "SELECT array_to_string(list_sort(list_filter(map_keys(t." + ident(relational.ColvCol) +
+		"), k -> t." + ident(relational.ColvCol) + "[k] = " + unknownVersion + ")), ', '), " + strings.Join(keys, ", ") + " FROM " + plan.target + " AS t JOIN " + ident(plan.stage) +
+		" AS s ON " + strings.Join(match, " AND ") + " WHERE NOT s." + ident(relational.DelCol) + " AND s." + ident(relational.ColvCol) + " IS NOT NULL AND " +
 		hasUnknown("t")
 	rows, err := conn.QueryContext(ctx, q)
 	if err != nil {

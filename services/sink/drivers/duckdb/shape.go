@@ -21,7 +21,7 @@ type tableShape = relational.Shape
 func (d *Driver) shape(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) (*tableShape, error) {
 	tombName := tombstoneTableName(d.cfg.Schema, b.Table.Table)
 	t := relational.Table{Schema: d.cfg.Schema, Name: b.Table.Table, Target: ident(d.cfg.Schema, b.Table.Table),
-		Tomb: ident(bookkeepingSchema, tombName), TombName: tombName, Required: []string{lsnCol, seqCol, colvCol}}
+		Tomb: ident(relational.BookkeepingSchema, tombName), TombName: tombName, Required: []string{relational.LSNCol, relational.SeqCol, relational.ColvCol}}
 	return relational.Ensure(ctx, d.tables, &duckDialect{d: d, conn: conn, t: t}, t, b, d.log)
 }
 
@@ -47,11 +47,7 @@ func (x *duckDialect) PrimaryKey(ctx context.Context) ([]string, error) {
 }
 
 func (x *duckDialect) CreateTableDDL(cols []contracts.Column) []string {
-	staged := make([]stageColumn, len(cols))
-	for i, c := range cols {
-		staged[i] = stageColumn{Name: c.Name, Type: columnType(c.BaseType), Key: c.Key}
-	}
-	return []string{"CREATE SCHEMA IF NOT EXISTS " + ident(x.t.Schema), createTableSQL(x.t.Target, staged)}
+	return syntax().CreateTableDDL(x.t.Schema, x.t.Target, cols)
 }
 
 func (x *duckDialect) RenameColumns(ctx context.Context, types map[string]string, cols []contracts.Column) ([]string, error) {
@@ -68,25 +64,18 @@ func (x *duckDialect) AddColumnDDL(c contracts.Column, types map[string]string) 
 	if c.ExistingValue != "" {
 		x.fills = append(x.fills, c)
 	}
-	return []string{addColumnSQL(x.t.Target, stageColumn{Name: c.Name, Type: columnType(c.BaseType)})}, nil
+	return []string{syntax().AddColumn(x.t.Target, relational.Column{Name: c.Name, Type: columnType(c.BaseType)})}, nil
 }
 
 func (x *duckDialect) VersionDDL(_ context.Context, types map[string]string) ([]string, error) {
-	var ddl []string
-	for _, v := range []string{lsnCol, seqCol} {
-		if _, ok := types[v]; !ok {
-			ddl = append(ddl, addVersionSQL(x.t.Target, v))
-		}
-	}
-	if _, ok := types[colvCol]; !ok {
-		// Tables created before column versions: every row's columns
-		// have the row's version.
-		ddl = append(ddl, "ALTER TABLE "+x.t.Target+" ADD COLUMN IF NOT EXISTS "+ident(colvCol)+" "+colvType)
+	ddl := syntax().AddVersions(x.t.Target, types)
+	if _, ok := types[relational.ColvCol]; !ok {
+		ddl = append(ddl, syntax().AddColv(x.t.Target))
 	}
 	return ddl, nil
 }
 
-func (*duckDialect) BookkeepingDDL() []string { return bookkeepingDDL }
+func (*duckDialect) BookkeepingDDL() []string { return bookkeepingDDL() }
 
 func (x *duckDialect) ExecDDL(ctx context.Context, q string) error {
 	_, err := x.conn.ExecContext(ctx, q)
@@ -108,16 +97,12 @@ func (x *duckDialect) Finish(ctx context.Context, s *tableShape) error {
 }
 
 func (x *duckDialect) CreateTombstone(ctx context.Context, s *tableShape, keys []string) error {
-	keyCols := make([]stageColumn, len(keys))
-	for i, k := range keys {
-		keyCols[i] = stageColumn{Name: k, Type: s.Types[k], Key: true}
-	}
-	_, err := x.conn.ExecContext(ctx, createTombstoneSQL(s.Tomb, keyCols))
+	_, err := x.conn.ExecContext(ctx, syntax().CreateTombstoneFor(s.Tomb, keys, s.Types))
 	return err
 }
 
 func (x *duckDialect) Register(ctx context.Context, tombName string) error {
-	_, err := x.conn.ExecContext(ctx, "INSERT INTO "+ident(bookkeepingSchema, registryTable)+
+	_, err := x.conn.ExecContext(ctx, "INSERT INTO "+ident(relational.BookkeepingSchema, relational.RegistryTable)+
 		" (schema_name, table_name, tombstone_table) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
 		x.t.Schema, x.t.Name, tombName)
 	return err

@@ -10,6 +10,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
 // stageRows converts a table batch's rows into staging rows in the layout's
@@ -21,6 +22,7 @@ import (
 // returned as extra fills. A value the destination column cannot hold
 // exactly is a permanent error naming table, column, key and value.
 func stageRows(b cdc.TableBatch, l stageLayout, fills []map[string][]cdc.Value) ([][]driver.Value, []extraFill, error) {
+	staged := relational.Columns(l.cols, stageColumn.column)
 	pos := make(map[string]int, len(l.cols))
 	for i, c := range l.cols {
 		pos[c.Name] = i
@@ -83,7 +85,9 @@ func stageRows(b cdc.TableBatch, l stageLayout, fills []map[string][]cdc.Value) 
 		row[base+2] = r.Version.Seq
 		row[base+3] = false
 		if !r.Delete {
-			row[base+4] = stagedColVersions(l.cols, r)
+			if colv := relational.StagedColVersions(staged, r); colv != "" {
+				row[base+4] = colv
+			}
 		}
 		switch {
 		case r.Delete:

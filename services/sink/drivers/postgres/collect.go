@@ -10,6 +10,7 @@ import (
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
 var _ sinkrunner.TombstoneCollector = (*Driver)(nil)
@@ -45,8 +46,8 @@ func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor co
 	if err != nil || tomb == "" {
 		return res, err
 	}
-	del := "DELETE FROM " + tomb + " WHERE ctid = ANY(ARRAY(SELECT x.ctid FROM " + tomb + " AS x WHERE (x." + ident(lsnCol) +
-		", x." + ident(seqCol) + ") < ($1, $2) LIMIT " + fmt.Sprint(collectChunk) + "))"
+	del := "DELETE FROM " + tomb + " WHERE ctid = ANY(ARRAY(SELECT x.ctid FROM " + tomb + " AS x WHERE (x." + ident(relational.LSNCol) +
+		", x." + ident(relational.SeqCol) + ") < ($1, $2) LIMIT " + fmt.Sprint(collectChunk) + "))"
 	for {
 		tag, err := conn.Exec(ctx, del, int64(res.Floor.LSN), res.Floor.Seq)
 		if err != nil {
@@ -68,7 +69,7 @@ func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor co
 func ensureCollectFloor(ctx context.Context, tx pgx.Tx) error {
 	var has bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1)
-		AND attname = 'collect_seq' AND NOT attisdropped)`, ident(bookkeepingSchema, registryTable)).Scan(&has); err != nil {
+		AND attname = 'collect_seq' AND NOT attisdropped)`, ident(bookkeepingSchema, relational.RegistryTable)).Scan(&has); err != nil {
 		return fmt.Errorf("read the registry's columns: %w", err)
 	}
 	if has {
@@ -77,7 +78,7 @@ func ensureCollectFloor(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
 		return fmt.Errorf("lock for ddl: %w", err)
 	}
-	for _, q := range collectFloorDDL {
+	for _, q := range (colvSQL{}).syntax().CollectFloorDDL() {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			return fmt.Errorf("add the collect floor to the registry: %w", err)
 		}
@@ -101,7 +102,7 @@ func (d *Driver) raiseCollectFloor(ctx context.Context, conn *pgx.Conn, table st
 		}
 	}()
 	var registry bool
-	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident(bookkeepingSchema, registryTable)).Scan(&registry); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident(bookkeepingSchema, relational.RegistryTable)).Scan(&registry); err != nil {
 		return "", now, fmt.Errorf("read bookkeeping schema: %w", err)
 	}
 	if !registry {
@@ -119,7 +120,7 @@ func (d *Driver) raiseCollectFloor(ctx context.Context, conn *pgx.Conn, table st
 	}
 	var name string
 	var lsn, seq int64
-	err = tx.QueryRow(ctx, "UPDATE "+ident(bookkeepingSchema, registryTable)+" AS w SET collect_lsn = GREATEST(w.collect_lsn, $3),"+
+	err = tx.QueryRow(ctx, "UPDATE "+ident(bookkeepingSchema, relational.RegistryTable)+" AS w SET collect_lsn = GREATEST(w.collect_lsn, $3),"+
 		" collect_seq = CASE WHEN (w.collect_lsn, w.collect_seq) < ($3, $4) THEN $4 ELSE w.collect_seq END"+
 		" WHERE w.schema_name = $1 AND w.table_name = $2 RETURNING w.tombstone_table, w.collect_lsn, w.collect_seq",
 		d.cfg.Schema, table, int64(floor.LSN), floor.Seq).Scan(&name, &lsn, &seq)

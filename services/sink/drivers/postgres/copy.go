@@ -14,6 +14,7 @@ import (
 
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
 // copyEscaper escapes a value for COPY's text format. Values arrive in
@@ -33,6 +34,7 @@ func writeValue(buf *bytes.Buffer, v cdc.Value) {
 // in the column order of buildStatements: the data columns (cols), then
 // del, lsn, seq, the staged column versions and the floor.
 func encodeRows(buf *bytes.Buffer, cols []stageColumn, rows []cdc.RowChange) {
+	staged := relational.Columns(cols, stageColumn.column)
 	keyIdx := make(map[string]int, len(cols))
 	for _, c := range cols {
 		if c.Key {
@@ -65,10 +67,14 @@ func encodeRows(buf *bytes.Buffer, cols []stageColumn, rows []cdc.RowChange) {
 		buf.WriteByte('\t')
 		buf.WriteString(strconv.FormatInt(r.Version.Seq, 10))
 		buf.WriteByte('\t')
-		if r.Delete {
+		colv := ""
+		if !r.Delete {
+			colv = relational.StagedColVersions(staged, r)
+		}
+		if colv == "" {
 			buf.WriteString(`\N`)
 		} else {
-			stagedColVersions(buf, cols, r)
+			copyEscaper.WriteString(buf, colv)
 		}
 		// The floor: a delete's own version, or the delete the key had
 		// earlier in the batch.

@@ -20,6 +20,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
 var _ sinkrunner.Driver = (*Driver)(nil)
@@ -322,8 +323,8 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 		return nil, b, sinkrunner.Permanent(errors.New("the change events name no key columns; rows cannot be matched"))
 	}
 	for _, c := range b.Columns {
-		if strings.HasPrefix(c.Name, reservedPrefix) {
-			return nil, b, sinkrunner.Permanent(fmt.Errorf("column %q uses the prefix %s Rosetta reserves", c.Name, reservedPrefix))
+		if strings.HasPrefix(c.Name, relational.ReservedPrefix) {
+			return nil, b, sinkrunner.Permanent(fmt.Errorf("column %q uses the prefix %s Rosetta reserves", c.Name, relational.ReservedPrefix))
 		}
 	}
 	// Rows of changes older than a rename hold the renamed column under
@@ -378,7 +379,7 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 	// part after it would never hit, and every batch would create one
 	// more temporary table, each truncated at every commit of the session
 	// (ON COMMIT DELETE ROWS), so that the apply slows as it runs.
-	x := colvSQL{has: shape.Has(colvCol)}
+	x := colvSQL{has: shape.Has(relational.ColvCol)}
 	sig.WriteString("\x00colv=" + strconv.FormatBool(x.has))
 	if plan, ok := d.stages[sig.String()]; ok {
 		return withTruncate(plan, shape, b), b, nil

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -16,6 +15,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
 // addColumnDDL adds a source column to an existing destination table.
@@ -160,35 +160,28 @@ func atoi(s string) int {
 	return n
 }
 
-// widenColumns changes the type of destination columns whose source
-// column was widened (widens) to the source's type, in the batch's
-// transaction, under the DDL lock, before the batch is staged: the values
-// the column holds keep their meaning, and the batch's values, written in
-// the new type, arrive exactly. Key columns are left alone (the tombstone
-// table repeats their type). It returns the statements it ran.
+// widenColumns widens destination columns (relational.Syntax.WidenColumns)
+// under the DDL lock.
 func widenColumns(ctx context.Context, tx pgx.Tx, target string, types map[string]string, cols []contracts.Column) ([]string, error) {
-	var ddl []string
-	for _, c := range cols {
-		dest, ok := types[c.Name]
-		if !ok || c.Key {
-			continue
+	return colvSQL{}.syntax().WidenColumns(ctx, txExec(tx), txLockDDL(tx), target, types, cols)
+}
+
+// txExec runs statements in tx.
+func txExec(tx pgx.Tx) relational.Exec {
+	return func(ctx context.Context, q string) error {
+		_, err := tx.Exec(ctx, q)
+		return err
+	}
+}
+
+// txLockDDL takes the DDL lock (ddlLockKey) for the rest of tx.
+func txLockDDL(tx pgx.Tx) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
+			return fmt.Errorf("lock for ddl: %w", err)
 		}
-		if sent := columnType(c.BaseType); widens(dest, sent) {
-			ddl = append(ddl, "ALTER TABLE "+target+" ALTER COLUMN "+ident(c.Name)+" TYPE "+sent)
-		}
+		return nil
 	}
-	if len(ddl) == 0 {
-		return nil, nil
-	}
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
-		return nil, fmt.Errorf("lock for ddl: %w", err)
-	}
-	for _, q := range ddl {
-		if _, err := tx.Exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("widen destination column: %w", err)
-		}
-	}
-	return ddl, nil
 }
 
 // parseMark reads a column's comment as a colmark (nil: no comment).
@@ -278,53 +271,27 @@ func markSourceColumns(ctx context.Context, tx pgx.Tx, target string, cols []con
 }
 
 // renameColumns renames the destination columns whose source column was
-// renamed: a column of cols (the newest change's list) the destination
-// lacks, whose attnum a marked destination column carries, whose name cols
-// no longer lists, and whose type is the one that column has. It runs in
-// the batch's transaction, under the DDL lock, before missing columns are
-// added, so the rows the destination holds keep their values under the
-// new name instead of a new, NULL column appearing beside the old one.
-// types is updated to the renamed columns. It returns the statements run.
+// renamed (relational.Syntax.RenameColumns), under the DDL lock. A column
+// without a comment has none to match.
 func renameColumns(ctx context.Context, tx pgx.Tx, target string, types map[string]string, cols []contracts.Column) ([]string, error) {
-	if !slices.ContainsFunc(cols, func(c contracts.Column) bool { _, ok := types[c.Name]; return !ok && c.Attnum > 0 && !c.Key }) {
-		return nil, nil
-	}
-	comments, err := columnComments(ctx, tx, target)
-	if err != nil {
-		return nil, err
-	}
-	plain := make(map[string]string, len(comments))
-	for name, c := range comments {
-		if c != nil {
-			plain[name] = *c
+	comments := func(ctx context.Context) (map[string]string, error) {
+		comments, err := columnComments(ctx, tx, target)
+		if err != nil {
+			return nil, err
 		}
-	}
-	var ddl []string
-	for _, r := range colmark.Renames(plain, types, cols, func(c contracts.Column) string { return columnType(c.BaseType) }) {
-		q := "ALTER TABLE " + target + " RENAME COLUMN " + ident(r.Old) + " TO " + ident(r.New)
-		if _, err := tx.Exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("rename destination column %q to %q: %w", r.Old, r.New, err)
+		plain := make(map[string]string, len(comments))
+		for name, c := range comments {
+			if c != nil {
+				plain[name] = *c
+			}
 		}
-		ddl = append(ddl, q)
-		types[r.New] = types[r.Old]
-		delete(types, r.Old)
+		return plain, nil
 	}
-	return ddl, nil
+	return colvSQL{}.syntax().RenameColumns(ctx, txExec(tx), comments, target, types, cols)
 }
 
-// dropColumns applies the "drop" policy: the destination columns whose
-// source column was dropped go too, in the batch's transaction, under the
-// DDL lock, before its rows are staged.
+// dropColumns applies the "drop" policy (relational.Syntax.DropColumns)
+// under the DDL lock.
 func dropColumns(ctx context.Context, tx pgx.Tx, target string, names []string) ([]string, error) {
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
-		return nil, fmt.Errorf("lock for ddl: %w", err)
-	}
-	ddl := make([]string, len(names))
-	for i, n := range names {
-		ddl[i] = "ALTER TABLE " + target + " DROP COLUMN IF EXISTS " + ident(n)
-		if _, err := tx.Exec(ctx, ddl[i]); err != nil {
-			return nil, fmt.Errorf("drop destination column %q: %w", n, err)
-		}
-	}
-	return ddl, nil
+	return colvSQL{}.syntax().DropColumns(ctx, txExec(tx), txLockDDL(tx), target, names)
 }

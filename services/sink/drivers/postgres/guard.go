@@ -12,32 +12,18 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
 // withTruncate returns plan with the statement that invalidates columns
-// older than b's truncate, generated from the destination table's columns
-// (a batch that only truncates names none); plan itself when b does not
-// truncate.
+// older than b's truncate (relational.Syntax.TruncateInvalidate); plan
+// itself when b does not truncate.
 func withTruncate(plan *stagePlan, shape *tableShape, b cdc.TableBatch) *stagePlan {
 	if b.Truncate == nil {
 		return plan
 	}
-	keys := map[string]bool{}
-	for _, k := range b.KeyColumns() {
-		keys[k] = true
-	}
-	var data []stageColumn
-	for name, typ := range shape.Types {
-		if keys[name] || name == lsnCol || name == seqCol || name == colvCol {
-			continue
-		}
-		data = append(data, stageColumn{Name: name, Type: typ})
-	}
 	p := *plan
-	if x := (colvSQL{has: shape.Has(colvCol)}); len(data) > 0 && x.has {
-		p.truncateInvalidate = "UPDATE " + shape.Target + " AS t SET " + x.invalidateSet(data, "jsonb_build_array($1::bigint, $2::bigint)") +
-			" WHERE t." + ident(colvCol) + " IS NOT NULL AND (t." + ident(lsnCol) + ", t." + ident(seqCol) + ") > ($1, $2)"
-	}
+	p.truncateInvalidate = colvSQL{has: shape.Has(relational.ColvCol)}.syntax().TruncateInvalidate(shape.Target, shape.Types, b.KeyColumns())
 	return &p
 }
 
@@ -111,16 +97,12 @@ func fillMoved(ctx context.Context, tx pgx.Tx, plan *stagePlan, b cdc.TableBatch
 	return guard.Fill(b, func(key []cdc.Value) *guard.Stored { return stored[guard.KeyID(key)] }), nil
 }
 
-// parseVersion reads a version array's text, "[lsn, seq]".
+// parseVersion reads a version array's text, "[lsn, seq]"; NULL is unknown.
 func parseVersion(s *string) (contracts.Version, error) {
 	if s == nil {
 		return guard.Unknown, nil
 	}
-	var lsn, seq int64
-	if _, err := fmt.Sscanf(*s, "[%d, %d]", &lsn, &seq); err != nil {
-		return contracts.Version{}, fmt.Errorf("parse %q: %w", *s, err)
-	}
-	return contracts.Version{LSN: uint64(lsn), Seq: seq}, nil
+	return relational.ParseVersion(*s)
 }
 
 // reportPlan is a table whose staged batch held partial changes.
@@ -148,9 +130,9 @@ func (d *Driver) reportUnknown(ctx context.Context, tx pgx.Tx, p reportPlan) err
 			match = append(match, "t."+ident(c.Name)+" = s."+ident(c.Name))
 		}
 	}
-	q := "SELECT ARRAY[" + strings.Join(keys, ", ") + "], ARRAY(SELECT e.key FROM jsonb_each(t." + ident(colvCol) + ") AS e WHERE e.value = " +
+	q := "SELECT ARRAY[" + strings.Join(keys, ", ") + "], ARRAY(SELECT e.key FROM jsonb_each(t." + ident(relational.ColvCol) + ") AS e WHERE e.value = " +
 		unknownVersion + " ORDER BY e.key) FROM " + p.plan.target + " AS t JOIN " + ident(p.plan.stage) + " AS s ON " + strings.Join(match, " AND ") +
-		" WHERE NOT s." + ident(delCol) + " AND s." + ident(colvCol) + " IS NOT NULL AND " + p.plan.colv.hasUnknown("t")
+		" WHERE NOT s." + ident(relational.DelCol) + " AND s." + ident(relational.ColvCol) + " IS NOT NULL AND " + p.plan.colv.hasUnknown("t")
 	rows, err := tx.Query(ctx, q)
 	if err != nil {
 		return fmt.Errorf("find rows of %s with unknown columns: %w", p.table, err)

@@ -20,7 +20,7 @@ type tableShape = relational.Shape
 func (d *Driver) shape(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*tableShape, error) {
 	tombName := tombstoneTableName(d.cfg.Schema, b.Table.Table)
 	t := relational.Table{Schema: d.cfg.Schema, Name: b.Table.Table, Target: ident(d.cfg.Schema, b.Table.Table),
-		Tomb: ident(bookkeepingSchema, tombName), TombName: tombName, Required: []string{lsnCol, seqCol}}
+		Tomb: ident(bookkeepingSchema, tombName), TombName: tombName, Required: []string{relational.LSNCol, relational.SeqCol}}
 	return relational.Ensure(ctx, d.tables, pgDialect{d: d, tx: tx, t: t, cols: b.Columns}, t, b, d.log)
 }
 
@@ -32,12 +32,7 @@ type pgDialect struct {
 	cols []contracts.Column // the batch's, for messages
 }
 
-func (p pgDialect) LockDDL(ctx context.Context) error {
-	if _, err := p.tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
-		return fmt.Errorf("lock for ddl: %w", err)
-	}
-	return nil
-}
+func (p pgDialect) LockDDL(ctx context.Context) error { return txLockDDL(p.tx)(ctx) }
 
 func (p pgDialect) Columns(ctx context.Context) (map[string]string, error) {
 	return loadColumns(ctx, p.tx, p.t.Target)
@@ -48,11 +43,7 @@ func (p pgDialect) PrimaryKey(ctx context.Context) ([]string, error) {
 }
 
 func (p pgDialect) CreateTableDDL(cols []contracts.Column) []string {
-	staged := make([]stageColumn, len(cols))
-	for i, c := range cols {
-		staged[i] = stageColumn{Name: c.Name, Type: columnType(c.BaseType), Key: c.Key}
-	}
-	return []string{"CREATE SCHEMA IF NOT EXISTS " + ident(p.t.Schema), createTableSQL(p.t.Target, staged)}
+	return colvSQL{}.syntax().CreateTableDDL(p.t.Schema, p.t.Target, cols)
 }
 
 func (p pgDialect) RenameColumns(ctx context.Context, types map[string]string, cols []contracts.Column) ([]string, error) {
@@ -68,13 +59,9 @@ func (p pgDialect) AddColumnDDL(c contracts.Column, _ map[string]string) ([]stri
 }
 
 func (p pgDialect) VersionDDL(ctx context.Context, types map[string]string) ([]string, error) {
-	var ddl []string
-	for _, v := range []string{lsnCol, seqCol} {
-		if _, ok := types[v]; !ok {
-			ddl = append(ddl, addVersionSQL(p.t.Target, v))
-		}
-	}
-	if _, ok := types[colvCol]; !ok {
+	x := colvSQL{}.syntax()
+	ddl := x.AddVersions(p.t.Target, types)
+	if _, ok := types[relational.ColvCol]; !ok {
 		// Tables created before column versions: every row's columns
 		// have the row's version. A table the sink's role does not own
 		// keeps going without (ownsTable).
@@ -83,17 +70,17 @@ func (p pgDialect) VersionDDL(ctx context.Context, types map[string]string) ([]s
 			return nil, err
 		}
 		if owner {
-			ddl = append(ddl, "ALTER TABLE "+p.t.Target+" ADD COLUMN IF NOT EXISTS "+ident(colvCol)+" jsonb")
+			ddl = append(ddl, x.AddColv(p.t.Target))
 		} else {
 			p.d.log.Warn("destination table has no column versions and the sink's role cannot add them: partial updates "+
 				"(unchanged TOASTed columns) are exact only in order; add the column to make them exact in any order",
-				"table", p.t.Schema+"."+p.t.Name, "column", colvCol+" jsonb")
+				"table", p.t.Schema+"."+p.t.Name, "column", relational.ColvCol+" jsonb")
 		}
 	}
 	return ddl, nil
 }
 
-func (pgDialect) BookkeepingDDL() []string { return bookkeepingDDL }
+func (pgDialect) BookkeepingDDL() []string { return colvSQL{}.syntax().BookkeepingDDL() }
 
 func (p pgDialect) ExecDDL(ctx context.Context, q string) error {
 	if _, err := p.tx.Exec(ctx, q); err != nil {
@@ -112,16 +99,12 @@ func (p pgDialect) Finish(ctx context.Context, _ *tableShape) error {
 }
 
 func (p pgDialect) CreateTombstone(ctx context.Context, s *tableShape, keys []string) error {
-	keyCols := make([]stageColumn, len(keys))
-	for i, k := range keys {
-		keyCols[i] = stageColumn{Name: k, Type: s.Types[k], Key: true}
-	}
-	_, err := p.tx.Exec(ctx, createTombstoneSQL(s.Tomb, keyCols))
+	_, err := p.tx.Exec(ctx, colvSQL{}.syntax().CreateTombstoneFor(s.Tomb, keys, s.Types))
 	return err
 }
 
 func (p pgDialect) Register(ctx context.Context, tombName string) error {
-	_, err := p.tx.Exec(ctx, "INSERT INTO "+ident(bookkeepingSchema, registryTable)+
+	_, err := p.tx.Exec(ctx, "INSERT INTO "+ident(bookkeepingSchema, relational.RegistryTable)+
 		" (schema_name, table_name, tombstone_table) VALUES ($1, $2, $3) ON CONFLICT (schema_name, table_name) DO NOTHING",
 		p.t.Schema, p.t.Name, tombName)
 	return err
