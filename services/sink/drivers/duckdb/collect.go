@@ -15,15 +15,11 @@ import (
 
 var _ sinkrunner.TombstoneCollector = (*Driver)(nil)
 
-// collectChunk is the most tombstones one DELETE removes, so that a
-// backlog of millions is collected in short transactions.
-const collectChunk = 10000
-
 // CollectTombstones raises the collect floor of the destination table of t
 // to floor and deletes its tombstones older than the floor
 // (sinkrunner.TombstoneCollector). The floor commits before any tombstone
 // goes: every guard statement sees a tombstone or the floor above it
-// (sql.go, aboveFloors). DuckDB has one writer per file, the driver's own.
+// (sql.go, syntax: AboveFloors). DuckDB has one writer per file, the driver's own.
 func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor contracts.Version) (res sinkrunner.CollectResult, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -50,20 +46,16 @@ func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor co
 	}
 	res.Floor = now
 	del := "DELETE FROM " + tomb + " WHERE rowid IN (SELECT x.rowid FROM " + tomb + " AS x WHERE (x." + ident(relational.LSNCol) + ", x." + ident(relational.SeqCol) +
-		") < (CAST($1 AS BIGINT), CAST($2 AS BIGINT)) LIMIT " + fmt.Sprint(collectChunk) + ")"
-	for {
+		") < (CAST($1 AS BIGINT), CAST($2 AS BIGINT)) LIMIT " + fmt.Sprint(relational.CollectChunk) + ")"
+	res.Collected, err = relational.CollectChunks(ctx, func(ctx context.Context) (int64, error) {
 		r, err := conn.ExecContext(ctx, del, int64(now.LSN), now.Seq)
 		if err != nil {
-			return res, fmt.Errorf("collect tombstones of %s.%s: %w", d.cfg.Schema, t.Table, err)
+			return 0, err
 		}
-		n, err := r.RowsAffected()
-		if err != nil {
-			return res, fmt.Errorf("collect tombstones of %s.%s: %w", d.cfg.Schema, t.Table, err)
-		}
-		res.Collected += n
-		if n < collectChunk {
-			break
-		}
+		return r.RowsAffected()
+	})
+	if err != nil {
+		return res, fmt.Errorf("collect tombstones of %s.%s: %w", d.cfg.Schema, t.Table, err)
 	}
 	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+tomb).Scan(&res.Remaining); err != nil {
 		return res, fmt.Errorf("count tombstones of %s.%s: %w", d.cfg.Schema, t.Table, err)
@@ -140,5 +132,5 @@ var _ sinkrunner.IncompleteReporter = (*Driver)(nil)
 func (d *Driver) Incomplete() []sinkrunner.IncompleteRows {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.incomplete
+	return d.report.Incomplete()
 }

@@ -35,12 +35,12 @@ type Driver struct {
 
 	mu     sync.Mutex
 	closed bool
-	// found gathers the rows the Apply in progress leaves with unknown
-	// columns; incomplete holds them once it committed (Incomplete).
-	found, incomplete []sinkrunner.IncompleteRows
-	db                *sql.DB
-	conn              *sql.Conn
-	openedAt          time.Time
+	// report gathers the rows the Apply in progress leaves with unknown
+	// columns, for Incomplete once it committed.
+	report   relational.Report
+	db       *sql.DB
+	conn     *sql.Conn
+	openedAt time.Time
 	// noReopenUntil keeps the file free for readers after a MaxHold
 	// release.
 	noReopenUntil time.Time
@@ -81,11 +81,7 @@ func New(cfg Config, log *slog.Logger) *Driver {
 // Factory builds a driver from a destination's JSON config
 // (configstore.Destination.ConfigWithSecrets). It does not open the file.
 func Factory(_ context.Context, config json.RawMessage, log *slog.Logger) (sinkrunner.Driver, error) {
-	cfg, err := ParseConfig(config)
-	if err != nil {
-		return nil, err
-	}
-	return New(cfg, log), nil
+	return relational.Build(config, log, ParseConfig, New)
 }
 
 // Close checkpoints and closes the file if it is open. Apply fails after it.
@@ -111,13 +107,7 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 	if d.closed {
 		return errors.New("apply to duckdb destination: driver is closed")
 	}
-	d.found, d.incomplete = nil, nil
-	var work []cdc.TableBatch
-	for _, b := range batches {
-		if len(b.Rows) > 0 || b.Truncate != nil {
-			work = append(work, b)
-		}
-	}
+	work := d.report.Begin(batches)
 	if len(work) == 0 {
 		return nil
 	}
@@ -132,7 +122,7 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 			err = classify(err)
 			return
 		}
-		d.incomplete, d.found = d.found, nil
+		d.report.Committed()
 		d.afterCommit()
 	}()
 	conn, err := d.open(ctx)
@@ -283,7 +273,7 @@ func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatc
 		}
 		// Moved rows are re-read from the source whatever they hold
 		// (guard.MovedKeys).
-		d.found = guard.ReportMoved(d.found, b)
+		d.report.Moved(b)
 		if slices.ContainsFunc(b.Rows, func(r cdc.RowChange) bool { return !r.Delete && len(r.Unchanged) > 0 }) {
 			return d.reportUnknown(ctx, conn, plan, b)
 		}

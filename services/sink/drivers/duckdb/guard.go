@@ -179,7 +179,7 @@ func (d *Driver) reportUnknown(ctx context.Context, conn *sql.Conn, plan *stageP
 		return fmt.Errorf("find rows with unknown columns: %w", err)
 	}
 	if len(found.Keys) > 0 {
-		d.found = append(d.found, found)
+		d.report.Found(found)
 	}
 	return nil
 }

@@ -15,11 +15,6 @@ import (
 
 var _ sinkrunner.TombstoneCollector = (*Driver)(nil)
 
-// collectChunk is the most tombstones one DELETE removes: a backlog of
-// millions is collected in short transactions that hold no lock for long
-// and never block an Apply for more than one chunk.
-const collectChunk = 10000
-
 // CollectTombstones raises the collect floor of the destination table of t
 // to floor and deletes its tombstones older than the floor
 // (sinkrunner.TombstoneCollector).
@@ -28,7 +23,7 @@ const collectChunk = 10000
 // (lockTables), and the deletions follow: every guard statement of an
 // Apply reads, in one snapshot, either a tombstone or a floor above it, so
 // a change older than a collected tombstone is refused at every moment
-// (sql.go, aboveFloors).
+// (sql.go, syntax: AboveFloors).
 func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor contracts.Version) (res sinkrunner.CollectResult, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -47,16 +42,13 @@ func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor co
 		return res, err
 	}
 	del := "DELETE FROM " + tomb + " WHERE ctid = ANY(ARRAY(SELECT x.ctid FROM " + tomb + " AS x WHERE (x." + ident(relational.LSNCol) +
-		", x." + ident(relational.SeqCol) + ") < ($1, $2) LIMIT " + fmt.Sprint(collectChunk) + "))"
-	for {
+		", x." + ident(relational.SeqCol) + ") < ($1, $2) LIMIT " + fmt.Sprint(relational.CollectChunk) + "))"
+	res.Collected, err = relational.CollectChunks(ctx, func(ctx context.Context) (int64, error) {
 		tag, err := conn.Exec(ctx, del, int64(res.Floor.LSN), res.Floor.Seq)
-		if err != nil {
-			return res, fmt.Errorf("collect tombstones of %s.%s: %w", d.cfg.Schema, t.Table, err)
-		}
-		res.Collected += tag.RowsAffected()
-		if tag.RowsAffected() < collectChunk {
-			break
-		}
+		return tag.RowsAffected(), err
+	})
+	if err != nil {
+		return res, fmt.Errorf("collect tombstones of %s.%s: %w", d.cfg.Schema, t.Table, err)
 	}
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+tomb).Scan(&res.Remaining); err != nil {
 		return res, fmt.Errorf("count tombstones of %s.%s: %w", d.cfg.Schema, t.Table, err)
@@ -151,5 +143,5 @@ var _ sinkrunner.IncompleteReporter = (*Driver)(nil)
 func (d *Driver) Incomplete() []sinkrunner.IncompleteRows {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.incomplete
+	return d.report.Incomplete()
 }

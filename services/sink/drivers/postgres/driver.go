@@ -19,7 +19,6 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
-	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
@@ -43,9 +42,9 @@ type Driver struct {
 	tables map[string]*tableShape // by destination table name
 	stages map[string]*stagePlan  // by shape signature; temp tables of conn
 	nextID int
-	// found gathers the rows the Apply in progress leaves with unknown
-	// columns; incomplete holds them once it committed (Incomplete).
-	found, incomplete []sinkrunner.IncompleteRows
+	// report gathers the rows the Apply in progress leaves with unknown
+	// columns, for Incomplete once it committed.
+	report relational.Report
 }
 
 // stagePlan is a staging table on the current connection and the SQL that
@@ -72,11 +71,7 @@ func New(cfg Config, log *slog.Logger) *Driver {
 // Factory builds a driver from a destination's JSON config
 // (configstore.Destination.ConfigWithSecrets). It does not connect.
 func Factory(_ context.Context, config json.RawMessage, log *slog.Logger) (sinkrunner.Driver, error) {
-	cfg, err := ParseConfig(config)
-	if err != nil {
-		return nil, err
-	}
-	return New(cfg, log), nil
+	return relational.Build(config, log, ParseConfig, New)
 }
 
 // Close closes the connection.
@@ -108,13 +103,7 @@ func (d *Driver) Close() error {
 func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.found, d.incomplete = nil, nil
-	var work []cdc.TableBatch
-	for _, b := range batches {
-		if len(b.Rows) > 0 || b.Truncate != nil {
-			work = append(work, b)
-		}
-	}
+	work := d.report.Begin(batches)
 	if len(work) == 0 {
 		return nil
 	}
@@ -246,7 +235,7 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 		}
 		// Moved rows are re-read from the source whatever they hold
 		// (guard.MovedKeys).
-		d.found = guard.ReportMoved(d.found, b)
+		d.report.Moved(b)
 		if plan.colv.has && slices.ContainsFunc(b.Rows, func(r cdc.RowChange) bool { return !r.Delete && len(r.Unchanged) > 0 }) {
 			partial = append(partial, reportPlan{table: table, source: b.Table.String(), plan: plan})
 		}
@@ -271,7 +260,7 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit batch to postgres destination: %w", err)
 	}
-	d.incomplete, d.found = d.found, nil
+	d.report.Committed()
 	return nil
 }
 

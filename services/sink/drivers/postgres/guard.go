@@ -155,7 +155,7 @@ func (d *Driver) reportUnknown(ctx context.Context, tx pgx.Tx, p reportPlan) err
 		return fmt.Errorf("find rows of %s with unknown columns: %w", p.table, err)
 	}
 	if len(found.Keys) > 0 {
-		d.found = append(d.found, found)
+		d.report.Found(found)
 	}
 	return nil
 }

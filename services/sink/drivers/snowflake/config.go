@@ -142,25 +142,15 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 
 // decodeConfig is ParseConfig without reading the key.
 func decodeConfig(raw json.RawMessage) (Config, error) {
+	// The fields Config spells as the JSON does come through it; these
+	// take more than one spelling, or a text form, and are checked below.
 	var wire struct {
-		Account              string          `json:"account"`
-		User                 string          `json:"user"`
-		Role                 string          `json:"role"`
-		Warehouse            string          `json:"warehouse"`
-		Database             string          `json:"database"`
-		Schema               string          `json:"schema"`
-		PrivateKey           string          `json:"private_key"`
-		PrivateKeyPath       string          `json:"private_key_path"`
-		PrivateKeyPassphrase string          `json:"private_key_passphrase"`
-		Host                 string          `json:"host"`
-		Port                 json.RawMessage `json:"port"`
-		Protocol             string          `json:"protocol"`
-		InsecureHTTP         json.RawMessage `json:"insecure_http"`
-		TLSCAFile            string          `json:"tls_ca_file"`
-		SoftDelete           json.RawMessage `json:"soft_delete"`
-		DroppedColumns       string          `json:"dropped_columns"`
-		FlushInterval        string          `json:"flush_interval"`
-		BatchSize            json.RawMessage `json:"batch_size"`
+		Config
+		Port          json.RawMessage `json:"port"`
+		InsecureHTTP  json.RawMessage `json:"insecure_http"`
+		SoftDelete    json.RawMessage `json:"soft_delete"`
+		FlushInterval string          `json:"flush_interval"`
+		BatchSize     json.RawMessage `json:"batch_size"`
 	}
 	if err := json.Unmarshal(raw, &wire); err != nil {
 		// json errors quote offsets and types, not values.

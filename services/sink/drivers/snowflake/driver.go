@@ -24,6 +24,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
 var _ sinkrunner.Driver = (*Driver)(nil)
@@ -44,9 +45,9 @@ type Driver struct {
 	// collectChunk is the most tombstones one DELETE of CollectTombstones
 	// removes; 0 means defaultCollectChunk (tests lower it).
 	collectChunk int
-	// found gathers, during an Apply, the rows its batches left with
-	// unknown columns; incomplete holds them once it committed.
-	found, incomplete []sinkrunner.IncompleteRows
+	// report gathers, during an Apply, the rows its batches left with
+	// unknown columns, for Incomplete once it committed.
+	report relational.Report
 }
 
 // tableState is what the driver knows of a destination table. It is a
@@ -74,11 +75,7 @@ func New(cfg Config, log *slog.Logger) *Driver {
 // private key, so a wrong passphrase is reported at once, but does not
 // connect.
 func Factory(_ context.Context, config json.RawMessage, log *slog.Logger) (sinkrunner.Driver, error) {
-	cfg, err := ParseConfig(config)
-	if err != nil {
-		return nil, err
-	}
-	return New(cfg, log), nil
+	return relational.Build(config, log, ParseConfig, New)
 }
 
 // ConfigError is a problem with the destination's configuration that
@@ -163,13 +160,7 @@ type job struct {
 func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.found, d.incomplete = nil, nil
-	var work []cdc.TableBatch
-	for _, b := range batches {
-		if len(b.Rows) > 0 || b.Truncate != nil {
-			work = append(work, b)
-		}
-	}
+	work := d.report.Begin(batches)
 	if len(work) == 0 {
 		return nil
 	}
@@ -224,7 +215,7 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit batch to snowflake: %w", err)
 	}
-	d.incomplete, d.found = d.found, nil
+	d.report.Committed()
 	return nil
 }
 
@@ -334,12 +325,8 @@ func copyInto(ctx context.Context, tx *sql.Tx, q string, want int) error {
 		}
 	}
 	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
+		vals, err := scanText(rows, len(cols))
+		if err != nil {
 			return fmt.Errorf("read copy result: %w", err)
 		}
 		if at >= 0 {
@@ -354,6 +341,16 @@ func copyInto(ctx context.Context, tx *sql.Tx, q string, want int) error {
 		return fmt.Errorf("copy into staging table loaded %d rows, want %d", loaded, want)
 	}
 	return nil
+}
+
+// scanText reads the current row of rows, of n columns, as nullable text.
+func scanText(rows *sql.Rows, n int) ([]sql.NullString, error) {
+	vals := make([]sql.NullString, n)
+	ptrs := make([]any, n)
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	return vals, rows.Scan(ptrs...)
 }
 
 // readWatermarks reads every table's truncate watermark and collect floor.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/rosettacdc/rosetta/contracts"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
-	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard"
 )
 
 var _ sinkrunner.IncompleteReporter = (*Driver)(nil)
@@ -19,7 +18,7 @@ var _ sinkrunner.IncompleteReporter = (*Driver)(nil)
 func (d *Driver) Incomplete() []sinkrunner.IncompleteRows {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.incomplete
+	return d.report.Incomplete()
 }
 
 // partialRows reports whether the job's batch holds an upsert that left
@@ -47,7 +46,7 @@ func (j *job) partialRows() bool {
 func (d *Driver) findUnknown(ctx context.Context, tx *sql.Tx, j *job) error {
 	// Moved rows are re-read from the source whatever they hold
 	// (guard.MovedKeys).
-	d.found = guard.ReportMoved(d.found, j.b)
+	d.report.Moved(j.b)
 	if len(j.names) == 0 || !j.partialRows() {
 		return nil
 	}
@@ -101,7 +100,7 @@ rowsLoop:
 		}
 	}
 	if len(found.Keys) > 0 {
-		d.found = append(d.found, found)
+		d.report.Found(found)
 	}
 	return nil
 }

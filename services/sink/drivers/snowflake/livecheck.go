@@ -226,12 +226,8 @@ func compareBack(ctx context.Context, rep *destcheck.Report, conn *sql.Conn, tar
 	got := map[int][]sql.NullString{}
 	extra := 0
 	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
+		vals, err := scanText(rows, len(cols))
+		if err != nil {
 			rep.Add("read back", false, err.Error())
 			return
 		}
