@@ -228,14 +228,20 @@ func Unpinner(js jetstream.JetStream) func(ctx context.Context, stream, consumer
 
 // EnsurePipelineConsumers creates or updates the durable consumers of one
 // pipeline destination, one per partition of the source (their filters
-// follow the pipeline's tables). The source's stream must exist.
+// follow the pipeline's tables). The source's stream must exist. A request
+// that goes unanswered (sent during a leader election) is asked again, as
+// a stream lookup is: once, it held capture's session setup for its whole
+// 30 s deadline (issue 19). Asking again is safe: the request is idempotent.
 func EnsurePipelineConsumers(ctx context.Context, js jetstream.JetStream, sourceID, pipelineID, destinationID int64, tables []Table, partitions int) error {
 	if len(tables) == 0 {
 		return fmt.Errorf("ensure consumers of pipeline %d destination %d: no tables", pipelineID, destinationID)
 	}
 	for p := range max(partitions, 1) {
 		cfg := PipelineConsumerConfig(sourceID, pipelineID, destinationID, tables, p, partitions)
-		if _, err := js.CreateOrUpdateConsumer(ctx, contracts.StreamName(sourceID), cfg); err != nil {
+		ensure := func(ctx context.Context) (jetstream.Consumer, error) {
+			return js.CreateOrUpdateConsumer(ctx, contracts.StreamName(sourceID), cfg)
+		}
+		if _, err := retryJS(ctx, ensure); err != nil {
 			return fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, contracts.StreamName(sourceID), err)
 		}
 	}

@@ -51,3 +51,28 @@ func TestRetryJS(t *testing.T) {
 		t.Fatalf("retryJS past the caller's deadline = %v after %v", err, time.Since(start))
 	}
 }
+
+// unansweredOnceJS leaves the first consumer request unanswered.
+type unansweredOnceJS struct {
+	jetstream.JetStream
+	calls int
+}
+
+func (f *unansweredOnceJS) CreateOrUpdateConsumer(context.Context, string, jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	f.calls++
+	if f.calls == 1 {
+		return nil, context.DeadlineExceeded
+	}
+	return nil, nil
+}
+
+func TestEnsurePipelineConsumersAsksAgain(t *testing.T) {
+	t.Parallel()
+	js := &unansweredOnceJS{}
+	if err := EnsurePipelineConsumers(context.Background(), js, 1, 2, 3, []Table{{Schema: "public", Name: "t"}}, 2); err != nil {
+		t.Fatalf("EnsurePipelineConsumers after an unanswered request: %v", err)
+	}
+	if js.calls != 3 {
+		t.Fatalf("%d consumer requests, want 3 (the first partition's asked again)", js.calls)
+	}
+}
