@@ -123,6 +123,7 @@ func testNATSCluster(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	slotTaken := time.Since(killed)
+	checkTakeover(t, slotTaken)
 	marker, caught = m.waitCaughtUp(killed, seq, 120*time.Second)
 	logf("SIGKILL of the active capture (%s): slot active again after %s, a change written after it at the destination after %s, every change before it acked after %s",
 		active.name, round(slotTaken), round(marker), round(caught))

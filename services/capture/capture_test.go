@@ -155,8 +155,14 @@ func testConfig() Config {
 // start runs a manager until the returned stop is called (or the test ends).
 func (e *env) start(cfg Config) (stop func()) {
 	e.t.Helper()
+	return e.startWith(cfg, e.js)
+}
+
+// startWith is start with the manager's JetStream given.
+func (e *env) startWith(cfg Config, js jetstream.JetStream) (stop func()) {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	m := NewManager(cfg, e.store, e.js, e.log)
+	m := NewManager(cfg, e.store, js, e.log)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
 	var once sync.Once
@@ -402,6 +408,7 @@ func TestCapture(t *testing.T) {
 	t.Run("PauseResumeTableChange", func(t *testing.T) { t.Parallel(); testPauseResume(t, pg, js) })
 	t.Run("FxModule", func(t *testing.T) { t.Parallel(); testFxModule(t, pg, js) })
 	t.Run("StandbyTakeover", func(t *testing.T) { t.Parallel(); testStandbyTakeover(t, pg, js) })
+	t.Run("StandbyAfterErrorBackoff", func(t *testing.T) { t.Parallel(); testStandbyAfterErrorBackoff(t, pg, js) })
 	t.Run("Partitions", func(t *testing.T) { t.Parallel(); testPartitions(t, pg, js) })
 }
 

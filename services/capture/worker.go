@@ -46,6 +46,10 @@ type worker struct {
 	// standby is set while another capture instance holds the source's
 	// slot (standby.go). Owned by run's goroutine.
 	standby bool
+	// held is set by a session once its START_REPLICATION succeeded: the
+	// session's error, if any, came while this worker held the slot.
+	// Owned by run's goroutine.
+	held bool
 	// relations are the columns of every relation the last session's
 	// decoder knew: the next session's decoder compares its first
 	// descriptions with them, so a column added while capture reconnected
@@ -85,7 +89,8 @@ func (w *worker) currentSpec() sourceSpec {
 
 // run captures until ctx ends, reconnecting after errors with a backoff
 // that doubles from BackoffMin to BackoffMax and starts over once a session
-// made progress.
+// made progress, or, for an error before the session held the slot, once
+// another instance holds it (watchSlot).
 func (w *worker) run(ctx context.Context) {
 	backoff := w.cfg.BackoffMin
 	for {
@@ -144,15 +149,24 @@ func (w *worker) run(ctx context.Context) {
 		w.cfg.Metrics.Error("capture", "session")
 		w.report(StateError, msg)
 		w.failing = true
-		t := time.NewTimer(jitter.Spread(backoff))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		wait := jitter.Spread(backoff)
+		backoff = min(backoff*2, w.cfg.BackoffMax)
+		if w.held {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+		} else if w.watchSlot(ctx, wait) {
+			// Another instance took the slot: standby from now on
+			// (watchSlot says why the backoff ends here).
+			backoff = w.cfg.BackoffMin
+		}
+		if ctx.Err() != nil {
 			w.report(StateStopped, "")
 			return
-		case <-t.C:
 		}
-		backoff = min(backoff*2, w.cfg.BackoffMax)
 	}
 }
 
@@ -172,6 +186,7 @@ func (w *worker) report(state, lastErr string) {
 
 // session connects, provisions and streams until an error or ctx's end.
 func (w *worker) session(ctx context.Context) error {
+	w.held = false
 	spec := w.currentSpec()
 	src := spec.Source
 	if src.Slot == "" || src.Publication == "" {
@@ -199,6 +214,16 @@ func (w *worker) session(ctx context.Context) error {
 	defer scancel()
 	if err := pgrepl.CheckWALLevel(sctx, conn); err != nil {
 		return err
+	}
+	// A standby's attempt ends here while another instance holds the
+	// slot, before any JetStream request: standing by needs PostgreSQL
+	// only, so a NATS hiccup (a leader election, a request lost with a
+	// node) can neither fail its attempts into the error backoff nor stall
+	// one for ReceiveTimeout while the slot comes free (issue 19).
+	if slot, found, err := pgrepl.ReadSlot(sctx, conn, src.Slot); err != nil {
+		return err
+	} else if found && slot.Active {
+		return fmt.Errorf("replication slot %s: %w", src.Slot, errSlotActive)
 	}
 	if _, err := natsx.EnsureSourceStream(sctx, w.js, src.ID, w.cfg.StreamLimits); err != nil {
 		return err
@@ -242,6 +267,7 @@ func (w *worker) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	w.held = true
 	if w.standby {
 		w.log.Info("took over the source's replication slot: this instance now captures it", "slot", src.Slot, "start_lsn", w.confirmed)
 		w.standby = false
