@@ -786,16 +786,23 @@ func testFxModule(t *testing.T, pg *testkit.Postgres, js jetstream.JetStream) {
 	}
 }
 
+// newTakeoverEnv is a source with one table in a started pipeline, and a
+// config whose standbys try the slot every 200 ms.
+func newTakeoverEnv(t *testing.T, pg *testkit.Postgres, js jetstream.JetStream, sourceID int64, table string) (*env, Config) {
+	e := newEnv(t, pg, js, sourceID, fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY);", table))
+	e.store.setPipeline(configstore.Pipeline{ID: 1, SourceID: e.src.ID, DestinationIDs: []int64{1}, Tables: []string{"public." + table},
+		Status: configstore.StatusStart})
+	cfg := testConfig()
+	cfg.TakeoverInterval = 200 * time.Millisecond
+	return e, cfg
+}
+
 // testStandbyTakeover runs two capture instances on one source: the one
 // holding the slot publishes, the other is a standby that reports no state
 // (no ERROR) and takes the slot over when the active one stops, with no
 // change lost.
 func testStandbyTakeover(t *testing.T, pg *testkit.Postgres, js jetstream.JetStream) {
-	e := newEnv(t, pg, js, 1005, `CREATE TABLE a (id int PRIMARY KEY);`)
-	e.store.setPipeline(configstore.Pipeline{ID: 1, SourceID: e.src.ID, DestinationIDs: []int64{1}, Tables: []string{"public.a"},
-		Status: configstore.StatusStart})
-	cfg := testConfig()
-	cfg.TakeoverInterval = 200 * time.Millisecond
+	e, cfg := newTakeoverEnv(t, pg, js, 1005, "a")
 	stopActive := e.start(cfg)
 	activePID := e.waitActive(true)
 	e.exec("INSERT INTO a VALUES (1)")

@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/contracts"
-	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
 
@@ -41,11 +40,7 @@ func (f *flakyJS) Stream(ctx context.Context, name string) (jetstream.Stream, er
 // instance takes the slot, and takes it over within a takeover interval
 // or two of that instance stopping, not at the end of its backoff.
 func testStandbyAfterErrorBackoff(t *testing.T, pg *testkit.Postgres, js jetstream.JetStream) {
-	e := newEnv(t, pg, js, 1007, `CREATE TABLE b (id int PRIMARY KEY);`)
-	e.store.setPipeline(configstore.Pipeline{ID: 1, SourceID: e.src.ID, DestinationIDs: []int64{1}, Tables: []string{"public.b"},
-		Status: configstore.StatusStart})
-	cfg := testConfig()
-	cfg.TakeoverInterval = 200 * time.Millisecond
+	e, cfg := newTakeoverEnv(t, pg, js, 1007, "b")
 	stopActive := e.start(cfg)
 	activePID := e.waitActive(true)
 
