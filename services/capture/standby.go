@@ -51,15 +51,16 @@ func slotHeldElsewhere(err error) bool {
 // that instance's only standby and miss the slot coming free again: a
 // takeover took 21.95 s in faults NATSCluster (issue 19). Another
 // instance holding the slot shows that capturing works for someone, so
-// the worker turns standby at once (run's standby loop: one query per
-// TakeoverInterval, no NATS). While nobody holds the slot the backoff runs
-// out as before: nothing says the cause went away. Capping every such
-// wait at TakeoverInterval would make takeovers as quick but turn a
-// source or NATS outage into an error, a log line and a state write per
-// second per source. A session that held the slot and failed keeps the
-// plain backoff (run): its standbys take over, and it must not win the
-// slot back every second from a broken NATS. The look costs one
-// connection for the whole wait; if it cannot be had, the wait is plain.
+// the worker turns standby at once (run's standby loop: a connection and
+// two queries per TakeoverInterval, no NATS). While nobody holds the slot
+// the backoff runs out as before: nothing says the cause went away.
+// Capping every such wait at TakeoverInterval would make takeovers as
+// quick but turn a source or NATS outage into an error, a log line and a
+// state write per second per source. A session that held the slot and
+// failed keeps the plain backoff (run): its standbys take over, and it
+// must not win the slot back every second from a broken NATS. The look
+// costs one connection for the whole wait; if it cannot be had, the wait
+// is plain.
 func (w *worker) watchSlot(ctx context.Context, d time.Duration) bool {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
