@@ -183,15 +183,6 @@ func (w *world) waitSpread(before []string, keep int, timeout time.Duration) ([]
 	}
 }
 
-func samePins(a, b []string) bool {
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return len(a) == len(b)
-}
-
 // assertEachChangeOnePartition checks that the partitions' consumers split
 // the stream: their deliveries add up to the stream's messages plus the
 // redeliveries of the kill and the stop (a few thousand), not to a multiple
