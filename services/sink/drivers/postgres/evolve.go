@@ -194,26 +194,17 @@ func parseMark(comment *string) (attnum int, ok bool) {
 
 // columnComments returns the comment of every column of target (nil: none).
 func columnComments(ctx context.Context, tx pgx.Tx, target string) (map[string]*string, error) {
-	rows, err := tx.Query(ctx, `SELECT a.attname, col_description(a.attrelid, a.attnum)
-		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, target)
-	if err != nil {
-		return nil, fmt.Errorf("read column comments of %s: %w", target, err)
+	return attributes[*string](ctx, tx, target, "col_description(a.attrelid, a.attnum)", "column comments")
+}
+
+// ownsTable reports whether the sink's role owns target (may alter it).
+func ownsTable(ctx context.Context, tx pgx.Tx, target string) (bool, error) {
+	var owner bool
+	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass($1)), false)`,
+		target).Scan(&owner); err != nil {
+		return false, fmt.Errorf("read owner of %s: %w", target, err)
 	}
-	comments := map[string]*string{}
-	for rows.Next() {
-		var name string
-		var comment *string
-		if err := rows.Scan(&name, &comment); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read column comments of %s: %w", target, err)
-		}
-		comments[name] = comment
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read column comments of %s: %w", target, err)
-	}
-	return comments, nil
+	return owner, nil
 }
 
 // markSourceColumns returns the columns of target that carry a colmark,
@@ -226,16 +217,6 @@ func columnComments(ctx context.Context, tx pgx.Tx, target string) (map[string]*
 // treated as dropped or renamed). Key columns are never marked: a dropped
 // key column changes the table's key, which no policy handles. Runs under
 // the DDL lock.
-// ownsTable reports whether the sink's role owns target (may alter it).
-func ownsTable(ctx context.Context, tx pgx.Tx, target string) (bool, error) {
-	var owner bool
-	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass($1)), false)`,
-		target).Scan(&owner); err != nil {
-		return false, fmt.Errorf("read owner of %s: %w", target, err)
-	}
-	return owner, nil
-}
-
 func markSourceColumns(ctx context.Context, tx pgx.Tx, target string, cols []contracts.Column) (map[string]bool, error) {
 	// COMMENT needs the table's owner: on a table someone else owns
 	// (created by hand, written with INSERT/UPDATE grants only), nothing

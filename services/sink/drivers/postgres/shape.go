@@ -112,25 +112,31 @@ func (p pgDialect) Register(ctx context.Context, tombName string) error {
 
 // loadColumns reads a table's columns and types; none when it is missing.
 func loadColumns(ctx context.Context, tx pgx.Tx, target string) (map[string]string, error) {
-	rows, err := tx.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod)
-		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, target)
+	return attributes[string](ctx, tx, target, "format_type(a.atttypid, a.atttypmod)", "columns")
+}
+
+// attributes reads expr, over the pg_attribute row a, for every column of
+// target, by column name; what names it in errors.
+func attributes[T any](ctx context.Context, tx pgx.Tx, target, expr, what string) (map[string]T, error) {
+	rows, err := tx.Query(ctx, "SELECT a.attname, "+expr+
+		" FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped", target)
 	if err != nil {
-		return nil, fmt.Errorf("read columns of %s: %w", target, err)
+		return nil, fmt.Errorf("read %s of %s: %w", what, target, err)
 	}
-	types := map[string]string{}
+	defer rows.Close()
+	out := map[string]T{}
 	for rows.Next() {
-		var name, typ string
-		if err := rows.Scan(&name, &typ); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read columns of %s: %w", target, err)
+		var name string
+		var v T
+		if err := rows.Scan(&name, &v); err != nil {
+			return nil, fmt.Errorf("read %s of %s: %w", what, target, err)
 		}
-		types[name] = typ
+		out[name] = v
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read columns of %s: %w", target, err)
+		return nil, fmt.Errorf("read %s of %s: %w", what, target, err)
 	}
-	return types, nil
+	return out, nil
 }
 
 // loadPrimaryKey reads a table's primary key columns in key order.
