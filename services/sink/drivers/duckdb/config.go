@@ -33,8 +33,32 @@ import (
 	"time"
 
 	"github.com/rosettacdc/rosetta/pkg/colmark"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/desttype"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
+
+// Type describes the duckdb destination type: the config fields the API
+// accepts, with DefaultConfig's values as their defaults (the durations'
+// are stated in their docs: the API stores only what was sent), and the
+// driver's factory. It has no Check: the file is on the sink's host, which
+// need not be the API's.
+func Type() desttype.Type {
+	d := DefaultConfig()
+	return desttype.Type{
+		Name: "duckdb",
+		Fields: []desttype.Field{
+			{Name: "path", Required: true, Doc: "Database file on the sink's host."},
+			{Name: "schema", Default: d.Schema},
+			// How the driver shares the file with readers (docs/duckdb.md).
+			{Name: "release_after", Kind: desttype.Duration, Doc: "Close the file after this long without a batch so readers can open it (default " + desttype.Seconds(d.ReleaseAfter) + ")."},
+			{Name: "max_hold", Kind: desttype.Duration, Doc: "Longest time the file stays open while batches keep arriving (default " + desttype.Seconds(d.MaxHold) + ")."},
+			{Name: "reader_window", Kind: desttype.Duration, Doc: "Pause after a max_hold release before reopening (default " + desttype.Seconds(d.ReaderWindow) + ")."},
+			{Name: "lock_timeout", Kind: desttype.Duration, Doc: "How long opening the file retries while a reader holds it (default " + desttype.Seconds(d.LockTimeout) + ")."},
+			desttype.DroppedColumns(d.DroppedColumns),
+		},
+		Open: Factory,
+	}
+}
 
 // Config is a duckdb destination's configuration, the JSON of
 // configstore.Destination.ConfigWithSecrets:

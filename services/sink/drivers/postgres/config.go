@@ -29,7 +29,35 @@ import (
 
 	"github.com/rosettacdc/rosetta/pkg/colmark"
 	"github.com/rosettacdc/rosetta/pkg/pglink"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/desttype"
 )
+
+// Type describes the postgres destination type: the config fields the API
+// accepts, with DefaultConfig's values as their defaults, and the driver's
+// factory. It has no Check: the API connects to a postgres destination
+// itself, as it does to a source, with the same checks and messages.
+func Type() desttype.Type {
+	d := DefaultConfig()
+	return desttype.Type{
+		Name: "postgres",
+		Fields: []desttype.Field{
+			{Name: "host", Required: true, Bound: true, Doc: "Host name or address of the destination PostgreSQL."},
+			{Name: "port", Kind: desttype.Port, Default: d.Port, Bound: true},
+			{Name: "database", Required: true, Bound: true},
+			{Name: "user", Required: true, Bound: true},
+			{Name: "password", Secret: true, Doc: "Write-only: stored encrypted, never shown."},
+			{Name: "schema", Default: d.Schema, Doc: "Schema the tables are written to."},
+			{Name: "sslmode", Default: d.SSLMode, OneOf: pglink.SSLModes, Bound: true, Doc: "TLS: verify-full checks the server's certificate and name (use it in production); the default prefer encrypts when the server offers TLS but verifies nothing."},
+			{Name: "sslrootcert", PEM: true, Bound: true, Doc: "CA of the server's certificate: PEM text, or a file under ROSETTA_KEYS_DIR; without it the system's CAs."},
+			{Name: "sslcert", PEM: true, Doc: "Client certificate (PEM text or a file under ROSETTA_KEYS_DIR) for servers that authenticate by certificate."},
+			{Name: "sslkey", Secret: true, Doc: "Write-only key of sslcert: PEM text (stored encrypted, never shown) or a file under ROSETTA_KEYS_DIR."},
+			{Name: "require_auth", Bound: true, Doc: "Authentication methods accepted from the server, e.g. scram-sha-256 (refuses a server asking for a cleartext or MD5 password)."},
+			{Name: "channel_binding", OneOf: pglink.ChannelBindings, Bound: true, Doc: "require binds SCRAM to the TLS channel (needs TLS and scram-sha-256)."},
+			desttype.DroppedColumns(d.DroppedColumns),
+		},
+		Open: Factory,
+	}
+}
 
 // Config is a postgres destination's configuration, the JSON of
 // configstore.Destination.ConfigWithSecrets.

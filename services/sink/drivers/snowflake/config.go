@@ -35,11 +35,72 @@ import (
 	"github.com/youmark/pkcs8"
 
 	"github.com/rosettacdc/rosetta/pkg/colmark"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/desttype"
 )
+
+// Type describes the snowflake destination type: the config fields the API
+// accepts, with DefaultConfig's values as their defaults, the rules that
+// span fields (a key or a key file; plain HTTP only when asked for by
+// name), the login check, the live check and the driver's factory.
+func Type() desttype.Type {
+	d := DefaultConfig()
+	return desttype.Type{
+		Name: "snowflake",
+		Fields: []desttype.Field{
+			{Name: "account", Required: true, Bound: true},
+			{Name: "user", Required: true, Bound: true},
+			{Name: "database", Required: true},
+			{Name: "schema", Required: true},
+			{Name: "warehouse"},
+			{Name: "role"},
+			{Name: "private_key", Secret: true, Doc: "Write-only PEM text of the private key (key-pair authentication)."},
+			{Name: "private_key_path", Doc: "Path of a PEM private key file on the sink's host, instead of private_key."},
+			{Name: "private_key_passphrase", Secret: true, Doc: "Write-only passphrase of an encrypted key."},
+			// host, port and protocol override the endpoint derived from
+			// account (private link, or a test double).
+			{Name: "host", Bound: true, Doc: "Overrides the host derived from account."},
+			{Name: "port", Kind: desttype.Port, Bound: true},
+			{Name: "protocol", OneOf: []string{"https", "http"}, Bound: true},
+			// Plain HTTP sends the login token and the staged rows in clear.
+			{Name: "insecure_http", Kind: desttype.Bool, Default: d.InsecureHTTP, Bound: true, Doc: "Allow protocol http (a test double only): tokens and rows cross the network unencrypted."},
+			{Name: "tls_ca_file", Bound: true, Doc: "PEM file of CA certificates on the sink's host (inside ROSETTA_KEYS_DIR) that the endpoint's certificate must chain to, instead of the system's."},
+			// Keep deleted rows with _ROSETTA_DELETED = true (docs/snowflake.md).
+			{Name: "soft_delete", Kind: desttype.Bool, Default: d.SoftDelete, Doc: "Keep deleted rows with _ROSETTA_DELETED = true instead of deleting them."},
+			desttype.DroppedColumns(d.DroppedColumns),
+			// Warehouse credits follow the number of batches (docs/snowflake.md).
+			{Name: "flush_interval", Kind: desttype.Duration, Doc: "Longest a change waits before its batch is applied (default " + desttype.Seconds(d.FlushInterval) + "): " +
+				"each batch resumes the warehouse, so a longer interval costs latency and saves credits."},
+			{Name: "batch_size", Kind: desttype.BatchSize, Doc: fmt.Sprintf("Most changes applied in one batch, 1-%d (default %d); a full batch is applied at once.", desttype.MaxBatchSize, d.BatchSize)},
+		},
+		Validate:  validateFields,
+		Check:     Check,
+		LiveCheck: LiveCheck,
+		Open:      Factory,
+	}
+}
+
+// validateFields is what the API checks across a request's fields, before
+// any key is read.
+func validateFields(config map[string]any, storedSecret func(name string) bool) error {
+	key, _ := config["private_key"].(string)
+	path, _ := config["private_key_path"].(string)
+	_, keySent := config["private_key"]
+	hasKey := key != "" || (!keySent && storedSecret("private_key"))
+	if !hasKey && path == "" {
+		return &desttype.ConfigError{Field: "private_key", Msg: "a snowflake destination needs config.private_key (the PEM text) or config.private_key_path (a file on the sink's host)"}
+	}
+	// Plain HTTP only when asked for by name: it sends the login token
+	// and every staged row unencrypted.
+	if config["protocol"] == "http" && config["insecure_http"] != true {
+		return &desttype.ConfigError{Field: "insecure_http", Msg: "config.protocol http sends the login token and every staged row unencrypted: " +
+			"set config.insecure_http to true to allow it (a test double only), or use https (with config.tls_ca_file for a private CA)"}
+	}
+	return nil
+}
 
 // Config is a snowflake destination's configuration, the JSON of
 // configstore.Destination.ConfigWithSecrets. The field names are those the
-// API accepts (services/api destinationFields).
+// API accepts (Type).
 type Config struct {
 	// Account is the account identifier ("myorg-myaccount", or a legacy
 	// locator such as "xy12345.eu-west-1").
