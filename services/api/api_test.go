@@ -23,6 +23,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/secrets"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/builtin"
 )
 
 // Secrets the tests send; no response body and no log line may contain
@@ -100,6 +101,11 @@ func newClientConfig(t *testing.T, f *fixture, js jetstream.JetStream, redis Pin
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// The types' fields only: their checkers are set by the tests that
+	// want them, as the composition root sets them.
+	if cfg.DestinationTypes == nil {
+		cfg.DestinationTypes = builtin.Types()
+	}
 	srv, err := New(cfg, store, js, redis, log)
 	if err != nil {
 		t.Fatal(err)

@@ -106,7 +106,7 @@ func (s *Server) snapshot(ctx context.Context, entity, rawID string) json.RawMes
 	case "destinations":
 		var d configstore.Destination
 		d, err = s.store.GetDestination(ctx, id)
-		v = viewDestination(d)
+		v = s.viewDestination(d)
 	case "pipelines":
 		var p configstore.Pipeline
 		p, err = s.store.GetPipeline(ctx, id)

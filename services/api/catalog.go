@@ -15,9 +15,6 @@ import (
 // storing it, and the tables of a source with how their rows are
 // identified.
 
-// destinationTypeOrder is the order GET /destination-types lists types in.
-var destinationTypeOrder = []string{"postgres", "snowflake", "duckdb"}
-
 type fieldView struct {
 	Name     string   `json:"name"`
 	Kind     string   `json:"kind"`
@@ -33,32 +30,18 @@ type destinationTypeView struct {
 	Fields []fieldView `json:"fields"`
 }
 
-func (k fieldKind) String() string {
-	switch k {
-	case kindPort:
-		return "port"
-	case kindDuration:
-		return "duration"
-	case kindBool:
-		return "bool"
-	case kindBatchSize:
-		return "batch_size"
-	}
-	return "string"
-}
-
 // listDestinationTypes answers GET /destination-types: each type's config
 // fields as POST /destinations checks them.
 func (s *Server) listDestinationTypes(c *fiber.Ctx) error {
-	items := make([]destinationTypeView, 0, len(destinationTypeOrder))
-	for _, typ := range destinationTypeOrder {
-		v := destinationTypeView{Type: typ}
-		for _, f := range destinationFields(typ) {
-			oneOf := f.oneOf
+	items := make([]destinationTypeView, 0, len(s.cfg.DestinationTypes))
+	for _, typ := range s.cfg.DestinationTypes {
+		v := destinationTypeView{Type: typ.Name}
+		for _, f := range typ.Fields {
+			oneOf := f.OneOf
 			if oneOf == nil {
 				oneOf = []string{}
 			}
-			v.Fields = append(v.Fields, fieldView{Name: f.name, Kind: f.kind.String(), Required: f.required, Secret: f.secret, Default: f.def, OneOf: oneOf, Doc: f.doc})
+			v.Fields = append(v.Fields, fieldView{Name: f.Name, Kind: f.Kind.String(), Required: f.Required, Secret: f.Secret, Default: f.Default, OneOf: oneOf, Doc: f.Doc})
 		}
 		items = append(items, v)
 	}
@@ -83,7 +66,7 @@ func (s *Server) checkDestinationConfig(c *fiber.Ctx) error {
 	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
-	in, err := req.input(nil)
+	in, err := req.input(s.cfg.DestinationTypes, nil)
 	if err != nil {
 		return err
 	}
@@ -93,10 +76,10 @@ func (s *Server) checkDestinationConfig(c *fiber.Ctx) error {
 	if err := s.confineLinkSecurity(&in, nil); err != nil {
 		return err
 	}
-	if err := s.checkDestination(c.UserContext(), in, destinationSecrets(in, nil)); err != nil {
+	if err := s.checkDestination(c.UserContext(), in, s.destinationSecrets(in, nil)); err != nil {
 		return err
 	}
-	if err := s.runChecker(c.UserContext(), in, destinationSecrets(in, nil)); err != nil {
+	if err := s.runChecker(c.UserContext(), in, s.destinationSecrets(in, nil)); err != nil {
 		return err
 	}
 	checked := "config"

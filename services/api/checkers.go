@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/desttype"
 )
 
 // DestinationChecker checks that a destination's config works (logs in,
@@ -33,10 +34,22 @@ func (f DestinationCheckFunc) Check(ctx context.Context, config json.RawMessage)
 }
 
 // DestinationCheckers are the checkers by destination type. The API has
-// no built-in knowledge of drivers: the composition root provides them
-// (services/rosetta). A type without a checker gets the shape checks only;
-// postgres destinations are always checked by the API itself.
+// no built-in knowledge of drivers: NewFromParams takes them from the
+// destination types' Check (desttype.Type), which the composition root
+// provides (services/rosetta). A type without a checker gets the shape
+// checks only; postgres destinations are always checked by the API itself.
 type DestinationCheckers map[string]DestinationChecker
+
+// checkersOf is the checkers of the types that have a Check.
+func checkersOf(types desttype.Types) DestinationCheckers {
+	out := DestinationCheckers{}
+	for _, t := range types {
+		if t.Check != nil {
+			out[t.Name] = DestinationCheckFunc(t.Check)
+		}
+	}
+	return out
+}
 
 // configFieldError is the error shape a checker uses to blame one field.
 type configFieldError interface {
@@ -91,20 +104,20 @@ func (s *Server) runChecker(ctx context.Context, in configstore.DestinationInput
 // destinationSecrets is the secret config of a destination after a
 // request: the values sent, else (on PUT) the stored ones. A secret sent
 // as "" is removed.
-func destinationSecrets(in configstore.DestinationInput, stored map[string]string) map[string]string {
+func (s *Server) destinationSecrets(in configstore.DestinationInput, stored map[string]string) map[string]string {
 	out := map[string]string{}
-	for _, f := range destinationFields(in.Type) {
-		if !f.secret {
+	for _, f := range s.cfg.DestinationTypes.Fields(in.Type) {
+		if !f.Secret {
 			continue
 		}
-		if v, sent := in.Config[f.name]; sent {
-			if s, _ := v.(string); s != "" {
-				out[f.name] = s
+		if v, sent := in.Config[f.Name]; sent {
+			if str, _ := v.(string); str != "" {
+				out[f.Name] = str
 			}
 			continue
 		}
-		if v := stored[f.name]; v != "" {
-			out[f.name] = v
+		if v := stored[f.Name]; v != "" {
+			out[f.Name] = v
 		}
 	}
 	return out
@@ -112,7 +125,7 @@ func destinationSecrets(in configstore.DestinationInput, stored map[string]strin
 
 // destinationChanged reports whether a PUT changes anything a checker
 // looks at: the type, a config field or a secret.
-func destinationChanged(old configstore.Destination, in configstore.DestinationInput, secrets map[string]string) bool {
+func (s *Server) destinationChanged(old configstore.Destination, in configstore.DestinationInput, secrets map[string]string) bool {
 	if old.Type != in.Type || len(secrets) != len(old.Secrets) {
 		return true
 	}
@@ -121,12 +134,12 @@ func destinationChanged(old configstore.Destination, in configstore.DestinationI
 			return true
 		}
 	}
-	for _, f := range destinationFields(in.Type) {
-		if f.secret {
+	for _, f := range s.cfg.DestinationTypes.Fields(in.Type) {
+		if f.Secret {
 			continue
 		}
 		// Stored numbers come back from jsonb as float64; fmt prints both alike.
-		if fmt.Sprint(old.Config[f.name]) != fmt.Sprint(in.Config[f.name]) {
+		if fmt.Sprint(old.Config[f.Name]) != fmt.Sprint(in.Config[f.Name]) {
 			return true
 		}
 	}

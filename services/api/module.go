@@ -19,6 +19,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 	"github.com/rosettacdc/rosetta/pkg/walmonitor"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/desttype"
 )
 
 // Module runs the API: it listens on Settings.HTTPAddr when the app starts
@@ -39,9 +40,10 @@ type Params struct {
 	JS        jetstream.JetStream
 	Log       *slog.Logger
 	Redis     *redis.Client `optional:"true"`
-	// Checkers check destinations before they are stored (see
-	// Config.DestinationCheckers); the composition root provides them.
-	Checkers DestinationCheckers `optional:"true"`
+	// Types are the destination types the API accepts and checks (see
+	// Config.DestinationTypes); the composition root provides them
+	// (builtin.Types()). Without them no destination type is accepted.
+	Types desttype.Types `optional:"true"`
 	// LiveCheckers serve POST /destinations/{id}/check-live.
 	LiveCheckers DestinationLiveCheckers `optional:"true"`
 	// Metrics are served on GET /metrics when provided.
@@ -81,7 +83,8 @@ const lagGaugeInterval = 15 * time.Second
 func NewFromParams(p Params) (*Server, error) {
 	cfg := DefaultConfig()
 	cfg.Addr = p.Settings.HTTPAddr
-	cfg.DestinationCheckers = p.Checkers
+	cfg.DestinationTypes = p.Types
+	cfg.DestinationCheckers = checkersOf(p.Types)
 	cfg.LiveCheckers = p.LiveCheckers
 	cfg.LagThreshold = p.Obs.LagThreshold // zero: the default
 	cfg.AllowedOrigins = p.Access.AllowedOrigins

@@ -14,6 +14,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 	"github.com/rosettacdc/rosetta/pkg/verify"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/builtin"
 )
 
 // readSpec reads contracts/openapi.yaml as lines. The checks below parse
@@ -55,23 +56,38 @@ func specOperations(lines []string) []string {
 	return out
 }
 
-// schemaProperties returns the property names of components.schemas.<name>.
-func schemaProperties(t *testing.T, lines []string, name string) []string {
-	t.Helper()
+// schemaBlock returns the lines of components.schemas.<name> below its
+// name.
+func schemaBlock(lines []string, name string) []string {
 	var out []string
-	in, props := false, false
+	in := false
 	for _, l := range lines {
 		indent := len(l) - len(strings.TrimLeft(l, " "))
 		switch {
 		case l == "    "+name+":":
 			in = true
 		case in && strings.TrimSpace(l) != "" && indent <= 4:
-			in = false
-		case in && l == "      properties:":
+			return out
+		case in:
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// schemaProperties returns the property names of components.schemas.<name>.
+func schemaProperties(t *testing.T, lines []string, name string) []string {
+	t.Helper()
+	var out []string
+	props := false
+	for _, l := range schemaBlock(lines, name) {
+		indent := len(l) - len(strings.TrimLeft(l, " "))
+		switch {
+		case l == "      properties:":
 			props = true
-		case in && props && indent == 8 && strings.Contains(l, ":"):
+		case props && indent == 8 && strings.Contains(l, ":"):
 			out = append(out, strings.TrimSpace(strings.SplitN(l, ":", 2)[0]))
-		case in && props && indent <= 6:
+		case props && indent <= 6:
 			props = false
 		}
 	}
@@ -164,10 +180,10 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		{"TailChange", jsonFields(changetail.Event{})},
 		{"TailSkipped", jsonFields(tailSkipped{})},
 	}
-	for typ, schema := range map[string]string{"postgres": "PostgresDestinationConfig", "snowflake": "SnowflakeDestinationConfig", "duckdb": "DuckDBDestinationConfig"} {
+	for typ, schema := range destinationConfigSchemas {
 		var names []string
-		for _, f := range destinationFields(typ) {
-			names = append(names, f.name)
+		for _, f := range builtin.Types().Fields(typ) {
+			names = append(names, f.Name)
 		}
 		sort.Strings(names)
 		checks = append(checks, struct {

@@ -25,6 +25,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/destquery"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/desttype"
 )
 
 // Config configures the API server.
@@ -61,9 +62,14 @@ type Config struct {
 	// Outbound limits the requests that connect to sources and
 	// destinations (429 beyond it); zero fields take the defaults.
 	Outbound OutboundLimits
+	// DestinationTypes are the destination types POST /destinations
+	// accepts, with their config fields (GET /destination-types); the
+	// composition root provides them (builtin.Types()).
+	DestinationTypes desttype.Types
 	// DestinationCheckers check destinations of other types than postgres
 	// on POST and PUT /destinations, each within CheckTimeout; nil checks
-	// only the shape of their config.
+	// only the shape of their config. NewFromParams sets them from
+	// DestinationTypes.
 	DestinationCheckers DestinationCheckers
 	// LiveCheckers serve POST /destinations/{id}/check-live by type; a
 	// type without one answers 422.

@@ -20,7 +20,8 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/secrets"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 	"github.com/rosettacdc/rosetta/services/api"
-	"github.com/rosettacdc/rosetta/services/sink/drivers/snowflake"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/builtin"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/desttype"
 )
 
 const checkDestinationUsage = `Usage: rosetta check-destination [flags] <destination id or name>
@@ -39,12 +40,16 @@ Exit status: 0 when every step passes, 1 otherwise.
 Flags:
 `
 
-// liveCheckers are the destination types with a live check, for the API
-// and `rosetta check-destination`.
-func liveCheckers(log *slog.Logger) api.DestinationLiveCheckers {
-	return api.DestinationLiveCheckers{"snowflake": func(ctx context.Context, raw json.RawMessage) destcheck.Report {
-		return snowflake.LiveCheck(ctx, raw, log)
-	}}
+// liveCheckers are the live checks of the types that have one, for the
+// API and `rosetta check-destination`.
+func liveCheckers(types desttype.Types, log *slog.Logger) api.DestinationLiveCheckers {
+	out := api.DestinationLiveCheckers{}
+	for _, t := range types {
+		if check := t.LiveCheck; check != nil {
+			out[t.Name] = func(ctx context.Context, raw json.RawMessage) destcheck.Report { return check(ctx, raw, log) }
+		}
+	}
+	return out
 }
 
 func runCheckDestination(args []string, stdout, stderr io.Writer) error {
@@ -91,7 +96,7 @@ func runCheckDestination(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	view, err := api.LiveChecks{Store: store, Checkers: liveCheckers(log)}.Run(ctx, id)
+	view, err := api.LiveChecks{Store: store, Checkers: liveCheckers(builtin.Types(), log)}.Run(ctx, id)
 	if err != nil {
 		return fmt.Errorf("check destination %d: %w", id, err)
 	}

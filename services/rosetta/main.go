@@ -29,7 +29,7 @@ import (
 	"github.com/rosettacdc/rosetta/services/capture"
 	"github.com/rosettacdc/rosetta/services/platform"
 	"github.com/rosettacdc/rosetta/services/sink"
-	"github.com/rosettacdc/rosetta/services/sink/drivers/snowflake"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/builtin"
 	"github.com/rosettacdc/rosetta/web"
 )
 
@@ -212,6 +212,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		log.Warn("the web console is not built into this binary: run make build; the API works without it")
 	}
 
+	types := builtin.Types()
 	opts := []fx.Option{
 		fx.Supply(log, access),
 		fx.Supply(&api.Console{Files: consoleFiles, Built: consoleBuilt}),
@@ -220,9 +221,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 			fx.Annotate(asStore, fx.As(new(capture.ConfigStore))),
 			fx.Annotate(asStore, fx.As(new(sink.ConfigStore))),
 		),
-		// The API checks a new or changed destination with its driver's
-		// checker (log in, SELECT 1); postgres is checked by the API itself.
-		fx.Supply(api.DestinationCheckers{"snowflake": api.DestinationCheckFunc(snowflake.Check)}, liveCheckers(log)),
+		// The destination types, listed once: the API validates, lists and
+		// checks destinations by them (log in, SELECT 1; postgres is
+		// checked by the API itself), the sink opens their drivers.
+		fx.Supply(types, liveCheckers(types, log)),
 		fx.WithLogger(func() fxevent.Logger {
 			if s.LogLevel == "debug" {
 				return &fxevent.SlogLogger{Logger: log}

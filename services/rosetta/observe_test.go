@@ -18,6 +18,7 @@ import (
 	"github.com/rosettacdc/rosetta/services/capture"
 	"github.com/rosettacdc/rosetta/services/platform"
 	"github.com/rosettacdc/rosetta/services/sink"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/builtin"
 )
 
 // TestObserveRunningPipeline runs api, capture and sink in one process (as
@@ -46,7 +47,7 @@ func TestObserveRunningPipeline(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	app := fx.New(
-		fx.Supply(log, settings.Access{APIToken: testAPIToken}),
+		fx.Supply(log, settings.Access{APIToken: testAPIToken}, builtin.Types()),
 		platform.Module(&s),
 		fx.Provide(
 			fx.Annotate(asStore, fx.As(new(capture.ConfigStore))),

@@ -12,10 +12,8 @@ package sink
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/dlq"
 	"github.com/rosettacdc/rosetta/pkg/settings"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/desttype"
 )
 
 // ConfigStore is what the sink reads and reports; *configstore.Store
@@ -35,12 +34,9 @@ type ConfigStore interface {
 	SetDestinationState(ctx context.Context, st configstore.DestinationState) error
 }
 
-// DriverFactory builds the driver of one destination from its JSON config
-// (configstore.Destination.ConfigWithSecrets). It should not connect: a
-// destination that is down is reported by the runner's failing Apply, with
-// retries. Its errors are reported as the destination's health, so they
-// must not contain secrets.
-type DriverFactory func(ctx context.Context, config json.RawMessage, log *slog.Logger) (sinkrunner.Driver, error)
+// DriverFactory builds the driver of one destination from its JSON config;
+// its contract is desttype.Factory's.
+type DriverFactory = desttype.Factory
 
 // Drivers maps a destination type ("postgres") to its factory.
 type Drivers map[string]DriverFactory

@@ -1,18 +1,21 @@
 package sink
 
 import (
-	"github.com/rosettacdc/rosetta/services/sink/drivers/duckdb"
-	"github.com/rosettacdc/rosetta/services/sink/drivers/postgres"
-	"github.com/rosettacdc/rosetta/services/sink/drivers/snowflake"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/builtin"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/desttype"
 )
 
-// BuiltinDrivers is the composition of destination drivers in this build.
-// A new destination type lives in services/sink/drivers/<type> and is added
-// here with one line; drivers never register themselves.
+// BuiltinDrivers is the factories of the built-in destination types
+// (services/sink/drivers/builtin).
 func BuiltinDrivers() Drivers {
-	return Drivers{
-		"postgres":  postgres.Factory,
-		"duckdb":    duckdb.Factory,
-		"snowflake": snowflake.Factory,
+	return DriversOf(builtin.Types())
+}
+
+// DriversOf is the factories of types, by type name.
+func DriversOf(types desttype.Types) Drivers {
+	out := make(Drivers, len(types))
+	for _, t := range types {
+		out[t.Name] = t.Open
 	}
+	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/dlq"
 	"github.com/rosettacdc/rosetta/pkg/metrics"
 	"github.com/rosettacdc/rosetta/pkg/settings"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/desttype"
 )
 
 // Module runs the sink service inside an fx application. It needs a
@@ -65,6 +66,10 @@ type Params struct {
 	// (pkg/destquery) for the other processes.
 	Queries *destquery.Registry `optional:"true"`
 	NC      *nats.Conn          `optional:"true"`
+	// Types are the destination types whose drivers the sink opens
+	// (services/rosetta supplies builtin.Types()); without them,
+	// BuiltinDrivers.
+	Types desttype.Types `optional:"true"`
 }
 
 func newFromFx(p Params) (*Manager, error) {
@@ -87,6 +92,9 @@ func newFromFx(p Params) (*Manager, error) {
 		cfg.ReconcileInterval = p.Settings.ReconcileInterval
 	}
 	cfg.Destinations = p.Settings.SinkDestinations
+	if p.Types != nil {
+		cfg.Drivers = DriversOf(p.Types)
+	}
 	cfg.DLQ.Retention = dlq.Retention{MaxEntries: p.Settings.DLQMaxEntries, MaxAge: p.Settings.DLQMaxAge}
 	if p.Metrics != nil {
 		cfg.DLQ.TrimObserver = p.Metrics
