@@ -24,6 +24,35 @@ func ChangeSubject(sourceID int64, schema, table string, partition int) string {
 		EncodeToken(table) + "." + strconv.Itoa(partition)
 }
 
+// Subjects caches ChangeSubject for the publishers (capture's batcher,
+// backfill's encoder), which need a table partition's subject for every
+// message: building it encodes two tokens and allocates. The zero value
+// is ready; it is owned by one goroutine and keeps every subject asked for
+// (a source's tables times its partitions).
+type Subjects struct {
+	m map[subjectKey]string
+}
+
+type subjectKey struct {
+	source        int64
+	schema, table string
+	partition     int
+}
+
+// Change is ChangeSubject(sourceID, schema, table, partition).
+func (s *Subjects) Change(sourceID int64, schema, table string, partition int) string {
+	k := subjectKey{sourceID, schema, table, partition}
+	if sub, ok := s.m[k]; ok {
+		return sub
+	}
+	if s.m == nil {
+		s.m = make(map[subjectKey]string)
+	}
+	sub := ChangeSubject(sourceID, schema, table, partition)
+	s.m[k] = sub
+	return sub
+}
+
 // TableFilter is the subject filter matching every partition of one table.
 func TableFilter(sourceID int64, schema, table string) string {
 	return CDCPrefix + "." + strconv.FormatInt(sourceID, 10) + "." + EncodeToken(schema) + "." +

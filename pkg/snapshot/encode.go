@@ -11,11 +11,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 )
 
 // payloadSlack is what a message's headers and protocol line may take
-// beside its body within the server's max_payload.
-const payloadSlack = 256
+// beside its body within the server's max_payload: the publisher's
+// (natsx.Publisher refuses a body that leaves less).
+const payloadSlack = natsx.PayloadSlack
 
 // Widest forms of what differs between two reads of the same rows: an
 // LSN (FormatLSN of the largest uint64) and a commit time (RFC 3339 with
@@ -70,12 +72,10 @@ type Encoder struct {
 	entryPrefix []byte
 	entry       []byte // the row being added
 
-	// partitions is the source's partition count; subjects[p] is the
-	// subject of partition p of subjectOf's table, built when first used;
-	// open[p] is partition p's message being built.
+	// partitions is the source's partition count; open[p] is partition
+	// p's message being built.
 	partitions int
-	subjects   []string
-	subjectOf  contracts.Source
+	subjects   contracts.Subjects
 	open       []chunk
 
 	done []*nats.Msg // closed since the last Flush, in the order closed
@@ -112,9 +112,8 @@ func NewEncoder(jobID int64, destinations []int64, maxPayload int64) *Encoder {
 func (e *Encoder) SetPartitions(p int) {
 	e.closeAll()
 	e.partitions = max(p, 1)
-	e.subjects = nil
 	e.open = nil
-	e.haveHead = false // setHead sizes subjects and open
+	e.haveHead = false // setHead sizes open
 }
 
 // Add adds change c of the row whose primary key values are key (kept
@@ -193,7 +192,7 @@ func (e *Encoder) close(part int) {
 	ch := &e.open[part]
 	ch.body = contracts.CloseMessage(ch.body)
 	msg := &nats.Msg{
-		Subject: e.subject(part),
+		Subject: e.subjects.Change(e.headOf.Source.SourceID, e.headOf.Source.Schema, e.headOf.Source.Table, part),
 		Data:    e.keep(ch.body),
 		Header:  nats.Header{jetstream.MsgIDHeader: {MsgID(e.headOf.Source.SourceID, e.jobID, part, ch.first, ch.rows, ch.sum)}},
 	}
@@ -202,14 +201,6 @@ func (e *Encoder) close(part int) {
 	}
 	e.done = append(e.done, msg)
 	ch.rows, ch.first = 0, nil
-}
-
-func (e *Encoder) subject(part int) string {
-	if e.subjects[part] == "" {
-		s := &e.headOf.Source
-		e.subjects[part] = contracts.ChangeSubject(s.SourceID, s.Schema, s.Table, part)
-	}
-	return e.subjects[part]
 }
 
 // setHead writes the head of c's messages; no message is being built.
@@ -222,11 +213,6 @@ func (e *Encoder) setHead(c *contracts.Change) error {
 	var ts [timeWidth]byte
 	e.headSize = len(head) + max(0, lsnWidth-len(c.Source.CommitLSN)) +
 		max(0, timeWidth-len(c.Source.CommitTime.AppendFormat(ts[:0], time.RFC3339Nano)))
-	s := &c.Source
-	if !e.haveHead || s.SourceID != e.subjectOf.SourceID || s.Schema != e.subjectOf.Schema || s.Table != e.subjectOf.Table || e.subjects == nil {
-		e.subjects = make([]string, e.partitions)
-		e.subjectOf = *s
-	}
 	if len(e.open) != e.partitions {
 		e.open = make([]chunk, e.partitions)
 	}

@@ -61,10 +61,13 @@ type Config struct {
 	// total stays unknown).
 	CountTimeout time.Duration
 	// PublishWindow bounds unacknowledged messages, each of up to
-	// contracts.ChunkChanges rows (default snapshot.DefaultPublishWindow,
-	// 8192).
+	// contracts.ChunkChanges rows (default 8192). It paces the server's
+	// acknowledgements; memory is bounded by the batch, which is encoded
+	// whole before it is published, and a batch of the default 10000 rows
+	// is a few messages per partition.
 	PublishWindow int
-	// AckTimeout bounds waiting for one publish's ack (default 30s).
+	// AckTimeout is how long a publish may stay unacknowledged after it
+	// was sent (default 30s).
 	AckTimeout time.Duration
 	// NotReadyWait is how long a job waits before it is tried again when
 	// capture has not added its table to the publication yet (default 5s).
@@ -88,7 +91,7 @@ func DefaultConfig() Config {
 		PollInterval:     2 * time.Second,
 		StatementTimeout: 60 * time.Second,
 		CountTimeout:     5 * time.Second,
-		PublishWindow:    snapshot.DefaultPublishWindow,
+		PublishWindow:    8192,
 		AckTimeout:       30 * time.Second,
 		NotReadyWait:     5 * time.Second,
 		MaxAttempts:      3,
@@ -283,7 +286,7 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 			}
 		}
 	}
-	pub, err := snapshot.NewPublisher(w.nc, w.cfg.PublishWindow, w.cfg.AckTimeout)
+	pub, err := natsx.NewPublisher[struct{}](w.nc, natsx.PublisherConfig{Window: w.cfg.PublishWindow, AckTimeout: w.cfg.AckTimeout}, nil)
 	if err != nil {
 		return src.Password, err
 	}
@@ -310,7 +313,7 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 		// and the checkpoint.
 		pubStart := time.Now()
 		readWait := pubStart.Sub(waitStart)
-		if err := pub.Publish(ctx, b); err != nil {
+		if err := publish(ctx, pub, b.Msgs); err != nil {
 			return src.Password, err
 		}
 		cpStart := time.Now()
@@ -332,6 +335,17 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, job configstore.
 		prog.copied(copied)
 	}
 	return src.Password, ctx.Err()
+}
+
+// publish publishes every message of a batch and returns once JetStream
+// acknowledged all of them (the caller checkpoints only then).
+func publish(ctx context.Context, pub *natsx.Publisher[struct{}], msgs []*nats.Msg) error {
+	for _, m := range msgs {
+		if err := pub.Publish(ctx, m, struct{}{}); err != nil {
+			return err
+		}
+	}
+	return pub.Wait(ctx)
 }
 
 // readResult is one batch read ahead, or the error that ended reading.

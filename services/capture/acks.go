@@ -7,13 +7,9 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// ackFuture is the part of jetstream.PubAckFuture the tracker waits on.
-type ackFuture interface {
-	Ok() <-chan *jetstream.PubAck
-	Err() <-chan error
-}
+	"github.com/rosettacdc/rosetta/pkg/natsx"
+)
 
 // ackTracker decides how far the slot may be confirmed. It keeps, in
 // replication order, the transactions whose changes were published and the
@@ -27,10 +23,9 @@ type ackFuture interface {
 // It is owned by one goroutine (the worker's replication loop).
 type ackTracker struct {
 	confirmed pglogrepl.LSN
-	txs       []*trackedTx // oldest first; the last one may be open
-	queue     []pendingPub // unresolved publishes, oldest first
-	head      int          // queue[:head] are resolved
-	stored    int          // publishes JetStream stored (not as duplicates) since the tracker was made
+	txs       []*trackedTx            // oldest first; the last one may be open
+	pubs      *natsx.Acks[*trackedTx] // unsettled publishes, oldest first, each with its transaction
+	stored    int                     // publishes JetStream stored (not as duplicates) since the tracker was made
 
 	// durability is how long after its last acknowledgement a transaction
 	// becomes confirmable. JetStream acknowledges a message once it is
@@ -49,15 +44,10 @@ type trackedTx struct {
 	settledAt   time.Time // when the last publish was acknowledged (or the commit, if later)
 }
 
-type pendingPub struct {
-	f    ackFuture
-	tx   *trackedTx
-	at   time.Time
-	what string // subject and msg id, for errors
-}
-
 func newAckTracker(confirmed pglogrepl.LSN, durability time.Duration) *ackTracker {
-	return &ackTracker{confirmed: confirmed, durability: durability, now: time.Now}
+	a := &ackTracker{confirmed: confirmed, durability: durability, now: time.Now}
+	a.pubs = natsx.NewAcks(a.settle)
+	return a
 }
 
 // begin opens a transaction; publishes until commit belong to it.
@@ -66,14 +56,24 @@ func (a *ackTracker) begin() {
 }
 
 // add records a publish of the open transaction.
-func (a *ackTracker) add(f ackFuture, at time.Time, what string) error {
+func (a *ackTracker) add(f natsx.AckFuture, at time.Time, what string) error {
+	tx, err := a.publishing(what)
+	if err != nil {
+		return err
+	}
+	a.pubs.Add(f, at, what, tx)
+	return nil
+}
+
+// publishing counts a publish, about to be added to pubs, against the
+// open transaction, and returns that transaction (the publish's tag).
+func (a *ackTracker) publishing(what string) (*trackedTx, error) {
 	tx := a.open()
 	if tx == nil {
-		return fmt.Errorf("track publish of %s: no open transaction", what)
+		return nil, fmt.Errorf("track publish of %s: no open transaction", what)
 	}
 	tx.outstanding++
-	a.queue = append(a.queue, pendingPub{f: f, tx: tx, at: at, what: what})
-	return nil
+	return tx, nil
 }
 
 // commit closes the open transaction at its commit end LSN.
@@ -98,7 +98,7 @@ func (a *ackTracker) open() *trackedTx {
 }
 
 // inFlight is the number of publishes not yet acknowledged.
-func (a *ackTracker) inFlight() int { return len(a.queue) - a.head }
+func (a *ackTracker) inFlight() int { return a.pubs.InFlight() }
 
 // idle reports whether nothing is in flight: no open transaction and no
 // transaction waiting for acks.
@@ -132,20 +132,8 @@ func (a *ackTracker) observeIdle(lsn pglogrepl.LSN) {
 // an error the tracker must not be used again: the session restarts from
 // the confirmed position.
 func (a *ackTracker) poll(now time.Time, timeout time.Duration) error {
-	for a.head < len(a.queue) {
-		p := &a.queue[a.head]
-		select {
-		case ack := <-p.f.Ok():
-			a.resolve(ack)
-		case err := <-p.f.Err():
-			return fmt.Errorf("publish %s: %w", p.what, err)
-		default:
-			if now.Sub(p.at) > timeout {
-				return fmt.Errorf("publish %s: no acknowledgement from JetStream after %s", p.what, timeout)
-			}
-			a.advance()
-			return nil
-		}
+	if err := a.pubs.Poll(now, timeout); err != nil {
+		return err
 	}
 	a.advance()
 	return nil
@@ -154,45 +142,21 @@ func (a *ackTracker) poll(now time.Time, timeout time.Duration) error {
 // waitOldest blocks until the oldest unacknowledged publish is resolved,
 // then polls. It returns the publish error, ctx's error, or a timeout.
 func (a *ackTracker) waitOldest(ctx context.Context, timeout time.Duration) error {
-	if a.head == len(a.queue) {
-		return nil
+	if err := a.pubs.WaitOldest(ctx, timeout); err != nil {
+		return err
 	}
-	p := &a.queue[a.head]
-	wait := time.NewTimer(max(timeout-time.Since(p.at), 0))
-	defer wait.Stop()
-	select {
-	case ack := <-p.f.Ok():
-		a.resolve(ack)
-	case err := <-p.f.Err():
-		return fmt.Errorf("publish %s: %w", p.what, err)
-	case <-wait.C:
-		return fmt.Errorf("publish %s: no acknowledgement from JetStream after %s", p.what, timeout)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return a.poll(time.Now(), timeout)
+	a.advance()
+	return nil
 }
 
-// resolve settles the oldest publish, acknowledged by ack.
-func (a *ackTracker) resolve(ack *jetstream.PubAck) {
-	p := &a.queue[a.head]
+// settle counts a publish of tx as acknowledged by ack.
+func (a *ackTracker) settle(tx *trackedTx, ack *jetstream.PubAck) {
 	if ack == nil || !ack.Duplicate {
 		a.stored++
 	}
-	p.tx.outstanding--
-	if p.tx.outstanding == 0 {
-		p.tx.settledAt = a.now()
-	}
-	*p = pendingPub{}
-	a.head++
-	// Drop the resolved prefix once it is most of the slice, so a long
-	// transaction does not keep every resolved future alive.
-	if a.head == len(a.queue) {
-		a.queue, a.head = a.queue[:0], 0
-	} else if a.head >= 1024 && a.head*2 >= len(a.queue) {
-		n := copy(a.queue, a.queue[a.head:])
-		clear(a.queue[n:])
-		a.queue, a.head = a.queue[:n], 0
+	tx.outstanding--
+	if tx.outstanding == 0 {
+		tx.settledAt = a.now()
 	}
 }
 

@@ -37,7 +37,10 @@ type batcher struct {
 	spare  []byte   // an entry moved to the next message
 	hint   int      // capacity for the next message body
 
-	subjects map[cdcTable]string
+	// subjects are the session's: the partition count is the applied
+	// spec's, and the API refuses to change it while the source has
+	// pipelines, so it is fixed while capture runs for them.
+	subjects contracts.Subjects
 }
 
 // group is the open message of one table and partition of the current
@@ -73,7 +76,7 @@ func (b *batcher) add(c *contracts.Change) error {
 	k := cdcTable{c.Source.Schema, c.Source.Table, contracts.Partition(c.Key, b.partitions)}
 	g := b.groups[k]
 	if g == nil {
-		g = &group{key: k, subject: b.subject(k, c.Source.SourceID)}
+		g = &group{key: k, subject: b.subjects.Change(c.Source.SourceID, k.schema, k.table, k.partition)}
 		b.groups[k] = g
 		b.order = append(b.order, g)
 	}
@@ -164,20 +167,4 @@ func (b *batcher) publish(fn func(*outMsg) error) error {
 		}
 	}
 	return nil
-}
-
-// subject is the subject of a table's partition, built once per table and
-// partition of the session. The partition count is the applied spec's: the
-// API refuses to change it while the source has pipelines, so it is fixed
-// while capture runs for them.
-func (b *batcher) subject(k cdcTable, sourceID int64) string {
-	if sub, ok := b.subjects[k]; ok {
-		return sub
-	}
-	if b.subjects == nil {
-		b.subjects = make(map[cdcTable]string)
-	}
-	sub := contracts.ChangeSubject(sourceID, k.schema, k.table, k.partition)
-	b.subjects[k] = sub
-	return sub
 }

@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -14,20 +15,20 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 	"github.com/rosettacdc/rosetta/pkg/pgrepl"
 )
 
 // stream is one replication session's loop: receive, decode, publish,
 // track acks, confirm. Everything in it runs on the worker's goroutine.
 type stream struct {
-	w          *worker
-	conn       *pgx.Conn      // catalog lookups, publication changes
-	rconn      *pgconn.PgConn // replication
-	pub        jetstream.JetStream
-	maxPayload int64
-	dec        *pgrepl.Decoder
-	acks       *ackTracker
-	applied    sourceSpec
+	w       *worker
+	conn    *pgx.Conn                    // catalog lookups, publication changes
+	rconn   *pgconn.PgConn               // replication
+	pub     *natsx.Publisher[*trackedTx] // its Acks are acks.pubs
+	dec     *pgrepl.Decoder
+	acks    *ackTracker
+	applied sourceSpec
 
 	sentLSN    pglogrepl.LSN // last position sent to PostgreSQL
 	lastStatus time.Time     // when it was sent
@@ -366,29 +367,30 @@ func (s *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2)
 // changes by the sinks' version guard). The publish window counts
 // messages.
 func (s *stream) publish(ctx context.Context, m *outMsg) error {
-	for s.acks.inFlight() >= s.w.cfg.PublishWindow {
-		if err := s.acks.waitOldest(ctx, s.w.cfg.AckTimeout); err != nil {
-			return err
-		}
-	}
-	src := &m.first.Source
-	if s.maxPayload > 0 && int64(len(m.body))+256 > s.maxPayload {
-		if m.n == 1 {
-			return fmt.Errorf("change of %s.%s at %s is %d bytes, more than the NATS server's max_payload (%d): raise max_payload",
-				src.Schema, src.Table, src.LSN, len(m.body), s.maxPayload)
-		}
-		return fmt.Errorf("message of %d changes of %s.%s from %s is %d bytes, more than the NATS server's max_payload (%d): raise max_payload (capture cuts messages of several changes at %d bytes of changes, plus the columns)",
-			m.n, src.Schema, src.Table, src.LSN, len(m.body), s.maxPayload, contracts.ChunkBytes)
+	what := m.subject + " " + m.id
+	tx, err := s.acks.publishing(what)
+	if err != nil {
+		return err
 	}
 	msg := &nats.Msg{Subject: m.subject, Data: m.body, Header: nats.Header{jetstream.MsgIDHeader: []string{m.id}}}
-	f, err := s.pub.PublishMsgAsync(msg)
-	if err != nil {
-		return fmt.Errorf("publish %s %s: %w", m.subject, m.id, err)
+	src := &m.first.Source
+	if err := s.pub.Publish(ctx, msg, tx); err != nil {
+		var big *natsx.PayloadError
+		switch {
+		case !errors.As(err, &big):
+			return err
+		case m.n == 1:
+			return fmt.Errorf("change of %s.%s at %s is %d bytes, more than the NATS server's max_payload (%d): raise max_payload",
+				src.Schema, src.Table, src.LSN, big.Size, big.MaxPayload)
+		default:
+			return fmt.Errorf("message of %d changes of %s.%s from %s is %d bytes, more than the NATS server's max_payload (%d): raise max_payload (capture cuts messages of several changes at %d bytes of changes, plus the columns)",
+				m.n, src.Schema, src.Table, src.LSN, big.Size, big.MaxPayload, contracts.ChunkBytes)
+		}
 	}
 	for range m.n {
 		s.w.cfg.Metrics.ChangePublished(src.SourceID, src.Schema, src.Table)
 	}
-	return s.acks.add(f, time.Now(), m.subject+" "+m.id)
+	return nil
 }
 
 // sendStatus confirms s.acks.confirmed to PostgreSQL when one is due: at

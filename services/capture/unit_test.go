@@ -159,8 +159,9 @@ func TestAckTrackerLongTransaction(t *testing.T) {
 			}
 		}
 	}
-	if a.inFlight() != 100 || len(a.queue) > 2200 {
-		t.Fatalf("inFlight = %d, queue len = %d", a.inFlight(), len(a.queue))
+	// The queue's compaction is natsx.Acks's (TestAcksLongQueue).
+	if a.inFlight() != 100 {
+		t.Fatalf("inFlight = %d", a.inFlight())
 	}
 	a.commit(99)
 	for _, f := range fs[4900:] {

@@ -278,28 +278,28 @@ func (w *worker) session(ctx context.Context) error {
 
 	// A publisher of its own bounds this worker's unacknowledged publishes
 	// and is cleaned up with the session (pending futures fail, so nothing
-	// waits on them). Publishing needs no API prefix or domain, so the
-	// underlying connection is all it takes.
-	pub, err := jetstream.New(w.js.Conn(), jetstream.WithPublishAsyncMaxPending(w.cfg.PublishWindow))
+	// waits on them). It tracks its publishes in the ack tracker, which
+	// knows each one's transaction.
+	acks := newAckTracker(w.confirmed, w.cfg.ConfirmDelay)
+	pub, err := natsx.NewPublisher(w.js.Conn(), natsx.PublisherConfig{Window: w.cfg.PublishWindow, AckTimeout: w.cfg.AckTimeout}, acks.pubs)
 	if err != nil {
-		return fmt.Errorf("jetstream publisher: %w", err)
+		return err
 	}
-	defer pub.CleanupPublisher()
+	defer pub.Close()
 
 	s := &stream{
-		w:          w,
-		conn:       conn,
-		rconn:      rconn,
-		pub:        pub,
-		maxPayload: w.js.Conn().MaxPayload(),
-		dec:        pgrepl.NewDecoder(src.ID, src.Database, pgrepl.NewCatalogResolver(conn)),
-		acks:       newAckTracker(w.confirmed, w.cfg.ConfirmDelay),
-		applied:    spec,
-		batch:      newBatcher(spec.Source.Partitions),
-		sentLSN:    w.confirmed,
-		lastRecv:   time.Now(),
-		streaming:  streaming,
-		spools:     newSpools(w.cfg.SpoolDir, src.ID),
+		w:         w,
+		conn:      conn,
+		rconn:     rconn,
+		pub:       pub,
+		dec:       pgrepl.NewDecoder(src.ID, src.Database, pgrepl.NewCatalogResolver(conn)),
+		acks:      acks,
+		applied:   spec,
+		batch:     newBatcher(spec.Source.Partitions),
+		sentLSN:   w.confirmed,
+		lastRecv:  time.Now(),
+		streaming: streaming,
+		spools:    newSpools(w.cfg.SpoolDir, src.ID),
 	}
 	// Spools hold only what this session received: after a reconnect,
 	// PostgreSQL streams an uncommitted transaction again from its start.
