@@ -11,19 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/natsx/natsxtest"
 )
-
-// handFuture is an AckFuture the test resolves by hand.
-type handFuture struct {
-	ok  chan *jetstream.PubAck
-	err chan error
-}
-
-func newHandFuture() *handFuture {
-	return &handFuture{ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
-}
-func (f *handFuture) Ok() <-chan *jetstream.PubAck { return f.ok }
-func (f *handFuture) Err() <-chan error            { return f.err }
 
 // TestAcksLongQueue: a long run of publishes acknowledged with a lag is
 // settled in order, with each tag, and the queue does not keep every
@@ -33,13 +22,13 @@ func TestAcksLongQueue(t *testing.T) {
 	now := time.Now()
 	var settled []int
 	a := NewAcks(func(tag int, _ *jetstream.PubAck) { settled = append(settled, tag) })
-	var fs []*handFuture
+	var fs []*natsxtest.Future
 	for i := 0; i < 5000; i++ {
-		f := newHandFuture()
+		f := natsxtest.NewFuture()
 		fs = append(fs, f)
 		a.Add(f, now, "x", i)
 		if i >= 100 {
-			fs[i-100].ok <- &jetstream.PubAck{}
+			fs[i-100].Ack()
 			if err := a.Poll(now, time.Minute); err != nil {
 				t.Fatal(err)
 			}
@@ -49,7 +38,7 @@ func TestAcksLongQueue(t *testing.T) {
 		t.Fatalf("inFlight = %d, queue len = %d", a.InFlight(), len(a.queue))
 	}
 	for _, f := range fs[4900:] {
-		f.ok <- &jetstream.PubAck{}
+		f.Ack()
 	}
 	for a.InFlight() > 0 {
 		if err := a.WaitOldest(context.Background(), time.Minute); err != nil {
@@ -73,20 +62,20 @@ func TestAcksErrors(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	a := NewAcks[struct{}](nil)
-	f1, f2 := newHandFuture(), newHandFuture()
+	f1, f2 := natsxtest.NewFuture(), natsxtest.NewFuture()
 	a.Add(f1, now, "sub.1 id-1", struct{}{})
 	a.Add(f2, now, "sub.2 id-2", struct{}{})
-	f2.ok <- &jetstream.PubAck{}
+	f2.Ack()
 	if err := a.Poll(now, time.Minute); err != nil || a.InFlight() != 2 {
 		t.Fatalf("poll = %v, in flight %d; want nil, 2", err, a.InFlight())
 	}
-	f1.err <- errors.New("nats: maximum bytes exceeded")
+	f1.Fail(errors.New("nats: maximum bytes exceeded"))
 	if err := a.Poll(now, time.Minute); err == nil || !strings.Contains(err.Error(), "sub.1 id-1") || !strings.Contains(err.Error(), "maximum bytes") {
 		t.Fatalf("poll error = %v", err)
 	}
 
 	b := NewAcks[struct{}](nil)
-	b.Add(newHandFuture(), now.Add(-2*time.Minute), "slow", struct{}{})
+	b.Add(natsxtest.NewFuture(), now.Add(-2*time.Minute), "slow", struct{}{})
 	if err := b.Poll(now, time.Minute); err == nil || !strings.Contains(err.Error(), "no acknowledgement") {
 		t.Fatalf("timeout error = %v", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rosettacdc/rosetta/pkg/natsx/natsxtest"
 )
 
 // BenchmarkBatcher: ns/op is per change, cut into messages and handed to
@@ -43,13 +45,13 @@ func BenchmarkBatcher(b *testing.B) {
 // transactions, tracked and settled by an acknowledgement already in.
 func BenchmarkAckTracker(b *testing.B) {
 	a := newAckTracker(1, 0)
-	f := &future{ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
+	f := natsxtest.NewFuture()
 	ack := &jetstream.PubAck{}
 	now := time.Now()
 	end := a.confirmed
 	for b.Loop() {
 		a.begin()
-		f.ok <- ack
+		f.AckWith(ack)
 		if err := a.add(f, now, "x"); err != nil {
 			b.Fatal(err)
 		}

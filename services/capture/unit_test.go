@@ -10,27 +10,12 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rosettacdc/rosetta/pkg/configstore"
 	"github.com/rosettacdc/rosetta/pkg/natsx"
+	"github.com/rosettacdc/rosetta/pkg/natsx/natsxtest"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 )
-
-// future is an ackFuture the test resolves by hand; JetStream's own
-// futures are exercised by the tests against a real server.
-type future struct {
-	ok  chan *jetstream.PubAck
-	err chan error
-}
-
-func newFuture() *future {
-	return &future{ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
-}
-func (f *future) Ok() <-chan *jetstream.PubAck { return f.ok }
-func (f *future) Err() <-chan error            { return f.err }
-func (f *future) ack()                         { f.ok <- &jetstream.PubAck{} }
-func (f *future) fail(err error)               { f.err <- err }
 
 func TestAckTrackerConfirmsOnlyAcknowledgedCommittedTransactions(t *testing.T) {
 	t.Parallel()
@@ -45,17 +30,17 @@ func TestAckTrackerConfirmsOnlyAcknowledgedCommittedTransactions(t *testing.T) {
 
 	// tx1: two publishes, commit at 200. tx2: one publish, commit at 300.
 	a.begin()
-	f1, f2 := newFuture(), newFuture()
+	f1, f2 := natsxtest.NewFuture(), natsxtest.NewFuture()
 	a.add(f1, now, "1")
 	a.add(f2, now, "2")
 	a.commit(200)
 	a.begin()
-	f3 := newFuture()
+	f3 := natsxtest.NewFuture()
 	a.add(f3, now, "3")
 	a.commit(300)
 	// tx3 is still open.
 	a.begin()
-	f4 := newFuture()
+	f4 := natsxtest.NewFuture()
 	a.add(f4, now, "4")
 
 	steps := []struct {
@@ -63,10 +48,10 @@ func TestAckTrackerConfirmsOnlyAcknowledgedCommittedTransactions(t *testing.T) {
 		want pglogrepl.LSN
 	}{
 		{func() {}, 100},
-		{f3.ack, 100}, // a later transaction's ack alone confirms nothing
-		{f1.ack, 100}, // tx1 half acknowledged
-		{f2.ack, 300}, // tx1 and tx2 fully acknowledged
-		{f4.ack, 300}, // tx3 acknowledged but not committed
+		{f3.Ack, 100}, // a later transaction's ack alone confirms nothing
+		{f1.Ack, 100}, // tx1 half acknowledged
+		{f2.Ack, 300}, // tx1 and tx2 fully acknowledged
+		{f4.Ack, 300}, // tx3 acknowledged but not committed
 		{func() { a.commit(400) }, 400},
 	}
 	for i, s := range steps {
@@ -102,12 +87,12 @@ func TestAckTrackerErrors(t *testing.T) {
 
 	a := newAckTracker(10, 0)
 	a.begin()
-	f1, f2 := newFuture(), newFuture()
+	f1, f2 := natsxtest.NewFuture(), natsxtest.NewFuture()
 	a.add(f1, now, "one")
 	a.add(f2, now, "two")
 	a.commit(20)
-	f1.ack()
-	f2.fail(errors.New("nats: maximum bytes exceeded"))
+	f1.Ack()
+	f2.Fail(errors.New("nats: maximum bytes exceeded"))
 	err := a.poll(now, time.Minute)
 	if err == nil || !strings.Contains(err.Error(), "maximum bytes") || !strings.Contains(err.Error(), "two") {
 		t.Fatalf("poll error = %v", err)
@@ -118,7 +103,7 @@ func TestAckTrackerErrors(t *testing.T) {
 
 	b := newAckTracker(10, 0)
 	b.begin()
-	b.add(newFuture(), now.Add(-2*time.Minute), "slow")
+	b.add(natsxtest.NewFuture(), now.Add(-2*time.Minute), "slow")
 	if err := b.poll(now, time.Minute); err == nil || !strings.Contains(err.Error(), "no acknowledgement") {
 		t.Fatalf("timeout error = %v", err)
 	}
@@ -127,11 +112,11 @@ func TestAckTrackerErrors(t *testing.T) {
 	if err := b.waitOldest(ctx, time.Hour); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waitOldest = %v, want deadline exceeded", err)
 	}
-	if err := b.add(newFuture(), now, "x"); err != nil {
+	if err := b.add(natsxtest.NewFuture(), now, "x"); err != nil {
 		t.Fatal(err)
 	}
 	c := newAckTracker(0, 0)
-	if err := c.add(newFuture(), now, "x"); err == nil {
+	if err := c.add(natsxtest.NewFuture(), now, "x"); err == nil {
 		t.Fatal("publish outside a transaction accepted")
 	}
 	if err := c.commit(5); err == nil {
@@ -144,16 +129,16 @@ func TestAckTrackerLongTransaction(t *testing.T) {
 	now := time.Now()
 	a := newAckTracker(1, 0)
 	a.begin()
-	var fs []*future
+	var fs []*natsxtest.Future
 	for i := 0; i < 5000; i++ {
-		f := newFuture()
+		f := natsxtest.NewFuture()
 		fs = append(fs, f)
 		if err := a.add(f, now, "x"); err != nil {
 			t.Fatal(err)
 		}
 		// Acknowledge with a lag, as JetStream would.
 		if i >= 100 {
-			fs[i-100].ack()
+			fs[i-100].Ack()
 			if err := a.poll(now, time.Minute); err != nil {
 				t.Fatal(err)
 			}
@@ -165,7 +150,7 @@ func TestAckTrackerLongTransaction(t *testing.T) {
 	}
 	a.commit(99)
 	for _, f := range fs[4900:] {
-		f.ack()
+		f.Ack()
 	}
 	ctx := context.Background()
 	for a.inFlight() > 0 {
@@ -301,10 +286,10 @@ func TestAckTrackerWaitsOneFsyncIntervalBeforeConfirming(t *testing.T) {
 		}
 	}
 	a.begin()
-	f1 := newFuture()
+	f1 := natsxtest.NewFuture()
 	a.add(f1, clock, "1")
 	a.commit(200)
-	f1.ack()
+	f1.Ack()
 	poll()
 	if a.confirmed != 100 {
 		t.Fatalf("confirmed %d right after the ack, want 100 until the delay passed", a.confirmed)
