@@ -57,23 +57,27 @@ func (a *ackTracker) begin() {
 
 // add records a publish of the open transaction.
 func (a *ackTracker) add(f natsx.AckFuture, at time.Time, what string) error {
-	tx, err := a.publishing(what)
-	if err != nil {
-		return err
+	tx := a.publishing()
+	if tx == nil {
+		return errNoOpenTx(what)
 	}
 	a.pubs.Add(f, at, what, tx)
 	return nil
 }
 
 // publishing counts a publish, about to be added to pubs, against the
-// open transaction, and returns that transaction (the publish's tag).
-func (a *ackTracker) publishing(what string) (*trackedTx, error) {
+// open transaction and returns that transaction (the publish's tag), or
+// nil when none is open.
+func (a *ackTracker) publishing() *trackedTx {
 	tx := a.open()
-	if tx == nil {
-		return nil, fmt.Errorf("track publish of %s: no open transaction", what)
+	if tx != nil {
+		tx.outstanding++
 	}
-	tx.outstanding++
-	return tx, nil
+	return tx
+}
+
+func errNoOpenTx(what string) error {
+	return fmt.Errorf("track publish of %s: no open transaction", what)
 }
 
 // commit closes the open transaction at its commit end LSN.

@@ -367,10 +367,9 @@ func (s *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2)
 // changes by the sinks' version guard). The publish window counts
 // messages.
 func (s *stream) publish(ctx context.Context, m *outMsg) error {
-	what := m.subject + " " + m.id
-	tx, err := s.acks.publishing(what)
-	if err != nil {
-		return err
+	tx := s.acks.publishing()
+	if tx == nil {
+		return errNoOpenTx(m.subject + " " + m.id)
 	}
 	msg := &nats.Msg{Subject: m.subject, Data: m.body, Header: nats.Header{jetstream.MsgIDHeader: []string{m.id}}}
 	src := &m.first.Source
