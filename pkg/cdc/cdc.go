@@ -16,15 +16,6 @@ import (
 	"github.com/rosettacdc/rosetta/contracts"
 )
 
-// TableRef names a source table.
-type TableRef struct {
-	Schema string
-	Table  string
-}
-
-// String is schema.table, for logs and errors (not for SQL).
-func (t TableRef) String() string { return t.Schema + "." + t.Table }
-
 // RowChange is the final state of one key of a table after a batch.
 type RowChange struct {
 	// Delete is true when the key's final state is "absent".
@@ -111,7 +102,7 @@ func (r *RowChange) setMoved(col string, m MovedColumn) {
 
 // TableBatch is everything one batch does to one table.
 type TableBatch struct {
-	Table TableRef
+	Table contracts.Table
 	// Columns is the union of the columns seen in the batch, each as last
 	// seen, in the order of the newest change that lists them (columns only
 	// seen in older changes follow).

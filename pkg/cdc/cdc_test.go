@@ -15,7 +15,7 @@ var (
 		{Name: "name", Type: "text", BaseType: "text"},
 		{Name: "big", Type: "text", BaseType: "text"},
 	}
-	refT = TableRef{Schema: "public", Table: "t"}
+	refT = contracts.Table{Schema: "public", Name: "t"}
 )
 
 func row(js string) contracts.Row {
@@ -255,7 +255,7 @@ func TestCollapse(t *testing.T) {
 				change(c, "10", 2, `{"id":1}`, ``, `{"id":1,"name":"a"}`),
 			},
 			want: []TableBatch{
-				{Table: TableRef{Schema: "public", Table: "u"}, Columns: colsT, Rows: []RowChange{
+				{Table: contracts.Table{Schema: "public", Name: "u"}, Columns: colsT, Rows: []RowChange{
 					{Key: []Value{txt("1")}, Values: vals("id", "1"), Version: ver(0x10, 1)},
 				}},
 				{Table: refT, Columns: colsT, Rows: []RowChange{

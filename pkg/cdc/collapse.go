@@ -46,14 +46,14 @@ func Collapse(changes []contracts.Change) ([]TableBatch, error) {
 		return nil, err
 	}
 	var (
-		order  []TableRef
-		tables = map[TableRef]*tableState{}
+		order  []contracts.Table
+		tables = map[contracts.Table]*tableState{}
 	)
 	// First pass: the column set per table, so that every change of a
 	// table is keyed by the same key columns (those of the newest change).
 	for i := range changes {
 		c := &changes[i]
-		ref := TableRef{Schema: c.Source.Schema, Table: c.Source.Table}
+		ref := contracts.Table{Schema: c.Source.Schema, Name: c.Source.Table}
 		ts, ok := tables[ref]
 		if !ok {
 			ts = &tableState{ref: ref, rows: map[keyID]int{}}
@@ -70,7 +70,7 @@ func Collapse(changes []contracts.Change) ([]TableBatch, error) {
 		if err := Check(c); err != nil {
 			return nil, fmt.Errorf("collapse change %d: %w", i, err)
 		}
-		ts := tables[TableRef{Schema: c.Source.Schema, Table: c.Source.Table}]
+		ts := tables[contracts.Table{Schema: c.Source.Schema, Name: c.Source.Table}]
 		if err := ts.apply(c); err != nil {
 			return nil, fmt.Errorf("collapse change %d of %s: %w", i, ts.ref, err)
 		}
@@ -151,7 +151,7 @@ func rowIdentity(r contracts.Row) string {
 }
 
 type tableState struct {
-	ref     TableRef
+	ref     contracts.Table
 	columns []contracts.Column // newest change's columns first
 	newest  []contracts.Column // the newest change's own list
 	// fills are the newest list's columns with an ExistingValue: rows of
@@ -208,7 +208,7 @@ func (ts *tableState) finishColumns(changes []contracts.Change) {
 	}
 	for i := range changes {
 		c := &changes[i]
-		if c.Source.Schema != ts.ref.Schema || c.Source.Table != ts.ref.Table || len(c.Key) == 0 {
+		if c.Source.Schema != ts.ref.Schema || c.Source.Table != ts.ref.Name || len(c.Key) == 0 {
 			continue
 		}
 		for name := range c.Key {

@@ -23,7 +23,7 @@ import (
 // called concurrently with Apply. A table the destination does not have is
 // not an error (zero result).
 type TombstoneCollector interface {
-	CollectTombstones(ctx context.Context, table cdc.TableRef, floor contracts.Version) (CollectResult, error)
+	CollectTombstones(ctx context.Context, table contracts.Table, floor contracts.Version) (CollectResult, error)
 }
 
 // CollectResult is what one CollectTombstones call did to one table.
@@ -213,7 +213,7 @@ func (r *Runner) collect(ctx context.Context) ([]TableCollection, error) {
 		if skipped == "" {
 			schema, _, _ := strings.Cut(groups[name][0], ".")
 			var err error
-			res, err = coll.CollectTombstones(ctx, cdc.TableRef{Schema: schema, Table: name}, bound)
+			res, err = coll.CollectTombstones(ctx, contracts.Table{Schema: schema, Name: name}, bound)
 			if err != nil {
 				return out, fmt.Errorf("collect tombstones of %s: %w", name, err)
 			}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/rosettacdc/rosetta/contracts"
-	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
@@ -20,7 +19,7 @@ var _ sinkrunner.TombstoneCollector = (*Driver)(nil)
 // (sinkrunner.TombstoneCollector). The floor commits before any tombstone
 // goes: every guard statement sees a tombstone or the floor above it
 // (sql.go, syntax: AboveFloors). DuckDB has one writer per file, the driver's own.
-func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor contracts.Version) (res sinkrunner.CollectResult, err error) {
+func (d *Driver) CollectTombstones(ctx context.Context, t contracts.Table, floor contracts.Version) (res sinkrunner.CollectResult, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -40,7 +39,7 @@ func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor co
 	if err != nil {
 		return res, err
 	}
-	tomb, now, err := raiseCollectFloor(ctx, conn, d.cfg.Schema, t.Table, floor)
+	tomb, now, err := raiseCollectFloor(ctx, conn, d.cfg.Schema, t.Name, floor)
 	if err != nil || tomb == "" {
 		return res, err
 	}
@@ -55,10 +54,10 @@ func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor co
 		return r.RowsAffected()
 	})
 	if err != nil {
-		return res, fmt.Errorf("collect tombstones of %s.%s: %w", d.cfg.Schema, t.Table, err)
+		return res, fmt.Errorf("collect tombstones of %s.%s: %w", d.cfg.Schema, t.Name, err)
 	}
 	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+tomb).Scan(&res.Remaining); err != nil {
-		return res, fmt.Errorf("count tombstones of %s.%s: %w", d.cfg.Schema, t.Table, err)
+		return res, fmt.Errorf("count tombstones of %s.%s: %w", d.cfg.Schema, t.Name, err)
 	}
 	return res, nil
 }

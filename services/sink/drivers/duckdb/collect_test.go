@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/rosettacdc/rosetta/contracts"
-	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard/guardtest"
 )
@@ -30,7 +29,7 @@ func TestCollectTombstones(t *testing.T) {
 	}
 	e.expect(tombs, "1|101", "2|102", "3|103", "4|104")
 
-	res, err := e.drv.CollectTombstones(ctx, cdc.TableRef{Schema: "app", Table: "items"}, contracts.Version{LSN: 103})
+	res, err := e.drv.CollectTombstones(ctx, contracts.Table{Schema: "app", Name: "items"}, contracts.Version{LSN: 103})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +54,7 @@ func TestCollectTombstones(t *testing.T) {
 		t.Fatalf("collect = %+v, want %+v", res, want)
 	}
 	e.expect(tombs, "3|103", "4|104")
-	if res, err := e.drv.CollectTombstones(ctx, cdc.TableRef{Schema: "app", Table: "items"}, contracts.Version{LSN: 50}); err != nil ||
+	if res, err := e.drv.CollectTombstones(ctx, contracts.Table{Schema: "app", Name: "items"}, contracts.Version{LSN: 50}); err != nil ||
 		res.Floor != (contracts.Version{LSN: 103}) || res.Collected != 0 {
 		t.Fatalf("collect below the floor = %+v, %v", res, err)
 	}
@@ -64,7 +63,7 @@ func TestCollectTombstones(t *testing.T) {
 	e.expect(items, "1|again|<null>", "5|v5|<null>", "9|new|<null>")
 	e.expect(tombs, "3|103", "4|104")
 
-	if res, err := e.drv.CollectTombstones(ctx, cdc.TableRef{Schema: "app", Table: "other"}, contracts.Version{LSN: 500}); err != nil ||
+	if res, err := e.drv.CollectTombstones(ctx, contracts.Table{Schema: "app", Name: "other"}, contracts.Version{LSN: 500}); err != nil ||
 		res != (sinkrunner.CollectResult{}) {
 		t.Fatalf("collect of an unknown table = %+v, %v", res, err)
 	}

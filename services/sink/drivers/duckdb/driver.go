@@ -141,7 +141,7 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 	}()
 	for _, b := range work {
 		if err := d.applyTable(ctx, conn, b); err != nil {
-			return fmt.Errorf("apply batch to %s.%s: %w", d.cfg.Schema, b.Table.Table, err)
+			return fmt.Errorf("apply batch to %s.%s: %w", d.cfg.Schema, b.Table.Name, err)
 		}
 	}
 	// The runner acks the batch once this returns nil: DuckDB has
@@ -223,7 +223,7 @@ func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatc
 				return err
 			}
 		}
-		if err := exec("record truncate", plan.sql.truncateMark, lsn, seq, d.cfg.Schema, b.Table.Table); err != nil {
+		if err := exec("record truncate", plan.sql.truncateMark, lsn, seq, d.cfg.Schema, b.Table.Name); err != nil {
 			return err
 		}
 		if plan.hasTomb {
@@ -247,10 +247,10 @@ func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatc
 				return err
 			}
 		}
-		if err := exec("update tombstones", plan.sql.tombUpdate, d.cfg.Schema, b.Table.Table); err != nil {
+		if err := exec("update tombstones", plan.sql.tombUpdate, d.cfg.Schema, b.Table.Name); err != nil {
 			return err
 		}
-		if err := exec("record tombstones", plan.sql.tombInsert, d.cfg.Schema, b.Table.Table); err != nil {
+		if err := exec("record tombstones", plan.sql.tombInsert, d.cfg.Schema, b.Table.Name); err != nil {
 			return err
 		}
 	}
@@ -258,12 +258,12 @@ func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatc
 		// (d) A newer change overwrites the stored row, keeping the
 		// columns it left unchanged; an older one fills only the
 		// columns whose stored version is older than its own.
-		if err := exec("update", plan.sql.update, d.cfg.Schema, b.Table.Table); err != nil {
+		if err := exec("update", plan.sql.update, d.cfg.Schema, b.Table.Name); err != nil {
 			return err
 		}
 		// (e) A missing row is inserted unless a newer delete
 		// (tombstone) or truncate of it was already applied.
-		if err := exec("insert", plan.sql.insert, d.cfg.Schema, b.Table.Table); err != nil {
+		if err := exec("insert", plan.sql.insert, d.cfg.Schema, b.Table.Name); err != nil {
 			return err
 		}
 		// The row now carries a newer version than its old tombstone
@@ -316,8 +316,8 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 	if widened, err := widenColumns(ctx, conn, shape.Target, shape.Types, b.Columns); err != nil {
 		return nil, b, nil, err
 	} else if len(widened) > 0 {
-		d.log.Info("widened destination columns to the source's types", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", widened)
-		if shape.Types, err = d.loadColumns(ctx, conn, b.Table.Table); err != nil {
+		d.log.Info("widened destination columns to the source's types", "table", d.cfg.Schema+"."+b.Table.Name, "ddl", widened)
+		if shape.Types, err = d.loadColumns(ctx, conn, b.Table.Name); err != nil {
 			return nil, b, nil, err
 		}
 	}
@@ -328,7 +328,7 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 			if err != nil {
 				return nil, b, nil, err
 			}
-			d.log.Info("dropped destination columns the source dropped", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", ddl)
+			d.log.Info("dropped destination columns the source dropped", "table", d.cfg.Schema+"."+b.Table.Name, "ddl", ddl)
 			for _, n := range gone {
 				delete(shape.Types, n)
 				delete(shape.Source, n)

@@ -173,7 +173,7 @@ func (d *Driver) reportUnknown(ctx context.Context, conn *sql.Conn, plan *stageP
 		}
 		d.log.Warn("row has columns no change has provided yet: an update left them unchanged (TOASTed) and no older change of "+
 			"the row has arrived; they stay NULL until one does, or a backfill of the key completes them",
-			"table", d.cfg.Schema+"."+b.Table.Table, "key", strings.Join(key, ", "), "columns", cols)
+			"table", d.cfg.Schema+"."+b.Table.Name, "key", strings.Join(key, ", "), "columns", cols)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("find rows with unknown columns: %w", err)

@@ -19,8 +19,8 @@ type tableShape = relational.Shape
 // shape returns the destination table's shape (relational.Ensure), with
 // the DDL in DuckDB's dialect on the Apply's connection.
 func (d *Driver) shape(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) (*tableShape, error) {
-	tombName := tombstoneTableName(d.cfg.Schema, b.Table.Table)
-	t := relational.Table{Schema: d.cfg.Schema, Name: b.Table.Table, Target: ident(d.cfg.Schema, b.Table.Table),
+	tombName := tombstoneTableName(d.cfg.Schema, b.Table.Name)
+	t := relational.Table{Schema: d.cfg.Schema, Name: b.Table.Name, Target: ident(d.cfg.Schema, b.Table.Name),
 		Tomb: ident(relational.BookkeepingSchema, tombName), TombName: tombName, Required: []string{relational.LSNCol, relational.SeqCol, relational.ColvCol}}
 	return relational.Ensure(ctx, d.tables, &duckDialect{d: d, conn: conn, t: t}, t, b, d.log)
 }

@@ -53,7 +53,7 @@ func stageRows(b cdc.TableBatch, l stageLayout, fills []map[string][]cdc.Value) 
 			out, err := c.conv.convert(v.Text)
 			if err != nil {
 				return nil, sinkrunner.Permanent(fmt.Errorf("%s.%s column %q (%s), row with key %s: value %.80q: %w",
-					b.Table.Schema, b.Table.Table, c.Name, c.Type, describeKey(l, r.Key), v.Text, err))
+					b.Table.Schema, b.Table.Name, c.Name, c.Type, describeKey(l, r.Key), v.Text, err))
 			}
 			return out, nil
 		}

@@ -24,7 +24,7 @@ var _ sinkrunner.TombstoneCollector = (*Driver)(nil)
 // Apply reads, in one snapshot, either a tombstone or a floor above it, so
 // a change older than a collected tombstone is refused at every moment
 // (sql.go, syntax: AboveFloors).
-func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor contracts.Version) (res sinkrunner.CollectResult, err error) {
+func (d *Driver) CollectTombstones(ctx context.Context, t contracts.Table, floor contracts.Version) (res sinkrunner.CollectResult, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	defer func() {
@@ -37,7 +37,7 @@ func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor co
 		return res, err
 	}
 	var tomb string
-	tomb, res.Floor, err = d.raiseCollectFloor(ctx, conn, t.Table, floor)
+	tomb, res.Floor, err = d.raiseCollectFloor(ctx, conn, t.Name, floor)
 	if err != nil || tomb == "" {
 		return res, err
 	}
@@ -48,10 +48,10 @@ func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor co
 		return tag.RowsAffected(), err
 	})
 	if err != nil {
-		return res, fmt.Errorf("collect tombstones of %s.%s: %w", d.cfg.Schema, t.Table, err)
+		return res, fmt.Errorf("collect tombstones of %s.%s: %w", d.cfg.Schema, t.Name, err)
 	}
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+tomb).Scan(&res.Remaining); err != nil {
-		return res, fmt.Errorf("count tombstones of %s.%s: %w", d.cfg.Schema, t.Table, err)
+		return res, fmt.Errorf("count tombstones of %s.%s: %w", d.cfg.Schema, t.Name, err)
 	}
 	return res, nil
 }
@@ -102,7 +102,7 @@ func (d *Driver) raiseCollectFloor(ctx context.Context, conn *pgx.Conn, table st
 	}
 	// The apply lock first, then (in ensureCollectFloor) the DDL lock: the
 	// order Apply takes them in.
-	if err := lockTables(ctx, tx, d.cfg.Schema, []cdc.TableBatch{{Table: cdc.TableRef{Table: table}}}); err != nil {
+	if err := lockTables(ctx, tx, d.cfg.Schema, []cdc.TableBatch{{Table: contracts.Table{Name: table}}}); err != nil {
 		return "", now, err
 	}
 	// A registry from before collection that no Apply of this driver has

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/rosettacdc/rosetta/contracts"
-	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/pkg/testkit"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard/guardtest"
@@ -33,7 +32,7 @@ func TestCollectTombstones(t *testing.T) {
 	}
 	e.expect(tombs, "1|101", "2|102", "3|103", "4|104")
 
-	res, err := e.drv.CollectTombstones(ctx, cdc.TableRef{Schema: "app", Table: "items"}, contracts.Version{LSN: 103})
+	res, err := e.drv.CollectTombstones(ctx, contracts.Table{Schema: "app", Name: "items"}, contracts.Version{LSN: 103})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +58,7 @@ func TestCollectTombstones(t *testing.T) {
 	}
 	e.expect(tombs, "3|103", "4|104")
 	// A lower bound never lowers the floor.
-	if res, err := e.drv.CollectTombstones(ctx, cdc.TableRef{Schema: "app", Table: "items"}, contracts.Version{LSN: 50}); err != nil ||
+	if res, err := e.drv.CollectTombstones(ctx, contracts.Table{Schema: "app", Name: "items"}, contracts.Version{LSN: 50}); err != nil ||
 		res.Floor != (contracts.Version{LSN: 103}) || res.Collected != 0 {
 		t.Fatalf("collect below the floor = %+v, %v", res, err)
 	}
@@ -71,7 +70,7 @@ func TestCollectTombstones(t *testing.T) {
 	e.expect(tombs, "3|103", "4|104")
 
 	// A table this destination never wrote: nothing to do.
-	if res, err := e.drv.CollectTombstones(ctx, cdc.TableRef{Schema: "app", Table: "other"}, contracts.Version{LSN: 500}); err != nil ||
+	if res, err := e.drv.CollectTombstones(ctx, contracts.Table{Schema: "app", Name: "other"}, contracts.Version{LSN: 500}); err != nil ||
 		res != (sinkrunner.CollectResult{}) {
 		t.Fatalf("collect of an unknown table = %+v, %v", res, err)
 	}
@@ -143,7 +142,7 @@ func TestCollectFloorOldRegistry(t *testing.T) {
 		t.Cleanup(func() { d.Close() })
 		return d
 	}
-	res, err := fresh().CollectTombstones(ctx, cdc.TableRef{Schema: "app", Table: "items"}, contracts.Version{LSN: 30})
+	res, err := fresh().CollectTombstones(ctx, contracts.Table{Schema: "app", Name: "items"}, contracts.Version{LSN: 30})
 	if err != nil || res.Collected != 1 || res.Remaining != 0 {
 		t.Fatalf("collect on an old registry = %+v, %v", res, err)
 	}

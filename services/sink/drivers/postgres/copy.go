@@ -148,7 +148,7 @@ func checkExact(ctx context.Context, tx pgx.Tx, b cdc.TableBatch, plan *stagePla
 			return strconv.Quote(*v)
 		}
 		return sinkrunner.Permanent(fmt.Errorf("%s.%s column %q (%s), row with key %s: value %s (sent as %s) would be stored as %s: the destination type cannot hold it exactly",
-			b.Table.Schema, b.Table.Table, c.col.Name, c.col.Type, strings.Join(keyText, ", "), show(sent), c.col.Check, show(stored)))
+			b.Table.Schema, b.Table.Name, c.col.Name, c.col.Type, strings.Join(keyText, ", "), show(sent), c.col.Check, show(stored)))
 	}
 	return nil
 }

@@ -145,7 +145,7 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 		owner = append(owner, step+" of "+table)
 	}
 	for _, b := range work {
-		table := d.cfg.Schema + "." + b.Table.Table
+		table := d.cfg.Schema + "." + b.Table.Name
 		// prepare returns the batch as the destination takes it: without
 		// columns the source dropped (see Config.DroppedColumns).
 		plan, b, err := d.prepare(ctx, tx, b)
@@ -195,7 +195,7 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 			if plan.truncateInvalidate != "" {
 				enqueue(table, "invalidate columns before truncate", plan.truncateInvalidate, lsn, seq)
 			}
-			enqueue(table, "record truncate", plan.sql.truncateMark, lsn, seq, d.cfg.Schema, b.Table.Table)
+			enqueue(table, "record truncate", plan.sql.truncateMark, lsn, seq, d.cfg.Schema, b.Table.Name)
 			if plan.hasTomb {
 				enqueue(table, "drop tombstones before truncate", plan.sql.truncateTombs, lsn, seq)
 			}
@@ -212,14 +212,14 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 			if plan.sql.invalidateRows != "" {
 				enqueue(table, "invalidate columns before delete", plan.sql.invalidateRows)
 			}
-			enqueue(table, "record tombstones", plan.sql.tombstone, d.cfg.Schema, b.Table.Table)
+			enqueue(table, "record tombstones", plan.sql.tombstone, d.cfg.Schema, b.Table.Name)
 		}
 		if hasUpsert {
 			// (d) A newer change overwrites the stored row, keeping
 			// the columns it left unchanged; an older one fills only
 			// the columns whose stored version is older than its own.
 			if plan.colv.has {
-				enqueue(table, "update", plan.sql.update, d.cfg.Schema, b.Table.Table)
+				enqueue(table, "update", plan.sql.update, d.cfg.Schema, b.Table.Name)
 			} else {
 				// No late fills without column versions, nor their
 				// watermark parameters.
@@ -227,7 +227,7 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 			}
 			// (e) A missing row is inserted unless a newer delete
 			// (tombstone) or truncate of it was already applied.
-			enqueue(table, "insert", plan.sql.insert, d.cfg.Schema, b.Table.Table)
+			enqueue(table, "insert", plan.sql.insert, d.cfg.Schema, b.Table.Name)
 			// The row now carries a newer version than its old
 			// tombstone and every column known: the row's own guard
 			// takes over.
@@ -328,7 +328,7 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 	if widened, err := widenColumns(ctx, tx, shape.Target, shape.Types, b.Columns); err != nil {
 		return nil, b, err
 	} else if len(widened) > 0 {
-		d.log.Info("widened destination columns to the source's types", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", widened)
+		d.log.Info("widened destination columns to the source's types", "table", d.cfg.Schema+"."+b.Table.Name, "ddl", widened)
 		if shape.Types, err = loadColumns(ctx, tx, shape.Target); err != nil {
 			return nil, b, err
 		}
@@ -340,7 +340,7 @@ func (d *Driver) prepare(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*sta
 			if err != nil {
 				return nil, b, err
 			}
-			d.log.Info("dropped destination columns the source dropped", "table", d.cfg.Schema+"."+b.Table.Table, "ddl", ddl)
+			d.log.Info("dropped destination columns the source dropped", "table", d.cfg.Schema+"."+b.Table.Name, "ddl", ddl)
 			for _, n := range gone {
 				delete(shape.Types, n)
 				delete(shape.Source, n)

@@ -171,7 +171,7 @@ func (d *Driver) reportUnknown(ctx context.Context, tx pgx.Tx, p reportPlan) err
 func lockTables(ctx context.Context, tx pgx.Tx, schema string, work []cdc.TableBatch) error {
 	names := make([]string, 0, len(work))
 	for _, b := range work {
-		names = append(names, schema+"."+b.Table.Table)
+		names = append(names, schema+"."+b.Table.Name)
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)

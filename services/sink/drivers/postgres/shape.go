@@ -18,8 +18,8 @@ type tableShape = relational.Shape
 // shape returns the destination table's shape (relational.Ensure), with
 // the DDL in PostgreSQL's dialect inside the Apply's transaction.
 func (d *Driver) shape(ctx context.Context, tx pgx.Tx, b cdc.TableBatch) (*tableShape, error) {
-	tombName := tombstoneTableName(d.cfg.Schema, b.Table.Table)
-	t := relational.Table{Schema: d.cfg.Schema, Name: b.Table.Table, Target: ident(d.cfg.Schema, b.Table.Table),
+	tombName := tombstoneTableName(d.cfg.Schema, b.Table.Name)
+	t := relational.Table{Schema: d.cfg.Schema, Name: b.Table.Name, Target: ident(d.cfg.Schema, b.Table.Name),
 		Tomb: ident(bookkeepingSchema, tombName), TombName: tombName, Required: []string{relational.LSNCol, relational.SeqCol}}
 	return relational.Ensure(ctx, d.tables, pgDialect{d: d, tx: tx, t: t, cols: b.Columns}, t, b, d.log)
 }

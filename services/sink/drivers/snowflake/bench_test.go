@@ -67,7 +67,7 @@ func benchBatch() (shape, []cdc.RowChange) {
 // uploads). See docs/snowflake.md for the results and the decision.
 func BenchmarkStageFile(b *testing.B) {
 	s, rows := benchBatch()
-	table := cdc.TableRef{Schema: "app", Table: "orders"}
+	table := contracts.Table{Schema: "app", Name: "orders"}
 	formats := []struct {
 		name  string
 		write func(w io.Writer) error
@@ -106,7 +106,7 @@ func BenchmarkStageFile(b *testing.B) {
 }
 
 // writeCSV is writeStageCSV for a batch without moved rows.
-func writeCSV(w io.Writer, table cdc.TableRef, s shape, rows []cdc.RowChange) error {
+func writeCSV(w io.Writer, table contracts.Table, s shape, rows []cdc.RowChange) error {
 	_, err := writeStageCSV(w, table, s, rows, nil)
 	return err
 }

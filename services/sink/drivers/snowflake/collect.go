@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/rosettacdc/rosetta/contracts"
-	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 )
 
@@ -37,7 +36,7 @@ const defaultCollectChunk = 10000
 // serialized by its mutex, and the runner collects no table another
 // pipeline writes, so no Apply reads the tombstones of a table being
 // collected with a floor read before it was raised.
-func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor contracts.Version) (res sinkrunner.CollectResult, err error) {
+func (d *Driver) CollectTombstones(ctx context.Context, t contracts.Table, floor contracts.Version) (res sinkrunner.CollectResult, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	defer func() {
@@ -54,7 +53,7 @@ func (d *Driver) CollectTombstones(ctx context.Context, t cdc.TableRef, floor co
 	if err != nil {
 		return res, err
 	}
-	table := destName(t.Table)
+	table := destName(t.Name)
 	target := qualified(d.cfg.database, d.cfg.schema, table)
 	st, err := describe(ctx, conn, target)
 	if err != nil || !st.exists {

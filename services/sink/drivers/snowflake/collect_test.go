@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/rosettacdc/rosetta/contracts"
-	"github.com/rosettacdc/rosetta/pkg/cdc"
 	"github.com/rosettacdc/rosetta/pkg/sinkrunner"
 	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/guard/guardtest"
 )
@@ -35,7 +34,7 @@ func TestCollectTombstones(t *testing.T) {
 	}
 	e.expect(tombs, "1|101", "2|102", "3|103", "4|104")
 
-	res, err := e.drv.CollectTombstones(ctx, cdc.TableRef{Schema: "app", Table: "items"}, contracts.Version{LSN: 103})
+	res, err := e.drv.CollectTombstones(ctx, contracts.Table{Schema: "app", Name: "items"}, contracts.Version{LSN: 103})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +60,7 @@ func TestCollectTombstones(t *testing.T) {
 	}
 	e.expect(tombs, "3|103", "4|104")
 	// A lower bound never lowers the floor.
-	if res, err := e.drv.CollectTombstones(ctx, cdc.TableRef{Schema: "app", Table: "items"}, contracts.Version{LSN: 50}); err != nil ||
+	if res, err := e.drv.CollectTombstones(ctx, contracts.Table{Schema: "app", Name: "items"}, contracts.Version{LSN: 50}); err != nil ||
 		res.Floor != (contracts.Version{LSN: 103}) || res.Collected != 0 || res.Remaining != 2 {
 		t.Fatalf("collect below the floor = %+v, %v", res, err)
 	}
@@ -75,7 +74,7 @@ func TestCollectTombstones(t *testing.T) {
 	e.expect(tombs, "3|103", "4|104")
 
 	// A table this destination never wrote: nothing to do.
-	if res, err := e.drv.CollectTombstones(ctx, cdc.TableRef{Schema: "app", Table: "other"}, contracts.Version{LSN: 500}); err != nil ||
+	if res, err := e.drv.CollectTombstones(ctx, contracts.Table{Schema: "app", Name: "other"}, contracts.Version{LSN: 500}); err != nil ||
 		res != (sinkrunner.CollectResult{}) {
 		t.Fatalf("collect of an unknown table = %+v, %v", res, err)
 	}
@@ -95,7 +94,7 @@ func TestCollectFloorOldRegistry(t *testing.T) {
 	e.mustApply(it.Ins(4, 1, "before truncate"), it.Ins(10, 2, "b"), it.Ins(11, 3, "c"))
 	e.mustApply(it.Del(20, 2))
 	e.expect(`SELECT ID, NAME FROM ITEMS ORDER BY ID`, "3|c")
-	if res, err := e.drv.CollectTombstones(ctx, cdc.TableRef{Schema: "app", Table: "items"}, contracts.Version{LSN: 30}); err != nil ||
+	if res, err := e.drv.CollectTombstones(ctx, contracts.Table{Schema: "app", Name: "items"}, contracts.Version{LSN: 30}); err != nil ||
 		res != (sinkrunner.CollectResult{Collected: 1, Floor: contracts.Version{LSN: 30}}) {
 		t.Fatalf("collect = %+v, %v", res, err)
 	}

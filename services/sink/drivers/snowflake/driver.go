@@ -423,7 +423,7 @@ func (d *Driver) stageFile(ctx context.Context, conn *sql.Conn, j *job, dir stri
 // BestSpeed, with klauspost/compress's implementation of it (faster, smaller
 // and leaner than the standard library's; BenchmarkStageFile and
 // docs/snowflake.md have the numbers).
-func encodeFile(w io.Writer, table cdc.TableRef, s shape, rows []cdc.RowChange, fills []map[string][]cdc.Value) ([]extraFill, error) {
+func encodeFile(w io.Writer, table contracts.Table, s shape, rows []cdc.RowChange, fills []map[string][]cdc.Value) ([]extraFill, error) {
 	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	if err != nil {
 		return nil, fmt.Errorf("gzip staging file: %w", err)
@@ -481,7 +481,7 @@ func (d *Driver) afterError(ctx context.Context, err error, jobs []*job) {
 // source since) leave the batch, and destination columns the source
 // dropped are dropped, or staged as NULL (Config.DroppedColumns).
 func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) (*job, error) {
-	if err := checkSourceName("table", b.Table.Table); err != nil {
+	if err := checkSourceName("table", b.Table.Name); err != nil {
 		return nil, sinkrunner.Permanent(err)
 	}
 	// Rows of changes older than a rename hold the renamed column under
@@ -489,7 +489,7 @@ func (d *Driver) prepare(ctx context.Context, conn *sql.Conn, b cdc.TableBatch) 
 	// leaves the batch.
 	b = b.FollowRenames()
 	b = b.Without(b.Dropped)
-	j := &job{b: b, table: destName(b.Table.Table)}
+	j := &job{b: b, table: destName(b.Table.Name)}
 	cols, err := mapColumns(b)
 	if err != nil {
 		return nil, sinkrunner.Permanent(err)

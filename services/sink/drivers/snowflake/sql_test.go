@@ -127,7 +127,7 @@ func TestStageFileGolden(t *testing.T) {
 	fills := []map[string][]cdc.Value{2: {"payload": {v("a"), v("1")}}, 4: nil}
 	rows = guard.Filled(cdc.TableBatch{Rows: rows}, fills, func(int, string, []cdc.Value) cdc.Value { return null }).Rows
 	var buf bytes.Buffer
-	if _, err := writeStageCSV(&buf, cdc.TableRef{Schema: "app", Table: "orders"}, goldenShape(), rows, fills); err != nil {
+	if _, err := writeStageCSV(&buf, contracts.Table{Schema: "app", Name: "orders"}, goldenShape(), rows, fills); err != nil {
 		t.Fatal(err)
 	}
 	checkGolden(t, "stage.golden.csv", buf.Bytes())

@@ -106,7 +106,7 @@ func (e *RowError) Class() string {
 // = '"', EMPTY_FIELD_AS_NULL = TRUE and no escape characters, NULL and the
 // empty string stay distinct and every other byte, newlines and
 // backslashes included, is loaded as is.
-func writeStageCSV(w io.Writer, table cdc.TableRef, s shape, rows []cdc.RowChange, fills []map[string][]cdc.Value) ([]extraFill, error) {
+func writeStageCSV(w io.Writer, table contracts.Table, s shape, rows []cdc.RowChange, fills []map[string][]cdc.Value) ([]extraFill, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	flags := make([]byte, len(s.cols))
 	var scratch []byte

@@ -71,9 +71,9 @@ func SpecReports(d Delivery, tables []string) (map[string]*guard.Table, Reports,
 			return nil, nil, fmt.Errorf("collapse batch %d: %w", i, err)
 		}
 		for _, tb := range tbs {
-			t := out[tb.Table.Table]
+			t := out[tb.Table.Name]
 			t.Apply(tb)
-			reports.Add(tb.Table.Table, t.ToComplete(tb))
+			reports.Add(tb.Table.Name, t.ToComplete(tb))
 		}
 	}
 	return out, reports, nil
@@ -98,7 +98,7 @@ func (s *Scenario) Complete(tables map[string]*guard.Table, reported Reports) er
 		return err
 	}
 	for _, tb := range tbs {
-		tables[tb.Table.Table].Apply(tb)
+		tables[tb.Table.Name].Apply(tb)
 	}
 	return nil
 }
