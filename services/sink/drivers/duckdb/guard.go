@@ -167,19 +167,11 @@ func (d *Driver) reportUnknown(ctx context.Context, conn *sql.Conn, plan *stageP
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("find rows with unknown columns: %w", err)
 		}
-		found.Keys = append(found.Keys, key)
-		if len(found.Keys) > 10 {
-			continue
-		}
-		d.log.Warn("row has columns no change has provided yet: an update left them unchanged (TOASTed) and no older change of "+
-			"the row has arrived; they stay NULL until one does, or a backfill of the key completes them",
-			"table", d.cfg.Schema+"."+b.Table.Name, "key", strings.Join(key, ", "), "columns", cols)
+		relational.Unknown(d.log, &found, d.cfg.Schema+"."+b.Table.Name, key, strings.Join(key, ", "), cols)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("find rows with unknown columns: %w", err)
 	}
-	if len(found.Keys) > 0 {
-		d.report.Found(found)
-	}
+	d.report.Found(found)
 	return nil
 }

@@ -143,20 +143,12 @@ func (d *Driver) reportUnknown(ctx context.Context, tx pgx.Tx, p reportPlan) err
 		if err := rows.Scan(&key, &cols); err != nil {
 			return fmt.Errorf("find rows of %s with unknown columns: %w", p.table, err)
 		}
-		found.Keys = append(found.Keys, key)
-		if len(found.Keys) > 10 {
-			continue
-		}
-		d.log.Warn("row has columns no change has provided yet: an update left them unchanged (TOASTed) and no older change of "+
-			"the row has arrived; they stay NULL until one does, or a backfill of the key completes them",
-			"table", p.table, "key", key, "columns", cols)
+		relational.Unknown(d.log, &found, p.table, key, key, cols)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("find rows of %s with unknown columns: %w", p.table, err)
 	}
-	if len(found.Keys) > 0 {
-		d.report.Found(found)
-	}
+	d.report.Found(found)
 	return nil
 }
 

@@ -99,8 +99,6 @@ rowsLoop:
 				"table", j.table, "key", strings.Join(key, ","))
 		}
 	}
-	if len(found.Keys) > 0 {
-		d.report.Found(found)
-	}
+	d.report.Found(found)
 	return nil
 }

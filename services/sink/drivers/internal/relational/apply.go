@@ -76,8 +76,30 @@ func (r *Report) Begin(batches []cdc.TableBatch) []cdc.TableBatch {
 	return Writes(batches)
 }
 
-// Found adds rows the Apply in progress leaves with unknown columns.
-func (r *Report) Found(rows sinkrunner.IncompleteRows) { r.found = append(r.found, rows) }
+// Found adds rows the Apply in progress leaves with unknown columns (none:
+// nothing to add).
+func (r *Report) Found(rows sinkrunner.IncompleteRows) {
+	if len(rows.Keys) > 0 {
+		r.found = append(r.found, rows)
+	}
+}
+
+// unknownLogged is how many rows of one table an Apply logs with their
+// unknown columns; the rest are only reported.
+const unknownLogged = 10
+
+// Unknown adds key to found, a row the Apply leaves with unknown columns,
+// and logs the first few: logKey and cols as the driver's query reads
+// them.
+func Unknown(log *slog.Logger, found *sinkrunner.IncompleteRows, table string, key []string, logKey, cols any) {
+	found.Keys = append(found.Keys, key)
+	if len(found.Keys) > unknownLogged {
+		return
+	}
+	log.Warn("row has columns no change has provided yet: an update left them unchanged (TOASTed) and no older change of "+
+		"the row has arrived; they stay NULL until one does, or a backfill of the key completes them",
+		"table", table, "key", logKey, "columns", cols)
+}
 
 // Moved adds the rows of b whose key changed: they are re-read from the
 // source whatever they hold (guard.ReportMoved).
