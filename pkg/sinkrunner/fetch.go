@@ -123,7 +123,7 @@ func (r *Runner) fetchLoop(ctx context.Context, cons jetstream.Consumer, ready c
 	wait.Stop()
 	defer wait.Stop()
 	for {
-		if pulled == nil && retry == nil && done != nil && len(full) == 0 && pending == nil && release == nil && resume == nil &&
+		if pulled == nil && retry == nil && done != nil && len(full) == 0 && pending == nil && resume == nil &&
 			r.cfg.Unpin != nil && pin.overShare(&r.pins, r.cfg.Share) {
 			r.log.Info("giving a partition up to another sink instance", "consumer", cons.CachedInfo().Name)
 			release = time.After(0)

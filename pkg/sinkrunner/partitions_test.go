@@ -182,9 +182,9 @@ func TestPartitionedRunnersSpread(t *testing.T) {
 		return out
 	}
 	both := func(from, to int) bool {
+		ra, _ := a.drv.snapshot()
+		rb, _ := b.drv.snapshot()
 		for id := from; id <= to; id++ {
-			ra, _ := a.drv.snapshot()
-			rb, _ := b.drv.snapshot()
 			_, inA := ra[strconv.Itoa(id)]
 			_, inB := rb[strconv.Itoa(id)]
 			if !inA && !inB {
