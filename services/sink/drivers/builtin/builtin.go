@@ -2,8 +2,9 @@
 // the API shows them. The composition root (services/rosetta) hands the
 // list to the API, which checks configs and lists the types from it, and
 // to the sink, which opens drivers from it. A new destination type lives in
-// services/sink/drivers/<type>, exports its desttype.Type, and is added
-// here with one line; drivers never register themselves.
+// services/sink/drivers/<type>, exports its desttype.Type, is added here
+// with one line and has its config schema in contracts/openapi.yaml;
+// drivers never register themselves.
 package builtin
 
 import (

@@ -5,8 +5,9 @@
 // with. Each driver package exports its description next to its config
 // parsing (postgres.Type, duckdb.Type, snowflake.Type); the composition
 // root lists them (services/sink/drivers/builtin) and hands the list to the
-// API and the sink, so adding a destination type is one driver folder and
-// one line in that list.
+// API and the sink, so adding a destination type is one driver folder, one
+// line in that list and its config schema in contracts/openapi.yaml (a test
+// in services/api fails while the schema and the type disagree).
 //
 // The package holds descriptions only: it imports no driver and no
 // service, so the API can depend on it without the drivers.

@@ -215,7 +215,7 @@ func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatc
 		// being inserted again later (step e), and tombstones older than
 		// it are covered by it.
 		lsn, seq := int64(t.LSN), t.Seq
-		if err := exec("truncate", plan.sql.truncateRows, lsn, seq); err != nil {
+		if err := exec("truncate", plan.sql.TruncateRows, lsn, seq); err != nil {
 			return err
 		}
 		if plan.truncateInvalidate != "" {
@@ -223,11 +223,11 @@ func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatc
 				return err
 			}
 		}
-		if err := exec("record truncate", plan.sql.truncateMark, lsn, seq, d.cfg.Schema, b.Table.Name); err != nil {
+		if err := exec("record truncate", plan.sql.TruncateMark, lsn, seq, d.cfg.Schema, b.Table.Name); err != nil {
 			return err
 		}
 		if plan.hasTomb {
-			if err := exec("drop tombstones before truncate", plan.sql.truncateTombs, lsn, seq); err != nil {
+			if err := exec("drop tombstones before truncate", plan.sql.TruncateTombs, lsn, seq); err != nil {
 				return err
 			}
 		}
@@ -239,18 +239,18 @@ func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatc
 		// older than itself into unknown, and leaves a tombstone while
 		// the key has no row or one with unknown columns, so that an
 		// older change arriving later neither resurrects nor fills it.
-		if err := exec("delete", plan.sql.deleteRows); err != nil {
+		if err := exec("delete", plan.sql.DeleteRows); err != nil {
 			return err
 		}
-		if plan.sql.invalidateRows != "" {
-			if err := exec("invalidate columns before delete", plan.sql.invalidateRows); err != nil {
+		if plan.sql.InvalidateRows != "" {
+			if err := exec("invalidate columns before delete", plan.sql.InvalidateRows); err != nil {
 				return err
 			}
 		}
-		if err := exec("update tombstones", plan.sql.tombUpdate, d.cfg.Schema, b.Table.Name); err != nil {
+		if err := exec("update tombstones", plan.sql.TombUpdate, d.cfg.Schema, b.Table.Name); err != nil {
 			return err
 		}
-		if err := exec("record tombstones", plan.sql.tombInsert, d.cfg.Schema, b.Table.Name); err != nil {
+		if err := exec("record tombstones", plan.sql.TombInsert, d.cfg.Schema, b.Table.Name); err != nil {
 			return err
 		}
 	}
@@ -258,17 +258,17 @@ func (d *Driver) applyTable(ctx context.Context, conn *sql.Conn, b cdc.TableBatc
 		// (d) A newer change overwrites the stored row, keeping the
 		// columns it left unchanged; an older one fills only the
 		// columns whose stored version is older than its own.
-		if err := exec("update", plan.sql.update, d.cfg.Schema, b.Table.Name); err != nil {
+		if err := exec("update", plan.sql.Update, d.cfg.Schema, b.Table.Name); err != nil {
 			return err
 		}
 		// (e) A missing row is inserted unless a newer delete
 		// (tombstone) or truncate of it was already applied.
-		if err := exec("insert", plan.sql.insert, d.cfg.Schema, b.Table.Name); err != nil {
+		if err := exec("insert", plan.sql.Insert, d.cfg.Schema, b.Table.Name); err != nil {
 			return err
 		}
 		// The row now carries a newer version than its old tombstone
 		// and every column known: the row's own guard takes over.
-		if err := exec("drop superseded tombstones", plan.sql.untomb); err != nil {
+		if err := exec("drop superseded tombstones", plan.sql.Untomb); err != nil {
 			return err
 		}
 		// Moved rows are re-read from the source whatever they hold

@@ -64,11 +64,8 @@ type statements struct {
 	// fill sets the flagged columns of moved rows from the row stored at
 	// their fallback key.
 	fill string
-	// The guard's steps, as relational.Guarded documents them
-	// (tombstones: the UPDATE and INSERT form).
-	truncateRows, truncateMark, truncateTombs          string
-	deleteRows, invalidateRows, tombUpdate, tombInsert string
-	update, insert, untomb                             string
+	// The guard's steps (tombstones: the UPDATE and INSERT form).
+	relational.Guarded
 }
 
 // column is c as the shared statements see it.
@@ -198,10 +195,7 @@ func buildStatements(target, tomb, stage string, l stageLayout) statements {
 			" AND " + strings.Join(fallback, " AND ")
 	}
 
-	g := syntax().Guarded(target, tomb, stage, relational.Columns(l.cols, stageColumn.column))
-	s.truncateRows, s.truncateMark, s.truncateTombs = g.TruncateRows, g.TruncateMark, g.TruncateTombs
-	s.deleteRows, s.invalidateRows, s.tombUpdate, s.tombInsert = g.DeleteRows, g.InvalidateRows, g.TombUpdate, g.TombInsert
-	s.update, s.insert, s.untomb = g.Update, g.Insert, g.Untomb
+	s.Guarded = syntax().Guarded(target, tomb, stage, relational.Columns(l.cols, stageColumn.column))
 	return s
 }
 

@@ -191,13 +191,13 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 			// (steps d, e), and tombstones older than it are covered
 			// by it.
 			lsn, seq := int64(t.LSN), t.Seq
-			enqueue(table, "truncate", plan.sql.truncateRows, lsn, seq)
+			enqueue(table, "truncate", plan.sql.TruncateRows, lsn, seq)
 			if plan.truncateInvalidate != "" {
 				enqueue(table, "invalidate columns before truncate", plan.truncateInvalidate, lsn, seq)
 			}
-			enqueue(table, "record truncate", plan.sql.truncateMark, lsn, seq, d.cfg.Schema, b.Table.Name)
+			enqueue(table, "record truncate", plan.sql.TruncateMark, lsn, seq, d.cfg.Schema, b.Table.Name)
 			if plan.hasTomb {
-				enqueue(table, "drop tombstones before truncate", plan.sql.truncateTombs, lsn, seq)
+				enqueue(table, "drop tombstones before truncate", plan.sql.TruncateTombs, lsn, seq)
 			}
 		}
 		if hasFloor {
@@ -208,30 +208,30 @@ func (d *Driver) Apply(ctx context.Context, batches []cdc.TableBatch) (err error
 			// leaves a tombstone while the key has no row or one with
 			// unknown columns, so that an older change arriving later
 			// neither resurrects the row nor fills it.
-			enqueue(table, "delete", plan.sql.deleteRows)
-			if plan.sql.invalidateRows != "" {
-				enqueue(table, "invalidate columns before delete", plan.sql.invalidateRows)
+			enqueue(table, "delete", plan.sql.DeleteRows)
+			if plan.sql.InvalidateRows != "" {
+				enqueue(table, "invalidate columns before delete", plan.sql.InvalidateRows)
 			}
-			enqueue(table, "record tombstones", plan.sql.tombstone, d.cfg.Schema, b.Table.Name)
+			enqueue(table, "record tombstones", plan.sql.Tombstone, d.cfg.Schema, b.Table.Name)
 		}
 		if hasUpsert {
 			// (d) A newer change overwrites the stored row, keeping
 			// the columns it left unchanged; an older one fills only
 			// the columns whose stored version is older than its own.
 			if plan.colv.has {
-				enqueue(table, "update", plan.sql.update, d.cfg.Schema, b.Table.Name)
+				enqueue(table, "update", plan.sql.Update, d.cfg.Schema, b.Table.Name)
 			} else {
 				// No late fills without column versions, nor their
 				// watermark parameters.
-				enqueue(table, "update", plan.sql.update)
+				enqueue(table, "update", plan.sql.Update)
 			}
 			// (e) A missing row is inserted unless a newer delete
 			// (tombstone) or truncate of it was already applied.
-			enqueue(table, "insert", plan.sql.insert, d.cfg.Schema, b.Table.Name)
+			enqueue(table, "insert", plan.sql.Insert, d.cfg.Schema, b.Table.Name)
 			// The row now carries a newer version than its old
 			// tombstone and every column known: the row's own guard
 			// takes over.
-			enqueue(table, "drop superseded tombstones", plan.sql.untomb)
+			enqueue(table, "drop superseded tombstones", plan.sql.Untomb)
 		}
 		// Moved rows are re-read from the source whatever they hold
 		// (guard.MovedKeys).

@@ -72,11 +72,8 @@ func needsCheck(dest, sent string) bool {
 type statements struct {
 	createStage string
 	copy        string
-	// The guard's steps, as relational.Guarded documents them
-	// (tombstone: its upsert form).
-	truncateRows, truncateMark, truncateTombs string
-	deleteRows, invalidateRows, tombstone     string
-	update, insert, untomb                    string
+	// The guard's steps (tombstone: its upsert form).
+	relational.Guarded
 	// checks select, per checked column, one staged row whose value the
 	// destination type does not hold exactly: its sent text, the stored
 	// value's text and its key (as text[]).
@@ -149,24 +146,12 @@ func buildStatements(target, tomb, stage string, cols []stageColumn, x colvSQL) 
 	st.createStage = "CREATE TEMPORARY TABLE " + ident(stage) + " (" + strings.Join(defs, ", ") + ") ON COMMIT DELETE ROWS"
 	st.copy = "COPY " + ident(stage) + " (" + strings.Join(append(names, meta...), ", ") + ") FROM STDIN"
 
-	g := x.syntax().Guarded(target, tomb, stage, relational.Columns(cols, stageColumn.column))
-	st.truncateRows, st.truncateMark, st.truncateTombs = g.TruncateRows, g.TruncateMark, g.TruncateTombs
-	st.deleteRows, st.invalidateRows, st.tombstone = g.DeleteRows, g.InvalidateRows, g.Tombstone
-	st.update, st.insert, st.untomb = g.Update, g.Insert, g.Untomb
+	st.Guarded = x.syntax().Guarded(target, tomb, stage, relational.Columns(cols, stageColumn.column))
 	return st
 }
 
 // The DDL of the shared statements in PostgreSQL's syntax; a table
 // without column versions does not change it.
-
-func createTableSQL(target string, cols []stageColumn) string {
-	return colvSQL{}.syntax().CreateTable(target, relational.Columns(cols, stageColumn.column))
-}
-
-func createTombstoneSQL(tomb string, keys []stageColumn) string {
-	return colvSQL{}.syntax().CreateTombstone(tomb, relational.Columns(keys, stageColumn.column))
-}
-
 func addColumnSQL(target string, c stageColumn) string {
 	return colvSQL{}.syntax().AddColumn(target, c.column())
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rosettacdc/rosetta/pkg/cdc"
+	"github.com/rosettacdc/rosetta/services/sink/drivers/internal/relational"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -33,15 +34,15 @@ func TestStatementsGolden(t *testing.T) {
 		{"add column", addColumnSQL(target, cols[3])},
 		{"create stage", st.createStage},
 		{"copy", st.copy},
-		{"invalidate rows", st.invalidateRows},
-		{"truncate rows", st.truncateRows},
-		{"truncate mark", st.truncateMark},
-		{"truncate tombstones", st.truncateTombs},
-		{"delete rows", st.deleteRows},
-		{"tombstone", st.tombstone},
-		{"update", st.update},
-		{"insert", st.insert},
-		{"untomb", st.untomb},
+		{"invalidate rows", st.InvalidateRows},
+		{"truncate rows", st.TruncateRows},
+		{"truncate mark", st.TruncateMark},
+		{"truncate tombstones", st.TruncateTombs},
+		{"delete rows", st.DeleteRows},
+		{"tombstone", st.Tombstone},
+		{"update", st.Update},
+		{"insert", st.Insert},
+		{"untomb", st.Untomb},
 	} {
 		b.WriteString("-- " + part.name + "\n" + part.sql + ";\n\n")
 	}
@@ -129,4 +130,14 @@ func TestCheckStatement(t *testing.T) {
 			t.Errorf("row %d: sent text %q, want %q (%q)", i, got, want, line)
 		}
 	}
+}
+
+// createTableSQL and createTombstoneSQL are the DDL the golden file pins,
+// as the shared statements write it in PostgreSQL's syntax.
+func createTableSQL(target string, cols []stageColumn) string {
+	return colvSQL{}.syntax().CreateTable(target, relational.Columns(cols, stageColumn.column))
+}
+
+func createTombstoneSQL(tomb string, keys []stageColumn) string {
+	return colvSQL{}.syntax().CreateTombstone(tomb, relational.Columns(keys, stageColumn.column))
 }

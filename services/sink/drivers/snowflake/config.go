@@ -236,8 +236,8 @@ func decodeConfig(raw json.RawMessage) (Config, error) {
 	}
 	if n := strings.Trim(string(wire.BatchSize), `" `); n != "" && n != "null" {
 		v, err := strconv.Atoi(n)
-		if err != nil || v < 1 || v > 100000 {
-			return Config{}, fmt.Errorf("snowflake destination config: batch_size %.20q is not an integer from 1 to 100000", n)
+		if err != nil || v < 1 || v > desttype.MaxBatchSize {
+			return Config{}, fmt.Errorf("snowflake destination config: batch_size %.20q is not an integer from 1 to %d", n, desttype.MaxBatchSize)
 		}
 		c.BatchSize = v
 	}
