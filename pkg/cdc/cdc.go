@@ -204,10 +204,18 @@ func decode(data []byte, d *Decoder) (contracts.Change, error) {
 	if err != nil {
 		return contracts.Change{}, err
 	}
-	if err := Check(&c); err != nil {
-		return contracts.Change{}, fmt.Errorf("check change: %w", err)
+	if err := checkChange(&c); err != nil {
+		return contracts.Change{}, err
 	}
 	return c, nil
+}
+
+// checkChange is Check with the context every decoder reports it under.
+func checkChange(c *contracts.Change) error {
+	if err := Check(c); err != nil {
+		return fmt.Errorf("check change: %w", err)
+	}
+	return nil
 }
 
 // parse reads a version 1 body without checking the change.

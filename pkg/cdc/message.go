@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/rosettacdc/rosetta/contracts"
 )
@@ -33,9 +32,9 @@ func decodeMessage(data []byte, d *Decoder, dst []contracts.Change, errs []error
 		if err != nil {
 			return dst, errs, err
 		}
-		if err := Check(&c); err != nil {
+		if err := checkChange(&c); err != nil {
 			// As Decode: an invalid change is set aside as a zero change.
-			return append(dst, contracts.Change{}), append(errs, fmt.Errorf("check change: %w", err)), nil
+			return append(dst, contracts.Change{}), append(errs, err), nil
 		}
 		return append(dst, c), append(errs, nil), nil
 	}
@@ -52,11 +51,7 @@ func decodeMessage(data []byte, d *Decoder, dst []contracts.Change, errs []error
 		}
 	}
 	for i := n; i < len(out); i++ {
-		err := Check(&out[i])
-		if err != nil {
-			err = fmt.Errorf("check change: %w", err)
-		}
-		errs = append(errs, err)
+		errs = append(errs, checkChange(&out[i]))
 	}
 	return out, errs, nil
 }

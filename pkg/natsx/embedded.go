@@ -137,7 +137,8 @@ func (e *Embedded) Shutdown() {
 // flushes under the connection's lock, so a write blocked on a stalled
 // link (a publisher with more bytes in flight than the socket buffers
 // hold: capture's messages of many changes) holds the ping timer too, and
-// only the write deadline (nats.go's default: a minute) ends it.
+// only the write deadline ends it, so ConnectWith sets that deadline to
+// the same bound (nats.go's default would be a minute).
 type Liveness struct {
 	PingInterval time.Duration
 	MaxPingsOut  int

@@ -14,11 +14,6 @@ import (
 	"github.com/rosettacdc/rosetta/pkg/natsx"
 )
 
-// payloadSlack is what a message's headers and protocol line may take
-// beside its body within the server's max_payload: the publisher's
-// (natsx.Publisher refuses a body that leaves less).
-const payloadSlack = natsx.PayloadSlack
-
 // Widest forms of what differs between two reads of the same rows: an
 // LSN (FormatLSN of the largest uint64) and a commit time (RFC 3339 with
 // nanoseconds and a zone offset). The split into messages counts these
@@ -97,7 +92,7 @@ type chunk struct {
 func NewEncoder(jobID int64, destinations []int64, maxPayload int64) *Encoder {
 	e := &Encoder{jobID: jobID, maxPayload: maxPayload, budget: contracts.ChunkBytes, partitions: 1}
 	if maxPayload > 0 {
-		e.budget = int(min(int64(e.budget), maxPayload-payloadSlack))
+		e.budget = int(min(int64(e.budget), maxPayload-natsx.PayloadSlack))
 	}
 	if len(destinations) > 0 {
 		e.dests = contracts.FormatDestinations(destinations)
@@ -141,7 +136,7 @@ func (e *Encoder) Add(c *contracts.Change, key []string) error {
 		e.close(part)
 	}
 	if ch.rows == 0 {
-		if n := len(e.head) + len(entry) + 2; e.maxPayload > 0 && int64(n)+payloadSlack > e.maxPayload {
+		if n := len(e.head) + len(entry) + 2; e.maxPayload > 0 && int64(n)+natsx.PayloadSlack > e.maxPayload {
 			return fmt.Errorf("row of %s.%s is %d bytes, more than the NATS server's max_payload (%d)",
 				c.Source.Schema, c.Source.Table, n, e.maxPayload)
 		}

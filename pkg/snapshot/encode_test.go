@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/rosettacdc/rosetta/contracts"
+	"github.com/rosettacdc/rosetta/pkg/natsx"
 )
 
 // marshalLikeCapture is encoding/json without HTML escaping, without the
@@ -230,7 +231,7 @@ func TestEncoderChunks(t *testing.T) {
 	})
 	t.Run("small max_payload", func(t *testing.T) {
 		changes, keys := snapRows(1000, 1000, "0/10", at)
-		check(t, encodeAll(t, NewEncoder(1, nil, 64<<10), changes, keys), 1000, 64<<10-payloadSlack)
+		check(t, encodeAll(t, NewEncoder(1, nil, 64<<10), changes, keys), 1000, 64<<10-natsx.PayloadSlack)
 	})
 	t.Run("a row above the limit is alone", func(t *testing.T) {
 		changes, keys := snapRows(3, 10, "0/10", at)

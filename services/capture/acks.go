@@ -55,16 +55,6 @@ func (a *ackTracker) begin() {
 	a.txs = append(a.txs, &trackedTx{})
 }
 
-// add records a publish of the open transaction.
-func (a *ackTracker) add(f natsx.AckFuture, at time.Time, what string) error {
-	tx := a.publishing()
-	if tx == nil {
-		return errNoOpenTx(what)
-	}
-	a.pubs.Add(f, at, what, tx)
-	return nil
-}
-
 // publishing counts a publish, about to be added to pubs, against the
 // open transaction and returns that transaction (the publish's tag), or
 // nil when none is open.

@@ -63,6 +63,26 @@ func applySecurity(s configstore.Source, cfg *pgconn.Config) error {
 	return nil
 }
 
+// connectQuery opens the normal connection of a worker to s, bounded by
+// timeout: the session's, and a standby's look at the slot.
+func connectQuery(ctx context.Context, s configstore.Source, timeout time.Duration) (*pgx.Conn, error) {
+	qcfg, err := queryConfig(s, timeout)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return pgx.ConnectConfig(cctx, qcfg)
+}
+
+// closeConn closes a connection (a query or a replication one), giving the
+// goodbye 5 s whatever the worker's context.
+func closeConn(conn interface{ Close(context.Context) error }) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
+}
+
 // queryConfig is the normal connection of a worker: catalog lookups and
 // slot and publication management.
 func queryConfig(s configstore.Source, timeout time.Duration) (*pgx.ConnConfig, error) {

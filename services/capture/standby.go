@@ -67,9 +67,7 @@ func (w *worker) watchSlot(ctx context.Context, d time.Duration) bool {
 	var conn *pgx.Conn
 	defer func() {
 		if conn != nil {
-			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer ccancel()
-			conn.Close(cctx)
+			closeConn(conn)
 		}
 	}()
 	tick := time.NewTicker(w.cfg.TakeoverInterval)
@@ -98,14 +96,8 @@ func (w *worker) watchSlot(ctx context.Context, d time.Duration) bool {
 func (w *worker) slotActive(ctx context.Context, conn *pgx.Conn) (bool, *pgx.Conn, error) {
 	src := w.currentSpec().Source
 	if conn == nil {
-		qcfg, err := queryConfig(src, w.cfg.ConnectTimeout)
-		if err != nil {
-			return false, nil, err
-		}
-		cctx, cancel := context.WithTimeout(ctx, w.cfg.ConnectTimeout)
-		conn, err = pgx.ConnectConfig(cctx, qcfg)
-		cancel()
-		if err != nil {
+		var err error
+		if conn, err = connectQuery(ctx, src, w.cfg.ConnectTimeout); err != nil {
 			return false, nil, err
 		}
 	}

@@ -315,3 +315,15 @@ func TestAckTrackerWaitsOneFsyncIntervalBeforeConfirming(t *testing.T) {
 		t.Fatalf("confirmed %d after 3s, want 300", a.confirmed)
 	}
 }
+
+// add records a publish of the open transaction, as stream.publish does
+// through the publisher (which adds it to pubs), for the tests that hand
+// the tracker futures of their own.
+func (a *ackTracker) add(f natsx.AckFuture, at time.Time, what string) error {
+	tx := a.publishing()
+	if tx == nil {
+		return errNoOpenTx(what)
+	}
+	a.pubs.Add(f, at, what, tx)
+	return nil
+}

@@ -193,21 +193,11 @@ func (w *worker) session(ctx context.Context) error {
 		return fmt.Errorf("source %d has no slot or publication name", src.ID)
 	}
 
-	qcfg, err := queryConfig(src, w.cfg.ConnectTimeout)
-	if err != nil {
-		return err
-	}
-	cctx, cancel := context.WithTimeout(ctx, w.cfg.ConnectTimeout)
-	conn, err := pgx.ConnectConfig(cctx, qcfg)
-	cancel()
+	conn, err := connectQuery(ctx, src, w.cfg.ConnectTimeout)
 	if err != nil {
 		return fmt.Errorf("connect to source %s: %w", src.Name, err)
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		conn.Close(cctx)
-	}()
+	defer closeConn(conn)
 	// Setting up must not hang on a connection that died half-open: it
 	// gets ReceiveTimeout, like every later query.
 	sctx, scancel := context.WithTimeout(ctx, w.cfg.ReceiveTimeout)
@@ -251,17 +241,13 @@ func (w *worker) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cctx, cancel = context.WithTimeout(ctx, w.cfg.ConnectTimeout)
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.ConnectTimeout)
 	rconn, err := pgconn.ConnectConfig(cctx, rcfg)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("open replication connection to source %s: %w", src.Name, err)
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		rconn.Close(cctx)
-	}()
+	defer closeConn(rconn)
 	streaming, err := pgrepl.StartReplicationWith(sctx, rconn, src.Slot, src.Publication, w.confirmed,
 		pgrepl.ReplicationOptions{Streaming: w.cfg.Streaming})
 	if err != nil {
